@@ -1,0 +1,47 @@
+"""gdfast: gradient-descent optimizers as OpenMP C kernels, with a NumPy reference.
+
+    import numpy as np, gdfast
+    w = np.zeros((784, 10), dtype=np.float32); b = np.zeros(10, dtype=np.float32)
+    opt = gdfast.Adam([w, b], lr=1e-3)        # gdfast.reference.Adam: same API, pure NumPy
+    opt.step([grad_w, grad_b])                # w and b updated in place, GIL released
+
+The update rules are SPEC.md section 1: SGD, Momentum, Nesterov, Adagrad,
+Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad, in float32 and float64.
+"""
+from . import reference
+from ._kernels import get_num_threads as _get_num_threads
+from ._kernels import kernel_isa
+from ._kernels import openmp_enabled
+from ._kernels import set_num_threads as _set_num_threads
+from ._optimizer import Optimizer
+from ._version import __version__
+from .optim import (SGD, AdaMax, Adadelta, Adagrad, Adam, AMSGrad, Momentum, Nadam, Nesterov,
+                    RMSprop)
+from .state_file import load_state, save_state
+
+
+def set_num_threads(n: int | None) -> None:
+    """Threads the kernels use from now on; None restores the default.
+
+    The default is OpenMP's: OMP_NUM_THREADS if set, else one per core.
+    Arrays too small to gain from a thread team run on one thread anyway.
+    Results do not depend on the thread count.
+    """
+    if n is None:
+        _set_num_threads(0)
+        return
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected an int or None, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"n: expected at least 1 thread, got {n}")
+    _set_num_threads(n)
+
+
+def get_num_threads() -> int:
+    """Threads the kernels use for large arrays (1 when built without OpenMP)."""
+    return _get_num_threads()
+
+
+__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdaMax",
+           "Nadam", "AMSGrad", "Optimizer", "reference", "save_state", "load_state",
+           "set_num_threads", "get_num_threads", "openmp_enabled", "kernel_isa", "__version__"]

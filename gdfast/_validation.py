@@ -1,0 +1,95 @@
+"""Argument checks shared by every optimizer: one message style, raised before any write.
+
+Every check either returns the normalized value or raises TypeError (wrong kind
+of object) or ValueError (right kind, wrong value), naming the argument.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def real_number(name: str, value: Any) -> float:
+    """A real scalar (Python or NumPy), not a bool, as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"{name}: expected a number, got nan")
+    return value
+
+
+def learning_rate(name: str, value: Any) -> float:
+    value = real_number(name, value)
+    if not (0.0 <= value < math.inf):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
+def positive(name: str, value: Any) -> float:
+    value = real_number(name, value)
+    if not (0.0 < value < math.inf):
+        raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
+    return value
+
+
+def nonnegative(name: str, value: Any) -> float:
+    value = real_number(name, value)
+    if not (0.0 <= value < math.inf):
+        raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
+def decay_rate(name: str, value: Any) -> float:
+    """A decay factor ρ in [0, 1]."""
+    value = real_number(name, value)
+    if not (0.0 <= value <= 1.0):
+        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    return value
+
+
+def betas(name: str, value: Any) -> tuple[float, float]:
+    """A pair (β1, β2), each in [0, 1)."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a pair (beta1, beta2), got {value!r}")
+    pair = (real_number(f"{name}[0]", value[0]), real_number(f"{name}[1]", value[1]))
+    for index, beta in enumerate(pair):
+        if not (0.0 <= beta < 1.0):
+            raise ValueError(f"{name}[{index}]: expected a number in [0, 1), got {beta!r}")
+    return pair
+
+
+def float_array(name: str, value: Any) -> np.ndarray:
+    """A float32 or float64 ndarray (the only dtypes the kernels serve)."""
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
+    if value.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: dtype {value.dtype} is not supported; "
+                        "expected float32 or float64")
+    return value
+
+
+def parameter(name: str, value: Any) -> np.ndarray:
+    """A parameter array the kernels may update in place."""
+    float_array(name, value)
+    if not value.flags.c_contiguous:
+        raise ValueError(f"{name}: expected a C-contiguous array (the optimizer updates it in "
+                         "place; optimize np.ascontiguousarray(...) of it instead)")
+    if not value.flags.writeable:
+        raise ValueError(f"{name}: expected a writeable array (the optimizer updates it in place)")
+    return value
+
+
+def byte_span(array: np.ndarray) -> tuple[int, int]:
+    """[start, stop) addresses of a C-contiguous array's memory."""
+    start = array.__array_interface__["data"][0]
+    return start, start + array.nbytes
+
+
+def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]

@@ -1,0 +1,15 @@
+"""gdfast's optimizers: the classes of gdfast._optimizer on the C kernels."""
+from . import _kernels, _optimizer
+
+SGD = _optimizer.bind_backend(_optimizer.SGD, _kernels.sgd, "gdfast")
+Momentum = _optimizer.bind_backend(_optimizer.Momentum, _kernels.momentum, "gdfast")
+Nesterov = _optimizer.bind_backend(_optimizer.Nesterov, _kernels.nesterov, "gdfast")
+Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, _kernels.adagrad, "gdfast")
+Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, _kernels.adadelta, "gdfast")
+RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, _kernels.rmsprop, "gdfast")
+Adam = _optimizer.bind_backend(_optimizer.Adam, _kernels.adam, "gdfast")
+AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, _kernels.adamax, "gdfast")
+Nadam = _optimizer.bind_backend(_optimizer.Nadam, _kernels.nadam, "gdfast")
+AMSGrad = _optimizer.bind_backend(_optimizer.AMSGrad, _kernels.amsgrad, "gdfast")
+
+OPTIMIZERS = (SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad)

@@ -1,0 +1,98 @@
+/*
+ * gdfast C kernels: one function per update rule and dtype.
+ *
+ * Every kernel updates `n` contiguous elements in place: the parameter and the
+ * rule's state buffers are read and written, the gradient is only read.  The
+ * math is SPEC.md section 1; argument names follow the Python API (state
+ * buffers carry the names of the optimizer's state entries).  Per-call scalars
+ * (bias corrections, step sizes) are computed once, in double, with pow().
+ * `step` is the step count t of this update (t counts from 1).
+ *
+ * Kernels never allocate, never fail and never touch Python: callers
+ * validate first.  Large arrays are split over an OpenMP team in
+ * cache-line-aligned spans; the element-wise math is the same in every span,
+ * so the result does not depend on the number of threads.
+ */
+#ifndef GDFAST_H
+#define GDFAST_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the library was compiled with OpenMP, 0 otherwise. */
+int gd_openmp_enabled(void);
+/* Threads used by the kernels; n <= 0 restores OpenMP's default (OMP_NUM_THREADS). */
+void gd_set_num_threads(int n);
+int gd_get_num_threads(void);
+/* Fewest elements a thread is given: arrays below twice this run on one thread. */
+int64_t gd_min_elements_per_thread(void);
+/* Instruction set of the kernel clone selected on this CPU ("avx512f", "avx2", "default"). */
+const char *gd_kernel_isa(void);
+
+void sgd_f32(float *param, const float *grad, int64_t n, double lr);
+void sgd_f64(double *param, const double *grad, int64_t n, double lr);
+
+void momentum_f32(float *param, const float *grad, float *velocity, int64_t n,
+                  double lr, double momentum);
+void momentum_f64(double *param, const double *grad, double *velocity, int64_t n,
+                  double lr, double momentum);
+
+void nesterov_f32(float *param, const float *grad, float *velocity, int64_t n,
+                  double lr, double momentum);
+void nesterov_f64(double *param, const double *grad, double *velocity, int64_t n,
+                  double lr, double momentum);
+
+void adagrad_f32(float *param, const float *grad, float *sum_sq, int64_t n,
+                 double lr, double eps);
+void adagrad_f64(double *param, const double *grad, double *sum_sq, int64_t n,
+                 double lr, double eps);
+
+void adadelta_f32(float *param, const float *grad, float *square_avg, float *acc_delta,
+                  int64_t n, double lr, double rho, double eps);
+void adadelta_f64(double *param, const double *grad, double *square_avg, double *acc_delta,
+                  int64_t n, double lr, double rho, double eps);
+
+void rmsprop_f32(float *param, const float *grad, float *square_avg, int64_t n,
+                 double lr, double rho, double eps);
+void rmsprop_f64(double *param, const double *grad, double *square_avg, int64_t n,
+                 double lr, double rho, double eps);
+
+void adam_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+              int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
+void adam_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
+              int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
+
+void adamax_f32(float *param, const float *grad, float *exp_avg, float *exp_inf,
+                int64_t n, double lr, double beta1, double beta2, int64_t step);
+void adamax_f64(double *param, const double *grad, double *exp_avg, double *exp_inf,
+                int64_t n, double lr, double beta1, double beta2, int64_t step);
+
+void nadam_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+               int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
+void nadam_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
+               int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
+
+void amsgrad_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
+                 float *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
+                 double eps);
+void amsgrad_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
+                 double *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
+                 double eps);
+
+/* The memory limit of an update, for benchmarks: reads param, grad and the
+ * first n_state (0..3) state buffers and writes param and those buffers
+ * (each gets grad added), with the kernels' thread split.  Same traffic as a
+ * rule with n_state state buffers, and next to no arithmetic. */
+void roofline_f32(float *param, const float *grad, float *state0, float *state1,
+                  float *state2, int n_state, int64_t n);
+void roofline_f64(double *param, const double *grad, double *state0, double *state1,
+                  double *state2, int n_state, int64_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GDFAST_H */
