@@ -58,19 +58,21 @@ class BuildWithOptionalOpenMP(build_ext):
 
 
 checks = os.environ.get("GDFAST_CYTHON_CHECKS") == "1"
-extension = Extension(
-    "gdfast._kernels",
-    sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
+common = dict(
     include_dirs=["src_c", np.get_include()],
-    depends=["src_c/gdfast.h", "src_c/rules.inc"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=list(BASE_FLAGS),
-    extra_link_args=[],
 )
+EXTENSIONS = [
+    Extension(
+        "gdfast._kernels",
+        sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
+        depends=["src_c/gdfast.h", "src_c/rules.inc"],
+        extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
+]
 
 setup(
     ext_modules=cythonize(
-        [extension],
+        EXTENSIONS,
         compiler_directives={
             "language_level": 3,
             "boundscheck": checks,
