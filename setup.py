@@ -68,6 +68,11 @@ EXTENSIONS = [
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
         depends=["src_c/gdfast.h", "src_c/rules.inc"],
         extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
+    Extension(
+        "gdfast._hogwild",
+        sources=["gdfast/_hogwild.pyx", "src_c/hogwild.c"],
+        depends=["src_c/hogwild.h"],
+        extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
 ]
 
 setup(

@@ -1,0 +1,320 @@
+/*
+ * gdfast Hogwild! trainers: see hogwild.h for the contract.
+ *
+ * The file is read twice by the preprocessor: once for the code shared by
+ * both dtypes (generator, shards, losses, locks), then, through the
+ * self-includes at the end of that part, once per dtype with HW_REAL set,
+ * so the float32 and float64 trainers are one text.
+ *
+ * Why the hot loops look the way they do:
+ *   - hogwild threads read and write shared coordinates with plain loads and
+ *     stores, as Niu et al. (2011), LightFM and gensim do; a coordinate may be
+ *     overwritten between a thread's read and its write, which is the
+ *     algorithm's accepted cost, and why only serial runs are repeatable;
+ *   - a row's margin is accumulated in double in the stored order of its
+ *     non-zeros, and each coordinate's step is computed in double and rounded
+ *     once to the stored dtype, so the NumPy reference can follow it exactly.
+ */
+#ifndef HW_REAL /* ---------------- part 1: shared by both dtypes ---------------- */
+
+#include "hogwild.h"
+
+#include <math.h>
+#include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+int hw_openmp_enabled(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* splitmix64 (Steele, Lea, Flood 2014): one 64-bit state, a full-period
+ * stream, good enough mixing for shuffling and cheap to restate in Python. */
+uint64_t hw_next(uint64_t *state)
+{
+    uint64_t z = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+/* Distinct, decorrelated streams for every (seed, epoch, thread): each input is
+ * folded in through a full splitmix64 round. */
+uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread)
+{
+    uint64_t state = seed;
+    state = hw_next(&state) ^ (uint64_t)epoch;
+    state = hw_next(&state) ^ (uint64_t)thread;
+    return state;
+}
+
+/* Shard `thread` of `n_threads` over n examples: contiguous, sizes differ by at most one. */
+static void hw_shard(int64_t n, int thread, int n_threads, int64_t *begin, int64_t *end)
+{
+    int64_t base = n / n_threads, extra = n % n_threads;
+    *begin = thread * base + (thread < extra ? thread : extra);
+    *end = *begin + base + (thread < extra ? 1 : 0);
+}
+
+/* order[begin..end) := the order in which one thread visits its shard: a
+ * Fisher-Yates shuffle from the back, j = draw mod (i + 1).  The modulo bias
+ * is below shard size / 2^64, far below anything measurable. */
+static void hw_fill_order(int64_t *order, int64_t begin, int64_t end, const hw_options *options,
+                          int thread)
+{
+    for (int64_t i = begin; i < end; ++i) order[i] = i;
+    if (!options->shuffle) return;
+    uint64_t state = hw_stream_state(options->seed, options->epoch, thread);
+    for (int64_t i = end - begin - 1; i > 0; --i) {
+        int64_t j = (int64_t)(hw_next(&state) % (uint64_t)(i + 1));
+        int64_t swap = order[begin + i];
+        order[begin + i] = order[begin + j];
+        order[begin + j] = swap;
+    }
+}
+
+/* Loss of margin z against target y, and its derivative d loss / d z.
+ * Logistic: log(1 + exp(−yz)) with one exp and one log1p on the stable side. */
+static inline double hw_loss(int loss, double z, double y, double *derivative)
+{
+    if (loss == HW_LOSS_LOGISTIC) {
+        double m = y * z;
+        if (m > 0.0) {
+            double e = exp(-m);
+            *derivative = -y * e / (1.0 + e);
+            return log1p(e);
+        }
+        double e = exp(m);
+        *derivative = -y / (1.0 + e);
+        return log1p(e) - m;
+    }
+    if (loss == HW_LOSS_SQUARED) {
+        double residual = z - y;
+        *derivative = residual;
+        return 0.5 * residual * residual;
+    }
+    double slack = 1.0 - y * z; /* hinge */
+    *derivative = slack > 0.0 ? -y : 0.0;
+    return slack > 0.0 ? slack : 0.0;
+}
+
+/* The threads an epoch runs with: one in serial mode or without OpenMP. */
+static int hw_team(const hw_options *options, int64_t n)
+{
+#ifdef _OPENMP
+    int64_t threads = options->mode == HW_MODE_SERIAL ? 1 : options->n_threads;
+    if (threads > n) threads = n;
+    return threads < 1 ? 1 : (int)threads;
+#else
+    (void)options;
+    (void)n;
+    return 1;
+#endif
+}
+
+static inline int hw_thread_id(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int hw_team_size(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* The one lock of locked mode (a no-op without OpenMP, where one thread runs). */
+#ifdef _OPENMP
+typedef omp_lock_t hw_lock;
+static void hw_lock_init(hw_lock *lock) { omp_init_lock(lock); }
+static void hw_lock_destroy(hw_lock *lock) { omp_destroy_lock(lock); }
+static inline void hw_lock_set(hw_lock *lock) { omp_set_lock(lock); }
+static inline void hw_lock_unset(hw_lock *lock) { omp_unset_lock(lock); }
+#else
+typedef int hw_lock;
+static void hw_lock_init(hw_lock *lock) { *lock = 0; }
+static void hw_lock_destroy(hw_lock *lock) { (void)lock; }
+static inline void hw_lock_set(hw_lock *lock) { (void)lock; }
+static inline void hw_lock_unset(hw_lock *lock) { (void)lock; }
+#endif
+
+#define HW_CAT2(a, b) a##b
+#define HW_CAT(a, b) HW_CAT2(a, b)
+#define HW_FN(name) HW_CAT(name, HW_SUFFIX)
+
+#define HW_REAL float
+#define HW_SUFFIX _f32
+#include "hogwild.c"
+#undef HW_REAL
+#undef HW_SUFFIX
+
+#define HW_REAL double
+#define HW_SUFFIX _f64
+#include "hogwild.c"
+#undef HW_REAL
+#undef HW_SUFFIX
+
+#else /* ---------------- part 2: the functions of one dtype ---------------- */
+
+/* One coordinate's step with gradient g: SGD θ ← θ − η g, or Adagrad
+ * G ← G + g², θ ← θ − η g / √(G + ε) with the stored (rounded) G. */
+static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, double lr,
+                                  double eps)
+{
+    if (sum_sq != NULL) {
+        HW_REAL accumulated = (HW_REAL)((double)*sum_sq + grad * grad);
+        *sum_sq = accumulated;
+        *param = (HW_REAL)((double)*param - lr * grad / sqrt((double)accumulated + eps));
+    } else {
+        *param = (HW_REAL)((double)*param - lr * grad);
+    }
+}
+
+/* One example of the linear model; returns its loss before the update. */
+static inline double HW_FN(hw_linear_example)(const int32_t *indices, const HW_REAL *values,
+                                              int64_t nnz, double y, HW_REAL *weights,
+                                              int64_t n_features, HW_REAL *sum_sq,
+                                              const hw_options *options)
+{
+    double margin = options->fit_intercept ? (double)weights[n_features] : 0.0;
+    for (int64_t k = 0; k < nnz; ++k) margin += (double)values[k] * (double)weights[indices[k]];
+    double derivative;
+    double loss = hw_loss(options->loss, margin, y, &derivative);
+    const double lr = options->lr, l2 = options->l2, eps = options->eps;
+    if (derivative == 0.0 && l2 == 0.0) return loss; /* every step would be θ − 0 */
+    for (int64_t k = 0; k < nnz; ++k) {
+        int32_t j = indices[k];
+        double grad = derivative * (double)values[k] + l2 * (double)weights[j];
+        HW_FN(hw_step)(&weights[j], sum_sq ? &sum_sq[j] : NULL, grad, lr, eps);
+    }
+    if (options->fit_intercept)
+        HW_FN(hw_step)(&weights[n_features], sum_sq ? &sum_sq[n_features] : NULL, derivative,
+                       lr, eps);
+    return loss;
+}
+
+double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
+                              const HW_REAL *data, int64_t n_rows, const double *y,
+                              HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq,
+                              int64_t *order, const hw_options *options)
+{
+    const int locked = options->mode == HW_MODE_LOCKED;
+    double total = 0.0;
+    hw_lock lock;
+    hw_lock_init(&lock);
+#pragma omp parallel num_threads(hw_team(options, n_rows)) reduction(+ : total)
+    {
+        int thread = hw_thread_id();
+        int64_t begin, end;
+        hw_shard(n_rows, thread, hw_team_size(), &begin, &end);
+        hw_fill_order(order, begin, end, options, thread);
+        double local = 0.0;
+        for (int64_t position = begin; position < end; ++position) {
+            int64_t row = order[position];
+            int64_t start = indptr[row];
+            if (locked) hw_lock_set(&lock);
+            local += HW_FN(hw_linear_example)(indices + start, data + start,
+                                              indptr[row + 1] - start, y[row], weights,
+                                              n_features, sum_sq, options);
+            if (locked) hw_lock_unset(&lock);
+        }
+        total += local;
+    }
+    hw_lock_destroy(&lock);
+    return total;
+}
+
+void HW_FN(hw_linear_margin)(const int64_t *indptr, const int32_t *indices, const HW_REAL *data,
+                             int64_t n_rows, const HW_REAL *weights, int64_t n_features,
+                             int fit_intercept, int n_threads, double *margin)
+{
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+    for (int64_t row = 0; row < n_rows; ++row) {
+        double z = fit_intercept ? (double)weights[n_features] : 0.0;
+        for (int64_t k = indptr[row]; k < indptr[row + 1]; ++k)
+            z += (double)data[k] * (double)weights[indices[k]];
+        margin[row] = z;
+    }
+}
+
+/* One rating of the factorization; returns ½ e² before the update. */
+static inline double HW_FN(hw_mf_rating)(HW_REAL *user_row, HW_REAL *item_row,
+                                         HW_REAL *user_sum_sq, HW_REAL *item_sum_sq,
+                                         int64_t rank, double rating, const hw_options *options)
+{
+    double prediction = 0.0;
+    for (int64_t k = 0; k < rank; ++k) prediction += (double)user_row[k] * (double)item_row[k];
+    double error = prediction - rating;
+    const double lr = options->lr, l2 = options->l2, eps = options->eps;
+    for (int64_t k = 0; k < rank; ++k) {
+        double user_value = (double)user_row[k], item_value = (double)item_row[k];
+        double user_grad = error * item_value + l2 * user_value;
+        double item_grad = error * user_value + l2 * item_value;
+        HW_FN(hw_step)(&user_row[k], user_sum_sq ? &user_sum_sq[k] : NULL, user_grad, lr, eps);
+        HW_FN(hw_step)(&item_row[k], item_sum_sq ? &item_sum_sq[k] : NULL, item_grad, lr, eps);
+    }
+    return 0.5 * error * error;
+}
+
+double HW_FN(hw_mf_epoch)(const int64_t *users, const int64_t *items, const double *ratings,
+                          int64_t n_ratings, HW_REAL *user_factors, HW_REAL *item_factors,
+                          int64_t rank, HW_REAL *user_sum_sq, HW_REAL *item_sum_sq,
+                          int64_t *order, const hw_options *options)
+{
+    const int locked = options->mode == HW_MODE_LOCKED;
+    double total = 0.0;
+    hw_lock lock;
+    hw_lock_init(&lock);
+#pragma omp parallel num_threads(hw_team(options, n_ratings)) reduction(+ : total)
+    {
+        int thread = hw_thread_id();
+        int64_t begin, end;
+        hw_shard(n_ratings, thread, hw_team_size(), &begin, &end);
+        hw_fill_order(order, begin, end, options, thread);
+        double local = 0.0;
+        for (int64_t position = begin; position < end; ++position) {
+            int64_t n = order[position];
+            int64_t user = users[n] * rank, item = items[n] * rank;
+            if (locked) hw_lock_set(&lock);
+            local += HW_FN(hw_mf_rating)(user_factors + user, item_factors + item,
+                                         user_sum_sq ? user_sum_sq + user : NULL,
+                                         item_sum_sq ? item_sum_sq + item : NULL,
+                                         rank, ratings[n], options);
+            if (locked) hw_lock_unset(&lock);
+        }
+        total += local;
+    }
+    hw_lock_destroy(&lock);
+    return total;
+}
+
+void HW_FN(hw_mf_predict)(const int64_t *users, const int64_t *items, int64_t n_ratings,
+                          const HW_REAL *user_factors, const HW_REAL *item_factors,
+                          int64_t rank, int n_threads, double *prediction)
+{
+    (void)n_threads;
+#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+    for (int64_t n = 0; n < n_ratings; ++n) {
+        const HW_REAL *user_row = user_factors + users[n] * rank;
+        const HW_REAL *item_row = item_factors + items[n] * rank;
+        double value = 0.0;
+        for (int64_t k = 0; k < rank; ++k) value += (double)user_row[k] * (double)item_row[k];
+        prediction[n] = value;
+    }
+}
+
+#endif
