@@ -1,0 +1,76 @@
+"""The server-side update rules of SPEC.md section 3 that are not gdfast kernels.
+
+Downpour's server rule is Adagrad and runs on gdfast's C kernel
+(`gdfast._kernels.adagrad`); the rules here are written in vectorized NumPy on
+one flat array (a server's shard), updated in place.
+
+AdaptiveRevision (McMahan & Streeter 2014, "Delay-Tolerant Algorithms for
+Asynchronous Distributed Online Learning"), per coordinate, SPEC.md section 3:
+
+    state  z = z' = δ², x, ḡ = 0.  A worker reads (x, ḡ) and later sends (g, ḡ_read).
+    ḡ_fwd = ḡ − ḡ_read ; η_old = α/√z' ; z ← z + g² + 2 g ḡ_fwd ; z' ← max(z, z') ;
+    η = α/√z' ; x ← x − η g + (η_old − η) ḡ_fwd ; ḡ ← ḡ + g
+
+Names: lr = α, eps = δ² (so the default 1e-8 is Adagrad's ε).  gdfast stores
+z − δ² and z' − δ² (`sum_sq`, `sum_sq_max`, zeros at start) and computes
+η = α/√(z' − δ² + δ²): the same numbers, rounded the way Adagrad's kernel rounds
+G + ε.  With no delay (ḡ_read = ḡ, so ḡ_fwd = 0) every operation then matches
+Adagrad's `G ← G + g² ; θ ← θ − η g/√(G + ε)` bit for bit, which the tests check.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def adaptive_revision(x: np.ndarray, grad: np.ndarray, gbar_read: np.ndarray,
+                      gbar: np.ndarray, sum_sq: np.ndarray, sum_sq_max: np.ndarray, *,
+                      lr: float, eps: float) -> None:
+    """Apply one AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max).
+
+    x : the parameters (SPEC x); grad : the pushed gradient g; gbar_read : the ḡ
+    the worker read with x; gbar : the server's running sum ḡ; sum_sq, sum_sq_max :
+    z − δ² and z' − δ².  All arrays have one shape and dtype; lr = α, eps = δ².
+    """
+    gbar_fwd = gbar - gbar_read
+    eta_old = lr / np.sqrt(sum_sq_max + eps)
+    # (z + g²) + 2 g ḡ_fwd, in SPEC order; with ḡ_fwd = 0 the second sum adds an exact 0.
+    sum_sq += grad * grad
+    sum_sq += 2 * grad * gbar_fwd
+    np.maximum(sum_sq, sum_sq_max, out=sum_sq_max)
+    root = np.sqrt(sum_sq_max + eps)
+    # α g/√z' is Adagrad's rounding of η g; the revision term is then exactly 0 with no delay.
+    x -= lr * grad / root
+    x += (eta_old - lr / root) * gbar_fwd
+    gbar += grad
+
+
+def adaptive_revision_state(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Fresh AdaptiveRevision state for parameters x: ḡ, z − δ², z' − δ², all zeros."""
+    return {"gbar": np.zeros_like(x), "sum_sq": np.zeros_like(x),
+            "sum_sq_max": np.zeros_like(x)}
+
+
+def elastic_exchange(x_local: np.ndarray, center: np.ndarray, alpha: float) -> None:
+    """EASGD's asynchronous elastic step, SPEC.md section 3, in place:
+
+    d = α (x_i − x̃) ; x_i ← x_i − d ; x̃ ← x̃ + d        (α = η ρ)
+    """
+    d = alpha * (x_local - center)
+    x_local -= d
+    center += d
+
+
+def easgd_synchronous(workers: list[np.ndarray], grads: list[np.ndarray],
+                      center: np.ndarray, *, lr: float, rho: float) -> None:
+    """One synchronous EASGD round, SPEC.md section 3, in place, both from the old values:
+
+    x_i ← x_i − η (g_i + ρ (x_i − x̃)) for every i ;  x̃ ← x̃ + α Σ_i (x_i − x̃),  α = η ρ.
+    With ρ = 0 the worker step is `x −= η g` exactly, gdfast.SGD's arithmetic.
+    """
+    alpha = lr * rho
+    pull = np.zeros_like(center)
+    for x, g in zip(workers, grads):
+        diff = x - center
+        pull += diff
+        x -= lr * (g + rho * diff)
+    center += alpha * pull
