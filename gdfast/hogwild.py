@@ -152,8 +152,9 @@ class MFModel:
             raise ValueError(f"items: expected {users.shape[0]} entries like users, "
                              f"got {items.shape[0]}")
         out = np.empty(users.shape[0], dtype=np.float64)
+        work = users.shape[0] * self.user_factors.shape[1]
         _hogwild.mf_predict(users, items, self.user_factors, self.item_factors,
-                            get_num_threads(), out)
+                            _evaluation_threads(work), out)
         return out
 
 
@@ -319,10 +320,16 @@ def _pointwise_loss(loss: str, margin: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.maximum(0.0, 1.0 - y * margin)
 
 
+def _evaluation_threads(work: int) -> int:
+    """Threads for a read-only pass over `work` non-zeros: waking a team costs more than
+    it saves below ~2^16 per thread.  Results do not depend on it (one row per margin)."""
+    return max(1, min(get_num_threads(), work >> 16))
+
+
 def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray:
     out = np.empty(data.n_rows, dtype=np.float64)
     _hogwild.linear_margin(data.indptr, data.indices, data.data, weights, fit_intercept,
-                           get_num_threads(), out)
+                           _evaluation_threads(data.indices.shape[0]), out)
     return out
 
 
@@ -734,16 +741,14 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         tags.non_deterministic = self.mode != "serial"
         return tags
 
-    def _validate(self, X: Any, reset: bool, y: Any = None):
-        dtype = _dtype(self.dtype)
-        if y is None:
-            return validate_data(self, X, accept_sparse="csr", dtype=dtype, reset=reset)
-        return validate_data(self, X, y, accept_sparse="csr", dtype=dtype, reset=reset)
+    def _validate(self, X: Any, reset: bool, **y: Any):
+        return validate_data(self, X, accept_sparse="csr", dtype=_dtype(self.dtype),
+                             reset=reset, **y)
 
     def fit(self, X: Any, y: Any) -> "HogwildClassifier":
         """Train on X (dense or sparse, converted to CSR) and labels y of any type."""
         _choice("loss", self.loss, LOSSES)
-        X, y = self._validate(X, True, y)
+        X, y = self._validate(X, True, y=y)
         check_classification_targets(y)
         encoder = LabelEncoder()
         encoded = encoder.fit_transform(y)

@@ -1,0 +1,276 @@
+"""Hogwild! linear trainer: the C serial mode against the literal reference, by-hand values,
+the threaded modes against serial, and bad input (SPEC.md section 3, issue 6)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import gdfast
+from gdfast import _hogwild, hogwild
+
+from conftest import relative_error
+
+DTYPES = [np.float32, np.float64]
+# SPEC.md section 4 for a few epochs of ~100 rows (hundreds of dependent steps).
+TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
+
+
+def problem(n_rows: int = 120, n_features: int = 40, density: float = 0.15, seed: int = 0,
+            loss: str = "logistic"):
+    """A sparse problem whose labels follow a linear rule plus noise."""
+    rng = np.random.default_rng(seed)
+    X = sp.random(n_rows, n_features, density=density, random_state=seed, format="csr",
+                  data_rvs=lambda k: rng.uniform(-1.0, 1.0, k))
+    truth = rng.standard_normal(n_features)
+    signal = X @ truth + 0.3 * rng.standard_normal(n_rows)
+    y = signal if loss == "squared" else np.where(signal > 0, 1.0, -1.0)
+    return X, y
+
+
+def test_generator_is_splitmix64_as_in_the_reference():
+    for seed, epoch, thread in [(0, 0, 0), (123, 4, 1), (2**64 - 1, 10**9, 7)]:
+        state = hogwild._reference_stream_state(seed, epoch, thread)
+        draws = []
+        for _ in range(6):
+            state, draw = hogwild._reference_next(state)
+            draws.append(draw)
+        assert draws == _hogwild.stream_draws(seed, epoch, thread, 6)
+    # splitmix64's published first output for state 0
+    assert hogwild._reference_next(0)[1] == 0xE220A8397B1DCDAF
+
+
+def test_reference_order_is_a_fresh_permutation_each_epoch():
+    first, second = hogwild.reference_order(50, 3, 0), hogwild.reference_order(50, 3, 1)
+    assert sorted(first) == list(range(50)) and sorted(second) == list(range(50))
+    assert first != second and first != list(range(50))
+    assert hogwild.reference_order(5, 3, 0, shuffle=False) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adagrad"])
+@pytest.mark.parametrize("loss", ["logistic", "squared", "hinge"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_serial_equals_reference(dtype, loss, rule):
+    X, y = problem(loss=loss)
+    settings = dict(loss=loss, rule=rule, lr=0.3, decay=0.8, l2=0.01, epochs=3, seed=11,
+                    dtype=dtype)
+    fast = hogwild.fit_linear(X, y, mode="serial", **settings)
+    slow = hogwild.reference_fit_linear(X, y, **settings)
+    tolerance = TOLERANCE[dtype]
+    assert fast.coef.dtype == dtype
+    assert relative_error(fast.coef, slow.coef) <= tolerance
+    assert abs(fast.intercept - slow.intercept) <= tolerance * max(1.0, abs(slow.intercept))
+    if rule == "adagrad":
+        assert relative_error(fast.sum_sq, slow.sum_sq) <= tolerance
+    else:
+        assert fast.sum_sq is None and slow.sum_sq is None
+    for a, b in zip(fast.history, slow.history):
+        assert a["lr"] == b["lr"]
+        assert a["progressive_loss"] == pytest.approx(b["progressive_loss"], rel=tolerance)
+        assert a["objective"] == pytest.approx(b["objective"], rel=tolerance)
+    assert not np.all(fast.coef == 0)
+
+
+@pytest.mark.parametrize("fit_intercept, shuffle, l2", [(False, True, 0.0), (True, False, 0.1)])
+def test_serial_equals_reference_without_intercept_or_shuffle(fit_intercept, shuffle, l2):
+    X, y = problem(seed=3)
+    settings = dict(rule="adagrad", lr=0.5, epochs=2, fit_intercept=fit_intercept,
+                    shuffle=shuffle, l2=l2, seed=5)
+    fast = hogwild.fit_linear(X, y, mode="serial", **settings)
+    slow = hogwild.reference_fit_linear(X, y, **settings)
+    assert relative_error(fast.coef, slow.coef) <= 1e-12
+    assert relative_error(fast.sum_sq, slow.sum_sq) <= 1e-12
+    if not fit_intercept:
+        assert fast.intercept == 0.0 and fast.sum_sq[-1] == 0.0
+
+
+X_ONE = sp.csr_matrix(np.array([[0.0, 2.0, 0.0, -1.0]]))
+
+
+@pytest.mark.parametrize("loss, y, derivative", [
+    ("logistic", 1.0, -0.5),     # -y / (1 + exp(y·0))
+    ("logistic", -1.0, 0.5),
+    ("squared", 3.0, -3.0),      # z - y
+    ("hinge", 1.0, -1.0),        # -y while y z < 1
+])
+def test_one_step_by_hand(loss, y, derivative):
+    """From w = 0, b = 0 one example gives z = 0: the spec's formulas, computed by hand."""
+    lr, l2 = 0.1, 0.5
+    sgd = hogwild.fit_linear(X_ONE, [y], loss=loss, rule="sgd", lr=lr, l2=l2, epochs=1,
+                             mode="serial")
+    x = np.array([0.0, 2.0, 0.0, -1.0])
+    np.testing.assert_array_equal(sgd.coef, -lr * derivative * x)   # λw = 0 at w = 0
+    assert sgd.intercept == -lr * derivative
+    ada = hogwild.fit_linear(X_ONE, [y], loss=loss, rule="adagrad", lr=lr, eps=1e-8,
+                             epochs=1, mode="serial")
+    grad = derivative * x
+    expected = np.where(x != 0, -lr * grad / np.sqrt(grad * grad + 1e-8), 0.0)
+    np.testing.assert_allclose(ada.coef, expected, rtol=1e-15)
+    np.testing.assert_array_equal(ada.sum_sq[:-1], grad * grad)
+    assert ada.sum_sq[-1] == derivative ** 2
+
+
+def test_hinge_without_l2_leaves_satisfied_examples_alone():
+    once = hogwild.fit_linear(X_ONE, [1.0], loss="hinge", rule="sgd", lr=1.0, epochs=1,
+                              mode="serial")
+    # z = 5 + 1 = 6 > 1 after the first step: later epochs change nothing
+    later = hogwild.fit_linear(X_ONE, [1.0], loss="hinge", rule="sgd", lr=1.0, epochs=4,
+                               mode="serial")
+    np.testing.assert_array_equal(once.coef, later.coef)
+    assert [h["progressive_loss"] for h in later.history] == [1.0, 0.0, 0.0, 0.0]
+
+
+def test_step_decay_per_epoch():
+    X, y = problem()
+    model = hogwild.fit_linear(X, y, rule="sgd", lr=0.2, decay=0.5, epochs=4, mode="serial")
+    assert [h["lr"] for h in model.history] == [0.2, 0.1, 0.05, 0.025]
+
+
+@pytest.mark.parametrize("mode", ["hogwild", "locked"])
+def test_one_thread_is_the_serial_algorithm(mode):
+    X, y = problem(seed=4)
+    serial = hogwild.fit_linear(X, y, mode="serial", epochs=3, seed=9)
+    threaded = hogwild.fit_linear(X, y, mode=mode, n_threads=1, epochs=3, seed=9)
+    np.testing.assert_array_equal(threaded.coef, serial.coef)
+    np.testing.assert_array_equal(threaded.sum_sq, serial.sum_sq)
+
+
+def test_serial_is_repeatable_and_seeded():
+    X, y = problem(seed=5)
+    a = hogwild.fit_linear(X, y, mode="serial", seed=1)
+    b = hogwild.fit_linear(X, y, mode="serial", seed=1)
+    c = hogwild.fit_linear(X, y, mode="serial", seed=2)
+    np.testing.assert_array_equal(a.coef, b.coef)
+    assert not np.array_equal(a.coef, c.coef)
+
+
+def test_serial_ignores_the_thread_setting(restore_threads):
+    X, y = problem(seed=6)
+    gdfast.set_num_threads(1)
+    one = hogwild.fit_linear(X, y, mode="serial")
+    gdfast.set_num_threads(4)
+    four = hogwild.fit_linear(X, y, mode="serial")
+    np.testing.assert_array_equal(one.coef, four.coef)
+    np.testing.assert_array_equal(one.decision_function(X), four.decision_function(X))
+
+
+@pytest.fixture(scope="module")
+def larger_problem():
+    """Enough rows that two threads really overlap (~1 ms per epoch each)."""
+    return problem(n_rows=20_000, n_features=2_000, density=0.01, seed=8)
+
+
+@pytest.mark.parametrize("rule, lr", [("sgd", 0.5), ("adagrad", 0.2)])
+@pytest.mark.parametrize("mode", ["hogwild", "locked"])
+def test_threads_converge_to_serial(larger_problem, mode, rule, lr):
+    X, y = larger_problem
+    settings = dict(rule=rule, lr=lr, decay=0.8, l2=1e-3, epochs=15, seed=3)
+    serial = hogwild.fit_linear(X, y, mode="serial", **settings)
+    threaded = hogwild.fit_linear(X, y, mode=mode, n_threads=2, **settings)
+    # both near the same minimum: objectives within 1%, weights within 10%
+    assert threaded.history[-1]["objective"] == pytest.approx(
+        serial.history[-1]["objective"], rel=0.01)
+    assert np.linalg.norm(threaded.coef - serial.coef) <= 0.1 * np.linalg.norm(serial.coef)
+    # and they learned: the objective fell well below log(2) of w = 0
+    assert threaded.history[-1]["objective"] < 0.8 * math.log(2.0)
+
+
+def test_decision_function_matches_coefficients():
+    X, y = problem()
+    model = hogwild.fit_linear(X, y, mode="serial")
+    np.testing.assert_allclose(model.decision_function(X), X @ model.coef + model.intercept,
+                               rtol=1e-12, atol=1e-12)
+    assert np.mean(np.sign(model.decision_function(X)) == y) > 0.85
+
+
+def test_history_and_progress():
+    X, y = problem()
+    model = hogwild.fit_linear(X, y, mode="serial", epochs=3, progress=True)
+    assert [h["epoch"] for h in model.history] == [1, 2, 3]
+    assert all(h["updates"] == 120 and h["updates_per_second"] > 0 for h in model.history)
+    assert model.history[-1]["loss"] < model.history[0]["progressive_loss"]
+    bare = hogwild.fit_linear(X, y, mode="serial", epochs=2, record_loss=False)
+    assert "loss" not in bare.history[0] and "progressive_loss" in bare.history[0]
+
+
+def test_objective_adds_the_row_split_penalty():
+    X, y = problem()
+    model = hogwild.fit_linear(X, y, mode="serial", l2=0.5, epochs=1)
+    share = np.bincount(X.indices, minlength=X.shape[1]) / X.shape[0]
+    expected = model.history[0]["loss"] + 0.25 * np.dot(share, model.coef ** 2)
+    assert model.history[0]["objective"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_non_canonical_csr_is_summed_first():
+    X, y = problem(seed=2)
+    coo = X.tocoo()
+    split = sp.csr_matrix((np.concatenate([coo.data / 2, coo.data / 2]),
+                           (np.concatenate([coo.row, coo.row]),
+                            np.concatenate([coo.col, coo.col]))), shape=X.shape)
+    split.has_canonical_format = False
+    a = hogwild.fit_linear(X, y, mode="serial")
+    b = hogwild.fit_linear(split, y, mode="serial")
+    np.testing.assert_allclose(a.coef, b.coef, rtol=1e-12, atol=1e-15)
+
+
+def test_empty_and_zero_epochs():
+    empty = sp.csr_matrix((0, 5))
+    model = hogwild.fit_linear(empty, np.zeros(0), epochs=2)
+    assert model.coef.shape == (5,) and not model.coef.any()
+    X, y = problem()
+    untouched = hogwild.fit_linear(X, y, epochs=0)
+    assert not untouched.coef.any() and untouched.history == []
+
+
+def test_csr_array_and_int64_indices_are_accepted():
+    X, y = problem()
+    wide = sp.csr_array(X)
+    wide.indices = wide.indices.astype(np.int64)
+    wide.indptr = wide.indptr.astype(np.int64)
+    a = hogwild.fit_linear(X, y, mode="serial")
+    b = hogwild.fit_linear(wide, y, mode="serial")
+    np.testing.assert_array_equal(a.coef, b.coef)
+
+
+X_OK, Y_OK = problem(n_rows=10, n_features=4, density=0.5)
+
+
+@pytest.mark.parametrize("X, y, kwargs, error, match", [
+    (X_OK, Y_OK[:-1], {}, ValueError, r"y: expected 10 entries"),
+    (X_OK, Y_OK, {"loss": "log_loss"}, ValueError, r"loss: expected one of"),
+    (X_OK, Y_OK, {"lr": -0.1}, ValueError, r"lr: expected a finite number >= 0"),
+    (X_OK, Y_OK, {"lr": float("nan")}, ValueError, r"lr: expected a number, got nan"),
+    (X_OK.toarray(), Y_OK, {}, TypeError, r"X: expected a scipy.sparse CSR matrix, got ndarray"),
+    (X_OK.tocsc(), Y_OK, {}, TypeError, r"X: expected a scipy.sparse CSR matrix, got a "
+                                        r"scipy.sparse csc matrix"),
+    (X_OK.astype(np.int64), Y_OK, {}, TypeError, r"X: dtype int64 is not supported"),
+    (sp.csr_matrix(np.where(X_OK.toarray() != 0, np.nan, 0.0)), Y_OK, {}, ValueError,
+     r"X: contains NaN or infinity"),
+    (X_OK, np.where(np.arange(10) == 3, np.nan, Y_OK), {"loss": "squared"}, ValueError,
+     r"y: contains NaN"),
+    (X_OK, (Y_OK + 1) / 2, {}, ValueError, r"y: the logistic loss needs labels -1 and \+1"),
+    (X_OK, Y_OK[:, None], {}, ValueError, r"y: expected a 1-D array"),
+    (X_OK, Y_OK, {"rule": "adam"}, ValueError, r"rule: expected one of"),
+    (X_OK, Y_OK, {"mode": "parallel"}, ValueError, r"mode: expected one of"),
+    (X_OK, Y_OK, {"eps": 0.0}, ValueError, r"eps: expected a finite number > 0"),
+    (X_OK, Y_OK, {"decay": 0.0}, ValueError, r"decay: expected a factor in \(0, 1\]"),
+    (X_OK, Y_OK, {"l2": -1.0}, ValueError, r"l2: expected a finite number >= 0"),
+    (X_OK, Y_OK, {"epochs": -1}, ValueError, r"epochs: expected an int >= 0"),
+    (X_OK, Y_OK, {"epochs": 2.0}, TypeError, r"epochs: expected an int"),
+    (X_OK, Y_OK, {"n_threads": 0}, ValueError, r"n_threads: expected an int >= 1"),
+    (X_OK, Y_OK, {"seed": -1}, ValueError, r"seed: expected an int >= 0"),
+    (X_OK, Y_OK, {"seed": 2**64}, ValueError, r"seed: expected an int below 2\*\*64"),
+    (X_OK, Y_OK, {"dtype": np.int32}, TypeError, r"dtype: expected float32 or float64"),
+    (X_OK, Y_OK, {"shuffle": "yes"}, TypeError, r"shuffle: expected a bool"),
+])
+def test_bad_input_is_named(X, y, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        hogwild.fit_linear(X, y, **kwargs)
+
+
+def test_decision_function_checks_features():
+    model = hogwild.fit_linear(X_OK, Y_OK, mode="serial")
+    with pytest.raises(ValueError, match="X: expected 4 features, got 3"):
+        model.decision_function(X_OK[:, :3])
