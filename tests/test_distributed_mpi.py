@@ -1,0 +1,220 @@
+"""gdfast.distributed under `mpiexec -n 4` (mpi4py + MPICH, the `mpi` extra).
+
+Every job runs in a subprocess with a timeout: a hang fails the test instead of CI.
+Each rank uses one OpenMP/BLAS thread.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mpi4py")
+MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
+if MPIEXEC is None:  # pragma: no cover - depends on the machine
+    pytest.skip("no mpiexec on PATH (pip install mpich)", allow_module_level=True)
+
+from gdfast.distributed import generated  # noqa: E402
+
+TIMEOUT = 60
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def mpirun(ranks: int, *args: str, timeout: float = TIMEOUT, script: str | None = None):
+    command = [MPIEXEC, "-n", str(ranks), sys.executable, "-m", "mpi4py"]
+    command += [script] if script else ["-m", "gdfast.distributed", "train"]
+    return subprocess.run(command + list(args), capture_output=True, text=True,
+                          timeout=timeout, env=ENV)
+
+
+def final_loss(output: str) -> float:
+    match = re.search(r"final loss (\S+)", output)
+    assert match, output
+    return float(match.group(1))
+
+
+def optimum(kind: str = "least_squares") -> float:
+    data = generated(kind, 4096, 32)
+    w = np.linalg.lstsq(data.X, data.y, rcond=None)[0]
+    return data.objective.loss(w, data.X, data.y)
+
+
+CONVERGENCE = {
+    "downpour": ["--algorithm", "downpour", "--lr", "0.3"],
+    "downpour-2-servers": ["--algorithm", "downpour", "--lr", "0.3", "--servers", "2",
+                           "--n-fetch", "2", "--n-push", "2"],
+    "adaptive_revision": ["--algorithm", "adaptive_revision", "--lr", "0.3"],
+    "easgd": ["--algorithm", "easgd", "--lr", "0.05", "--tau", "4"],
+    "eamsgd": ["--algorithm", "eamsgd", "--lr", "0.01", "--tau", "4"],
+    "easgd-synchronous": ["--algorithm", "easgd", "--synchronous", "--lr", "0.05"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONVERGENCE))
+def test_each_algorithm_converges_on_four_ranks(name):
+    run = mpirun(4, *CONVERGENCE[name], "--steps", "800", "--batch-size", "32")
+    assert run.returncode == 0, run.stderr
+    start = generated("least_squares", 4096, 32)
+    initial = start.objective.loss(np.zeros(33), start.X, start.y)
+    loss = final_loss(run.stdout)
+    assert loss < 1.2 * optimum() < 1e-3 * initial, run.stdout
+
+
+def test_logistic_regression_on_scikit_learn_data():
+    pytest.importorskip("sklearn")
+    run = mpirun(3, "--algorithm", "adaptive_revision", "--data", "breast_cancer",
+                 "--lr", "0.3", "--steps", "400", "--log-every", "200")
+    assert run.returncode == 0, run.stderr
+    assert final_loss(run.stdout) < 0.15  # from log 2 = 0.69 at w = 0
+    assert "step      200" in run.stdout  # progress printed by rank 0
+
+
+def test_synchronous_easgd_one_rank_rho_zero_equals_sgd(tmp_path):
+    script = tmp_path / "sync.py"
+    script.write_text(textwrap.dedent("""
+        import numpy as np, gdfast
+        from gdfast.distributed import train, generated
+        data = generated("logistic", 512, 6, seed=3)
+        w = np.zeros(7)
+        result = train("easgd", data.objective, w, (data.X, data.y), synchronous=True,
+                       rho=0.0, lr=0.2, steps=300, batch_size=512, seed=1)
+        x = np.zeros(7)
+        sgd = gdfast.SGD(x, lr=0.2)
+        rows = np.random.default_rng([1, 0, 0])
+        for _ in range(300):
+            batch = rows.integers(512, size=512)
+            sgd.step(data.objective.gradient(x, data.X[batch], data.y[batch]))
+        # rho = 0: the center stays at the start, the worker is plain SGD
+        assert np.array_equal(result.params, np.zeros(7))
+        print("worker equals SGD:", bool(np.array_equal(result.local_params, x)))
+    """))
+    run = mpirun(1, script=str(script))
+    assert run.returncode == 0, run.stderr
+    assert "worker equals SGD: True" in run.stdout
+
+
+# ----------------------------------------------------------------- bad configurations
+def assert_fails_on_every_rank(run, message: str, ranks: int = 4):
+    assert run.returncode != 0
+    for rank in range(ranks):
+        assert re.search(rf"rank {rank}: error: .*{message}", run.stderr), run.stderr
+
+
+def test_n_fetch_zero_fails_fast_on_every_rank():
+    began = time.perf_counter()
+    run = mpirun(4, "--n-fetch", "0")
+    assert_fails_on_every_rank(run, r"n_fetch: expected an integer >= 1, got 0")
+    assert time.perf_counter() - began < 20
+
+
+def test_more_servers_than_ranks_fails_fast_on_every_rank():
+    run = mpirun(4, "--servers", "4")
+    assert_fails_on_every_rank(run, r"n_servers: 4 server\(s\) need at least 5 ranks")
+
+
+MISMATCH = """
+import sys
+import numpy as np
+from mpi4py import MPI
+from gdfast.distributed import DistributedConfigError, LeastSquares, train
+comm = MPI.COMM_WORLD
+case = sys.argv[1]
+size = 9 if (case == "params" and comm.rank == 2) else 8
+columns = 7 if (case == "data" and comm.rank == 3) else size
+X = np.ones((16, columns)); y = np.ones(16)
+try:
+    train("downpour", LeastSquares(), np.zeros(size), (X, y), steps=10)
+except DistributedConfigError as error:
+    print(f"rank {comm.rank}: error: {error}", file=sys.stderr, flush=True)
+    comm.Barrier()
+    sys.exit(3)
+"""
+
+
+def test_mismatched_parameter_shapes_fail_fast_on_every_rank(tmp_path):
+    script = tmp_path / "mismatch.py"
+    script.write_text(MISMATCH)
+    run = mpirun(4, "params", script=str(script))
+    assert_fails_on_every_rank(run, r"params \(shape, dtype\): rank 2 has \(\(9,\), "
+                                    r"'float64'\) but rank 0 has \(\(8,\), 'float64'\)")
+    run = mpirun(4, "data", script=str(script))
+    assert_fails_on_every_rank(run, r"rank 3: data: X has 7 columns but params has 8")
+
+
+# ------------------------------------------------------------------ kill and resume
+KILL_RUN = ["--algorithm", "downpour", "--lr", "0.3", "--steps", "2500", "--batch-size", "32",
+            "--checkpoint-every", "150"]
+
+
+def rank_pid(rank: int, marker: str) -> int | None:
+    """The pid of MPI rank `rank` among processes whose command line has `marker`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in cmdline and "mpi4py" in cmdline and f"PMI_RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+def test_kill_a_worker_then_resume_reaches_the_uninterrupted_loss(tmp_path):
+    full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
+    uninterrupted = mpirun(4, *KILL_RUN, "--checkpoint-dir", str(full_dir))
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    target = final_loss(uninterrupted.stdout)
+
+    command = [MPIEXEC, "-n", "4", sys.executable, "-m", "mpi4py", "-m", "gdfast.distributed",
+               "train", *KILL_RUN, "--checkpoint-dir", str(killed_dir)]
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=ENV)
+    checkpoint = killed_dir / "server-0.npz"
+    deadline = time.monotonic() + TIMEOUT
+    try:
+        # wait for a checkpoint beyond the first, then kill worker rank 2
+        while time.monotonic() < deadline and job.poll() is None:
+            if checkpoint.exists():
+                with np.load(checkpoint, allow_pickle=False) as saved:
+                    if saved["count"][0] >= 600:
+                        break
+            time.sleep(0.02)
+        assert job.poll() is None, "the job ended before it could be killed"
+        pid = rank_pid(2, str(killed_dir))
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        job.communicate(timeout=TIMEOUT)
+    finally:
+        if job.poll() is None:
+            job.kill()
+            job.communicate()
+    assert job.returncode != 0  # fail-stop: the job died with its worker
+    with np.load(checkpoint, allow_pickle=False) as saved:
+        saved_count, budget = (int(c) for c in saved["count"])
+    assert 600 <= saved_count < budget
+
+    resumed = mpirun(4, *KILL_RUN, "--checkpoint-dir", str(killed_dir), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert re.search(r"resumed at (\d+)", resumed.stdout)
+    assert int(re.search(r"resumed at (\d+)", resumed.stdout).group(1)) >= 600
+    assert re.search(rf"\b{budget} updates", resumed.stdout), resumed.stdout
+    assert abs(final_loss(resumed.stdout) - target) <= 0.01 * target
+
+
+def test_resume_refuses_a_checkpoint_of_another_algorithm(tmp_path):
+    first = mpirun(3, "--algorithm", "downpour", "--steps", "20", "--checkpoint-every", "10",
+                   "--checkpoint-dir", str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    run = mpirun(3, "--algorithm", "adaptive_revision", "--steps", "20", "--resume",
+                 "--checkpoint-dir", str(tmp_path))
+    assert_fails_on_every_rank(run, r"written by algorithm 'downpour', this job runs "
+                                    r"'adaptive_revision'", ranks=3)
