@@ -1,0 +1,544 @@
+"""`gdfast.fit`: batch, stochastic and mini-batch gradient descent with every strategy.
+
+    history = gdfast.fit(objective, params, X, y, "adam", lr=1e-3, batch_size=32, epochs=20,
+                         validation=(X_val, y_val), schedule="plateau:0.5:3",
+                         early_stopping=EarlyStopping(patience=5))
+    history.val_loss[-1], history.stop_reason
+
+``objective(params, X_batch, y_batch) -> (loss, grads)`` is any Python function
+(gdfast.models' models are such objectives); the optimizer (a gdfast or
+gdfast.reference optimizer, or a name) applies each step in place.  The loop is
+plain Python around two calls per step, and adds about a microsecond to them
+(see the README for the measurement).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence, Union
+
+import numpy as np
+
+from . import optim, reference
+from ._optimizer import Optimizer
+from .schedules import ReduceOnPlateau, Schedule, parse as parse_schedule
+from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
+
+__all__ = ["fit", "History", "make_optimizer", "STOP_REASONS"]
+
+Objective = Callable[[Sequence[np.ndarray], Any, Any], tuple[float, Sequence[Any]]]
+OptimizerSpec = Union[str, Optimizer, type]
+
+STOP_REASONS = ("completed", "early_stopping", "non_finite_loss", "callback")
+"""Why `fit` returned: all epochs done; early stopping; the objective's loss was
+NaN or infinite; a callback asked to stop."""
+
+# Gathering a shuffled epoch once (then slicing views) is fastest, but holds a
+# second copy of X; above this size the batches are gathered one by one instead.
+_EPOCH_GATHER_LIMIT = 1 << 29  # bytes
+
+
+@dataclass
+class History:
+    """What `fit` did, one entry per epoch in each list.
+
+    Attributes
+    ----------
+    train_loss : list of float
+        Mean of the epoch's batch losses, weighted by batch size (the
+        parameters move during the epoch, as in every library's report).
+    val_loss : list of float
+        The validation loss at the end of the epoch (NaN without validation).
+    lr : list of float
+        The optimizer's learning rate at the end of the epoch.
+    seconds : list of float
+        Wall time of the epoch, validation included.
+    samples_per_s : list of float
+        Examples trained on per second of the training part of the epoch.
+    steps : list of int
+        Optimizer updates made by the end of the epoch (cumulative).
+    examples : list of int
+        Examples trained on in the epoch (n, or the curriculum's epoch length).
+    evaluations : list of (int, float)
+        (step, monitored loss) of every evaluation (per epoch, or every
+        ``eval_every`` steps): the validation loss, or without validation the
+        epoch's train loss (what early stopping and ReduceOnPlateau see).
+    stop_reason : str
+        One of STOP_REASONS.
+    stop_message : str
+        A sentence saying why, and where.
+    best_evaluation : int or None
+        With early stopping: index into `evaluations` of the best one.
+    restored_best : bool
+        True when early stopping wrote the best parameters back.
+    optimizer : Optimizer
+        The optimizer used (with its state: pass it to `fit` again to continue).
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    samples_per_s: list[float] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    examples: list[int] = field(default_factory=list)
+    evaluations: list[tuple[int, float]] = field(default_factory=list)
+    stop_reason: str = "completed"
+    stop_message: str = ""
+    best_evaluation: int | None = None
+    restored_best: bool = False
+    optimizer: Optimizer | None = field(default=None, repr=False)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs completed."""
+        return len(self.train_loss)
+
+    def __len__(self) -> int:
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict[str, list]:
+        """The per-epoch columns, e.g. for ``pandas.DataFrame(history.as_dict())``."""
+        return {"epoch": list(range(1, self.epochs + 1)), "train_loss": list(self.train_loss),
+                "val_loss": list(self.val_loss), "lr": list(self.lr),
+                "seconds": list(self.seconds), "samples_per_s": list(self.samples_per_s),
+                "steps": list(self.steps), "examples": list(self.examples)}
+
+
+# ----------------------------------------------------------------- optimizers
+def _optimizer_classes() -> dict[str, type]:
+    classes = {cls.__name__.lower(): cls for cls in optim.OPTIMIZERS}
+    classes.update({f"reference.{cls.__name__.lower()}": getattr(reference, cls.__name__)
+                    for cls in optim.OPTIMIZERS})
+    return classes
+
+
+def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.ndarray],
+                   **hyperparameters: Any) -> Optimizer:
+    """The optimizer `fit` uses: an instance (checked to own `params`), a class, or a name.
+
+    A name is a rule's name in any case ("adam", "AMSGrad"), or
+    "reference.<name>" for gdfast.reference's NumPy implementation;
+    `hyperparameters` go to the constructor.
+    """
+    if isinstance(optimizer, Optimizer):
+        if hyperparameters:
+            raise TypeError(f"{', '.join(sorted(hyperparameters))}: hyper-parameters are for an "
+                            "optimizer given by name or class; set them on the optimizer object "
+                            "(e.g. opt.lr = 0.01)")
+        arrays = [params] if isinstance(params, np.ndarray) else list(params)
+        if len(arrays) != len(optimizer.params) or any(
+                a is not b for a, b in zip(arrays, optimizer.params)):
+            raise ValueError("optimizer: it was built on other arrays than params; build it on "
+                             "the same list (gdfast.Adam(params)) or pass its name")
+        return optimizer
+    if isinstance(optimizer, str):
+        classes = _optimizer_classes()
+        cls = classes.get(optimizer.strip().lower())
+        if cls is None:
+            raise ValueError(f"optimizer: unknown name {optimizer!r}; expected one of "
+                             f"{', '.join(c.__name__.lower() for c in optim.OPTIMIZERS)} "
+                             "(or 'reference.<name>')")
+    elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        cls = optimizer
+    else:
+        raise TypeError("optimizer: expected a gdfast optimizer, an optimizer class or a name "
+                        f"such as 'adam', got {type(optimizer).__name__}")
+    unknown = sorted(set(hyperparameters) - set(cls.hyperparameter_names))
+    if unknown:
+        raise TypeError(f"{', '.join(unknown)}: not a hyper-parameter of {cls.__name__} "
+                        f"(it takes {', '.join(cls.hyperparameter_names)})")
+    return cls(params, **hyperparameters)
+
+
+# --------------------------------------------------------------------- checks
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def _is_sparse(X: Any) -> bool:
+    return type(X).__module__.startswith("scipy.sparse")
+
+
+def _check_data(X: Any, y: Any, name: str) -> tuple[Any, Any, int]:
+    """(X as an ndarray or CSR matrix, y as an ndarray or None, rows)."""
+    x_name, y_name = (f"{name}[0]", f"{name}[1]") if name != "X" else ("X", "y")
+    if _is_sparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{x_name}: expected a 2-d sparse matrix, got {X.ndim}-d")
+        if X.format != "csr":
+            X = X.tocsr()  # rows are cut from CSR cheaply; other formats cannot be sliced
+    else:
+        X = np.asarray(X)
+        if X.ndim == 0:
+            raise ValueError(f"{x_name}: expected an array with one row per example, got a scalar")
+    n = X.shape[0]
+    if n == 0:
+        raise ValueError(f"{x_name}: no examples (0 rows)")
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim == 0 or y.shape[0] != n:
+            raise ValueError(f"{x_name} and {y_name}: {x_name} has {n} rows but {y_name} has "
+                             f"{y.shape[0] if y.ndim else 'no'} entries; expected one target "
+                             "per row")
+    return X, y, n
+
+
+def _check_options(batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any,
+                   callbacks: Any, validation: Any) -> tuple[int | None, int, int | None, list]:
+    if batch_size is not None:
+        batch_size = _check_int("batch_size", batch_size, 1)
+    epochs = _check_int("epochs", epochs, 0)
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+    if eval_every is not None:
+        eval_every = _check_int("eval_every", eval_every, 1)
+        if validation is None:
+            raise ValueError("eval_every: evaluating every k steps needs validation=(X_val, y_val)")
+    if callable(callbacks):
+        callbacks = [callbacks]
+    callbacks = list(callbacks)
+    for index, callback in enumerate(callbacks):
+        if not callable(callback):
+            raise TypeError(f"callbacks[{index}]: expected a callable, got "
+                            f"{type(callback).__name__}")
+    return batch_size, epochs, eval_every, callbacks
+
+
+def _strategy(name: str, value: Any, cls: type, convert: Callable[[Any], Any],
+              alternative: str) -> Any:
+    """`value` if it is None or a `cls`, else `convert(value)` with errors naming `name`."""
+    if value is None or isinstance(value, cls):
+        return value
+    try:
+        return convert(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name}: expected a {cls.__name__} or {alternative}; "
+                          f"{error}") from None
+
+
+# --------------------------------------------------------------------- batches
+def _batches(X: Any, y: Any, order: np.ndarray | None, batch_size: int) -> Iterator[tuple]:
+    """(X_batch, y_batch, rows) for one epoch, in `order` (None: as stored)."""
+    length = X.shape[0] if order is None else order.shape[0]
+    if order is not None and (_is_sparse(X) or X.nbytes <= _EPOCH_GATHER_LIMIT):
+        # one gather per epoch, then every batch is a slice (a view for dense X);
+        # np.take is several times faster than fancy indexing on 2-d arrays
+        X = X[order] if _is_sparse(X) else np.take(X, order, axis=0)
+        y = None if y is None else np.take(y, order, axis=0)
+        order = None
+    if order is None:
+        for start in range(0, length, batch_size):
+            stop = start + batch_size
+            yield X[start:stop], (None if y is None else y[start:stop]), \
+                min(batch_size, length - start)
+    else:
+        for start in range(0, length, batch_size):
+            rows = order[start:start + batch_size]
+            yield np.take(X, rows, axis=0), (None if y is None else np.take(y, rows, axis=0)), \
+                rows.shape[0]
+
+
+class _Progress:
+    """A tqdm bar over the steps when tqdm is installed, else one plain line per epoch."""
+
+    def __init__(self, enabled: bool, epochs: int, stream: Any):
+        self.enabled = bool(enabled)
+        self.epochs = epochs
+        self.stream = stream
+        self.bar = None
+        if self.enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=0, unit="step", file=stream, dynamic_ncols=True,
+                                leave=True)
+
+    def start_epoch(self, epoch: int, steps: int) -> None:
+        if self.bar is not None:
+            self.bar.total = self.bar.n + steps * (self.epochs - epoch)
+            self.bar.set_description(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
+            self.bar.refresh()
+
+    def end_epoch(self, history: History) -> None:
+        if not self.enabled:
+            return
+        epoch = history.epochs
+        summary = {"loss": f"{history.train_loss[-1]:.4g}"}
+        if not math.isnan(history.val_loss[-1]):
+            summary["val_loss"] = f"{history.val_loss[-1]:.4g}"
+        summary["lr"] = f"{history.lr[-1]:.3g}"
+        if self.bar is not None:
+            self.bar.set_postfix(summary, refresh=True)
+        else:
+            fields = "  ".join(f"{k} {v}" for k, v in summary.items())
+            print(f"epoch {epoch}/{self.epochs}  {fields}  {history.seconds[-1]:.2f} s  "
+                  f"{history.samples_per_s[-1]:,.0f} samples/s", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------- fit
+def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any, y: Any = None,
+        optimizer: OptimizerSpec = "sgd", *, batch_size: int | None = 32, epochs: int = 10,
+        shuffle: bool = True, seed: int = 0,
+        curriculum: Curriculum | Sequence[float] | np.ndarray | None = None,
+        schedule: Schedule | str | None = None,
+        early_stopping: EarlyStopping | int | None = None,
+        grad_noise: GradientNoise | float | None = None,
+        validation: tuple[Any, Any] | None = None, eval_every: int | None = None,
+        callbacks: Sequence[Callable[[History], Any]] = (), progress: bool = True,
+        progress_file: Any = None, **hyperparameters: Any) -> History:
+    """Train `params` by gradient descent on ``objective`` over the examples (X, y).
+
+    Parameters
+    ----------
+    objective : callable
+        ``objective(params, X_batch, y_batch) -> (loss, grads)``: the mean loss
+        of the batch (a real number) and one gradient per parameter (None
+        skips one).  If it also has ``evaluate(params, X, y) -> float`` (as
+        gdfast.models' models do) that computes the validation loss; otherwise
+        the objective itself does, and its gradient is thrown away.
+    params : ndarray or list of ndarray
+        The parameters, updated in place (float32/float64, C-contiguous).
+    X : ndarray or scipy.sparse matrix, shape (n, ...)
+        The examples, one per row (a sparse matrix is cut into CSR batches).
+    y : array_like of length n, optional
+        The targets; None passes None to the objective.
+    optimizer : str, Optimizer or Optimizer class, default "sgd"
+        A name ("adam", "rmsprop", ..., "reference.adam" for the NumPy
+        reference), a class (gdfast.Adam, gdfast.reference.Adam) built on
+        `params` with ``**hyperparameters``, or an optimizer already built on
+        `params` (its state carries over: call fit again to continue).
+    batch_size : int or None, default 32
+        Examples per update: None is batch gradient descent (one update per
+        epoch), 1 is stochastic gradient descent, b is mini-batch; the last
+        partial batch of an epoch is kept.
+    epochs : int, default 10
+        Passes over the data (or over the curriculum's epoch).
+    shuffle : bool, default True
+        Visit the examples in a fresh permutation each epoch (`Shuffle`),
+        seeded by `seed`.  Without a curriculum only: a curriculum orders the
+        examples itself (see its `shuffle_slice`).
+    seed : int, default 0
+        Seeds the shuffling, and the curriculum and the gradient noise when
+        they are given as plain values.
+    curriculum : Curriculum or array_like of difficulty scores, optional
+        Scores alone mean ``Curriculum(scores, seed=seed)``: easiest first every epoch.
+    schedule : Schedule or str, optional
+        A learning-rate schedule (gdfast.schedules) or its text ("step:10:0.5",
+        see `gdfast.schedules.parse`).  Starts from the optimizer's lr unless
+        it has its own; per-epoch schedules are advanced after each epoch,
+        per-step ones after each update, ReduceOnPlateau after each evaluation
+        with the monitored loss.
+    early_stopping : EarlyStopping or int, optional
+        An int is the patience.  Monitors the validation loss (the train loss
+        without validation) at each evaluation.  When it stops training, or
+        when training ends after the best evaluation, restore_best writes the
+        best parameters back.
+    grad_noise : GradientNoise or float, optional
+        A float is η of ``GradientNoise(eta, seed=seed)``.
+    validation : (X_val, y_val), optional
+        Evaluated after every epoch, or every `eval_every` steps.
+    eval_every : int, optional
+        Evaluate (and let early stopping and ReduceOnPlateau count) every this
+        many steps instead of every epoch.
+    callbacks : sequence of callables
+        Each ``callback(history)`` runs after every epoch; a true return value
+        stops training (stop_reason "callback").
+    progress : bool, default True
+        A live tqdm bar (the `progress` extra) or, without tqdm, a line per epoch.
+    progress_file : file, optional
+        Where progress goes (default sys.stderr).
+    **hyperparameters
+        For an optimizer given by name or class, e.g. ``lr=0.01``.
+
+    Returns
+    -------
+    History
+        Per-epoch train loss, validation loss, lr, seconds, samples/s, and
+        `stop_reason` / `stop_message`.
+
+    Notes
+    -----
+    A NaN or infinite loss stops training at once with a RuntimeWarning and
+    stop_reason "non_finite_loss"; the step is not taken.  The parameters are
+    those at which the loss was last finite if they are finite; if they are
+    not (a non-finite gradient went through on the step before), the
+    parameters of the epoch's start are restored, and the message says so.
+    """
+    if not callable(objective):
+        raise TypeError(f"objective: expected a callable (params, X, y) -> (loss, grads), got "
+                        f"{type(objective).__name__}")
+    X, y, n = _check_data(X, y, "X")
+    batch_size, epochs, eval_every, callbacks = _check_options(
+        batch_size, epochs, shuffle, eval_every, callbacks, validation)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise TypeError("validation: expected a pair (X_val, y_val)")
+        X_val, y_val, _ = _check_data(validation[0], validation[1], "validation")
+    opt = make_optimizer(optimizer, params, **hyperparameters)
+    params = opt.params
+    curriculum = _strategy("curriculum", curriculum, Curriculum,
+                           lambda scores: Curriculum(scores, seed=seed),
+                           "an array of difficulty scores")
+    if curriculum is not None and curriculum.n != n:
+        raise ValueError(f"curriculum: it scores {curriculum.n} examples, X has {n} rows")
+    schedule = _strategy("schedule", schedule, Schedule, parse_schedule,
+                         "a text such as 'step:10:0.5'")
+    stopper = _strategy("early_stopping", early_stopping, EarlyStopping, EarlyStopping,
+                        "an int patience")
+    noise = _strategy("grad_noise", grad_noise, GradientNoise,
+                      lambda eta: GradientNoise(eta, seed=seed), "a float eta")
+
+    history = History(optimizer=opt)
+    if schedule is not None:
+        opt.lr = schedule.start(opt.lr if schedule.base_lr is None else None)
+    if stopper is not None:
+        stopper.reset()
+    step_schedule = schedule if schedule is not None and schedule.per == "step" else None
+    epoch_schedule = schedule if schedule is not None and schedule.per == "epoch" \
+        and not _monitors(schedule) else None
+    plateau = schedule if schedule is not None and _monitors(schedule) else None
+    evaluate = _validation_loss(objective)
+    shuffler = Shuffle(n, seed) if shuffle and curriculum is None else None
+    bar = _Progress(progress, epochs, progress_file if progress_file is not None else sys.stderr)
+
+    def evaluation(step: int, train_loss: float) -> bool:
+        """Evaluate; True when early stopping says stop."""
+        monitored = train_loss if validation is None else float(evaluate(params, X_val, y_val))
+        history.evaluations.append((step, monitored))
+        if plateau is not None:
+            opt.lr = plateau.update(monitored)
+        if stopper is not None:
+            return stopper.update(monitored, params)
+        return False
+
+    step = 0
+    stop = None
+    try:
+        for epoch in range(epochs):
+            began = time.perf_counter()
+            order = curriculum.order(epoch) if curriculum is not None else (
+                shuffler.order(epoch) if shuffler is not None else None)
+            length = n if order is None else order.shape[0]
+            size = batch_size if batch_size is not None else max(length, 1)
+            bar.start_epoch(epoch, -(-length // size))
+            snapshot = [p.copy() for p in params]
+            loss_sum = 0.0
+            seen = 0
+            for X_batch, y_batch, rows in _batches(X, y, order, size):
+                result = objective(params, X_batch, y_batch)
+                try:
+                    loss, grads = result
+                except (TypeError, ValueError):
+                    raise TypeError("objective: expected it to return (loss, grads), got "
+                                    f"{type(result).__name__}") from None
+                loss = float(loss)
+                if not math.isfinite(loss):
+                    stop = _non_finite(loss, epoch, step, params, snapshot)
+                    break
+                if noise is not None:
+                    grads = noise(grads, step + 1)
+                opt.step(grads)
+                step += 1
+                loss_sum += loss * rows
+                seen += rows
+                if step_schedule is not None:
+                    opt.lr = step_schedule.update()
+                if eval_every is not None and step % eval_every == 0:
+                    if evaluation(step, loss_sum / seen):
+                        stop = "early_stopping"
+                        break
+                if bar.bar is not None:
+                    bar.bar.update(1)
+            trained = time.perf_counter() - began
+            if seen:
+                history.train_loss.append(loss_sum / seen)
+                if stop is None and eval_every is None:
+                    if evaluation(step, history.train_loss[-1]):
+                        stop = "early_stopping"
+                history.val_loss.append(history.evaluations[-1][1] if history.evaluations
+                                        and validation is not None else math.nan)
+                if stop is None and epoch_schedule is not None:
+                    opt.lr = epoch_schedule.update()
+                history.lr.append(opt.lr)
+                history.seconds.append(time.perf_counter() - began)
+                history.samples_per_s.append(seen / trained if trained > 0 else math.inf)
+                history.steps.append(step)
+                history.examples.append(seen)
+                bar.end_epoch(history)
+            if stop is None:
+                for callback in callbacks:
+                    if callback(history):
+                        stop = "callback"
+                        break
+            if stop is not None:
+                break
+    finally:
+        bar.close()
+
+    _finish(history, stop or "completed", stopper, params, epochs, step)
+    return history
+
+
+def _monitors(schedule: Schedule) -> bool:
+    """Whether the schedule needs the monitored loss (ReduceOnPlateau)."""
+    return isinstance(schedule, ReduceOnPlateau)
+
+
+def _validation_loss(objective: Objective) -> Callable[[Sequence[np.ndarray], Any, Any], float]:
+    evaluate = getattr(objective, "evaluate", None)
+    if callable(evaluate):
+        return evaluate
+    return lambda params, X, y: objective(params, X, y)[0]
+
+
+def _non_finite(loss: float, epoch: int, step: int, params: Sequence[np.ndarray],
+                snapshot: list[np.ndarray]) -> str:
+    where = f"at epoch {epoch + 1}, before update {step + 1}"
+    if all(np.isfinite(p).all() for p in params):
+        kept = "the parameters are those of the last finite loss"
+    else:
+        for target, saved in zip(params, snapshot):
+            np.copyto(target, saved)
+        kept = ("the parameters had become non-finite; those of the epoch's start are restored")
+    message = (f"the objective returned a non-finite loss ({loss}) {where}; training stopped and "
+               f"{kept}. Try a smaller learning rate, or check the objective.")
+    warnings.warn(f"fit: {message}", RuntimeWarning, stacklevel=3)
+    return "non_finite_loss:" + message
+
+
+def _finish(history: History, stop: str, stopper: EarlyStopping | None,
+            params: Sequence[np.ndarray], epochs: int, step: int) -> None:
+    reason, _, message = stop.partition(":")
+    history.stop_reason = reason
+    if stopper is not None and stopper.best_evaluation >= 0:
+        history.best_evaluation = stopper.best_evaluation
+        best_is_last = stopper.best_evaluation == stopper.evaluations - 1
+        if stopper.restore_best and not best_is_last and reason != "non_finite_loss":
+            history.restored_best = stopper.restore(params)
+    if reason == "completed":
+        message = f"completed {epochs} epoch(s), {step} update(s)"
+    elif reason == "early_stopping":
+        best_step, best_value = history.evaluations[stopper.best_evaluation]
+        message = (f"early stopping after {stopper.evaluations} evaluation(s): no improvement "
+                   f"of at least {stopper.min_delta} in {stopper.patience}; best {best_value:.6g} "
+                   f"at update {best_step}" + (", parameters restored" if history.restored_best
+                                               else ""))
+    elif reason == "callback":
+        message = f"a callback stopped training after epoch {history.epochs}"
+    history.stop_message = message
