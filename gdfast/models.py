@@ -27,33 +27,12 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _validation as check
+from ._training_checks import flag, float_dtype, integer as _check_int, is_sparse as _is_sparse
 
 __all__ = ["Model", "LinearRegression", "LogisticRegression", "SoftmaxRegression", "MLP",
            "BatchNorm"]
 
 Grads = list[np.ndarray]
-
-
-def _is_sparse(X: Any) -> bool:
-    return type(X).__module__.startswith("scipy.sparse")
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_dtype(dtype: Any) -> np.dtype:
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
-    if dtype not in check.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    return dtype
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -106,7 +85,7 @@ class Model:
     def __init__(self, n_features: int, l2: float, dtype: Any, seed: int):
         self.n_features = _check_int("n_features", n_features, 1)
         self.l2 = check.nonnegative("l2", l2)
-        self.dtype = _check_dtype(dtype)
+        self.dtype = float_dtype("dtype", dtype)
         self.seed = _check_int("seed", seed, 0)
         self.params: list[np.ndarray] = []
 
@@ -334,7 +313,7 @@ class BatchNorm:
         self.n_features = _check_int("n_features", n_features, 1)
         self.eps = check.positive("eps", eps)
         self.momentum = check.decay_rate("momentum", momentum)
-        dtype = _check_dtype(dtype)
+        dtype = float_dtype("dtype", dtype)
         self.running_mean = np.zeros(self.n_features, dtype=dtype)
         self.running_var = np.ones(self.n_features, dtype=dtype)
 
@@ -424,9 +403,7 @@ class MLP(Model):
         if isinstance(hidden, (int, np.integer)) or not isinstance(hidden, (list, tuple)):
             raise TypeError(f"hidden: expected a sequence of layer widths, got {hidden!r}")
         self.hidden = tuple(_check_int(f"hidden[{i}]", width, 1) for i, width in enumerate(hidden))
-        if not isinstance(batch_norm, (bool, np.bool_)):
-            raise TypeError(f"batch_norm: expected a bool, got {type(batch_norm).__name__}")
-        self.batch_norm = bool(batch_norm)
+        self.batch_norm = flag("batch_norm", batch_norm)
         rng = np.random.default_rng(self.seed)
         names, weights = [], []
         self.norms: list[BatchNorm] = []

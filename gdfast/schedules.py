@@ -31,27 +31,12 @@ import math
 from typing import Any
 
 from . import _validation as check
+from ._training_checks import integer
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "InverseTimeDecay",
            "ReduceOnPlateau", "parse"]
 
 _UNITS = ("epoch", "step")
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name}: expected an int >= 1, got {value}")
-    return value
-
-
-def _nonnegative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"{name}: expected an int >= 0, got {value}")
-    return value
 
 
 def _factor(name: str, value: Any) -> float:
@@ -141,7 +126,7 @@ class Schedule:
         if self.base_lr is None:
             raise ValueError(f"lr: {type(self).__name__} has no base learning rate; "
                              "give one to the constructor or to start()")
-        return _nonnegative_int("t", t)
+        return integer("t", t, 0)
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
@@ -174,7 +159,7 @@ class StepDecay(Schedule):
     def __init__(self, step_size: int, gamma: float = 0.1, lr: float | None = None,
                  per: str = "epoch"):
         super().__init__(lr, per)
-        self.step_size = _positive_int("step_size", step_size)
+        self.step_size = integer("step_size", step_size, 1)
         self.gamma = _factor("gamma", gamma)
 
     def value(self, t: int) -> float:
@@ -266,12 +251,12 @@ class ReduceOnPlateau(Schedule):
         self.factor = check.real_number("factor", factor)
         if not 0.0 < self.factor < 1.0:
             raise ValueError(f"factor: expected a number in (0, 1), got {factor!r}")
-        self.patience = _positive_int("patience", patience)
+        self.patience = integer("patience", patience, 1)
         self.threshold = check.nonnegative("threshold", threshold)
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(f"threshold_mode: expected 'rel' or 'abs', got {threshold_mode!r}")
         self.threshold_mode = threshold_mode
-        self.cooldown = _nonnegative_int("cooldown", cooldown)
+        self.cooldown = integer("cooldown", cooldown, 0)
         self.min_lr = check.learning_rate("min_lr", min_lr)
         self._reset()
 

@@ -23,16 +23,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _validation as check
+from ._training_checks import flag, integer as _check_int
 
 __all__ = ["Shuffle", "Curriculum", "CurriculumPlan", "EarlyStopping", "GradientNoise"]
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_seed(seed: Any) -> int:
@@ -126,9 +119,7 @@ class Curriculum:
         self.mix = check.real_number("mix", mix)
         if not 0.0 <= self.mix < 1.0:
             raise ValueError(f"mix: expected a fraction in [0, 1), got {mix!r}")
-        if not isinstance(shuffle_slice, (bool, np.bool_)):
-            raise TypeError(f"shuffle_slice: expected a bool, got {type(shuffle_slice).__name__}")
-        self.shuffle_slice = bool(shuffle_slice)
+        self.shuffle_slice = flag("shuffle_slice", shuffle_slice)
         self.seed = _check_seed(seed)
         self.easy_first = np.argsort(scores, kind="stable")
 
@@ -210,9 +201,7 @@ class EarlyStopping:
     def __init__(self, patience: int = 5, min_delta: float = 0.0, restore_best: bool = True):
         self.patience = _check_int("patience", patience, 1)
         self.min_delta = check.nonnegative("min_delta", min_delta)
-        if not isinstance(restore_best, (bool, np.bool_)):
-            raise TypeError(f"restore_best: expected a bool, got {type(restore_best).__name__}")
-        self.restore_best = bool(restore_best)
+        self.restore_best = flag("restore_best", restore_best)
         self.reset()
 
     def reset(self) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import optim, reference
 from ._optimizer import Optimizer
+from ._training_checks import flag, integer as _check_int, is_sparse as _is_sparse
 from .schedules import ReduceOnPlateau, Schedule, parse as parse_schedule
 from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
 
@@ -155,18 +156,6 @@ def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.nd
 
 
 # --------------------------------------------------------------------- checks
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _is_sparse(X: Any) -> bool:
-    return type(X).__module__.startswith("scipy.sparse")
-
-
 def _check_data(X: Any, y: Any, name: str) -> tuple[Any, Any, int]:
     """(X as an ndarray or CSR matrix, y as an ndarray or None, rows)."""
     x_name, y_name = (f"{name}[0]", f"{name}[1]") if name != "X" else ("X", "y")
@@ -196,8 +185,7 @@ def _check_options(batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any,
     if batch_size is not None:
         batch_size = _check_int("batch_size", batch_size, 1)
     epochs = _check_int("epochs", epochs, 0)
-    if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
+    flag("shuffle", shuffle)
     if eval_every is not None:
         eval_every = _check_int("eval_every", eval_every, 1)
         if validation is None:
@@ -220,6 +208,8 @@ def _strategy(name: str, value: Any, cls: type, convert: Callable[[Any], Any],
     try:
         return convert(value)
     except (TypeError, ValueError) as error:
+        if str(error).startswith(f"{name}:"):
+            raise
         raise type(error)(f"{name}: expected a {cls.__name__} or {alternative}; "
                           f"{error}") from None
 
@@ -384,8 +374,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     X, y, n = _check_data(X, y, "X")
     batch_size, epochs, eval_every, callbacks = _check_options(
         batch_size, epochs, shuffle, eval_every, callbacks, validation)
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: expected an int >= 0, got {seed!r}")
+    seed = _check_int("seed", seed, 0)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise TypeError("validation: expected a pair (X_val, y_val)")
