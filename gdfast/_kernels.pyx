@@ -1,15 +1,18 @@
 # cython: language_level=3
-"""The C kernels, called with the GIL released.
+"""The C kernels, called with the GIL released, and the fast path of gradient checks.
 
-Each function takes the *active* tensors of one step as parallel lists
+Each rule function takes the *active* tensors of one step as parallel lists
 (parameters, gradients, one list per state buffer, step counts) plus the
-rule's hyper-parameters, and updates them in place in one `nogil` block.
-The caller (gdfast._optimizer.Optimizer) has already validated everything:
-dtypes float32/float64 matching per tensor, C-contiguous, writeable, equal
-sizes, no aliasing.  Nothing here checks again; kernels cannot fail.
+rule's hyper-parameters, and updates them in place with one C call: one GIL
+release and one parallel region for the whole list.  The caller
+(gdfast._optimizer.Optimizer) has already validated everything: dtypes
+float32/float64 matching per tensor, C-contiguous, writeable, equal sizes,
+no aliasing.  Nothing here checks again; kernels cannot fail.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport int64_t
+
+import numpy as np
 
 cimport numpy as cnp
 
@@ -22,50 +25,30 @@ cdef extern from "gdfast.h" nogil:
     int64_t gd_min_elements_per_thread()
     const char *gd_kernel_isa()
 
-    void sgd_f32(float *param, const float *grad, int64_t n, double lr)
-    void sgd_f64(double *param, const double *grad, int64_t n, double lr)
-    void momentum_f32(float *param, const float *grad, float *velocity, int64_t n,
-                      double lr, double momentum)
-    void momentum_f64(double *param, const double *grad, double *velocity, int64_t n,
-                      double lr, double momentum)
-    void nesterov_f32(float *param, const float *grad, float *velocity, int64_t n,
-                      double lr, double momentum)
-    void nesterov_f64(double *param, const double *grad, double *velocity, int64_t n,
-                      double lr, double momentum)
-    void adagrad_f32(float *param, const float *grad, float *sum_sq, int64_t n,
-                     double lr, double eps)
-    void adagrad_f64(double *param, const double *grad, double *sum_sq, int64_t n,
-                     double lr, double eps)
-    void adadelta_f32(float *param, const float *grad, float *square_avg, float *acc_delta,
-                      int64_t n, double lr, double rho, double eps)
-    void adadelta_f64(double *param, const double *grad, double *square_avg,
-                      double *acc_delta, int64_t n, double lr, double rho, double eps)
-    void rmsprop_f32(float *param, const float *grad, float *square_avg, int64_t n,
-                     double lr, double rho, double eps)
-    void rmsprop_f64(double *param, const double *grad, double *square_avg, int64_t n,
-                     double lr, double rho, double eps)
-    void adam_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                  int64_t n, double lr, double beta1, double beta2, double eps, int64_t step)
-    void adam_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-                  int64_t n, double lr, double beta1, double beta2, double eps, int64_t step)
-    void adamax_f32(float *param, const float *grad, float *exp_avg, float *exp_inf,
-                    int64_t n, double lr, double beta1, double beta2, int64_t step)
-    void adamax_f64(double *param, const double *grad, double *exp_avg, double *exp_inf,
-                    int64_t n, double lr, double beta1, double beta2, int64_t step)
-    void nadam_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                   int64_t n, double lr, double beta1, double beta2, double eps, int64_t step)
-    void nadam_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-                   int64_t n, double lr, double beta1, double beta2, double eps, int64_t step)
-    void amsgrad_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                     float *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
-                     double eps)
-    void amsgrad_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-                     double *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
-                     double eps)
-    void roofline_f32(float *param, const float *grad, float *state0, float *state1,
-                      float *state2, int n_state, int64_t n)
-    void roofline_f64(double *param, const double *grad, double *state0, double *state1,
-                      double *state2, int n_state, int64_t n)
+    ctypedef struct gd_tensors:
+        int64_t count
+        int slots
+        void **data
+        const int64_t *size
+        const int64_t *step
+        const unsigned char *is_double
+
+    ctypedef struct gd_hyper:
+        double lr, momentum, beta1, beta2, eps, rho
+
+    void gd_sgd(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_momentum(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_nesterov(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_adagrad(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_adadelta(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_rmsprop(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_adam(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_adamax(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_nadam(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_amsgrad(const gd_tensors *tensors, const gd_hyper *hyper)
+    void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper)
+
+ctypedef void (*rule_fn)(const gd_tensors *tensors, const gd_hyper *hyper) noexcept nogil
 
 
 def openmp_enabled() -> bool:
@@ -89,220 +72,239 @@ def kernel_isa() -> str:
     return gd_kernel_isa().decode()
 
 
-cdef class _Tensors:
-    """Raw pointers of one step's tensors, gathered under the GIL.
+# Lists of up to this many tensors are described on the stack: no allocation per step.
+cdef enum:
+    STACK_TENSORS = 32
 
-    slot 0 is the parameter, slot 1 the gradient, slots 2.. the state buffers.
-    """
-    cdef Py_ssize_t count
-    cdef int n_slots
-    cdef void **data          # data[k * n_slots + slot]
-    cdef int64_t *size
-    cdef int64_t *step
-    cdef bint *is_double
 
-    def __cinit__(self, list params, list grads, tuple states, list steps):
-        cdef Py_ssize_t k
-        cdef int slot
-        cdef cnp.ndarray array
-        self.count = len(params)
-        self.n_slots = 2 + len(states)
-        self.data = <void **>PyMem_Malloc(max(1, self.count * self.n_slots) * sizeof(void *))
-        self.size = <int64_t *>PyMem_Malloc(max(1, self.count) * sizeof(int64_t))
-        self.step = <int64_t *>PyMem_Malloc(max(1, self.count) * sizeof(int64_t))
-        self.is_double = <bint *>PyMem_Malloc(max(1, self.count) * sizeof(bint))
-        if not (self.data and self.size and self.step and self.is_double):
+cdef int _run(rule_fn rule, list params, list grads, tuple states, list steps,
+              gd_hyper *hyper) except -1:
+    """Describe the tensors to C (pointers, sizes, steps, dtypes) and run `rule` once."""
+    cdef Py_ssize_t count = len(params), k
+    cdef int slots = 2 + len(states), slot
+    cdef void *data_stack[STACK_TENSORS * 5]
+    cdef int64_t size_stack[STACK_TENSORS]
+    cdef int64_t step_stack[STACK_TENSORS]
+    cdef unsigned char double_stack[STACK_TENSORS]
+    cdef void **data = data_stack
+    cdef int64_t *size = size_stack
+    cdef int64_t *step = step_stack
+    cdef unsigned char *is_double = double_stack
+    cdef cnp.ndarray array
+    cdef gd_tensors tensors
+    if count > STACK_TENSORS:
+        data = <void **>PyMem_Malloc(count * slots * sizeof(void *))
+        size = <int64_t *>PyMem_Malloc(count * sizeof(int64_t))
+        step = <int64_t *>PyMem_Malloc(count * sizeof(int64_t))
+        is_double = <unsigned char *>PyMem_Malloc(count * sizeof(unsigned char))
+    try:
+        if not (data and size and step and is_double):
             raise MemoryError()
-        for k in range(self.count):
+        for k in range(count):
             array = <cnp.ndarray>params[k]
-            self.size[k] = cnp.PyArray_SIZE(array)
-            self.is_double[k] = cnp.PyArray_TYPE(array) == cnp.NPY_DOUBLE
-            self.step[k] = steps[k] if steps is not None else 0
-            self.data[k * self.n_slots] = cnp.PyArray_DATA(array)
-            self.data[k * self.n_slots + 1] = cnp.PyArray_DATA(<cnp.ndarray>grads[k])
-            for slot in range(len(states)):
-                self.data[k * self.n_slots + 2 + slot] = cnp.PyArray_DATA(
+            size[k] = cnp.PyArray_SIZE(array)
+            is_double[k] = cnp.PyArray_TYPE(array) == cnp.NPY_DOUBLE
+            step[k] = steps[k]
+            data[k * slots] = cnp.PyArray_DATA(array)
+            data[k * slots + 1] = cnp.PyArray_DATA(<cnp.ndarray>grads[k])
+            for slot in range(slots - 2):
+                data[k * slots + 2 + slot] = cnp.PyArray_DATA(
                     <cnp.ndarray>(<list>states[slot])[k])
+        tensors.count = count
+        tensors.slots = slots
+        tensors.data = data
+        tensors.size = size
+        tensors.step = step
+        tensors.is_double = is_double
+        with nogil:
+            rule(&tensors, hyper)
+    finally:
+        if count > STACK_TENSORS:
+            PyMem_Free(data)
+            PyMem_Free(size)
+            PyMem_Free(step)
+            PyMem_Free(is_double)
+    return 0
 
-    def __dealloc__(self):
-        PyMem_Free(self.data)
-        PyMem_Free(self.size)
-        PyMem_Free(self.step)
-        PyMem_Free(self.is_double)
 
-    cdef inline void *ptr(self, Py_ssize_t k, int slot) noexcept nogil:
-        return self.data[k * self.n_slots + slot]
+# Every field zero: each rule sets the hyper-parameters it has.
+cdef gd_hyper NO_HYPER
+NO_HYPER.lr = NO_HYPER.momentum = NO_HYPER.beta1 = NO_HYPER.beta2 = 0.0
+NO_HYPER.eps = NO_HYPER.rho = 0.0
 
 
 def sgd(list params, list grads, list steps, *, double lr):
-    cdef _Tensors t = _Tensors(params, grads, (), None)
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                sgd_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1), t.size[k], lr)
-            else:
-                sgd_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1), t.size[k], lr)
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    _run(gd_sgd, params, grads, (), steps, &hyper)
 
 
 def momentum(list params, list grads, list velocity, list steps, *, double lr,
              double momentum):
-    cdef _Tensors t = _Tensors(params, grads, (velocity,), None)
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                momentum_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                             <double *>t.ptr(k, 2), t.size[k], lr, momentum)
-            else:
-                momentum_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                             <float *>t.ptr(k, 2), t.size[k], lr, momentum)
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.momentum = momentum
+    _run(gd_momentum, params, grads, (velocity,), steps, &hyper)
 
 
 def nesterov(list params, list grads, list velocity, list steps, *, double lr,
              double momentum):
-    cdef _Tensors t = _Tensors(params, grads, (velocity,), None)
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                nesterov_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                             <double *>t.ptr(k, 2), t.size[k], lr, momentum)
-            else:
-                nesterov_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                             <float *>t.ptr(k, 2), t.size[k], lr, momentum)
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.momentum = momentum
+    _run(gd_nesterov, params, grads, (velocity,), steps, &hyper)
 
 
 def adagrad(list params, list grads, list sum_sq, list steps, *, double lr, double eps):
-    cdef _Tensors t = _Tensors(params, grads, (sum_sq,), None)
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                adagrad_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                            <double *>t.ptr(k, 2), t.size[k], lr, eps)
-            else:
-                adagrad_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                            <float *>t.ptr(k, 2), t.size[k], lr, eps)
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.eps = eps
+    _run(gd_adagrad, params, grads, (sum_sq,), steps, &hyper)
 
 
 def adadelta(list params, list grads, list square_avg, list acc_delta, list steps, *,
              double lr, double rho, double eps):
-    cdef _Tensors t = _Tensors(params, grads, (square_avg, acc_delta), None)
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                adadelta_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                             <double *>t.ptr(k, 2), <double *>t.ptr(k, 3), t.size[k],
-                             lr, rho, eps)
-            else:
-                adadelta_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                             <float *>t.ptr(k, 2), <float *>t.ptr(k, 3), t.size[k],
-                             lr, rho, eps)
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.rho = rho
+    hyper.eps = eps
+    _run(gd_adadelta, params, grads, (square_avg, acc_delta), steps, &hyper)
 
 
-def rmsprop(list params, list grads, list square_avg, list steps, *, double lr,
-            double rho, double eps):
-    cdef _Tensors t = _Tensors(params, grads, (square_avg,), None)
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                rmsprop_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                            <double *>t.ptr(k, 2), t.size[k], lr, rho, eps)
-            else:
-                rmsprop_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                            <float *>t.ptr(k, 2), t.size[k], lr, rho, eps)
+def rmsprop(list params, list grads, list square_avg, list steps, *, double lr, double rho,
+            double eps):
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.rho = rho
+    hyper.eps = eps
+    _run(gd_rmsprop, params, grads, (square_avg,), steps, &hyper)
 
 
-def adam(list params, list grads, list exp_avg, list exp_avg_sq, list steps, *,
-         double lr, tuple betas, double eps):
-    cdef _Tensors t = _Tensors(params, grads, (exp_avg, exp_avg_sq), steps)
-    cdef double beta1 = betas[0], beta2 = betas[1]
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                adam_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                         <double *>t.ptr(k, 2), <double *>t.ptr(k, 3), t.size[k],
-                         lr, beta1, beta2, eps, t.step[k])
-            else:
-                adam_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                         <float *>t.ptr(k, 2), <float *>t.ptr(k, 3), t.size[k],
-                         lr, beta1, beta2, eps, t.step[k])
+def adam(list params, list grads, list exp_avg, list exp_avg_sq, list steps, *, double lr,
+         tuple betas, double eps):
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.beta1 = betas[0]
+    hyper.beta2 = betas[1]
+    hyper.eps = eps
+    _run(gd_adam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
 
 
-def adamax(list params, list grads, list exp_avg, list exp_inf, list steps, *,
-           double lr, tuple betas):
-    cdef _Tensors t = _Tensors(params, grads, (exp_avg, exp_inf), steps)
-    cdef double beta1 = betas[0], beta2 = betas[1]
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                adamax_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                           <double *>t.ptr(k, 2), <double *>t.ptr(k, 3), t.size[k],
-                           lr, beta1, beta2, t.step[k])
-            else:
-                adamax_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                           <float *>t.ptr(k, 2), <float *>t.ptr(k, 3), t.size[k],
-                           lr, beta1, beta2, t.step[k])
+def adamax(list params, list grads, list exp_avg, list exp_inf, list steps, *, double lr,
+           tuple betas):
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.beta1 = betas[0]
+    hyper.beta2 = betas[1]
+    _run(gd_adamax, params, grads, (exp_avg, exp_inf), steps, &hyper)
 
 
-def nadam(list params, list grads, list exp_avg, list exp_avg_sq, list steps, *,
-          double lr, tuple betas, double eps):
-    cdef _Tensors t = _Tensors(params, grads, (exp_avg, exp_avg_sq), steps)
-    cdef double beta1 = betas[0], beta2 = betas[1]
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                nadam_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                          <double *>t.ptr(k, 2), <double *>t.ptr(k, 3), t.size[k],
-                          lr, beta1, beta2, eps, t.step[k])
-            else:
-                nadam_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                          <float *>t.ptr(k, 2), <float *>t.ptr(k, 3), t.size[k],
-                          lr, beta1, beta2, eps, t.step[k])
+def nadam(list params, list grads, list exp_avg, list exp_avg_sq, list steps, *, double lr,
+          tuple betas, double eps):
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.beta1 = betas[0]
+    hyper.beta2 = betas[1]
+    hyper.eps = eps
+    _run(gd_nadam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
 
 
 def amsgrad(list params, list grads, list exp_avg, list exp_avg_sq, list max_exp_avg_sq,
             list steps, *, double lr, tuple betas, double eps):
-    cdef _Tensors t = _Tensors(params, grads, (exp_avg, exp_avg_sq, max_exp_avg_sq), None)
-    cdef double beta1 = betas[0], beta2 = betas[1]
-    cdef Py_ssize_t k
-    with nogil:
-        for k in range(t.count):
-            if t.is_double[k]:
-                amsgrad_f64(<double *>t.ptr(k, 0), <const double *>t.ptr(k, 1),
-                            <double *>t.ptr(k, 2), <double *>t.ptr(k, 3),
-                            <double *>t.ptr(k, 4), t.size[k], lr, beta1, beta2, eps)
-            else:
-                amsgrad_f32(<float *>t.ptr(k, 0), <const float *>t.ptr(k, 1),
-                            <float *>t.ptr(k, 2), <float *>t.ptr(k, 3),
-                            <float *>t.ptr(k, 4), t.size[k], lr, beta1, beta2, eps)
+    cdef gd_hyper hyper = NO_HYPER
+    hyper.lr = lr
+    hyper.beta1 = betas[0]
+    hyper.beta2 = betas[1]
+    hyper.eps = eps
+    _run(gd_amsgrad, params, grads, (exp_avg, exp_avg_sq, max_exp_avg_sq), steps, &hyper)
 
 
-def roofline(cnp.ndarray param, cnp.ndarray grad, list states):
-    """Add grad to param and to each state buffer (0-3 of them) in one pass.
+def roofline(list params, list grads, tuple states):
+    """Add each gradient to its parameter and to each of its state buffers, in one pass.
 
-    The memory traffic of an update rule with len(states) state buffers and
-    no arithmetic to speak of: the roofline against which benchmarks measure
-    the kernels.  Arrays must share dtype (float32/float64) and size.
+    The memory traffic of a rule with len(states) state buffers (0 to 3) and no
+    arithmetic to speak of, with the kernels' thread split: the limit against which
+    the benchmarks measure the rules.  Same contract as the rule functions: the
+    caller passes valid, equally sized arrays of one dtype per tensor.
     """
-    cdef int n_state = len(states)
-    if n_state > 3:
-        raise ValueError(f"states: expected at most 3 state buffers, got {n_state}")
-    cdef _Tensors t = _Tensors([param], [grad], tuple([array] for array in states), None)
-    cdef void *s[3]
-    cdef int slot
-    for slot in range(3):
-        s[slot] = t.ptr(0, 2 + slot) if slot < n_state else NULL
-    with nogil:
-        if t.is_double[0]:
-            roofline_f64(<double *>t.ptr(0, 0), <const double *>t.ptr(0, 1), <double *>s[0],
-                         <double *>s[1], <double *>s[2], n_state, t.size[0])
-        else:
-            roofline_f32(<float *>t.ptr(0, 0), <const float *>t.ptr(0, 1), <float *>s[0],
-                         <float *>s[1], <float *>s[2], n_state, t.size[0])
+    if len(states) > 3:
+        raise ValueError(f"states: expected at most 3 lists of state buffers, got {len(states)}")
+    cdef gd_hyper hyper = NO_HYPER
+    _run(gd_roofline, params, grads, states, [0] * len(params), &hyper)
+
+
+cdef class OwnedMemory:
+    """The byte ranges of the buffers a step writes (parameters and state buffers),
+    sorted and disjoint, with a label each, for the aliasing check of gradients."""
+    cdef int64_t[::1] starts
+    cdef int64_t[::1] stops
+    cdef list labels
+
+    def __init__(self, spans):
+        """spans: iterable of ((start, stop), label); empty ranges are ignored."""
+        ordered = sorted(((start, stop), label) for (start, stop), label in spans
+                         if stop > start)
+        self.starts = np.array([span[0][0] for span in ordered] or [0], dtype=np.int64)
+        self.stops = np.array([span[0][1] for span in ordered] or [0], dtype=np.int64)
+        self.labels = [span[1] for span in ordered]
+
+    cdef Py_ssize_t find(self, int64_t start, int64_t stop) noexcept:
+        """Index of the owned range that [start, stop) meets, or -1.  Binary search:
+        the ranges are disjoint, so only the last one starting below `stop` can."""
+        cdef Py_ssize_t low = 0, high = len(self.labels), middle
+        if stop <= start:
+            return -1
+        while low < high:
+            middle = (low + high) // 2
+            if self.starts[middle] < stop:
+                low = middle + 1
+            else:
+                high = middle
+        return low - 1 if low > 0 and self.stops[low - 1] > start else -1
+
+    def overlapping(self, int64_t start, int64_t stop):
+        """(label, index) of the owned buffer that [start, stop) meets, or None."""
+        cdef Py_ssize_t found = self.find(start, stop)
+        return None if found < 0 else self.labels[found]
+
+
+NOT_FAST, FAST_SOME, FAST_ALL = 0, 1, 2
+
+
+def gradients_fast_ok(list grads, tuple params, OwnedMemory owned):
+    """FAST_ALL when every gradient is an ndarray with its parameter's exact dtype
+    (native byte order) and shape, C-contiguous, aligned, and sharing no memory with a
+    parameter or state buffer; FAST_SOME when that holds but some are None; else
+    NOT_FAST (0).
+
+    The fast path of Optimizer.step: anything else (including every error) goes to
+    the full checks in Python, which raise with a message or copy a strided gradient.
+    Never accepts what the full checks reject.
+    """
+    cdef Py_ssize_t k, count = len(grads)
+    cdef object grad
+    cdef cnp.ndarray array, param
+    cdef int64_t start
+    cdef int result = FAST_ALL
+    if count != len(params):
+        return NOT_FAST
+    for k in range(count):
+        grad = grads[k]
+        if grad is None:
+            result = FAST_SOME
+            continue
+        if not isinstance(grad, cnp.ndarray):
+            return NOT_FAST
+        array = <cnp.ndarray>grad
+        param = <cnp.ndarray>params[k]
+        if cnp.PyArray_TYPE(array) != cnp.PyArray_TYPE(param):
+            return NOT_FAST
+        if not cnp.PyArray_SAMESHAPE(array, param):
+            return NOT_FAST
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_ISALIGNED(array)
+                and cnp.PyArray_ISNOTSWAPPED(array)):
+            return NOT_FAST
+        start = <int64_t><size_t>cnp.PyArray_DATA(array)
+        if owned.find(start, start + cnp.PyArray_NBYTES(array)) >= 0:
+            return NOT_FAST
+    return result

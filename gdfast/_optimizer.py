@@ -17,12 +17,12 @@ every parameter and every state entry exactly as it was.
 """
 from __future__ import annotations
 
-import bisect
 from typing import Any, Callable, ClassVar, Sequence, TypeVar, Union
 
 import numpy as np
 
 from . import _validation as check
+from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
 
 ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
 GradOrGrads = Union[np.ndarray, None, Sequence[Union[np.ndarray, None]]]
@@ -80,12 +80,11 @@ class Optimizer:
         self.state = {name: tuple(np.zeros_like(p) for p in self.params)
                       for name in self.state_names}
         self._steps = [0] * len(self.params)
-        # Memory of every buffer the kernels write, sorted, for the aliasing check.
-        owned = [(check.byte_span(array), label) for label, array in self._labelled_buffers()
-                 if array.nbytes]
-        owned.sort()
-        self._owned_starts = [span[0] for span, _ in owned]
-        self._owned = owned
+        self._param_list = list(self.params)
+        self._state_lists = tuple(list(buffers) for buffers in self.state.values())
+        # Memory of every buffer the kernels write, for the aliasing check of gradients.
+        self._owned = OwnedMemory((check.byte_span(array), label)
+                                  for label, array in self._labelled_buffers())
 
     # ------------------------------------------------------------------ checks
     def _name(self, what: str, index: int) -> str:
@@ -117,18 +116,8 @@ class Optimizer:
 
     def _aliased_buffer(self, grad: np.ndarray) -> str | None:
         """Label of a parameter or state buffer that shares memory with grad, if any."""
-        if not grad.nbytes or not self._owned:
-            return None
-        low, high = np.lib.array_utils.byte_bounds(grad)
-        # Owned buffers do not overlap each other, so only the last one that starts
-        # below `high` can overlap [low, high).
-        position = bisect.bisect_left(self._owned_starts, high) - 1
-        if position < 0:
-            return None
-        (start, stop), label = self._owned[position]
-        if not check.spans_overlap((low, high), (start, stop)):
-            return None
-        if grad.flags.c_contiguous:
+        label = self._owned.overlapping(*check.byte_span(grad))
+        if label is None or grad.flags.c_contiguous:
             return label
         owner = dict(self._labelled_buffers())[label]  # strided: ask for exact overlap
         return label if np.shares_memory(grad, owner) else None
@@ -173,17 +162,29 @@ class Optimizer:
         parameter, its state and its step count untouched this step.
         Non-contiguous gradients are copied; parameters are updated in place.
         """
-        grads = self._check_grads(grads)
+        if type(grads) is np.ndarray:
+            grads = [grads]
+        elif type(grads) is tuple:
+            grads = list(grads)
+        verdict = type(grads) is list and gradients_fast_ok(grads, self.params, self._owned)
+        if not verdict:
+            grads = self._check_grads(grads)  # every check, with messages; may copy
+        steps = self._steps
+        if verdict == FAST_ALL:
+            for index in range(len(steps)):
+                steps[index] += 1
+            type(self)._core(self._param_list, grads, *self._state_lists, steps, **self._hyper)
+            return
         active = [index for index, grad in enumerate(grads) if grad is not None]
         if not active:
             return
         for index in active:
-            self._steps[index] += 1
+            steps[index] += 1
         type(self)._core(
             [self.params[i] for i in active],
             [grads[i] for i in active],
-            *[[buffers[i] for i in active] for buffers in self.state.values()],
-            [self._steps[i] for i in active],
+            *[[buffers[i] for i in active] for buffers in self._state_lists],
+            [steps[i] for i in active],
             **self._hyper,
         )
 

@@ -70,7 +70,10 @@ def float_array(name: str, value: Any) -> np.ndarray:
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
     if value.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: dtype {value.dtype} is not supported; "
-                        "expected float32 or float64")
+                        "expected float32 or float64 (native byte order)")
+    if not value.flags.aligned:
+        raise ValueError(f"{name}: expected an array aligned to its dtype "
+                         "(copy it with np.array(...))")
     return value
 
 
@@ -86,9 +89,9 @@ def parameter(name: str, value: Any) -> np.ndarray:
 
 
 def byte_span(array: np.ndarray) -> tuple[int, int]:
-    """[start, stop) addresses of a C-contiguous array's memory."""
-    start = array.__array_interface__["data"][0]
-    return start, start + array.nbytes
+    """[low, high) addresses of the memory an array's elements occupy."""
+    low, high = np.lib.array_utils.byte_bounds(array)
+    return low, high
 
 
 def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:

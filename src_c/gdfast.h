@@ -27,11 +27,51 @@ int gd_openmp_enabled(void);
 /* Threads used by the kernels; n <= 0 restores OpenMP's default (OMP_NUM_THREADS). */
 void gd_set_num_threads(int n);
 int gd_get_num_threads(void);
-/* Fewest elements a thread is given: arrays below twice this run on one thread. */
+/* Fewest elements a thread is given: steps below twice this run on one thread. */
 int64_t gd_min_elements_per_thread(void);
 /* Instruction set of the kernel clone selected on this CPU ("avx512f", "avx2", "default"). */
 const char *gd_kernel_isa(void);
 
+/* ---- Multi-tensor steps -------------------------------------------------
+ * One call updates a whole list of tensors in one parallel region: the
+ * tensors are laid end to end (each padded to a multiple of 64 elements) and
+ * the threads share that index space in cache-line-aligned spans, so a list
+ * of many small tensors costs one thread team, not one per tensor.
+ */
+enum { GD_SLOT_PARAM = 0, GD_SLOT_GRAD = 1, GD_SLOT_STATE = 2, GD_MAX_SLOTS = 5 };
+
+typedef struct {
+    int64_t count;              /* tensors in the list */
+    int slots;                  /* pointers per tensor: param, grad, then the state buffers */
+    void *const *data;          /* data[k * slots + slot] */
+    const int64_t *size;        /* elements of tensor k */
+    const int64_t *step;        /* t of this update for tensor k (counts from 1) */
+    const unsigned char *is_double; /* 1: float64 tensor, 0: float32 */
+} gd_tensors;
+
+/* Every rule's hyper-parameters; each rule reads the ones it has. */
+typedef struct {
+    double lr, momentum, beta1, beta2, eps, rho;
+} gd_hyper;
+
+void gd_sgd(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_momentum(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_nesterov(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_adagrad(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_adadelta(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_rmsprop(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_adam(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_adamax(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_nadam(const gd_tensors *tensors, const gd_hyper *hyper);
+void gd_amsgrad(const gd_tensors *tensors, const gd_hyper *hyper);
+/* The memory limit of a step, for benchmarks: adds grad to param and to each
+ * state buffer (slots - 2 of them, at most 3) in one pass with the same thread
+ * split: the traffic of a rule with that many state buffers, next to no math. */
+void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper);
+
+/* ---- One tensor, one dtype ------------------------------------------------
+ * The same kernels on a single array (a list of one).
+ */
 void sgd_f32(float *param, const float *grad, int64_t n, double lr);
 void sgd_f64(double *param, const double *grad, int64_t n, double lr);
 
@@ -81,15 +121,6 @@ void amsgrad_f32(float *param, const float *grad, float *exp_avg, float *exp_avg
 void amsgrad_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
                  double *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
                  double eps);
-
-/* The memory limit of an update, for benchmarks: reads param, grad and the
- * first n_state (0..3) state buffers and writes param and those buffers
- * (each gets grad added), with the kernels' thread split.  Same traffic as a
- * rule with n_state state buffers, and next to no arithmetic. */
-void roofline_f32(float *param, const float *grad, float *state0, float *state1,
-                  float *state2, int n_state, int64_t n);
-void roofline_f64(double *param, const double *grad, double *state0, double *state1,
-                  double *state2, int n_state, int64_t n);
 
 #ifdef __cplusplus
 }

@@ -13,6 +13,7 @@
 #include "gdfast.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef _OPENMP
@@ -78,63 +79,104 @@ static int gd_team_size(int64_t n)
     return threads < 1 ? 1 : (int)threads;
 }
 
-/* The span [*lo, *lo + *len) of thread `thread` out of `team` over n elements. */
-static inline void gd_thread_span(int64_t n, int thread, int team, int64_t *lo, int64_t *len)
+static inline int64_t gd_padded(int64_t n)
 {
-    int64_t chunk = (n + team - 1) / team;
-    chunk = (chunk + GD_SPAN_ALIGN - 1) / GD_SPAN_ALIGN * GD_SPAN_ALIGN;
-    int64_t start = (int64_t)thread * chunk;
-    if (start > n) start = n;
-    int64_t stop = start + chunk < n ? start + chunk : n;
-    *lo = start;
-    *len = stop - start;
+    return (n + GD_SPAN_ALIGN - 1) / GD_SPAN_ALIGN * GD_SPAN_ALIGN;
 }
 
-/* Run CALL with (lo, len) bound to each thread's span; one span when small. */
+/* Updates elements [lo, lo + len) of tensor k. */
+typedef void (*gd_segment_fn)(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
+                              const gd_hyper *h);
+
+/* Runs `segment` over the tensors' elements [begin, end) of the padded index space. */
+static void gd_run_range(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
+                         gd_segment_fn segment_f64, int64_t begin, int64_t end)
+{
+    int64_t offset = 0;
+    for (int64_t k = 0; k < t->count && offset < end; k++) {
+        int64_t lo = begin > offset ? begin - offset : 0;
+        int64_t hi = end - offset < t->size[k] ? end - offset : t->size[k];
+        if (hi > lo) (t->is_double[k] ? segment_f64 : segment_f32)(t, k, lo, hi - lo, h);
+        offset += gd_padded(t->size[k]);
+    }
+}
+
+/* One step over a list of tensors: the whole list on one thread when small,
+ * else one parallel region in which each thread takes a contiguous,
+ * 64-element-aligned share of the padded index space.  Each element's math
+ * is the same wherever its span starts, so results do not depend on the
+ * thread count. */
+static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
+                   gd_segment_fn segment_f64)
+{
+    int64_t total = 0;
+    for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k]);
+    int team = gd_team_size(total);
+    if (team <= 1) {
+        gd_run_range(t, h, segment_f32, segment_f64, 0, total);
+        return;
+    }
 #ifdef _OPENMP
-#define GD_FOR_SPANS(n, CALL)                                                  \
-    do {                                                                       \
-        int team_ = gd_team_size(n);                                           \
-        if (team_ <= 1) {                                                      \
-            const int64_t lo = 0, len = (n);                                   \
-            CALL;                                                              \
-        } else {                                                               \
-            _Pragma("omp parallel num_threads(team_)")                         \
-            {                                                                  \
-                int64_t lo, len;                                               \
-                gd_thread_span((n), omp_get_thread_num(), omp_get_num_threads(), \
-                               &lo, &len);                                     \
-                CALL;                                                          \
-            }                                                                  \
-        }                                                                      \
-    } while (0)
-#else
-#define GD_FOR_SPANS(n, CALL)                                                  \
-    do {                                                                       \
-        const int64_t lo = 0, len = (n);                                       \
-        CALL;                                                                  \
-    } while (0)
+#pragma omp parallel num_threads(team)
+    {
+        int members = omp_get_num_threads();
+        int64_t share = gd_padded((total + members - 1) / members);
+        int64_t begin = (int64_t)omp_get_thread_num() * share;
+        int64_t end = begin + share < total ? begin + share : total;
+        if (begin < end) gd_run_range(t, h, segment_f32, segment_f64, begin, end);
+    }
 #endif
+}
+
+/* A list of one tensor, for the single-array entry points. */
+#define GD_ONE_TENSOR(name, is_dbl, n, t_step, ...)                                \
+    void *name##_data_[] = {__VA_ARGS__};                                           \
+    const int64_t name##_size_ = (n), name##_step_ = (t_step);                      \
+    const unsigned char name##_double_ = (is_dbl);                                  \
+    const gd_tensors name = {1, (int)(sizeof(name##_data_) / sizeof(void *)),       \
+                             name##_data_, &name##_size_, &name##_step_, &name##_double_}
 
 #define GD_CAT_(a, b) a##b
 #define GD_CAT(a, b) GD_CAT_(a, b)
 
 #define REAL float
+#define IS_DOUBLE 0
 #define SFX _f32
 #define SQRT sqrtf
 #define FABS fabsf
 #include "rules.inc"
 #undef REAL
+#undef IS_DOUBLE
 #undef SFX
 #undef SQRT
 #undef FABS
 
 #define REAL double
+#define IS_DOUBLE 1
 #define SFX _f64
 #define SQRT sqrt
 #define FABS fabs
 #include "rules.inc"
 #undef REAL
+#undef IS_DOUBLE
 #undef SFX
 #undef SQRT
 #undef FABS
+
+/* The multi-tensor entry points: each dispatches every tensor to its dtype's segment. */
+#define GD_RULE(name)                                                          \
+    void gd_##name(const gd_tensors *tensors, const gd_hyper *hyper)           \
+    {                                                                          \
+        gd_run(tensors, hyper, name##_segment_f32, name##_segment_f64);        \
+    }
+GD_RULE(sgd)
+GD_RULE(momentum)
+GD_RULE(nesterov)
+GD_RULE(adagrad)
+GD_RULE(adadelta)
+GD_RULE(rmsprop)
+GD_RULE(adam)
+GD_RULE(adamax)
+GD_RULE(nadam)
+GD_RULE(amsgrad)
+GD_RULE(roofline)
