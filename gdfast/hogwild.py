@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -117,14 +118,18 @@ class LinearModel:
     fit_intercept: bool = True
 
     def decision_function(self, X: Any) -> np.ndarray:
-        """Margins z = X · coef + intercept (float64) of a CSR matrix with the training dtype."""
+        """Margins z = X · coef + intercept (float64) of a CSR matrix (X's values are cast to
+        the training dtype, the sum is done in double)."""
         data = _csr("X", X)
         if data.n_features != self.coef.shape[0]:
             raise ValueError(f"X: expected {self.coef.shape[0]} features, got {data.n_features}")
-        return _margins(data, self._weights(data.dtype), self.fit_intercept)
+        if data.dtype != self.coef.dtype:
+            data = _CSR(data.indptr, data.indices, data.data.astype(self.coef.dtype),
+                        data.n_features)
+        return _margins(data, self._weights(), self.fit_intercept)
 
-    def _weights(self, dtype: np.dtype) -> np.ndarray:
-        weights = np.empty(self.coef.shape[0] + 1, dtype=dtype)
+    def _weights(self) -> np.ndarray:
+        weights = np.empty(self.coef.shape[0] + 1, dtype=self.coef.dtype)
         weights[:-1] = self.coef
         weights[-1] = self.intercept
         return weights
@@ -299,14 +304,34 @@ def _settings(rule: str, lr: float, decay: float, l2: float, eps: float, epochs:
                      seed=_seed(seed))
 
 
-def _progress_bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ImportError("progress=True needs tqdm: pip install 'gdfast[progress]'") from None
-    return tqdm(total=total, desc=desc, unit="epoch")
+class _Progress:
+    """A tqdm bar over epochs (the ``progress`` extra) or, without tqdm, a line per epoch
+    on stderr; nothing at all when disabled."""
+
+    def __init__(self, enabled: bool, total: int, desc: str):
+        self.enabled, self.total, self.desc, self.bar = enabled, total, desc, None
+        if enabled:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:  # pragma: no cover - depends on the environment
+                return
+            self.bar = tqdm(total=total, desc=desc, unit="epoch")
+
+    def update(self, entry: dict[str, float], metric: str) -> None:
+        if not self.enabled:
+            return
+        value = entry.get(metric, entry["progressive_loss"])
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({metric: value})
+        else:
+            print(f"{self.desc}: epoch {entry['epoch']}/{self.total}  {metric} {value:.6g}  "
+                  f"{entry['seconds']:.2f} s  {entry['updates_per_second']:,.0f} updates/s",
+                  file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 # --------------------------------------------------------------------------- linear model
@@ -359,7 +384,7 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
     # Each feature's share of the rows: the weight of its penalty in the objective.
     row_share = np.bincount(data.indices, minlength=data.n_features) / max(data.n_rows, 1)
     history: list[dict[str, float]] = []
-    bar = _progress_bar(progress, settings.epochs, "hogwild fit_linear")
+    bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
         for epoch in range(settings.epochs):
             kwargs = dict(settings.kwargs(epoch), loss=loss_code,
@@ -380,12 +405,9 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
                 entry["objective"] = mean_loss + 0.5 * settings.l2 * float(
                     np.dot(row_share, coef * coef))
             history.append(entry)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=entry.get("loss", entry["progressive_loss"]))
+            bar.update(entry, "loss")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return LinearModel(coef=weights[:-1].copy(),
                        intercept=float(weights[-1]) if fit_intercept else 0.0,
                        sum_sq=sum_sq, history=history, loss=loss,
@@ -494,7 +516,7 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
             if settings.rule == "adagrad" else (None, None))
     history: list[dict[str, float]] = []
     n = ratings.shape[0]
-    bar = _progress_bar(progress, settings.epochs, "hogwild fit_mf")
+    bar = _Progress(progress, settings.epochs, "hogwild fit_mf")
     model = MFModel(factors[0], factors[1], sums[0], sums[1], history)
     try:
         for epoch in range(settings.epochs):
@@ -510,12 +532,9 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
                 entry["loss"] = float(0.5 * np.mean(error * error)) if n else 0.0
                 entry["rmse"] = math.sqrt(2.0 * entry["loss"])
             history.append(entry)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(rmse=entry.get("rmse", math.nan))
+            bar.update(entry, "rmse")
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     return model
 
 

@@ -1,0 +1,162 @@
+"""Hogwild! measurements on generated data shaped like RCV1 (issue 6).
+
+    python bench/bench_hogwild.py                        # 500k x 50k, ~80 nnz/row, 5 epochs, 3 repeats
+    python bench/bench_hogwild.py --rows 50000 --repeats 1   # a quick look
+
+Data: n rows of ~Poisson(nnz) term draws from a Zipf(s=1.1) vocabulary of n features (so a
+few features are in most rows and most features in few rows, like RCV1's tokens), counts
+summed (term frequencies), idf-weighted, rows L2-normalized; labels are the sign of a
+random linear score plus noise (about 10% of the labels disagree with the score).
+
+For SGD and Adagrad it runs serial, locked and hogwild at 1 and 2 threads, and
+scikit-learn's SGDClassifier(loss="log_loss") one epoch per partial_fit call, all on the
+same data and epochs, repeats everything `--repeats` times interleaved (the machine is
+shared) and prints medians: training seconds per epoch (the loss evaluation is excluded),
+updates per second, the mean training log-loss after each epoch.  It measures and reports,
+it never asserts.  `--json PATH` also writes every raw run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+import gdfast
+from gdfast import hogwild
+
+
+def rcv1_like(n_rows: int, n_features: int, nnz: int, seed: int = 0,
+              dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    frequency = 1.0 / np.arange(1, n_features + 1) ** 1.1
+    probability = frequency / frequency.sum()
+    cdf = np.cumsum(probability)
+    # Repeated draws merge into term frequencies: find the draws per row whose expected
+    # number of distinct features, sum_j 1 - (1 - p_j)^m, is `nnz` (bisection on m).
+    low, high = float(nnz), 50.0 * nnz
+    for _ in range(50):
+        middle = 0.5 * (low + high)
+        low, high = ((middle, high) if np.sum(-np.expm1(middle * np.log1p(-probability))) < nnz
+                     else (low, middle))
+    counts = np.maximum(1, rng.poisson(low, n_rows))
+    features = np.searchsorted(cdf, rng.random(int(counts.sum())), side="right")
+    features = np.minimum(features, n_features - 1)
+    rng.shuffle(permutation := np.arange(n_features))  # frequent features spread over the vector
+    features = permutation[features].astype(np.int32)
+    rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
+    X = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.float64), (rows, features)),
+                      shape=(n_rows, n_features))
+    X.sum_duplicates()
+    document_frequency = np.bincount(X.indices, minlength=n_features)
+    idf = np.log((1.0 + n_rows) / (1.0 + document_frequency)) + 1.0
+    X.data = np.log1p(X.data) * idf[X.indices]
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    X = sp.csr_matrix(sp.diags(1.0 / np.maximum(norms, 1e-12)) @ X)
+    truth = rng.standard_normal(n_features) * 3.0
+    score = X @ truth
+    score -= np.median(score)
+    y = np.where(score + 0.4 * np.std(score) * rng.standard_normal(n_rows) > 0, 1.0, -1.0)
+    return X.astype(dtype), y
+
+
+def mean_log_loss(margin: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.logaddexp(0.0, -y * margin)))
+
+
+def run_gdfast(X, y, rule: str, mode: str, threads: int, epochs: int, lr: float,
+               decay: float) -> dict:
+    model = hogwild.fit_linear(X, y, loss="logistic", rule=rule, lr=lr, decay=decay,
+                               epochs=epochs, mode=mode, n_threads=threads, seed=1)
+    return {"seconds": [h["seconds"] for h in model.history],
+            "loss": [h["loss"] for h in model.history]}
+
+
+def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
+    from sklearn.linear_model import SGDClassifier
+    classifier = SGDClassifier(loss="log_loss", alpha=alpha, random_state=1)
+    seconds, loss = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        classifier.partial_fit(X64, y, classes=np.array([-1.0, 1.0]))
+        seconds.append(time.perf_counter() - start)
+        loss.append(mean_log_loss(classifier.decision_function(X64), y))
+    return {"seconds": seconds, "loss": loss}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=500_000)
+    parser.add_argument("--features", type=int, default=50_000)
+    parser.add_argument("--nnz", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    parser.add_argument("--sgd-lr", type=float, default=4.0)
+    parser.add_argument("--sgd-decay", type=float, default=0.8)
+    parser.add_argument("--adagrad-lr", type=float, default=2.0)
+    parser.add_argument("--alpha", type=float, default=1e-6,
+                        help="SGDClassifier's alpha (its L2; gdfast runs with l2=0)")
+    parser.add_argument("--json", help="write every run here")
+    args = parser.parse_args(argv)
+
+    start = time.perf_counter()
+    X, y = rcv1_like(args.rows, args.features, args.nnz, dtype=np.dtype(args.dtype))
+    X64 = X.astype(np.float64)  # SGDClassifier trains in float64 only
+    share = np.bincount(X.indices, minlength=X.shape[1]) / X.shape[0]
+    print(f"data: {X.shape[0]} x {X.shape[1]}, {X.nnz / X.shape[0]:.1f} nnz/row, "
+          f"{args.dtype}; most frequent feature in {share.max():.0%} of rows, "
+          f"{np.mean(share < 1e-3):.0%} of features in < 0.1% of rows; "
+          f"positives {np.mean(y > 0):.0%}; built in {time.perf_counter() - start:.1f} s")
+    print(f"machine: {platform.processor() or platform.machine()}, "
+          f"gdfast threads {gdfast.get_num_threads()}, hogwild OpenMP "
+          f"{hogwild.openmp_enabled()}, python {sys.version.split()[0]}")
+
+    configs = []
+    for rule in ("sgd", "adagrad"):
+        for mode, threads in (("serial", 1), ("locked", 1), ("locked", 2), ("hogwild", 1),
+                              ("hogwild", 2)):
+            configs.append((f"{rule:8s} {mode:8s} T={threads}", "gdfast", rule, mode, threads))
+    configs.append((f"sklearn SGDClassifier(log_loss, alpha={args.alpha:g}) T=1", "sklearn",
+                    None, None, 1))
+    runs: dict[str, list[dict]] = {name: [] for name, *_ in configs}
+    for repeat in range(args.repeats):
+        for name, kind, rule, mode, threads in configs:  # interleaved: drift hits all alike
+            if kind == "sklearn":
+                result = run_sklearn(X64, y, args.epochs, args.alpha)
+            else:
+                lr = args.sgd_lr if rule == "sgd" else args.adagrad_lr
+                decay = args.sgd_decay if rule == "sgd" else 1.0
+                result = run_gdfast(X, y, rule, mode, threads, args.epochs, lr, decay)
+            runs[name].append(result)
+            print(f"  repeat {repeat + 1}: {name}: {sum(result['seconds']):.2f} s, "
+                  f"final loss {result['loss'][-1]:.5f}", flush=True)
+
+    print(f"\nmedians over {args.repeats} interleaved repeats, {args.epochs} epochs, "
+          f"{X.shape[0]} updates per epoch")
+    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s}  loss after each epoch")
+    serial_seconds = {}
+    for name, *_ in configs:
+        per_epoch = statistics.median(s for run in runs[name] for s in run["seconds"])
+        losses = [statistics.median(run["loss"][e] for run in runs[name])
+                  for e in range(args.epochs)]
+        if "serial" in name:
+            serial_seconds[name.split()[0]] = per_epoch
+        speedup = ""
+        rule = name.split()[0]
+        if rule in serial_seconds and "serial" not in name:
+            speedup = f"  ({serial_seconds[rule] / per_epoch:.2f}x serial)"
+        print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f}  "
+              + " ".join(f"{value:.5f}" for value in losses) + speedup)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "runs": runs}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
