@@ -65,6 +65,9 @@ class Schedule:
         The learning rate for the current unit.
     t : int
         Units completed since `start`.
+    own_lr : bool
+        Whether η0 was given to the constructor (`fit` then sets the
+        optimizer's lr to it; otherwise `fit` starts from the optimizer's lr).
     """
 
     def __init__(self, lr: float | None = None, per: str = "epoch"):
@@ -72,6 +75,7 @@ class Schedule:
             raise ValueError(f"per: expected 'epoch' or 'step', got {per!r}")
         self.per = per
         self.base_lr = None if lr is None else check.learning_rate("lr", lr)
+        self.own_lr = lr is not None  # else each start() takes the caller's rate
         self.t = 0
         self._lr = self.base_lr
 

@@ -281,3 +281,10 @@ def main(args: argparse.Namespace) -> int:
     except (CommandError, ValueError, TypeError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
+
+
+if __name__ == "__main__":  # `python -m gdfast.train_cli ...` = `python -m gdfast train ...`
+    _parser = argparse.ArgumentParser(prog="python -m gdfast.train_cli")
+    add_parser(_parser.add_subparsers())
+    _args = _parser.parse_args(["train", *sys.argv[1:]])
+    sys.exit(_args.command(_args))

@@ -52,7 +52,8 @@ class History:
         Mean of the epoch's batch losses, weighted by batch size (the
         parameters move during the epoch, as in every library's report).
     val_loss : list of float
-        The validation loss at the end of the epoch (NaN without validation).
+        The latest validation loss at the end of the epoch (NaN without
+        validation; with ``eval_every``, that of the last evaluation so far).
     lr : list of float
         The optimizer's learning rate at the end of the epoch.
     seconds : list of float
@@ -395,7 +396,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
 
     history = History(optimizer=opt)
     if schedule is not None:
-        opt.lr = schedule.start(opt.lr if schedule.base_lr is None else None)
+        opt.lr = schedule.start(None if schedule.own_lr else opt.lr)
     if stopper is not None:
         stopper.reset()
     step_schedule = schedule if schedule is not None and schedule.per == "step" else None

@@ -139,3 +139,16 @@ def test_per_step_schedule_in_fit():
     assert history.steps == [3, 6]
     assert seen == pytest.approx([1 / 4, 1 / 7])
     assert math.isclose(schedule.lr, 1 / 7)
+
+
+def test_a_schedule_reused_by_fit_starts_from_each_optimizers_lr():
+    schedule = schedules.ExponentialDecay(0.5)
+    objective = lambda params, X, y: (0.0, [np.zeros(1)])  # noqa: E731
+    for lr in (0.4, 0.1):
+        history = fit(objective, [np.zeros(1)], np.zeros((2, 1)), None, "sgd", lr=lr, epochs=2,
+                      schedule=schedule, progress=False)
+        assert history.lr == pytest.approx([lr / 2, lr / 4])
+    own = schedules.ExponentialDecay(0.5, lr=1.0)
+    history = fit(objective, [np.zeros(1)], np.zeros((2, 1)), None, "sgd", lr=0.1, epochs=1,
+                  schedule=own, progress=False)
+    assert history.lr == [0.5]
