@@ -1,0 +1,343 @@
+"""`python -m gdfast bench`: each rule's step time against the machine's memory limit.
+
+An optimizer step moves memory: a rule with s state buffers reads the parameter,
+the gradient and the s buffers and writes the parameter and the s buffers, so
+(3 + 2 s) · itemsize bytes per element (Adam float32: 28 B).  For each rule ×
+dtype × size × thread count the benchmark times, interleaved in the same run:
+
+  gdfast      the C kernel, through `Optimizer.step` (the whole Python path)
+  roofline    a C loop of gdfast's own with exactly that traffic and no math
+              (gd_roofline): the limit, in the same run, on the same arrays
+  reference   the NumPy reference (gdfast.reference), same API
+  torch-*     torch.optim's for-loop, foreach and fused implementations of the
+              rule when torch is importable and has them
+
+and reports the median time per step, GB/s with the rule's byte count, percent of
+the limit and the speed ratio of gdfast to each other backend.  The "model" case
+is a 200-tensor model (30 of 512×512, 20 of 320×320, 150 vectors of 100-1000
+elements, ~10M parameters) stepped as one list.
+
+Two-thread memory bandwidth on a shared machine moves between levels from minute
+to minute: every comparison here is interleaved round by round, so read ratios,
+not absolute figures, across runs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from . import _kernels, get_num_threads, kernel_isa, openmp_enabled, optim, reference
+from . import set_num_threads
+from ._version import __version__
+
+DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
+LARGE_SIZE = 100_000_000
+MODEL = "model"
+
+# torch.optim counterparts: (class name, constructor options).  The traffic is the
+# same as gdfast's rule; the formulas follow torch's own conventions.
+TORCH_EQUIVALENT = {
+    "SGD": ("SGD", {"lr": 0.01}),
+    "Momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
+    "Nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
+    "Adagrad": ("Adagrad", {"lr": 0.01}),
+    "Adadelta": ("Adadelta", {}),
+    "RMSprop": ("RMSprop", {"lr": 0.001}),
+    "Adam": ("Adam", {"lr": 0.001}),
+    "AdaMax": ("Adamax", {"lr": 0.002}),
+    "Nadam": ("NAdam", {"lr": 0.002}),
+    "AMSGrad": ("Adam", {"lr": 0.001, "amsgrad": True}),
+}
+
+
+def bytes_per_element(rule_class: type, dtype: np.dtype) -> int:
+    """Bytes a step moves per element: reads param, grad, states; writes param, states."""
+    states = len(rule_class.state_names)
+    return (3 + 2 * states) * np.dtype(dtype).itemsize
+
+
+def model_shapes(seed: int = 0) -> list[tuple[int, ...]]:
+    """The 200-tensor model: 30 of 512×512, 20 of 320×320, 150 vectors of 100-1000."""
+    rng = np.random.default_rng(seed)
+    return ([(512, 512)] * 30 + [(320, 320)] * 20
+            + [(int(n),) for n in rng.integers(100, 1001, 150)])
+
+
+def _arrays(shapes: Sequence[tuple[int, ...]], dtype: np.dtype, rng: np.random.Generator):
+    params = [rng.standard_normal(shape).astype(dtype) for shape in shapes]
+    grads = [(rng.standard_normal(shape) * 1e-3).astype(dtype) for shape in shapes]
+    return params, grads
+
+
+class Case:
+    """One rule × dtype × shapes: the backends to time, each a zero-argument step."""
+
+    def __init__(self, rule: str, dtype: np.dtype, shapes: Sequence[tuple[int, ...]],
+                 with_reference: bool, with_torch: bool, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.rule, self.dtype = rule, np.dtype(dtype)
+        self.elements = int(sum(np.prod(shape, dtype=np.int64) for shape in shapes))
+        rule_class = getattr(optim, rule)
+        self.bytes = bytes_per_element(rule_class, self.dtype) * self.elements
+        self.steps: dict[str, Callable[[], None]] = {}
+
+        params, grads = _arrays(shapes, self.dtype, rng)
+        optimizer = rule_class(params)
+        self.steps["gdfast"] = lambda: optimizer.step(grads)
+
+        limit_params, limit_grads = _arrays(shapes, self.dtype, rng)
+        limit_states = tuple([np.zeros_like(p) for p in limit_params]
+                             for _ in rule_class.state_names)
+        self.steps["roofline"] = lambda: _kernels.roofline(limit_params, limit_grads,
+                                                           limit_states)
+        if with_reference:
+            ref_params, ref_grads = _arrays(shapes, self.dtype, rng)
+            ref_optimizer = getattr(reference, rule)(ref_params)
+            self.steps["reference"] = lambda: ref_optimizer.step(ref_grads)
+        if with_torch:
+            self.steps.update(_torch_steps(rule, shapes, self.dtype, rng))
+
+
+def _torch_steps(rule: str, shapes, dtype: np.dtype, rng) -> dict[str, Callable[[], None]]:
+    """torch.optim's implementations of the rule that this torch has, ready to step."""
+    import torch
+    name, options = TORCH_EQUIVALENT[rule]
+    optimizer_class = getattr(torch.optim, name)
+    steps = {}
+    for backend, flags in (("torch-for-loop", {"foreach": False}),
+                           ("torch-foreach", {"foreach": True}),
+                           ("torch-fused", {"fused": True})):
+        params_np, grads_np = _arrays(shapes, dtype, rng)
+        params = [torch.nn.Parameter(torch.from_numpy(p)) for p in params_np]
+        for param, grad in zip(params, grads_np):
+            param.grad = torch.from_numpy(grad)
+        try:
+            optimizer = optimizer_class(params, **options, **flags)
+            with torch.no_grad():
+                optimizer.step()   # a fused kernel that does not exist fails here
+        except (RuntimeError, TypeError, ValueError):
+            continue
+        steps[backend] = optimizer.step
+    return steps
+
+
+def _calls_for(step: Callable[[], None], seconds: float) -> int:
+    """How many calls make one timing of about `seconds` (at least one)."""
+    began = time.perf_counter()
+    step()
+    once = max(time.perf_counter() - began, 1e-7)
+    return max(1, int(seconds / once))
+
+
+def time_case(case: Case, rounds: int, seconds_per_timing: float) -> dict[str, float]:
+    """Median seconds per step of each backend, timed round-robin (interleaved)."""
+    calls = {backend: _calls_for(step, seconds_per_timing)
+             for backend, step in case.steps.items()}
+    samples: dict[str, list[float]] = {backend: [] for backend in case.steps}
+    for _ in range(rounds):
+        for backend, step in case.steps.items():
+            n = calls[backend]
+            began = time.perf_counter()
+            for _ in range(n):
+                step()
+            samples[backend].append((time.perf_counter() - began) / n)
+    return {backend: statistics.median(values) for backend, values in samples.items()}
+
+
+def torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def header() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cores": os.cpu_count(), "gdfast": __version__,
+            "kernel_isa": kernel_isa(), "openmp": openmp_enabled(),
+            "default_threads": get_num_threads(), "numpy": np.__version__,
+            "python": platform.python_version(),
+            "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    if torch_available():
+        import torch
+        info["torch"] = torch.__version__
+    return info
+
+
+def run(rules: Iterable[str], dtypes: Iterable[str], sizes: Iterable[int | str],
+        threads: Iterable[int], rounds: int = 7, seconds_per_timing: float = 0.02,
+        with_reference: bool = True, with_torch: bool | None = None,
+        progress: bool = True) -> dict[str, Any]:
+    """Measure; returns {"header": ..., "rows": [one row per case and backend]}."""
+    with_torch = torch_available() if with_torch is None else with_torch
+    cases = [(rule, dtype, size, n) for n in threads for rule in rules for dtype in dtypes
+             for size in sizes]
+    rows = []
+    default_threads = get_num_threads()
+    bar = _progress(len(cases), progress)
+    try:
+        for rule, dtype, size, n_threads in cases:
+            set_num_threads(n_threads)
+            if with_torch:
+                import torch
+                torch.set_num_threads(n_threads)
+            shapes = model_shapes() if size == MODEL else [(int(size),)]
+            case = Case(rule, np.dtype(dtype), shapes, with_reference, with_torch)
+            medians = time_case(case, rounds, seconds_per_timing)
+            limit = medians["roofline"]
+            for backend, seconds in medians.items():
+                rows.append({
+                    "rule": rule, "dtype": dtype, "size": size, "elements": case.elements,
+                    "threads": n_threads, "backend": backend, "median_s": seconds,
+                    "gbps": case.bytes / seconds / 1e9,
+                    "percent_of_limit": 100.0 * limit / seconds,
+                    "gdfast_speedup": seconds / medians["gdfast"],
+                })
+            del case
+            bar.update(f"{rule} {dtype} {size} t={n_threads}")
+    finally:
+        bar.close()
+        set_num_threads(default_threads)
+    return {"header": header(), "rows": rows}
+
+
+class _progress:
+    """tqdm when installed and wanted, else a line on stderr per case."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.enabled, self.bar = total, 0, enabled, None
+        if enabled:
+            try:
+                from tqdm import tqdm
+                self.bar = tqdm(total=total, unit="case", file=sys.stderr, leave=False)
+            except ImportError:
+                pass
+
+    def update(self, label: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(label)
+            self.bar.update()
+        elif self.enabled:
+            print(f"[{self.done}/{self.total}] {label}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_table(result: dict[str, Any]) -> str:
+    info = result["header"]
+    lines = [f"gdfast {info['gdfast']} ({info['kernel_isa']} kernels, OpenMP "
+             f"{'on' if info['openmp'] else 'off'}) on {info['cpu']}, {info['cores']} cores; "
+             f"numpy {info['numpy']}" + (f", torch {info['torch']}" if "torch" in info else ""),
+             "median time per step; GB/s with the rule's bytes per element; % of the limit "
+             "measured by gd_roofline in the same run; ×: gdfast's speed-up over each backend"]
+    by_case: dict[tuple, dict[str, dict]] = {}
+    for row in result["rows"]:
+        key = (row["rule"], row["dtype"], row["size"], row["threads"])
+        by_case.setdefault(key, {})[row["backend"]] = row
+    others = [b for b in ("reference", "torch-for-loop", "torch-foreach", "torch-fused")
+              if any(b in backends for backends in by_case.values())]
+    title = (f"{'rule':<9}{'dtype':>8}{'size':>11}{'thr':>4}{'gdfast':>11}{'GB/s':>8}"
+             f"{'limit GB/s':>11}{'%limit':>7}" + "".join(f"{b:>16}" for b in others))
+    lines += [title, "-" * len(title)]
+    for (rule, dtype, size, threads), backends in by_case.items():
+        fast, limit = backends["gdfast"], backends["roofline"]
+        cells = "".join(f"{backends[b]['gdfast_speedup']:>15.2f}x" if b in backends
+                        else f"{'—':>16}" for b in others)
+        size_text = f"{size:,}" if size != MODEL else f"model {fast['elements'] / 1e6:.1f}M"
+        lines.append(f"{rule:<9}{dtype:>8}{size_text:>11}{threads:>4}"
+                     f"{_duration(fast['median_s']):>11}{fast['gbps']:>8.1f}"
+                     f"{limit['gbps']:>11.1f}{fast['percent_of_limit']:>6.0f}%" + cells)
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.1f} µs"
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def _size(text: str) -> int | str:
+    if text == MODEL:
+        return MODEL
+    try:
+        value = int(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 1e6 or 'model', got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a size >= 1, got {text!r}")
+    return value
+
+
+def _csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        unknown = [item for item in items if item not in choices]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of "
+                                             f"{', '.join(choices)}; got {text!r}")
+        return items
+    return parse
+
+
+def add_parser(subparsers) -> None:
+    rules = [cls.__name__ for cls in optim.OPTIMIZERS]
+    parser = subparsers.add_parser(
+        "bench", help="step time of every rule against the memory limit, reference and torch",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rules", type=_csv(rules), default=rules,
+                        help="comma-separated rules (default: all ten)")
+    parser.add_argument("--dtypes", type=_csv(["float32", "float64"]),
+                        default=["float32", "float64"])
+    parser.add_argument("--sizes", type=lambda t: [_size(x) for x in t.split(",")],
+                        default=None, help="comma-separated sizes, e.g. 1e3,1e6,model "
+                        "(default 1e3,1e4,1e5,1e6,1e7,model)")
+    parser.add_argument("--large", action="store_true", help="add 1e8 parameters")
+    parser.add_argument("--threads", type=lambda t: [int(x) for x in t.split(",")],
+                        default=None, help="comma-separated thread counts (default: 1 and all)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
+    parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
+    parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
+    parser.add_argument("--json", metavar="FILE", help="write the rows and header as JSON")
+    parser.add_argument("--plot", metavar="FILE.png", help="chart GB/s per rule (matplotlib)")
+    parser.add_argument("--quiet", action="store_true", help="no progress indicator")
+    parser.set_defaults(command=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    sizes = args.sizes or list(DEFAULT_SIZES) + [MODEL]
+    if args.large:
+        sizes = sizes + [LARGE_SIZE]
+    threads = args.threads or sorted({1, get_num_threads()})
+    if any(n < 1 for n in threads) or args.rounds < 1:
+        raise SystemExit("bench: --threads and --rounds must be >= 1")
+    result = run(args.rules, args.dtypes, sizes, threads, rounds=args.rounds,
+                 with_reference=not args.no_reference,
+                 with_torch=False if args.no_torch else None, progress=not args.quiet)
+    print(format_table(result))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=1)
+    if args.plot:
+        from .viz import plot_benchmark
+        plot_benchmark(result, args.plot)
+    return 0

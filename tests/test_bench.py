@@ -1,0 +1,93 @@
+"""`python -m gdfast bench`: rows, byte counts, limits, output files, filters, bad arguments.
+(Timings are measured and reported, never asserted.)"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import gdfast
+from gdfast import bench
+from gdfast.__main__ import main
+
+
+def test_bytes_per_element_follow_each_rules_traffic():
+    assert bench.bytes_per_element(gdfast.Adam, np.float32) == 28      # p, g, m, v in; p, m, v out
+    assert bench.bytes_per_element(gdfast.SGD, np.float64) == 24       # p, g in; p out
+    assert bench.bytes_per_element(gdfast.AMSGrad, np.float32) == 36
+    assert bench.bytes_per_element(gdfast.Adadelta, np.float64) == 56
+
+
+def test_model_has_200_tensors_and_about_ten_million_parameters():
+    shapes = bench.model_shapes()
+    assert len(shapes) == 200
+    total = sum(int(np.prod(shape)) for shape in shapes)
+    assert 9.9e6 < total < 10.1e6
+
+
+def test_roofline_kernel_adds_the_gradient_everywhere():
+    params = [np.ones(70_001, np.float32), np.full(5, 2.0)]
+    grads = [np.full(70_001, 0.5, np.float32), np.full(5, 1.0)]
+    states = ([np.zeros(70_001, np.float32), np.zeros(5)],
+              [np.ones(70_001, np.float32), np.ones(5)])
+    gdfast._kernels.roofline(params, grads, states)
+    np.testing.assert_array_equal(params[0], 1.5)
+    np.testing.assert_array_equal(params[1], 3.0)
+    np.testing.assert_array_equal(states[0][0], 0.5)
+    np.testing.assert_array_equal(states[1][1], 2.0)
+
+
+def test_run_reports_every_backend_with_consistent_figures():
+    result = bench.run(["Adam", "SGD"], ["float32"], [1000, bench.MODEL], [1], rounds=1,
+                       seconds_per_timing=0.001, with_torch=False, progress=False)
+    assert {"cpu", "gdfast", "numpy", "kernel_isa"} <= set(result["header"])
+    rows = result["rows"]
+    assert {row["backend"] for row in rows} == {"gdfast", "roofline", "reference"}
+    assert len(rows) == 2 * 2 * 3
+    for row in rows:
+        bytes_per_step = bench.bytes_per_element(getattr(gdfast, row["rule"]), np.float32) * \
+            row["elements"]
+        assert row["gbps"] == pytest.approx(bytes_per_step / row["median_s"] / 1e9)
+        assert row["median_s"] > 0
+    model = [row for row in rows if row["size"] == bench.MODEL]
+    assert all(row["elements"] > 9.9e6 for row in model)
+    limit = {(r["rule"], r["size"]): r["median_s"] for r in rows if r["backend"] == "roofline"}
+    for row in rows:
+        assert row["percent_of_limit"] == pytest.approx(
+            100 * limit[(row["rule"], row["size"])] / row["median_s"])
+    table = bench.format_table(result)
+    assert "Adam" in table and "model 10.0M" in table and "%limit" in table
+
+
+def test_command_writes_json_and_respects_filters(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--rules", "Nadam", "--dtypes", "float64", "--sizes", "1e3,2e3",
+                 "--threads", "1", "--rounds", "1", "--no-reference", "--quiet",
+                 "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert {(r["rule"], r["dtype"], r["size"], r["threads"]) for r in data["rows"]} == {
+        ("Nadam", "float64", 1000, 1), ("Nadam", "float64", 2000, 1)}
+    assert "reference" not in {r["backend"] for r in data["rows"]}
+    assert "Nadam" in capsys.readouterr().out
+
+
+def test_command_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "bench.png"
+    assert main(["bench", "--rules", "SGD,Adam", "--dtypes", "float32", "--sizes", "1e3",
+                 "--threads", "1", "--rounds", "1", "--no-torch", "--quiet",
+                 "--plot", str(png)]) == 0
+    assert png.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rules", "Adamw"], "expected a comma-separated subset"),
+    (["--sizes", "0"], "expected a size >= 1"),
+    (["--sizes", "big"], "expected a size such as 1e6"),
+    (["--dtypes", "float16"], "expected a comma-separated subset"),
+])
+def test_bad_arguments(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        main(["bench", *argv])
+    assert message in capsys.readouterr().err
