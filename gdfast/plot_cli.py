@@ -48,11 +48,12 @@ def _positive(text: str) -> int:
 
 def write_figures(out: str, names: list[str], steps: int | None = None, gif: bool = False,
                   size: tuple[int, int] = SIZE, frames: int = 30, colors: int | None = 64,
-                  bench: str | None = None, history: str | None = None) -> list[str]:
+                  bench: str | None = None, history: str | None = None,
+                  loss: bool = True) -> list[str]:
     """Write the figures described in this module's docstring; return their paths.
 
     `steps` overrides each surface's budget; `colors` is the palette size of the PNGs
-    and GIFs (None: full-colour PNGs).
+    and GIFs (None: full-colour PNGs); loss=False skips the SURFACE_loss.png files.
     """
     from . import viz
     written = []
@@ -61,12 +62,15 @@ def write_figures(out: str, names: list[str], steps: int | None = None, gif: boo
         paths = trajectories.run_all(surface, steps)
         figure = viz.plot_trajectories(surface, paths, size=size)
         written.append(viz.save_figure(figure, os.path.join(out, f"{name}.png"), colors))
-        figure = viz.plot_loss_curves(
-            paths, size=size, title=f"{name}: J = {surface.formula}, start {surface.start}; "
-            f"legend: hyper-parameters (other than lr: SPEC.md defaults)",
-            # Escaping the saddle sends J to -inf; the story is over well before -100.
-            ylim=None if surface.minimum is not None else (-100.0, None))
-        written.append(viz.save_figure(figure, os.path.join(out, f"{name}_loss.png"), colors))
+        if loss:
+            figure = viz.plot_loss_curves(
+                paths, size=size,
+                title=f"{name}: J = {surface.formula}, start {surface.start}; "
+                      f"legend: hyper-parameters (other than lr: SPEC.md defaults)",
+                # Escaping the saddle sends J to -inf; the story is over well before -100.
+                ylim=None if surface.minimum is not None else (-100.0, None))
+            written.append(viz.save_figure(figure, os.path.join(out, f"{name}_loss.png"),
+                                           colors))
         if gif:
             written.append(viz.animate_trajectories(
                 surface, paths, os.path.join(out, f"{name}.gif"), size=size, frames=frames,
@@ -95,6 +99,8 @@ def add_parser(subparsers) -> None:
                         default=list(surfaces.SURFACES), metavar="NAME",
                         help=f"one or more of {', '.join(surfaces.SURFACES)} (default: all)")
     parser.add_argument("--gif", action="store_true", help="also write animated GIFs")
+    parser.add_argument("--no-loss", dest="loss", action="store_false",
+                        help="skip the SURFACE_loss.png loss-versus-step figures")
     parser.add_argument("--steps", type=_positive, default=None,
                         help="steps per rule (default: the surface's budget, "
                         + ", ".join(f"{k} {v}" for k, v in trajectories.BUDGET.items()) + ")")
@@ -121,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         written = write_figures(args.out, list(dict.fromkeys(args.surface)), args.steps,
                                 args.gif, args.size, args.frames, args.colors or None,
-                                args.bench, args.history)
+                                args.bench, args.history, args.loss)
     except ImportError as error:
         raise SystemExit(f"plot: {error}")
     except ValueError as error:

@@ -236,9 +236,12 @@ def history_series(history: Any) -> dict[str, list[float]]:
     """The numeric series of a training history, by name.
 
     Accepts a list of per-epoch dicts ([{"epoch": 1, "train_loss": ..., ...}, ...]),
-    a dict of lists ({"train_loss": [...], ...}), or an object with either as its
-    `history` or `records` attribute.  Non-numeric entries are dropped.
+    a dict of lists ({"train_loss": [...], ...}), an object with an `as_dict()`
+    method returning one (gdfast.training.History), or an object with either as its
+    `history` or `records` attribute.  A series with any non-numeric entry is dropped.
     """
+    if hasattr(history, "as_dict") and not isinstance(history, (dict, list, tuple)):
+        history = history.as_dict()          # gdfast.training.History
     for attribute in ("history", "records"):
         if hasattr(history, attribute) and not isinstance(history, (dict, list, tuple)):
             history = getattr(history, attribute)
@@ -265,13 +268,14 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory
                      title: str = "", xlabel: str = "step", ylabel: str = "loss",
                      log: bool = True, styles: Mapping[str, str] | None = None,
                      ylim: tuple[float | None, float | None] | None = None,
-                     colors: int | None = None) -> "Figure":
+                     first_x: int = 0, colors: int | None = None) -> "Figure":
     """Loss against step (or epoch), one line per entry.
 
     `curves` maps a label to its losses (index = step), or is a list of Trajectory,
     labelled with their rule and hyper-parameters.  For a loss that goes negative
     (the saddle) a symmetric log scale is used.  `styles` maps labels to line styles;
-    `ylim` = (bottom, top) bounds the loss axis (None: free).
+    `ylim` = (bottom, top) bounds the loss axis (None: free); `first_x` is the x of
+    each curve's first value (0 for steps from the start, 1 for epochs).
     `title` should carry the hyper-parameters when the labels do not.
     """
     if not isinstance(curves, Mapping):
@@ -293,8 +297,9 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory
             raise ValueError(f"curves[{label!r}]: expected a 1-D sequence of losses")
         finite = values[np.isfinite(values)]
         lowest = min(lowest, float(finite.min()) if finite.size else math.inf)
-        axes.plot(np.arange(len(values)), values, label=label, color=line_colors.get(label),
-                  linestyle=(styles or {}).get(label, "-"), linewidth=1.2)
+        axes.plot(first_x + np.arange(len(values)), values, label=label,
+                  color=line_colors.get(label), linestyle=(styles or {}).get(label, "-"),
+                  linewidth=1.2)
     if log:
         if lowest > 0:
             axes.set_yscale("log")
@@ -333,7 +338,7 @@ def plot_histories(histories: Mapping[str, Any], path: PathLike | None = None,
     if not curves:
         raise ValueError(f"histories: none has any of the series {list(keys)}")
     return plot_loss_curves(curves, path, size=size, title=title, xlabel="epoch",
-                            styles=styles, colors=colors)
+                            styles=styles, first_x=1, colors=colors)
 
 
 # ---------------------------------------------------------------- benchmark

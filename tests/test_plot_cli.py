@@ -60,7 +60,8 @@ def test_benchmark_and_history_charts(tmp_path):
     out = tmp_path / "out"
     assert run_plot(["--out", str(out), "--surface", "saddle", "--steps", "5", "--bench",
                      str(bench), "--history", str(history), "--size", "320x240",
-                     "--colors", "0"]) == 0
+                     "--colors", "0", "--no-loss"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["bench.png", "history.png", "saddle.png"]
     check_image(out / "bench.png", (320, 240))
     check_image(out / "history.png", (320, 240))
     with Image.open(out / "bench.png") as image:
