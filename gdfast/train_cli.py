@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from . import models, optim
-from .strategies import Curriculum, EarlyStopping
+from . import _validation, models, optim, schedules
+from .strategies import Curriculum, EarlyStopping, GradientNoise
 from .training import History, fit
 
 MODELS = ("linear", "logistic", "softmax", "mlp")
@@ -253,34 +253,51 @@ def _format_final(result: dict[str, float], history: History, classification: bo
             f" | {result['samples_per_s']:,.0f} samples/s | {history.stop_message}")
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Every option checked before any work, as a CommandError naming it."""
+    if args.epochs < 1:
+        raise CommandError("--epochs: expected >= 1")
+    if args.batch_norm and args.model != "mlp":
+        raise CommandError("--batch-norm: only the mlp model has batch normalization")
+    if any(width < 1 for width in args.hidden):
+        raise CommandError("--hidden: every width must be >= 1")
+    checks = [("--lr", lambda: args.lr is None or _validation.learning_rate("lr", args.lr)),
+              ("--l2", lambda: _validation.nonnegative("l2", args.l2)),
+              ("--schedule", lambda: args.schedule is None or schedules.parse(args.schedule)),
+              ("--grad-noise", lambda: args.grad_noise is None or GradientNoise(args.grad_noise)),
+              ("--curriculum", lambda: parse_curriculum(args.curriculum, np.zeros(1), 0))]
+    for option, check in checks:
+        try:
+            check()
+        except (TypeError, ValueError) as error:
+            raise CommandError(f"{option}: {error}") from None
+    parse_early_stopping(args.early_stopping)
+
+
 def main(args: argparse.Namespace) -> int:
-    """Run the `train` command; returns the exit status."""
+    """Run the `train` command; returns the exit status (2 for bad options)."""
     try:
-        if args.epochs < 1:
-            raise CommandError("--epochs: expected >= 1")
-        if args.batch_norm and args.model != "mlp":
-            raise CommandError("--batch-norm: only the mlp model has batch normalization")
+        check_options(args)
         data = load_data(args.data, args.model, args.val_fraction, args.seed, args.samples,
                          args.features)
-        classification = data["n_classes"] > 0
-        if args.optimizer != "all":
-            model, history, _ = train_once(args, data, args.optimizer, not args.no_progress)
-            print(_format_final(summary(model, history, data), history, classification))
-            return 0
-        metric = "acc" if classification else "R2"
-        print(f"{'rule':<9} {'lr':>7} {'train loss':>10} {'val loss':>9} {'val ' + metric:>8} "
-              f"{'epochs':>6} {'seconds':>8}")
-        for cls in optim.OPTIMIZERS:
-            name = cls.__name__.lower()
-            model, history, seconds = train_once(args, data, name, False)
-            result = summary(model, history, data)
-            print(f"{cls.__name__:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
-                  f"{result['val_loss']:>9.4f} {result['val_score']:>8.4f} "
-                  f"{history.epochs:>6} {seconds:>8.2f}", flush=True)
-        return 0
-    except (CommandError, ValueError, TypeError) as error:
+    except CommandError as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
+    classification = data["n_classes"] > 0
+    if args.optimizer != "all":
+        model, history, _ = train_once(args, data, args.optimizer, not args.no_progress)
+        print(_format_final(summary(model, history, data), history, classification))
+        return 0
+    metric = "acc" if classification else "R2"
+    print(f"{'rule':<9} {'lr':>7} {'train loss':>10} {'val loss':>9} {'val ' + metric:>8} "
+          f"{'epochs':>6} {'seconds':>8}")
+    for cls in optim.OPTIMIZERS:
+        model, history, seconds = train_once(args, data, cls.__name__.lower(), False)
+        result = summary(model, history, data)
+        print(f"{cls.__name__:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
+              f"{result['val_loss']:>9.4f} {result['val_score']:>8.4f} "
+              f"{history.epochs:>6} {seconds:>8.2f}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":  # `python -m gdfast.train_cli ...` = `python -m gdfast train ...`

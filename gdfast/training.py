@@ -399,6 +399,8 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
         opt.lr = schedule.start(None if schedule.own_lr else opt.lr)
     if stopper is not None:
         stopper.reset()
+    if noise is not None:
+        noise.reset()
     step_schedule = schedule if schedule is not None and schedule.per == "step" else None
     epoch_schedule = schedule if schedule is not None and schedule.per == "epoch" \
         and not _monitors(schedule) else None

@@ -174,15 +174,18 @@ def test_noise_variance_follows_the_schedule(eta, dtype):
         assert abs(sample.mean()) < 5 * math.sqrt(expected / size)
 
 
-def test_noise_is_seeded_per_step_and_skips_none():
+def test_noise_is_seeded_and_skips_none():
     grads = [np.zeros(5), None, np.zeros((2, 2), dtype=np.float32)]
-    a = GradientNoise(0.3, seed=1)(grads, 7)
-    b = GradientNoise(0.3, seed=1)(grads, 7)
-    c = GradientNoise(0.3, seed=1)(grads, 8)
-    d = GradientNoise(0.3, seed=2)(grads, 7)
-    assert a[1] is None and a[2].dtype == np.float32
-    assert all(np.array_equal(x, y) for x, y in zip(a[::2], b[::2]))
-    assert not np.array_equal(a[0], c[0]) and not np.array_equal(a[0], d[0])
+    noise = GradientNoise(0.3, seed=1)
+    a = [noise(grads, t) for t in (1, 2)]
+    b = [GradientNoise(0.3, seed=1)(grads, 1), None]
+    noise.reset()
+    c = noise(grads, 1)
+    d = GradientNoise(0.3, seed=2)(grads, 1)
+    assert a[0][1] is None and a[0][2].dtype == np.float32
+    for same in (b[0], c):
+        assert all(np.array_equal(x, y) for x, y in zip(a[0][::2], same[::2]))
+    assert not np.array_equal(a[0][0], a[1][0]) and not np.array_equal(a[0][0], d[0])
 
 
 def test_noise_bad_arguments():
