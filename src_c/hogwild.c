@@ -225,6 +225,17 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
         for (int64_t position = begin; position < end; ++position) {
             int64_t row = order[position];
             int64_t start = indptr[row];
+            /* Shuffled rows sit at random places in memory: ask for the next row's
+             * non-zeros, and for the row pointer of the one after, ahead of time. */
+            if (position + 2 < end) __builtin_prefetch(&indptr[order[position + 2]]);
+            if (position + 1 < end) {
+                int64_t next = order[position + 1];
+                for (int64_t k = indptr[next]; k < indptr[next + 1]; k += 16) {
+                    __builtin_prefetch(&indices[k]);
+                    __builtin_prefetch(&data[k]);
+                    if (sizeof(HW_REAL) == 8) __builtin_prefetch(&data[k + 8]);
+                }
+            }
             if (locked) hw_lock_set(&lock);
             local += HW_FN(hw_linear_example)(indices + start, data + start,
                                               indptr[row + 1] - start, y[row], weights,
@@ -289,6 +300,11 @@ double HW_FN(hw_mf_epoch)(const int64_t *users, const int64_t *items, const doub
         for (int64_t position = begin; position < end; ++position) {
             int64_t n = order[position];
             int64_t user = users[n] * rank, item = items[n] * rank;
+            if (position + 1 < end) { /* the next rating's factor rows, ahead of time */
+                int64_t next = order[position + 1];
+                __builtin_prefetch(&user_factors[users[next] * rank], 1);
+                __builtin_prefetch(&item_factors[items[next] * rank], 1);
+            }
             if (locked) hw_lock_set(&lock);
             local += HW_FN(hw_mf_rating)(user_factors + user, item_factors + item,
                                          user_sum_sq ? user_sum_sq + user : NULL,

@@ -274,3 +274,21 @@ def test_decision_function_checks_features():
     model = hogwild.fit_linear(X_OK, Y_OK, mode="serial")
     with pytest.raises(ValueError, match="X: expected 4 features, got 3"):
         model.decision_function(X_OK[:, :3])
+
+
+def test_packing_frequent_features_changes_no_result():
+    """Threaded modes renumber features by frequency (cache lines); the arithmetic is the
+    same, only at other addresses: one epoch packed equals one epoch unpacked, bitwise."""
+    X, y = problem(n_rows=300, n_features=60, seed=7)
+    data = hogwild._csr("X", X)
+    packed, order_by_count = hogwild._pack_frequent_features(
+        data, np.bincount(data.indices, minlength=data.n_features))
+    assert not np.array_equal(packed.indices, data.indices)
+    settings = hogwild._settings("adagrad", 0.3, 1.0, 0.01, 1e-8, 1, "serial", 1, True, 3)
+    options = dict(settings.kwargs(0), loss=0, fit_intercept=True)
+    plain = [np.zeros(61), np.zeros(61)]
+    renumbered = [np.zeros(61), np.zeros(61)]
+    hogwild._c_linear_epoch(data, y, plain[0], plain[1], options)
+    hogwild._c_linear_epoch(packed, y, renumbered[0], renumbered[1], options)
+    for a, b in zip(plain, renumbered):
+        np.testing.assert_array_equal(hogwild._unpack_features(b, order_by_count), a)

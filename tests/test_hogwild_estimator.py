@@ -16,7 +16,8 @@ from gdfast.hogwild import HogwildClassifier
 
 # Checks that compare two fits can fail (not always: it depends on how the two threads
 # interleave) when two threads run without locks; the serial instance passes them all.
-TWO_FITS_COMPARED = ["check_fit_idempotent", "check_supervised_y_2d"]
+TWO_FITS_COMPARED = ["check_fit_idempotent", "check_supervised_y_2d",
+                     "check_classifier_data_not_an_array"]
 
 
 @parametrize_with_checks(
