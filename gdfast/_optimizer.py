@@ -6,8 +6,9 @@ with the signature
 
     core(params, grads, *state_buffers, steps, **hyperparameters)
 
-taking parallel lists of the tensors that have a gradient this step and
-updating them in place.  gdfast binds the C kernels (gdfast._kernels) as the
+taking parallel lists of the tensors that have a gradient this step (and an
+int64 array of their step counts t, already counting this step) and updating
+them in place.  gdfast binds the C kernels (gdfast._kernels) as the
 core, gdfast.reference binds the literal NumPy functions of SPEC.md; both get
 their classes from here through `bind_backend`, so signatures, defaults,
 checks and state handling are the same code.
@@ -22,7 +23,7 @@ from typing import Any, Callable, ClassVar, Sequence, TypeVar, Union
 import numpy as np
 
 from . import _validation as check
-from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
+from ._kernels import FAST_ALL, OwnedMemory, count_step, gradients_fast_ok
 
 ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
 GradOrGrads = Union[np.ndarray, None, Sequence[Union[np.ndarray, None]]]
@@ -79,7 +80,7 @@ class Optimizer:
             setattr(self, name, hyperparameters[name])
         self.state = {name: tuple(np.zeros_like(p) for p in self.params)
                       for name in self.state_names}
-        self._steps = [0] * len(self.params)
+        self._steps = np.zeros(len(self.params), dtype=np.int64)
         self._param_list = list(self.params)
         self._state_lists = tuple(list(buffers) for buffers in self.state.values())
         # Memory of every buffer the kernels write, for the aliasing check of gradients.
@@ -169,29 +170,27 @@ class Optimizer:
         verdict = type(grads) is list and gradients_fast_ok(grads, self.params, self._owned)
         if not verdict:
             grads = self._check_grads(grads)  # every check, with messages; may copy
-        steps = self._steps
         if verdict == FAST_ALL:
-            for index in range(len(steps)):
-                steps[index] += 1
-            type(self)._core(self._param_list, grads, *self._state_lists, steps, **self._hyper)
+            count_step(self._steps)
+            type(self)._core(self._param_list, grads, *self._state_lists, self._steps,
+                             **self._hyper)
             return
         active = [index for index, grad in enumerate(grads) if grad is not None]
         if not active:
             return
-        for index in active:
-            steps[index] += 1
+        self._steps[active] += 1
         type(self)._core(
             [self.params[i] for i in active],
             [grads[i] for i in active],
             *[[buffers[i] for i in active] for buffers in self._state_lists],
-            [steps[i] for i in active],
+            self._steps[active],
             **self._hyper,
         )
 
     # ------------------------------------------------------------------ access
     @property
     def steps(self) -> tuple[int, ...]:
-        return tuple(self._steps)
+        return tuple(self._steps.tolist())
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
@@ -213,7 +212,7 @@ class Optimizer:
         return {
             "rule": self.rule,
             "hyperparameters": dict(self._hyper),
-            "steps": list(self._steps),
+            "steps": self._steps.tolist(),
             "state": {name: [buffer.copy() for buffer in buffers]
                       for name, buffers in self.state.items()},
         }
@@ -243,7 +242,7 @@ class Optimizer:
         for name, arrays in buffers.items():
             for target, source in zip(self.state[name], arrays):
                 np.copyto(target, source)
-        self._steps = steps
+        self._steps[:] = steps
         self._hyper.update(checked_hyper)
 
     def _check_loaded_steps(self, steps: Any) -> list[int]:

@@ -4,7 +4,9 @@ Each function is the functional core of one rule.  It takes parallel lists of
 the tensors that have a gradient this step (parameters, gradients, one list
 per state buffer, the step count t of this update) and the hyper-parameters,
 and updates parameters and state in place, line by line as SPEC.md writes the
-rule.  The classes below are the same classes as gdfast's (same signatures,
+rule.  (Step counts arrive as an int64 array; `map(int, steps)` keeps t a Python int,
+so β^t is a Python float and float32 stays float32.)  The classes below are
+the same classes as gdfast's (same signatures,
 defaults, checks and state dicts) running on these functions; gdfast's C
 kernels are tested against them.
 
@@ -89,7 +91,7 @@ def rmsprop(params, grads, square_avg, steps, *, lr, rho, eps):
 @_ieee_nonstop
 def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps):
     beta1, beta2 = betas
-    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, steps):
+    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g**2
         m_hat = m / (1 - beta1**t)
@@ -100,7 +102,7 @@ def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps):
 @_ieee_nonstop
 def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas):
     beta1, beta2 = betas
-    for theta, g, m, u, t in zip(params, grads, exp_avg, exp_inf, steps):
+    for theta, g, m, u, t in zip(params, grads, exp_avg, exp_inf, map(int, steps)):
         m[...] = beta1 * m + (1 - beta1) * g
         u[...] = np.maximum(beta2 * u, np.abs(g))
         m_over_u = np.divide(m, u, out=np.zeros_like(m), where=u != 0)  # 0/0 is 0 here
@@ -110,7 +112,7 @@ def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas):
 @_ieee_nonstop
 def nadam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps):
     beta1, beta2 = betas
-    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, steps):
+    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g**2
         m_hat = m / (1 - beta1**t)
