@@ -368,7 +368,8 @@ def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = 
     """GB/s per rule and backend for one (dtype, size, threads) of the benchmark, with
     the machine limit (the "roofline" backend) as a black bar over each group.
 
-    Defaults pick float32 if present, the largest size and the most threads measured.
+    Defaults pick float32 if present, the largest numeric size (a named case such as
+    "model" only when asked for, or when it is the only one) and the most threads.
     The gdfast bar is annotated with its percent of the limit when the JSON has it.
     """
     data = load_benchmark(bench)
@@ -384,9 +385,14 @@ def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = 
             raise ValueError(f"{name}: {wanted!r} is not in the benchmark (has {present})")
         return wanted
 
+    def largest_number(present: list) -> Any:
+        # Sizes are element counts, or names of composite cases such as "model".
+        numbers = [p for p in present if isinstance(p, (int, float)) and not isinstance(p, bool)]
+        return max(numbers) if numbers else present[0]
+
     dtype = pick("dtype", dtype, lambda p: "float32" if "float32" in p else p[0])
-    size = pick("size", size, max)
-    threads = pick("threads", threads, max)
+    size = pick("size", size, largest_number)
+    threads = pick("threads", threads, largest_number)
     chosen = [r for r in rows if (r["dtype"], r["size"], r["threads"]) == (dtype, size, threads)]
     rules = [rule for rule in RULE_NAMES if any(r["rule"] == rule for r in chosen)]
     rules += sorted({r["rule"] for r in chosen} - set(rules))
@@ -429,7 +435,14 @@ def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = 
     header = data["header"]
     machine = ", ".join(f"{key}: {header[key]}" for key in ("cpu", "machine", "gdfast")
                         if key in header)
-    figure.suptitle(f"Optimizer step throughput: {dtype}, {size:,} parameters, {threads} "
+    elements = chosen[0].get("elements") if chosen else None
+    if isinstance(size, int):
+        what = f"{size:,} parameters"
+    elif isinstance(elements, int):
+        what = f"{size!s} ({elements:,} parameters)"
+    else:
+        what = f"size {size!s}"
+    figure.suptitle(f"Optimizer step throughput: {dtype}, {what}, {threads} "
                     f"thread(s)" + (f"\n{machine}" if machine else ""), fontsize=9)
     if path is not None:
         save_figure(figure, path, colors)

@@ -129,6 +129,10 @@ def synthetic_bench() -> dict:
                 rows.append({"rule": rule, "dtype": dtype, "size": 1_000_000, "threads": 2,
                              "backend": backend, "median_s": 1e-3, "gbps": gbps,
                              "percent_of_limit": 80.0 if backend == "gdfast" else None})
+    # The bench's composite case has a name for a size; it must not confuse the default.
+    rows.append({"rule": "SGD", "dtype": "float32", "size": "model", "elements": 10_000_000,
+                 "threads": 2, "backend": "gdfast", "median_s": 1e-2, "gbps": 5.0,
+                 "percent_of_limit": 50.0})
     return {"header": {"cpu": "test CPU"}, "rows": rows}
 
 
@@ -154,6 +158,14 @@ def test_benchmark_errors_name_the_problem():
         viz.plot_benchmark({"rows": [{"rule": "SGD"}]})
     with pytest.raises(ValueError, match="dtype"):
         viz.plot_benchmark(synthetic_bench(), dtype="float16")
+    with pytest.raises(ValueError, match="size"):
+        viz.plot_benchmark(synthetic_bench(), size=10)
+
+
+def test_benchmark_named_size():
+    figure = viz.plot_benchmark(synthetic_bench(), size="model", figure_size=(400, 300))
+    assert "model (10,000,000 parameters)" in figure._suptitle.get_text()
+    assert [round(p.get_height(), 6) for p in figure.axes[0].patches] == [5.0]
 
 
 def test_sweep_grid(tmp_path):
