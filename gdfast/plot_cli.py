@@ -90,7 +90,8 @@ def write_figures(out: str, names: list[str], steps: int | None = None, gif: boo
     return written
 
 
-def add_parser(subparsers) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register the `plot` command on the gdfast command line's subparsers."""
     parser = subparsers.add_parser("plot", help="trajectory plots, GIFs, benchmark chart",
                                    description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,6 +118,7 @@ def add_parser(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    """Run `plot` with parsed arguments; print each file written; 0 on success."""
     if args.frames < 2:
         raise SystemExit("plot: --frames must be >= 2")
     if args.colors != 0 and not 2 <= args.colors <= 256:

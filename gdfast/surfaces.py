@@ -47,6 +47,11 @@ class Surface:
         or, on the saddle, escaped to where y² ≥ x² + 1.
     log_contours : bool
         Draw contour levels log-spaced (for losses spanning many decades).
+    loss_function : callable
+        J(x, y), element-wise: on two floats or on two arrays of the same shape.
+    gradient_function : callable
+        (x, y) -> (∂J/∂x, ∂J/∂y) on two floats.  With `loss_function`, all a new
+        surface needs: `Surface(name=..., ..., loss_function=f, gradient_function=g)`.
     """
 
     name: str
@@ -58,8 +63,8 @@ class Surface:
     min_value: float
     target: float
     log_contours: bool
-    _value: ValueFunction = dataclasses.field(repr=False)
-    _gradient: GradientFunction = dataclasses.field(repr=False)
+    loss_function: ValueFunction = dataclasses.field(repr=False)
+    gradient_function: GradientFunction = dataclasses.field(repr=False)
 
     def value(self, point: np.ndarray | tuple[float, float]) -> float | np.ndarray:
         """J at one point (shape (2,)) or at many (shape (2, ...), e.g. two meshgrids stacked).
@@ -70,7 +75,7 @@ class Surface:
         if point.ndim == 0 or point.shape[0] != 2:
             raise ValueError(f"point: expected shape (2,) or (2, ...), got {point.shape}")
         with np.errstate(over="ignore", invalid="ignore"):
-            result = self._value(point[0], point[1])
+            result = self.loss_function(point[0], point[1])
         return float(result) if point.ndim == 1 else result
 
     def gradient(self, point: np.ndarray | tuple[float, float]) -> np.ndarray:
@@ -79,7 +84,8 @@ class Surface:
         if point.shape != (2,):
             raise ValueError(f"point: expected shape (2,), got {point.shape}")
         with np.errstate(over="ignore", invalid="ignore"):
-            return np.array(self._gradient(float(point[0]), float(point[1])), dtype=np.float64)
+            grad = self.gradient_function(float(point[0]), float(point[1]))
+        return np.array(grad, dtype=np.float64)
 
     def grid(self, resolution: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X, Y, J) on a resolution × resolution grid covering the window, for contours."""
@@ -139,25 +145,28 @@ def _ravine_gradient(x: float, y: float) -> tuple[float, float]:
 BEALE = Surface(
     name="beale", formula="(1.5−x+xy)² + (2.25−x+xy²)² + (2.625−x+xy³)²",
     start=(1.0, 1.4), xlim=(-0.5, 4.0), ylim=(-1.5, 2.0), minimum=(3.0, 0.5), min_value=0.0,
-    target=1e-3, log_contours=True, _value=_beale, _gradient=_beale_gradient)
+    target=1e-3, log_contours=True, loss_function=_beale,
+    gradient_function=_beale_gradient)
 
 ROSENBROCK = Surface(
     name="rosenbrock", formula="(1−x)² + 100(y−x²)²",
     start=(-1.2, 1.0), xlim=(-2.0, 2.0), ylim=(-1.0, 3.0), minimum=(1.0, 1.0), min_value=0.0,
-    target=1e-3, log_contours=True, _value=_rosenbrock, _gradient=_rosenbrock_gradient)
+    target=1e-3, log_contours=True, loss_function=_rosenbrock,
+    gradient_function=_rosenbrock_gradient)
 
 # Started a hair (1e-5) off the line y = 0, along which descent is drawn into the saddle
 # point; there the gradient's y component is 1e5 times smaller than its x component.
 SADDLE = Surface(
     name="saddle", formula="x² − y²",
     start=(1.0, 1e-5), xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), minimum=None,
-    min_value=-np.inf, target=-1.0, log_contours=False,
-    _value=_saddle, _gradient=_saddle_gradient)
+    min_value=-np.inf, target=-1.0, log_contours=False, loss_function=_saddle,
+    gradient_function=_saddle_gradient)
 
 RAVINE = Surface(
     name="ravine", formula="½(x²/10 + 5y²)",
     start=(-9.0, 1.0), xlim=(-10.0, 10.0), ylim=(-2.0, 2.0), minimum=(0.0, 0.0),
-    min_value=0.0, target=1e-3, log_contours=False, _value=_ravine, _gradient=_ravine_gradient)
+    min_value=0.0, target=1e-3, log_contours=False, loss_function=_ravine,
+    gradient_function=_ravine_gradient)
 
 SURFACES: dict[str, Surface] = {s.name: s for s in (BEALE, ROSENBROCK, SADDLE, RAVINE)}
 

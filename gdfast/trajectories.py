@@ -162,7 +162,7 @@ def run(rule: str | type, surface: str | Surface, steps: int,
     points[0] = point
     taken = 0
     diverged = False
-    gradient = surface._gradient
+    gradient = surface.gradient_function
     for taken in range(1, steps + 1):
         grad = np.array(gradient(float(point[0]), float(point[1])))
         optimizer.step(grad)

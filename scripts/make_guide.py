@@ -173,7 +173,8 @@ def rotated_ravine(degrees: float) -> surfaces.Surface:
 
     start = tuple(float(v) for v in rotation @ np.array(surfaces.RAVINE.start))
     return dataclasses.replace(surfaces.RAVINE, name=f"ravine rotated {degrees:g}°",
-                               start=start, _value=value, _gradient=gradient)
+                               start=start, loss_function=value,
+                               gradient_function=gradient)
 
 
 def first_step_sizes(rule: str, surface: str) -> np.ndarray:

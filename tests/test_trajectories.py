@@ -108,6 +108,19 @@ def test_reference_backend_traces_the_same_path(rule):
     assert fast.hyperparameters == slow.hyperparameters
 
 
+def test_a_surface_of_ones_own():
+    bowl = surfaces.Surface(
+        name="bowl", formula="x² + y²", start=(1.0, -2.0), xlim=(-2, 2), ylim=(-2, 2),
+        minimum=(0.0, 0.0), min_value=0.0, target=1e-6, log_contours=False,
+        loss_function=lambda x, y: x * x + y * y,
+        gradient_function=lambda x, y: (2 * x, 2 * y))
+    # SGD at η = 1/4 halves the point every step: exactly, in binary floating point.
+    path = trajectories.run("SGD", bowl, 12, lr=0.25)
+    np.testing.assert_array_equal(path.points, [(1.0 / 2 ** t, -2.0 / 2 ** t)
+                                                for t in range(13)])
+    assert path.steps_to() == 12    # 5 / 4**t <= 1e-6 from t = 12 (5/4**11 = 1.2e-6)
+
+
 def test_trajectory_records_every_step_and_its_loss():
     path = trajectories.run("Adam", "rosenbrock", 50, start=(0.5, 0.5), lr=0.05)
     assert path.points.shape == (51, 2) and path.values.shape == (51,)
