@@ -149,8 +149,9 @@ def test_mismatched_parameter_shapes_fail_fast_on_every_rank(tmp_path):
 
 
 # ------------------------------------------------------------------ kill and resume
-KILL_RUN = ["--algorithm", "downpour", "--lr", "0.3", "--steps", "2500", "--batch-size", "32",
-            "--checkpoint-every", "150"]
+# lr and batch size small enough that run-to-run noise in the final loss is ~0.5%
+KILL_RUN = ["--algorithm", "downpour", "--lr", "0.05", "--steps", "4000", "--batch-size", "64",
+            "--checkpoint-every", "200"]
 
 
 def rank_pid(rank: int, marker: str) -> int | None:
@@ -185,7 +186,7 @@ def test_kill_a_worker_then_resume_reaches_the_uninterrupted_loss(tmp_path):
         while time.monotonic() < deadline and job.poll() is None:
             if checkpoint.exists():
                 with np.load(checkpoint, allow_pickle=False) as saved:
-                    if saved["count"][0] >= 600:
+                    if saved["count"][0] >= 1000:
                         break
             time.sleep(0.02)
         assert job.poll() is None, "the job ended before it could be killed"
@@ -200,12 +201,12 @@ def test_kill_a_worker_then_resume_reaches_the_uninterrupted_loss(tmp_path):
     assert job.returncode != 0  # fail-stop: the job died with its worker
     with np.load(checkpoint, allow_pickle=False) as saved:
         saved_count, budget = (int(c) for c in saved["count"])
-    assert 600 <= saved_count < budget
+    assert 1000 <= saved_count < budget
 
     resumed = mpirun(4, *KILL_RUN, "--checkpoint-dir", str(killed_dir), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert re.search(r"resumed at (\d+)", resumed.stdout)
-    assert int(re.search(r"resumed at (\d+)", resumed.stdout).group(1)) >= 600
+    assert int(re.search(r"resumed at (\d+)", resumed.stdout).group(1)) >= 1000
     assert re.search(rf"\b{budget} updates", resumed.stdout), resumed.stdout
     assert abs(final_loss(resumed.stdout) - target) <= 0.01 * target
 

@@ -7,13 +7,16 @@ and every state entry compared to SPEC's tolerances.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (DTYPES, RULE_NAMES, TOLERANCE, Quadratic, assert_same_optimizer_state,
-                      classes, random_hyperparameters, random_state)
+from conftest import (DTYPES, RULE_NAMES, STEP_SIZE_FORM, TOLERANCE, Quadratic,
+                      assert_same_optimizer_state, classes, random_hyperparameters,
+                      random_state)
 
 SIZES = [0, 1, 7, 22, 1000, 1_000_003]
 
@@ -38,9 +41,10 @@ def test_one_step_from_random_state(rule, dtype, size):
     fast.load_state_dict(state)
     slow.load_state_dict(state)
     grads = [np.array(rng.standard_normal(p.shape), dtype=dtype) for p in problem.start]
+    before = [p.copy() for p in slow.params]
     fast.step(grads)
     slow.step(grads)
-    assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)])
+    assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)], params_before=before)
 
 
 @pytest.mark.parametrize("size", [0, 1, 7, 22, 1000])
@@ -87,7 +91,7 @@ def hyperparameter_strategy(rule):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get('GDFAST_HYPOTHESIS_EXAMPLES', 40)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_one_step_any_hyperparameters(rule, dtype, data):
     """Hypothesis: any valid hyper-parameters, odd sizes and shapes, random state and step."""
@@ -102,9 +106,27 @@ def test_one_step_any_hyperparameters(rule, dtype, data):
     slow.load_state_dict(state)
     grads = [np.array(rng.standard_normal(p.shape) * 10.0 ** rng.integers(-6, 6), dtype=dtype)
              for p in problem.start]
+    before = [p.copy() for p in slow.params]
     fast.step(grads)
     slow.step(grads)
-    assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)])
+    assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)], params_before=before)
+
+
+@pytest.mark.parametrize("rule", sorted(set(RULE_NAMES) - STEP_SIZE_FORM))
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_bitwise_equal_to_the_reference(rule, dtype):
+    """Eight rules compute exactly the reference's operations in the same order (no FMA
+    contraction, same dtype): their results are bitwise equal, over many steps."""
+    problem, fast, slow = pair(rule, [(1001,), (3, 5)], dtype,
+                               random_hyperparameters(rule, np.random.default_rng(9)))
+    for _ in range(100):
+        fast.step(problem.gradients(fast.params))
+        slow.step(problem.gradients(slow.params))
+    for a, b in zip(fast.params, slow.params):
+        assert a.tobytes() == b.tobytes()
+    for name in slow.state_names:
+        for a, b in zip(fast.state[name], slow.state[name]):
+            assert a.tobytes() == b.tobytes()
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
