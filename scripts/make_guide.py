@@ -307,9 +307,21 @@ def write_guide(surface_data: dict, digits: dict) -> str:
         "divides by the *sum* of all g² so far, so its steps shrink like 1/√t: "
         f"{cell(at['Adagrad', 0.01])} steps, slower than SGD. Momentum and Nesterov "
         f"({cell(at['Momentum', 0.01])}, {cell(at['Nesterov', 0.01])}) escape faster than SGD "
-        "by accumulating velocity along y. (tests/test_trajectories.py checks the ordering, "
-        "SGD's closed form, and that the normalized rules' escape time does not depend on "
-        "the size of the hair while SGD's does.)")
+        "by accumulating velocity along y.")
+    add("")
+    hairs = (1e-3, 1e-7)
+    escape = {(r, h): trajectories.run(r, "saddle", trajectories.BUDGET["saddle"],
+                                       start=(1.0, h), lr=0.01).steps_to()
+              for r in ["SGD"] + normalized for h in hairs}
+    add(f"How thin the hair is matters to SGD, not to the normalized rules: from "
+        f"y = {hairs[0]:g} and from "
+        f"y = {hairs[1]:g} (lr 0.01), " + ", ".join(
+            f"{r} {cell(escape[r, hairs[0]])} and {cell(escape[r, hairs[1]])}"
+            for r in ["SGD"] + normalized)
+        + " steps. SGD pays ln(10⁴)/ln(1.02) ≈ "
+        f"{math.log(hairs[0] / hairs[1]) / math.log(1.02):.0f} steps more, as its closed "
+        "form says. (tests/test_trajectories.py asserts the ordering, SGD's closed form and "
+        "this independence.)")
     add("")
 
     # ---------------------------------------------------------------- digits
