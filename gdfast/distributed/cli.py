@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .engine import ALGORITHMS, DistributedConfigError
+from .engine import ALGORITHMS, WAIT_MODES, DistributedConfigError
 from .objectives import Dataset, generated, scikit_learn, sparse_logistic
 from .simulate import DELAY_MODELS
 
@@ -86,9 +86,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--record-every", type=int, default=0,
                        help="first worker's steps between history records (printed at the end)")
     train.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads per rank")
-    train.add_argument("--poll-interval", type=float, default=0.0,
-                       help="seconds to sleep between polls instead of spinning in MPI "
-                            "(use with more ranks than cores)")
+    train.add_argument("--wait", choices=WAIT_MODES, default="auto",
+                       help="spin in MPI's blocking calls, or yield the core between tests "
+                            "(auto: yield when a node has more ranks than cores)")
     train.set_defaults(command=main_train)
     simulate = commands.add_parser("simulate", help="the staleness simulator (one process)",
                                    description="p virtual workers, deterministic delays.")
@@ -124,7 +124,7 @@ def main_train(args: argparse.Namespace) -> int:
                        checkpoint_every=args.checkpoint_every, resume=args.resume,
                        eval_data=(data.X, data.y), record_every=args.record_every,
                        log_every=args.log_every, threads=args.threads,
-                       poll_interval=args.poll_interval,
+                       wait=args.wait,
                        log=lambda line: print(line, flush=True))
     except DistributedConfigError as error:
         print(f"gdfast.distributed: rank {comm.rank}: error: {error}", file=sys.stderr,

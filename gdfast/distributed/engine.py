@@ -39,7 +39,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .. import _kernels
+from .. import Adagrad, Nesterov, SGD
 from . import checkpoint as ckpt
 from .objectives import Objective
 from .rules import adaptive_revision, adaptive_revision_state
@@ -63,6 +63,8 @@ class TrainResult:
     applied: updates applied by server 0 over the whole job (including before a resume).
     resumed_from: server 0's update count at the checkpoint it resumed from, or None.
     role: "server" or "worker" for this rank.
+    local_params: this worker's own parameters at the end (EASGD: x_i; Downpour and
+    AdaptiveRevision: its last fetched copy), None on servers.
     """
 
     params: np.ndarray
@@ -70,6 +72,7 @@ class TrainResult:
     applied: int = 0
     resumed_from: int | None = None
     role: str = "worker"
+    local_params: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------- configuration
@@ -134,6 +137,8 @@ def _check_config(size: int, algorithm: str, n_servers: int | None, **options: A
         if n_servers >= size:
             raise ValueError(f"n_servers: {n_servers} server(s) need at least {n_servers + 1} "
                              f"ranks (one worker or more), the job has {size}")
+    if options["wait"] not in WAIT_MODES:
+        raise ValueError(f"wait: expected one of {WAIT_MODES}, got {options['wait']!r}")
     config = _Config(
         algorithm=algorithm, n_servers=n_servers, synchronous=synchronous,
         steps=_int_at_least("steps", options["steps"], 1),
@@ -215,15 +220,30 @@ def _mpi_type(dtype: np.dtype):
     return MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
 
 
-def _wait(requests: list, poll_interval: float) -> None:
-    """Waitall; with poll_interval > 0, test and sleep instead of spinning in MPI (yields
-    the core to other ranks when there are more ranks than cores)."""
+WAIT_MODES = ("auto", "spin", "yield")
+
+
+def _wait_mode(comm, wait: str) -> str:
+    """"auto": spin when every rank on this node has a core of its own, else yield.
+    Collective (every rank calls it)."""
     from mpi4py import MPI
-    if poll_interval <= 0:
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    ranks_here = node.size
+    node.Free()
+    if wait != "auto":
+        return wait
+    return "spin" if ranks_here <= len(os.sched_getaffinity(0)) else "yield"
+
+
+def _wait(requests: list, wait: str) -> None:
+    """Waitall.  "spin": MPI's blocking wait (MPICH polls the network at full speed);
+    "yield": test, and give the core away between tests (more ranks than cores)."""
+    from mpi4py import MPI
+    if wait == "spin":
         MPI.Request.Waitall(requests)
         return
     while not MPI.Request.Testall(requests):
-        time.sleep(poll_interval)
+        os.sched_yield()
 
 
 class _Batches:
@@ -292,15 +312,17 @@ class _Server:
     """One parameter server: its shard of x, the rule's state, the update budget."""
 
     def __init__(self, comm, config: _Config, params: np.ndarray, index: int,
-                 bounds: tuple[int, int], n_workers: int, poll_interval: float,
+                 bounds: tuple[int, int], n_workers: int, wait: str,
                  log: Callable[[str], None]):
         self.comm, self.config, self.index = comm, config, index
         self.lo, self.hi = bounds
         self.x = params[self.lo:self.hi].copy()
-        self.n_workers, self.poll_interval, self.log = n_workers, poll_interval, log
+        self.n_workers, self.wait, self.log = n_workers, wait, log
         algorithm = config.algorithm
+        self.adagrad = None
         if algorithm == "downpour":
-            self.state = {"sum_sq": np.zeros_like(self.x)}
+            self.adagrad = Adagrad(self.x, lr=config.lr, eps=config.eps)
+            self.state = {"sum_sq": self.adagrad.state["sum_sq"][0]}
         elif algorithm == "adaptive_revision":
             self.state = adaptive_revision_state(self.x)
         else:
@@ -352,11 +374,11 @@ class _Server:
         finished = 0
         every = config.checkpoint_every
         while finished < self.n_workers:
-            if self.poll_interval > 0:
-                while not comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
-                    time.sleep(self.poll_interval)
-            else:
+            if self.wait == "spin":
                 comm.Probe(MPI.ANY_SOURCE, MPI.ANY_TAG, status)
+            else:
+                while not comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
+                    os.sched_yield()
             source, tag = status.Get_source(), status.Get_tag()
             if tag == FETCH:
                 comm.Recv(empty, source, FETCH)
@@ -371,8 +393,7 @@ class _Server:
                 if self.applied < self.budget:
                     self.applied += 1
                     if config.algorithm == "downpour":
-                        _kernels.adagrad([self.x], [grad], [self.state["sum_sq"]],
-                                         [self.applied], lr=config.lr, eps=config.eps)
+                        self.adagrad.step(grad)  # gdfast's C kernel
                     else:
                         state = self.state
                         adaptive_revision(self.x, grad, gbar_read, state["gbar"],
@@ -410,42 +431,33 @@ class _Worker:
 
     def __init__(self, comm, config: _Config, params: np.ndarray,
                  bounds: list[tuple[int, int]], n_workers: int, objective: Objective,
-                 batches: _Batches, recorder: _Recorder, poll_interval: float,
-                 remaining: int):
+                 batches: _Batches, recorder: _Recorder, wait: str):
         self.comm, self.config, self.bounds = comm, config, bounds
-        self.remaining = remaining
         self.n_workers, self.objective, self.batches = n_workers, objective, batches
-        self.recorder, self.poll_interval = recorder, poll_interval
+        self.recorder, self.wait = recorder, wait
         self.x = params.copy()
         self.gbar_read = np.zeros_like(self.x)
         self.stop_flags = np.zeros((len(bounds), 3), dtype=np.int64)
         self.empty = np.zeros(0, dtype=np.int64)
 
-    def fetch(self) -> bool:
-        """x (and ḡ) from every server; True when every server has spent its budget."""
+    def fetch(self, into: np.ndarray | None = None) -> bool:
+        """x (and ḡ) from every server into `into` (default the worker's copy); True when
+        every server has spent its budget."""
+        target = self.x if into is None else into
         requests = []
         for server, (lo, hi) in enumerate(self.bounds):
             requests.append(self.comm.Irecv(self.stop_flags[server], server, STATUS))
-            requests.append(self.comm.Irecv(self.x[lo:hi], server, PARAMS))
+            requests.append(self.comm.Irecv(target[lo:hi], server, PARAMS))
             if self.config.algorithm == "adaptive_revision":
                 requests.append(self.comm.Irecv(self.gbar_read[lo:hi], server, GBAR))
             self.comm.Send(self.empty, server, FETCH)
-        _wait(requests, self.poll_interval)
+        _wait(requests, self.wait)
         return bool(self.stop_flags[:, 0].all())
-
-    def _step_limit(self, unit: int) -> int:
-        """Local steps this worker may take: its share of the updates the servers had
-        left when the job started (after a resume, fewer than `steps`)."""
-        return math.ceil(max(self.remaining, 0) / self.n_workers) * unit
 
     def fetch_center(self) -> np.ndarray:
         """EASGD: a copy of the center x̃ (for the history), leaving x_i alone."""
         center = np.empty_like(self.x)
-        local, self.x = self.x, center
-        try:
-            self.fetch()
-        finally:
-            self.x = local
+        self.fetch(into=center)
         return center
 
     def run(self) -> None:
@@ -465,25 +477,24 @@ class _Worker:
         outgoing_gbar = np.zeros_like(self.x)
         pushes: list = []
         steps = 0
+        local_sgd = SGD(self.x, lr=config.local_lr) if config.local_lr else None
         if self.fetch():
             return
-        limit = self._step_limit(config.n_push)
         self.recorder(0, self.x)
-        while steps < limit:
+        while True:
             if steps and steps % config.n_fetch == 0:
-                _wait(pushes, self.poll_interval)  # our own last push first, then read
+                _wait(pushes, self.wait)  # our own last push first, then read
                 pushes = []
                 if self.fetch():
                     break
             X, y = self.batches.next()
             g = self.objective.gradient(self.x, X, y)
             accumulated += g
-            if config.local_lr:
-                _kernels.sgd([self.x], [g.astype(self.x.dtype, copy=False)], [steps + 1],
-                             lr=config.local_lr)
+            if local_sgd is not None:
+                local_sgd.step(g)
             steps += 1
             if steps % config.n_push == 0:
-                _wait(pushes, self.poll_interval)
+                _wait(pushes, self.wait)
                 outgoing, accumulated = accumulated, outgoing
                 accumulated[:] = 0
                 np.copyto(outgoing_gbar, self.gbar_read)
@@ -493,7 +504,7 @@ class _Worker:
                     if config.algorithm == "adaptive_revision":
                         pushes.append(self.comm.Isend(outgoing_gbar[lo:hi], server, PUSH_GBAR))
             self.recorder(steps, self.x)
-        _wait(pushes, self.poll_interval)
+        _wait(pushes, self.wait)
         self.recorder(steps, self.x, final=True)
 
     def run_easgd(self) -> None:
@@ -502,21 +513,17 @@ class _Worker:
         config = self.config
         if self.fetch():  # start from the center (after a resume, the saved one)
             return
-        limit = self._step_limit(config.tau)
-        velocity = np.zeros_like(self.x)
+        local = (SGD(self.x, lr=config.lr) if config.algorithm == "easgd"
+                 else Nesterov(self.x, lr=config.lr, momentum=config.momentum))
         delta = np.zeros_like(self.x)
         steps = 0
         record = self.recorder.wants
         if record(0):
             self.recorder(0, self.fetch_center())
-        while steps < limit:
+        while True:
             X, y = self.batches.next()
             g = self.objective.gradient(self.x, X, y).astype(self.x.dtype, copy=False)
-            if config.algorithm == "easgd":
-                _kernels.sgd([self.x], [g], [steps + 1], lr=config.lr)
-            else:
-                _kernels.nesterov([self.x], [g], [velocity], [steps + 1], lr=config.lr,
-                                  momentum=config.momentum)
+            local.step(g)  # gdfast's SGD or Nesterov (SPEC 1.1 form) kernel
             steps += 1
             if steps % config.tau == 0:
                 requests = []
@@ -524,7 +531,7 @@ class _Worker:
                     requests.append(self.comm.Irecv(self.stop_flags[server], server, STATUS))
                     requests.append(self.comm.Irecv(delta[lo:hi], server, DELTA))
                     self.comm.Send(self.x[lo:hi], server, EXCHANGE)
-                _wait(requests, self.poll_interval)
+                _wait(requests, self.wait)
                 self.x -= delta
                 if self.stop_flags[:, 0].all():
                     break
@@ -552,9 +559,10 @@ def _load_synchronous(comm, config: _Config, params: np.ndarray):
 
 
 def _synchronous_easgd(comm, config: _Config, params: np.ndarray, objective: Objective,
-                       batches: _Batches, recorder: _Recorder, loaded) -> int | None:
+                       batches: _Batches, recorder: _Recorder,
+                       loaded) -> tuple[int | None, np.ndarray]:
     """Every rank a worker; x̃ replicated; one Allreduce of Σ_i (x_i − x̃) per step.
-    Returns the step it resumed from (None: from the start); x̃ ends up in `params`."""
+    Returns (the step it resumed from or None, this rank's x_i); x̃ ends up in `params`."""
     from mpi4py import MPI
     x = params.copy()
     center = params
@@ -585,7 +593,7 @@ def _synchronous_easgd(comm, config: _Config, params: np.ndarray, objective: Obj
                           arrays={"center": center, "workers": gathered})
         recorder(step, center)
     recorder(config.steps, center, final=True)
-    return start or None
+    return (start or None), x
 
 
 # --------------------------------------------------------------------------- train
@@ -597,7 +605,7 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
           synchronous: bool = False, seed: int = 0, checkpoint_dir: str | None = None,
           checkpoint_every: int = 0, resume: bool = False, eval_data: Any = None,
           record_every: int = 0, log_every: int = 0, log: Callable[[str], None] = print,
-          threads: int = 1, poll_interval: float = 0.0) -> TrainResult:
+          threads: int = 1, wait: str = "auto") -> TrainResult:
     """Train `params` with `algorithm` on every rank of `comm` (default MPI.COMM_WORLD).
 
     Call it on every rank with the same arguments, except `data` = (X, y), the rank's
@@ -622,8 +630,9 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
     `eval_data` (X, y), on the first worker (rank n_servers; default its own rows),
     is where the history's losses are evaluated, every `record_every` steps of that
     worker; `log_every` > 0 prints progress through rank 0's `log`.  `threads`: OpenMP
-    (and BLAS, through threadpoolctl if present) threads per rank.  `poll_interval` > 0:
-    wait by polling and sleeping instead of spinning in MPI (more ranks than cores).
+    (and BLAS, through threadpoolctl if present) threads per rank.  `wait`: "spin" waits
+    in MPI's blocking calls (MPICH spins at full speed), "yield" tests and gives the core
+    away between tests; "auto" (default) spins unless this node has more ranks than cores.
 
     A bad configuration raises DistributedConfigError with the same message on every
     rank, before any training: n_fetch < 1, more servers than ranks allow, params of
@@ -633,8 +642,8 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
         from mpi4py import MPI
         comm = MPI.COMM_WORLD
     size, rank = comm.size, comm.rank
-    options = dict(steps=steps, batch_size=batch_size, lr=lr, n_fetch=n_fetch, n_push=n_push,
-                   local_lr=local_lr, eps=eps, rho=rho, tau=tau, momentum=momentum,
+    options = dict(wait=wait, steps=steps, batch_size=batch_size, lr=lr, n_fetch=n_fetch,
+                   n_push=n_push, local_lr=local_lr, eps=eps, rho=rho, tau=tau, momentum=momentum,
                    synchronous=synchronous, seed=seed, checkpoint_dir=checkpoint_dir,
                    checkpoint_every=checkpoint_every, resume=resume, log_every=log_every,
                    record_every=record_every)
@@ -655,10 +664,11 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
     _agree(comm, error, signature, "params (shape, dtype)")
     n_workers = size - config.n_servers
     first_worker = config.n_servers
+    wait = _wait_mode(comm, wait)
     threadpool = _limit_threads(threads)
     try:
         return _run(comm, config, params, data, objective, role, n_workers, first_worker,
-                    eval_data, log, poll_interval)
+                    eval_data, log, wait)
     finally:
         if threadpool is not None:
             threadpool.restore_original_limits()
@@ -675,7 +685,7 @@ def _limit_threads(threads: int):
 
 
 def _run(comm, config: _Config, params: np.ndarray, data, objective: Objective, role: str,
-         n_workers: int, first_worker: int, eval_data, log, poll_interval: float) -> TrainResult:
+         n_workers: int, first_worker: int, eval_data, log, wait: str) -> TrainResult:
     rank = comm.rank
     # Servers load their checkpoints first; a foreign or unreadable one stops every rank.
     server = loaded = None
@@ -684,7 +694,7 @@ def _run(comm, config: _Config, params: np.ndarray, data, objective: Objective, 
     try:
         if role == "server":
             server = _Server(comm, config, params, rank, bounds[rank], n_workers,
-                             poll_interval, log)
+                             wait, log)
             if config.resume:
                 server.load()
         elif config.synchronous:
@@ -707,20 +717,20 @@ def _run(comm, config: _Config, params: np.ndarray, data, objective: Objective, 
 
     if config.synchronous:
         final = params.copy()
-        resumed_from = _synchronous_easgd(comm, config, final, objective, batches, recorder,
-                                          loaded)
+        resumed_from, local = _synchronous_easgd(comm, config, final, objective, batches,
+                                                 recorder, loaded)
         history = recorder.history() if rank == first_worker else None
         history = comm.bcast(history, root=first_worker)
-        return TrainResult(final, history, config.steps, resumed_from, role)
+        return TrainResult(final, history, config.steps, resumed_from, role, local)
 
     if role == "server":
         server.serve()
-        shard, applied = server.x, server.applied
+        shard, applied, local = server.x, server.applied, None
     else:
-        done_before = max((r or 0) for r in resumed[:config.n_servers])
-        _Worker(comm, config, params, bounds, n_workers, objective, batches, recorder,
-                poll_interval, _budget(config, n_workers) - done_before).run()
-        shard, applied = params[:0], 0
+        worker = _Worker(comm, config, params, bounds, n_workers, objective, batches,
+                         recorder, wait)
+        worker.run()
+        shard, applied, local = params[:0], 0, worker.x
     # The final parameters: servers' shards, gathered on every rank.
     final = np.empty_like(params)
     counts = [hi - lo for lo, hi in bounds] + [0] * n_workers
@@ -731,4 +741,4 @@ def _run(comm, config: _Config, params: np.ndarray, data, objective: Objective, 
     applied = comm.bcast(applied, root=0)
     history = recorder.history() if rank == first_worker else None
     history = comm.bcast(history, root=first_worker)
-    return TrainResult(final, history, applied, resumed_from, role)
+    return TrainResult(final, history, applied, resumed_from, role, local)

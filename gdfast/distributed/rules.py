@@ -1,7 +1,7 @@
 """The server-side update rules of SPEC.md section 3 that are not gdfast kernels.
 
 Downpour's server rule is Adagrad and runs on gdfast's C kernel
-(`gdfast._kernels.adagrad`); the rules here are written in vectorized NumPy on
+(`gdfast.Adagrad` on the shard); the rules here are written in vectorized NumPy on
 one flat array (a server's shard), updated in place.
 
 AdaptiveRevision (McMahan & Streeter 2014, "Delay-Tolerant Algorithms for

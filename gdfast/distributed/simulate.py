@@ -36,7 +36,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from .. import _kernels
+from .. import Adagrad, Nesterov, SGD
 from .objectives import Dataset
 from .rules import adaptive_revision, adaptive_revision_state, easgd_synchronous, \
     elastic_exchange
@@ -171,18 +171,15 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
 
     if algorithm in ("easgd", "eamsgd"):
         local = [x.copy() for _ in range(workers)]
-        velocity = [np.zeros_like(x) for _ in range(workers)]
+        steppers = [SGD(w, lr=lr) if algorithm == "easgd"
+                    else Nesterov(w, lr=lr, momentum=momentum) for w in local]
         local_steps = [0] * workers
         alpha = lr * rho
         for done in range(1, updates + 1):
             now, i = heapq.heappop(heap)
             g = shards.gradient(i, local[i])
             local_steps[i] += 1
-            if algorithm == "easgd":
-                _kernels.sgd([local[i]], [g], [local_steps[i]], lr=lr)
-            else:
-                _kernels.nesterov([local[i]], [g], [velocity[i]], [local_steps[i]], lr=lr,
-                                  momentum=momentum)
+            steppers[i].step(g)
             if local_steps[i] % tau == 0:
                 elastic_exchange(local[i], x, alpha)
             heapq.heappush(heap, (now + duration(rng), i))
@@ -195,7 +192,7 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
     pending = [shards.gradient(i, x) for i in range(workers)]
     read_at = np.zeros(workers, dtype=np.int64)
     if algorithm == "downpour":
-        sum_sq = np.zeros_like(x)
+        adagrad = Adagrad(x, lr=lr, eps=eps)
     else:
         state = adaptive_revision_state(x)
         gbar_read = [state["gbar"].copy() for _ in range(workers)]
@@ -203,7 +200,7 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
         now, i = heapq.heappop(heap)
         staleness[done - 1] = done - 1 - read_at[i]
         if algorithm == "downpour":
-            _kernels.adagrad([x], [pending[i]], [sum_sq], [done], lr=lr, eps=eps)
+            adagrad.step(pending[i])
         else:
             adaptive_revision(x, pending[i], gbar_read[i], state["gbar"], state["sum_sq"],
                               state["sum_sq_max"], lr=lr, eps=eps)
