@@ -314,8 +314,7 @@ def write_guide(surface_data: dict, digits: dict) -> str:
                                        start=(1.0, h), lr=0.01).steps_to()
               for r in ["SGD"] + normalized for h in hairs}
     add(f"How thin the hair is matters to SGD, not to the normalized rules: from "
-        f"y = {hairs[0]:g} and from "
-        f"y = {hairs[1]:g} (lr 0.01), " + ", ".join(
+        f"y = {hairs[0]:g} and from y = {hairs[1]:g} (lr 0.01), " + ", ".join(
             f"{r} {cell(escape[r, hairs[0]])} and {cell(escape[r, hairs[1]])}"
             for r in ["SGD"] + normalized)
         + " steps. SGD pays ln(10⁴)/ln(1.02) ≈ "
