@@ -50,7 +50,7 @@ def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> np
     return np.sort(rng.choice(size, size=max_entries, replace=False))
 
 
-def _loss(objective: Objective, params: list[np.ndarray], X: Any, y: Any) -> float:
+def _loss(objective: Objective, params: Any, X: Any, y: Any) -> float:
     result = objective(params, X, y)
     if not isinstance(result, tuple) or len(result) != 2:
         raise TypeError("objective: expected it to return (loss, grads), got "
@@ -71,13 +71,17 @@ def numerical_gradient(objective: Objective, params: np.ndarray | Sequence[np.nd
     Returns one array per parameter, of its shape and dtype float64.
     """
     return [numeric for numeric, _ in
-            _differences(objective, _as_list(params), X, y, eps, max_entries, seed)]
+            _differences(objective, params, X, y, eps, max_entries, seed)]
 
 
-def _differences(objective: Objective, arrays: list[np.ndarray], X: Any, y: Any,
+def _differences(objective: Objective, params: Any, X: Any, y: Any,
                  eps: float | None, max_entries: int | None,
                  seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(numerical gradient, indices of the checked entries) per parameter."""
+    """(numerical gradient, indices of the checked entries) per parameter.
+
+    The objective gets `params` as given (one array stays one array).
+    """
+    arrays = _as_list(params)
     if max_entries is not None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries: expected an int >= 1 or None, got {max_entries!r}")
@@ -94,10 +98,10 @@ def _differences(objective: Objective, arrays: list[np.ndarray], X: Any, y: Any,
                 flat[i] = original + h
                 # the step actually taken after rounding, so the quotient is exact in h
                 up = float(flat[i]) - float(original)
-                plus = _loss(objective, arrays, X, y)
+                plus = _loss(objective, params, X, y)
                 flat[i] = original - h
                 down = float(original) - float(flat[i])
-                minus = _loss(objective, arrays, X, y)
+                minus = _loss(objective, params, X, y)
             finally:
                 flat[i] = original
             numeric[i] = (plus - minus) / (up + down)
@@ -130,7 +134,7 @@ def check_grad(objective: Objective, params: np.ndarray | Sequence[np.ndarray],
         ‖a − d‖ / max(‖a‖ + ‖d‖, tiny) per parameter over its checked entries.
     """
     arrays = _as_list(params)
-    loss, analytic = objective(arrays, X, y)
+    loss, analytic = objective(params, X, y)
     analytic = [analytic] if isinstance(analytic, np.ndarray) else list(analytic)
     if len(analytic) != len(arrays):
         raise ValueError(f"objective: returned {len(analytic)} gradient(s) for "
@@ -141,7 +145,7 @@ def check_grad(objective: Objective, params: np.ndarray | Sequence[np.ndarray],
             raise ValueError(f"objective: gradient {index} has shape {grad.shape}, its "
                              f"parameter {array.shape}")
     errors = np.empty(len(arrays))
-    differences = _differences(objective, arrays, X, y, eps, max_entries, seed)
+    differences = _differences(objective, params, X, y, eps, max_entries, seed)
     for index, (a, (d, entries)) in enumerate(zip(analytic, differences)):
         a, d = a.reshape(-1)[entries], d.reshape(-1)[entries]
         scale = np.linalg.norm(a) + np.linalg.norm(d)

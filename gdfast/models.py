@@ -14,7 +14,8 @@ with its running statistics); `fit` uses it for the validation loss.
 The loss is the mean over the batch plus (l2/2)·Σ‖W‖² over the weight matrices
 (not the biases, nor batch normalization's γ, β).  X is a dense array or a
 scipy.sparse matrix (CSR is best) of shape (n, n_features), converted to the
-model's dtype; matrix products go to BLAS (or to scipy.sparse).
+model's dtype (convert X once beforehand: otherwise every batch is copied);
+matrix products go to BLAS (or to scipy.sparse).
 
 Models: LinearRegression (squared loss), LogisticRegression (binary),
 SoftmaxRegression (multinomial), MLP (dense layers, ReLU, optional batch

@@ -96,6 +96,7 @@ class Schedule:
 
     @property
     def lr(self) -> float:
+        """The learning rate for the current unit."""
         if self._lr is None:
             raise RuntimeError(f"{type(self).__name__}: call start() first")
         return self._lr
@@ -144,6 +145,7 @@ class Constant(Schedule):
     """η_t = η0: the learning rate never changes."""
 
     def value(self, t: int) -> float:
+        """η0."""
         self._check_t(t)
         return self.base_lr
 
@@ -167,6 +169,7 @@ class StepDecay(Schedule):
         self.gamma = _factor("gamma", gamma)
 
     def value(self, t: int) -> float:
+        """η0 · γ^⌊t / step_size⌋."""
         t = self._check_t(t)
         return self.base_lr * self.gamma ** (t // self.step_size)
 
@@ -189,6 +192,7 @@ class ExponentialDecay(Schedule):
         self.gamma = _factor("gamma", gamma)
 
     def value(self, t: int) -> float:
+        """η0 · γ^t."""
         t = self._check_t(t)
         return self.base_lr * self.gamma ** t
 
@@ -213,6 +217,7 @@ class InverseTimeDecay(Schedule):
         self.decay = check.nonnegative("decay", decay)
 
     def value(self, t: int) -> float:
+        """η0 / (1 + k t)."""
         t = self._check_t(t)
         return self.base_lr / (1.0 + self.decay * t)
 

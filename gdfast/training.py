@@ -303,6 +303,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
         the objective itself does, and its gradient is thrown away.
     params : ndarray or list of ndarray
         The parameters, updated in place (float32/float64, C-contiguous).
+        The objective receives them as given: one array, or a sequence.
     X : ndarray or scipy.sparse matrix, shape (n, ...)
         The examples, one per row (a sparse matrix is cut into CSR batches).
     y : array_like of length n, optional
@@ -381,6 +382,8 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
             raise TypeError("validation: expected a pair (X_val, y_val)")
         X_val, y_val, _ = _check_data(validation[0], validation[1], "validation")
     opt = make_optimizer(optimizer, params, **hyperparameters)
+    # the objective gets params as given: one array stays one array
+    given = params if isinstance(params, np.ndarray) else opt.params
     params = opt.params
     curriculum = _strategy("curriculum", curriculum, Curriculum,
                            lambda scores: Curriculum(scores, seed=seed),
@@ -411,7 +414,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
 
     def evaluation(step: int, train_loss: float) -> bool:
         """Evaluate; True when early stopping says stop."""
-        monitored = train_loss if validation is None else float(evaluate(params, X_val, y_val))
+        monitored = train_loss if validation is None else float(evaluate(given, X_val, y_val))
         history.evaluations.append((step, monitored))
         if plateau is not None:
             opt.lr = plateau.update(monitored)
@@ -436,7 +439,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
             loss_sum = 0.0
             seen = 0
             for X_batch, y_batch, rows in _batches(X, y, order, size):
-                result = objective(params, X_batch, y_batch)
+                result = objective(given, X_batch, y_batch)
                 try:
                     loss, grads = result
                 except (TypeError, ValueError):

@@ -90,3 +90,11 @@ def test_bad_input():
         check_grad(lambda p, X, y: (0.0, [w]), [w], eps=0.0)
     with pytest.raises(ValueError, match="max_entries"):
         check_grad(lambda p, X, y: (0.0, [w]), [w], max_entries=0)
+
+
+def test_a_single_array_is_passed_as_one_array():
+    def objective(w, X, y):
+        assert isinstance(w, np.ndarray)
+        return float(0.5 * w @ w), w.copy()
+
+    assert check_grad(objective, RNG.standard_normal(4))[0] < 1e-8

@@ -393,3 +393,18 @@ def test_digits_mlp_learns():
     assert history.train_loss[-1] < history.train_loss[0] / 5
     assert model.score(X[1400:], y[1400:]) > 0.9
     assert history.lr[-1] == pytest.approx(3e-3 * 0.8 ** 8)
+
+
+def test_a_single_parameter_array_reaches_the_objective_as_an_array():
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+
+    def objective(w, X, y):
+        assert isinstance(w, np.ndarray)
+        residual = X @ w - y
+        return 0.5 * float(residual @ residual) / len(y), X.T @ residual / len(y)
+
+    w = np.zeros(3)
+    fit(objective, w, X, y, "sgd", lr=0.3, batch_size=None, epochs=300, grad_noise=1e-6,
+        progress=False)
+    np.testing.assert_allclose(w, [1.0, -2.0, 0.5], atol=1e-3)
