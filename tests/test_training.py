@@ -408,3 +408,27 @@ def test_a_single_parameter_array_reaches_the_objective_as_an_array():
     fit(objective, w, X, y, "sgd", lr=0.3, batch_size=None, epochs=300, grad_noise=1e-6,
         progress=False)
     np.testing.assert_allclose(w, [1.0, -2.0, 0.5], atol=1e-3)
+
+
+def test_batch_structure_for_any_size():
+    """For any n and batch size: ceil(n/b) updates per epoch, full batches then one remainder,
+    every example once (hypothesis explores the sizes)."""
+    hypothesis = pytest.importorskip("hypothesis")
+    strategies = hypothesis.strategies
+
+    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.given(n=strategies.integers(1, 40),
+                      batch_size=strategies.one_of(strategies.none(), strategies.integers(1, 50)),
+                      shuffle=strategies.booleans())
+    def check(n, batch_size, shuffle):
+        objective = Recorder()
+        history = fit(objective, [np.zeros(1)], ids(n), None, "sgd", batch_size=batch_size,
+                      epochs=2, shuffle=shuffle, progress=False)
+        b = n if batch_size is None else min(batch_size, n)
+        per_epoch = -(-n // b)
+        assert history.steps == [per_epoch, 2 * per_epoch]
+        sizes = [len(batch) for batch in objective.batches[:per_epoch]]
+        assert sizes[:-1] == [b] * (per_epoch - 1) and sizes[-1] == n - b * (per_epoch - 1)
+        assert sorted(sum(objective.batches[:per_epoch], [])) == list(range(n))
+
+    check()
