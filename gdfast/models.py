@@ -476,7 +476,7 @@ class MLP(Model):
         layers, (w_out, _) = self._layers(params)
         grads_out = [np.asarray(h_last.T @ dlogits), dlogits.sum(axis=0)]
         grads: list[np.ndarray] = []
-        dh = dlogits @ w_out.T
+        dh = dlogits @ w_out.T if layers else None  # softmax regression needs no ∂J/∂X
         for layer in range(len(layers) - 1, -1, -1):
             w = layers[layer][0]
             h_in, a, norm_cache = caches[layer]
