@@ -377,6 +377,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     batch_size, epochs, eval_every, callbacks = _check_options(
         batch_size, epochs, shuffle, eval_every, callbacks, validation)
     seed = _check_int("seed", seed, 0)
+    progress = flag("progress", progress)
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise TypeError("validation: expected a pair (X_val, y_val)")
@@ -410,7 +411,8 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     plateau = schedule if schedule is not None and _monitors(schedule) else None
     evaluate = _validation_loss(objective)
     shuffler = Shuffle(n, seed) if shuffle and curriculum is None else None
-    bar = _Progress(progress, epochs, progress_file if progress_file is not None else sys.stderr)
+    bar = _Progress(progress and epochs > 0, epochs,
+                    progress_file if progress_file is not None else sys.stderr)
 
     def evaluation(step: int, train_loss: float) -> bool:
         """Evaluate; True when early stopping says stop."""

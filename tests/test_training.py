@@ -153,6 +153,7 @@ def test_optimizer_as_object_class_or_name_and_training_continues():
     ({"epochs": -1}, ValueError, "epochs"),
     ({"shuffle": "yes"}, TypeError, "shuffle"),
     ({"seed": -3}, ValueError, "seed"),
+    ({"progress": "yes"}, TypeError, "progress"),
     ({"eval_every": 5}, ValueError, "eval_every"),
     ({"validation": np.zeros(3)}, TypeError, "validation"),
     ({"validation": (np.zeros((3, 1)), np.zeros(2))}, ValueError, "validation\\[0\\]"),
