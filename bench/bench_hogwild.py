@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    parser.add_argument("--sgd-lr", type=float, default=4.0)
-    parser.add_argument("--sgd-decay", type=float, default=0.8)
+    parser.add_argument("--sgd-lr", type=float, default=2.0)
+    parser.add_argument("--sgd-decay", type=float, default=0.5)
     parser.add_argument("--adagrad-lr", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=1e-6,
                         help="SGDClassifier's alpha (its L2; gdfast runs with l2=0)")

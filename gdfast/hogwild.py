@@ -42,6 +42,11 @@ repeatable**: a thread may read a coordinate another thread is writing, and
 the interleaving depends on the machine's scheduling (as in gensim and
 LightFM).  They converge to within a small tolerance of serial on sparse data.
 
+With more than one thread, features are renumbered internally by frequency
+so that the few features most rows share sit in a few cache lines next to the
+intercept (fewer lines bouncing between cores); every sum and update is the
+same, at other addresses, and results come back in the caller's numbering.
+
 Arithmetic is in double; float32 weights and accumulators are rounded to
 float32 once per update.  Requires scipy (CSR input) and scikit-learn (the
 estimator): the ``data`` extra.
@@ -53,14 +58,14 @@ import numbers
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
-from sklearn.utils._available_if import available_if
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
