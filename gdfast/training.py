@@ -240,7 +240,8 @@ def _batches(X: Any, y: Any, order: np.ndarray | None, batch_size: int) -> Itera
 class _Progress:
     """A tqdm bar over the steps when tqdm is installed, else one plain line per epoch."""
 
-    def __init__(self, enabled: bool, epochs: int, stream: Any):
+    def __init__(self, enabled: bool, epochs: int, steps: int, stream: Any):
+        """`steps`: the expected total, corrected epoch by epoch (a curriculum varies it)."""
         self.enabled = bool(enabled)
         self.epochs = epochs
         self.stream = stream
@@ -251,8 +252,8 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=0, unit="step", file=stream, dynamic_ncols=True,
-                                leave=True)
+                self.bar = tqdm(total=steps, unit="step", file=stream, dynamic_ncols=True,
+                                leave=True, desc=f"epoch 1/{epochs}")
 
     def start_epoch(self, epoch: int, steps: int) -> None:
         if self.bar is not None:
@@ -412,6 +413,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     evaluate = _validation_loss(objective)
     shuffler = Shuffle(n, seed) if shuffle and curriculum is None else None
     bar = _Progress(progress and epochs > 0, epochs,
+                    epochs * -(-n // (batch_size if batch_size is not None else n)),
                     progress_file if progress_file is not None else sys.stderr)
 
     def evaluation(step: int, train_loss: float) -> bool:
