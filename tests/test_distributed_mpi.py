@@ -69,7 +69,8 @@ def test_each_algorithm_converges_on_four_ranks(name):
 
 def test_logistic_regression_on_scikit_learn_data():
     pytest.importorskip("sklearn")
-    run = mpirun(3, "--algorithm", "adaptive_revision", "--data", "breast_cancer",
+    # one worker: it takes every step, so its progress lines are certain
+    run = mpirun(2, "--algorithm", "adaptive_revision", "--data", "breast_cancer",
                  "--lr", "0.3", "--steps", "400", "--log-every", "200")
     assert run.returncode == 0, run.stderr
     assert final_loss(run.stdout) < 0.15  # from log 2 = 0.69 at w = 0

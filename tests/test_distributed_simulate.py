@@ -209,3 +209,22 @@ def test_objective_gradients_match_finite_differences():
         numeric = [(objective.loss(w + step * e, X, y) - objective.loss(w - step * e, X, y))
                    / (2 * step) for e in np.eye(3)]
         np.testing.assert_allclose(objective.gradient(w, X, y), numeric, rtol=1e-6, atol=1e-8)
+
+
+def test_simulate_command_line(capsys):
+    import argparse
+
+    from gdfast.distributed import cli
+    from gdfast.distributed.__main__ import main
+    assert main(["simulate", "--algorithm", "adaptive_revision", "--workers", "10",
+                 "--updates", "500", "--delay", "uniform", "--rows", "200",
+                 "--features", "4"]) == 0
+    output = capsys.readouterr().out
+    assert "update       500" in output and "10 workers, uniform delays" in output
+    # the same command under `python -m gdfast distributed ...` (cli.add_parser)
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers(dest="command_name", required=True))
+    args = parser.parse_args(["distributed", "simulate", "--workers", "3", "--updates", "30"])
+    assert args.command(args) == 0
+    assert main(["simulate", "--workers", "0"]) == 2
+    assert "workers: expected an integer >= 1" in capsys.readouterr().err

@@ -44,7 +44,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--features", type=int, default=32, help="generated data: features")
     parser.add_argument("--lr", type=float, default=0.1,
                         help="η (Adagrad, local SGD) or α (AdaptiveRevision); default 0.1")
-    parser.add_argument("--eps", type=float, default=1e-8, help="Adagrad ε = AdaptiveRevision δ²")
+    parser.add_argument("--eps", type=float, default=1e-8,
+                        help="Adagrad ε = AdaptiveRevision δ²")
     parser.add_argument("--rho", type=float, default=None,
                         help="EASGD ρ (α = lr·ρ); default 0.9/(workers·lr), β = pα = 0.9")
     parser.add_argument("--tau", type=int, default=4, help="EASGD period τ (default 4)")
@@ -110,15 +111,13 @@ def main_train(args: argparse.Namespace) -> int:
     n_workers = comm.size - n_servers
     worker = comm.rank - n_servers
     mine = data.shard(worker, n_workers) if 0 <= worker < n_workers else None
-    rho = args.rho if args.rho is not None else (0.9 / (max(n_workers, 1) * args.lr)
-                                                 if args.lr > 0 else 0.0)
     params = np.zeros(data.X.shape[1], dtype=args.dtype)
     began = time.perf_counter()
     try:
         result = train(args.algorithm, data.objective, params, mine, comm=comm,
                        n_servers=args.servers, steps=args.steps, batch_size=args.batch_size,
                        lr=args.lr, n_fetch=args.n_fetch, n_push=args.n_push,
-                       local_lr=args.local_lr, eps=args.eps, rho=rho, tau=args.tau,
+                       local_lr=args.local_lr, eps=args.eps, rho=args.rho, tau=args.tau,
                        momentum=args.momentum, synchronous=args.synchronous, seed=args.seed,
                        checkpoint_dir=args.checkpoint_dir,
                        checkpoint_every=args.checkpoint_every, resume=args.resume,
@@ -147,7 +146,7 @@ def main_train(args: argparse.Namespace) -> int:
 def main_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate
     data = load_data(args.data, args.rows, args.features, args.seed, "float64")
-    rho = args.rho if args.rho is not None else (0.9 / (args.workers * args.lr)
+    rho = args.rho if args.rho is not None else (0.9 / (max(args.workers, 1) * args.lr)
                                                  if args.lr > 0 else 0.0)
     began = time.perf_counter()
     try:

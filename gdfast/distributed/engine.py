@@ -16,7 +16,8 @@ rule that reads and writes several arrays (Adagrad, AdaptiveRevision) needs an
 exclusive lock per push; the loop was as fast or faster and simpler.
 
 Protocol, worker → server s (tags below):
-    FETCH      ()                      → STATUS [stop, applied, budget], PARAMS x[s] (+ GBAR ḡ[s])
+    FETCH      ()                      → STATUS [stop, applied, budget],
+                                         PARAMS x[s] (+ GBAR ḡ[s])
     PUSH       g[s] (+ PUSH_GBAR ḡ_read[s])    the server applies the rule, no reply
     EXCHANGE   x_i[s]                  → STATUS, DELTA d = α (x_i − x̃)   (asynchronous EASGD)
     DONE       ()                      the worker has stopped
@@ -35,7 +36,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -148,7 +149,8 @@ def _check_config(size: int, algorithm: str, n_servers: int | None, **options: A
         n_push=_int_at_least("n_push", options["n_push"], 1),
         local_lr=_real_at_least("local_lr", options["local_lr"], 0.0),
         eps=_real_at_least("eps", options["eps"], 0.0, strict=True),
-        rho=_real_at_least("rho", options["rho"], 0.0),
+        rho=(_real_at_least("rho", options["rho"], 0.0) if options["rho"] is not None
+             else _default_rho(size - n_servers, options["lr"])),
         tau=_int_at_least("tau", options["tau"], 1),
         momentum=_real_at_least("momentum", options["momentum"], 0.0),
         seed=_int_at_least("seed", options["seed"], 0),
@@ -164,6 +166,12 @@ def _check_config(size: int, algorithm: str, n_servers: int | None, **options: A
     if (config.checkpoint_every or config.resume) and config.checkpoint_dir is None:
         raise ValueError("checkpoint_dir: checkpoint_every and resume need a directory")
     return config
+
+
+def _default_rho(n_workers: int, lr: Any) -> float:
+    """ρ with α = ηρ = 0.9/p (β = pα = 0.9, Zhang et al.'s choice); 0 when lr is 0."""
+    lr = _real_at_least("lr", lr, 0.0)
+    return 0.9 / (n_workers * lr) if lr > 0 else 0.0
 
 
 def _check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, tuple]:
@@ -325,6 +333,7 @@ class _Server:
             self.state = {"sum_sq": self.adagrad.state["sum_sq"][0]}
         elif algorithm == "adaptive_revision":
             self.state = adaptive_revision_state(self.x)
+            self.scratch = np.empty((4,) + self.x.shape, dtype=self.x.dtype)
         else:
             self.state = {}
         self.budget = _budget(config, n_workers)
@@ -398,7 +407,7 @@ class _Server:
                         state = self.state
                         adaptive_revision(self.x, grad, gbar_read, state["gbar"],
                                           state["sum_sq"], state["sum_sq_max"],
-                                          lr=config.lr, eps=config.eps)
+                                          lr=config.lr, eps=config.eps, scratch=self.scratch)
                     if every and self.applied % every == 0:
                         self.save()
             elif tag == EXCHANGE:
@@ -601,7 +610,7 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
           data: tuple[np.ndarray, np.ndarray] | None, *, comm: Any = None,
           n_servers: int | None = None, steps: int = 1000, batch_size: int = 32,
           lr: float = 0.1, n_fetch: int = 1, n_push: int = 1, local_lr: float = 0.0,
-          eps: float = 1e-8, rho: float = 0.1, tau: int = 4, momentum: float = 0.9,
+          eps: float = 1e-8, rho: float | None = None, tau: int = 4, momentum: float = 0.9,
           synchronous: bool = False, seed: int = 0, checkpoint_dir: str | None = None,
           checkpoint_every: int = 0, resume: bool = False, eval_data: Any = None,
           record_every: int = 0, log_every: int = 0, log: Callable[[str], None] = print,
@@ -615,8 +624,9 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
       downpour            servers apply Adagrad (gdfast's kernel), lr = η, eps = ε
       adaptive_revision   servers apply AdaptiveRevision, lr = α, eps = δ²
       easgd               workers: local SGD with lr = η; every `tau` steps the elastic
-                          exchange with the center, α = lr·rho.  synchronous=True: every
-                          rank a worker, x̃ by Allreduce, exchanges every step
+                          exchange with the center, α = lr·rho (default rho: α = 0.9/p,
+                          Zhang et al.'s β = pα = 0.9).  synchronous=True: every rank a
+                          worker, x̃ by Allreduce, exchanges every step
       eamsgd              easgd with Nesterov momentum `momentum` (δ) on the local steps
 
     Downpour / AdaptiveRevision workers fetch every `n_fetch` steps and push their
@@ -643,8 +653,9 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
         comm = MPI.COMM_WORLD
     size, rank = comm.size, comm.rank
     options = dict(wait=wait, steps=steps, batch_size=batch_size, lr=lr, n_fetch=n_fetch,
-                   n_push=n_push, local_lr=local_lr, eps=eps, rho=rho, tau=tau, momentum=momentum,
-                   synchronous=synchronous, seed=seed, checkpoint_dir=checkpoint_dir,
+                   n_push=n_push, local_lr=local_lr, eps=eps, rho=rho, tau=tau,
+                   momentum=momentum, synchronous=synchronous, seed=seed,
+                   checkpoint_dir=checkpoint_dir,
                    checkpoint_every=checkpoint_every, resume=resume, log_every=log_every,
                    record_every=record_every)
     error, config, signature = None, None, None

@@ -8,7 +8,8 @@ AdaptiveRevision (McMahan & Streeter 2014, "Delay-Tolerant Algorithms for
 Asynchronous Distributed Online Learning"), per coordinate, SPEC.md section 3:
 
     state  z = z' = δ², x, ḡ = 0.  A worker reads (x, ḡ) and later sends (g, ḡ_read).
-    ḡ_fwd = ḡ − ḡ_read ; η_old = α/√z' ; z ← z + g² + 2 g ḡ_fwd ; z' ← max(z, z') ;
+    ḡ_fwd = ḡ − ḡ_read ; η_old = α/√z' ; z ← z + g² + 2 g ḡ_fwd ;
+    z' ← max(z, z') ;
     η = α/√z' ; x ← x − η g + (η_old − η) ḡ_fwd ; ḡ ← ḡ + g
 
 Names: lr = α, eps = δ² (so the default 1e-8 is Adagrad's ε).  gdfast stores
@@ -24,23 +25,39 @@ import numpy as np
 
 def adaptive_revision(x: np.ndarray, grad: np.ndarray, gbar_read: np.ndarray,
                       gbar: np.ndarray, sum_sq: np.ndarray, sum_sq_max: np.ndarray, *,
-                      lr: float, eps: float) -> None:
+                      lr: float, eps: float, scratch: np.ndarray | None = None) -> None:
     """Apply one AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max).
 
     x : the parameters (SPEC x); grad : the pushed gradient g; gbar_read : the ḡ
     the worker read with x; gbar : the server's running sum ḡ; sum_sq, sum_sq_max :
     z − δ² and z' − δ².  All arrays have one shape and dtype; lr = α, eps = δ².
+    scratch : optional work space of shape (4, *x.shape) and x's dtype, so that a server
+    applying many updates allocates nothing (large temporaries cost page faults).
     """
-    gbar_fwd = gbar - gbar_read
-    eta_old = lr / np.sqrt(sum_sq_max + eps)
+    if scratch is None:
+        scratch = np.empty((4,) + x.shape, dtype=x.dtype)
+    gbar_fwd, eta_old, root, step = scratch
+    np.subtract(gbar, gbar_read, out=gbar_fwd)
+    np.add(sum_sq_max, eps, out=eta_old)
+    np.sqrt(eta_old, out=eta_old)
+    np.divide(lr, eta_old, out=eta_old)                 # η_old = α/√z'
     # (z + g²) + 2 g ḡ_fwd, in SPEC order; with ḡ_fwd = 0 the second sum adds an exact 0.
-    sum_sq += grad * grad
-    sum_sq += 2 * grad * gbar_fwd
+    np.multiply(grad, grad, out=step)
+    sum_sq += step
+    np.multiply(grad, 2, out=step)
+    step *= gbar_fwd
+    sum_sq += step
     np.maximum(sum_sq, sum_sq_max, out=sum_sq_max)
-    root = np.sqrt(sum_sq_max + eps)
+    np.add(sum_sq_max, eps, out=root)
+    np.sqrt(root, out=root)
     # α g/√z' is Adagrad's rounding of η g; the revision term is then exactly 0 with no delay.
-    x -= lr * grad / root
-    x += (eta_old - lr / root) * gbar_fwd
+    np.multiply(grad, lr, out=step)
+    step /= root
+    x -= step
+    np.divide(lr, root, out=root)                       # η = α/√z'
+    eta_old -= root
+    eta_old *= gbar_fwd
+    x += eta_old                                        # + (η_old − η) ḡ_fwd
     gbar += grad
 
 
@@ -64,7 +81,8 @@ def easgd_synchronous(workers: list[np.ndarray], grads: list[np.ndarray],
                       center: np.ndarray, *, lr: float, rho: float) -> None:
     """One synchronous EASGD round, SPEC.md section 3, in place, both from the old values:
 
-    x_i ← x_i − η (g_i + ρ (x_i − x̃)) for every i ;  x̃ ← x̃ + α Σ_i (x_i − x̃),  α = η ρ.
+    x_i ← x_i − η (g_i + ρ (x_i − x̃)) for every i ;
+    x̃ ← x̃ + α Σ_i (x_i − x̃),  α = η ρ.
     With ρ = 0 the worker step is `x −= η g` exactly, gdfast.SGD's arithmetic.
     """
     alpha = lr * rho
