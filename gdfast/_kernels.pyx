@@ -32,9 +32,13 @@ cdef extern from "gdfast.h" nogil:
         const int64_t *size
         const int64_t *step
         const unsigned char *is_double
+        const double *mu_product
 
     ctypedef struct gd_hyper:
         double lr, momentum, beta1, beta2, eps, rho
+        double weight_decay, dampening, lr_decay, momentum_decay
+        int maximize, decoupled_weight_decay, eps_inside, lr_in_buffer, eps_hat
+        int bias_correction, max_of_v_hat, centered, momentum_schedule
 
     void gd_sgd(const gd_tensors *tensors, const gd_hyper *hyper)
     void gd_momentum(const gd_tensors *tensors, const gd_hyper *hyper)
@@ -78,10 +82,11 @@ cdef enum:
 
 
 cdef int _run(rule_fn rule, list params, list grads, tuple states, object steps,
-              gd_hyper *hyper) except -1:
+              gd_hyper *hyper, object mu_product=None) except -1:
     """Describe the tensors to C (pointers, sizes, dtypes) and run `rule` once.
 
-    `steps`: one step count per tensor (an int64 array is used as it is)."""
+    `steps`: one step count per tensor (an int64 array is used as it is).
+    `mu_product`: NAdam's schedule only, a float64 array with one entry per tensor."""
     cdef Py_ssize_t count = len(params), k
     cdef int slots = 2 + len(states), slot
     cdef void *data_stack[STACK_TENSORS * 5]
@@ -124,6 +129,11 @@ cdef int _run(rule_fn rule, list params, list grads, tuple states, object steps,
         tensors.size = size
         tensors.step = <const int64_t *>cnp.PyArray_DATA(step_array)
         tensors.is_double = is_double
+        tensors.mu_product = NULL
+        if mu_product is not None:
+            if len(mu_product) != count:
+                raise ValueError("mu_product: expected one entry per parameter")
+            tensors.mu_product = <const double *>cnp.PyArray_DATA(<cnp.ndarray>mu_product)
         with nogil:
             rule(&tensors, hyper)
     finally:
@@ -138,91 +148,168 @@ cdef int _run(rule_fn rule, list params, list grads, tuple states, object steps,
 cdef gd_hyper NO_HYPER
 NO_HYPER.lr = NO_HYPER.momentum = NO_HYPER.beta1 = NO_HYPER.beta2 = 0.0
 NO_HYPER.eps = NO_HYPER.rho = 0.0
+NO_HYPER.weight_decay = NO_HYPER.dampening = NO_HYPER.lr_decay = NO_HYPER.momentum_decay = 0.0
+NO_HYPER.maximize = NO_HYPER.decoupled_weight_decay = NO_HYPER.eps_inside = 0
+NO_HYPER.lr_in_buffer = NO_HYPER.eps_hat = NO_HYPER.bias_correction = 0
+NO_HYPER.max_of_v_hat = NO_HYPER.centered = NO_HYPER.momentum_schedule = 0
+
+# Every rule takes the gradient transform of gdfast._optimizer (maximize, weight decay, L2 or
+# decoupled) as keyword arguments; their defaults are SPEC.md's rule, so callers written for
+# the plain rules (gdfast.training, gdfast.distributed, ...) keep working unchanged.
 
 
-def sgd(list params, list grads, object steps, *, double lr):
+cdef gd_hyper _hyper(double lr, double weight_decay, bint decoupled_weight_decay,
+                     bint maximize):
     cdef gd_hyper hyper = NO_HYPER
     hyper.lr = lr
+    hyper.weight_decay = weight_decay
+    hyper.decoupled_weight_decay = decoupled_weight_decay
+    hyper.maximize = maximize
+    return hyper
+
+
+def sgd(list params, list grads, object steps, *, double lr, double weight_decay=0.0,
+        bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     _run(gd_sgd, params, grads, (), steps, &hyper)
 
 
 def momentum(list params, list grads, list velocity, object steps, *, double lr,
-             double momentum):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+             double momentum, double dampening=0.0, bint lr_in_buffer=True,
+             double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.momentum = momentum
+    hyper.dampening = dampening
+    hyper.lr_in_buffer = lr_in_buffer
     _run(gd_momentum, params, grads, (velocity,), steps, &hyper)
 
 
 def nesterov(list params, list grads, list velocity, object steps, *, double lr,
-             double momentum):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+             double momentum, double dampening=0.0, bint lr_in_buffer=True,
+             double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.momentum = momentum
+    hyper.dampening = dampening
+    hyper.lr_in_buffer = lr_in_buffer
     _run(gd_nesterov, params, grads, (velocity,), steps, &hyper)
 
 
-def adagrad(list params, list grads, list sum_sq, object steps, *, double lr, double eps):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+def adagrad(list params, list grads, list sum_sq, object steps, *, double lr, double eps,
+            double lr_decay=0.0, double initial_accumulator_value=0.0,
+            bint eps_inside_sqrt=True, double weight_decay=0.0,
+            bint decoupled_weight_decay=False, bint maximize=False):
+    """`initial_accumulator_value` is the value the optimizer filled sum_sq with; it is
+    accepted (and unused) here so that a rule's hyper-parameters pass through unchanged."""
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.eps = eps
+    hyper.lr_decay = lr_decay
+    hyper.eps_inside = eps_inside_sqrt
     _run(gd_adagrad, params, grads, (sum_sq,), steps, &hyper)
 
 
 def adadelta(list params, list grads, list square_avg, list acc_delta, object steps, *,
-             double lr, double rho, double eps):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+             double lr, double rho, double eps, double weight_decay=0.0,
+             bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.rho = rho
     hyper.eps = eps
     _run(gd_adadelta, params, grads, (square_avg, acc_delta), steps, &hyper)
 
 
-def rmsprop(list params, list grads, list square_avg, object steps, *, double lr, double rho,
-            double eps):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+def rmsprop(list params, list grads, list square_avg, *buffers_and_steps, double lr,
+            double rho, double eps, bint centered=False, double momentum=0.0,
+            bint eps_inside_sqrt=True, bint lr_in_buffer=True, double weight_decay=0.0,
+            bint decoupled_weight_decay=False, bint maximize=False):
+    """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
+    momentum > 0), then the step counts."""
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.rho = rho
     hyper.eps = eps
-    _run(gd_rmsprop, params, grads, (square_avg,), steps, &hyper)
+    hyper.centered = centered
+    hyper.momentum = momentum
+    hyper.eps_inside = eps_inside_sqrt
+    hyper.lr_in_buffer = lr_in_buffer
+    expected = 1 + bool(centered) + (momentum > 0)
+    if len(buffers_and_steps) != expected:
+        raise TypeError(f"rmsprop: expected {expected} positional argument(s) after "
+                        "square_avg (grad_avg if centered, momentum_buffer if momentum > 0, "
+                        f"steps), got {len(buffers_and_steps)}")
+    # (no negative indices: the module is compiled with wraparound off)
+    _run(gd_rmsprop, params, grads, (square_avg,) + buffers_and_steps[:expected - 1],
+         buffers_and_steps[expected - 1], &hyper)
 
 
 def adam(list params, list grads, list exp_avg, list exp_avg_sq, object steps, *, double lr,
-         tuple betas, double eps):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+         tuple betas, double eps, bint eps_hat=False, double weight_decay=0.0,
+         bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
+    hyper.eps_hat = eps_hat
     _run(gd_adam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
 
 
 def adamax(list params, list grads, list exp_avg, list exp_inf, object steps, *, double lr,
-           tuple betas):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+           tuple betas, double eps=0.0, bint eps_inside_max=False, double weight_decay=0.0,
+           bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
+    hyper.eps = eps
+    hyper.eps_inside = eps_inside_max
     _run(gd_adamax, params, grads, (exp_avg, exp_inf), steps, &hyper)
 
 
-def nadam(list params, list grads, list exp_avg, list exp_avg_sq, object steps, *, double lr,
-          tuple betas, double eps):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+def nadam_mu_products(list mu_product, object steps, double beta1, double momentum_decay):
+    """Multiply each tensor's μ product (a 0-d array, kept in its own dtype as torch keeps
+    it) by this step's μ_t = β1 (1 − ½ 0.96^(t ψ)); return the products as float64."""
+    cdef Py_ssize_t k, count = len(mu_product)
+    values = np.empty(count, dtype=np.float64)
+    for k in range(count):
+        product = <cnp.ndarray>mu_product[k]
+        product[...] = product * (beta1 * (1.0 - 0.5 * 0.96 ** (int(steps[k]) * momentum_decay)))
+        values[k] = product
+    return values
+
+
+def nadam(list params, list grads, list exp_avg, list exp_avg_sq, *mu_product_and_steps,
+          double lr, tuple betas, double eps, bint momentum_schedule=False,
+          double momentum_decay=0.004, double weight_decay=0.0,
+          bint decoupled_weight_decay=False, bint maximize=False):
+    """Positional after exp_avg_sq: mu_product (with momentum_schedule: 0-d arrays, updated
+    here by nadam_mu_products), then the step counts."""
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
-    _run(gd_nadam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
+    hyper.momentum_schedule = momentum_schedule
+    hyper.momentum_decay = momentum_decay
+    expected = 2 if momentum_schedule else 1
+    if len(mu_product_and_steps) != expected:
+        raise TypeError(f"nadam: expected {expected} positional argument(s) after exp_avg_sq "
+                        "(mu_product with momentum_schedule, steps), got "
+                        f"{len(mu_product_and_steps)}")
+    steps = mu_product_and_steps[expected - 1]
+    products = None
+    if momentum_schedule:
+        if len(mu_product_and_steps[0]) != len(params):
+            raise ValueError("mu_product: expected one entry per parameter")
+        products = nadam_mu_products(mu_product_and_steps[0], steps, betas[0], momentum_decay)
+    _run(gd_nadam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper, products)
 
 
 def amsgrad(list params, list grads, list exp_avg, list exp_avg_sq, list max_exp_avg_sq,
-            object steps, *, double lr, tuple betas, double eps):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
+            object steps, *, double lr, tuple betas, double eps, bint bias_correction=False,
+            bint max_of_v_hat=False, bint eps_hat=False, double weight_decay=0.0,
+            bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
+    hyper.bias_correction = bias_correction
+    hyper.max_of_v_hat = max_of_v_hat
+    hyper.eps_hat = eps_hat
     _run(gd_amsgrad, params, grads, (exp_avg, exp_avg_sq, max_exp_avg_sq), steps, &hyper)
 
 

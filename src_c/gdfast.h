@@ -47,11 +47,29 @@ typedef struct {
     const int64_t *size;        /* elements of tensor k */
     const int64_t *step;        /* t of this update for tensor k (counts from 1) */
     const unsigned char *is_double; /* 1: float64 tensor, 0: float32 */
+    /* NAdam's momentum schedule only (else NULL): P_t = μ_1 ⋯ μ_t of tensor k, this
+     * step's μ_t included (the caller keeps the product, as torch does). */
+    const double *mu_product;
 } gd_tensors;
 
-/* Every rule's hyper-parameters; each rule reads the ones it has. */
+/* Every rule's hyper-parameters and named variants; each rule reads the ones it
+ * has (rules.inc gives each variant's formula).  Zero means the SPEC.md form,
+ * except the two flags marked "paper: 1". */
 typedef struct {
     double lr, momentum, beta1, beta2, eps, rho;
+    double weight_decay;        /* λ: L2 (g ← g + λθ), or decoupled (θ ← θ(1 − ηλ)) */
+    double dampening;           /* Momentum/Nesterov: d, v ← γ v + (1 − d)·… */
+    double lr_decay;            /* Adagrad: η_t = η / (1 + (t − 1) lr_decay) */
+    double momentum_decay;      /* Nadam with momentum_schedule: ψ */
+    int maximize;               /* ascend: g ← −g */
+    int decoupled_weight_decay; /* weight_decay is decoupled (AdamW) rather than L2 */
+    int eps_inside;             /* Adagrad/RMSprop: ε inside √ (paper: 1); AdaMax: inside max */
+    int lr_in_buffer;           /* Momentum/Nesterov/RMSprop: η inside the buffer (paper: 1) */
+    int eps_hat;                /* Adam/AMSGrad: Kingma & Ba's ε̂ (Keras) */
+    int bias_correction;        /* AMSGrad: bias-corrected (torch, Keras) */
+    int max_of_v_hat;           /* AMSGrad: maximum of v̂ rather than v (optax) */
+    int centered;               /* RMSprop: centered (grad_avg slot) */
+    int momentum_schedule;      /* Nadam: Dozat's μ_t schedule (mu_product) */
 } gd_hyper;
 
 void gd_sgd(const gd_tensors *tensors, const gd_hyper *hyper);

@@ -134,7 +134,7 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
     const int64_t name##_size_ = (n), name##_step_ = (t_step);                      \
     const unsigned char name##_double_ = (is_dbl);                                  \
     const gd_tensors name = {1, (int)(sizeof(name##_data_) / sizeof(void *)),       \
-                             name##_data_, &name##_size_, &name##_step_, &name##_double_}
+                             name##_data_, &name##_size_, &name##_step_, &name##_double_, NULL}
 
 #define GD_CAT_(a, b) a##b
 #define GD_CAT(a, b) GD_CAT_(a, b)
