@@ -417,7 +417,7 @@ def test_batch_structure_for_any_size():
     hypothesis = pytest.importorskip("hypothesis")
     strategies = hypothesis.strategies
 
-    @hypothesis.settings(max_examples=60, deadline=None)
+    @hypothesis.settings(max_examples=60, deadline=None, database=None)
     @hypothesis.given(n=strategies.integers(1, 40),
                       batch_size=strategies.one_of(strategies.none(), strategies.integers(1, 50)),
                       shuffle=strategies.booleans())
