@@ -18,6 +18,7 @@ every parameter and every state entry exactly as it was.
 """
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, ClassVar, Sequence, TypeVar, Union
 
 import numpy as np
@@ -44,7 +45,16 @@ class Hyperparameter:
         return optimizer._hyper[self.name]
 
     def __set__(self, optimizer: Any, value: Any) -> None:
-        optimizer._hyper[self.name] = self.validate(self.name, value)
+        value = self.validate(self.name, value)
+        if hasattr(optimizer, "state"):   # constructed: the options must still fit together
+            candidate = {**optimizer._hyper, self.name: value}
+            optimizer._check_together(candidate)
+            if type(optimizer).state_layout(candidate) != optimizer.state_names:
+                raise ValueError(
+                    f"{self.name}: cannot change to {value!r} after construction: it changes "
+                    f"the state entries ({', '.join(optimizer.state_names)}); build a new "
+                    "optimizer")
+        optimizer._hyper[self.name] = value
 
 
 class Optimizer:
@@ -61,8 +71,13 @@ class Optimizer:
     """
 
     rule: ClassVar[str] = ""
+    # The state entries with the default options; an instance's `state_names` can have more
+    # (RMSprop's grad_avg and momentum_buffer, Nadam's mu_product), see `state_layout`.
     state_names: ClassVar[tuple[str, ...]] = ()
     hyperparameter_names: ClassVar[tuple[str, ...]] = ()
+    # The named options each convention selects (presets): {convention: {option: value}}.
+    # An option passed as None takes the value of the chosen convention.
+    conventions: ClassVar[dict[str, dict[str, Any]]] = {}
     _core: ClassVar[Callable[..., None]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -72,13 +87,19 @@ class Optimizer:
         if declared:
             cls.hyperparameter_names = declared
 
-    def __init__(self, params: ArrayOrArrays, **hyperparameters: Any):
+    def __init__(self, params: ArrayOrArrays, convention: str = "paper",
+                 **hyperparameters: Any):
+        self.convention = check.convention("convention", convention)
+        preset = type(self).conventions.get(convention, {})
         self._single = isinstance(params, np.ndarray)
         self.params = self._check_params(params)
         self._hyper: dict[str, Any] = {}
         for name in self.hyperparameter_names:
-            setattr(self, name, hyperparameters[name])
-        self.state = {name: tuple(np.zeros_like(p) for p in self.params)
+            value = hyperparameters[name]
+            setattr(self, name, preset[name] if value is None and name in preset else value)
+        self._check_together(self._hyper)
+        self.state_names = type(self).state_layout(self._hyper)
+        self.state = {name: tuple(self._initial_state(name, p) for p in self.params)
                       for name in self.state_names}
         self._steps = np.zeros(len(self.params), dtype=np.int64)
         self._param_list = list(self.params)
@@ -86,6 +107,23 @@ class Optimizer:
         # Memory of every buffer the kernels write, for the aliasing check of gradients.
         self._owned = OwnedMemory((check.byte_span(array), label)
                                   for label, array in self._labelled_buffers())
+
+    # ----------------------------------------------------- options and state
+    @classmethod
+    def state_layout(cls, hyper: dict[str, Any]) -> tuple[str, ...]:
+        """The state entries an optimizer with these hyper-parameters keeps."""
+        return cls.state_names
+
+    def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
+        """State entry `name` of `param` before the first step (zeros unless a rule says)."""
+        return np.zeros_like(param)
+
+    def _state_spec(self, name: str, param: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
+        """(shape, dtype) of state entry `name` of `param`."""
+        return param.shape, param.dtype
+
+    def _check_together(self, hyper: dict[str, Any]) -> None:
+        """Raise ValueError for options that are valid alone but not together."""
 
     # ------------------------------------------------------------------ checks
     def _name(self, what: str, index: int) -> str:
@@ -194,12 +232,30 @@ class Optimizer:
 
     @property
     def hyperparameters(self) -> dict[str, Any]:
-        """The current hyper-parameters, by name (a copy)."""
-        return dict(self._hyper)
+        """The current hyper-parameters, by name (a copy): the rule's own always, each
+        named option only where it differs from SPEC.md's rule (`options` has them all;
+        `state_dict()` keeps everything)."""
+        spec = type(self).spec_options()
+        return {name: value for name, value in self._hyper.items()
+                if name not in spec or value != spec[name]}
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Every named option (the keyword-only arguments), by name (a copy)."""
+        return {name: self._hyper[name] for name in type(self).spec_options()}
+
+    @classmethod
+    def spec_options(cls) -> dict[str, Any]:
+        """The named options and their values in SPEC.md's rule (convention "paper")."""
+        preset = cls.conventions.get("paper", {})
+        return {name: preset[name] if parameter.default is None else parameter.default
+                for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "convention"}
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value!r}" for name, value in self._hyper.items())
-        return f"{type(self).__module__}.{type(self).__name__}({len(self.params)} parameter(s), {settings})"
+        return (f"{type(self).__module__}.{type(self).__name__}({len(self.params)} parameter(s), "
+                f"{settings})")
 
     # -------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
@@ -236,6 +292,12 @@ class Optimizer:
         checked_hyper = {name: getattr(type(self), name).validate(
             f"state_dict['hyperparameters'][{name!r}]", hyper[name])
             for name in self.hyperparameter_names}
+        self._check_together(checked_hyper)
+        layout = type(self).state_layout(checked_hyper)
+        if layout != self.state_names:
+            raise ValueError(f"state_dict['hyperparameters']: they need the state entries "
+                             f"{list(layout)}, this optimizer keeps {list(self.state_names)}; "
+                             "build one with the same options")
         steps = self._check_loaded_steps(state_dict["steps"])
         buffers = self._check_loaded_state(state_dict["state"])
         # everything checked: write
@@ -271,9 +333,11 @@ class Optimizer:
                 raise ValueError(f"{where}: expected a list of {len(self.params)} arrays")
             for index, (array, param) in enumerate(zip(arrays, self.params)):
                 check.float_array(f"{where}[{index}]", array)
-                if array.shape != param.shape or array.dtype != param.dtype:
-                    raise ValueError(f"{where}[{index}]: expected shape {param.shape} and dtype "
-                                     f"{param.dtype} (those of the parameter), got shape "
+                shape, dtype = self._state_spec(name, param)
+                if array.shape != shape or array.dtype != dtype:
+                    whose = " (those of the parameter)" if shape == param.shape else ""
+                    raise ValueError(f"{where}[{index}]: expected shape {shape} and dtype "
+                                     f"{dtype}{whose}, got shape "
                                      f"{array.shape} and dtype {array.dtype}")
         return {name: list(state[name]) for name in self.state_names}
 
@@ -293,17 +357,59 @@ def bind_backend(rule_class: OptimizerType, core: Callable[..., None],
 
 
 # ---------------------------------------------------------------------------
-# The ten rules: equations, hyper-parameters, defaults (the one place they live),
-# state entries.  Symbols are those of SPEC.md section 1; t counts from 1 per
-# parameter and all operations are element-wise.
+# The ten rules (and AdamW): equations, hyper-parameters, defaults (the one place they
+# live), named options with their conventions, state entries.  Symbols are those of
+# SPEC.md section 1; t counts from 1 per parameter and all operations are element-wise.
+#
+# Every rule takes the same gradient transform, applied before the rule's own update:
+#   maximize:                g ← −g
+#   weight_decay λ (L2):     g ← g + λ θ                   (torch's weight_decay)
+#   decoupled_weight_decay:  θ ← θ (1 − η λ) instead        (AdamW; Keras's weight_decay)
+# and `convention` ("paper" = SPEC.md, "torch", "keras") picks the value of every option
+# left as None.  A preset selects formulas, never numbers: lr, eps, betas, rho, ... keep
+# the signature's defaults (SPEC.md's) unless given; see each library's defaults in the
+# docstrings.
 # ---------------------------------------------------------------------------
 
 _PARAMS_DOC = """params : ndarray or list of ndarray
         float32 or float64, C-contiguous, writeable, any shape (size 0 allowed);
         updated in place by `step`."""
 
+_TRANSFORM_DOC = """weight_decay : float, default 0.0
+        λ (>= 0): L2 decay, g ← g + λ θ, or decoupled decay (below).
+    decoupled_weight_decay : bool, optional
+        True: θ ← θ (1 − η λ) before the update instead of the L2 term (Loshchilov &
+        Hutter's decoupled decay; AdamW, and Keras's `weight_decay`).  Preset: paper
+        False, torch False, keras True.
+    maximize : bool, default False
+        Ascend: g ← −g (torch's `maximize`).
+    convention : {"paper", "torch", "keras"}, default "paper"
+        The value of every option left as None (see the table in the class docstring).
+        Explicit arguments override it."""
 
-class SGD(Optimizer):
+_TRANSFORM_PRESET = {"paper": {"decoupled_weight_decay": False},
+                     "torch": {"decoupled_weight_decay": False},
+                     "keras": {"decoupled_weight_decay": True}}
+
+
+def _presets(**per_convention: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A rule's presets: the shared transform options plus its own."""
+    return {name: {**_TRANSFORM_PRESET[name], **per_convention.get(name, {})}
+            for name in check.CONVENTIONS}
+
+
+class _Transformed(Optimizer):
+    """The gradient transform's hyper-parameters, shared by every rule."""
+    weight_decay = Hyperparameter(check.nonnegative)
+    decoupled_weight_decay = Hyperparameter(check.flag)
+    maximize = Hyperparameter(check.flag)
+
+
+def _names(*own: str) -> tuple[str, ...]:
+    return own + ("weight_decay", "decoupled_weight_decay", "maximize")
+
+
+class SGD(_Transformed):
     __doc__ = f"""Stochastic gradient descent.
 
     θ ← θ − η g
@@ -313,19 +419,46 @@ class SGD(Optimizer):
     {_PARAMS_DOC}
     lr : float, default 0.01
         η, the learning rate (>= 0).
+    {_TRANSFORM_DOC}
+
+    (torch.optim.SGD with momentum = 0 is this rule; with momentum see Momentum and
+    Nesterov.)
     """
     rule = "SGD"
     lr = Hyperparameter(check.learning_rate)
+    conventions = _presets()
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01):
-        super().__init__(params, lr=lr)
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, *, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
+                 convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
-class Momentum(Optimizer):
+SGD.hyperparameter_names = _names("lr")
+
+_MOMENTUM_OPTIONS_DOC = """dampening : float, default 0.0
+        d in [0, 1]: the gradient enters the buffer scaled by 1 − d, except at a
+        parameter's first step, where it enters whole (torch's rule; its buffer starts as
+        the gradient).
+    lr_in_buffer : bool, optional
+        True: the buffer holds steps, v ← γ v + (1 − d) η g, θ ← θ − v (SPEC.md, Keras).
+        False: it holds gradients, v ← γ v + (1 − d) g, θ ← θ − η v (torch).  Equal at
+        a constant η; they differ when η changes during training (a schedule).  Preset:
+        paper True, torch False, keras True."""
+
+_MOMENTUM_PRESETS = _presets(paper={"lr_in_buffer": True}, torch={"lr_in_buffer": False},
+                             keras={"lr_in_buffer": True})
+
+
+class Momentum(_Transformed):
     __doc__ = f"""Gradient descent with (heavy-ball) momentum.
 
     v ← γ v + η g
     θ ← θ − v
+
+    With the options: v ← γ v + s g, θ ← θ − o v, where (s, o) = ((1 − d) η, 1) with
+    lr_in_buffer (paper, Keras's SGD(momentum)) and (1 − d, η) without (torch.optim.SGD).
 
     Parameters
     ----------
@@ -334,19 +467,32 @@ class Momentum(Optimizer):
         η, the learning rate (>= 0).
     momentum : float, default 0.9
         γ (>= 0).
+    {_MOMENTUM_OPTIONS_DOC}
+    {_TRANSFORM_DOC}
 
-    State: velocity = v.
+    State: velocity = v (torch's momentum_buffer).
     """
     rule = "Momentum"
     state_names = ("velocity",)
     lr = Hyperparameter(check.learning_rate)
     momentum = Hyperparameter(check.nonnegative)
+    dampening = Hyperparameter(check.decay_rate)
+    lr_in_buffer = Hyperparameter(check.flag)
+    conventions = _MOMENTUM_PRESETS
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9):
-        super().__init__(params, lr=lr, momentum=momentum)
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9, *,
+                 dampening: float = 0.0, lr_in_buffer: bool | None = None,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
+                 maximize: bool = False, convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, momentum=momentum, dampening=dampening,
+                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
-class Nesterov(Optimizer):
+Momentum.hyperparameter_names = _names("lr", "momentum", "dampening", "lr_in_buffer")
+
+
+class Nesterov(_Transformed):
     __doc__ = f"""Nesterov accelerated gradient, in the form of SPEC.md 1.1.
 
     The lookahead form v ← γ v + η ∇J(θ − γ v) ; θ ← θ − v needs the gradient
@@ -357,7 +503,10 @@ class Nesterov(Optimizer):
     φ ← φ − (γ v + η g)        (v the new velocity)
 
     The parameters hold φ and `step` takes the gradient at φ, as everywhere
-    else.  θ is recovered as φ + γ v.
+    else.  θ is recovered as φ + γ v.  With the options: v ← γ v + s g and
+    φ ← φ − o (γ v + i g), where (s, o, i) = ((1 − d) η, 1, (1 − d) η) with lr_in_buffer
+    (paper, Keras's SGD(nesterov=True)) and (1 − d, η, 1) without (torch.optim.SGD with
+    nesterov=True, which requires d = 0).
 
     Parameters
     ----------
@@ -366,25 +515,44 @@ class Nesterov(Optimizer):
         η, the learning rate (>= 0).
     momentum : float, default 0.9
         γ (>= 0).
+    {_MOMENTUM_OPTIONS_DOC}
+    {_TRANSFORM_DOC}
 
-    State: velocity = v.
+    State: velocity = v (torch's momentum_buffer).
     """
     rule = "Nesterov"
     state_names = ("velocity",)
     lr = Hyperparameter(check.learning_rate)
     momentum = Hyperparameter(check.nonnegative)
+    dampening = Hyperparameter(check.decay_rate)
+    lr_in_buffer = Hyperparameter(check.flag)
+    conventions = _MOMENTUM_PRESETS
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9):
-        super().__init__(params, lr=lr, momentum=momentum)
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9, *,
+                 dampening: float = 0.0, lr_in_buffer: bool | None = None,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
+                 maximize: bool = False, convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, momentum=momentum, dampening=dampening,
+                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
-class Adagrad(Optimizer):
+Nesterov.hyperparameter_names = _names("lr", "momentum", "dampening", "lr_in_buffer")
+
+_EPS_SQRT_DOC = """eps_inside_sqrt : bool, optional
+        True: √(· + ε) (SPEC.md, Keras).  False: √(·) + ε (torch).  Preset: paper True,
+        torch False, keras True."""
+
+
+class Adagrad(_Transformed):
     __doc__ = f"""Adagrad (Duchi, Hazan & Singer, 2011).
 
     G ← G + g²
-    θ ← θ − η g / √(G + ε)
+    θ ← θ − η_t g / √(G + ε)           η_t = η / (1 + (t − 1) lr_decay)
 
-    ε is inside the square root (PyTorch adds it outside: √G + ε).
+    eps_inside_sqrt=False (torch): θ ← θ − η_t g / (√G + ε).  G starts at
+    initial_accumulator_value.  Library defaults: torch lr 0.01, eps 1e-10,
+    initial_accumulator_value 0; Keras lr 0.001, epsilon 1e-7, initial_accumulator_value 0.1.
 
     Parameters
     ----------
@@ -393,19 +561,45 @@ class Adagrad(Optimizer):
         η, the learning rate (>= 0).
     eps : float, default 1e-8
         ε (> 0).
+    lr_decay : float, default 0.0
+        Decay of η with t (>= 0; torch's lr_decay).
+    initial_accumulator_value : float, default 0.0
+        G before the first step (>= 0).
+    {_EPS_SQRT_DOC}
+    {_TRANSFORM_DOC}
+        (Decoupled decay uses η_t.)
 
-    State: sum_sq = G.
+    State: sum_sq = G (torch's `sum`).
     """
     rule = "Adagrad"
     state_names = ("sum_sq",)
     lr = Hyperparameter(check.learning_rate)
     eps = Hyperparameter(check.positive)
+    lr_decay = Hyperparameter(check.nonnegative)
+    initial_accumulator_value = Hyperparameter(check.nonnegative)
+    eps_inside_sqrt = Hyperparameter(check.flag)
+    conventions = _presets(paper={"eps_inside_sqrt": True}, torch={"eps_inside_sqrt": False},
+                           keras={"eps_inside_sqrt": True})
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, eps: float = 1e-8):
-        super().__init__(params, lr=lr, eps=eps)
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, eps: float = 1e-8, *,
+                 lr_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps_inside_sqrt: bool | None = None, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
+                 convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, eps=eps, lr_decay=lr_decay,
+                         initial_accumulator_value=initial_accumulator_value,
+                         eps_inside_sqrt=eps_inside_sqrt, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+    def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
+        return np.full_like(param, self._hyper["initial_accumulator_value"])
 
 
-class Adadelta(Optimizer):
+Adagrad.hyperparameter_names = _names("lr", "eps", "lr_decay",
+                                      "initial_accumulator_value", "eps_inside_sqrt")
+
+
+class Adadelta(_Transformed):
     __doc__ = f"""Adadelta (Zeiler, 2012).
 
     E_g ← ρ E_g + (1 − ρ) g²
@@ -414,7 +608,8 @@ class Adadelta(Optimizer):
     θ   ← θ + η Δ
 
     The pure method has no learning rate; `lr` is PyTorch's multiplier
-    (default 1.0), which scales the step but not the Δ kept in E_d.
+    (default 1.0), which scales the step but not the Δ kept in E_d.  torch and Keras
+    use these formulas (Keras's defaults: lr 0.001, rho 0.95, epsilon 1e-7).
 
     Parameters
     ----------
@@ -425,6 +620,7 @@ class Adadelta(Optimizer):
         ρ, in [0, 1].
     eps : float, default 1e-6
         ε (> 0).
+    {_TRANSFORM_DOC}
 
     State: square_avg = E_g, acc_delta = E_d.
     """
@@ -433,20 +629,33 @@ class Adadelta(Optimizer):
     lr = Hyperparameter(check.learning_rate)
     rho = Hyperparameter(check.decay_rate)
     eps = Hyperparameter(check.positive)
+    conventions = _presets()
 
     def __init__(self, params: ArrayOrArrays, lr: float = 1.0, rho: float = 0.9,
-                 eps: float = 1e-6):
-        super().__init__(params, lr=lr, rho=rho, eps=eps)
+                 eps: float = 1e-6, *, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
+                 convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, rho=rho, eps=eps,
+                         weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
-class RMSprop(Optimizer):
+Adadelta.hyperparameter_names = _names("lr", "rho", "eps")
+
+
+class RMSprop(_Transformed):
     __doc__ = f"""RMSprop (Hinton, 2012).
 
     E_g ← ρ E_g + (1 − ρ) g²
     θ   ← θ − η g / √(E_g + ε)
 
-    ε is inside the square root (PyTorch adds it outside, and calls ρ `alpha`
-    with default 0.99).
+    With the options (D the denominator):
+      centered:   ḡ ← ρ ḡ + (1 − ρ) g,  D = √(E_g − ḡ² + ε)   (else D = √(E_g + ε))
+      eps_inside_sqrt=False (torch): D = √(E_g − ḡ²) + ε, resp. √E_g + ε
+      momentum γ > 0:  b ← γ b + η g / D, θ ← θ − b with lr_in_buffer (Keras);
+                       b ← γ b + g / D,  θ ← θ − η b without (torch)
+    torch calls ρ `alpha` (default 0.99, lr 0.01); Keras's defaults are lr 0.001,
+    rho 0.9, epsilon 1e-7.
 
     Parameters
     ----------
@@ -457,27 +666,66 @@ class RMSprop(Optimizer):
         ρ, in [0, 1].
     eps : float, default 1e-8
         ε (> 0).
+    centered : bool, default False
+        Divide by an estimate of the variance rather than of the second moment.
+        Fixed at construction (it decides the state entries).
+    momentum : float, default 0.0
+        γ (>= 0).  Zero and non-zero are fixed at construction.
+    {_EPS_SQRT_DOC}
+    lr_in_buffer : bool, optional
+        Where η goes with momentum (above).  Preset: paper True, torch False, keras True.
+    {_TRANSFORM_DOC}
 
-    State: square_avg = E_g.
+    State: square_avg = E_g; grad_avg = ḡ when centered; momentum_buffer = b when γ > 0.
     """
     rule = "RMSprop"
     state_names = ("square_avg",)
     lr = Hyperparameter(check.learning_rate)
     rho = Hyperparameter(check.decay_rate)
     eps = Hyperparameter(check.positive)
+    centered = Hyperparameter(check.flag)
+    momentum = Hyperparameter(check.nonnegative)
+    eps_inside_sqrt = Hyperparameter(check.flag)
+    lr_in_buffer = Hyperparameter(check.flag)
+    conventions = _presets(paper={"eps_inside_sqrt": True, "lr_in_buffer": True},
+                           torch={"eps_inside_sqrt": False, "lr_in_buffer": False},
+                           keras={"eps_inside_sqrt": True, "lr_in_buffer": True})
 
     def __init__(self, params: ArrayOrArrays, lr: float = 0.001, rho: float = 0.9,
-                 eps: float = 1e-8):
-        super().__init__(params, lr=lr, rho=rho, eps=eps)
+                 eps: float = 1e-8, *, centered: bool = False, momentum: float = 0.0,
+                 eps_inside_sqrt: bool | None = None, lr_in_buffer: bool | None = None,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
+                 maximize: bool = False, convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, rho=rho, eps=eps, centered=centered,
+                         momentum=momentum, eps_inside_sqrt=eps_inside_sqrt,
+                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+    @classmethod
+    def state_layout(cls, hyper: dict[str, Any]) -> tuple[str, ...]:
+        return (("square_avg",) + (("grad_avg",) if hyper["centered"] else ())
+                + (("momentum_buffer",) if hyper["momentum"] > 0 else ()))
 
 
-class Adam(Optimizer):
+RMSprop.hyperparameter_names = _names("lr", "rho", "eps", "centered", "momentum",
+                                      "eps_inside_sqrt", "lr_in_buffer")
+
+_EPS_HAT_DOC = """eps_hat : bool, optional
+        True: Kingma & Ba's ε̂ form (section 2 of the paper; Keras/TensorFlow):
+        θ ← θ − η (√(1 − β2^t)/(1 − β1^t)) m / (√v + ε), i.e. ε is not scaled by the
+        bias correction.  Preset: paper False, torch False, keras True."""
+
+
+class Adam(_Transformed):
     __doc__ = f"""Adam (Kingma & Ba, 2015).
 
     m ← β1 m + (1 − β1) g
     v ← β2 v + (1 − β2) g²
     m̂ = m / (1 − β1^t),  v̂ = v / (1 − β2^t)
     θ ← θ − η m̂ / (√v̂ + ε)
+
+    torch.optim.Adam uses these formulas; Keras the ε̂ form (eps_hat, epsilon 1e-7).
+    With decoupled_weight_decay this is AdamW (see AdamW).
 
     Parameters
     ----------
@@ -488,6 +736,8 @@ class Adam(Optimizer):
         (β1, β2), each in [0, 1).
     eps : float, default 1e-8
         ε (> 0).
+    {_EPS_HAT_DOC}
+    {_TRANSFORM_DOC}
 
     State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
     """
@@ -496,81 +746,31 @@ class Adam(Optimizer):
     lr = Hyperparameter(check.learning_rate)
     betas = Hyperparameter(check.betas)
     eps = Hyperparameter(check.positive)
+    eps_hat = Hyperparameter(check.flag)
+    conventions = _presets(paper={"eps_hat": False}, torch={"eps_hat": False},
+                           keras={"eps_hat": True})
 
     def __init__(self, params: ArrayOrArrays, lr: float = 0.001,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr=lr, betas=betas, eps=eps)
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
+                 eps_hat: bool | None = None, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
+                 convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, betas=betas, eps=eps, eps_hat=eps_hat,
+                         weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
-class AdaMax(Optimizer):
-    __doc__ = f"""AdaMax, Adam with the infinity norm (Kingma & Ba, 2015, section 7).
-
-    m ← β1 m + (1 − β1) g
-    u ← max(β2 u, |g|)
-    θ ← θ − (η / (1 − β1^t)) m / u
-
-    Where u = 0 (every gradient so far was 0) the step is 0, never NaN.
-    (PyTorch's Adamax uses max(β2 u, |g| + ε).)
-
-    Parameters
-    ----------
-    {_PARAMS_DOC}
-    lr : float, default 0.002
-        η, the learning rate (>= 0).
-    betas : (float, float), default (0.9, 0.999)
-        (β1, β2), each in [0, 1).
-
-    State: exp_avg = m, exp_inf = u; t is `steps`, counted per parameter.
-    """
-    rule = "AdaMax"
-    state_names = ("exp_avg", "exp_inf")
-    lr = Hyperparameter(check.learning_rate)
-    betas = Hyperparameter(check.betas)
-
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.002,
-                 betas: tuple[float, float] = (0.9, 0.999)):
-        super().__init__(params, lr=lr, betas=betas)
+Adam.hyperparameter_names = _names("lr", "betas", "eps", "eps_hat")
 
 
-class Nadam(Optimizer):
-    __doc__ = f"""Nadam, Adam with Nesterov momentum (Dozat, 2016), constant β1.
+class AdamW(Adam):
+    __doc__ = f"""AdamW: Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
 
-    m, v, m̂, v̂ as Adam
-    θ ← θ − η / (√v̂ + ε) · (β1 m̂ + (1 − β1) g / (1 − β1^t))
+    θ ← θ (1 − η λ)
+    then the Adam update of θ with the undecayed gradient g (see Adam).
 
-    (PyTorch's NAdam uses Dozat's momentum schedule μ_t instead of a constant β1.)
-
-    Parameters
-    ----------
-    {_PARAMS_DOC}
-    lr : float, default 0.002
-        η, the learning rate (>= 0).
-    betas : (float, float), default (0.9, 0.999)
-        (β1, β2), each in [0, 1).
-    eps : float, default 1e-8
-        ε (> 0).
-
-    State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
-    """
-    rule = "Nadam"
-    state_names = ("exp_avg", "exp_avg_sq")
-    lr = Hyperparameter(check.learning_rate)
-    betas = Hyperparameter(check.betas)
-    eps = Hyperparameter(check.positive)
-
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.002,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr=lr, betas=betas, eps=eps)
-
-
-class AMSGrad(Optimizer):
-    __doc__ = f"""AMSGrad (Reddi, Kale & Kumar, 2018), without bias correction.
-
-    m, v as Adam
-    v_max ← max(v_max, v)
-    θ ← θ − η m / (√v_max + ε)
-
-    (PyTorch's Adam(amsgrad=True) applies both bias corrections.)
+    torch.optim.AdamW's defaults (λ = 0.01).  Keras's AdamW is this rule with eps_hat
+    (weight_decay 0.004, epsilon 1e-7).
 
     Parameters
     ----------
@@ -581,6 +781,177 @@ class AMSGrad(Optimizer):
         (β1, β2), each in [0, 1).
     eps : float, default 1e-8
         ε (> 0).
+    weight_decay : float, default 0.01
+        λ (>= 0).
+    {_EPS_HAT_DOC}
+    maximize : bool, default False
+        Ascend: g ← −g.
+    convention : {{"paper", "torch", "keras"}}, default "paper"
+        The value of eps_hat when left as None.
+
+    State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
+    """
+    rule = "AdamW"
+
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.001,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, *, eps_hat: bool | None = None,
+                 maximize: bool = False, convention: str = "paper"):
+        Optimizer.__init__(self, params, convention, lr=lr, betas=betas, eps=eps,
+                           eps_hat=eps_hat, weight_decay=weight_decay, maximize=maximize)
+
+
+AdamW.hyperparameter_names = ("lr", "betas", "eps", "eps_hat", "weight_decay", "maximize")
+
+
+class AdaMax(_Transformed):
+    __doc__ = f"""AdaMax, Adam with the infinity norm (Kingma & Ba, 2015, section 7).
+
+    m ← β1 m + (1 − β1) g
+    u ← max(β2 u, |g|)
+    θ ← θ − (η / (1 − β1^t)) m / u
+
+    Where u = 0 (every gradient so far was 0) the step is 0, never NaN.  With ε > 0:
+      eps_inside_max (torch):  u ← max(β2 u, |g| + ε),  θ ← θ − (η/(1 − β1^t)) m / u
+      else (Keras):            u as above,             θ ← θ − (η/(1 − β1^t)) m / (u + ε)
+    Library defaults: torch eps 1e-8, Keras epsilon 1e-7.
+
+    Parameters
+    ----------
+    {_PARAMS_DOC}
+    lr : float, default 0.002
+        η, the learning rate (>= 0).
+    betas : (float, float), default (0.9, 0.999)
+        (β1, β2), each in [0, 1).
+    eps : float, default 0.0
+        ε (>= 0); 0 is the paper's rule.
+    eps_inside_max : bool, optional
+        Where ε goes (above).  Preset: paper False (irrelevant at ε = 0), torch True,
+        keras False.
+    {_TRANSFORM_DOC}
+
+    State: exp_avg = m, exp_inf = u; t is `steps`, counted per parameter.
+    """
+    rule = "AdaMax"
+    state_names = ("exp_avg", "exp_inf")
+    lr = Hyperparameter(check.learning_rate)
+    betas = Hyperparameter(check.betas)
+    eps = Hyperparameter(check.nonnegative)
+    eps_inside_max = Hyperparameter(check.flag)
+    conventions = _presets(paper={"eps_inside_max": False}, torch={"eps_inside_max": True},
+                           keras={"eps_inside_max": False})
+
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.002,
+                 betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 0.0,
+                 eps_inside_max: bool | None = None, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
+                 convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, betas=betas, eps=eps,
+                         eps_inside_max=eps_inside_max, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+
+AdaMax.hyperparameter_names = _names("lr", "betas", "eps", "eps_inside_max")
+
+
+class Nadam(_Transformed):
+    __doc__ = f"""Nadam, Adam with Nesterov momentum (Dozat, 2016), constant β1.
+
+    m, v, m̂, v̂ as Adam
+    θ ← θ − η / (√v̂ + ε) · (β1 m̂ + (1 − β1) g / (1 − β1^t))
+
+    momentum_schedule (torch.optim.NAdam with ψ = momentum_decay = 0.004; Keras 3's Nadam
+    with 0.96^t, i.e. ψ = 1): μ_t = β1 (1 − ½ · 0.96^(t ψ)), P_t = μ_1 ⋯ μ_t,
+    θ ← θ − η / (√v̂ + ε) · (μ_(t+1) m / (1 − P_t μ_(t+1)) + (1 − μ_t) g / (1 − P_t)).
+
+    Parameters
+    ----------
+    {_PARAMS_DOC}
+    lr : float, default 0.002
+        η, the learning rate (>= 0).
+    betas : (float, float), default (0.9, 0.999)
+        (β1, β2), each in [0, 1).
+    eps : float, default 1e-8
+        ε (> 0).
+    momentum_schedule : bool, optional
+        Dozat's μ_t schedule instead of the constant β1.  Fixed at construction (it
+        decides the state entries).  Preset: paper False, torch True, keras True.
+    momentum_decay : float, optional
+        ψ (>= 0), used by the schedule.  Preset: paper 0.004 (unused), torch 0.004,
+        keras 1.0.
+    {_TRANSFORM_DOC}
+
+    State: exp_avg = m, exp_avg_sq = v; with the schedule also mu_product = P_t (a 0-d
+    float64 array per parameter, starting at 1); t is `steps`, counted per parameter.
+    """
+    rule = "Nadam"
+    state_names = ("exp_avg", "exp_avg_sq")
+    lr = Hyperparameter(check.learning_rate)
+    betas = Hyperparameter(check.betas)
+    eps = Hyperparameter(check.positive)
+    momentum_schedule = Hyperparameter(check.flag)
+    momentum_decay = Hyperparameter(check.nonnegative)
+    conventions = _presets(paper={"momentum_schedule": False, "momentum_decay": 0.004},
+                           torch={"momentum_schedule": True, "momentum_decay": 0.004},
+                           keras={"momentum_schedule": True, "momentum_decay": 1.0})
+
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.002,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
+                 momentum_schedule: bool | None = None, momentum_decay: float | None = None,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
+                 maximize: bool = False, convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, betas=betas, eps=eps,
+                         momentum_schedule=momentum_schedule, momentum_decay=momentum_decay,
+                         weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+    @classmethod
+    def state_layout(cls, hyper: dict[str, Any]) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq") + (("mu_product",) if hyper["momentum_schedule"]
+                                            else ())
+
+    def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
+        return np.ones((), dtype=np.float64) if name == "mu_product" else np.zeros_like(param)
+
+    def _state_spec(self, name: str, param: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
+        if name == "mu_product":
+            return (), np.dtype(np.float64)
+        return param.shape, param.dtype
+
+
+Nadam.hyperparameter_names = _names("lr", "betas", "eps", "momentum_schedule",
+                                    "momentum_decay")
+
+
+class AMSGrad(_Transformed):
+    __doc__ = f"""AMSGrad (Reddi, Kale & Kumar, 2018), without bias correction.
+
+    m, v as Adam
+    v_max ← max(v_max, v)
+    θ ← θ − η m / (√v_max + ε)
+
+    With the options:
+      bias_correction (torch Adam(amsgrad=True), Keras):
+          θ ← θ − η m̂ / (√(v_max / (1 − β2^t)) + ε),  m̂ = m / (1 − β1^t)
+      ... and eps_hat (Keras): θ ← θ − η (√(1 − β2^t)/(1 − β1^t)) m / (√v_max + ε)
+      ... and max_of_v_hat (optax): v_max ← max(v_max, v / (1 − β2^t)),
+          θ ← θ − η m̂ / (√v_max + ε)
+
+    Parameters
+    ----------
+    {_PARAMS_DOC}
+    lr : float, default 0.001
+        η, the learning rate (>= 0).
+    betas : (float, float), default (0.9, 0.999)
+        (β1, β2), each in [0, 1).
+    eps : float, default 1e-8
+        ε (> 0).
+    bias_correction : bool, optional
+        Preset: paper False, torch True, keras True.
+    max_of_v_hat : bool, default False
+        Keep the maximum of v̂ rather than of v (needs bias_correction, excludes eps_hat).
+    {_EPS_HAT_DOC}
+    {_TRANSFORM_DOC}
 
     State: exp_avg = m, exp_avg_sq = v, max_exp_avg_sq = v_max.
     """
@@ -589,10 +960,34 @@ class AMSGrad(Optimizer):
     lr = Hyperparameter(check.learning_rate)
     betas = Hyperparameter(check.betas)
     eps = Hyperparameter(check.positive)
+    bias_correction = Hyperparameter(check.flag)
+    max_of_v_hat = Hyperparameter(check.flag)
+    eps_hat = Hyperparameter(check.flag)
+    conventions = _presets(paper={"bias_correction": False, "eps_hat": False},
+                           torch={"bias_correction": True, "eps_hat": False},
+                           keras={"bias_correction": True, "eps_hat": True})
 
     def __init__(self, params: ArrayOrArrays, lr: float = 0.001,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr=lr, betas=betas, eps=eps)
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
+                 bias_correction: bool | None = None, max_of_v_hat: bool = False,
+                 eps_hat: bool | None = None, weight_decay: float = 0.0,
+                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
+                 convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, betas=betas, eps=eps,
+                         bias_correction=bias_correction, max_of_v_hat=max_of_v_hat,
+                         eps_hat=eps_hat, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+    def _check_together(self, hyper: dict[str, Any]) -> None:
+        if hyper["max_of_v_hat"] and not hyper["bias_correction"]:
+            raise ValueError("max_of_v_hat: needs bias_correction=True (v̂ is the "
+                             "bias-corrected v)")
+        if hyper["max_of_v_hat"] and hyper["eps_hat"] and hyper["bias_correction"]:
+            raise ValueError("eps_hat: not defined together with max_of_v_hat")
+
+
+AMSGrad.hyperparameter_names = _names("lr", "betas", "eps", "bias_correction",
+                                      "max_of_v_hat", "eps_hat")
 
 
 RULES: tuple[type[Optimizer], ...] = (

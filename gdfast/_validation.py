@@ -53,6 +53,29 @@ def decay_rate(name: str, value: Any) -> float:
     return value
 
 
+def flag(name: str, value: Any) -> bool:
+    """A yes/no option: a bool (or 0/1, the form a state file stores it in)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Real) and value in (0, 1):
+        return bool(value)
+    raise TypeError(f"{name}: expected True or False, got {value!r}")
+
+
+CONVENTIONS = ("paper", "torch", "keras")
+
+
+def convention(name: str, value: Any) -> str:
+    """One of CONVENTIONS: whose formulas the named options default to."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
+                        f"got {type(value).__name__}")
+    if value not in CONVENTIONS:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
+                         f"got {value!r}")
+    return value
+
+
 def betas(name: str, value: Any) -> tuple[float, float]:
     """A pair (β1, β2), each in [0, 1)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:

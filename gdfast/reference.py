@@ -18,6 +18,7 @@ reference computes in the dtype of the parameters, as the kernels do.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -32,25 +33,53 @@ def _ieee_nonstop(core):
     return wrapper
 
 
+def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize):
+    """The gradient transform every rule starts with (gdfast._optimizer): g ← −g to
+    maximize; L2 decay g ← g + λθ, or decoupled decay θ ← θ(1 − ηλ) (in place)."""
+    if maximize:
+        g = -g
+    if weight_decay and decoupled_weight_decay:
+        theta *= 1 - lr * weight_decay
+    elif weight_decay:
+        g = g + weight_decay * theta
+    return g
+
+
 @_ieee_nonstop
-def sgd(params, grads, steps, *, lr):
+def sgd(params, grads, steps, *, lr, weight_decay=0.0, decoupled_weight_decay=False,
+        maximize=False):
     for theta, g in zip(params, grads):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         theta -= lr * g
 
 
 @_ieee_nonstop
-def momentum(params, grads, velocity, steps, *, lr, momentum):
-    for theta, g, v in zip(params, grads, velocity):
-        v[...] = momentum * v + lr * g
-        theta -= v
+def momentum(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_in_buffer=True,
+             weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
+    for theta, g, v, t in zip(params, grads, velocity, map(int, steps)):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        damp = 0.0 if t == 1 else dampening      # the first gradient enters whole
+        if lr_in_buffer:
+            v[...] = momentum * v + (1 - damp) * lr * g
+            theta -= v
+        else:
+            v[...] = momentum * v + (1 - damp) * g
+            theta -= lr * v
 
 
 @_ieee_nonstop
-def nesterov(params, grads, velocity, steps, *, lr, momentum):
+def nesterov(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_in_buffer=True,
+             weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
     """SPEC 1.1's form: the parameters hold φ = θ − γ v and g = ∇J(φ)."""
-    for phi, g, v in zip(params, grads, velocity):
-        v[...] = momentum * v + lr * g
-        phi -= momentum * v + lr * g
+    for phi, g, v, t in zip(params, grads, velocity, map(int, steps)):
+        g = _gradient(phi, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        damp = 0.0 if t == 1 else dampening
+        if lr_in_buffer:
+            v[...] = momentum * v + (1 - damp) * lr * g
+            phi -= momentum * v + (1 - damp) * lr * g
+        else:
+            v[...] = momentum * v + (1 - damp) * g
+            phi -= lr * (g + momentum * v)
 
 
 def nesterov_lookahead(theta, velocity, gradient_at, *, lr, momentum):
@@ -66,15 +95,25 @@ def nesterov_lookahead(theta, velocity, gradient_at, *, lr, momentum):
 
 
 @_ieee_nonstop
-def adagrad(params, grads, sum_sq, steps, *, lr, eps):
-    for theta, g, G in zip(params, grads, sum_sq):
+def adagrad(params, grads, sum_sq, steps, *, lr, eps, lr_decay=0.0, initial_accumulator_value=0.0,
+            eps_inside_sqrt=True, weight_decay=0.0, decoupled_weight_decay=False,
+            maximize=False):
+    # initial_accumulator_value: G's value before the first step (the class fills G with it)
+    for theta, g, G, t in zip(params, grads, sum_sq, map(int, steps)):
+        lr_t = lr / (1 + (t - 1) * lr_decay)
+        g = _gradient(theta, g, lr_t, weight_decay, decoupled_weight_decay, maximize)
         G[...] = G + g**2
-        theta -= lr * g / np.sqrt(G + eps)
+        if eps_inside_sqrt:
+            theta -= lr_t * g / np.sqrt(G + eps)
+        else:
+            theta -= lr_t * g / (np.sqrt(G) + eps)
 
 
 @_ieee_nonstop
-def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps):
+def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps, weight_decay=0.0,
+             decoupled_weight_decay=False, maximize=False):
     for theta, g, E_g, E_d in zip(params, grads, square_avg, acc_delta):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         E_g[...] = rho * E_g + (1 - rho) * g**2
         delta = -(np.sqrt(E_d + eps) / np.sqrt(E_g + eps)) * g
         E_d[...] = rho * E_d + (1 - rho) * delta**2
@@ -82,52 +121,119 @@ def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps):
 
 
 @_ieee_nonstop
-def rmsprop(params, grads, square_avg, steps, *, lr, rho, eps):
-    for theta, g, E_g in zip(params, grads, square_avg):
+def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centered=False,
+            momentum=0.0, eps_inside_sqrt=True, lr_in_buffer=True, weight_decay=0.0,
+            decoupled_weight_decay=False, maximize=False):
+    """Positional after square_avg: grad_avg (if centered), momentum_buffer (if
+    momentum > 0), steps."""
+    buffers = list(buffers_and_steps[:-1])
+    grad_avg = buffers.pop(0) if centered else [None] * len(params)
+    momentum_buffer = buffers.pop(0) if momentum > 0 else [None] * len(params)
+    for theta, g, E_g, g_avg, b in zip(params, grads, square_avg, grad_avg, momentum_buffer):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         E_g[...] = rho * E_g + (1 - rho) * g**2
-        theta -= lr * g / np.sqrt(E_g + eps)
+        if centered:
+            g_avg[...] = rho * g_avg + (1 - rho) * g
+            variance = E_g - g_avg**2
+        else:
+            variance = E_g
+        if eps_inside_sqrt:
+            denominator = np.sqrt(variance + eps)
+        else:
+            denominator = np.sqrt(variance) + eps
+        if momentum > 0 and lr_in_buffer:
+            b[...] = momentum * b + lr * g / denominator
+            theta -= b
+        elif momentum > 0:
+            b[...] = momentum * b + g / denominator
+            theta -= lr * b
+        else:
+            theta -= lr * g / denominator
 
 
 @_ieee_nonstop
-def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps):
+def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps, eps_hat=False,
+         weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
     beta1, beta2 = betas
     for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g**2
-        m_hat = m / (1 - beta1**t)
-        v_hat = v / (1 - beta2**t)
-        theta -= lr * m_hat / (np.sqrt(v_hat) + eps)
+        if eps_hat:
+            lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+            theta -= lr_t * m / (np.sqrt(v) + eps)
+        else:
+            m_hat = m / (1 - beta1**t)
+            v_hat = v / (1 - beta2**t)
+            theta -= lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
 @_ieee_nonstop
-def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas):
+def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas, eps=0.0, eps_inside_max=False,
+           weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
     beta1, beta2 = betas
     for theta, g, m, u, t in zip(params, grads, exp_avg, exp_inf, map(int, steps)):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
-        u[...] = np.maximum(beta2 * u, np.abs(g))
-        m_over_u = np.divide(m, u, out=np.zeros_like(m), where=u != 0)  # 0/0 is 0 here
+        if eps_inside_max:
+            u[...] = np.maximum(beta2 * u, np.abs(g) + eps)
+            denominator = u
+        else:
+            u[...] = np.maximum(beta2 * u, np.abs(g))
+            denominator = u + eps
+        m_over_u = np.divide(m, denominator, out=np.zeros_like(m),
+                             where=denominator != 0)  # 0/0 is 0 here
         theta -= (lr / (1 - beta1**t)) * m_over_u
 
 
 @_ieee_nonstop
-def nadam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps):
+def nadam(params, grads, exp_avg, exp_avg_sq, *mu_product_and_steps, lr, betas, eps,
+          momentum_schedule=False, momentum_decay=0.004, weight_decay=0.0,
+          decoupled_weight_decay=False, maximize=False):
+    """Positional after exp_avg_sq: mu_product (with momentum_schedule), steps."""
     beta1, beta2 = betas
-    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
+    steps = mu_product_and_steps[-1]
+    mu_product = mu_product_and_steps[0] if momentum_schedule else [None] * len(params)
+    for theta, g, m, v, P, t in zip(params, grads, exp_avg, exp_avg_sq, mu_product,
+                                    map(int, steps)):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g**2
-        m_hat = m / (1 - beta1**t)
         v_hat = v / (1 - beta2**t)
-        theta -= lr / (np.sqrt(v_hat) + eps) * (beta1 * m_hat + (1 - beta1) * g / (1 - beta1**t))
+        if momentum_schedule:
+            mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+            mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
+            P[...] = P * mu
+            direction = mu_next * m / (1 - P * mu_next) + (1 - mu) * g / (1 - P)
+        else:
+            m_hat = m / (1 - beta1**t)
+            direction = beta1 * m_hat + (1 - beta1) * g / (1 - beta1**t)
+        theta -= lr / (np.sqrt(v_hat) + eps) * direction
 
 
 @_ieee_nonstop
-def amsgrad(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, *, lr, betas, eps):
+def amsgrad(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, *, lr, betas, eps,
+            bias_correction=False, max_of_v_hat=False, eps_hat=False, weight_decay=0.0,
+            decoupled_weight_decay=False, maximize=False):
     beta1, beta2 = betas
-    for theta, g, m, v, v_max in zip(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq):
+    for theta, g, m, v, v_max, t in zip(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq,
+                                        map(int, steps)):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g**2
-        v_max[...] = np.maximum(v_max, v)
-        theta -= lr * m / (np.sqrt(v_max) + eps)
+        if not bias_correction:
+            v_max[...] = np.maximum(v_max, v)
+            theta -= lr * m / (np.sqrt(v_max) + eps)
+        elif max_of_v_hat:
+            v_max[...] = np.maximum(v_max, v / (1 - beta2**t))
+            theta -= lr * (m / (1 - beta1**t)) / (np.sqrt(v_max) + eps)
+        elif eps_hat:
+            v_max[...] = np.maximum(v_max, v)
+            lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
+            theta -= lr_t * m / (np.sqrt(v_max) + eps)
+        else:
+            v_max[...] = np.maximum(v_max, v)
+            theta -= lr * (m / (1 - beta1**t)) / (np.sqrt(v_max / (1 - beta2**t)) + eps)
 
 
 SGD = _optimizer.bind_backend(_optimizer.SGD, sgd, __name__)
@@ -137,10 +243,12 @@ Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, adagrad, __name__)
 Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, adadelta, __name__)
 RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, rmsprop, __name__)
 Adam = _optimizer.bind_backend(_optimizer.Adam, adam, __name__)
+AdamW = _optimizer.bind_backend(_optimizer.AdamW,
+                                functools.partial(adam, decoupled_weight_decay=True), __name__)
 AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, adamax, __name__)
 Nadam = _optimizer.bind_backend(_optimizer.Nadam, nadam, __name__)
 AMSGrad = _optimizer.bind_backend(_optimizer.AMSGrad, amsgrad, __name__)
 
-__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdaMax",
+__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "AdaMax",
            "Nadam", "AMSGrad", "sgd", "momentum", "nesterov", "nesterov_lookahead", "adagrad",
            "adadelta", "rmsprop", "adam", "adamax", "nadam", "amsgrad"]

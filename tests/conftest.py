@@ -7,7 +7,7 @@ import pytest
 import gdfast
 from gdfast import reference
 
-FAST_CLASSES = gdfast.optim.OPTIMIZERS
+FAST_CLASSES = gdfast.optim.OPTIMIZERS + (gdfast.optim.AdamW,)
 RULE_NAMES = [cls.__name__ for cls in FAST_CLASSES]
 DTYPES = [np.float32, np.float64]
 
@@ -20,7 +20,7 @@ TOLERANCE = {
 
 def classes(rule: str):
     """(gdfast class, gdfast.reference class) of one rule."""
-    return getattr(gdfast, rule), getattr(reference, rule)
+    return getattr(gdfast.optim, rule), getattr(reference, rule)
 
 
 def relative_error(actual: np.ndarray, expected: np.ndarray, also_scale=None) -> float:
@@ -53,7 +53,13 @@ def relative_error(actual: np.ndarray, expected: np.ndarray, also_scale=None) ->
 # β2 = 0), the error is a few ulps of max(|θ_old|, |θ_new|) ≥ |Δ|/2.  Their parameters after
 # one step are therefore measured against max(|θ_old|, |θ_new|); every state entry, and
 # every other rule (bitwise equal to the reference), keeps SPEC's measure.
-STEP_SIZE_FORM = {"Adam", "Nadam"}
+# AdamW is Adam; AMSGrad takes the same form when bias-corrected.
+STEP_SIZE_FORM = {"Adam", "AdamW", "Nadam"}
+
+
+def uses_step_size_form(optimizer) -> bool:
+    return optimizer.rule in STEP_SIZE_FORM or (
+        optimizer.rule == "AMSGrad" and optimizer.options["bias_correction"])
 
 
 def assert_same_optimizer_state(fast, slow, tolerance: float, params_before=None) -> None:
@@ -62,7 +68,7 @@ def assert_same_optimizer_state(fast, slow, tolerance: float, params_before=None
     assert fast.steps == slow.steps
     for index, (a, b) in enumerate(zip(fast.params, slow.params)):
         before = (params_before[index] if params_before is not None
-                  and fast.rule in STEP_SIZE_FORM else None)
+                  and uses_step_size_form(fast) else None)
         error = relative_error(a, b, also_scale=before)
         assert error <= tolerance, f"params[{index}]: relative error {error:.3g} > {tolerance}"
     for name in slow.state_names:
@@ -73,30 +79,62 @@ def assert_same_optimizer_state(fast, slow, tolerance: float, params_before=None
 
 
 def random_hyperparameters(rule: str, rng: np.random.Generator) -> dict:
-    """Valid hyper-parameters drawn at random, in ranges where 1,000 steps stay tame."""
+    """Valid hyper-parameters drawn at random, in ranges where 1,000 steps stay tame, and
+    every named option (gdfast._optimizer) drawn too, each value about as often."""
     fast, _ = classes(rule)
+    coin = lambda: bool(rng.integers(2))  # noqa: E731
+    maybe = lambda draw: draw() if coin() else 0.0  # noqa: E731
     draw = {
         "lr": lambda: float(10 ** rng.uniform(-4, -2)),
         "momentum": lambda: float(rng.uniform(0.0, 0.95)),
         "betas": lambda: (float(rng.uniform(0.0, 0.99)), float(rng.uniform(0.9, 0.9999))),
         "eps": lambda: float(10 ** rng.uniform(-10, -4)),
         "rho": lambda: float(rng.uniform(0.5, 0.99)),
+        "weight_decay": lambda: maybe(lambda: float(10 ** rng.uniform(-4, -2))),
+        "decoupled_weight_decay": coin,
+        "maximize": lambda: bool(rng.random() < 0.25),
+        "dampening": lambda: maybe(lambda: float(rng.uniform(0.0, 0.5))),
+        "lr_in_buffer": coin,
+        "lr_decay": lambda: maybe(lambda: float(10 ** rng.uniform(-3, -1))),
+        "initial_accumulator_value": lambda: maybe(lambda: float(rng.uniform(0.0, 1.0))),
+        "eps_inside_sqrt": coin,
+        "centered": coin,
+        "eps_hat": coin,
+        "eps_inside_max": coin,
+        "momentum_schedule": coin,
+        "momentum_decay": lambda: float(rng.choice([0.004, 1.0, rng.uniform(0.0, 2.0)])),
+        "bias_correction": coin,
+        "max_of_v_hat": coin,
     }
     hyper = {name: draw[name]() for name in fast.hyperparameter_names}
     if rule == "Adadelta":
         hyper["lr"] = float(rng.uniform(0.1, 1.0))  # a multiplier, not a learning rate
+    if rule == "RMSprop":
+        hyper["momentum"] = maybe(lambda: float(rng.uniform(0.0, 0.9)))
+    if rule == "AdaMax":
+        hyper["eps"] = maybe(lambda: float(10 ** rng.uniform(-10, -4)))
+    if rule == "AMSGrad":
+        hyper["max_of_v_hat"] = hyper["max_of_v_hat"] and hyper["bias_correction"]
+        hyper["eps_hat"] = hyper["eps_hat"] and not hyper["max_of_v_hat"]
     return hyper
 
 
 def random_state(optimizer, rng: np.random.Generator, max_step: int = 10**6) -> dict:
-    """A valid state dict with random buffers and step counts (second moments >= 0)."""
+    """A valid state dict with random buffers and step counts (second moments >= 0, a
+    centered RMSprop's |ḡ| <= √E_g, μ products in (0, 0.9))."""
     state = optimizer.state_dict()
+    signed = {"exp_avg", "velocity", "momentum_buffer", "grad_avg"}
     for name, buffers in state["state"].items():
         for buffer in buffers:
             values = np.asarray(rng.standard_normal(buffer.shape))
-            if name != "exp_avg" and name != "velocity":
+            if name == "mu_product":
+                values = rng.uniform(1e-3, 0.9, buffer.shape)
+            elif name not in signed:
                 values = np.abs(values)
             buffer[...] = values
+    if "grad_avg" in state["state"]:
+        for g_avg, E_g in zip(state["state"]["grad_avg"], state["state"]["square_avg"]):
+            g_avg[...] = np.sqrt(E_g) * rng.uniform(-1, 1, g_avg.shape)
     state["steps"] = [int(rng.integers(0, max_step)) for _ in state["steps"]]
     return state
 

@@ -9,7 +9,7 @@ import gdfast
 from gdfast import reference
 from conftest import RULE_NAMES
 
-BACKENDS = [gdfast, reference]
+BACKENDS = [gdfast.optim, reference]
 
 
 def snapshot(optimizer):
@@ -145,7 +145,7 @@ def test_bad_hyperparameters(module, rule, hyper, error, message):
 
 @pytest.mark.parametrize("rule, hyper, error, message", BAD_HYPER[:-1])
 def test_bad_hyperparameter_set_later_changes_nothing(rule, hyper, error, message):
-    optimizer = stepped(gdfast, rule)
+    optimizer = stepped(gdfast.optim, rule)
     before = snapshot(optimizer)
     ((name, value),) = hyper.items()
     with pytest.raises(error, match=message):
@@ -158,7 +158,7 @@ def _other_rule(rule):
 
 
 BAD_STATE_DICTS = {
-    "another rule": (lambda o, sd: stepped(gdfast, _other_rule(o.rule)).state_dict(),
+    "another rule": (lambda o, sd: stepped(gdfast.optim, _other_rule(o.rule)).state_dict(),
                      ValueError, r"state_dict\['rule'\]: this is a"),
     "missing key": (lambda o, sd: {k: v for k, v in sd.items() if k != "steps"},
                     ValueError, r"state_dict: expected the keys"),

@@ -77,6 +77,7 @@ def test_many_steps_large_threaded(rule, dtype):
 
 
 def hyperparameter_strategy(rule):
+    """Any valid hyper-parameters, every named option included."""
     fast, _ = classes(rule)
     unit = st.floats(0.0, 1.0, exclude_max=True)
     strategies = {
@@ -85,8 +86,20 @@ def hyperparameter_strategy(rule):
         "betas": st.tuples(unit, unit),
         "eps": st.floats(1e-12, 1.0),
         "rho": st.floats(0.0, 1.0),
+        "weight_decay": st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+        "dampening": st.floats(0.0, 1.0),
+        "lr_decay": st.floats(0.0, 10.0),
+        "initial_accumulator_value": st.floats(0.0, 10.0),
+        "momentum_decay": st.floats(0.0, 10.0),
     }
-    return st.fixed_dictionaries({name: strategies[name] for name in fast.hyperparameter_names})
+    if rule == "AdaMax":
+        strategies["eps"] = st.one_of(st.just(0.0), st.floats(0.0, 1.0))
+    names = fast.hyperparameter_names
+    drawn = st.fixed_dictionaries({name: strategies.get(name, st.booleans()) for name in names})
+    if rule == "AMSGrad":
+        drawn = drawn.filter(lambda h: h["bias_correction"] or not h["max_of_v_hat"]).filter(
+            lambda h: not (h["max_of_v_hat"] and h["eps_hat"]))
+    return drawn
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -112,13 +125,18 @@ def test_one_step_any_hyperparameters(rule, dtype, data):
     assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)], params_before=before)
 
 
+@pytest.mark.parametrize("seed", [9, 10, 11, 12])
 @pytest.mark.parametrize("rule", sorted(set(RULE_NAMES) - STEP_SIZE_FORM))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_bitwise_equal_to_the_reference(rule, dtype):
+def test_bitwise_equal_to_the_reference(rule, dtype, seed):
     """Eight rules compute exactly the reference's operations in the same order (no FMA
-    contraction, same dtype): their results are bitwise equal, over many steps."""
-    problem, fast, slow = pair(rule, [(1001,), (3, 5)], dtype,
-                               random_hyperparameters(rule, np.random.default_rng(9)))
+    contraction, same dtype): their results are bitwise equal, over many steps, with any
+    of their named options (AMSGrad without bias correction: with it, it takes Adam's
+    step-size form)."""
+    hyper = random_hyperparameters(rule, np.random.default_rng(seed))
+    if rule == "AMSGrad":
+        hyper.update(bias_correction=False, max_of_v_hat=False)
+    problem, fast, slow = pair(rule, [(1001,), (3, 5)], dtype, hyper)
     for _ in range(100):
         fast.step(problem.gradients(fast.params))
         slow.step(problem.gradients(slow.params))

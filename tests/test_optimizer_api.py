@@ -13,7 +13,7 @@ from gdfast import reference
 from conftest import (DTYPES, RULE_NAMES, TOLERANCE, Quadratic, assert_same_optimizer_state,
                       classes, random_hyperparameters)
 
-BACKENDS = {"gdfast": gdfast, "reference": reference}
+BACKENDS = {"gdfast": gdfast.optim, "reference": reference}
 
 
 @pytest.mark.parametrize("rule", RULE_NAMES)
@@ -99,7 +99,10 @@ def test_state_file_is_plain_npz_without_pickle(tmp_path):
     with np.load(tmp_path / "s.npz", allow_pickle=False) as archive:
         assert sorted(archive.files) == sorted([
             "format", "rule", "steps", "hyperparameters/lr", "hyperparameters/betas",
-            "hyperparameters/eps", "state/exp_avg/0", "state/exp_avg_sq/0",
+            "hyperparameters/eps", "hyperparameters/bias_correction",
+            "hyperparameters/max_of_v_hat", "hyperparameters/eps_hat",
+            "hyperparameters/weight_decay", "hyperparameters/decoupled_weight_decay",
+            "hyperparameters/maximize", "state/exp_avg/0", "state/exp_avg_sq/0",
             "state/max_exp_avg_sq/0"])
         assert archive["state/exp_avg/0"].dtype == np.float32
     loaded = gdfast.load_state(tmp_path / "s.npz")
@@ -125,7 +128,7 @@ def test_bitwise_equal_for_one_and_two_threads(rule, dtype, restore_threads):
         gdfast.set_num_threads(threads)
         assert gdfast.get_num_threads() == threads
         problem = Quadratic([(size,)], dtype, seed=1)
-        optimizer = getattr(gdfast, rule)(problem.fresh_params())
+        optimizer = getattr(gdfast.optim, rule)(problem.fresh_params())
         for _ in range(5):
             optimizer.step(problem.gradients(optimizer.params))
         results.append((optimizer.params[0].copy(),
@@ -249,4 +252,6 @@ def test_hyperparameters_are_settable_between_steps():
     optimizer.step(np.ones(2))
     np.testing.assert_allclose(theta, [-1.1, -1.1])
     assert optimizer.hyperparameters == {"lr": 1.0}
+    assert optimizer.options == {"weight_decay": 0.0, "decoupled_weight_decay": False,
+                                 "maximize": False}
     assert "lr=1.0" in repr(optimizer)
