@@ -13,7 +13,9 @@ scikit-learn's SGDClassifier(loss="log_loss") one epoch per partial_fit call (lo
 time includes its input checks) and as one fit(max_iter=epochs, tol=None) (time), all on
 the same data and epochs, repeats everything `--repeats` times interleaved (the machine is
 shared) and prints medians: training seconds per epoch (the loss evaluation is excluded),
-updates per second, the mean training log-loss after each epoch.  It measures and reports,
+updates per second, CPUs (CPU seconds of all threads / wall seconds: below 2 for a
+2-thread run means the threads did not have two free cores), the mean training log-loss
+after each epoch.  It measures and reports,
 it never asserts.  `--json PATH` also writes every raw run.
 """
 from __future__ import annotations
@@ -77,19 +79,21 @@ def run_gdfast(X, y, rule: str, mode: str, threads: int, epochs: int, lr: float,
     model = hogwild.fit_linear(X, y, loss="logistic", rule=rule, lr=lr, decay=decay,
                                epochs=epochs, mode=mode, n_threads=threads, seed=1)
     return {"seconds": [h["seconds"] for h in model.history],
+            "cpu_seconds": [h["cpu_seconds"] for h in model.history],
             "loss": [h["loss"] for h in model.history]}
 
 
 def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
     from sklearn.linear_model import SGDClassifier
     classifier = SGDClassifier(loss="log_loss", alpha=alpha, random_state=1)
-    seconds, loss = [], []
+    seconds, cpu_seconds, loss = [], [], []
     for _ in range(epochs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         classifier.partial_fit(X64, y, classes=np.array([-1.0, 1.0]))
         seconds.append(time.perf_counter() - start)
+        cpu_seconds.append(time.process_time() - start_cpu)
         loss.append(mean_log_loss(classifier.decision_function(X64), y))
-    return {"seconds": seconds, "loss": loss}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "loss": loss}
 
 
 def run_sklearn_fit(X64, y, epochs: int, alpha: float) -> dict:
@@ -97,11 +101,13 @@ def run_sklearn_fit(X64, y, epochs: int, alpha: float) -> dict:
     from sklearn.linear_model import SGDClassifier
     classifier = SGDClassifier(loss="log_loss", alpha=alpha, max_iter=epochs, tol=None,
                                random_state=1)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     classifier.fit(X64, y)
     seconds = (time.perf_counter() - start) / epochs
+    cpu_seconds = (time.process_time() - start_cpu) / epochs
     final = mean_log_loss(classifier.decision_function(X64), y)
-    return {"seconds": [seconds] * epochs, "loss": [math.nan] * (epochs - 1) + [final]}
+    return {"seconds": [seconds] * epochs, "cpu_seconds": [cpu_seconds] * epochs,
+            "loss": [math.nan] * (epochs - 1) + [final]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -159,10 +165,13 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nmedians over {args.repeats} interleaved repeats, {args.epochs} epochs, "
           f"{X.shape[0]} updates per epoch; load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s}  loss after each epoch")
+    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s}  "
+          "loss after each epoch")
     serial_seconds = {}
     for name, *_ in configs:
         per_epoch = statistics.median(s for run in runs[name] for s in run["seconds"])
+        cpus = statistics.median(c / s for run in runs[name]
+                                 for c, s in zip(run["cpu_seconds"], run["seconds"]))
         losses = [statistics.median(run["loss"][e] for run in runs[name])
                   for e in range(args.epochs)]
         if "serial" in name:
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         rule = name.split()[0]
         if rule in serial_seconds and "serial" not in name:
             speedup = f"  ({serial_seconds[rule] / per_epoch:.2f}x serial)"
-        print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f}  "
+        print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f} {cpus:5.2f}  "
               + " ".join(f"{value:.5f}" for value in losses) + speedup)
     if args.json:
         with open(args.json, "w") as f:

@@ -108,8 +108,10 @@ class LinearModel:
     sum_sq : ndarray or None, shape (n_features + 1,)
         Adagrad's per-coordinate sums of squared gradients G (intercept last); None for SGD.
     history : list of dict
-        One entry per epoch: ``epoch`` (from 1), ``lr`` (η of that epoch), ``seconds`` (the
-        training pass only), ``updates`` (examples processed), ``updates_per_second``,
+        One entry per epoch: ``epoch`` (from 1), ``lr`` (η of that epoch), ``seconds`` (wall
+        time of the training pass only), ``cpu_seconds`` (CPU time of all threads in that
+        pass: ``cpu_seconds / seconds`` is how many cores the threads really had),
+        ``updates`` (examples processed), ``updates_per_second``,
         ``progressive_loss`` (mean loss of each example just before its own update), and,
         when ``record_loss``, ``loss`` (mean loss after the epoch) and ``objective`` (``loss``
         plus the row-split L2 term).
@@ -423,11 +425,11 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
         for epoch in range(settings.epochs):
             kwargs = dict(settings.kwargs(epoch), loss=loss_code,
                           fit_intercept=bool(fit_intercept))
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(data, targets, weights, sum_sq, kwargs)
             seconds = time.perf_counter() - start
             entry = {"epoch": epoch + 1, "lr": kwargs["lr"], "seconds": seconds,
-                     "updates": data.n_rows,
+                     "cpu_seconds": time.process_time() - start_cpu, "updates": data.n_rows,
                      "updates_per_second": data.n_rows / seconds if seconds > 0 else math.inf,
                      "progressive_loss": total / max(data.n_rows, 1)}
             if record_loss:
@@ -558,10 +560,11 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
     try:
         for epoch in range(settings.epochs):
             kwargs = settings.kwargs(epoch)
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(users_array, items_array, ratings, factors, sums, kwargs)
             seconds = time.perf_counter() - start
-            entry = {"epoch": epoch + 1, "lr": kwargs["lr"], "seconds": seconds, "updates": n,
+            entry = {"epoch": epoch + 1, "lr": kwargs["lr"], "seconds": seconds,
+                     "cpu_seconds": time.process_time() - start_cpu, "updates": n,
                      "updates_per_second": n / seconds if seconds > 0 else math.inf,
                      "progressive_loss": total / max(n, 1)}
             if record_loss:
