@@ -186,7 +186,8 @@ def _check_options(batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any,
     if batch_size is not None:
         batch_size = _check_int("batch_size", batch_size, 1)
     epochs = _check_int("epochs", epochs, 0)
-    flag("shuffle", shuffle)
+    if shuffle is not None:
+        flag("shuffle", shuffle)
     if eval_every is not None:
         eval_every = _check_int("eval_every", eval_every, 1)
         if validation is None:
@@ -284,7 +285,7 @@ class _Progress:
 # ------------------------------------------------------------------------- fit
 def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any, y: Any = None,
         optimizer: OptimizerSpec = "sgd", *, batch_size: int | None = 32, epochs: int = 10,
-        shuffle: bool = True, seed: int = 0,
+        shuffle: bool | None = None, seed: int = 0,
         curriculum: Curriculum | Sequence[float] | np.ndarray | None = None,
         schedule: Schedule | str | None = None,
         early_stopping: EarlyStopping | int | None = None,
@@ -320,10 +321,12 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
         partial batch of an epoch is kept.
     epochs : int, default 10
         Passes over the data (or over the curriculum's epoch).
-    shuffle : bool, default True
+    shuffle : bool, optional
         Visit the examples in a fresh permutation each epoch (`Shuffle`),
-        seeded by `seed`.  Without a curriculum only: a curriculum orders the
-        examples itself (see its `shuffle_slice`).
+        seeded by `seed`; False keeps the stored order.  Unset means True,
+        or the curriculum's order when there is one (a curriculum orders the
+        examples itself, see its `shuffle_slice`; shuffle=True with a
+        curriculum is a ValueError).
     seed : int, default 0
         Seeds the shuffling, and the curriculum and the gradient noise when
         they are given as plain values.
@@ -392,6 +395,9 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
                            "an array of difficulty scores")
     if curriculum is not None and curriculum.n != n:
         raise ValueError(f"curriculum: it scores {curriculum.n} examples, X has {n} rows")
+    if curriculum is not None and shuffle:
+        raise ValueError("shuffle: a curriculum orders the examples itself; leave shuffle "
+                         "unset (or use Curriculum(..., shuffle_slice=True))")
     schedule = _strategy("schedule", schedule, Schedule, parse_schedule,
                          "a text such as 'step:10:0.5'")
     stopper = _strategy("early_stopping", early_stopping, EarlyStopping, EarlyStopping,
@@ -411,7 +417,7 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
         and not _monitors(schedule) else None
     plateau = schedule if schedule is not None and _monitors(schedule) else None
     evaluate = _validation_loss(objective)
-    shuffler = Shuffle(n, seed) if shuffle and curriculum is None else None
+    shuffler = Shuffle(n, seed) if shuffle is not False and curriculum is None else None
     bar = _Progress(progress and epochs > 0, epochs,
                     epochs * -(-n // (batch_size if batch_size is not None else n)),
                     progress_file if progress_file is not None else sys.stderr)

@@ -160,6 +160,7 @@ def test_optimizer_as_object_class_or_name_and_training_continues():
     ({"callbacks": [1]}, TypeError, "callbacks\\[0\\]"),
     ({"curriculum": np.arange(5.0)}, ValueError, "curriculum: it scores 5"),
     ({"curriculum": "hard"}, TypeError, "curriculum"),
+    ({"curriculum": np.arange(6.0), "shuffle": True}, ValueError, "shuffle: a curriculum"),
     ({"schedule": "cosine"}, ValueError, "schedule"),
     ({"early_stopping": 0}, ValueError, "early_stopping"),
     ({"grad_noise": -1.0}, ValueError, "grad_noise"),
