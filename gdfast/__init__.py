@@ -18,6 +18,9 @@ from ._version import __version__
 from .optim import (SGD, AdaMax, Adadelta, Adagrad, Adam, AMSGrad, Momentum, Nadam, Nesterov,
                     RMSprop)
 from .state_file import load_state, save_state
+from . import models, schedules, strategies
+from .gradcheck import check_grad
+from .training import History, fit
 
 
 def set_num_threads(n: int | None) -> None:
@@ -44,4 +47,5 @@ def get_num_threads() -> int:
 
 __all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdaMax",
            "Nadam", "AMSGrad", "Optimizer", "reference", "save_state", "load_state",
+           "fit", "History", "check_grad", "models", "schedules", "strategies",
            "set_num_threads", "get_num_threads", "openmp_enabled", "kernel_isa", "__version__"]
