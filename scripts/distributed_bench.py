@@ -11,8 +11,11 @@ worker, wall clock, `repeats` operations after 10 warm-up ones, float32:
                      it; the time of the last push includes a final fetch, so every
                      update has been applied when the clock stops
   loop push+AdaRev   the same with AdaptiveRevision (x, ḡ twice as much data)
-  rma get            MPI_Get of the whole window under a shared passive-target lock
-  rma accumulate     MPI_Accumulate(SUM) of a gradient under an exclusive lock: the
+  window ...         the engine with fetch="window": MPI_Get of status, x (and ḡ) from
+                     the server's window under a shared lock; pushes as above, the
+                     server locking its own window exclusively around each update
+  rma get            raw MPI_Get of the whole window under a shared passive-target lock
+  rma accumulate     raw MPI_Accumulate(SUM) of a gradient under an exclusive lock: the
                      server's rule cannot run here (no one-sided Adagrad), the number is
                      an upper bound on what a one-sided Downpour would get
 
@@ -31,9 +34,10 @@ from mpi4py import MPI
 from gdfast.distributed import engine
 
 
-def server_loop_rates(comm, size: int, repeats: int, algorithm: str) -> dict[str, float]:
+def server_loop_rates(comm, size: int, repeats: int, algorithm: str,
+                      fetch: str = "message") -> dict[str, float]:
     params = np.zeros(size, dtype=np.float32)
-    config = engine._check_config(comm.size, algorithm, 1, wait="spin",
+    config = engine._check_config(comm.size, algorithm, 1, wait="spin", fetch=fetch,
                                   steps=10 ** 9, batch_size=1, lr=0.01, n_fetch=1, n_push=1,
                                   local_lr=0.0, eps=1e-8, rho=0.0, tau=1, momentum=0.0,
                                   synchronous=False, seed=0, checkpoint_dir=None,
@@ -41,10 +45,17 @@ def server_loop_rates(comm, size: int, repeats: int, algorithm: str) -> dict[str
                                   record_every=0)
     bounds = engine._shard_bounds(size, 1)
     rates: dict[str, float] = {}
+    window = None
+    if fetch == "window":
+        arrays = 2 if algorithm == "adaptive_revision" else 1
+        window = MPI.Win.Allocate(engine._STATUS_BYTES + arrays * size * 4 if comm.rank == 0
+                                  else 0, 1, comm=comm)
     if comm.rank == 0:
-        engine._Server(comm, config, params, 0, bounds[0], 1, "spin", print).serve()
+        engine._Server(comm, config, params, 0, bounds[0], 1, "spin", print, window).serve()
+        if window is not None:
+            window.Free()
         return rates
-    worker = engine._Worker(comm, config, params, bounds, 1, None, None, None, "spin")
+    worker = engine._Worker(comm, config, params, bounds, 1, None, None, None, "spin", window)
     grad = np.full(size, 1e-3, dtype=np.float32)
     for _ in range(10):
         worker.fetch()
@@ -66,6 +77,8 @@ def server_loop_rates(comm, size: int, repeats: int, algorithm: str) -> dict[str
     worker.fetch()  # every push applied
     rates["push"] = repeats / (time.perf_counter() - began)
     comm.Send(worker.empty, 0, engine.DONE)
+    if window is not None:
+        window.Free()
     return rates
 
 
@@ -106,6 +119,11 @@ def main() -> None:
     comm.Barrier()
     revision = server_loop_rates(comm, args.size, args.repeats, "adaptive_revision")
     comm.Barrier()
+    downpour_window = server_loop_rates(comm, args.size, args.repeats, "downpour", "window")
+    comm.Barrier()
+    revision_window = server_loop_rates(comm, args.size, args.repeats, "adaptive_revision",
+                                        "window")
+    comm.Barrier()
     rma = rma_rates(comm, args.size, args.repeats)
     if comm.rank == 1:
         megabytes = args.size * 4 / 1e6
@@ -113,6 +131,10 @@ def main() -> None:
                 ("loop fetch (x, ḡ)", revision["fetch"], 2),
                 ("loop push + Adagrad", downpour["push"], 1),
                 ("loop push + AdaptiveRevision", revision["push"], 2),
+                ("window fetch (x)", downpour_window["fetch"], 1),
+                ("window fetch (x, ḡ)", revision_window["fetch"], 2),
+                ("push + Adagrad, window mode", downpour_window["push"], 1),
+                ("push + AdaRevision, window mode", revision_window["push"], 2),
                 ("rma get (shared lock)", rma["get"], 1),
                 ("rma accumulate (exclusive lock)", rma["accumulate"], 1)]
         print(f"{args.size:,} float32 parameters ({megabytes:.1f} MB), {args.repeats} "

@@ -49,12 +49,18 @@ def main() -> None:
     parser.add_argument("--plot", help="write the figure here (PNG)")
     parser.add_argument("--json", help="write every run's final loss here")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--replot", help="read the runs from a --json file instead of running")
     args = parser.parse_args()
     jobs = list(itertools.product(ALGORITHMS, WORKERS, DELAYS, RATES))
     began = time.perf_counter()
-    with ProcessPoolExecutor(args.processes) as pool:
-        results = {job: (loss, curve, updates) for job, loss, curve, updates
-                   in pool.map(_run, jobs)}
+    if args.replot:
+        with open(args.replot) as file:
+            results = {(r["algorithm"], r["workers"], r["delay"], r["lr"]):
+                       (r["final_loss"], r["curve"], r["updates"]) for r in json.load(file)}
+    else:
+        with ProcessPoolExecutor(args.processes) as pool:
+            results = {job: (loss, curve, updates) for job, loss, curve, updates
+                       in pool.map(_run, jobs)}
     seconds = time.perf_counter() - began
     data = sparse_logistic(20_000, 1_000, 10, seed=0)
     start_loss = float(np.log(2))
@@ -80,8 +86,9 @@ def main() -> None:
             f"lr {lr:g}: {results[(algorithm, 1000, 'constant', lr)][0]:.4f}" for lr in RATES))
     if args.json:
         with open(args.json, "w") as file:
-            json.dump([{"algorithm": a, "workers": p, "delay": d, "lr": lr, "final_loss": loss}
-                       for (a, p, d, lr), (loss, _, _) in results.items()], file, indent=1)
+            json.dump([{"algorithm": a, "workers": p, "delay": d, "lr": lr, "final_loss": loss,
+                        "curve": curve, "updates": updates}
+                       for (a, p, d, lr), (loss, curve, updates) in results.items()], file)
     if args.plot:
         plot(args.plot, results, best)
 
@@ -93,29 +100,32 @@ def plot(path: str, results: dict, best: dict) -> None:
     colors = {"downpour": "tab:red", "adaptive_revision": "tab:blue", "easgd": "tab:green"}
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     for delay, style in zip(DELAYS, ("-", "--")):
-        for algorithm in ALGORITHMS:
+        for algorithm in ("downpour", "adaptive_revision"):
             axes[0].plot(WORKERS, [best[(algorithm, p, delay)][0] for p in WORKERS], style,
                          marker="o", color=colors[algorithm],
-                         label=f"{LABELS[algorithm]}, {delay.replace('_', '-')}")
+                         label=f"{LABELS[algorithm]}, {delay.replace('_', '-')} delays")
     axes[0].set(xscale="log", xlabel="workers p (mean delay p − 1 updates)",
-                ylabel="final loss, best lr", title="Best-tuned loss against delay")
-    axes[0].legend(fontsize=7)
+                ylabel="final loss at the best lr",
+                title="Adagrad vs AdaptiveRevision, best-tuned")
+    axes[0].legend(fontsize=8)
     for algorithm in ALGORITHMS:
         axes[1].plot(RATES, [results[(algorithm, 1000, "constant", lr)][0] for lr in RATES],
                      marker="o", color=colors[algorithm], label=LABELS[algorithm])
     axes[1].set(xscale="log", yscale="log", xlabel="learning rate",
-                ylabel="final loss", title="p = 1000, constant delays: sensitivity to lr")
+                ylabel="final loss", title="p = 1000, constant delays: each lr")
     axes[1].legend(fontsize=8)
     for algorithm in ALGORITHMS:
         loss, lr = best[(algorithm, 1000, "constant")]
         _, curve, updates = results[(algorithm, 1000, "constant", lr)]
-        axes[2].plot(updates, curve, color=colors[algorithm],
-                     label=f"{LABELS[algorithm]} (lr {lr:g})")
-        _, curve, updates = results[(algorithm, 1, "constant", best[(algorithm, 1, "constant")][1])]
-        axes[2].plot(updates, curve, ":", color=colors[algorithm])
-    axes[2].set(xlabel="updates", ylabel="full-data loss", ylim=(None, 0.6),
-                title="Curves at best lr: p = 1000 (solid), p = 1 (dotted)")
-    axes[2].legend(fontsize=8)
+        axes[2].plot(np.asarray(updates) / 1000, curve, color=colors[algorithm],
+                     label=f"{LABELS[algorithm]}, p = 1000 (lr {lr:g})")
+        lr = best[(algorithm, 1, "constant")][1]
+        _, curve, updates = results[(algorithm, 1, "constant", lr)]
+        axes[2].plot(np.asarray(updates) / 1000, curve, ":", color=colors[algorithm],
+                     label=f"{LABELS[algorithm]}, p = 1 (lr {lr:g})")
+    axes[2].set(xlabel="updates (thousands)", ylabel="full-data loss", ylim=(0.35, 0.75),
+                title="Loss curves at the best lr, constant delays")
+    axes[2].legend(fontsize=7)
     figure.suptitle("gdfast.distributed.simulate: sparse logistic regression, "
                     f"{UPDATES:,} one-example updates")
     figure.tight_layout()

@@ -50,6 +50,9 @@ CONVERGENCE = {
     "downpour": ["--algorithm", "downpour", "--lr", "0.3"],
     "downpour-2-servers": ["--algorithm", "downpour", "--lr", "0.3", "--servers", "2",
                            "--n-fetch", "2", "--n-push", "2"],
+    "downpour-message-fetch": ["--algorithm", "downpour", "--lr", "0.3", "--fetch", "message"],
+    "adaptive_revision-2-servers-message": ["--algorithm", "adaptive_revision", "--lr", "0.3",
+                                            "--servers", "2", "--fetch", "message"],
     "adaptive_revision": ["--algorithm", "adaptive_revision", "--lr", "0.3"],
     "easgd": ["--algorithm", "easgd", "--lr", "0.05", "--tau", "4"],
     "eamsgd": ["--algorithm", "eamsgd", "--lr", "0.01", "--tau", "4"],
@@ -221,3 +224,35 @@ def test_resume_refuses_a_checkpoint_of_another_algorithm(tmp_path):
                  "--checkpoint-dir", str(tmp_path))
     assert_fails_on_every_rank(run, r"written by algorithm 'downpour', this job runs "
                                     r"'adaptive_revision'", ranks=3)
+
+
+@pytest.mark.parametrize("algorithm", ["adaptive_revision", "eamsgd"])
+def test_resuming_a_finished_job_restores_its_exact_state(tmp_path, algorithm):
+    """The last checkpoint holds the whole server state: resuming a job that had spent
+    its budget applies nothing and returns the very same parameters."""
+    args = ["--algorithm", algorithm, "--lr", "0.05", "--steps", "120", "--checkpoint-every",
+            "50", "--checkpoint-dir", str(tmp_path)]
+    first = mpirun(3, *args)
+    assert first.returncode == 0, first.stderr
+    with np.load(tmp_path / "server-0.npz", allow_pickle=False) as saved:
+        names = set(saved.files)
+        count = [int(c) for c in saved["count"]]
+    expected = {"adaptive_revision": {"array/params", "array/gbar", "array/sum_sq",
+                                      "array/sum_sq_max"},
+                "eamsgd": {"array/params"}}[algorithm]
+    assert expected <= names and count[0] == count[1]
+    again = mpirun(3, *args, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert f"resumed at {count[0]}" in again.stdout
+    assert final_loss(again.stdout) == final_loss(first.stdout)
+
+
+def test_synchronous_easgd_resumes_from_its_checkpoint(tmp_path):
+    args = ["--algorithm", "easgd", "--synchronous", "--lr", "0.05",
+            "--checkpoint-every", "50", "--checkpoint-dir", str(tmp_path)]
+    first = mpirun(3, *args, "--steps", "200")
+    assert first.returncode == 0, first.stderr
+    longer = mpirun(3, *args, "--steps", "400", "--resume")
+    assert longer.returncode == 0, longer.stderr
+    assert "resumed at 200" in longer.stdout
+    assert final_loss(longer.stdout) < final_loss(first.stdout)

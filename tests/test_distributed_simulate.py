@@ -168,17 +168,20 @@ def test_every_algorithm_converges_in_the_simulator(algorithm):
 
 def test_adaptive_revision_beats_adagrad_when_delays_are_large():
     """McMahan & Streeter (2014), qualitatively: on sparse logistic regression with
-    ~200-update delays, AdaptiveRevision at its best learning rate reaches a lower loss
-    than delayed Adagrad at its best (a small grid; scripts/distributed_staleness.py
-    measures the full curves)."""
-    data = sparse_logistic(4000, 200, 8, seed=0)
-    best = {}
-    for algorithm in ("downpour", "adaptive_revision"):
-        best[algorithm] = min(
-            simulate(algorithm, data, workers=200, updates=6000, lr=lr, batch_size=1,
-                     seed=0, record_every=6000).loss[-1]
-            for lr in (0.1, 0.3, 1.0))
-    assert best["adaptive_revision"] < best["downpour"]
+    1,000 workers (delays of 999 updates), AdaptiveRevision at its best learning rate
+    reaches a clearly lower loss than delayed Adagrad at its best, and Adagrad needs a
+    smaller rate (scripts/distributed_staleness.py measures the full curves).
+    Measured: Adagrad 0.441 (lr 0.1), AdaptiveRevision 0.410 (lr 1)."""
+    data = sparse_logistic(5000, 300, 8, seed=0)
+    rates = (0.03, 0.1, 0.3, 1.0)
+    final = {(algorithm, lr): simulate(algorithm, data, workers=1000, updates=15_000, lr=lr,
+                                       batch_size=1, seed=0, record_every=15_000).loss[-1]
+             for algorithm in ("downpour", "adaptive_revision") for lr in rates}
+    best = {algorithm: min(rates, key=lambda lr: final[(algorithm, lr)])
+            for algorithm in ("downpour", "adaptive_revision")}
+    assert (final[("adaptive_revision", best["adaptive_revision"])]
+            < 0.95 * final[("downpour", best["downpour"])])
+    assert best["downpour"] < best["adaptive_revision"]
 
 
 def test_custom_delay_model_and_bad_arguments():
@@ -195,6 +198,10 @@ def test_custom_delay_model_and_bad_arguments():
         simulate("downpour", data, delay="poisson")
     with pytest.raises(ValueError, match="synchronous"):
         simulate("downpour", data, synchronous=True)
+    with pytest.raises(ValueError, match="lr: expected a finite number >= 0"):
+        simulate("downpour", data, lr=-1.0)
+    with pytest.raises(ValueError, match="eps"):
+        simulate("adaptive_revision", data, eps=0.0)
     with pytest.raises(ValueError, match="x0"):
         simulate("downpour", data, x0=np.zeros(3))
     assert set(DELAY_MODELS) == {"constant", "uniform", "heavy_tailed"}

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .engine import ALGORITHMS, WAIT_MODES, DistributedConfigError
+from .engine import ALGORITHMS, FETCH_MODES, WAIT_MODES, DistributedConfigError
 from .objectives import Dataset, generated, scikit_learn, sparse_logistic
 from .simulate import DELAY_MODELS
 
@@ -87,6 +87,10 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--record-every", type=int, default=0,
                        help="first worker's steps between history records (printed at the end)")
     train.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads per rank")
+    train.add_argument("--fetch", choices=FETCH_MODES, default="auto",
+                       help="window: MPI_Get from the servers' windows (downpour, "
+                            "adaptive_revision); message: ask the server loop; auto: "
+                            "window where it applies")
     train.add_argument("--wait", choices=WAIT_MODES, default="auto",
                        help="spin in MPI's blocking calls, or yield the core between tests "
                             "(auto: yield when a node has more ranks than cores)")
@@ -123,7 +127,7 @@ def main_train(args: argparse.Namespace) -> int:
                        checkpoint_every=args.checkpoint_every, resume=args.resume,
                        eval_data=(data.X, data.y), record_every=args.record_every,
                        log_every=args.log_every, threads=args.threads,
-                       wait=args.wait,
+                       wait=args.wait, fetch=args.fetch,
                        log=lambda line: print(line, flush=True))
     except DistributedConfigError as error:
         print(f"gdfast.distributed: rank {comm.rank}: error: {error}", file=sys.stderr,
@@ -146,13 +150,11 @@ def main_train(args: argparse.Namespace) -> int:
 def main_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate
     data = load_data(args.data, args.rows, args.features, args.seed, "float64")
-    rho = args.rho if args.rho is not None else (0.9 / (max(args.workers, 1) * args.lr)
-                                                 if args.lr > 0 else 0.0)
     began = time.perf_counter()
     try:
         run = simulate(args.algorithm, data, workers=args.workers, updates=args.updates,
                        lr=args.lr, delay=args.delay, batch_size=args.batch_size, eps=args.eps,
-                       rho=rho, tau=args.tau, momentum=args.momentum,
+                       rho=args.rho, tau=args.tau, momentum=args.momentum,
                        synchronous=args.synchronous, seed=args.seed, record_every=max(
                            args.updates // 10, 1))
     except ValueError as error:

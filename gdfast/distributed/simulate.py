@@ -31,6 +31,8 @@ identical parameters, and synchronous easgd with rho=0 is gdfast.SGD: the tests 
 from __future__ import annotations
 
 import heapq
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Callable, Union
 
@@ -110,21 +112,27 @@ class _Shards:
 
 def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 1000,
              lr: float = 0.1, delay: DelayModel = "constant", batch_size: int | None = 1,
-             eps: float = 1e-8, rho: float = 0.1, tau: int = 1, momentum: float = 0.9,
+             eps: float = 1e-8, rho: float | None = None, tau: int = 1, momentum: float = 0.9,
              synchronous: bool = False, seed: int = 0, record_every: int | None = None,
              x0: np.ndarray | None = None) -> SimulationResult:
     """Run `algorithm` with `workers` virtual workers for `updates` gradient deliveries.
 
     lr: η (Adagrad's and AdaptiveRevision's α, EASGD's local step size).  eps: ε of
-    Adagrad = δ² of AdaptiveRevision.  rho, tau, momentum: EASGD's ρ (α = η ρ), period
-    τ, and EAMSGD's Nesterov momentum δ.  synchronous: EASGD only; then `updates`
-    counts gradients too, updates // workers rounds.  batch_size: rows per gradient
+    Adagrad = δ² of AdaptiveRevision.  rho, tau, momentum: EASGD's ρ (α = η ρ; default
+    α = 0.9/p, Zhang et al.'s β = pα = 0.9), period τ, and EAMSGD's Nesterov momentum δ.
+    synchronous: EASGD only; then `updates` counts gradients too, updates // workers
+    rounds.  batch_size: rows per gradient
     (None: the worker's whole shard).  record_every: updates between loss records
     (default: about 100 records).  x0: start (zeros by default), never modified.
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
     workers = _positive_int("workers", workers)
+    for name, value in (("lr", lr), ("eps", eps), ("rho", 0.0 if rho is None else rho)):
+        if isinstance(value, bool) or not (isinstance(value, numbers.Real)
+                                           and 0 <= value < math.inf) or (
+                name == "eps" and value == 0):
+            raise ValueError(f"{name}: expected a finite number >= 0 (eps > 0), got {value!r}")
     updates = _positive_int("updates", updates)
     tau = _positive_int("tau", tau)
     if batch_size is not None:
@@ -134,6 +142,8 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
                          f"got algorithm={algorithm!r}")
     if synchronous and algorithm == "eamsgd":
         raise ValueError("synchronous: SPEC.md defines EAMSGD asynchronously only")
+    if rho is None:
+        rho = 0.9 / (workers * lr) if lr > 0 else 0.0
     record_every = (max(updates // 100, 1) if record_every is None
                     else _positive_int("record_every", record_every))
     duration = _delay_model(delay)
