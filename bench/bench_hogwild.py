@@ -1,7 +1,8 @@
 """Hogwild! measurements on generated data shaped like RCV1 (issue 6).
 
-    python bench/bench_hogwild.py                        # 500k x 50k, ~80 nnz/row, 5 epochs, 3 repeats
+    python bench/bench_hogwild.py                          # 500k x 50k, 5 epochs, 3 repeats
     python bench/bench_hogwild.py --rows 50000 --repeats 1   # a quick look
+    python bench/bench_hogwild.py --mf                     # matrix factorization, 2M ratings
 
 Data: n rows of ~Poisson(nnz) term draws from a Zipf(s=1.1) vocabulary of n features (so a
 few features are in most rows and most features in few rows, like RCV1's tokens), counts
@@ -14,8 +15,9 @@ time includes its input checks) and as one fit(max_iter=epochs, tol=None) (time)
 the same data and epochs, repeats everything `--repeats` times interleaved (the machine is
 shared) and prints medians: training seconds per epoch (the loss evaluation is excluded),
 updates per second, CPUs (CPU seconds of all threads / wall seconds: below 2 for a
-2-thread run means the threads did not have two free cores), the mean training log-loss
-after each epoch.  It measures and reports,
+2-thread run means the threads did not have two free cores), CPU-s (CPU seconds of all
+threads per epoch: the work, stalls on shared cache lines included), the mean training
+log-loss after each epoch.  It measures and reports,
 it never asserts.  `--json PATH` also writes every raw run.
 """
 from __future__ import annotations
@@ -29,11 +31,17 @@ import statistics
 import sys
 import time
 
-import numpy as np
-import scipy.sparse as sp
+# Before OpenMP and BLAS start: idle threads sleep instead of spinning, so that a serial run
+# does not share its core with this process's own idle threads (the machine's scheduler
+# shares CPU between sessions, not threads).  Override by setting them yourself.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import gdfast
-from gdfast import hogwild
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+import gdfast  # noqa: E402
+from gdfast import hogwild  # noqa: E402
 
 
 def rcv1_like(n_rows: int, n_features: int, nnz: int, seed: int = 0,
@@ -110,6 +118,34 @@ def run_sklearn_fit(X64, y, epochs: int, alpha: float) -> dict:
             "loss": [math.nan] * (epochs - 1) + [final]}
 
 
+def bench_mf(args) -> None:
+    """Matrix factorization: serial, locked, hogwild on ratings of a noisy low-rank matrix."""
+    rng = np.random.default_rng(0)
+    n_users, n_items, rank, n = 6_000, 4_000, 10, args.ratings
+    left = rng.standard_normal((n_users, rank)) / rank ** 0.25
+    right = rng.standard_normal((n_items, rank)) / rank ** 0.25
+    users = rng.integers(0, n_users, n)
+    items = np.minimum(rng.zipf(1.3, n) - 1, n_items - 1)  # popular items are rated more
+    ratings = np.einsum("nk,nk->n", left[users], right[items]) + 0.1 * rng.standard_normal(n)
+    print(f"MF: {n} ratings, {n_users} users x {n_items} items, rank {rank}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for rule, lr in (("sgd", 0.02), ("adagrad", 0.1)):
+        for mode, threads in (("serial", 1), ("locked", 2), ("hogwild", 1), ("hogwild", 2)):
+            times, cpus, rmse = [], [], []
+            for _ in range(args.repeats):
+                model = hogwild.fit_mf(users, items, ratings, n_users=n_users, n_items=n_items,
+                                       rank=rank, rule=rule, lr=lr, l2=1e-3,
+                                       epochs=args.epochs, mode=mode, n_threads=threads,
+                                       dtype=np.float32, init_scale=0.5)
+                times += [h["seconds"] for h in model.history]
+                cpus += [h["cpu_seconds"] / h["seconds"] for h in model.history]
+                rmse.append(model.history[-1]["rmse"])
+            per_epoch = statistics.median(times)
+            print(f"  {rule:8s} {mode:8s} T={threads}: {per_epoch:.3f} s/epoch, "
+                  f"{n / per_epoch / 1e6:.2f} M updates/s, CPUs {statistics.median(cpus):.2f}, "
+                  f"final RMSE {statistics.median(rmse):.4f}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=500_000)
@@ -124,7 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha", type=float, default=1e-6,
                         help="SGDClassifier's alpha (its L2; gdfast runs with l2=0)")
     parser.add_argument("--json", help="write every run here")
+    parser.add_argument("--mf", action="store_true",
+                        help="measure matrix factorization (fit_mf) instead")
+    parser.add_argument("--ratings", type=int, default=2_000_000, help="with --mf")
     args = parser.parse_args(argv)
+    if args.mf:
+        bench_mf(args)
+        return
 
     start = time.perf_counter()
     X, y = rcv1_like(args.rows, args.features, args.nnz, dtype=np.dtype(args.dtype))
@@ -137,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
           f"gdfast threads {gdfast.get_num_threads()}, hogwild OpenMP "
           f"{hogwild.openmp_enabled()}, python {sys.version.split()[0]}, load average "
-          f"{os.getloadavg()[0]:.1f} (other work on the machine slows threads down)")
+          f"{os.getloadavg()[0]:.1f} (other work on the machine slows threads down), "
+          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
 
     configs = []
     for rule in ("sgd", "adagrad"):
@@ -165,13 +208,14 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nmedians over {args.repeats} interleaved repeats, {args.epochs} epochs, "
           f"{X.shape[0]} updates per epoch; load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s}  "
+    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s} {'CPU-s':>6s}  "
           "loss after each epoch")
     serial_seconds = {}
     for name, *_ in configs:
         per_epoch = statistics.median(s for run in runs[name] for s in run["seconds"])
         cpus = statistics.median(c / s for run in runs[name]
                                  for c, s in zip(run["cpu_seconds"], run["seconds"]))
+        cpu_seconds = statistics.median(c for run in runs[name] for c in run["cpu_seconds"])
         losses = [statistics.median(run["loss"][e] for run in runs[name])
                   for e in range(args.epochs)]
         if "serial" in name:
@@ -180,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         rule = name.split()[0]
         if rule in serial_seconds and "serial" not in name:
             speedup = f"  ({serial_seconds[rule] / per_epoch:.2f}x serial)"
-        print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f} {cpus:5.2f}  "
+        print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f} {cpus:5.2f} "
+              f"{cpu_seconds:6.3f}  "
               + " ".join(f"{value:.5f}" for value in losses) + speedup)
     if args.json:
         with open(args.json, "w") as f:

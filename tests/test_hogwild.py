@@ -189,7 +189,8 @@ def test_history_and_progress():
     X, y = problem()
     model = hogwild.fit_linear(X, y, mode="serial", epochs=3, progress=True)
     assert [h["epoch"] for h in model.history] == [1, 2, 3]
-    assert all(h["updates"] == 120 and h["updates_per_second"] > 0 for h in model.history)
+    assert all(h["updates"] == 120 and h["updates_per_second"] > 0 and h["cpu_seconds"] >= 0
+               for h in model.history)
     assert model.history[-1]["loss"] < model.history[0]["progressive_loss"]
     bare = hogwild.fit_linear(X, y, mode="serial", epochs=2, record_loss=False)
     assert "loss" not in bare.history[0] and "progressive_loss" in bare.history[0]
