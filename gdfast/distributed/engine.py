@@ -236,7 +236,9 @@ def _mpi_type(dtype: np.dtype):
     return MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
 
 
-WAIT_MODES = ("auto", "spin", "yield")
+WAIT_MODES = ("auto", "spin", "yield", "sleep", "backoff")
+SLEEP_SECONDS = 1e-4
+BACKOFF_SECONDS = 2e-4  # "backoff": yield this long, then sleep
 FETCH_MODES = ("auto", "message", "window")
 _STATUS_BYTES = 24  # a window starts with the server's status, int64 [stop, applied, budget]
 
@@ -255,12 +257,24 @@ def _wait_mode(comm, wait: str) -> str:
 
 def _wait(requests: list, wait: str) -> None:
     """Waitall.  "spin": MPI's blocking wait (MPICH polls the network at full speed);
-    "yield": test, and give the core away between tests (more ranks than cores)."""
+    "yield": test, and give the core away between tests (more ranks than cores);
+    "sleep": test, and sleep 0.1 ms between tests (frees the core, adds latency);
+    "backoff": yield for the first 0.2 ms of a wait, then sleep."""
     from mpi4py import MPI
     if wait == "spin":
         MPI.Request.Waitall(requests)
         return
+    began = time.perf_counter()
     while not MPI.Request.Testall(requests):
+        _idle(wait, began)
+
+
+def _idle(wait: str, began: float) -> None:
+    """One pause between two tests of a wait that started at `began`."""
+    if wait == "sleep" or (wait == "backoff"
+                           and time.perf_counter() - began > BACKOFF_SECONDS):
+        time.sleep(SLEEP_SECONDS)
+    else:
         os.sched_yield()
 
 
@@ -429,8 +443,9 @@ class _Server:
             if self.wait == "spin":
                 comm.Probe(MPI.ANY_SOURCE, MPI.ANY_TAG, status)
             else:
+                began = time.perf_counter()
                 while not comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
-                    os.sched_yield()
+                    _idle(self.wait, began)
             source, tag = status.Get_source(), status.Get_tag()
             if tag == FETCH:
                 comm.Recv(empty, source, FETCH)
@@ -714,7 +729,9 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
     worker; `log_every` > 0 prints progress through rank 0's `log`.  `threads`: OpenMP
     (and BLAS, through threadpoolctl if present) threads per rank.  `wait`: "spin" waits
     in MPI's blocking calls (MPICH spins at full speed), "yield" tests and gives the core
-    away between tests; "auto" (default) spins unless this node has more ranks than cores.
+    away between tests, "sleep" sleeps 0.1 ms between tests, "backoff" yields for 0.2 ms
+    then sleeps; "auto" (default) spins unless this node has more ranks than cores, then
+    yields (measured best of the four on a 2-core machine, docs/distributed.md).
     `fetch`: "window" (Downpour and AdaptiveRevision) reads the servers' MPI windows with
     MPI_Get under a shared lock, the server holding an exclusive lock on its own window
     while it applies each update; "message" asks the server loop (EASGD always does);

@@ -50,9 +50,10 @@ def adaptive_revision(x: np.ndarray, grad: np.ndarray, gbar_read: np.ndarray,
     np.maximum(sum_sq, sum_sq_max, out=sum_sq_max)
     np.add(sum_sq_max, eps, out=root)
     np.sqrt(root, out=root)
-    # α g/√z' is Adagrad's rounding of η g; the revision term is then exactly 0 with no delay.
-    np.multiply(grad, lr, out=step)
-    step /= root
+    # α (g/√z'), rounded as gdfast's Adagrad rounds η (g/√(G + ε)); with no delay the
+    # revision term below is an exact 0 and the whole update is Adagrad's, bit for bit.
+    np.divide(grad, root, out=step)
+    step *= lr
     x -= step
     np.divide(lr, root, out=root)                       # η = α/√z'
     eta_old -= root
