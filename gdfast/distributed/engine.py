@@ -32,6 +32,7 @@ one.  Servers checkpoint every `checkpoint_every` updates (gdfast.distributed.ch
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -413,21 +414,20 @@ class _Server:
         return np.array([self.applied >= self.budget, self.applied, self.budget],
                         dtype=np.int64)
 
+    @contextlib.contextmanager
     def _exclusive(self, rank: int):
-        """Context: this server's window locked against workers' reads (no-op without)."""
-        window = self.window
-
-        class _Lock:
-            def __enter__(self_):
-                if window is not None:
-                    from mpi4py import MPI
-                    window.Lock(rank, MPI.LOCK_EXCLUSIVE)
-
-            def __exit__(self_, *exc):
-                if window is not None:
-                    self.published[...] = self.status()
-                    window.Unlock(rank)
-        return _Lock()
+        """This server's window locked against workers' reads while the block updates x
+        (and ḡ), then the new status published; nothing to lock without a window."""
+        if self.window is None:
+            yield
+            return
+        from mpi4py import MPI
+        self.window.Lock(rank, MPI.LOCK_EXCLUSIVE)
+        try:
+            yield
+        finally:
+            self.published[...] = self.status()
+            self.window.Unlock(rank)
 
     def serve(self) -> None:
         from mpi4py import MPI
