@@ -7,7 +7,8 @@ import sys
 
 # Each command module has add_parser(subparsers), which registers the command and
 # sets `command` to its main(args) -> exit code.
-COMMAND_MODULES = ("gdfast.demo", "gdfast.bench", "gdfast.train_cli", "gdfast.plot_cli")
+COMMAND_MODULES = ("gdfast.demo", "gdfast.bench", "gdfast.train_cli", "gdfast.plot_cli",
+                   "gdfast.distributed.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
