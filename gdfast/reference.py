@@ -10,6 +10,9 @@ the same classes as gdfast's (same signatures,
 defaults, checks and state dicts) running on these functions; gdfast's C
 kernels are tested against them.
 
+Where SPEC.md leaves the order of a product open, the code takes torch.optim's:
+(1 − ρ) g² is written (1 - rho) * g * g, and η g / D as lr * (g / D).
+
 Arithmetic is IEEE non-stop, like the kernels: NaN and Inf propagate and no
 floating-point warning is raised (whatever numpy.seterr says).  A float32
 array combined with a Python float stays float32 (NumPy >= 2, NEP 50), so the
@@ -102,11 +105,11 @@ def adagrad(params, grads, sum_sq, steps, *, lr, eps, lr_decay=0.0, initial_accu
     for theta, g, G, t in zip(params, grads, sum_sq, map(int, steps)):
         lr_t = lr / (1 + (t - 1) * lr_decay)
         g = _gradient(theta, g, lr_t, weight_decay, decoupled_weight_decay, maximize)
-        G[...] = G + g**2
+        G[...] = G + g * g
         if eps_inside_sqrt:
-            theta -= lr_t * g / np.sqrt(G + eps)
+            theta -= lr_t * (g / np.sqrt(G + eps))
         else:
-            theta -= lr_t * g / (np.sqrt(G) + eps)
+            theta -= lr_t * (g / (np.sqrt(G) + eps))
 
 
 @_ieee_nonstop
@@ -114,9 +117,9 @@ def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps, weigh
              decoupled_weight_decay=False, maximize=False):
     for theta, g, E_g, E_d in zip(params, grads, square_avg, acc_delta):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
-        E_g[...] = rho * E_g + (1 - rho) * g**2
+        E_g[...] = rho * E_g + (1 - rho) * g * g
         delta = -(np.sqrt(E_d + eps) / np.sqrt(E_g + eps)) * g
-        E_d[...] = rho * E_d + (1 - rho) * delta**2
+        E_d[...] = rho * E_d + (1 - rho) * delta * delta
         theta += lr * delta
 
 
@@ -131,7 +134,7 @@ def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centere
     momentum_buffer = buffers.pop(0) if momentum > 0 else [None] * len(params)
     for theta, g, E_g, g_avg, b in zip(params, grads, square_avg, grad_avg, momentum_buffer):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
-        E_g[...] = rho * E_g + (1 - rho) * g**2
+        E_g[...] = rho * E_g + (1 - rho) * g * g
         if centered:
             g_avg[...] = rho * g_avg + (1 - rho) * g
             variance = E_g - g_avg**2
@@ -148,7 +151,7 @@ def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centere
             b[...] = momentum * b + g / denominator
             theta -= lr * b
         else:
-            theta -= lr * g / denominator
+            theta -= lr * (g / denominator)
 
 
 @_ieee_nonstop
@@ -158,7 +161,7 @@ def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps, eps_hat=F
     for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g**2
+        v[...] = beta2 * v + (1 - beta2) * g * g
         if eps_hat:
             lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
             theta -= lr_t * m / (np.sqrt(v) + eps)
@@ -198,7 +201,7 @@ def nadam(params, grads, exp_avg, exp_avg_sq, *mu_product_and_steps, lr, betas, 
                                     map(int, steps)):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g**2
+        v[...] = beta2 * v + (1 - beta2) * g * g
         v_hat = v / (1 - beta2**t)
         if momentum_schedule:
             mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
@@ -220,7 +223,7 @@ def amsgrad(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, *, lr, be
                                         map(int, steps)):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
         m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g**2
+        v[...] = beta2 * v + (1 - beta2) * g * g
         if not bias_correction:
             v_max[...] = np.maximum(v_max, v)
             theta -= lr * m / (np.sqrt(v_max) + eps)

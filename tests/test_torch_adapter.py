@@ -1,0 +1,167 @@
+"""gdfast.torch: what it refuses (a clear error naming the tensor, nothing written), how it
+keeps torch's state format, and that `import gdfast` never imports torch."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import gdfast.torch as gt  # noqa: E402
+
+CLASSES = [gt.SGD, gt.Adam, gt.AdamW, gt.Adagrad, gt.Adadelta, gt.RMSprop, gt.Adamax,
+           gt.NAdam]
+
+
+def test_import_gdfast_does_not_import_torch():
+    code = "import sys, gdfast; import gdfast.optim, gdfast.reference; " \
+           "assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_classes_subclass_torch_optimizer_with_torch_names_and_defaults():
+    import inspect
+    for cls in CLASSES:
+        assert issubclass(cls, torch.optim.Optimizer)
+        theirs = inspect.signature(getattr(torch.optim, cls.__name__))
+        ours = inspect.signature(cls)
+        for name, parameter in ours.parameters.items():
+            assert name in theirs.parameters, (cls.__name__, name)
+            assert parameter.default == theirs.parameters[name].default, (cls.__name__, name)
+
+
+BAD_PARAMS = {
+    "float16": (lambda: torch.zeros(3, dtype=torch.float16), TypeError,
+                r"params\[1\] \(shape \(3,\), torch.float16, cpu\): dtype torch.float16 is not"),
+    "bfloat16": (lambda: torch.zeros(3, dtype=torch.bfloat16), TypeError,
+                 r"dtype torch.bfloat16 is not supported"),
+    "complex": (lambda: torch.zeros(3, dtype=torch.complex64), TypeError,
+                r"dtype torch.complex64 is not supported"),
+    "meta device (as CUDA would)": (lambda: torch.zeros(3, device="meta"), TypeError,
+                                    r"only CPU tensors are supported; use torch.optim"),
+    "non-contiguous": (lambda: torch.zeros(4, 3).t(), ValueError,
+                       r"params\[1\] \(shape \(3, 4\).*expected a contiguous tensor"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_PARAMS)
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_unsupported_parameters_are_refused_at_construction(cls, case):
+    make, error, message = BAD_PARAMS[case]
+    good = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(error, match=message):
+        cls([good, torch.nn.Parameter(make(), requires_grad=False)])
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_sparse_gradient_raises_and_writes_nothing(cls):
+    params = [torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(5))]
+    optimizer = cls(params, lr=0.1)
+    for p in params:
+        p.grad = torch.full_like(p, 0.5)
+    optimizer.step()
+    before = [p.detach().clone() for p in params]
+    state_before = {k: v.clone() for k, v in optimizer.state[params[0]].items()
+                    if isinstance(v, torch.Tensor)}
+    params[0].grad = torch.full_like(params[0], 0.5)
+    params[1].grad = torch.ones(5).to_sparse()
+    with pytest.raises(TypeError, match=r"gradient of param group 0, params\[1\].*sparse"):
+        optimizer.step()
+    for p, b in zip(params, before):
+        assert torch.equal(p.detach(), b)
+    for key, value in state_before.items():
+        assert torch.equal(optimizer.state[params[0]][key], value), key
+
+
+BAD_OPTIONS = [
+    (gt.Adam, {"lr": -1.0}, ValueError, r"lr: expected a finite number >= 0"),
+    (gt.Adam, {"betas": (0.9, 1.0)}, ValueError, r"betas\[1\]: expected a number in \[0, 1\)"),
+    (gt.Adam, {"amsgrad": "yes"}, TypeError, r"amsgrad: expected True or False"),
+    (gt.SGD, {"momentum": 0.0, "nesterov": True}, ValueError, r"nesterov: Nesterov momentum"),
+    (gt.SGD, {"dampening": 2.0}, ValueError, r"dampening: expected a number in \[0, 1\]"),
+    (gt.RMSprop, {"alpha": 1.5}, ValueError, r"alpha: expected a number in \[0, 1\]"),
+    (gt.Adagrad, {"lr_decay": -0.1}, ValueError, r"lr_decay: expected a finite number"),
+    (gt.NAdam, {"momentum_decay": float("nan")}, ValueError, r"momentum_decay: expected a"),
+]
+
+
+@pytest.mark.parametrize("cls, options, error, message", BAD_OPTIONS)
+def test_bad_options_name_the_argument(cls, options, error, message):
+    with pytest.raises(error, match=message):
+        cls([torch.nn.Parameter(torch.zeros(2))], **options)
+
+
+def test_bad_options_in_an_added_group_leave_the_groups_alone():
+    optimizer = gt.Adam([torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(ValueError, match=r"eps: expected"):
+        optimizer.add_param_group({"params": [torch.nn.Parameter(torch.zeros(3))], "eps": -1})
+    assert len(optimizer.param_groups) == 1
+
+
+def test_state_format_is_torchs():
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    expected = {
+        gt.Adam: {"step", "exp_avg", "exp_avg_sq"},
+        gt.Adagrad: {"step", "sum"},
+        gt.Adadelta: {"step", "square_avg", "acc_delta"},
+        gt.Adamax: {"step", "exp_avg", "exp_inf"},
+        gt.NAdam: {"step", "mu_product", "exp_avg", "exp_avg_sq"},
+    }
+    for cls, keys in expected.items():
+        optimizer = cls(params)
+        for p in params:
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+        optimizer.step()
+        theirs = getattr(torch.optim, cls.__name__)([torch.nn.Parameter(torch.ones(3))])
+        theirs.param_groups[0]["params"][0].grad = torch.ones(3)
+        theirs.step()
+        their_state = theirs.state[theirs.param_groups[0]["params"][0]]
+        state = optimizer.state[params[0]]
+        assert set(state) == keys == set(their_state), cls.__name__
+        assert state["step"].dtype == their_state["step"].dtype and state["step"].ndim == 0
+        assert float(state["step"]) == 2.0
+    optimizer = gt.SGD(params, momentum=0.9)
+    optimizer.step()
+    assert set(optimizer.state[params[0]]) == {"momentum_buffer"}
+    optimizer = gt.RMSprop(params, centered=True, momentum=0.5)
+    optimizer.step()
+    assert set(optimizer.state[params[0]]) == {"step", "square_avg", "grad_avg",
+                                               "momentum_buffer"}
+
+
+def test_updates_happen_in_place_on_the_tensors_memory():
+    param = torch.nn.Parameter(torch.ones(1000))
+    address = param.data_ptr()
+    optimizer = gt.Adam([param], lr=0.1)
+    param.grad = torch.ones(1000)
+    optimizer.step()
+    assert param.data_ptr() == address and float(param[0]) == pytest.approx(0.9)
+    exp_avg = optimizer.state[param]["exp_avg"]
+    optimizer.step()
+    assert optimizer.state[param]["exp_avg"] is exp_avg
+
+
+def test_changing_a_structural_option_after_state_exists_is_an_error():
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = gt.Adam([param])
+    param.grad = torch.ones(3)
+    optimizer.step()
+    optimizer.param_groups[0]["amsgrad"] = True
+    with pytest.raises(ValueError, match=r"state\['max_exp_avg_sq'\].*missing"):
+        optimizer.step()
+
+
+def test_closure_is_called_and_its_loss_returned():
+    param = torch.nn.Parameter(torch.tensor([2.0]))
+    optimizer = gt.SGD([param], lr=0.25)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = (param ** 2).sum()
+        loss.backward()
+        return loss
+
+    assert float(optimizer.step(closure)) == 4.0
+    assert float(param) == pytest.approx(2.0 - 0.25 * 4.0)
