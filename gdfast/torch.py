@@ -257,10 +257,10 @@ class _KernelOptimizer(torch.optim.Optimizer):
         params = group["params"]
         grads = [p.grad for p in params]
         plan = self._plan(index, group)
-        if plan.complete and None not in grads:
-            try:
+        if plan.complete:
+            try:   # (a None gradient fails here too: no `None in grads`, which calls Tensor ==)
                 arrays = [grad.numpy() for grad in grads]
-            except (RuntimeError, TypeError):   # CUDA, sparse, requires grad, bfloat16, ...
+            except (AttributeError, RuntimeError, TypeError):   # None, CUDA, sparse, bfloat16..
                 arrays = None
             if arrays is not None and gradients_fast_ok(arrays, plan.param_np,
                                                         plan.owned) == FAST_ALL:

@@ -228,28 +228,42 @@ def test_checkpoints_move_both_ways(name, config, direction):
     assert_same(theirs_model, ours_model, theirs, ours, TOLERANCE[dtype])
 
 
-RULE_OF = {  # gdfast numpy class and its arguments for torch.optim.<name>(**config)
-    "Adagrad": (gdfast.optim.Adagrad, {"eps": 1e-10}),
-    "RMSprop": (gdfast.optim.RMSprop, {"lr": 0.01, "rho": 0.99}),   # torch's defaults
-    "Adam": (gdfast.optim.Adam, {}),
-    "Adamax": (gdfast.optim.AdaMax, {"eps": 1e-8}),
-    "NAdam": (gdfast.optim.Nadam, {}),
-    "Adadelta": (gdfast.optim.Adadelta, {}),
+# label: (torch.optim class, its arguments, gdfast numpy class, its arguments)
+RULE_OF = {
+    "Adagrad": ("Adagrad", {}, gdfast.optim.Adagrad, {"eps": 1e-10}),
+    "RMSprop": ("RMSprop", {}, gdfast.optim.RMSprop, {"lr": 0.01, "rho": 0.99}),
+    "RMSprop-centered-momentum": ("RMSprop", {"centered": True, "momentum": 0.9},
+                                  gdfast.optim.RMSprop,
+                                  {"lr": 0.01, "rho": 0.99, "centered": True, "momentum": 0.9}),
+    "Adam": ("Adam", {}, gdfast.optim.Adam, {}),
+    "Adam-amsgrad": ("Adam", {"amsgrad": True}, gdfast.optim.AMSGrad, {}),
+    "AdamW": ("AdamW", {}, gdfast.optim.AdamW, {}),
+    "Adamax": ("Adamax", {}, gdfast.optim.AdaMax, {"eps": 1e-8}),
+    "NAdam": ("NAdam", {}, gdfast.optim.Nadam, {}),
+    "Adadelta": ("Adadelta", {}, gdfast.optim.Adadelta, {}),
+    "SGD-momentum": ("SGD", {"lr": 0.01, "momentum": 0.9, "dampening": 0.2},
+                     gdfast.optim.Momentum, {"dampening": 0.2}),
+    "SGD-nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+                     gdfast.optim.Nesterov, {}),
 }
 
 
-@pytest.mark.parametrize("name", sorted(RULE_OF))
-def test_numpy_classes_with_the_torch_convention_reproduce_torch(name):
-    """gdfast.<Rule>(..., convention="torch") on numpy arrays = torch.optim.<Name>."""
+@pytest.mark.parametrize("label", sorted(RULE_OF))
+def test_numpy_classes_with_the_torch_convention_reproduce_torch(label):
+    """gdfast.<Rule>(..., convention="torch") on numpy arrays = torch.optim.<Name>, with
+    the learning rate changed halfway (where lr_in_buffer matters)."""
     rng = np.random.default_rng(3)
     start = [rng.standard_normal((4, 5)), rng.standard_normal(7)]
     curvature = [rng.uniform(0.5, 2.0, a.shape) for a in start]
     center = [a + rng.choice([-1.0, 1.0], a.shape) * rng.uniform(2, 4, a.shape) for a in start]
-    cls, arguments = RULE_OF[name]
+    torch_name, torch_arguments, cls, arguments = RULE_OF[label]
     ours = cls([a.copy() for a in start], convention="torch", **arguments)
     tensors = [torch.nn.Parameter(torch.tensor(a)) for a in start]
-    theirs = getattr(torch.optim, name)(tensors)
-    for _ in range(100):    # a quadratic: the gradient h (θ − c) feeds back
+    theirs = getattr(torch.optim, torch_name)(tensors, **torch_arguments)
+    for step in range(100):    # a quadratic: the gradient h (θ − c) feeds back
+        if step == 50:
+            ours.lr = ours.lr / 2
+            theirs.param_groups[0]["lr"] /= 2
         ours.step([h * (a - c) for h, a, c in zip(curvature, ours.params, center)])
         for tensor, h, c in zip(tensors, curvature, center):
             tensor.grad = torch.tensor(h * (tensor.detach().numpy() - c))
