@@ -182,3 +182,106 @@ def test_float32_stays_float32(rule):
     optimizer.step(np.array(G1, dtype=np.float32))
     assert theta.dtype == np.float32
     assert all(buffer[0].dtype == np.float32 for buffer in optimizer.state.values())
+
+
+# ---- named options (gdfast._optimizer), worked out by hand the same way -------------------
+
+def by_hand(update, state_init):
+    """Apply `update(theta_i, g_i, state_i, t)` elementwise for G1 then G2; both results."""
+    theta, state, out = list(THETA0), [dict(state_init) for _ in range(3)], []
+    for t, g in ((1, G1), (2, G2)):
+        for i in range(3):
+            theta[i] = update(theta[i], g[i], state[i], t)
+        out.append(list(theta))
+    return out
+
+
+def test_sgd_decoupled_weight_decay_and_maximize():
+    lr, wd = 0.1, 0.5
+
+    def update(theta, g, s, t):
+        theta = theta * (1 - lr * wd)          # decoupled: θ(1 − ηλ), then the rule on −g
+        return theta - lr * (-g)
+    one, two = by_hand(update, {})
+    check(reference.SGD, one, two, lr=lr, weight_decay=wd, decoupled_weight_decay=True,
+          maximize=True)
+
+
+def test_momentum_torch_form_with_dampening():
+    lr, mu, d = 0.1, 0.5, 0.25
+
+    def update(theta, g, s, t):
+        s["b"] = g if t == 1 else mu * s["b"] + (1 - d) * g     # torch: b₁ = g
+        return theta - lr * s["b"]
+    one, two = by_hand(update, {"b": 0.0})
+    check(reference.Momentum, one, two, lr=lr, momentum=mu, dampening=d, convention="torch")
+
+
+def test_adagrad_torch_form_with_lr_decay_and_initial_accumulator():
+    lr, eps, decay, initial = 0.1, 1e-10, 0.5, 0.2
+
+    def update(theta, g, s, t):
+        s["G"] += g * g
+        return theta - lr / (1 + (t - 1) * decay) * g / (math.sqrt(s["G"]) + eps)
+    one, two = by_hand(update, {"G": initial})
+    check(reference.Adagrad, one, two, lr=lr, eps=eps, lr_decay=decay,
+          initial_accumulator_value=initial, convention="torch")
+
+
+def test_rmsprop_centered_eps_outside_with_momentum_torch_form():
+    lr, rho, eps, mu = 0.01, 0.9, 1e-3, 0.5
+
+    def update(theta, g, s, t):
+        s["E"] = rho * s["E"] + (1 - rho) * g * g
+        s["a"] = rho * s["a"] + (1 - rho) * g
+        s["b"] = mu * s["b"] + g / (math.sqrt(s["E"] - s["a"] ** 2) + eps)
+        return theta - lr * s["b"]
+    one, two = by_hand(update, {"E": 0.0, "a": 0.0, "b": 0.0})
+    check(reference.RMSprop, one, two, lr=lr, rho=rho, eps=eps, centered=True, momentum=mu,
+          convention="torch")
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_adamax_eps_placement(inside):
+    lr, b1, b2, eps = 0.002, 0.9, 0.999, 0.1
+
+    def update(theta, g, s, t):
+        s["m"] = b1 * s["m"] + (1 - b1) * g
+        s["u"] = max(b2 * s["u"], abs(g) + (eps if inside else 0.0))
+        return theta - lr / (1 - b1 ** t) * s["m"] / (s["u"] + (0.0 if inside else eps))
+    one, two = by_hand(update, {"m": 0.0, "u": 0.0})
+    check(reference.AdaMax, one, two, lr=lr, eps=eps, eps_inside_max=inside)
+
+
+def test_nadam_momentum_schedule():
+    lr, b1, b2, eps, psi = 0.002, 0.9, 0.999, 1e-8, 0.004
+    mu = [b1 * (1 - 0.5 * 0.96 ** (t * psi)) for t in (1, 2, 3)]
+    product = {1: mu[0], 2: mu[0] * mu[1]}
+
+    def update(theta, g, s, t):
+        s["m"] = b1 * s["m"] + (1 - b1) * g
+        s["v"] = b2 * s["v"] + (1 - b2) * g * g
+        step = (mu[t] * s["m"] / (1 - product[t] * mu[t])
+                + (1 - mu[t - 1]) * g / (1 - product[t]))
+        return theta - lr * step / (math.sqrt(s["v"] / (1 - b2 ** t)) + eps)
+    one, two = by_hand(update, {"m": 0.0, "v": 0.0})
+    optimizer = check(reference.Nadam, one, two, lr=lr, convention="torch")
+    assert optimizer.state["mu_product"][0] == pytest.approx(product[2], rel=1e-15)
+
+
+@pytest.mark.parametrize("max_of_v_hat", [False, True])
+def test_amsgrad_bias_corrected(max_of_v_hat):
+    lr, b1, b2, eps = 0.001, 0.9, 0.999, 1e-8
+
+    def update(theta, g, s, t):
+        s["m"] = b1 * s["m"] + (1 - b1) * g
+        s["v"] = b2 * s["v"] + (1 - b2) * g * g
+        if max_of_v_hat:                       # optax: the maximum of v̂
+            s["x"] = max(s["x"], s["v"] / (1 - b2 ** t))
+            v_max_hat = s["x"]
+        else:                                  # torch, Keras: the maximum of v, then v̂
+            s["x"] = max(s["x"], s["v"])
+            v_max_hat = s["x"] / (1 - b2 ** t)
+        return theta - lr * (s["m"] / (1 - b1 ** t)) / (math.sqrt(v_max_hat) + eps)
+    one, two = by_hand(update, {"m": 0.0, "v": 0.0, "x": 0.0})
+    check(reference.AMSGrad, one, two, lr=lr, bias_correction=True, max_of_v_hat=max_of_v_hat)
