@@ -49,3 +49,11 @@ __all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Ada
            "Nadam", "AMSGrad", "Optimizer", "reference", "save_state", "load_state",
            "fit", "History", "check_grad", "models", "schedules", "strategies",
            "set_num_threads", "get_num_threads", "openmp_enabled", "kernel_isa", "__version__"]
+
+
+def __getattr__(name: str):
+    # gdfast.hogwild needs scipy and scikit-learn (the "data" extra): imported on first use.
+    if name == "hogwild":
+        import importlib
+        return importlib.import_module(".hogwild", __name__)
+    raise AttributeError(f"module 'gdfast' has no attribute {name!r}")
