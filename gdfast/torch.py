@@ -35,6 +35,7 @@ Importing this module imports torch; `import gdfast` never does.
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Callable, ClassVar, Iterable, Optional
 
 import numpy as np
@@ -48,6 +49,7 @@ from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
 __all__ = ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "NAdam"]
 
 _DTYPES = (torch.float32, torch.float64)
+_data_ptr = torch.Tensor.data_ptr
 
 
 def _real(name: str, value: Any) -> float:
@@ -90,6 +92,12 @@ class _Plan:
         self.param_np = tuple(p.detach().numpy() for p in params)
         self.buffers = [[None if s is None else s[name].numpy() for s in states]
                         for name in names]
+        # the gradients last seen and their numpy views: when a step gets the same tensor
+        # objects at the same addresses (zero_grad(set_to_none=False) keeps them), the
+        # checked views are reused and only the addresses are compared
+        self.grad_objects: list = []
+        self.grad_pointers: list[int] = []
+        self.grad_arrays: list[np.ndarray] = []
         self.has_state = [s is not None for s in states]
         self.complete = all(self.has_state)
         if keeps_step:
@@ -258,12 +266,23 @@ class _KernelOptimizer(torch.optim.Optimizer):
         grads = [p.grad for p in params]
         plan = self._plan(index, group)
         if plan.complete:
-            try:   # (a None gradient fails here too: no `None in grads`, which calls Tensor ==)
-                arrays = [grad.numpy() for grad in grads]
-            except (AttributeError, RuntimeError, TypeError):   # None, CUDA, sparse, bfloat16..
-                arrays = None
-            if arrays is not None and gradients_fast_ok(arrays, plan.param_np,
-                                                        plan.owned) == FAST_ALL:
+            arrays = None
+            if (len(grads) == len(plan.grad_objects)
+                    and all(map(operator.is_, grads, plan.grad_objects))
+                    and list(map(_data_ptr, grads)) == plan.grad_pointers):
+                arrays = plan.grad_arrays          # the same tensors, already checked
+            else:
+                try:   # (a None gradient fails here too: no `None in grads`, a Tensor ==)
+                    arrays = [grad.numpy() for grad in grads]
+                except (AttributeError, RuntimeError, TypeError):   # None, CUDA, sparse, ..
+                    arrays = None
+                if arrays is not None and gradients_fast_ok(arrays, plan.param_np,
+                                                            plan.owned) != FAST_ALL:
+                    arrays = None
+                if arrays is not None:
+                    plan.grad_objects, plan.grad_arrays = grads, arrays
+                    plan.grad_pointers = list(map(_data_ptr, grads))
+            if arrays is not None:
                 plan.step_np += 1
                 self._run(group, list(plan.param_np), arrays, plan.buffers,
                           plan.step_np.astype(np.int64), [self.state[p] for p in params]

@@ -165,3 +165,39 @@ def test_closure_is_called_and_its_loss_returned():
 
     assert float(optimizer.step(closure)) == 4.0
     assert float(param) == pytest.approx(2.0 - 0.25 * 4.0)
+
+
+@pytest.mark.parametrize("name", ["Adam", "RMSprop", "NAdam"])
+def test_kept_and_replaced_gradient_tensors_are_both_seen(name):
+    """zero_grad(set_to_none=False) keeps the gradient tensors (their checked views are
+    reused); a gradient replaced by another tensor, or written in place, is seen."""
+    def run(module):
+        params = [torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64) * k)
+                  for k in (1.0, 2.0)]
+        optimizer = getattr(module, name)(params, lr=0.01)
+        for step in range(30):
+            optimizer.zero_grad(set_to_none=False)
+            for p in params:
+                if step in (0, 10):
+                    p.grad = torch.zeros_like(p)              # a new tensor object
+                p.grad.add_(torch.cos(p.detach() * (step + 1)))   # written in place
+            optimizer.step()
+        return params
+    for ours, theirs in zip(run(gt), run(torch.optim)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+
+
+def test_loaded_state_of_the_wrong_shape_is_refused_before_any_write():
+    params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
+    source = torch.optim.Adam([torch.nn.Parameter(torch.ones(3)),
+                               torch.nn.Parameter(torch.ones(4))])
+    for p in source.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    source.step()
+    optimizer = gt.Adam(params)
+    with pytest.raises(ValueError):      # torch's own check (size mismatch) or ours
+        optimizer.load_state_dict(source.state_dict())
+        for p in params:
+            p.grad = torch.ones_like(p)
+        optimizer.step()
+    assert all(torch.equal(p.detach(), torch.ones_like(p)) for p in params)
