@@ -28,7 +28,9 @@ its own fused multi-tensor kernel on the CPU, and does not support autograd thro
 the step).  The step counters of a param group are views of one tensor
 (`state[p]["step"]` is a 0-d view), so that one operation counts a whole step.
 Replacing a state tensor by assignment is not seen by a running optimizer; use
-`load_state_dict`.
+`load_state_dict`.  Gradient tensors kept from step to step (zero_grad(set_to_none=False))
+are checked once and recognized by identity and address; resizing one in place (`resize_`)
+between steps is not supported.
 
 Importing this module imports torch; `import gdfast` never does.
 """
