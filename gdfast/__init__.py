@@ -6,7 +6,10 @@
     opt.step([grad_w, grad_b])                # w and b updated in place, GIL released
 
 The update rules are SPEC.md section 1: SGD, Momentum, Nesterov, Adagrad,
-Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad, in float32 and float64.
+Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad, in float32 and float64, plus
+AdamW (Adam with decoupled weight decay).  Every rule takes named options for
+the other libraries' variants and `convention="paper"|"torch"|"keras"`;
+`gdfast.torch` holds drop-in torch.optim classes (import it explicitly).
 """
 from . import reference
 from ._kernels import get_num_threads as _get_num_threads
@@ -15,8 +18,8 @@ from ._kernels import openmp_enabled
 from ._kernels import set_num_threads as _set_num_threads
 from ._optimizer import Optimizer
 from ._version import __version__
-from .optim import (SGD, AdaMax, Adadelta, Adagrad, Adam, AMSGrad, Momentum, Nadam, Nesterov,
-                    RMSprop)
+from .optim import (SGD, AdaMax, Adadelta, Adagrad, Adam, AdamW, AMSGrad, Momentum, Nadam,
+                    Nesterov, RMSprop)
 from .state_file import load_state, save_state
 from . import models, schedules, strategies
 from .gradcheck import check_grad
@@ -45,7 +48,7 @@ def get_num_threads() -> int:
     return _get_num_threads()
 
 
-__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdaMax",
+__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "AdaMax",
            "Nadam", "AMSGrad", "Optimizer", "reference", "save_state", "load_state",
            "fit", "History", "check_grad", "models", "schedules", "strategies",
            "set_num_threads", "get_num_threads", "openmp_enabled", "kernel_isa", "__version__"]
