@@ -72,6 +72,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _hogwild
 from . import _validation as check
 from ._kernels import get_num_threads
+from ._training_checks import float_dtype
 
 __all__ = ["fit_linear", "fit_mf", "LinearModel", "MFModel", "HogwildClassifier",
            "reference_fit_linear", "reference_fit_mf", "openmp_enabled"]
@@ -234,13 +235,7 @@ def _threads(mode: str, n_threads: Any) -> int:
 
 
 def _dtype(value: Any) -> np.dtype:
-    try:
-        dtype = np.dtype(value)
-    except TypeError:
-        raise TypeError(f"dtype: expected float32 or float64, got {value!r}") from None
-    if dtype not in check.FLOAT_DTYPES:
-        raise TypeError(f"dtype: expected float32 or float64, got {dtype}")
-    return dtype
+    return float_dtype("dtype", value)
 
 
 def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
