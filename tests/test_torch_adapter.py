@@ -137,7 +137,7 @@ def test_updates_happen_in_place_on_the_tensors_memory():
     optimizer = gt.Adam([param], lr=0.1)
     param.grad = torch.ones(1000)
     optimizer.step()
-    assert param.data_ptr() == address and float(param[0]) == pytest.approx(0.9)
+    assert param.data_ptr() == address and float(param.detach()[0]) == pytest.approx(0.9)
     exp_avg = optimizer.state[param]["exp_avg"]
     optimizer.step()
     assert optimizer.state[param]["exp_avg"] is exp_avg
