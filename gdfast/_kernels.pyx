@@ -52,7 +52,26 @@ cdef extern from "gdfast.h" nogil:
     void gd_amsgrad(const gd_tensors *tensors, const gd_hyper *hyper)
     void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper)
 
+    ctypedef struct gd_rows:
+        void *param
+        void *state[3]
+        int n_state
+        int is_double
+        int64_t n_rows, dim, step, n_indices
+        const int64_t *indices
+        const void *values
+        int64_t *order
+        int64_t *group_start
+        void *summed
+
+    int64_t gd_sgd_rows(const gd_rows *rows, const gd_hyper *hyper)
+    int64_t gd_momentum_rows(const gd_rows *rows, const gd_hyper *hyper)
+    int64_t gd_adagrad_rows(const gd_rows *rows, const gd_hyper *hyper)
+    int64_t gd_rmsprop_rows(const gd_rows *rows, const gd_hyper *hyper)
+    int64_t gd_adam_rows(const gd_rows *rows, const gd_hyper *hyper)
+
 ctypedef void (*rule_fn)(const gd_tensors *tensors, const gd_hyper *hyper) noexcept nogil
+ctypedef int64_t (*row_rule_fn)(const gd_rows *rows, const gd_hyper *hyper) noexcept nogil
 
 
 def openmp_enabled() -> bool:
@@ -174,24 +193,38 @@ def sgd(list params, list grads, object steps, *, double lr, double weight_decay
     _run(gd_sgd, params, grads, (), steps, &hyper)
 
 
-def momentum(list params, list grads, list velocity, object steps, *, double lr,
-             double momentum, double dampening=0.0, bint lr_in_buffer=True,
-             double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
+cdef gd_hyper _momentum_hyper(double lr, double momentum, double dampening, bint lr_in_buffer,
+                             double weight_decay, bint decoupled_weight_decay, bint maximize):
     cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.momentum = momentum
     hyper.dampening = dampening
     hyper.lr_in_buffer = lr_in_buffer
+    return hyper
+
+
+def momentum(list params, list grads, list velocity, object steps, *, double lr,
+             double momentum, double dampening=0.0, bint lr_in_buffer=True,
+             double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
+                                          decoupled_weight_decay, maximize)
     _run(gd_momentum, params, grads, (velocity,), steps, &hyper)
 
 
 def nesterov(list params, list grads, list velocity, object steps, *, double lr,
              double momentum, double dampening=0.0, bint lr_in_buffer=True,
              double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
-    hyper.momentum = momentum
-    hyper.dampening = dampening
-    hyper.lr_in_buffer = lr_in_buffer
+    cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
+                                          decoupled_weight_decay, maximize)
     _run(gd_nesterov, params, grads, (velocity,), steps, &hyper)
+
+
+cdef gd_hyper _adagrad_hyper(double lr, double eps, double lr_decay, bint eps_inside_sqrt,
+                            double weight_decay, bint decoupled_weight_decay, bint maximize):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+    hyper.eps = eps
+    hyper.lr_decay = lr_decay
+    hyper.eps_inside = eps_inside_sqrt
+    return hyper
 
 
 def adagrad(list params, list grads, list sum_sq, object steps, *, double lr, double eps,
@@ -200,10 +233,8 @@ def adagrad(list params, list grads, list sum_sq, object steps, *, double lr, do
             bint decoupled_weight_decay=False, bint maximize=False):
     """`initial_accumulator_value` is the value the optimizer filled sum_sq with; it is
     accepted (and unused) here so that a rule's hyper-parameters pass through unchanged."""
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
-    hyper.eps = eps
-    hyper.lr_decay = lr_decay
-    hyper.eps_inside = eps_inside_sqrt
+    cdef gd_hyper hyper = _adagrad_hyper(lr, eps, lr_decay, eps_inside_sqrt, weight_decay,
+                                         decoupled_weight_decay, maximize)
     _run(gd_adagrad, params, grads, (sum_sq,), steps, &hyper)
 
 
@@ -216,12 +247,9 @@ def adadelta(list params, list grads, list square_avg, list acc_delta, object st
     _run(gd_adadelta, params, grads, (square_avg, acc_delta), steps, &hyper)
 
 
-def rmsprop(list params, list grads, list square_avg, *buffers_and_steps, double lr,
-            double rho, double eps, bint centered=False, double momentum=0.0,
-            bint eps_inside_sqrt=True, bint lr_in_buffer=True, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False):
-    """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
-    momentum > 0), then the step counts."""
+cdef gd_hyper _rmsprop_hyper(double lr, double rho, double eps, bint centered, double momentum,
+                            bint eps_inside_sqrt, bint lr_in_buffer, double weight_decay,
+                            bint decoupled_weight_decay, bint maximize):
     cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.rho = rho
     hyper.eps = eps
@@ -229,25 +257,144 @@ def rmsprop(list params, list grads, list square_avg, *buffers_and_steps, double
     hyper.momentum = momentum
     hyper.eps_inside = eps_inside_sqrt
     hyper.lr_in_buffer = lr_in_buffer
+    return hyper
+
+
+cdef tuple _rmsprop_split(str caller, str steps_name, bint centered, double momentum,
+                          tuple rest):
+    """(grad_avg if centered + momentum_buffer if momentum > 0, the step count(s)): the
+    positional arguments after square_avg."""
     expected = 1 + bool(centered) + (momentum > 0)
-    if len(buffers_and_steps) != expected:
-        raise TypeError(f"rmsprop: expected {expected} positional argument(s) after "
+    if len(rest) != expected:
+        raise TypeError(f"{caller}: expected {expected} positional argument(s) after "
                         "square_avg (grad_avg if centered, momentum_buffer if momentum > 0, "
-                        f"steps), got {len(buffers_and_steps)}")
+                        f"{steps_name}), got {len(rest)}")
     # (no negative indices: the module is compiled with wraparound off)
-    _run(gd_rmsprop, params, grads, (square_avg,) + buffers_and_steps[:expected - 1],
-         buffers_and_steps[expected - 1], &hyper)
+    return rest[:expected - 1], rest[expected - 1]
 
 
-def adam(list params, list grads, list exp_avg, list exp_avg_sq, object steps, *, double lr,
-         tuple betas, double eps, bint eps_hat=False, double weight_decay=0.0,
-         bint decoupled_weight_decay=False, bint maximize=False):
+def rmsprop(list params, list grads, list square_avg, *buffers_and_steps, double lr,
+            double rho, double eps, bint centered=False, double momentum=0.0,
+            bint eps_inside_sqrt=True, bint lr_in_buffer=True, double weight_decay=0.0,
+            bint decoupled_weight_decay=False, bint maximize=False):
+    """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
+    momentum > 0), then the step counts."""
+    cdef gd_hyper hyper = _rmsprop_hyper(lr, rho, eps, centered, momentum, eps_inside_sqrt,
+                                         lr_in_buffer, weight_decay, decoupled_weight_decay,
+                                         maximize)
+    buffers, steps = _rmsprop_split("rmsprop", "steps", centered, momentum, buffers_and_steps)
+    _run(gd_rmsprop, params, grads, (square_avg,) + buffers, steps, &hyper)
+
+
+cdef gd_hyper _adam_hyper(double lr, tuple betas, double eps, bint eps_hat, double weight_decay,
+                         bint decoupled_weight_decay, bint maximize):
     cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
     hyper.eps_hat = eps_hat
+    return hyper
+
+
+def adam(list params, list grads, list exp_avg, list exp_avg_sq, object steps, *, double lr,
+         tuple betas, double eps, bint eps_hat=False, double weight_decay=0.0,
+         bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _adam_hyper(lr, betas, eps, eps_hat, weight_decay,
+                                      decoupled_weight_decay, maximize)
     _run(gd_adam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
+
+
+# ---------------------------------------------------------------- row-sparse steps
+# One 2-D parameter per call: `indices` (int64, in range), `values` (indices.size x dim,
+# the parameter's dtype, C-contiguous, aliasing nothing the step writes) and the rule's
+# state buffers, already checked by gdfast._optimizer; `step` is t of this update.  The
+# rule's hyper-parameters are the dense function's.  Returns the distinct rows updated.
+
+cdef int64_t _run_rows(row_rule_fn rule, cnp.ndarray param, cnp.ndarray indices,
+                       cnp.ndarray values, tuple states, int64_t step,
+                       gd_hyper *hyper) except -1:
+    cdef gd_rows rows
+    cdef Py_ssize_t slot
+    cdef int64_t n = cnp.PyArray_SIZE(indices), distinct
+    if len(states) > 3:
+        raise ValueError("states: expected at most 3 state buffers")
+    if cnp.PyArray_NDIM(param) != 2:
+        raise ValueError("param: expected a 2-D array")
+    if cnp.PyArray_TYPE(indices) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(indices):
+        raise TypeError("indices: expected a C-contiguous int64 array")
+    order = np.empty(2 * n, dtype=np.int64)
+    group_start = np.empty(n + 1, dtype=np.int64)
+    summed = np.empty((n, param.shape[1]), dtype=param.dtype)
+    rows.param = cnp.PyArray_DATA(param)
+    rows.n_state = len(states)
+    for slot in range(3):
+        rows.state[slot] = NULL
+    for slot in range(len(states)):
+        rows.state[slot] = cnp.PyArray_DATA(<cnp.ndarray>states[slot])
+    rows.is_double = cnp.PyArray_TYPE(param) == cnp.NPY_DOUBLE
+    rows.n_rows = param.shape[0]
+    rows.dim = param.shape[1]
+    rows.step = step
+    rows.n_indices = n
+    rows.indices = <const int64_t *>cnp.PyArray_DATA(indices)
+    rows.values = cnp.PyArray_DATA(values)
+    rows.order = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+    rows.group_start = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>group_start)
+    rows.summed = cnp.PyArray_DATA(<cnp.ndarray>summed)
+    with nogil:
+        distinct = rule(&rows, hyper)
+    return distinct
+
+
+def sgd_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values, int64_t step, *,
+             double lr, double weight_decay=0.0, bint decoupled_weight_decay=False,
+             bint maximize=False):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+    return _run_rows(gd_sgd_rows, param, indices, values, (), step, &hyper)
+
+
+def momentum_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
+                  cnp.ndarray velocity, int64_t step, *, double lr, double momentum,
+                  double dampening=0.0, bint lr_in_buffer=True, double weight_decay=0.0,
+                  bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
+                                          decoupled_weight_decay, maximize)
+    return _run_rows(gd_momentum_rows, param, indices, values, (velocity,), step, &hyper)
+
+
+def adagrad_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
+                 cnp.ndarray sum_sq, int64_t step, *, double lr, double eps,
+                 double lr_decay=0.0, double initial_accumulator_value=0.0,
+                 bint eps_inside_sqrt=True, double weight_decay=0.0,
+                 bint decoupled_weight_decay=False, bint maximize=False):
+    cdef gd_hyper hyper = _adagrad_hyper(lr, eps, lr_decay, eps_inside_sqrt, weight_decay,
+                                         decoupled_weight_decay, maximize)
+    return _run_rows(gd_adagrad_rows, param, indices, values, (sum_sq,), step, &hyper)
+
+
+def rmsprop_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
+                 cnp.ndarray square_avg, *buffers_and_step, double lr, double rho, double eps,
+                 bint centered=False, double momentum=0.0, bint eps_inside_sqrt=True,
+                 bint lr_in_buffer=True, double weight_decay=0.0,
+                 bint decoupled_weight_decay=False, bint maximize=False):
+    """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
+    momentum > 0), then the step count."""
+    cdef gd_hyper hyper = _rmsprop_hyper(lr, rho, eps, centered, momentum, eps_inside_sqrt,
+                                         lr_in_buffer, weight_decay, decoupled_weight_decay,
+                                         maximize)
+    buffers, step = _rmsprop_split("rmsprop_rows", "step", centered, momentum, buffers_and_step)
+    return _run_rows(gd_rmsprop_rows, param, indices, values, (square_avg,) + buffers, step,
+                     &hyper)
+
+
+def adam_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values, cnp.ndarray exp_avg,
+              cnp.ndarray exp_avg_sq, int64_t step, *, double lr, tuple betas, double eps,
+              bint eps_hat=False, double weight_decay=0.0, bint decoupled_weight_decay=False,
+              bint maximize=False):
+    cdef gd_hyper hyper = _adam_hyper(lr, betas, eps, eps_hat, weight_decay,
+                                      decoupled_weight_decay, maximize)
+    return _run_rows(gd_adam_rows, param, indices, values, (exp_avg, exp_avg_sq), step,
+                     &hyper)
 
 
 def adamax(list params, list grads, list exp_avg, list exp_inf, object steps, *, double lr,

@@ -25,9 +25,23 @@ import numpy as np
 
 from . import _validation as check
 from ._kernels import FAST_ALL, OwnedMemory, count_step, gradients_fast_ok
+from .rows import RowGrad
 
 ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
-GradOrGrads = Union[np.ndarray, None, Sequence[Union[np.ndarray, None]]]
+GradOrGrads = Union[np.ndarray, RowGrad, None, Sequence[Union[np.ndarray, RowGrad, None]]]
+
+# The rules that take RowGrad entries (gdfast.rows): their functional cores have a row form.
+ROW_SPARSE_RULES = ("SGD", "Momentum", "Adagrad", "RMSprop", "Adam")
+
+
+class _CheckedRows:
+    """A RowGrad that passed every check against its parameter: int64 indices (a copy)
+    and C-contiguous values."""
+    __slots__ = ("indices", "values")
+
+    def __init__(self, indices: np.ndarray, values: np.ndarray):
+        self.indices = indices
+        self.values = values
 
 
 class Hyperparameter:
@@ -79,6 +93,9 @@ class Optimizer:
     # An option passed as None takes the value of the chosen convention.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}
     _core: ClassVar[Callable[..., None]]
+    # The row form of the core, core(param, indices, values, *state_buffers, step,
+    # **hyperparameters), for the rules of ROW_SPARSE_RULES; None: RowGrad is refused.
+    _row_core: ClassVar[Callable[..., Any] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -161,14 +178,52 @@ class Optimizer:
         owner = dict(self._labelled_buffers())[label]  # strided: ask for exact overlap
         return label if np.shares_memory(grad, owner) else None
 
-    def _check_grads(self, grads: GradOrGrads) -> list[np.ndarray | None]:
-        if grads is None or isinstance(grads, np.ndarray):
+    def _check_rows(self, name: str, grad: RowGrad, param: np.ndarray) -> _CheckedRows:
+        """Every check of a RowGrad entry against its parameter (gdfast.rows)."""
+        if type(self)._row_core is None:
+            raise TypeError(f"{name}: {self.rule} does not take RowGrad (row-sparse) "
+                            f"gradients; the rules that do: {', '.join(ROW_SPARSE_RULES)}")
+        if self._hyper.get("weight_decay", 0.0) != 0:
+            raise TypeError(f"{name}: {self.rule} with weight_decay="
+                            f"{self._hyper['weight_decay']!r} does not take RowGrad "
+                            "gradients (the decay has no lazy form: it would decay only the "
+                            "rows named); use weight_decay=0")
+        if param.ndim != 2:
+            raise ValueError(f"{name}: a RowGrad needs a 2-D parameter (n_rows, dim); the "
+                             f"parameter has shape {param.shape}")
+        indices, values = grad.indices, grad.values
+        n_rows, dim = param.shape
+        if indices.size:
+            low, high = int(indices.min()), int(indices.max())
+            if low < 0:
+                raise ValueError(f"{name}.indices: negative index {low}; expected row "
+                                 f"numbers in [0, {n_rows})")
+            if high >= n_rows:
+                raise ValueError(f"{name}.indices: index {high} out of range for a parameter "
+                                 f"of {n_rows} rows")
+        if values.dtype != param.dtype:
+            raise TypeError(f"{name}.values: dtype {values.dtype} does not match the "
+                            f"parameter's dtype {param.dtype}")
+        if values.shape != (indices.shape[0], dim):
+            raise ValueError(f"{name}.values: expected shape {(indices.shape[0], dim)} (one "
+                             f"row of the parameter's {dim} columns per index), got "
+                             f"{values.shape}")
+        check.float_array(f"{name}.values", values)
+        aliased = self._aliased_buffer(values)
+        if aliased is not None:
+            raise ValueError(f"{name}.values: shares memory with {aliased}, which the step "
+                             "writes; pass a gradient array of its own")
+        return _CheckedRows(np.array(indices, dtype=np.int64, order="C"),
+                            np.ascontiguousarray(values))
+
+    def _check_grads(self, grads: GradOrGrads) -> list[np.ndarray | _CheckedRows | None]:
+        if grads is None or isinstance(grads, (np.ndarray, RowGrad)):
             grads = [grads]
         elif isinstance(grads, (list, tuple)):
             grads = list(grads)
         else:
-            raise TypeError("grads: expected an ndarray, None, or a list of them (one per "
-                            f"parameter), got {type(grads).__name__}")
+            raise TypeError("grads: expected an ndarray, a RowGrad, None, or a list of them "
+                            f"(one per parameter), got {type(grads).__name__}")
         if len(grads) != len(self.params):
             raise ValueError(f"grads: expected {len(self.params)} gradient(s), one per "
                              f"parameter (None to skip one), got {len(grads)}")
@@ -176,6 +231,9 @@ class Optimizer:
             if grad is None:
                 continue
             name = self._name("grads", index)
+            if isinstance(grad, RowGrad):
+                grads[index] = self._check_rows(name, grad, param)
+                continue
             check.float_array(name, grad)
             if grad.dtype != param.dtype:
                 raise TypeError(f"{name}: dtype {grad.dtype} does not match the parameter's "
@@ -200,6 +258,10 @@ class Optimizer:
         an array of the parameter's shape and dtype, or None to leave that
         parameter, its state and its step count untouched this step.
         Non-contiguous gradients are copied; parameters are updated in place.
+
+        SGD, Momentum, Adagrad, RMSprop and Adam also take a `gdfast.RowGrad(indices,
+        values)` for a 2-D parameter: a lazy update of the rows named, duplicates summed
+        (see gdfast.rows for the semantics, t included).
         """
         if type(grads) is np.ndarray:
             grads = [grads]
@@ -213,7 +275,15 @@ class Optimizer:
             type(self)._core(self._param_list, grads, *self._state_lists, self._steps,
                              **self._hyper)
             return
-        active = [index for index, grad in enumerate(grads) if grad is not None]
+        active = [index for index, grad in enumerate(grads) if isinstance(grad, np.ndarray)]
+        row_sparse = [index for index, grad in enumerate(grads)
+                      if isinstance(grad, _CheckedRows)]
+        if row_sparse:
+            self._steps[row_sparse] += 1
+            for i in row_sparse:
+                type(self)._row_core(self.params[i], grads[i].indices, grads[i].values,
+                                     *[buffers[i] for buffers in self._state_lists],
+                                     int(self._steps[i]), **self._hyper)
         if not active:
             return
         self._steps[active] += 1
@@ -346,10 +416,15 @@ OptimizerType = TypeVar("OptimizerType", bound=type)
 
 
 def bind_backend(rule_class: OptimizerType, core: Callable[..., None],
-                 module: str) -> OptimizerType:
-    """The class `rule_class` running on the functional core `core`."""
+                 module: str, row_core: Callable[..., Any] | None = None) -> OptimizerType:
+    """The class `rule_class` running on the functional core `core` (and, for the rules
+    of ROW_SPARSE_RULES, on `row_core` for RowGrad entries)."""
+    if (row_core is not None) != (rule_class.__name__ in ROW_SPARSE_RULES):
+        raise ValueError(f"row_core: expected one exactly for the rules "
+                         f"{', '.join(ROW_SPARSE_RULES)}, not for {rule_class.__name__}")
     return type(rule_class.__name__, (rule_class,), {
         "_core": staticmethod(core),
+        "_row_core": None if row_core is None else staticmethod(row_core),
         "__module__": module,
         "__qualname__": rule_class.__name__,
         "__doc__": rule_class.__doc__,
@@ -989,6 +1064,18 @@ class AMSGrad(_Transformed):
 AMSGrad.hyperparameter_names = _names("lr", "betas", "eps", "bias_correction",
                                       "max_of_v_hat", "eps_hat")
 
+
+_ROWS_DOC = """
+    Row-sparse steps: for a 2-D parameter (n_rows, dim), `step` also takes
+    gdfast.RowGrad(indices, values): duplicate indices are summed, then only the rows
+    named are updated with the equations above (the same element arithmetic as a dense
+    step); other rows and their state are left as they are (lazy: their state does not
+    decay), and t is the parameter's step count, as in torch.optim.SparseAdam.  Needs
+    weight_decay = 0.  See gdfast.rows.
+    """
+
+for _rule_class in (SGD, Momentum, Adagrad, RMSprop, Adam):
+    _rule_class.__doc__ = _rule_class.__doc__.rstrip() + "\n" + _ROWS_DOC
 
 RULES: tuple[type[Optimizer], ...] = (
     SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad)

@@ -3,13 +3,18 @@ import functools
 
 from . import _kernels, _optimizer
 
-SGD = _optimizer.bind_backend(_optimizer.SGD, _kernels.sgd, "gdfast")
-Momentum = _optimizer.bind_backend(_optimizer.Momentum, _kernels.momentum, "gdfast")
+SGD = _optimizer.bind_backend(_optimizer.SGD, _kernels.sgd, "gdfast",
+                               _kernels.sgd_rows)
+Momentum = _optimizer.bind_backend(_optimizer.Momentum, _kernels.momentum, "gdfast",
+                                    _kernels.momentum_rows)
 Nesterov = _optimizer.bind_backend(_optimizer.Nesterov, _kernels.nesterov, "gdfast")
-Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, _kernels.adagrad, "gdfast")
+Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, _kernels.adagrad, "gdfast",
+                                   _kernels.adagrad_rows)
 Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, _kernels.adadelta, "gdfast")
-RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, _kernels.rmsprop, "gdfast")
-Adam = _optimizer.bind_backend(_optimizer.Adam, _kernels.adam, "gdfast")
+RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, _kernels.rmsprop, "gdfast",
+                                   _kernels.rmsprop_rows)
+Adam = _optimizer.bind_backend(_optimizer.Adam, _kernels.adam, "gdfast",
+                                _kernels.adam_rows)
 AdamW = _optimizer.bind_backend(
     _optimizer.AdamW, functools.partial(_kernels.adam, decoupled_weight_decay=True), "gdfast")
 AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, _kernels.adamax, "gdfast")

@@ -239,13 +239,46 @@ def amsgrad(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, *, lr, be
             theta -= lr * (m / (1 - beta1**t)) / (np.sqrt(v_max / (1 - beta2**t)) + eps)
 
 
-SGD = _optimizer.bind_backend(_optimizer.SGD, sgd, __name__)
-Momentum = _optimizer.bind_backend(_optimizer.Momentum, momentum, __name__)
+def _row_form(core):
+    """The row-sparse form of a dense core (gdfast.rows), written literally:
+
+        rows, where = unique(indices);  g = zeros((len(rows), dim));  add.at(g, where, values)
+        θ_rows, state_rows = θ[rows], state[rows]        (copies of the rows named)
+        core([θ_rows], [g], [state_rows]..., [t])        (the rule's lines on those rows)
+        θ[rows], state[rows] = θ_rows, state_rows
+
+    Duplicate indices are summed into zeros in the order they occur; rows not named are
+    neither read nor written (lazy); t is the parameter's step count."""
+    @functools.wraps(core)
+    def row_core(param, indices, values, *buffers_and_step, **hyper):
+        *buffers, step = buffers_and_step
+        rows, where = np.unique(indices, return_inverse=True)
+        g = np.zeros((rows.size, param.shape[1]), dtype=param.dtype)
+        np.add.at(g, where.reshape(-1), values)
+        theta = param[rows]
+        state = [buffer[rows] for buffer in buffers]
+        core([theta], [g], *[[s] for s in state], np.array([step], dtype=np.int64), **hyper)
+        param[rows] = theta
+        for buffer, s in zip(buffers, state):
+            buffer[rows] = s
+        return rows.size
+    row_core.__name__ = row_core.__qualname__ = f"{core.__name__}_rows"
+    return row_core
+
+
+sgd_rows = _row_form(sgd)
+momentum_rows = _row_form(momentum)
+adagrad_rows = _row_form(adagrad)
+rmsprop_rows = _row_form(rmsprop)
+adam_rows = _row_form(adam)
+
+SGD = _optimizer.bind_backend(_optimizer.SGD, sgd, __name__, sgd_rows)
+Momentum = _optimizer.bind_backend(_optimizer.Momentum, momentum, __name__, momentum_rows)
 Nesterov = _optimizer.bind_backend(_optimizer.Nesterov, nesterov, __name__)
-Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, adagrad, __name__)
+Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, adagrad, __name__, adagrad_rows)
 Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, adadelta, __name__)
-RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, rmsprop, __name__)
-Adam = _optimizer.bind_backend(_optimizer.Adam, adam, __name__)
+RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, rmsprop, __name__, rmsprop_rows)
+Adam = _optimizer.bind_backend(_optimizer.Adam, adam, __name__, adam_rows)
 AdamW = _optimizer.bind_backend(_optimizer.AdamW,
                                 functools.partial(adam, decoupled_weight_decay=True), __name__)
 AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, adamax, __name__)
@@ -254,4 +287,5 @@ AMSGrad = _optimizer.bind_backend(_optimizer.AMSGrad, amsgrad, __name__)
 
 __all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "AdaMax",
            "Nadam", "AMSGrad", "sgd", "momentum", "nesterov", "nesterov_lookahead", "adagrad",
-           "adadelta", "rmsprop", "adam", "adamax", "nadam", "amsgrad"]
+           "adadelta", "rmsprop", "adam", "adamax", "nadam", "amsgrad", "sgd_rows",
+           "momentum_rows", "adagrad_rows", "rmsprop_rows", "adam_rows"]

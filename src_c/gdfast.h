@@ -87,6 +87,41 @@ void gd_amsgrad(const gd_tensors *tensors, const gd_hyper *hyper);
  * split: the traffic of a rule with that many state buffers, next to no math. */
 void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper);
 
+/* ---- Row-sparse steps ----------------------------------------------------
+ * One 2-D parameter (n_rows x dim, C order) and its state buffers, updated on the
+ * rows a gradient names: `values` row i is the gradient of row indices[i].
+ * Duplicate indices are summed first, in the order they occur, starting from 0
+ * (numpy.add.at into zeros); then each distinct row gets the rule's element math
+ * (the span loop of the dense step) with its summed gradient, the scalars of step t.
+ * Rows no index names are not read or written, nor is their state (lazy update).
+ * The distinct rows are shared over the threads with a static schedule; each row's
+ * math is the same whichever thread does it, so results do not depend on the
+ * thread count.  The caller checks everything (indices in [0, n_rows), shapes,
+ * dtypes, no aliasing) and provides the scratch buffers.
+ */
+typedef struct {
+    void *param;                        /* n_rows x dim */
+    void *state[GD_MAX_SLOTS - 2];      /* the rule's state buffers, each n_rows x dim */
+    int n_state;                        /* buffers in `state` */
+    int is_double;                      /* 1: float64, 0: float32 (all arrays) */
+    int64_t n_rows, dim;
+    int64_t step;                       /* t of this update (counts from 1) */
+    int64_t n_indices;
+    const int64_t *indices;             /* n_indices, each in [0, n_rows) */
+    const void *values;                 /* n_indices x dim */
+    /* scratch, written by the call: */
+    int64_t *order;                     /* 2 * n_indices: (index, position) pairs */
+    int64_t *group_start;               /* n_indices + 1 */
+    void *summed;                       /* n_indices x dim: one summed gradient per distinct row */
+} gd_rows;
+
+/* Each returns the number of distinct rows it updated. */
+int64_t gd_sgd_rows(const gd_rows *rows, const gd_hyper *hyper);
+int64_t gd_momentum_rows(const gd_rows *rows, const gd_hyper *hyper);
+int64_t gd_adagrad_rows(const gd_rows *rows, const gd_hyper *hyper);
+int64_t gd_rmsprop_rows(const gd_rows *rows, const gd_hyper *hyper);
+int64_t gd_adam_rows(const gd_rows *rows, const gd_hyper *hyper);
+
 /* ---- One tensor, one dtype ------------------------------------------------
  * The same kernels on a single array (a list of one).
  */

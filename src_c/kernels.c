@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -180,3 +181,83 @@ GD_RULE(adamax)
 GD_RULE(nadam)
 GD_RULE(amsgrad)
 GD_RULE(roofline)
+
+/* ---- Row-sparse steps (gdfast.h) ------------------------------------------ */
+
+/* (index, position) pairs in increasing order: equal indices stay in order of occurrence. */
+static int gd_compare_entries(const void *a, const void *b)
+{
+    const int64_t *x = (const int64_t *)a, *y = (const int64_t *)b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+/* Sum the gradient rows of group j (order[first..last)) into `summed`, from 0, in order
+ * of occurrence: the additions numpy.add.at makes into a zeroed array. */
+#define GD_SUM_ROWS(REAL_T)                                                           \
+    do {                                                                              \
+        REAL_T *restrict sum = (REAL_T *)summed;                                      \
+        for (int64_t e = 0; e < dim; e++) sum[e] = 0;                                 \
+        for (int64_t p = first; p < last; p++) {                                      \
+            const REAL_T *restrict v = (const REAL_T *)r->values + r->order[2 * p + 1] * dim; \
+            for (int64_t e = 0; e < dim; e++) sum[e] = sum[e] + v[e];                 \
+        }                                                                             \
+    } while (0)
+
+/* Distinct row j: its summed gradient, then the rule's segment on that row alone. */
+static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment, int64_t j)
+{
+    const int64_t first = r->group_start[j], last = r->group_start[j + 1];
+    const int64_t row = r->order[2 * first], dim = r->dim;
+    const size_t width = r->is_double ? sizeof(double) : sizeof(float);
+    char *summed = (char *)r->summed + (size_t)(j * dim) * width;
+    if (r->is_double)
+        GD_SUM_ROWS(double);
+    else
+        GD_SUM_ROWS(float);
+    void *data[GD_MAX_SLOTS];
+    data[GD_SLOT_PARAM] = (char *)r->param + (size_t)(row * dim) * width;
+    data[GD_SLOT_GRAD] = summed;
+    for (int s = 0; s < r->n_state; s++)
+        data[GD_SLOT_STATE + s] = (char *)r->state[s] + (size_t)(row * dim) * width;
+    const unsigned char is_double = (unsigned char)r->is_double;
+    const gd_tensors one = {1, GD_SLOT_STATE + r->n_state, data, &r->dim, &r->step, &is_double,
+                            NULL};
+    segment(&one, 0, 0, dim, h);
+}
+#undef GD_SUM_ROWS
+
+/* Sort the indices, find the distinct rows, then update them over a static schedule. */
+static int64_t gd_run_rows(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment_f32,
+                           gd_segment_fn segment_f64)
+{
+    const int64_t n = r->n_indices;
+    gd_segment_fn segment = r->is_double ? segment_f64 : segment_f32;
+    for (int64_t i = 0; i < n; i++) {
+        r->order[2 * i] = r->indices[i];
+        r->order[2 * i + 1] = i;
+    }
+    if (n > 1) qsort(r->order, (size_t)n, 2 * sizeof(int64_t), gd_compare_entries);
+    int64_t groups = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (i == 0 || r->order[2 * i] != r->order[2 * i - 2]) r->group_start[groups++] = i;
+    r->group_start[groups] = n;
+    const int team = gd_team_size(groups * r->dim);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
+#endif
+    for (int64_t j = 0; j < groups; j++) gd_row_update(r, h, segment, j);
+    (void)team;
+    return groups;
+}
+
+#define GD_ROW_RULE(name)                                                       \
+    int64_t gd_##name##_rows(const gd_rows *rows, const gd_hyper *hyper)        \
+    {                                                                           \
+        return gd_run_rows(rows, hyper, name##_segment_f32, name##_segment_f64); \
+    }
+GD_ROW_RULE(sgd)
+GD_ROW_RULE(momentum)
+GD_ROW_RULE(adagrad)
+GD_ROW_RULE(rmsprop)
+GD_ROW_RULE(adam)
