@@ -322,7 +322,7 @@ cdef int64_t _run_rows(row_rule_fn rule, cnp.ndarray param, cnp.ndarray indices,
         raise ValueError("param: expected a 2-D array")
     if cnp.PyArray_TYPE(indices) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(indices):
         raise TypeError("indices: expected a C-contiguous int64 array")
-    order = np.empty(2 * n, dtype=np.int64)
+    order = np.empty(4 * n, dtype=np.int64)   # two buffers of (index, position) pairs
     group_start = np.empty(n + 1, dtype=np.int64)
     summed = np.empty((n, param.shape[1]), dtype=param.dtype)
     rows.param = cnp.PyArray_DATA(param)

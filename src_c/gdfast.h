@@ -110,7 +110,7 @@ typedef struct {
     const int64_t *indices;             /* n_indices, each in [0, n_rows) */
     const void *values;                 /* n_indices x dim */
     /* scratch, written by the call: */
-    int64_t *order;                     /* 2 * n_indices: (index, position) pairs */
+    int64_t *order;                     /* 4 * n_indices: (index, position) pairs, twice */
     int64_t *group_start;               /* n_indices + 1 */
     void *summed;                       /* n_indices x dim: one summed gradient per distinct row */
 } gd_rows;

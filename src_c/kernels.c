@@ -15,7 +15,6 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -184,13 +183,37 @@ GD_RULE(roofline)
 
 /* ---- Row-sparse steps (gdfast.h) ------------------------------------------ */
 
-/* (index, position) pairs in increasing order: equal indices stay in order of occurrence. */
-static int gd_compare_entries(const void *a, const void *b)
+/* Sorts the (index, position) pairs of `entries` by index, keeping equal indices in order
+ * of position: a stable least-significant-digit radix sort, 11 bits a pass, as many passes
+ * as row numbers below n_rows have bits.  `spare` holds as many pairs; returns whichever of
+ * the two buffers holds the result. */
+#define GD_RADIX_BITS 11
+static int64_t *gd_sort_entries(int64_t *entries, int64_t *spare, int64_t n, int64_t n_rows)
 {
-    const int64_t *x = (const int64_t *)a, *y = (const int64_t *)b;
-    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
-    return (x[1] > y[1]) - (x[1] < y[1]);
+    int bits = 0;
+    while (bits < 63 && ((n_rows - 1) >> bits) > 0) bits++;
+    for (int shift = 0; shift < bits; shift += GD_RADIX_BITS) {
+        int64_t start[1 << GD_RADIX_BITS] = {0};
+        const int64_t mask = (1 << GD_RADIX_BITS) - 1;
+        for (int64_t i = 0; i < n; i++) start[(entries[2 * i] >> shift) & mask]++;
+        int64_t total = 0;
+        for (int64_t d = 0; d <= mask; d++) {
+            const int64_t count = start[d];
+            start[d] = total;
+            total += count;
+        }
+        for (int64_t i = 0; i < n; i++) {
+            const int64_t to = start[(entries[2 * i] >> shift) & mask]++;
+            spare[2 * to] = entries[2 * i];
+            spare[2 * to + 1] = entries[2 * i + 1];
+        }
+        int64_t *swap = entries;
+        entries = spare;
+        spare = swap;
+    }
+    return entries;
 }
+#undef GD_RADIX_BITS
 
 /* Sum the gradient rows of group j (order[first..last)) into `summed`, from 0, in order
  * of occurrence: the additions numpy.add.at makes into a zeroed array. */
@@ -199,16 +222,17 @@ static int gd_compare_entries(const void *a, const void *b)
         REAL_T *restrict sum = (REAL_T *)summed;                                      \
         for (int64_t e = 0; e < dim; e++) sum[e] = 0;                                 \
         for (int64_t p = first; p < last; p++) {                                      \
-            const REAL_T *restrict v = (const REAL_T *)r->values + r->order[2 * p + 1] * dim; \
+            const REAL_T *restrict v = (const REAL_T *)r->values + sorted[2 * p + 1] * dim;   \
             for (int64_t e = 0; e < dim; e++) sum[e] = sum[e] + v[e];                 \
         }                                                                             \
     } while (0)
 
 /* Distinct row j: its summed gradient, then the rule's segment on that row alone. */
-static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment, int64_t j)
+static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment,
+                          const int64_t *sorted, int64_t j)
 {
     const int64_t first = r->group_start[j], last = r->group_start[j + 1];
-    const int64_t row = r->order[2 * first], dim = r->dim;
+    const int64_t row = sorted[2 * first], dim = r->dim;
     const size_t width = r->is_double ? sizeof(double) : sizeof(float);
     char *summed = (char *)r->summed + (size_t)(j * dim) * width;
     if (r->is_double)
@@ -237,16 +261,16 @@ static int64_t gd_run_rows(const gd_rows *r, const gd_hyper *h, gd_segment_fn se
         r->order[2 * i] = r->indices[i];
         r->order[2 * i + 1] = i;
     }
-    if (n > 1) qsort(r->order, (size_t)n, 2 * sizeof(int64_t), gd_compare_entries);
+    const int64_t *sorted = gd_sort_entries(r->order, r->order + 2 * n, n, r->n_rows);
     int64_t groups = 0;
     for (int64_t i = 0; i < n; i++)
-        if (i == 0 || r->order[2 * i] != r->order[2 * i - 2]) r->group_start[groups++] = i;
+        if (i == 0 || sorted[2 * i] != sorted[2 * i - 2]) r->group_start[groups++] = i;
     r->group_start[groups] = n;
     const int team = gd_team_size(groups * r->dim);
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
 #endif
-    for (int64_t j = 0; j < groups; j++) gd_row_update(r, h, segment, j);
+    for (int64_t j = 0; j < groups; j++) gd_row_update(r, h, segment, sorted, j);
     (void)team;
     return groups;
 }

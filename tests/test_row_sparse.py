@@ -30,6 +30,7 @@ CASES = {
     "unsorted-distinct": (30, 3, "distinct"),
     "every-row-shuffled": (17, 4, "all"),
     "zero-width": (6, 0, "duplicates"),
+    "many-rows": (5000, 2, "duplicates"),   # row numbers of 13 bits: two radix-sort passes
 }
 
 
