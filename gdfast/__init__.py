@@ -20,6 +20,7 @@ from ._optimizer import Optimizer
 from ._version import __version__
 from .optim import (SGD, AdaMax, Adadelta, Adagrad, Adam, AdamW, AMSGrad, Momentum, Nadam,
                     Nesterov, RMSprop)
+from .rows import RowGrad
 from .state_file import load_state, save_state
 from . import models, schedules, strategies
 from .gradcheck import check_grad
@@ -50,7 +51,7 @@ def get_num_threads() -> int:
 
 __all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "AdaMax",
            "Nadam", "AMSGrad", "Optimizer", "reference", "save_state", "load_state",
-           "fit", "History", "check_grad", "models", "schedules", "strategies",
+           "RowGrad", "fit", "History", "check_grad", "models", "schedules", "strategies",
            "set_num_threads", "get_num_threads", "openmp_enabled", "kernel_isa", "__version__"]
 
 
