@@ -163,7 +163,7 @@ def test_closure_is_called_and_its_loss_returned():
         loss.backward()
         return loss
 
-    assert float(optimizer.step(closure)) == 4.0
+    assert optimizer.step(closure).detach().item() == 4.0
     assert float(param) == pytest.approx(2.0 - 0.25 * 4.0)
 
 
