@@ -164,7 +164,7 @@ def test_closure_is_called_and_its_loss_returned():
         return loss
 
     assert optimizer.step(closure).detach().item() == 4.0
-    assert float(param) == pytest.approx(2.0 - 0.25 * 4.0)
+    assert float(param.detach()) == pytest.approx(2.0 - 0.25 * 4.0)
 
 
 @pytest.mark.parametrize("name", ["Adam", "RMSprop", "NAdam"])
