@@ -3,7 +3,7 @@
 Layout of the archive (one entry per array):
     format                      "gdfast-state-1"
     rule                        the rule's name, e.g. "Adam"
-    hyperparameters/<name>      float64, 0-d, or 1-d for a tuple such as betas
+    hyperparameters/<name>      bool for a flag; else float64, 0-d, or 1-d for a tuple such as betas
     steps                       int64, one step count per parameter
     state/<entry>/<index>       the state buffer of parameter <index>
 """
@@ -33,7 +33,8 @@ def save_state(state: Union[Optimizer, dict[str, Any]], file: PathOrFile) -> Non
         "steps": np.asarray(state["steps"], dtype=np.int64),
     }
     for name, value in state["hyperparameters"].items():
-        arrays[f"hyperparameters/{name}"] = np.asarray(value, dtype=np.float64)
+        flag = isinstance(value, (bool, np.bool_))
+        arrays[f"hyperparameters/{name}"] = np.asarray(value, dtype=bool if flag else np.float64)
     for entry, buffers in state["state"].items():
         for index, buffer in enumerate(buffers):
             arrays[f"state/{entry}/{index}"] = np.asarray(buffer)
@@ -51,8 +52,11 @@ def load_state(file: PathOrFile) -> dict[str, Any]:
     for key, value in entries.items():
         group, _, rest = key.partition("/")
         if group == "hyperparameters":
-            hyperparameters[rest] = float(value) if value.ndim == 0 else tuple(
-                float(x) for x in value)
+            if value.dtype == bool:
+                hyperparameters[rest] = bool(value)
+            else:
+                hyperparameters[rest] = float(value) if value.ndim == 0 else tuple(
+                    float(x) for x in value)
         elif group == "state":
             entry, _, index = rest.rpartition("/")
             buffers.setdefault(entry, {})[int(index)] = value

@@ -255,3 +255,16 @@ def test_hyperparameters_are_settable_between_steps():
     assert optimizer.options == {"weight_decay": 0.0, "decoupled_weight_decay": False,
                                  "maximize": False}
     assert "lr=1.0" in repr(optimizer)
+
+
+def test_state_file_keeps_flags_as_bools(tmp_path):
+    optimizer = gdfast.RMSprop(np.ones(3), centered=True, momentum=0.9, convention="torch")
+    optimizer.step(np.ones(3))
+    gdfast.save_state(optimizer, tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as archive:
+        assert archive["hyperparameters/centered"].dtype == bool
+        assert archive["hyperparameters/lr"].dtype == np.float64
+    loaded = gdfast.load_state(tmp_path / "s.npz")
+    assert loaded["hyperparameters"]["centered"] is True
+    assert loaded["hyperparameters"]["eps_inside_sqrt"] is False
+    assert loaded["hyperparameters"] == optimizer.state_dict()["hyperparameters"]
