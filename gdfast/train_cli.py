@@ -22,6 +22,7 @@ and a final line with the train and validation loss and accuracy and samples/s.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from typing import Any
@@ -243,6 +244,9 @@ def add_parser(subparsers: Any) -> None:
                         help="gdfast's C kernels or the NumPy reference (default c)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    parser.add_argument("--history-json", metavar="FILE", default=None,
+                        help="write {optimizer: per-epoch history} as JSON "
+                             "(for `python -m gdfast plot --history FILE`)")
     parser.set_defaults(command=main)
 
 
@@ -284,19 +288,25 @@ def main(args: argparse.Namespace) -> int:
         print(f"train: {error}", file=sys.stderr)
         return 2
     classification = data["n_classes"] > 0
+    histories: dict[str, dict[str, list]] = {}
     if args.optimizer != "all":
         model, history, _ = train_once(args, data, args.optimizer, not args.no_progress)
         print(_format_final(summary(model, history, data), history, classification))
-        return 0
-    metric = "acc" if classification else "R2"
-    print(f"{'rule':<9} {'lr':>7} {'train loss':>10} {'val loss':>9} {'val ' + metric:>8} "
-          f"{'epochs':>6} {'seconds':>8}")
-    for cls in optim.OPTIMIZERS:
-        model, history, seconds = train_once(args, data, cls.__name__.lower(), False)
-        result = summary(model, history, data)
-        print(f"{cls.__name__:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
-              f"{result['val_loss']:>9.4f} {result['val_score']:>8.4f} "
-              f"{history.epochs:>6} {seconds:>8.2f}", flush=True)
+        histories[args.optimizer] = history.as_dict()
+    else:
+        metric = "acc" if classification else "R2"
+        print(f"{'rule':<9} {'lr':>7} {'train loss':>10} {'val loss':>9} {'val ' + metric:>8} "
+              f"{'epochs':>6} {'seconds':>8}")
+        for cls in optim.OPTIMIZERS:
+            model, history, seconds = train_once(args, data, cls.__name__.lower(), False)
+            result = summary(model, history, data)
+            print(f"{cls.__name__:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
+                  f"{result['val_loss']:>9.4f} {result['val_score']:>8.4f} "
+                  f"{history.epochs:>6} {seconds:>8.2f}", flush=True)
+            histories[cls.__name__] = history.as_dict()
+    if args.history_json:
+        with open(args.history_json, "w", encoding="utf-8") as handle:
+            json.dump(histories, handle, indent=1)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The `train` command, driven through its own add_parser/main."""
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -58,6 +59,22 @@ def test_linear_regression_on_synthetic_data_reference_backend(capsys):
                          "--epochs", "5", "--backend", "reference", "--no-progress")
     assert status == 0
     assert final_numbers(out.strip())["val R2"] > 0.95
+
+
+def test_history_json_holds_each_optimizers_epochs(capsys, tmp_path):
+    path = tmp_path / "histories.json"
+    status, out, _ = run(capsys, "--model", "softmax", "--optimizer", "all", "--epochs", "2",
+                         "--no-progress", "--history-json", str(path))
+    assert status == 0
+    histories = json.loads(path.read_text())
+    assert list(histories)[0] == "SGD" and len(histories) == 10
+    for rule, history in histories.items():
+        assert history["epoch"] == [1, 2]
+        assert len(history["train_loss"]) == len(history["val_loss"]) == 2
+        assert history["train_loss"][1] < history["train_loss"][0], rule
+    status, _, _ = run(capsys, "--model", "softmax", "--optimizer", "adam", "--epochs", "1",
+                       "--no-progress", "--history-json", str(path))
+    assert status == 0 and list(json.loads(path.read_text())) == ["adam"]
 
 
 def test_every_optimizer_table(capsys):
