@@ -526,7 +526,28 @@ _MOMENTUM_PRESETS = _presets(paper={"lr_in_buffer": True}, torch={"lr_in_buffer"
                              keras={"lr_in_buffer": True})
 
 
-class Momentum(_Transformed):
+class _MomentumRule(_Transformed):
+    """Momentum and Nesterov: the same hyper-parameters, options and state."""
+    state_names = ("velocity",)
+    lr = Hyperparameter(check.learning_rate)
+    momentum = Hyperparameter(check.nonnegative)
+    dampening = Hyperparameter(check.decay_rate)
+    lr_in_buffer = Hyperparameter(check.flag)
+    conventions = _MOMENTUM_PRESETS
+
+    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9, *,
+                 dampening: float = 0.0, lr_in_buffer: bool | None = None,
+                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
+                 maximize: bool = False, convention: str = "paper"):
+        super().__init__(params, convention, lr=lr, momentum=momentum, dampening=dampening,
+                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
+                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+
+
+_MomentumRule.hyperparameter_names = _names("lr", "momentum", "dampening", "lr_in_buffer")
+
+
+class Momentum(_MomentumRule):
     __doc__ = f"""Gradient descent with (heavy-ball) momentum.
 
     v ← γ v + η g
@@ -548,26 +569,9 @@ class Momentum(_Transformed):
     State: velocity = v (torch's momentum_buffer).
     """
     rule = "Momentum"
-    state_names = ("velocity",)
-    lr = Hyperparameter(check.learning_rate)
-    momentum = Hyperparameter(check.nonnegative)
-    dampening = Hyperparameter(check.decay_rate)
-    lr_in_buffer = Hyperparameter(check.flag)
-    conventions = _MOMENTUM_PRESETS
-
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9, *,
-                 dampening: float = 0.0, lr_in_buffer: bool | None = None,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
-                 maximize: bool = False, convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, momentum=momentum, dampening=dampening,
-                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
 
 
-Momentum.hyperparameter_names = _names("lr", "momentum", "dampening", "lr_in_buffer")
-
-
-class Nesterov(_Transformed):
+class Nesterov(_MomentumRule):
     __doc__ = f"""Nesterov accelerated gradient, in the form of SPEC.md 1.1.
 
     The lookahead form v ← γ v + η ∇J(θ − γ v) ; θ ← θ − v needs the gradient
@@ -596,23 +600,6 @@ class Nesterov(_Transformed):
     State: velocity = v (torch's momentum_buffer).
     """
     rule = "Nesterov"
-    state_names = ("velocity",)
-    lr = Hyperparameter(check.learning_rate)
-    momentum = Hyperparameter(check.nonnegative)
-    dampening = Hyperparameter(check.decay_rate)
-    lr_in_buffer = Hyperparameter(check.flag)
-    conventions = _MOMENTUM_PRESETS
-
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9, *,
-                 dampening: float = 0.0, lr_in_buffer: bool | None = None,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
-                 maximize: bool = False, convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, momentum=momentum, dampening=dampening,
-                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-
-
-Nesterov.hyperparameter_names = _names("lr", "momentum", "dampening", "lr_in_buffer")
 
 _EPS_SQRT_DOC = """eps_inside_sqrt : bool, optional
         True: √(· + ε) (SPEC.md, Keras).  False: √(·) + ε (torch).  Preset: paper True,
