@@ -134,7 +134,15 @@ class _KernelOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------- per rule
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Validate (and normalize) a param group's hyper-parameters."""
+        """Validate (and normalize) a param group's hyper-parameters: those every rule
+        has here, then the rule's own (`_check_options`)."""
+        _at_least("lr", group["lr"])
+        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
+        group["maximize"] = check.flag("maximize", group["maximize"])
+        self._check_options(group)
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        """Validate (and normalize) the rule's own hyper-parameters of a param group."""
         raise NotImplementedError
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
@@ -337,13 +345,10 @@ class SGD(_KernelOptimizer):
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["momentum"] = _at_least("momentum", group["momentum"])
         group["dampening"] = _unit("dampening", group["dampening"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["nesterov"] = check.flag("nesterov", group["nesterov"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("nesterov: Nesterov momentum requires a momentum and zero "
                              "dampening")
@@ -388,13 +393,10 @@ class Adam(_KernelOptimizer):
                         decoupled_weight_decay=decoupled_weight_decay or self._decoupled)
         super().__init__(params, defaults)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["amsgrad"] = check.flag("amsgrad", group["amsgrad"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
         group["decoupled_weight_decay"] = check.flag("decoupled_weight_decay",
                                                      group.get("decoupled_weight_decay",
                                                                self._decoupled))
@@ -444,14 +446,11 @@ class Adagrad(_KernelOptimizer):
             for param in group["params"]:
                 self.state[param] = self._new_state(group, param)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["lr_decay"] = _at_least("lr_decay", group["lr_decay"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["initial_accumulator_value"] = _at_least("initial_accumulator_value",
                                                        group["initial_accumulator_value"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("sum",)
@@ -477,12 +476,9 @@ class Adadelta(_KernelOptimizer):
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["rho"] = _unit("rho", group["rho"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("square_avg", "acc_delta")
@@ -505,14 +501,11 @@ class RMSprop(_KernelOptimizer):
                         momentum=momentum, centered=centered, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["alpha"] = _unit("alpha", group["alpha"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["momentum"] = _at_least("momentum", group["momentum"])
         group["centered"] = check.flag("centered", group["centered"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         # the kernel's order: square_avg, grad_avg, momentum_buffer
@@ -539,12 +532,9 @@ class Adamax(_KernelOptimizer):
                         maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_inf")
@@ -572,15 +562,12 @@ class NAdam(_KernelOptimizer):
                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
         super().__init__(params, defaults)
 
-    def _check_group(self, group: dict[str, Any]) -> None:
-        _at_least("lr", group["lr"])
+    def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["momentum_decay"] = _at_least("momentum_decay", group["momentum_decay"])
         group["decoupled_weight_decay"] = check.flag("decoupled_weight_decay",
                                                      group["decoupled_weight_decay"])
-        group["maximize"] = check.flag("maximize", group["maximize"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
