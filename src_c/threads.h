@@ -1,0 +1,28 @@
+/*
+ * gdfast's thread runtime (src_c/threads.inc, compiled into kernels.c): the declarations
+ * the Python layer needs beyond gdfast.h's gd_set_num_threads / gd_get_num_threads.
+ */
+#ifndef GDFAST_THREADS_H
+#define GDFAST_THREADS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Most threads a step may use (gd_set_num_threads refuses more; the caller checks). */
+#define GD_MAX_THREADS 256
+
+/* The CPUs this process may use (affinity, cgroup quota; the Python layer works them out):
+ * the default thread count never exceeds it.  n <= 0: unknown (no cap). */
+void gd_set_cpu_limit(int n);
+/* Helper threads running now (0 before the first parallel step and in a forked child
+ * until its first parallel step). */
+int gd_helper_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GDFAST_THREADS_H */
