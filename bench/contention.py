@@ -12,7 +12,9 @@ program, and stops them when the condition is done, on an exception, or when the
 time bound runs out) and each size, the two thread counts are timed interleaved, round
 by round, one step per sample.  The table gives the median and the 99th percentile of the
 per-step wall times, their ratio default / one thread (below 1: the default is faster),
-and the CPU time of a step (all the process's threads) for each.  Beside the "as is"
+the CPU time of a step (all the process's threads) for each, and "alone": the share of
+the default's steps the runtime ran on the calling thread alone because an earlier step
+with helpers had been slower than one thread (src_c/threads.inc, GD_BACKOFF_MIN_NS).  Beside the "as is"
 rows: the same ratio for the roofline loop (the memory traffic of the step with next to no
 arithmetic), the gain RAM bandwidth allows.  The load average at the start of each
 condition is printed: other programs on the machine change every figure.
@@ -90,6 +92,7 @@ def time_interleaved(step, thread_counts, seconds: float, rounds: int) -> dict:
     """Per-step wall times and CPU time per step of `step` under each thread count."""
     walls = {n: [] for n in thread_counts}
     cpu = {n: 0.0 for n in thread_counts}
+    alone = {n: 0 for n in thread_counts}
     for n in thread_counts:   # warm up: pages touched, helper threads started
         with gdfast.threads(n):
             step()
@@ -99,6 +102,7 @@ def time_interleaved(step, thread_counts, seconds: float, rounds: int) -> dict:
             with gdfast.threads(n):
                 budget_end = time.perf_counter() + seconds / rounds
                 cpu_began = cpu_seconds()
+                backed_off = _kernels.thread_stats()["backed_off"]
                 while True:
                     began = time.perf_counter()
                     step()
@@ -107,9 +111,11 @@ def time_interleaved(step, thread_counts, seconds: float, rounds: int) -> dict:
                     if ended > budget_end:
                         break
                 cpu[n] += cpu_seconds() - cpu_began
+                alone[n] += _kernels.thread_stats()["backed_off"] - backed_off
     return {n: {"median_s": statistics.median(walls[n]),
                 "p99_s": float(np.percentile(walls[n], 99)),
                 "cpu_per_step_s": cpu[n] / len(walls[n]),
+                "backed_off_share": alone[n] / len(walls[n]),
                 "steps": len(walls[n])} for n in thread_counts}
 
 
@@ -160,7 +166,7 @@ def main(argv=None) -> None:
                   f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start")
             head = (f"{'size':>11} | {'median 1T':>11} {'median dflt':>11} {'ratio':>6} | "
                     f"{'p99 1T':>11} {'p99 dflt':>11} {'ratio':>6} | "
-                    f"{'cpu/step 1T':>11} {'dflt':>11}")
+                    f"{'cpu/step 1T':>11} {'dflt':>11} {'alone':>6}")
             if condition == "as-is" and not args.no_roofline:
                 head += f" | {'roofline median ratio':>21}"
             print(head)
@@ -177,7 +183,8 @@ def main(argv=None) -> None:
                         f"{format_time(one['p99_s'])} {format_time(other['p99_s'])} "
                         f"{other['p99_s'] / one['p99_s']:6.2f} | "
                         f"{format_time(one['cpu_per_step_s'])} "
-                        f"{format_time(other['cpu_per_step_s'])}")
+                        f"{format_time(other['cpu_per_step_s'])} "
+                        f"{other['backed_off_share']:6.0%}")
                 if condition == "as-is" and not args.no_roofline and default != 1:
                     roof = time_interleaved(roofline_step(size, args.dtype), counts,
                                             args.seconds / 2, args.rounds)

@@ -29,6 +29,8 @@ cdef extern from "threads.h" nogil:
     int GD_MAX_THREADS
     void gd_set_cpu_limit(int n)
     int gd_helper_threads()
+    enum: GD_STATS
+    void gd_thread_stats(int64_t *counts)
 
     ctypedef struct gd_tensors:
         int64_t count
@@ -108,6 +110,15 @@ def helper_threads() -> int:
     """Helper threads the runtime has started in this process (none before the first
     parallel step, none in a forked child before its own first parallel step)."""
     return gd_helper_threads()
+
+
+def thread_stats() -> dict:
+    """Steps large enough for helpers since this process started: "steps" (all of them),
+    "backed_off" (run on the caller alone after an earlier step was slower than the caller
+    alone would have been), "slower" (such steps)."""
+    cdef int64_t counts[GD_STATS]
+    gd_thread_stats(counts)
+    return {"steps": counts[0], "backed_off": counts[1], "slower": counts[2]}
 
 
 def min_elements_per_thread() -> int:

@@ -117,6 +117,11 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
     for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k]);
     const gd_step step = {t, h, segment_f32, segment_f64};
     const int team = gd_team_size(total);
+    if (team <= 1) { /* the common small step: straight to the segments */
+        int64_t cursor[2] = {0, 0};
+        gd_step_chunk((void *)&step, 0, total, cursor);
+        return;
+    }
     gd_parallel_for(total, gd_chunk_size(total, team), team, gd_step_chunk, (void *)&step);
 }
 

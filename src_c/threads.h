@@ -20,6 +20,11 @@ void gd_set_cpu_limit(int n);
 /* Helper threads running now (0 before the first parallel step and in a forked child
  * until its first parallel step). */
 int gd_helper_threads(void);
+/* Counts since the process (or forked child) started, of steps large enough for helpers:
+ * all of them, those run on the caller alone because an earlier one was slower than the
+ * caller alone would have been (backing off), and those slower ones. */
+enum { GD_STAT_STEPS = 0, GD_STAT_BACKED_OFF = 1, GD_STAT_SLOWER = 2, GD_STATS = 3 };
+void gd_thread_stats(int64_t counts[GD_STATS]);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pytest
@@ -94,32 +93,6 @@ def test_row_sparse_steps_same_bits_for_1_3_7_threads(rule):
         results.append([optimizer.params[0].tobytes()] + [
             b.tobytes() for buffers in optimizer.state.values() for b in buffers])
     assert results[1] == results[0] and results[2] == results[0]
-
-
-def test_concurrent_callers_give_the_sequential_results():
-    """Python threads stepping their own optimizers at once: one owns the helpers, the
-    others run on their own thread; every result is the sequential one."""
-    rng = np.random.default_rng(5)
-    starts = [rng.standard_normal(4 * MIN + 1).astype(np.float32) for _ in range(4)]
-    grad = rng.standard_normal(4 * MIN + 1).astype(np.float32)
-
-    def train(param):
-        optimizer = gdfast.Adam([param])
-        for _ in range(20):
-            optimizer.step([grad])
-
-    expected = [s.copy() for s in starts]
-    for param in expected:
-        train(param)
-    with gdfast.threads(3):
-        together = [s.copy() for s in starts]
-        workers = [threading.Thread(target=train, args=(p,)) for p in together]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-    for a, b in zip(together, expected):
-        assert a.tobytes() == b.tobytes()
 
 
 def test_threads_context_manager_restores_also_on_exceptions():
