@@ -66,7 +66,7 @@ EXTENSIONS = [
     Extension(
         "gdfast._kernels",
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
-        depends=["src_c/gdfast.h", "src_c/rules.inc"],
+        depends=["src_c/gdfast.h", "src_c/rules.inc", "src_c/threads.h", "src_c/threads.inc"],
         extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
     Extension(
         "gdfast._hogwild",

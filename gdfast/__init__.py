@@ -1,4 +1,4 @@
-"""gdfast: gradient-descent optimizers as OpenMP C kernels, with a NumPy reference.
+"""gdfast: gradient-descent optimizers as multi-threaded C kernels, with a NumPy reference.
 
     import numpy as np, gdfast
     w = np.zeros((784, 10), dtype=np.float32); b = np.zeros(10, dtype=np.float32)
@@ -12,10 +12,9 @@ the other libraries' variants and `convention="paper"|"torch"|"keras"`;
 `gdfast.torch` holds drop-in torch.optim classes (import it explicitly).
 """
 from . import reference
-from ._kernels import get_num_threads as _get_num_threads
 from ._kernels import kernel_isa
 from ._kernels import openmp_enabled
-from ._kernels import set_num_threads as _set_num_threads
+from ._threads import get_num_threads, set_num_threads, threads
 from ._optimizer import Optimizer
 from ._version import __version__
 from .optim import (SGD, AdaMax, Adadelta, Adagrad, Adam, AdamW, AMSGrad, Momentum, Nadam,
@@ -27,32 +26,10 @@ from .gradcheck import check_grad
 from .training import History, fit
 
 
-def set_num_threads(n: int | None) -> None:
-    """Threads the kernels use from now on; None restores the default.
-
-    The default is OpenMP's: OMP_NUM_THREADS if set, else one per core.
-    Arrays too small to gain from a thread team run on one thread anyway.
-    Results do not depend on the thread count.
-    """
-    if n is None:
-        _set_num_threads(0)
-        return
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"n: expected an int or None, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"n: expected at least 1 thread, got {n}")
-    _set_num_threads(n)
-
-
-def get_num_threads() -> int:
-    """Threads the kernels use for large arrays (1 when built without OpenMP)."""
-    return _get_num_threads()
-
-
 __all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "AdaMax",
            "Nadam", "AMSGrad", "Optimizer", "reference", "save_state", "load_state",
            "RowGrad", "fit", "History", "check_grad", "models", "schedules", "strategies",
-           "set_num_threads", "get_num_threads", "openmp_enabled", "kernel_isa", "__version__"]
+           "set_num_threads", "get_num_threads", "threads", "openmp_enabled", "kernel_isa", "__version__"]
 
 
 def __getattr__(name: str):

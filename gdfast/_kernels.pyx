@@ -25,6 +25,13 @@ cdef extern from "gdfast.h" nogil:
     int64_t gd_min_elements_per_thread()
     const char *gd_kernel_isa()
 
+cdef extern from "threads.h" nogil:
+    int GD_MAX_THREADS
+    void gd_set_cpu_limit(int n)
+    int gd_helper_threads()
+    enum: GD_STATS
+    void gd_thread_stats(int64_t *counts)
+
     ctypedef struct gd_tensors:
         int64_t count
         int slots
@@ -80,11 +87,38 @@ def openmp_enabled() -> bool:
 
 
 def set_num_threads(int n) -> None:
+    """n threads from now on (1 <= n <= max_threads(), checked by gdfast.set_num_threads);
+    0: the default."""
     gd_set_num_threads(n)
 
 
 def get_num_threads() -> int:
     return gd_get_num_threads()
+
+
+def max_threads() -> int:
+    """The most threads a step may use."""
+    return GD_MAX_THREADS
+
+
+def set_cpu_limit(int n) -> None:
+    """The CPUs this process may use: the default thread count never exceeds it (0: no cap)."""
+    gd_set_cpu_limit(n)
+
+
+def helper_threads() -> int:
+    """Helper threads the runtime has started in this process (none before the first
+    parallel step, none in a forked child before its own first parallel step)."""
+    return gd_helper_threads()
+
+
+def thread_stats() -> dict:
+    """Steps large enough for helpers since this process started: "steps" (all of them),
+    "backed_off" (run on the caller alone after an earlier step was slower than the caller
+    alone would have been), "slower" (such steps)."""
+    cdef int64_t counts[GD_STATS]
+    gd_thread_stats(counts)
+    return {"steps": counts[0], "backed_off": counts[1], "slower": counts[2]}
 
 
 def min_elements_per_thread() -> int:

@@ -36,27 +36,7 @@
 /* Spans start on multiples of 64 elements: a whole number of cache lines. */
 #define GD_SPAN_ALIGN ((int64_t)64)
 
-static int gd_requested_threads = 0;
-
-int gd_openmp_enabled(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-void gd_set_num_threads(int n) { gd_requested_threads = n > 0 ? n : 0; }
-
-int gd_get_num_threads(void)
-{
-#ifdef _OPENMP
-    return gd_requested_threads > 0 ? gd_requested_threads : omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
+#include "threads.inc"
 
 int64_t gd_min_elements_per_thread(void) { return GD_MIN_SPAN; }
 
@@ -88,44 +68,61 @@ static inline int64_t gd_padded(int64_t n)
 typedef void (*gd_segment_fn)(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
                               const gd_hyper *h);
 
-/* Runs `segment` over the tensors' elements [begin, end) of the padded index space. */
-static void gd_run_range(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
-                         gd_segment_fn segment_f64, int64_t begin, int64_t end)
+/* A step over a list of tensors, for gd_parallel_for: the rule's segment functions. */
+typedef struct {
+    const gd_tensors *t;
+    const gd_hyper *h;
+    gd_segment_fn segment_f32, segment_f64;
+} gd_step;
+
+/* Runs the step's segments over elements [begin, end) of the padded index space (the
+ * tensors laid end to end, each padded to a multiple of 64 elements).  cursor = (k, offset
+ * of tensor k): where the calling thread's previous chunk of this step ended, so that a
+ * thread's scan over a long list of tensors is done once per step, not once per chunk. */
+static void gd_step_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2])
 {
-    int64_t offset = 0;
-    for (int64_t k = 0; k < t->count && offset < end; k++) {
-        int64_t lo = begin > offset ? begin - offset : 0;
-        int64_t hi = end - offset < t->size[k] ? end - offset : t->size[k];
-        if (hi > lo) (t->is_double[k] ? segment_f64 : segment_f32)(t, k, lo, hi - lo, h);
-        offset += gd_padded(t->size[k]);
+    const gd_step *step = (const gd_step *)ctx;
+    const gd_tensors *t = step->t;
+    int64_t k = cursor[0], offset = cursor[1];
+    while (k < t->count && offset + gd_padded(t->size[k]) <= begin) offset += gd_padded(t->size[k++]);
+    for (; k < t->count && offset < end; offset += gd_padded(t->size[k++])) {
+        const int64_t lo = begin > offset ? begin - offset : 0;
+        const int64_t hi = end - offset < t->size[k] ? end - offset : t->size[k];
+        if (hi > lo) (t->is_double[k] ? step->segment_f64 : step->segment_f32)(t, k, lo, hi - lo, step->h);
+        if (offset + gd_padded(t->size[k]) > end) break; /* tensor k goes on in the next chunk */
     }
+    cursor[0] = k;
+    cursor[1] = offset;
 }
 
-/* One step over a list of tensors: the whole list on one thread when small,
- * else one parallel region in which each thread takes a contiguous,
- * 64-element-aligned share of the padded index space.  Each element's math
- * is the same wherever its span starts, so results do not depend on the
- * thread count. */
+/* Elements per chunk for a step of `total` padded elements on `team` threads: about 16
+ * chunks a thread, so that a thread that starts late or stalls leaves little to others,
+ * within [GD_CHUNK_MIN, GD_CHUNK_MAX], whole cache lines. */
+static int64_t gd_chunk_size(int64_t total, int team)
+{
+    int64_t chunk = gd_padded(total / ((int64_t)team * 16));
+    if (chunk < GD_CHUNK_MIN) chunk = GD_CHUNK_MIN;
+    if (chunk > GD_CHUNK_MAX) chunk = GD_CHUNK_MAX;
+    return chunk;
+}
+
+/* One step over a list of tensors: the whole list on the calling thread when small, else
+ * chunks of the padded index space shared by the calling thread and the helpers
+ * (threads.inc).  Each element's math is the same whichever chunk it is in, so results do
+ * not depend on the thread count or the chunking. */
 static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
                    gd_segment_fn segment_f64)
 {
     int64_t total = 0;
     for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k]);
-    int team = gd_team_size(total);
-    if (team <= 1) {
-        gd_run_range(t, h, segment_f32, segment_f64, 0, total);
+    const gd_step step = {t, h, segment_f32, segment_f64};
+    const int team = gd_team_size(total);
+    if (team <= 1) { /* the common small step: straight to the segments */
+        int64_t cursor[2] = {0, 0};
+        gd_step_chunk((void *)&step, 0, total, cursor);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(team)
-    {
-        int members = omp_get_num_threads();
-        int64_t share = gd_padded((total + members - 1) / members);
-        int64_t begin = (int64_t)omp_get_thread_num() * share;
-        int64_t end = begin + share < total ? begin + share : total;
-        if (begin < end) gd_run_range(t, h, segment_f32, segment_f64, begin, end);
-    }
-#endif
+    gd_parallel_for(total, gd_chunk_size(total, team), team, gd_step_chunk, (void *)&step);
 }
 
 /* A list of one tensor, for the single-array entry points. */
@@ -251,7 +248,23 @@ static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn seg
 }
 #undef GD_SUM_ROWS
 
-/* Sort the indices, find the distinct rows, then update them over a static schedule. */
+/* A row-sparse step, for gd_parallel_for: distinct rows [begin, end). */
+typedef struct {
+    const gd_rows *r;
+    const gd_hyper *h;
+    gd_segment_fn segment;
+    const int64_t *sorted;
+} gd_row_step;
+
+static void gd_row_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2])
+{
+    const gd_row_step *step = (const gd_row_step *)ctx;
+    (void)cursor;
+    for (int64_t j = begin; j < end; j++) gd_row_update(step->r, step->h, step->segment, step->sorted, j);
+}
+
+/* Sort the indices, find the distinct rows, then update them in chunks of rows shared by
+ * the threads (the runtime of the dense steps). */
 static int64_t gd_run_rows(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment_f32,
                            gd_segment_fn segment_f64)
 {
@@ -266,12 +279,11 @@ static int64_t gd_run_rows(const gd_rows *r, const gd_hyper *h, gd_segment_fn se
     for (int64_t i = 0; i < n; i++)
         if (i == 0 || sorted[2 * i] != sorted[2 * i - 2]) r->group_start[groups++] = i;
     r->group_start[groups] = n;
+    const gd_row_step step = {r, h, segment, sorted};
     const int team = gd_team_size(groups * r->dim);
-#ifdef _OPENMP
-#pragma omp parallel for schedule(static) num_threads(team) if (team > 1)
-#endif
-    for (int64_t j = 0; j < groups; j++) gd_row_update(r, h, segment, sorted, j);
-    (void)team;
+    int64_t rows_per_chunk = gd_chunk_size(groups * r->dim, team) / (r->dim > 0 ? r->dim : 1);
+    gd_parallel_for(groups, rows_per_chunk > 0 ? rows_per_chunk : 1, team, gd_row_chunk,
+                    (void *)&step);
     return groups;
 }
 
