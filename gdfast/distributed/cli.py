@@ -39,8 +39,13 @@ DATA_CHOICES = ["generated-least_squares", "generated-logistic", "sparse-logisti
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default="downpour")
-    parser.add_argument("--data", choices=DATA_CHOICES, default="generated-least_squares")
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default="downpour",
+                        help="downpour: Adagrad servers; adaptive_revision: delay-tolerant "
+                             "Adagrad servers; easgd / eamsgd: elastic averaging (EAMSGD "
+                             "with Nesterov momentum); default downpour")
+    parser.add_argument("--data", choices=DATA_CHOICES, default="generated-least_squares",
+                        help="the data set, built alike on every rank (workers take their "
+                             "shard of its rows); default generated-least_squares")
     parser.add_argument("--rows", type=int, default=4096, help="generated data: rows")
     parser.add_argument("--features", type=int, default=32, help="generated data: features")
     parser.add_argument("--lr", type=float, default=0.1,
@@ -87,8 +92,10 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
                             "every this many of its steps (default 1)")
     train.add_argument("--local-lr", type=float, default=0.0,
                        help="Downpour: worker's own SGD step between fetches (default 0)")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    train.add_argument("--checkpoint-dir", default=None)
+    train.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                       help="parameters' and data's dtype (default float64)")
+    train.add_argument("--checkpoint-dir", default=None,
+                       help="where servers (and EASGD workers) write their checkpoints")
     train.add_argument("--checkpoint-every", type=int, default=0,
                        help="server updates between checkpoints (0: none)")
     train.add_argument("--resume", action="store_true",
