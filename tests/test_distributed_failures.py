@@ -138,21 +138,21 @@ def run_job(tmp_path, failure: str, signal_to: tuple[int, int] | None = None,
 
 
 def test_an_exception_on_a_worker_aborts_the_job_naming_the_rank(tmp_path):
-    job, out, err, seconds = run_job(tmp_path, "worker-exception")
+    job, _, err, seconds = run_job(tmp_path, "worker-exception")
     assert job.returncode != 0
     assert "rank 2: error: RuntimeError: boom in a worker's gradient" in err, err
     assert seconds < BOUND
 
 
 def test_an_exception_on_a_server_aborts_the_job_naming_the_rank(tmp_path):
-    job, out, err, seconds = run_job(tmp_path, "server-exception")
+    job, _, err, seconds = run_job(tmp_path, "server-exception")
     assert job.returncode != 0
     assert "rank 0: error: OSError: boom in the server's update" in err, err
     assert seconds < BOUND
 
 
 def test_a_stopped_server_is_named_by_the_workers_within_the_timeout(tmp_path):
-    job, out, err, seconds = run_job(tmp_path, "none", signal_to=(0, signal.SIGSTOP))
+    job, _, err, seconds = run_job(tmp_path, "none", signal_to=(0, signal.SIGSTOP))
     assert job.returncode != 0
     assert re.search(r"rank [123]: error: PeerSilentError: rank 0 did not answer within 3 s",
                      err), err

@@ -11,12 +11,11 @@ follows the paper line by line with the same mini-batches:
 - an EAMSGD job resumed from a checkpoint finishes bit for bit like the uninterrupted one
   (velocities, x_i and the batch stream restored).
 """
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -139,7 +138,6 @@ def run(tmp_path, ranks, case, **options):
     script = tmp_path / "faithful.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"{case}-{len(list(tmp_path.glob('*.npz')))}.npz"
-    import json
     job = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(script), case,
                           str(out), json.dumps(options)], capture_output=True, text=True,
                          timeout=120, env=ENV)

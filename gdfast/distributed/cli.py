@@ -124,7 +124,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     simulate.add_argument("--updates", type=int, default=20_000,
                           help="server updates in the whole run, all workers together "
                                "(default 20000)")
-    simulate.add_argument("--delay", choices=sorted(DELAY_MODELS), default="constant")
+    simulate.add_argument("--delay", choices=sorted(DELAY_MODELS), default="constant",
+                          help="each worker's compute time, in units of p updates: constant "
+                               "(staleness p - 1), uniform U(0, 2), heavy_tailed Lomax(1.5)/2")
     simulate.add_argument("--synchronous", action="store_true", help="synchronous EASGD")
     simulate.set_defaults(command=main_simulate)
 

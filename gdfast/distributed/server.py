@@ -9,7 +9,7 @@ same amount of work as an uninterrupted one.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
