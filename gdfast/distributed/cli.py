@@ -108,8 +108,9 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--wait", choices=WAIT_MODES, default="auto",
                        help="how a rank waits for a message: spin (test without pause), "
                             "yield (sched_yield between tests), sleep (0.1 ms between "
-                            "tests), backoff (yield 0.2 ms, then sleep); auto: the measured "
-                            "best, docs/distributed.md")
+                            "tests), backoff (yield 0.2 ms, then sleep); auto (default): backoff "
+                            "with one server, sleep with several (measured, "
+                            "docs/distributed.md)")
     train.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
                        help="seconds a rank waits for a silent peer before the job aborts "
                             "naming its rank (default %(default)s); must exceed a worker's "

@@ -71,7 +71,8 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
     (and BLAS, through threadpoolctl if present) threads per rank.  `wait`, how a rank
     waits for messages: "spin" tests without pause, "yield" gives the core away between
     tests, "sleep" sleeps 0.1 ms between tests, "backoff" yields for 0.2 ms then sleeps;
-    "auto" (default): the measured winner on a loaded 2-core machine (docs/distributed.md).
+    "auto" (default): "backoff" with one server, "sleep" with several, the measured
+    winners on a loaded 2-core machine (docs/distributed.md).
 
     `timeout` (seconds, default 30): a rank that waits this long for a peer (a server
     that does not answer, a worker that sends nothing, heartbeats included) raises
@@ -107,7 +108,7 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
     except (ValueError, OSError) as exc:
         error = str(exc)
     agree(comm, error, signature, "params (shape, dtype)")
-    link = Link(comm, resolve_wait(comm, wait), config.timeout)
+    link = Link(comm, resolve_wait(wait, config.n_servers), config.timeout)
     threadpool = _limit_threads(threads)
     try:
         with abort_on_error(comm):

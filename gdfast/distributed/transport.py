@@ -55,9 +55,14 @@ def mpi_type(dtype: np.dtype):
     return MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
 
 
-def resolve_wait(comm: Any, wait: str) -> str:
-    """The wait policy: "auto" is "sleep" (the measured winner, docs/distributed.md)."""
-    return "sleep" if wait == "auto" else wait
+def resolve_wait(wait: str, n_servers: int) -> str:
+    """The wait policy; "auto" is the measured winner of its regime (docs/distributed.md,
+    scripts/distributed_defaults.py on a loaded 2-core machine): "backoff" with one
+    server (and for synchronous EASGD, not measured), "sleep" with several servers,
+    whose ranks idle more and, yielding, took the cores from the workers."""
+    if wait != "auto":
+        return wait
+    return "sleep" if n_servers > 1 else "backoff"
 
 
 def idle(wait: str, began: float) -> None:
