@@ -1,151 +1,151 @@
-"""Push and fetch rates of gdfast.distributed's server loop, against one-sided MPI windows.
+"""Fetch and push times of gdfast.distributed's server loop, 1 server + 1 worker.
 
-    OMP_NUM_THREADS=1 mpiexec -n 2 python -m mpi4py scripts/distributed_bench.py \
-        --size 1000000 --repeats 200
+    OMP_NUM_THREADS=1 mpiexec -n 2 python scripts/distributed_bench.py --size 1000000 \
+        --repeats 200
 
-Rank 0 is the server, rank 1 the worker (two ranks: one per core here).  Measured at the
-worker, wall clock, `repeats` operations after 10 warm-up ones, float32:
+Rank 0 runs the engine's server (`Server.serve`), rank 1 speaks its protocol.  Measured
+at the worker, wall clock and the server's CPU time, `repeats` operations after 10
+warm-up ones, float32:
 
-  loop fetch         FETCH request → STATUS + PARAMS reply: the engine's fetch
-  loop push+adagrad  PUSH of a gradient, the server applying Adagrad (gdfast's kernel) to
-                     it; the time of the last push includes a final fetch, so every
-                     update has been applied when the clock stops
-  loop push+AdaRev   the same with AdaptiveRevision (x, ḡ twice as much data)
-  window ...         the engine with fetch="window": MPI_Get of status, x (and ḡ) from
-                     the server's window under a shared lock; pushes as above, the
-                     server locking its own window exclusively around each update
-  rma get            raw MPI_Get of the whole window under a shared passive-target lock
-  rma accumulate     raw MPI_Accumulate(SUM) of a gradient under an exclusive lock: the
-                     server's rule cannot run here (no one-sided Adagrad), the number is
-                     an upper bound on what a one-sided Downpour would get
+  fetch (x)               FETCH → STATUS + PARAMS, Downpour's fetch
+  fetch (x, ḡ)            the same with ḡ (AdaptiveRevision)
+  push + Adagrad          a PUSH of g, the server applying Adagrad (gdfast's C kernel);
+                          a final fetch makes sure every push has been applied
+  push + AdaptiveRevision a PUSH of (g, ḡ_read), the server applying AdaptiveRevision
+                          (NumPy, in cache-sized blocks)
 
-With MPICH the RMA target (rank 0) must be inside an MPI call to make progress; it
-waits in MPI_Barrier (which polls) while the worker runs.
+`--rules` (no MPI, one process): the CPU time of the server's update alone, interleaved
+and repeated: Adagrad (gdfast's C kernel) against AdaptiveRevision as the server applies
+it (blocks of REVISION_BLOCK coordinates) and in whole-shard NumPy passes.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import time
 
 import numpy as np
 from mpi4py import MPI
 
-from gdfast.distributed import engine
+from gdfast.distributed.config import check_config
+from gdfast.distributed.rules import adaptive_revision
+from gdfast.distributed.server import Server
+from gdfast.distributed.transport import DONE, FETCH, PARAMS, PUSH, STATUS, GBAR, Link
 
 
-def server_loop_rates(comm, size: int, repeats: int, algorithm: str,
-                      fetch: str = "message") -> dict[str, float]:
+def rates(comm, size: int, repeats: int, algorithm: str) -> dict[str, float]:
     params = np.zeros(size, dtype=np.float32)
-    config = engine._check_config(comm.size, algorithm, 1, wait="spin", fetch=fetch,
-                                  steps=10 ** 9, batch_size=1, lr=0.01, n_fetch=1, n_push=1,
-                                  local_lr=0.0, eps=1e-8, rho=0.0, tau=1, momentum=0.0,
-                                  synchronous=False, seed=0, checkpoint_dir=None,
-                                  checkpoint_every=0, resume=False, log_every=0,
-                                  record_every=0)
-    bounds = engine._shard_bounds(size, 1)
-    rates: dict[str, float] = {}
-    window = None
-    if fetch == "window":
-        arrays = 2 if algorithm == "adaptive_revision" else 1
-        window = MPI.Win.Allocate(engine._STATUS_BYTES + arrays * size * 4 if comm.rank == 0
-                                  else 0, 1, comm=comm)
+    config = _config(algorithm, comm.size)
+    link = Link(comm, "spin", 60.0)
     if comm.rank == 0:
-        engine._Server(comm, config, params, 0, bounds[0], 1, "spin", print, window).serve()
-        if window is not None:
-            window.Free()
-        return rates
-    worker = engine._Worker(comm, config, params, bounds, 1, None, None, None, "spin", window)
-    grad = np.full(size, 1e-3, dtype=np.float32)
-    for _ in range(10):
-        worker.fetch()
-    began = time.perf_counter()
-    for _ in range(repeats):
-        worker.fetch()
-    rates["fetch"] = repeats / (time.perf_counter() - began)
+        cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime
+        Server(comm, config, params, 0, (0, size), 1, link, print).serve(1)
+        used = resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu
+        comm.send(used, 1)
+        return {}
+    status, x, gbar = np.zeros(3, np.int64), np.empty_like(params), np.empty_like(params)
+    empty = np.zeros(0, np.int64)
+    revision = algorithm == "adaptive_revision"
+    rows = np.full((2 if revision else 1, size), 1e-3, dtype=np.float32)
+
+    def fetch():
+        requests = [comm.Irecv(status, 0, STATUS), comm.Irecv(x, 0, PARAMS)]
+        if revision:
+            requests.append(comm.Irecv(gbar, 0, GBAR))
+        comm.Send(empty, 0, FETCH)
+        MPI.Request.Waitall(requests)
 
     def push():
-        requests = [comm.Isend(grad, 0, engine.PUSH)]
-        if algorithm == "adaptive_revision":
-            requests.append(comm.Isend(worker.gbar_read, 0, engine.PUSH_GBAR))
-        MPI.Request.Waitall(requests)
-    for _ in range(10):
-        push()
-    began = time.perf_counter()
+        comm.Send(rows, 0, PUSH)
+
+    result = {}
+    for name, operation in (("fetch", fetch), ("push", push)):
+        for _ in range(10):
+            operation()
+        began = time.perf_counter()
+        for _ in range(repeats):
+            operation()
+        fetch()  # every push applied
+        result[name] = (time.perf_counter() - began) / repeats
+    comm.Send(empty, 0, DONE)
+    result["server cpu"] = comm.recv(source=0)
+    return result
+
+
+def _config(algorithm: str, ranks: int = 2):
+    return check_config(ranks, algorithm, 1, wait="spin", steps=10 ** 9, batch_size=1,
+                        lr=0.01, n_fetch=1, n_push=1, local_lr=0.0, eps=1e-8, rho=0.0,
+                        tau=1, momentum=0.0, synchronous=False, seed=0,
+                        checkpoint_dir=None, checkpoint_every=0, resume=False,
+                        log_every=0, record_every=0, timeout=60.0)
+
+
+def rule_times(size: int, repeats: int, dtype: str) -> None:
+    """Median CPU ms of one server update, the three rules interleaved."""
+    rng = np.random.default_rng(0)
+    params = rng.standard_normal(size).astype(dtype)
+    rows = (rng.standard_normal((2, size)) * 1e-3).astype(dtype)
+    adagrad = Server(None, _config("downpour"), params, 0, (0, size), 1, None, print)
+    blocks = Server(None, _config("adaptive_revision"), params, 0, (0, size), 1, None, print)
+    whole = Server(None, _config("adaptive_revision"), params, 0, (0, size), 1, None, print)
+    scratch = np.empty((4, size), dtype)
+
+    def whole_pass():
+        state = whole.state
+        adaptive_revision(whole.x, rows[0], rows[1], state["gbar"], state["sum_sq"],
+                          state["sum_sq_max"], lr=0.01, eps=1e-8, scratch=scratch)
+    operations = {"Adagrad (C kernel)": lambda: adagrad.apply_push(rows[:1]),
+                  "AdaptiveRevision, blocks": lambda: blocks.apply_push(rows),
+                  "AdaptiveRevision, whole": whole_pass}
+    times = {name: [] for name in operations}
     for _ in range(repeats):
-        push()
-    worker.fetch()  # every push applied
-    rates["push"] = repeats / (time.perf_counter() - began)
-    comm.Send(worker.empty, 0, engine.DONE)
-    if window is not None:
-        window.Free()
-    return rates
-
-
-def rma_rates(comm, size: int, repeats: int) -> dict[str, float]:
-    itemsize = np.dtype(np.float32).itemsize
-    window = MPI.Win.Allocate(size * itemsize if comm.rank == 0 else 0, itemsize, comm=comm)
-    rates: dict[str, float] = {}
-    if comm.rank == 1:
-        buffer = np.empty(size, dtype=np.float32)
-        grad = np.full(size, 1e-3, dtype=np.float32)
-        for name, lock, operation in (
-                ("get", MPI.LOCK_SHARED, lambda: window.Get(buffer, 0)),
-                ("accumulate", MPI.LOCK_EXCLUSIVE,
-                 lambda: window.Accumulate(grad, 0, op=MPI.SUM))):
-            for count in (10, repeats):
-                began = time.perf_counter()
-                for _ in range(count):
-                    window.Lock(0, lock)
-                    operation()
-                    window.Unlock(0)
-                seconds = time.perf_counter() - began
-            rates[name] = repeats / seconds
-    comm.Barrier()  # rank 0 waits here, inside MPI, so that its window makes progress
-    window.Free()
-    return rates
+        for name, operation in operations.items():
+            began = time.process_time()
+            operation()
+            times[name].append(time.process_time() - began)
+    base = np.median(times["Adagrad (C kernel)"])
+    print(f"{size:,} {dtype} parameters, {repeats} updates each, interleaved, CPU time, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for name, values in times.items():
+        print(f"{name:<28} median {np.median(values) * 1e3:7.2f} ms  p90 "
+              f"{np.percentile(values, 90) * 1e3:7.2f} ms  x Adagrad "
+              f"{np.median(values) / base:5.2f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--json", help="also write the rates to this file")
+    parser.add_argument("--json", help="also write the times to this file")
+    parser.add_argument("--rules", action="store_true",
+                        help="time the server update rules alone (no MPI)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args()
+    if args.rules:
+        rule_times(args.size, args.repeats, args.dtype)
+        return
     comm = MPI.COMM_WORLD
     if comm.size != 2:
         raise SystemExit("run with mpiexec -n 2 (one server, one worker)")
-    downpour = server_loop_rates(comm, args.size, args.repeats, "downpour")
+    downpour = rates(comm, args.size, args.repeats, "downpour")
     comm.Barrier()
-    revision = server_loop_rates(comm, args.size, args.repeats, "adaptive_revision")
-    comm.Barrier()
-    downpour_window = server_loop_rates(comm, args.size, args.repeats, "downpour", "window")
-    comm.Barrier()
-    revision_window = server_loop_rates(comm, args.size, args.repeats, "adaptive_revision",
-                                        "window")
-    comm.Barrier()
-    rma = rma_rates(comm, args.size, args.repeats)
+    revision = rates(comm, args.size, args.repeats, "adaptive_revision")
     if comm.rank == 1:
-        megabytes = args.size * 4 / 1e6
-        rows = [("loop fetch (x)", downpour["fetch"], 1),
-                ("loop fetch (x, ḡ)", revision["fetch"], 2),
-                ("loop push + Adagrad", downpour["push"], 1),
-                ("loop push + AdaptiveRevision", revision["push"], 2),
-                ("window fetch (x)", downpour_window["fetch"], 1),
-                ("window fetch (x, ḡ)", revision_window["fetch"], 2),
-                ("push + Adagrad, window mode", downpour_window["push"], 1),
-                ("push + AdaRevision, window mode", revision_window["push"], 2),
-                ("rma get (shared lock)", rma["get"], 1),
-                ("rma accumulate (exclusive lock)", rma["accumulate"], 1)]
-        print(f"{args.size:,} float32 parameters ({megabytes:.1f} MB), {args.repeats} "
-              f"operations each, 1 server + 1 worker, MPICH {MPI.Get_version()}")
-        print(f"{'operation':<34} {'per s':>8} {'ms each':>8} {'GB/s':>6}")
-        for name, rate, arrays in rows:
-            print(f"{name:<34} {rate:8.1f} {1e3 / rate:8.2f} "
-                  f"{rate * megabytes * arrays / 1e3:6.2f}")
+        table = {"fetch (x)": downpour["fetch"], "fetch (x, gbar)": revision["fetch"],
+                 "push + Adagrad": downpour["push"],
+                 "push + AdaptiveRevision": revision["push"]}
+        print(f"{args.size:,} float32 parameters, {args.repeats} operations each, "
+              f"1 server + 1 worker, load average {os.getloadavg()[0]:.1f}")
+        for name, seconds in table.items():
+            print(f"{name:<26} {seconds * 1e3:8.3f} ms")
+        print(f"AdaptiveRevision push / Adagrad push: {revision['push'] / downpour['push']:.2f}")
+        print(f"server CPU seconds: Downpour {downpour['server cpu']:.2f}, "
+              f"AdaptiveRevision {revision['server cpu']:.2f}")
         if args.json:
             with open(args.json, "w") as file:
-                json.dump({name: rate for name, rate, _ in rows}, file, indent=1)
+                json.dump(table, file, indent=1)
 
 
 if __name__ == "__main__":

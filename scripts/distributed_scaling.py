@@ -10,7 +10,7 @@ gradient (about 1 ms on one core) costs more than a message; the job is a fixed 
 steps; losses are evaluated after the run (not timed).
 
 This machine has 2 cores: 1 worker + 1 server fits, 2 and 3 workers oversubscribe it
-(the ranks wait with sched_yield, "--wait auto").  Read the 3-worker curve as what
+(with "--wait auto" the ranks back off: yield, then sleep).  Read the 3-worker curve as what
 oversubscription costs, not as scaling.
 """
 from __future__ import annotations

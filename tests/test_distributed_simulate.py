@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 import gdfast
-from gdfast.distributed import (DELAY_MODELS, adaptive_revision, adaptive_revision_state,
-                                easgd_synchronous, elastic_exchange, generated, simulate,
-                                sparse_logistic)
+from gdfast.distributed import (
+    DELAY_MODELS,
+    adaptive_revision,
+    adaptive_revision_state,
+    easgd_synchronous,
+    elastic_exchange,
+    generated,
+    simulate,
+    sparse_logistic,
+)
 from gdfast.distributed.objectives import Dataset, LeastSquares, Logistic
 
 
@@ -235,3 +242,14 @@ def test_simulate_command_line(capsys):
     assert args.command(args) == 0
     assert main(["simulate", "--workers", "0"]) == 2
     assert "workers: expected an integer >= 1" in capsys.readouterr().err
+
+
+def test_simulated_synchronous_easgd_honours_tau():
+    data = generated("least_squares", 256, 6, seed=1)
+    runs = {tau: simulate("easgd", data, workers=3, updates=300, lr=0.05, rho=2.0, tau=tau,
+                          synchronous=True, seed=0) for tau in (1, 5)}
+    assert not np.allclose(runs[1].params, runs[5].params)
+    # with tau = 5 only rounds 1, 6, 11, ... pull toward the center: the workers spread more
+    spread = {tau: max(float(np.max(np.abs(w - run.params))) for w in run.worker_params)
+              for tau, run in runs.items()}
+    assert spread[5] > spread[1]

@@ -1,5 +1,5 @@
 """`python -m gdfast.distributed train|simulate ...`; under MPI:
-`mpiexec -n 4 python -m mpi4py -m gdfast.distributed train ...`."""
+`mpiexec -n 4 python -m gdfast.distributed train ...`."""
 from __future__ import annotations
 
 import argparse

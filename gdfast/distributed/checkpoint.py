@@ -1,15 +1,21 @@
-"""Checkpoints of a distributed job: one `.npz` per server (or one for synchronous EASGD).
+"""Checkpoints of a distributed job: `.npz` files named by role, index and update count.
 
 Plain arrays and strings, written with np.savez and read with allow_pickle=False.
-Layout of `server-<s>.npz` (s = the server's index, 0 .. n_servers − 1):
+`server-<s>-<count>.npz` (s = the server's index, 0 .. n_servers − 1; count = updates
+applied, 12 digits) holds:
 
-    format        "gdfast-distributed-1"
+    format        "gdfast-distributed-2"
     algorithm     "downpour", "adaptive_revision", "easgd", "eamsgd" or "easgd-sync"
-    dtype         the parameters' dtype name
+    dtype         the parameters' dtype name (of the first array)
     bounds        int64 [lo, hi, size, n_servers]: this shard is params[lo:hi] of `size`
     count         int64 [updates applied, budget]: the job's progress on this server
     <name>        the shard's arrays: params, then the rule's state
                   (sum_sq | gbar, sum_sq, sum_sq_max | center; easgd-sync: center, workers)
+
+Asynchronous EASGD / EAMSGD workers also write `worker-<rank>-<count>.npz` (x_i, the
+velocity, the step counter and the batch generator's state) on their first exchange
+after server 0 passed `count`.  Every writer keeps its last KEEP files, so that a resume
+can pick the largest count that every server has saved (`common_count`).
 
 A file is written to `<name>.tmp` and renamed over the old one (os.replace is atomic
 on POSIX), so a rank killed while writing leaves the previous checkpoint intact.
@@ -17,28 +23,42 @@ on POSIX), so a rank killed while writing leaves the previous checkpoint intact.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-FORMAT = "gdfast-distributed-1"
+FORMAT = "gdfast-distributed-2"
+KEEP = 3
 
 
-def path_for(directory: str | os.PathLike[str], server: int) -> Path:
-    """The checkpoint file of server `server` in `directory`."""
-    return Path(directory) / f"server-{server}.npz"
+def path_for(directory: str | os.PathLike[str], role: str, index: int, count: int) -> Path:
+    """The checkpoint of `role` ("server" or "worker") `index` at update `count`."""
+    return Path(directory) / f"{role}-{index}-{count:012d}.npz"
 
 
-def save(path: str | os.PathLike[str], *, algorithm: str, bounds: tuple[int, int, int, int],
+def saved_counts(directory: str | os.PathLike[str], role: str, index: int) -> list[int]:
+    """The update counts of the checkpoints `role` `index` has in `directory`, ascending."""
+    pattern = re.compile(rf"{role}-{index}-(\d{{12}})\.npz")
+    found = (pattern.fullmatch(path.name) for path in Path(directory).glob(f"{role}-{index}-*"))
+    return sorted(int(match.group(1)) for match in found if match)
+
+
+def common_count(counts_per_server: list[list[int]]) -> int | None:
+    """The largest count saved by every server, None when there is none."""
+    common = set.intersection(*(set(counts) for counts in counts_per_server))
+    return max(common) if common else None
+
+
+def save(path: Path, *, algorithm: str, bounds: tuple[int, int, int, int],
          count: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
-    """Write one server's checkpoint atomically (see the module docstring for the layout)."""
-    path = Path(path)
+    """Write one checkpoint atomically (layout: the module docstring), then delete this
+    writer's files older than its last KEEP."""
     entries: dict[str, Any] = {"format": np.array(FORMAT), "algorithm": np.array(algorithm),
                                "bounds": np.asarray(bounds, dtype=np.int64),
                                "count": np.asarray(count, dtype=np.int64)}
-    dtypes = {array.dtype.name for array in arrays.values()}
-    entries["dtype"] = np.array(dtypes.pop() if len(dtypes) == 1 else "mixed")
+    entries["dtype"] = np.array(next(iter(arrays.values())).dtype.name)
     for name, array in arrays.items():
         entries[f"array/{name}"] = array
     temporary = path.with_name(path.name + ".tmp")
@@ -47,6 +67,9 @@ def save(path: str | os.PathLike[str], *, algorithm: str, bounds: tuple[int, int
         file.flush()
         os.fsync(file.fileno())
     os.replace(temporary, path)
+    role, index, _ = path.name.rsplit("-", 2)
+    for count in saved_counts(path.parent, role, int(index))[:-KEEP]:
+        path_for(path.parent, role, int(index), count).unlink(missing_ok=True)
 
 
 def load(path: str | os.PathLike[str], *, algorithm: str, dtype: np.dtype,

@@ -1,12 +1,13 @@
 """`python -m gdfast.distributed train|simulate ...` (also `python -m gdfast distributed ...`).
 
-    mpiexec -n 4 python -m mpi4py -m gdfast.distributed train --algorithm downpour --servers 1
+    mpiexec -n 4 python -m gdfast.distributed train --algorithm downpour --servers 1
     python -m gdfast.distributed simulate --algorithm adaptive_revision --workers 100
 
 `train` runs on every rank of an MPI job: every rank builds the same data set (generated
 from a seed, or one bundled with scikit-learn), workers take their shard of its rows,
 rank 0 prints progress and the final full-data loss.  A bad configuration prints one
-clear message on every rank and exits with status 2.  `simulate` runs the staleness
+clear message on every rank and exits with status 2; an error on one rank during training
+prints "rank R: error: ..." and aborts the whole job.  `simulate` runs the staleness
 simulator in one process and prints its loss curve.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 import numpy as np
 
-from .engine import ALGORITHMS, FETCH_MODES, WAIT_MODES, DistributedConfigError
+from .config import ALGORITHMS, DEFAULT_TIMEOUT, WAIT_MODES, DistributedConfigError
 from .objectives import Dataset, generated, scikit_learn, sparse_logistic
 from .simulate import DELAY_MODELS
 
@@ -38,8 +39,13 @@ DATA_CHOICES = ["generated-least_squares", "generated-logistic", "sparse-logisti
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--algorithm", choices=ALGORITHMS, default="downpour")
-    parser.add_argument("--data", choices=DATA_CHOICES, default="generated-least_squares")
+    parser.add_argument("--algorithm", choices=ALGORITHMS, default="downpour",
+                        help="downpour: Adagrad servers; adaptive_revision: delay-tolerant "
+                             "Adagrad servers; easgd / eamsgd: elastic averaging (EAMSGD "
+                             "with Nesterov momentum); default downpour")
+    parser.add_argument("--data", choices=DATA_CHOICES, default="generated-least_squares",
+                        help="the data set, built alike on every rank (workers take their "
+                             "shard of its rows); default generated-least_squares")
     parser.add_argument("--rows", type=int, default=4096, help="generated data: rows")
     parser.add_argument("--features", type=int, default=32, help="generated data: features")
     parser.add_argument("--lr", type=float, default=0.1,
@@ -50,8 +56,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="EASGD ρ (α = lr·ρ); default 0.9/(workers·lr), β = pα = 0.9")
     parser.add_argument("--tau", type=int, default=4, help="EASGD period τ (default 4)")
     parser.add_argument("--momentum", type=float, default=0.9, help="EAMSGD δ (default 0.9)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="examples per gradient (default 32)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the generated data and of every worker's batches")
 
 
 def add_parser(subparsers) -> None:
@@ -71,13 +79,23 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--servers", type=int, default=None,
                        help="parameter-server ranks (default 1; none with --synchronous)")
     train.add_argument("--synchronous", action="store_true", help="synchronous EASGD")
-    train.add_argument("--steps", type=int, default=1000, help="worker steps per worker")
-    train.add_argument("--n-fetch", type=int, default=1)
-    train.add_argument("--n-push", type=int, default=1)
+    train.add_argument("--steps", type=int, default=1000,
+                       help="gradient steps per worker (default 1000); the servers count the "
+                            "job: they stop it after workers x ceil(steps/n_push) pushes "
+                            "(EASGD: ceil(steps/tau) exchanges per worker), so a fast worker "
+                            "may take more steps than this and a slow one fewer")
+    train.add_argument("--n-fetch", type=int, default=1,
+                       help="Downpour/AdaptiveRevision: a worker fetches the parameters "
+                            "every this many of its steps (default 1)")
+    train.add_argument("--n-push", type=int, default=1,
+                       help="Downpour/AdaptiveRevision: a worker pushes its summed gradient "
+                            "every this many of its steps (default 1)")
     train.add_argument("--local-lr", type=float, default=0.0,
                        help="Downpour: worker's own SGD step between fetches (default 0)")
-    train.add_argument("--dtype", choices=["float32", "float64"], default="float64")
-    train.add_argument("--checkpoint-dir", default=None)
+    train.add_argument("--dtype", choices=["float32", "float64"], default="float64",
+                       help="parameters' and data's dtype (default float64)")
+    train.add_argument("--checkpoint-dir", default=None,
+                       help="where servers (and EASGD workers) write their checkpoints")
     train.add_argument("--checkpoint-every", type=int, default=0,
                        help="server updates between checkpoints (0: none)")
     train.add_argument("--resume", action="store_true",
@@ -87,20 +105,29 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--record-every", type=int, default=0,
                        help="first worker's steps between history records (printed at the end)")
     train.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads per rank")
-    train.add_argument("--fetch", choices=FETCH_MODES, default="auto",
-                       help="window: MPI_Get from the servers' windows (downpour, "
-                            "adaptive_revision); message: ask the server loop; auto: "
-                            "window where it applies")
     train.add_argument("--wait", choices=WAIT_MODES, default="auto",
-                       help="spin in MPI's blocking calls, or yield the core between tests "
-                            "(auto: yield when a node has more ranks than cores)")
+                       help="how a rank waits for a message: spin (test without pause), "
+                            "yield (sched_yield between tests), sleep (0.1 ms between "
+                            "tests), backoff (yield 0.2 ms, then sleep); auto (default): backoff "
+                            "with one server, sleep with several (measured, "
+                            "docs/distributed.md)")
+    train.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                       help="seconds a rank waits for a silent peer before the job aborts "
+                            "naming its rank (default %(default)s); must exceed a worker's "
+                            "longest step")
     train.set_defaults(command=main_train)
     simulate = commands.add_parser("simulate", help="the staleness simulator (one process)",
                                    description="p virtual workers, deterministic delays.")
     _add_common(simulate)
-    simulate.add_argument("--workers", type=int, default=100)
-    simulate.add_argument("--updates", type=int, default=20_000)
-    simulate.add_argument("--delay", choices=sorted(DELAY_MODELS), default="constant")
+    simulate.add_argument("--workers", type=int, default=100,
+                          help="virtual workers p (default 100); with constant delays each "
+                               "gradient is p - 1 updates stale")
+    simulate.add_argument("--updates", type=int, default=20_000,
+                          help="server updates in the whole run, all workers together "
+                               "(default 20000)")
+    simulate.add_argument("--delay", choices=sorted(DELAY_MODELS), default="constant",
+                          help="each worker's compute time, in units of p updates: constant "
+                               "(staleness p - 1), uniform U(0, 2), heavy_tailed Lomax(1.5)/2")
     simulate.add_argument("--synchronous", action="store_true", help="synchronous EASGD")
     simulate.set_defaults(command=main_simulate)
 
@@ -108,7 +135,7 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
 def main_train(args: argparse.Namespace) -> int:
     from mpi4py import MPI
 
-    from .engine import train
+    from .job import train
     comm = MPI.COMM_WORLD
     data = load_data(args.data, args.rows, args.features, args.seed, args.dtype)
     n_servers = 0 if args.synchronous else (1 if args.servers is None else args.servers)
@@ -127,7 +154,7 @@ def main_train(args: argparse.Namespace) -> int:
                        checkpoint_every=args.checkpoint_every, resume=args.resume,
                        eval_data=(data.X, data.y), record_every=args.record_every,
                        log_every=args.log_every, threads=args.threads,
-                       wait=args.wait, fetch=args.fetch,
+                       wait=args.wait, timeout=args.timeout,
                        log=lambda line: print(line, flush=True))
     except DistributedConfigError as error:
         print(f"gdfast.distributed: rank {comm.rank}: error: {error}", file=sys.stderr,

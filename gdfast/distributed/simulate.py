@@ -20,10 +20,12 @@ Algorithms (SPEC.md section 3):
     downpour            server applies Adagrad per coordinate (gdfast's C kernel)
     adaptive_revision   server applies AdaptiveRevision (workers read and return ḡ)
     easgd               each delivery is one local SGD step of a worker (its gradient is
-                        fresh); every τ local steps the worker does the elastic exchange
-                        with the center.  synchronous=True: all p workers step together
-                        (collective form, no delay model)
-    eamsgd              easgd with Nesterov momentum on the local steps (gdfast's kernel)
+                        fresh); before every τ-th local step the worker does the elastic
+                        exchange with the center (Zhang et al. 2015, Algorithm 1).
+                        synchronous=True: all p workers step together, the elastic round
+                        every τ steps (collective form, no delay model)
+    eamsgd              easgd with Nesterov momentum δ on the local steps, Algorithm 2:
+                        the gradient at x_i + δ v_i, the elastic force on x_i
 
 With one worker, downpour and adaptive_revision see no delay and produce bitwise
 identical parameters, and synchronous easgd with rho=0 is gdfast.SGD: the tests check both.
@@ -33,17 +35,21 @@ from __future__ import annotations
 import heapq
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Union
 
 import numpy as np
 
-from .. import Adagrad, Nesterov, SGD
+from .. import Adagrad
+from .config import ALGORITHMS
 from .objectives import Dataset
-from .rules import adaptive_revision, adaptive_revision_state, easgd_synchronous, \
-    elastic_exchange
-
-ALGORITHMS = ("downpour", "adaptive_revision", "easgd", "eamsgd")
+from .rules import (
+    adaptive_revision,
+    adaptive_revision_state,
+    easgd_synchronous,
+    elastic_exchange,
+)
 
 DelayModel = Union[str, Callable[[np.random.Generator], float]]
 
@@ -167,7 +173,11 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
         rounds = updates // workers
         for round_index in range(1, rounds + 1):
             grads = [shards.gradient(i, local[i]) for i in range(workers)]
-            easgd_synchronous(local, grads, x, lr=lr, rho=rho)
+            if (round_index - 1) % tau == 0:   # the elastic round every τ (t from 0)
+                easgd_synchronous(local, grads, x, lr=lr, rho=rho)
+            else:
+                for w, g in zip(local, grads):
+                    w -= lr * g
             done = round_index * workers
             if done % record_every < workers or round_index == rounds:
                 recorded_updates.append(done)
@@ -180,18 +190,22 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
     staleness = np.zeros(0 if algorithm in ("easgd", "eamsgd") else updates, dtype=np.int64)
 
     if algorithm in ("easgd", "eamsgd"):
+        # Zhang et al. (2015) Algorithm 1 (δ = 0) and 2: the exchange at t = kτ moves x_i
+        # and x̃; the step uses the gradient at the x_i read before it, plus δ v_i.
         local = [x.copy() for _ in range(workers)]
-        steppers = [SGD(w, lr=lr) if algorithm == "easgd"
-                    else Nesterov(w, lr=lr, momentum=momentum) for w in local]
+        velocity = [np.zeros_like(x) for _ in range(workers)]
+        delta = momentum if algorithm == "eamsgd" else 0.0
         local_steps = [0] * workers
         alpha = lr * rho
         for done in range(1, updates + 1):
             now, i = heapq.heappop(heap)
-            g = shards.gradient(i, local[i])
-            local_steps[i] += 1
-            steppers[i].step(g)
-            if local_steps[i] % tau == 0:
+            g = shards.gradient(i, local[i] + delta * velocity[i])
+            if local_steps[i] % tau == 0 and local_steps[i] > 0:
                 elastic_exchange(local[i], x, alpha)
+            velocity[i] *= delta
+            velocity[i] -= lr * g
+            local[i] += velocity[i]
+            local_steps[i] += 1
             heapq.heappush(heap, (now + duration(rng), i))
             record(done, x)
         return SimulationResult(algorithm, workers, x, local, np.array(recorded_updates),

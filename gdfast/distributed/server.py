@@ -1,0 +1,179 @@
+"""A parameter server: one contiguous shard of x, its update rule's state, the budget.
+
+The server answers one message at a time (so a fetch of (x, ḡ) and the update a push
+triggers are atomic without locks) and counts the job's length: it applies `budget`
+updates (pushes, or elastic exchanges), then answers every fetch and exchange with
+"stop"; later pushes are received and dropped.  A resumed job therefore finishes the
+same amount of work as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from .. import Adagrad
+from . import checkpoint as ckpt
+from .config import Config
+from .recorder import progress_line
+from .rules import adaptive_revision, adaptive_revision_state
+from .transport import (DONE, EXCHANGE, FETCH, GBAR, HEARTBEAT, LOG, PARAMS, PUSH, STATUS,
+                        DELTA, Link, PeerSilentError, idle, mpi_type)
+
+
+# AdaptiveRevision runs in blocks of this many coordinates: the rule's ~20 NumPy passes
+# then stay in cache (measured 1.3-1.7x faster than whole-shard passes at 1e6 float32).
+REVISION_BLOCK = 32768
+
+
+def max_push_rows(config: Config) -> int:
+    """Rows of the largest push: AdaptiveRevision sends (g_j, ḡ_read_j) for each fetch
+    the gradients of one push period were computed on, at most ⌈n_push/n_fetch⌉ + 1."""
+    if config.algorithm == "adaptive_revision":
+        return 2 * (-(-config.n_push // config.n_fetch) + 1)
+    return 1
+
+
+class Server:
+    """Server `index` of the job, holding params[lo:hi]."""
+
+    def __init__(self, comm, config: Config, params: np.ndarray, index: int,
+                 bounds: tuple[int, int], n_workers: int, link: Link,
+                 log: Callable[[str], None]):
+        self.comm, self.config, self.index, self.link, self.log = comm, config, index, link, log
+        self.lo, self.hi = bounds
+        self.x = params[self.lo:self.hi].copy()
+        self.n_workers = n_workers
+        self.adagrad = None
+        if config.algorithm == "downpour":
+            self.adagrad = Adagrad(self.x, lr=config.lr, eps=config.eps)
+            self.state = {"sum_sq": self.adagrad.state["sum_sq"][0]}
+        elif config.algorithm == "adaptive_revision":
+            self.state = adaptive_revision_state(self.x)
+            self.scratch = np.empty((4, min(REVISION_BLOCK, self.x.shape[0])), self.x.dtype)
+        else:
+            self.state = {}
+        self.budget = config.budget(n_workers)
+        self.applied = 0
+        self.size = params.shape[0]
+
+    # checkpoints ---------------------------------------------------------------
+    def bounds(self) -> tuple[int, int, int, int]:
+        return (self.lo, self.hi, self.size, self.config.n_servers)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"params": self.x, **self.state}
+
+    def saved_counts(self) -> list[int]:
+        return ckpt.saved_counts(self.config.checkpoint_dir, "server", self.index)
+
+    def load(self, count: int) -> None:
+        """Restore this server's checkpoint at `count` updates (raises if it is foreign)."""
+        path = ckpt.path_for(self.config.checkpoint_dir, "server", self.index, count)
+        applied, arrays = ckpt.load(path, algorithm=self.config.algorithm, dtype=self.x.dtype,
+                                    bounds=self.bounds(), names=tuple(self.arrays()))
+        for name, target in self.arrays().items():
+            np.copyto(target, arrays[name])
+        self.applied = applied
+
+    def save(self) -> None:
+        ckpt.save(ckpt.path_for(self.config.checkpoint_dir, "server", self.index, self.applied),
+                  algorithm=self.config.algorithm, bounds=self.bounds(),
+                  count=(self.applied, self.budget), arrays=self.arrays())
+
+    def status(self) -> np.ndarray:
+        return np.array([self.applied >= self.budget, self.applied, self.budget],
+                        dtype=np.int64)
+
+    # the loop -----------------------------------------------------------------
+    def serve(self, first_worker: int) -> None:
+        """Answer workers until every one has said DONE; PeerSilentError if a worker that
+        has not finished sends nothing for `timeout` seconds."""
+        from mpi4py import MPI
+        comm = self.comm
+        self.received = np.empty((max_push_rows(self.config), self.x.shape[0]), self.x.dtype)
+        self.mpi_type = mpi_type(self.x.dtype)
+        self.log_line = np.empty(3)
+        status = MPI.Status()
+        now = time.monotonic()
+        heard = {rank: now for rank in range(first_worker, first_worker + self.n_workers)}
+        while heard:
+            began = time.monotonic()
+            while not comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG, status):
+                now = time.monotonic()
+                quiet = min(heard, key=heard.get)
+                if now - heard[quiet] > self.link.timeout:
+                    raise PeerSilentError(
+                        f"rank {quiet} (a worker) sent nothing to server rank {comm.rank} "
+                        f"for {self.link.timeout:g} s (stopped, killed or hung?)")
+                idle(self.link.wait, began)
+            source, tag = status.Get_source(), status.Get_tag()
+            heard[source] = time.monotonic()
+            if self.answer(source, tag, status):
+                del heard[source]
+        if self.config.checkpoint_every:
+            self.save()
+
+    def answer(self, source: int, tag: int, status) -> bool:
+        """Receive and handle one message; True when it was the sender's DONE."""
+        comm, config = self.comm, self.config
+        if tag == PUSH:
+            rows = status.Get_count(self.mpi_type) // max(self.x.shape[0], 1)
+            comm.Recv([self.received, self.mpi_type], source, PUSH)
+            if self.applied < self.budget:
+                self.apply_push(self.received[:rows] if self.x.shape[0] else self.received)
+        elif tag == FETCH:
+            comm.Recv(self.received[:0], source, FETCH)
+            replies = [comm.Isend(self.status(), source, STATUS),
+                       comm.Isend(self.x, source, PARAMS)]
+            if config.algorithm == "adaptive_revision":
+                replies.append(comm.Isend(self.state["gbar"], source, GBAR))
+            self.link.wait_all([(source, reply) for reply in replies], "answering a fetch")
+        elif tag == EXCHANGE:
+            x_i = self.received[0]
+            comm.Recv(x_i, source, EXCHANGE)
+            delta = np.zeros_like(self.x)
+            if self.applied < self.budget:
+                # d = α (x_i − x̃) ; x̃ ← x̃ + d ; the worker does x_i ← x_i − d
+                np.subtract(x_i, self.x, out=delta)
+                delta *= config.lr * config.rho
+                self.x += delta
+                self.count_update()
+            replies = [comm.Isend(self.status(), source, STATUS),
+                       comm.Isend(delta, source, DELTA)]
+            self.link.wait_all([(source, reply) for reply in replies],
+                               "answering an elastic exchange")
+        elif tag == LOG:
+            comm.Recv(self.log_line, source, LOG)
+            self.log(progress_line(self.log_line))
+        elif tag in (DONE, HEARTBEAT):
+            comm.Recv(self.received[:0], source, tag)
+            return tag == DONE
+        else:  # pragma: no cover - a protocol bug, not a user error
+            raise RuntimeError(f"server {self.index}: unexpected tag {tag} from rank {source}")
+        return False
+
+    def apply_push(self, rows: np.ndarray) -> None:
+        """Downpour: Adagrad (gdfast's C kernel) on the pushed gradient.  AdaptiveRevision:
+        the rule once per (g_j, ḡ_read_j) pair, in the order the worker read them."""
+        if self.adagrad is not None:
+            self.adagrad.step(rows[0])
+        else:
+            pairs = len(rows) // 2
+            state = self.state
+            for grad, gbar_read in zip(rows[:pairs], rows[pairs:]):
+                for lo in range(0, self.x.shape[0], REVISION_BLOCK):
+                    block = slice(lo, lo + REVISION_BLOCK)
+                    adaptive_revision(self.x[block], grad[block], gbar_read[block],
+                                      state["gbar"][block], state["sum_sq"][block],
+                                      state["sum_sq_max"][block], lr=self.config.lr,
+                                      eps=self.config.eps,
+                                      scratch=self.scratch[:, :len(self.x[block])])
+        self.count_update()
+
+    def count_update(self) -> None:
+        self.applied += 1
+        every = self.config.checkpoint_every
+        if every and self.applied % every == 0:
+            self.save()

@@ -1,0 +1,129 @@
+"""Messages between ranks: tags, shards, and waiting with a deadline.
+
+Every wait of the job goes through `Link.wait`, which tests the requests, idles between
+tests the way `wait` says, and raises PeerSilentError naming the ranks that have not
+answered once `timeout` seconds have passed.  Nothing in the job blocks inside MPI with
+no deadline after start-up, so a stopped (SIGSTOP) or vanished peer becomes an error on
+the ranks waiting for it; `abort_on_error` then turns that error, like any other
+exception on any rank, into a message naming the rank and an MPI_Abort of the whole job,
+however the job was launched.
+
+Protocol, worker → server s (tags below):
+    FETCH      ()                       → STATUS [stop, applied, budget], PARAMS x[s]
+                                          (+ GBAR ḡ[s] for AdaptiveRevision)
+    PUSH       rows of the shard: Downpour [g]; AdaptiveRevision [g_1 .. g_k,
+               ḡ_read_1 .. ḡ_read_k], one pair per fetch the gradients were computed on
+    EXCHANGE   x_i[s]                   → STATUS, DELTA d = α (x_i − x̃)   (EASGD)
+    HEARTBEAT  ()                       the worker is alive (sent when it has been quiet)
+    DONE       ()                       the worker has stopped
+    LOG        [steps, seconds, loss]   progress from the first worker to rank 0
+Messages between one pair of ranks are not overtaken (MPI's ordering rule), so a DONE is
+always received after that worker's last PUSH, and a FETCH is answered after every PUSH
+the same worker sent before it.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import traceback
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from .config import DistributedConfigError
+
+FETCH, STATUS, PARAMS, GBAR, PUSH, EXCHANGE, DELTA, DONE, LOG, HEARTBEAT = range(1, 11)
+
+SLEEP_SECONDS = 1e-4
+BACKOFF_SECONDS = 2e-4  # "backoff": yield this long, then sleep
+
+
+class PeerSilentError(RuntimeError):
+    """A rank did not answer within the job's timeout (stopped, killed or hung)."""
+
+
+def shard_bounds(size: int, n_servers: int) -> list[tuple[int, int]]:
+    """[lo, hi) of each server's contiguous slice of a flat vector of `size` entries."""
+    edges = np.linspace(0, size, n_servers + 1).round().astype(int)
+    return [(int(edges[s]), int(edges[s + 1])) for s in range(n_servers)]
+
+
+def mpi_type(dtype: np.dtype):
+    from mpi4py import MPI
+    return MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
+
+
+def resolve_wait(wait: str, n_servers: int) -> str:
+    """The wait policy; "auto" is the measured winner of its regime (docs/distributed.md,
+    scripts/distributed_defaults.py on a loaded 2-core machine): "backoff" with one
+    server (and for synchronous EASGD, not measured), "sleep" with several servers,
+    whose ranks idle more and, yielding, took the cores from the workers."""
+    if wait != "auto":
+        return wait
+    return "sleep" if n_servers > 1 else "backoff"
+
+
+def idle(wait: str, began: float) -> None:
+    """One pause between two tests of a wait that started at `began` ("spin": none)."""
+    if wait == "spin":
+        return
+    if wait == "sleep" or (wait == "backoff" and time.monotonic() - began > BACKOFF_SECONDS):
+        time.sleep(SLEEP_SECONDS)
+    else:
+        os.sched_yield()
+
+
+class Link:
+    """A rank's waits: the policy between tests and the deadline after which a silent
+    peer is an error."""
+
+    def __init__(self, comm: Any, wait: str, timeout: float):
+        self.comm, self.wait, self.timeout = comm, wait, timeout
+
+    def wait_all(self, pending: Sequence[tuple[int, Any]], what: str) -> None:
+        """Complete the (peer rank, request) pairs; PeerSilentError naming the peers
+        whose requests are still pending after `timeout` seconds."""
+        from mpi4py import MPI
+        if not pending:
+            return
+        requests = [request for _, request in pending]
+        began = time.monotonic()
+        while not MPI.Request.Testall(requests):
+            if time.monotonic() - began > self.timeout:
+                silent = sorted({peer for peer, request in pending if not request.Test()})
+                raise PeerSilentError(
+                    f"{_ranks(silent)} did not answer within {self.timeout:g} s while this "
+                    f"rank was {what} (stopped, killed or hung?)")
+            idle(self.wait, began)
+
+    def barrier(self, what: str) -> None:
+        """A barrier with the deadline (Ibarrier cannot say which rank is missing)."""
+        self.wait_all([(-1, self.comm.Ibarrier())], f"at the end of {what}")
+
+
+def _ranks(ranks: Sequence[int]) -> str:
+    """"rank 3", "ranks 1, 2"; peer -1 stands for a collective (MPI cannot say who)."""
+    if any(rank < 0 for rank in ranks):
+        return "some rank of a collective operation"
+    return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
+
+
+@contextlib.contextmanager
+def abort_on_error(comm: Any) -> Iterator[None]:
+    """Any exception on this rank (but a collective DistributedConfigError, raised
+    alike on every rank) prints its traceback and "rank R: error: ..." and aborts the
+    whole MPI job: the other ranks would otherwise wait for this one forever."""
+    try:
+        yield
+    except DistributedConfigError:
+        raise
+    except BaseException as error:
+        if comm.size == 1:
+            raise
+        sys.stderr.write(traceback.format_exc())
+        sys.stderr.write(f"gdfast.distributed: rank {comm.rank}: error: "
+                         f"{type(error).__name__}: {error}; aborting the job\n")
+        sys.stderr.flush()
+        comm.Abort(1)
