@@ -10,7 +10,7 @@ float32/float64 matching per tensor, C-contiguous, writeable, equal sizes,
 no aliasing.  Nothing here checks again; kernels cannot fail.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t
+from libc.stdint cimport INT64_MAX, int64_t
 
 import numpy as np
 
@@ -485,12 +485,18 @@ def roofline(list params, list grads, tuple states):
 
 def count_step(cnp.ndarray steps):
     """Add 1 to every entry of an int64 array of step counts (numpy's `+= 1` costs ~1 µs
-    on a tiny array, half of a small step's overhead)."""
+    on a tiny array, half of a small step's overhead).  A count already at the largest
+    int64 raises ValueError before any count changes (it would wrap to a negative t)."""
     if cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(steps):
         raise TypeError("steps: expected a C-contiguous int64 array")
     cdef int64_t *counts = <int64_t *>cnp.PyArray_DATA(steps)
-    cdef Py_ssize_t k
-    for k in range(cnp.PyArray_SIZE(steps)):
+    cdef Py_ssize_t k, n = cnp.PyArray_SIZE(steps)
+    for k in range(n):
+        if counts[k] == INT64_MAX:
+            raise ValueError(f"params[{k}]: its step count is {INT64_MAX}, the largest there "
+                             "is; this optimizer cannot step it again (load a state with a "
+                             "smaller step count)")
+    for k in range(n):
         counts[k] += 1
 
 
@@ -533,7 +539,7 @@ NOT_FAST, FAST_SOME, FAST_ALL = 0, 1, 2
 
 
 def gradients_fast_ok(list grads, tuple params, OwnedMemory owned):
-    """FAST_ALL when every gradient is an ndarray with its parameter's exact dtype
+    """FAST_ALL when every gradient is an exact ndarray with its parameter's exact dtype
     (native byte order) and shape, C-contiguous, aligned, and sharing no memory with a
     parameter or state buffer; FAST_SOME when that holds but some are None; else
     NOT_FAST (0).
@@ -554,7 +560,7 @@ def gradients_fast_ok(list grads, tuple params, OwnedMemory owned):
         if grad is None:
             result = FAST_SOME
             continue
-        if not isinstance(grad, cnp.ndarray):
+        if not cnp.PyArray_CheckExact(grad):   # subclasses (masked arrays...): full checks
             return NOT_FAST
         array = <cnp.ndarray>grad
         param = <cnp.ndarray>params[k]
