@@ -19,10 +19,12 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gdfast
 from gdfast import reference
-from fuzzing import Case, run_cases, table
+from fuzzing import Case, run_cases, snapshot, table
 
 BACKENDS = {"gdfast": gdfast.optim, "reference": reference}
 INT64_MAX = np.iinfo(np.int64).max
@@ -386,3 +388,34 @@ def test_a_good_state_file_still_loads(backend, tmp_path):
         for name in opt.state_names:
             for a, b in zip(other.state[name], opt.state[name]):
                 assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@settings(max_examples=30, deadline=None)
+@given(indices=st.lists(st.integers(-2**63, 2**63 - 1) | st.integers(-3, 9), max_size=6),
+       steps=st.lists(st.integers(-2**70, 2**70) | st.integers(0, 3), min_size=2, max_size=2))
+def test_any_row_indices_and_step_counts(backend, indices, steps):
+    """Hypothesis, in-process: any int64 row indices (a (7, 3) table) and any integer step
+    counts in a state dict.  In range: accepted; else ValueError naming the argument, with
+    the optimizer bitwise unchanged."""
+    module = BACKENDS[backend]
+    opt = module.Adam([f32(7, 3), f64(2)])
+    before = snapshot(opt)
+    grad = gdfast.RowGrad(np.array(indices, dtype=np.int64), f32(len(indices), 3))
+    if all(0 <= i < 7 for i in indices):
+        opt.step([grad, None])
+        assert opt.steps == (1, 0)
+    else:
+        with pytest.raises(ValueError, match="indices"):
+            opt.step([grad, None])
+        assert snapshot(opt) == before
+    state = opt.state_dict()
+    before = snapshot(opt)
+    state["steps"] = steps
+    if all(0 <= s < 2**63 for s in steps):
+        opt.load_state_dict(state)
+        assert opt.steps == tuple(steps)
+    else:
+        with pytest.raises(ValueError, match=r"state_dict\['steps'\]"):
+            opt.load_state_dict(state)
+        assert snapshot(opt) == before
