@@ -121,6 +121,9 @@ class Optimizer:
         preset = type(self).conventions.get(convention, {})
         self._single = isinstance(params, np.ndarray)
         self.params = self._check_params(params)
+        # The dtypes of the parameters, each with the name of the first parameter of that dtype.
+        self._dtypes = {param.dtype: self._name("params", index)
+                        for index, param in reversed(list(enumerate(self.params)))}
         self._hyper: dict[str, Any] = {}
         for name in self.hyperparameter_names:
             value = hyperparameters[name]
@@ -166,8 +169,6 @@ class Optimizer:
         finite there (1e39 is inf in float32), and still > 0 where it must be > 0 (eps=1e-46
         is 0 in float32); and each derived scalar of `_largest_scalars` finite there."""
         self._check_together(hyper)
-        dtypes = {param.dtype: self._name("params", index)
-                  for index, param in reversed(list(enumerate(self.params)))}
         values = []
         for name in self.hyperparameter_names:
             value = hyper[name]
@@ -175,20 +176,19 @@ class Optimizer:
                 values += [(f"{name}[{i}]", name, v) for i, v in enumerate(value)]
             elif isinstance(value, float):
                 values.append((name, name, value))
-        for dtype, param_name in dtypes.items():
+        for dtype, param_name in self._dtypes.items():
+            overflow, underflow = check.ROUNDING_LIMITS[dtype]
             for label, name, value in values:
-                with np.errstate(over="ignore"):
-                    rounded = dtype.type(value)
                 positive = getattr(type(self), name).validate is check.positive
-                if not np.isfinite(rounded) or (positive and not rounded > 0):
+                if abs(value) >= overflow or (positive and value <= underflow):
+                    with np.errstate(over="ignore"):
+                        rounded = dtype.type(value)
                     raise ValueError(
                         f"{label}: {value!r} is {rounded} in {dtype}, the dtype of "
                         f"{param_name}; expected a finite number{' > 0' if positive else ''} "
                         f"in {dtype}")
             for description, (name, value) in self._largest_scalars(hyper).items():
-                with np.errstate(over="ignore"):
-                    finite = np.isfinite(dtype.type(value))
-                if not finite:
+                if abs(value) >= overflow:
                     raise ValueError(
                         f"{name}: {description} = {value!r} overflows {dtype}, the dtype of "
                         f"{param_name} (the kernels compute it in that dtype); use a smaller "

@@ -13,6 +13,12 @@ import numpy as np
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
+# Per dtype, (overflow, underflow): a Python float x rounds to ±inf in the dtype when
+# |x| >= overflow (halfway above the largest finite value, ties to even), and a positive x
+# rounds to 0 when x <= underflow (half the smallest subnormal).
+ROUNDING_LIMITS = {np.dtype(np.float32): (2.0**128 - 2.0**103, 2.0**-150),
+                   np.dtype(np.float64): (math.inf, 0.0)}
+
 
 def real_number(name: str, value: Any) -> float:
     """A real scalar (Python or NumPy), not a bool, as a Python float."""
