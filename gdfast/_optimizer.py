@@ -326,43 +326,40 @@ class Optimizer:
             grads = [grads]
         elif type(grads) is list or type(grads) is tuple:
             grads = list(grads)   # our own list: the caller's may change while we step
-        with self._lock:
-            self._step(grads)
-
-    def _step(self, grads: GradOrGrads) -> None:
-        verdict = type(grads) is list and gradients_fast_ok(grads, self.params, self._owned)
-        if not verdict:
-            grads = self._check_grads(grads)  # every check, with messages; may copy
-        if verdict == FAST_ALL:
-            count_step(self._steps)   # refuses, before writing, a count at MAX_STEPS
-            type(self)._core(self._param_list, grads, *self._state_lists, self._steps,
-                             **self._hyper)
-            return
-        counted = [index for index, grad in enumerate(grads) if grad is not None]
-        at_limit = [index for index in counted if self._steps[index] == MAX_STEPS]
-        if at_limit:
-            raise ValueError(f"{self._name('params', at_limit[0])}: its step count is "
-                             f"{MAX_STEPS}, the largest there is; this optimizer cannot step "
-                             "it again (load a state with a smaller step count)")
-        active = [index for index, grad in enumerate(grads) if isinstance(grad, np.ndarray)]
-        row_sparse = [index for index, grad in enumerate(grads)
-                      if isinstance(grad, _CheckedRows)]
-        if row_sparse:
-            self._steps[row_sparse] += 1
-            for i in row_sparse:
-                type(self)._row_core(self.params[i], grads[i].indices, grads[i].values,
-                                     *[buffers[i] for buffers in self._state_lists],
-                                     int(self._steps[i]), **self._hyper)
-        if not active:
-            return
-        self._steps[active] += 1
-        type(self)._core(
-            [self.params[i] for i in active],
-            [grads[i] for i in active],
-            *[[buffers[i] for i in active] for buffers in self._state_lists],
-            self._steps[active],
-            **self._hyper,
-        )
+        with self._lock:   # one step at a time on this optimizer (see the class docstring)
+            verdict = type(grads) is list and gradients_fast_ok(grads, self.params, self._owned)
+            if not verdict:
+                grads = self._check_grads(grads)  # every check, with messages; may copy
+            if verdict == FAST_ALL:
+                count_step(self._steps)   # refuses, before writing, a count at MAX_STEPS
+                type(self)._core(self._param_list, grads, *self._state_lists, self._steps,
+                                 **self._hyper)
+                return
+            counted = [index for index, grad in enumerate(grads) if grad is not None]
+            at_limit = [index for index in counted if self._steps[index] == MAX_STEPS]
+            if at_limit:
+                raise ValueError(f"{self._name('params', at_limit[0])}: its step count is "
+                                 f"{MAX_STEPS}, the largest there is; this optimizer cannot step "
+                                 "it again (load a state with a smaller step count)")
+            active = [index for index, grad in enumerate(grads) if isinstance(grad, np.ndarray)]
+            row_sparse = [index for index, grad in enumerate(grads)
+                          if isinstance(grad, _CheckedRows)]
+            if row_sparse:
+                self._steps[row_sparse] += 1
+                for i in row_sparse:
+                    type(self)._row_core(self.params[i], grads[i].indices, grads[i].values,
+                                         *[buffers[i] for buffers in self._state_lists],
+                                         int(self._steps[i]), **self._hyper)
+            if not active:
+                return
+            self._steps[active] += 1
+            type(self)._core(
+                [self.params[i] for i in active],
+                [grads[i] for i in active],
+                *[[buffers[i] for i in active] for buffers in self._state_lists],
+                self._steps[active],
+                **self._hyper,
+            )
 
     # ------------------------------------------------------------------ access
     @property
@@ -479,9 +476,9 @@ class Optimizer:
         """The state buffers, each a private copy checked against its parameter."""
         state = dict(state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or set(state) != set(self.state_names):
+            got = sorted(map(str, state)) if isinstance(state, dict) else _short(state)
             raise ValueError(f"state_dict['state']: expected the entries "
-                             f"{list(self.state_names)}, got "
-                             f"{sorted(map(str, state)) if isinstance(state, dict) else _short(state)}")
+                             f"{list(self.state_names)}, got {got}")
         copies: dict[str, list[np.ndarray]] = {}
         for name in self.state_names:
             arrays = state[name]

@@ -72,7 +72,8 @@ def test_load_state_dict_checks_steps_before_writing_state(module, steps):
     state = opt.state_dict()
     state["state"]["exp_avg"][0][:] = 5.0
     state["steps"] = steps
-    with pytest.raises(ValueError, match=r"state_dict\['steps'\]\[0\]: expected <= 9223372036854775807"):
+    with pytest.raises(ValueError,
+                       match=r"state_dict\['steps'\]\[0\]: expected <= 9223372036854775807"):
         opt.load_state_dict(state)
     assert state_bytes(opt) == before
 
