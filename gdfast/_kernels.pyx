@@ -10,7 +10,7 @@ float32/float64 matching per tensor, C-contiguous, writeable, equal sizes,
 no aliasing.  Nothing here checks again; kernels cannot fail.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport int64_t
+from libc.stdint cimport INT64_MAX, int64_t
 
 import numpy as np
 
@@ -35,7 +35,7 @@ cdef extern from "gdfast.h" nogil:
         const double *mu_product
 
     ctypedef struct gd_hyper:
-        double lr, momentum, beta1, beta2, eps, rho
+        double lr, momentum, beta1, beta2, eps, rho, grad_scale
         double weight_decay, dampening, lr_decay, momentum_decay
         int maximize, decoupled_weight_decay, eps_inside, lr_in_buffer, eps_hat
         int bias_correction, max_of_v_hat, centered, momentum_schedule
@@ -167,6 +167,7 @@ cdef int _run(rule_fn rule, list params, list grads, tuple states, object steps,
 cdef gd_hyper NO_HYPER
 NO_HYPER.lr = NO_HYPER.momentum = NO_HYPER.beta1 = NO_HYPER.beta2 = 0.0
 NO_HYPER.eps = NO_HYPER.rho = 0.0
+NO_HYPER.grad_scale = 1.0
 NO_HYPER.weight_decay = NO_HYPER.dampening = NO_HYPER.lr_decay = NO_HYPER.momentum_decay = 0.0
 NO_HYPER.maximize = NO_HYPER.decoupled_weight_decay = NO_HYPER.eps_inside = 0
 NO_HYPER.lr_in_buffer = NO_HYPER.eps_hat = NO_HYPER.bias_correction = 0
@@ -175,12 +176,16 @@ NO_HYPER.max_of_v_hat = NO_HYPER.centered = NO_HYPER.momentum_schedule = 0
 # Every rule takes the gradient transform of gdfast._optimizer (maximize, weight decay, L2 or
 # decoupled) as keyword arguments; their defaults are SPEC.md's rule, so callers written for
 # the plain rules (gdfast.training, gdfast.distributed, ...) keep working unchanged.
+# `grad_scale` c (default 1: off) multiplies every gradient element by c cast to the tensor's
+# dtype before anything else (g ← g · c, then maximize, then weight decay): gradient clipping by
+# global norm (gdfast.torch) without a pass writing the gradients.  Not checked here.
 
 
 cdef gd_hyper _hyper(double lr, double weight_decay, bint decoupled_weight_decay,
-                     bint maximize):
+                     bint maximize, double grad_scale):
     cdef gd_hyper hyper = NO_HYPER
     hyper.lr = lr
+    hyper.grad_scale = grad_scale
     hyper.weight_decay = weight_decay
     hyper.decoupled_weight_decay = decoupled_weight_decay
     hyper.maximize = maximize
@@ -188,14 +193,15 @@ cdef gd_hyper _hyper(double lr, double weight_decay, bint decoupled_weight_decay
 
 
 def sgd(list params, list grads, object steps, *, double lr, double weight_decay=0.0,
-        bint decoupled_weight_decay=False, bint maximize=False):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+        bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     _run(gd_sgd, params, grads, (), steps, &hyper)
 
 
 cdef gd_hyper _momentum_hyper(double lr, double momentum, double dampening, bint lr_in_buffer,
-                             double weight_decay, bint decoupled_weight_decay, bint maximize):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+                             double weight_decay, bint decoupled_weight_decay,
+                             bint maximize, double grad_scale):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.momentum = momentum
     hyper.dampening = dampening
     hyper.lr_in_buffer = lr_in_buffer
@@ -204,23 +210,26 @@ cdef gd_hyper _momentum_hyper(double lr, double momentum, double dampening, bint
 
 def momentum(list params, list grads, list velocity, object steps, *, double lr,
              double momentum, double dampening=0.0, bint lr_in_buffer=True,
-             double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
+             double weight_decay=0.0, bint decoupled_weight_decay=False,
+             bint maximize=False, double grad_scale=1.0):
     cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
-                                          decoupled_weight_decay, maximize)
+                                          decoupled_weight_decay, maximize, grad_scale)
     _run(gd_momentum, params, grads, (velocity,), steps, &hyper)
 
 
 def nesterov(list params, list grads, list velocity, object steps, *, double lr,
              double momentum, double dampening=0.0, bint lr_in_buffer=True,
-             double weight_decay=0.0, bint decoupled_weight_decay=False, bint maximize=False):
+             double weight_decay=0.0, bint decoupled_weight_decay=False,
+             bint maximize=False, double grad_scale=1.0):
     cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
-                                          decoupled_weight_decay, maximize)
+                                          decoupled_weight_decay, maximize, grad_scale)
     _run(gd_nesterov, params, grads, (velocity,), steps, &hyper)
 
 
 cdef gd_hyper _adagrad_hyper(double lr, double eps, double lr_decay, bint eps_inside_sqrt,
-                            double weight_decay, bint decoupled_weight_decay, bint maximize):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+                            double weight_decay, bint decoupled_weight_decay,
+                            bint maximize, double grad_scale):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.eps = eps
     hyper.lr_decay = lr_decay
     hyper.eps_inside = eps_inside_sqrt
@@ -230,18 +239,18 @@ cdef gd_hyper _adagrad_hyper(double lr, double eps, double lr_decay, bint eps_in
 def adagrad(list params, list grads, list sum_sq, object steps, *, double lr, double eps,
             double lr_decay=0.0, double initial_accumulator_value=0.0,
             bint eps_inside_sqrt=True, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False):
+            bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     """`initial_accumulator_value` is the value the optimizer filled sum_sq with; it is
     accepted (and unused) here so that a rule's hyper-parameters pass through unchanged."""
     cdef gd_hyper hyper = _adagrad_hyper(lr, eps, lr_decay, eps_inside_sqrt, weight_decay,
-                                         decoupled_weight_decay, maximize)
+                                         decoupled_weight_decay, maximize, grad_scale)
     _run(gd_adagrad, params, grads, (sum_sq,), steps, &hyper)
 
 
 def adadelta(list params, list grads, list square_avg, list acc_delta, object steps, *,
              double lr, double rho, double eps, double weight_decay=0.0,
-             bint decoupled_weight_decay=False, bint maximize=False):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+             bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.rho = rho
     hyper.eps = eps
     _run(gd_adadelta, params, grads, (square_avg, acc_delta), steps, &hyper)
@@ -249,8 +258,8 @@ def adadelta(list params, list grads, list square_avg, list acc_delta, object st
 
 cdef gd_hyper _rmsprop_hyper(double lr, double rho, double eps, bint centered, double momentum,
                             bint eps_inside_sqrt, bint lr_in_buffer, double weight_decay,
-                            bint decoupled_weight_decay, bint maximize):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+                            bint decoupled_weight_decay, bint maximize, double grad_scale):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.rho = rho
     hyper.eps = eps
     hyper.centered = centered
@@ -276,19 +285,19 @@ cdef tuple _rmsprop_split(str caller, str steps_name, bint centered, double mome
 def rmsprop(list params, list grads, list square_avg, *buffers_and_steps, double lr,
             double rho, double eps, bint centered=False, double momentum=0.0,
             bint eps_inside_sqrt=True, bint lr_in_buffer=True, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False):
+            bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
     momentum > 0), then the step counts."""
     cdef gd_hyper hyper = _rmsprop_hyper(lr, rho, eps, centered, momentum, eps_inside_sqrt,
                                          lr_in_buffer, weight_decay, decoupled_weight_decay,
-                                         maximize)
+                                         maximize, grad_scale)
     buffers, steps = _rmsprop_split("rmsprop", "steps", centered, momentum, buffers_and_steps)
     _run(gd_rmsprop, params, grads, (square_avg,) + buffers, steps, &hyper)
 
 
 cdef gd_hyper _adam_hyper(double lr, tuple betas, double eps, bint eps_hat, double weight_decay,
-                         bint decoupled_weight_decay, bint maximize):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+                         bint decoupled_weight_decay, bint maximize, double grad_scale):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
@@ -298,9 +307,9 @@ cdef gd_hyper _adam_hyper(double lr, tuple betas, double eps, bint eps_hat, doub
 
 def adam(list params, list grads, list exp_avg, list exp_avg_sq, object steps, *, double lr,
          tuple betas, double eps, bint eps_hat=False, double weight_decay=0.0,
-         bint decoupled_weight_decay=False, bint maximize=False):
+         bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     cdef gd_hyper hyper = _adam_hyper(lr, betas, eps, eps_hat, weight_decay,
-                                      decoupled_weight_decay, maximize)
+                                      decoupled_weight_decay, maximize, grad_scale)
     _run(gd_adam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
 
 
@@ -348,17 +357,17 @@ cdef int64_t _run_rows(row_rule_fn rule, cnp.ndarray param, cnp.ndarray indices,
 
 def sgd_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values, int64_t step, *,
              double lr, double weight_decay=0.0, bint decoupled_weight_decay=False,
-             bint maximize=False):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+             bint maximize=False, double grad_scale=1.0):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     return _run_rows(gd_sgd_rows, param, indices, values, (), step, &hyper)
 
 
 def momentum_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
                   cnp.ndarray velocity, int64_t step, *, double lr, double momentum,
                   double dampening=0.0, bint lr_in_buffer=True, double weight_decay=0.0,
-                  bint decoupled_weight_decay=False, bint maximize=False):
+                  bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
-                                          decoupled_weight_decay, maximize)
+                                          decoupled_weight_decay, maximize, grad_scale)
     return _run_rows(gd_momentum_rows, param, indices, values, (velocity,), step, &hyper)
 
 
@@ -366,9 +375,9 @@ def adagrad_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
                  cnp.ndarray sum_sq, int64_t step, *, double lr, double eps,
                  double lr_decay=0.0, double initial_accumulator_value=0.0,
                  bint eps_inside_sqrt=True, double weight_decay=0.0,
-                 bint decoupled_weight_decay=False, bint maximize=False):
+                 bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     cdef gd_hyper hyper = _adagrad_hyper(lr, eps, lr_decay, eps_inside_sqrt, weight_decay,
-                                         decoupled_weight_decay, maximize)
+                                         decoupled_weight_decay, maximize, grad_scale)
     return _run_rows(gd_adagrad_rows, param, indices, values, (sum_sq,), step, &hyper)
 
 
@@ -376,12 +385,12 @@ def rmsprop_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
                  cnp.ndarray square_avg, *buffers_and_step, double lr, double rho, double eps,
                  bint centered=False, double momentum=0.0, bint eps_inside_sqrt=True,
                  bint lr_in_buffer=True, double weight_decay=0.0,
-                 bint decoupled_weight_decay=False, bint maximize=False):
+                 bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
     momentum > 0), then the step count."""
     cdef gd_hyper hyper = _rmsprop_hyper(lr, rho, eps, centered, momentum, eps_inside_sqrt,
                                          lr_in_buffer, weight_decay, decoupled_weight_decay,
-                                         maximize)
+                                         maximize, grad_scale)
     buffers, step = _rmsprop_split("rmsprop_rows", "step", centered, momentum, buffers_and_step)
     return _run_rows(gd_rmsprop_rows, param, indices, values, (square_avg,) + buffers, step,
                      &hyper)
@@ -390,17 +399,17 @@ def rmsprop_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
 def adam_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values, cnp.ndarray exp_avg,
               cnp.ndarray exp_avg_sq, int64_t step, *, double lr, tuple betas, double eps,
               bint eps_hat=False, double weight_decay=0.0, bint decoupled_weight_decay=False,
-              bint maximize=False):
+              bint maximize=False, double grad_scale=1.0):
     cdef gd_hyper hyper = _adam_hyper(lr, betas, eps, eps_hat, weight_decay,
-                                      decoupled_weight_decay, maximize)
+                                      decoupled_weight_decay, maximize, grad_scale)
     return _run_rows(gd_adam_rows, param, indices, values, (exp_avg, exp_avg_sq), step,
                      &hyper)
 
 
 def adamax(list params, list grads, list exp_avg, list exp_inf, object steps, *, double lr,
            tuple betas, double eps=0.0, bint eps_inside_max=False, double weight_decay=0.0,
-           bint decoupled_weight_decay=False, bint maximize=False):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+           bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
@@ -423,10 +432,10 @@ def nadam_mu_products(list mu_product, object steps, double beta1, double moment
 def nadam(list params, list grads, list exp_avg, list exp_avg_sq, *mu_product_and_steps,
           double lr, tuple betas, double eps, bint momentum_schedule=False,
           double momentum_decay=0.004, double weight_decay=0.0,
-          bint decoupled_weight_decay=False, bint maximize=False):
+          bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
     """Positional after exp_avg_sq: mu_product (with momentum_schedule: 0-d arrays, updated
     here by nadam_mu_products), then the step counts."""
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
@@ -449,8 +458,8 @@ def nadam(list params, list grads, list exp_avg, list exp_avg_sq, *mu_product_an
 def amsgrad(list params, list grads, list exp_avg, list exp_avg_sq, list max_exp_avg_sq,
             object steps, *, double lr, tuple betas, double eps, bint bias_correction=False,
             bint max_of_v_hat=False, bint eps_hat=False, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize)
+            bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
+    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
     hyper.beta1 = betas[0]
     hyper.beta2 = betas[1]
     hyper.eps = eps
@@ -476,12 +485,18 @@ def roofline(list params, list grads, tuple states):
 
 def count_step(cnp.ndarray steps):
     """Add 1 to every entry of an int64 array of step counts (numpy's `+= 1` costs ~1 µs
-    on a tiny array, half of a small step's overhead)."""
+    on a tiny array, half of a small step's overhead).  A count already at the largest
+    int64 raises ValueError before any count changes (it would wrap to a negative t)."""
     if cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(steps):
         raise TypeError("steps: expected a C-contiguous int64 array")
     cdef int64_t *counts = <int64_t *>cnp.PyArray_DATA(steps)
-    cdef Py_ssize_t k
-    for k in range(cnp.PyArray_SIZE(steps)):
+    cdef Py_ssize_t k, n = cnp.PyArray_SIZE(steps)
+    for k in range(n):
+        if counts[k] == INT64_MAX:
+            raise ValueError(f"params[{k}]: its step count is {INT64_MAX}, the largest there "
+                             "is; this optimizer cannot step it again (load a state with a "
+                             "smaller step count)")
+    for k in range(n):
         counts[k] += 1
 
 
@@ -524,7 +539,7 @@ NOT_FAST, FAST_SOME, FAST_ALL = 0, 1, 2
 
 
 def gradients_fast_ok(list grads, tuple params, OwnedMemory owned):
-    """FAST_ALL when every gradient is an ndarray with its parameter's exact dtype
+    """FAST_ALL when every gradient is an exact ndarray with its parameter's exact dtype
     (native byte order) and shape, C-contiguous, aligned, and sharing no memory with a
     parameter or state buffer; FAST_SOME when that holds but some are None; else
     NOT_FAST (0).
@@ -545,7 +560,7 @@ def gradients_fast_ok(list grads, tuple params, OwnedMemory owned):
         if grad is None:
             result = FAST_SOME
             continue
-        if not isinstance(grad, cnp.ndarray):
+        if not cnp.PyArray_CheckExact(grad):   # subclasses (masked arrays...): full checks
             return NOT_FAST
         array = <cnp.ndarray>grad
         param = <cnp.ndarray>params[k]

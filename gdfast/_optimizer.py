@@ -14,11 +14,19 @@ their classes from here through `bind_backend`, so signatures, defaults,
 checks and state handling are the same code.
 
 Validate everything, then write: a step or a state load that raises leaves
-every parameter and every state entry exactly as it was.
+every parameter and every state entry exactly as it was.  What the caller could
+still change while we work (a list of gradients, a RowGrad's indices, a state
+dict's arrays) is copied first and the copy is checked and used.
+
+Thread safety: one optimizer's `step`, `load_state_dict` and `state_dict` hold the
+optimizer's lock, so calls from several threads on the same optimizer run one after
+the other, each whole (no update is lost, no state is read half-written).  The
+kernels release the GIL, so different optimizers step in parallel.
 """
 from __future__ import annotations
 
 import inspect
+import threading
 from typing import Any, Callable, ClassVar, Sequence, TypeVar, Union
 
 import numpy as np
@@ -29,6 +37,9 @@ from .rows import RowGrad
 
 ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
 GradOrGrads = Union[np.ndarray, RowGrad, None, Sequence[Union[np.ndarray, RowGrad, None]]]
+
+# The largest step count: a step that would count past it is refused (int64 in C).
+MAX_STEPS = np.iinfo(np.int64).max
 
 # The rules that take RowGrad entries (gdfast.rows): their functional cores have a row form.
 ROW_SPARSE_RULES = ("SGD", "Momentum", "Adagrad", "RMSprop", "Adam")
@@ -62,7 +73,7 @@ class Hyperparameter:
         value = self.validate(self.name, value)
         if hasattr(optimizer, "state"):   # constructed: the options must still fit together
             candidate = {**optimizer._hyper, self.name: value}
-            optimizer._check_together(candidate)
+            optimizer._check_hyper(candidate)
             if type(optimizer).state_layout(candidate) != optimizer.state_names:
                 raise ValueError(
                     f"{self.name}: cannot change to {value!r} after construction: it changes "
@@ -114,11 +125,13 @@ class Optimizer:
         for name in self.hyperparameter_names:
             value = hyperparameters[name]
             setattr(self, name, preset[name] if value is None and name in preset else value)
-        self._check_together(self._hyper)
+        self._check_hyper(self._hyper)
         self.state_names = type(self).state_layout(self._hyper)
         self.state = {name: tuple(self._initial_state(name, p) for p in self.params)
                       for name in self.state_names}
         self._steps = np.zeros(len(self.params), dtype=np.int64)
+        # Held by step, load_state_dict and state_dict: one optimizer, one update at a time.
+        self._lock = threading.Lock()
         self._param_list = list(self.params)
         self._state_lists = tuple(list(buffers) for buffers in self.state.values())
         # Memory of every buffer the kernels write, for the aliasing check of gradients.
@@ -141,6 +154,45 @@ class Optimizer:
 
     def _check_together(self, hyper: dict[str, Any]) -> None:
         """Raise ValueError for options that are valid alone but not together."""
+
+    def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
+        """Per-step scalars a rule derives from its hyper-parameters, at their largest:
+        {description: (hyper-parameter to blame, value)}; each must be finite in the dtype of
+        every parameter (the kernels round them to it)."""
+        return {}
+
+    def _check_hyper(self, hyper: dict[str, Any]) -> None:
+        """Options together, then every real hyper-parameter in the dtype of each parameter:
+        finite there (1e39 is inf in float32), and still > 0 where it must be > 0 (eps=1e-46
+        is 0 in float32); and each derived scalar of `_largest_scalars` finite there."""
+        self._check_together(hyper)
+        dtypes = {param.dtype: self._name("params", index)
+                  for index, param in reversed(list(enumerate(self.params)))}
+        values = []
+        for name in self.hyperparameter_names:
+            value = hyper[name]
+            if isinstance(value, tuple):
+                values += [(f"{name}[{i}]", name, v) for i, v in enumerate(value)]
+            elif isinstance(value, float):
+                values.append((name, name, value))
+        for dtype, param_name in dtypes.items():
+            for label, name, value in values:
+                with np.errstate(over="ignore"):
+                    rounded = dtype.type(value)
+                positive = getattr(type(self), name).validate is check.positive
+                if not np.isfinite(rounded) or (positive and not rounded > 0):
+                    raise ValueError(
+                        f"{label}: {value!r} is {rounded} in {dtype}, the dtype of "
+                        f"{param_name}; expected a finite number{' > 0' if positive else ''} "
+                        f"in {dtype}")
+            for description, (name, value) in self._largest_scalars(hyper).items():
+                with np.errstate(over="ignore"):
+                    finite = np.isfinite(dtype.type(value))
+                if not finite:
+                    raise ValueError(
+                        f"{name}: {description} = {value!r} overflows {dtype}, the dtype of "
+                        f"{param_name} (the kernels compute it in that dtype); use a smaller "
+                        f"{name}")
 
     # ------------------------------------------------------------------ checks
     def _name(self, what: str, index: int) -> str:
@@ -191,7 +243,9 @@ class Optimizer:
         if param.ndim != 2:
             raise ValueError(f"{name}: a RowGrad needs a 2-D parameter (n_rows, dim); the "
                              f"parameter has shape {param.shape}")
-        indices, values = grad.indices, grad.values
+        # Copy first, then check the copy: the kernel reads the indices with the GIL released,
+        # and another thread may change the caller's array at any time.
+        indices, values = np.array(grad.indices, order="C"), grad.values
         n_rows, dim = param.shape
         if indices.size:
             low, high = int(indices.min()), int(indices.max())
@@ -213,8 +267,8 @@ class Optimizer:
         if aliased is not None:
             raise ValueError(f"{name}.values: shares memory with {aliased}, which the step "
                              "writes; pass a gradient array of its own")
-        return _CheckedRows(np.array(indices, dtype=np.int64, order="C"),
-                            np.ascontiguousarray(values))
+        # in range, so int64 holds every index exactly
+        return _CheckedRows(indices.astype(np.int64, copy=False), np.ascontiguousarray(values))
 
     def _check_grads(self, grads: GradOrGrads) -> list[np.ndarray | _CheckedRows | None]:
         if grads is None or isinstance(grads, (np.ndarray, RowGrad)):
@@ -262,19 +316,34 @@ class Optimizer:
         SGD, Momentum, Adagrad, RMSprop and Adam also take a `gdfast.RowGrad(indices,
         values)` for a 2-D parameter: a lazy update of the rows named, duplicates summed
         (see gdfast.rows for the semantics, t included).
+
+        Thread safety: the step holds this optimizer's lock, so steps (and
+        `load_state_dict`, `state_dict`) called on one optimizer from several threads run
+        one at a time, each whole.  A step refuses (ValueError, nothing written) a
+        parameter whose step count is already 2**63 − 1.
         """
         if type(grads) is np.ndarray:
             grads = [grads]
-        elif type(grads) is tuple:
-            grads = list(grads)
+        elif type(grads) is list or type(grads) is tuple:
+            grads = list(grads)   # our own list: the caller's may change while we step
+        with self._lock:
+            self._step(grads)
+
+    def _step(self, grads: GradOrGrads) -> None:
         verdict = type(grads) is list and gradients_fast_ok(grads, self.params, self._owned)
         if not verdict:
             grads = self._check_grads(grads)  # every check, with messages; may copy
         if verdict == FAST_ALL:
-            count_step(self._steps)
+            count_step(self._steps)   # refuses, before writing, a count at MAX_STEPS
             type(self)._core(self._param_list, grads, *self._state_lists, self._steps,
                              **self._hyper)
             return
+        counted = [index for index, grad in enumerate(grads) if grad is not None]
+        at_limit = [index for index in counted if self._steps[index] == MAX_STEPS]
+        if at_limit:
+            raise ValueError(f"{self._name('params', at_limit[0])}: its step count is "
+                             f"{MAX_STEPS}, the largest there is; this optimizer cannot step "
+                             "it again (load a state with a smaller step count)")
         active = [index for index, grad in enumerate(grads) if isinstance(grad, np.ndarray)]
         row_sparse = [index for index, grad in enumerate(grads)
                       if isinstance(grad, _CheckedRows)]
@@ -335,18 +404,23 @@ class Optimizer:
          "state": {state name: [ndarray per parameter]}}.  It loads into the
         same rule of either backend (gdfast or gdfast.reference).
         """
-        return {
-            "rule": self.rule,
-            "hyperparameters": dict(self._hyper),
-            "steps": self._steps.tolist(),
-            "state": {name: [buffer.copy() for buffer in buffers]
-                      for name, buffers in self.state.items()},
-        }
+        with self._lock:
+            return {
+                "rule": self.rule,
+                "hyperparameters": dict(self._hyper),
+                "steps": self._steps.tolist(),
+                "state": {name: [buffer.copy() for buffer in buffers]
+                          for name, buffers in self.state.items()},
+            }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a `state_dict()`; checks all of it before changing anything."""
+        """Restore a `state_dict()`; checks all of it before changing anything.
+
+        The arrays are copied first and the copies checked and loaded, so a caller changing
+        the dict or its arrays meanwhile cannot make a load fail half-way."""
         if not isinstance(state_dict, dict):
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
+        state_dict = dict(state_dict)
         expected_keys = {"rule", "hyperparameters", "steps", "state"}
         if set(state_dict) != expected_keys:
             raise ValueError(f"state_dict: expected the keys {sorted(expected_keys)}, "
@@ -355,6 +429,7 @@ class Optimizer:
             raise ValueError(f"state_dict['rule']: this is a {self.rule} optimizer, the state "
                              f"dict is from {state_dict['rule']!r}")
         hyper = state_dict["hyperparameters"]
+        hyper = dict(hyper) if isinstance(hyper, dict) else hyper
         if not isinstance(hyper, dict) or set(hyper) != set(self.hyperparameter_names):
             raise ValueError(f"state_dict['hyperparameters']: expected the keys "
                              f"{list(self.hyperparameter_names)}, got "
@@ -362,7 +437,7 @@ class Optimizer:
         checked_hyper = {name: getattr(type(self), name).validate(
             f"state_dict['hyperparameters'][{name!r}]", hyper[name])
             for name in self.hyperparameter_names}
-        self._check_together(checked_hyper)
+        self._check_hyper(checked_hyper)
         layout = type(self).state_layout(checked_hyper)
         if layout != self.state_names:
             raise ValueError(f"state_dict['hyperparameters']: they need the state entries "
@@ -370,46 +445,68 @@ class Optimizer:
                              "build one with the same options")
         steps = self._check_loaded_steps(state_dict["steps"])
         buffers = self._check_loaded_state(state_dict["state"])
-        # everything checked: write
-        for name, arrays in buffers.items():
-            for target, source in zip(self.state[name], arrays):
-                np.copyto(target, source)
-        self._steps[:] = steps
-        self._hyper.update(checked_hyper)
+        # everything checked (copies, nothing the caller holds): write
+        with self._lock:
+            for name, arrays in buffers.items():
+                for target, source in zip(self.state[name], arrays):
+                    np.copyto(target, source)
+            self._steps[:] = steps
+            self._hyper.update(checked_hyper)
 
-    def _check_loaded_steps(self, steps: Any) -> list[int]:
+    def _check_loaded_steps(self, steps: Any) -> np.ndarray:
+        """The step counts as a new int64 array: ints (not bools, not floats) in
+        [0, MAX_STEPS]."""
         n = len(self.params)
-        if not isinstance(steps, (list, tuple, np.ndarray)) or len(steps) != n:
-            raise ValueError(f"state_dict['steps']: expected {n} step counts, got {steps!r}")
-        counts = []
+        if isinstance(steps, np.ndarray):
+            steps = steps.tolist() if steps.ndim == 1 else steps
+        if not isinstance(steps, (list, tuple)) or len(steps) != n:
+            raise ValueError(f"state_dict['steps']: expected a list of {n} step count(s), "
+                             f"got {_short(steps)}")
+        counts = np.zeros(n, dtype=np.int64)
         for index, count in enumerate(steps):
             if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
                 raise TypeError(f"state_dict['steps'][{index}]: expected an int, "
                                 f"got {type(count).__name__}")
             if count < 0:
                 raise ValueError(f"state_dict['steps'][{index}]: expected >= 0, got {count}")
-            counts.append(int(count))
+            if count > MAX_STEPS:
+                raise ValueError(f"state_dict['steps'][{index}]: expected <= {MAX_STEPS} "
+                                 f"(int64 step counts), got {count}")
+            counts[index] = int(count)
         return counts
 
     def _check_loaded_state(self, state: Any) -> dict[str, list[np.ndarray]]:
+        """The state buffers, each a private copy checked against its parameter."""
+        state = dict(state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or set(state) != set(self.state_names):
             raise ValueError(f"state_dict['state']: expected the entries "
                              f"{list(self.state_names)}, got "
-                             f"{sorted(state) if isinstance(state, dict) else state!r}")
+                             f"{sorted(map(str, state)) if isinstance(state, dict) else _short(state)}")
+        copies: dict[str, list[np.ndarray]] = {}
         for name in self.state_names:
             arrays = state[name]
             where = f"state_dict['state'][{name!r}]"
             if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
                 raise ValueError(f"{where}: expected a list of {len(self.params)} arrays")
-            for index, (array, param) in enumerate(zip(arrays, self.params)):
+            arrays = list(arrays)
+            for index, array in enumerate(arrays):
                 check.float_array(f"{where}[{index}]", array)
+                arrays[index] = np.array(array, copy=True)   # copy first, check the copy
+            copies[name] = arrays
+            for index, (array, param) in enumerate(zip(arrays, self.params)):
                 shape, dtype = self._state_spec(name, param)
                 if array.shape != shape or array.dtype != dtype:
                     whose = " (those of the parameter)" if shape == param.shape else ""
                     raise ValueError(f"{where}[{index}]: expected shape {shape} and dtype "
                                      f"{dtype}{whose}, got shape "
                                      f"{array.shape} and dtype {array.dtype}")
-        return {name: list(state[name]) for name in self.state_names}
+        return copies
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, at most 80 characters."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 OptimizerType = TypeVar("OptimizerType", bound=type)
@@ -478,6 +575,27 @@ class _Transformed(Optimizer):
     weight_decay = Hyperparameter(check.nonnegative)
     decoupled_weight_decay = Hyperparameter(check.flag)
     maximize = Hyperparameter(check.flag)
+
+    # The rules whose step size η / (1 − β1^t) the kernels compute as one scalar.
+    _bias_corrected = False
+
+    def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
+        scalars = {}
+        if hyper.get("decoupled_weight_decay", self.rule == "AdamW"):   # θ ← θ (1 − η λ)
+            scalars["lr * weight_decay"] = ("weight_decay", hyper["lr"] * hyper["weight_decay"])
+        if self._bias_corrected and hyper.get("bias_correction", True):
+            scalars.update(_bias_corrected_step(hyper))
+        return scalars
+
+
+def _bias_corrected_step(hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
+    """The step size η / (1 − β1^t) of Adam, AdaMax and bias-corrected AMSGrad is largest
+    at t = 1: η / (1 − β1).  The kernels round it to the parameter's dtype, the reference
+    computes η · (m / (1 − β1^t)); where the step size overflows the dtype the two would
+    disagree ([nan, -inf] against [1, -1e38] for Adam(lr=1e38) in float32), so such an η is
+    refused (SPEC: η / (1 − β1) must be finite in the dtype of every parameter)."""
+    lr, beta1 = hyper["lr"], hyper["betas"][0]
+    return {"lr / (1 - betas[0])": ("lr", lr / (1.0 - beta1))}
 
 
 def _names(*own: str) -> tuple[str, ...]:
@@ -804,6 +922,7 @@ class Adam(_Transformed):
     State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
     """
     rule = "Adam"
+    _bias_corrected = True
     state_names = ("exp_avg", "exp_avg_sq")
     lr = Hyperparameter(check.learning_rate)
     betas = Hyperparameter(check.betas)
@@ -895,6 +1014,7 @@ class AdaMax(_Transformed):
     State: exp_avg = m, exp_inf = u; t is `steps`, counted per parameter.
     """
     rule = "AdaMax"
+    _bias_corrected = True
     state_names = ("exp_avg", "exp_inf")
     lr = Hyperparameter(check.learning_rate)
     betas = Hyperparameter(check.betas)
@@ -1018,6 +1138,7 @@ class AMSGrad(_Transformed):
     State: exp_avg = m, exp_avg_sq = v, max_exp_avg_sq = v_max.
     """
     rule = "AMSGrad"
+    _bias_corrected = True
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     lr = Hyperparameter(check.learning_rate)
     betas = Hyperparameter(check.betas)

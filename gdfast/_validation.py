@@ -16,9 +16,13 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 def real_number(name: str, value: Any) -> float:
     """A real scalar (Python or NumPy), not a bool, as a Python float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:   # an int (or Fraction) beyond the float range: 10**400
+        raise ValueError(f"{name}: expected a finite number, got {type(value).__name__} "
+                         "beyond the range of float64") from None
     if math.isnan(value):
         raise ValueError(f"{name}: expected a number, got nan")
     return value
@@ -87,10 +91,19 @@ def betas(name: str, value: Any) -> tuple[float, float]:
     return pair
 
 
+def not_masked(name: str, value: Any) -> None:
+    """Refuse a numpy.ma.MaskedArray: the kernels would read the masked values too."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name}: expected a numpy.ndarray, got a numpy.ma.MaskedArray (the "
+                        "optimizer would ignore its mask); pass np.ma.filled(array, value) "
+                        "or array.data")
+
+
 def float_array(name: str, value: Any) -> np.ndarray:
     """A float32 or float64 ndarray (the only dtypes the kernels serve)."""
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
+    not_masked(name, value)
     if value.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name}: dtype {value.dtype} is not supported; "
                         "expected float32 or float64 (native byte order)")

@@ -36,11 +36,13 @@ def _ieee_nonstop(core):
     return wrapper
 
 
-def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize):
-    """The gradient transform every rule starts with (gdfast._optimizer): g ← −g to
-    maximize; L2 decay g ← g + λθ, or decoupled decay θ ← θ(1 − ηλ) (in place)."""
+def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale):
+    """The gradient transform every rule starts with (gdfast._optimizer): g ← g·c with
+    c = grad_scale in the gradient's dtype (1: off; gradient clipping by global norm);
+    g ← −g to maximize; L2 decay g ← g + λθ, or decoupled decay θ ← θ(1 − ηλ) (in place)."""
+    g = g * g.dtype.type(grad_scale)
     if maximize:
-        g = -g
+        g = g * g.dtype.type(-1)   # −g as the kernels take it: a NaN keeps its sign bit
     if weight_decay and decoupled_weight_decay:
         theta *= 1 - lr * weight_decay
     elif weight_decay:
@@ -50,17 +52,17 @@ def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize):
 
 @_ieee_nonstop
 def sgd(params, grads, steps, *, lr, weight_decay=0.0, decoupled_weight_decay=False,
-        maximize=False):
+        maximize=False, grad_scale=1.0):
     for theta, g in zip(params, grads):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         theta -= lr * g
 
 
 @_ieee_nonstop
 def momentum(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_in_buffer=True,
-             weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
+             weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     for theta, g, v, t in zip(params, grads, velocity, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         damp = 0.0 if t == 1 else dampening      # the first gradient enters whole
         if lr_in_buffer:
             v[...] = momentum * v + (1 - damp) * lr * g
@@ -72,10 +74,10 @@ def momentum(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_
 
 @_ieee_nonstop
 def nesterov(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_in_buffer=True,
-             weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
+             weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     """SPEC 1.1's form: the parameters hold φ = θ − γ v and g = ∇J(φ)."""
     for phi, g, v, t in zip(params, grads, velocity, map(int, steps)):
-        g = _gradient(phi, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(phi, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         damp = 0.0 if t == 1 else dampening
         if lr_in_buffer:
             v[...] = momentum * v + (1 - damp) * lr * g
@@ -100,11 +102,11 @@ def nesterov_lookahead(theta, velocity, gradient_at, *, lr, momentum):
 @_ieee_nonstop
 def adagrad(params, grads, sum_sq, steps, *, lr, eps, lr_decay=0.0, initial_accumulator_value=0.0,
             eps_inside_sqrt=True, weight_decay=0.0, decoupled_weight_decay=False,
-            maximize=False):
+            maximize=False, grad_scale=1.0):
     # initial_accumulator_value: G's value before the first step (the class fills G with it)
     for theta, g, G, t in zip(params, grads, sum_sq, map(int, steps)):
         lr_t = lr / (1 + (t - 1) * lr_decay)
-        g = _gradient(theta, g, lr_t, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr_t, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         G[...] = G + g * g
         if eps_inside_sqrt:
             theta -= lr_t * (g / np.sqrt(G + eps))
@@ -114,26 +116,28 @@ def adagrad(params, grads, sum_sq, steps, *, lr, eps, lr_decay=0.0, initial_accu
 
 @_ieee_nonstop
 def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps, weight_decay=0.0,
-             decoupled_weight_decay=False, maximize=False):
+             decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     for theta, g, E_g, E_d in zip(params, grads, square_avg, acc_delta):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         E_g[...] = rho * E_g + (1 - rho) * g * g
-        delta = -(np.sqrt(E_d + eps) / np.sqrt(E_g + eps)) * g
-        E_d[...] = rho * E_d + (1 - rho) * delta * delta
-        theta += lr * delta
+        # Δ = −descent; SPEC's θ ← θ + ηΔ written without the (exact) negation, so that
+        # every NaN made here is the default NaN, as in the kernel (see rules.inc)
+        descent = (np.sqrt(E_d + eps) / np.sqrt(E_g + eps)) * g
+        E_d[...] = rho * E_d + (1 - rho) * descent * descent
+        theta -= lr * descent
 
 
 @_ieee_nonstop
 def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centered=False,
             momentum=0.0, eps_inside_sqrt=True, lr_in_buffer=True, weight_decay=0.0,
-            decoupled_weight_decay=False, maximize=False):
+            decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     """Positional after square_avg: grad_avg (if centered), momentum_buffer (if
     momentum > 0), steps."""
     buffers = list(buffers_and_steps[:-1])
     grad_avg = buffers.pop(0) if centered else [None] * len(params)
     momentum_buffer = buffers.pop(0) if momentum > 0 else [None] * len(params)
     for theta, g, E_g, g_avg, b in zip(params, grads, square_avg, grad_avg, momentum_buffer):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         E_g[...] = rho * E_g + (1 - rho) * g * g
         if centered:
             g_avg[...] = rho * g_avg + (1 - rho) * g
@@ -156,10 +160,10 @@ def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centere
 
 @_ieee_nonstop
 def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps, eps_hat=False,
-         weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
+         weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     beta1, beta2 = betas
     for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g * g
         if eps_hat:
@@ -173,10 +177,10 @@ def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps, eps_hat=F
 
 @_ieee_nonstop
 def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas, eps=0.0, eps_inside_max=False,
-           weight_decay=0.0, decoupled_weight_decay=False, maximize=False):
+           weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     beta1, beta2 = betas
     for theta, g, m, u, t in zip(params, grads, exp_avg, exp_inf, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         m[...] = beta1 * m + (1 - beta1) * g
         if eps_inside_max:
             u[...] = np.maximum(beta2 * u, np.abs(g) + eps)
@@ -192,14 +196,14 @@ def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas, eps=0.0, eps_in
 @_ieee_nonstop
 def nadam(params, grads, exp_avg, exp_avg_sq, *mu_product_and_steps, lr, betas, eps,
           momentum_schedule=False, momentum_decay=0.004, weight_decay=0.0,
-          decoupled_weight_decay=False, maximize=False):
+          decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     """Positional after exp_avg_sq: mu_product (with momentum_schedule), steps."""
     beta1, beta2 = betas
     steps = mu_product_and_steps[-1]
     mu_product = mu_product_and_steps[0] if momentum_schedule else [None] * len(params)
     for theta, g, m, v, P, t in zip(params, grads, exp_avg, exp_avg_sq, mu_product,
                                     map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g * g
         v_hat = v / (1 - beta2**t)
@@ -217,11 +221,11 @@ def nadam(params, grads, exp_avg, exp_avg_sq, *mu_product_and_steps, lr, betas, 
 @_ieee_nonstop
 def amsgrad(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, *, lr, betas, eps,
             bias_correction=False, max_of_v_hat=False, eps_hat=False, weight_decay=0.0,
-            decoupled_weight_decay=False, maximize=False):
+            decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
     beta1, beta2 = betas
     for theta, g, m, v, v_max, t in zip(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq,
                                         map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize)
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g * g
         if not bias_correction:

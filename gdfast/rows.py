@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _validation as check
+
 __all__ = ["RowGrad"]
 
 
@@ -39,8 +41,9 @@ class RowGrad:
     Parameters
     ----------
     indices : ndarray of integers, shape (k,)
-        Row numbers in [0, n_rows), any order, repeats allowed (summed).  Checked
-        against the parameter by `step`; copied to int64 there.
+        Row numbers in [0, n_rows), any order, repeats allowed (summed).  `step`
+        copies them first and checks the copy against the parameter, so another thread
+        changing this array meanwhile cannot make the step write outside the parameter.
     values : ndarray of float32 or float64, shape (k, dim)
         values[i] is the gradient of row indices[i]; the parameter's dtype.  Not
         copied unless it is not C-contiguous; it must not share memory with the
@@ -55,12 +58,14 @@ class RowGrad:
         if not isinstance(indices, np.ndarray):
             raise TypeError(f"indices: expected a numpy.ndarray of integers, got "
                             f"{type(indices).__name__}")
+        check.not_masked("indices", indices)
         if indices.dtype == np.bool_ or not np.issubdtype(indices.dtype, np.integer):
             raise TypeError(f"indices: expected an integer dtype, got {indices.dtype}")
         if indices.ndim != 1:
             raise ValueError(f"indices: expected a 1-D array, got shape {indices.shape}")
         if not isinstance(values, np.ndarray):
             raise TypeError(f"values: expected a numpy.ndarray, got {type(values).__name__}")
+        check.not_masked("values", values)
         if values.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
             raise TypeError(f"values: dtype {values.dtype} is not supported; expected float32 "
                             "or float64 (native byte order)")

@@ -54,9 +54,10 @@ typedef struct {
 
 /* Every rule's hyper-parameters and named variants; each rule reads the ones it
  * has (rules.inc gives each variant's formula).  Zero means the SPEC.md form,
- * except the two flags marked "paper: 1". */
+ * except grad_scale (1: off) and the two flags marked "paper: 1". */
 typedef struct {
     double lr, momentum, beta1, beta2, eps, rho;
+    double grad_scale;          /* every rule: g ← g · (REAL)grad_scale, first; 1 is exact */
     double weight_decay;        /* λ: L2 (g ← g + λθ), or decoupled (θ ← θ(1 − ηλ)) */
     double dampening;           /* Momentum/Nesterov: d, v ← γ v + (1 − d)·… */
     double lr_decay;            /* Adagrad: η_t = η / (1 + (t − 1) lr_decay) */

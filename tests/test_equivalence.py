@@ -163,3 +163,89 @@ def test_non_finite_gradients_propagate_like_the_reference(rule, dtype):
         slow.step(grad)
     assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)])
     assert np.isnan(fast.params[0][[3, 17]]).all()
+
+
+def _run_core(optimizer, grads, **extra):
+    """One step of `optimizer`'s functional core on every parameter, with extra keywords."""
+    optimizer._steps += 1
+    type(optimizer)._core(optimizer._param_list, grads, *optimizer._state_lists,
+                          optimizer._steps, **optimizer._hyper, **extra)
+
+
+def _state_bytes(optimizer):
+    return ([p.tobytes() for p in optimizer.params]
+            + [b.tobytes() for name in optimizer.state_names for b in optimizer.state[name]])
+
+
+GRAD_SCALES = [1.0, 0.3, 2.5e-7, 1e40, 0.0]
+
+
+@pytest.mark.parametrize("scale", GRAD_SCALES)
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("rule", RULE_NAMES)
+def test_grad_scale_is_a_multiplication_of_the_gradient_first(rule, dtype, scale):
+    """grad_scale=c (the cores' keyword for gradient clipping by global norm) gives, bitwise,
+    the step with the gradient g · dtype(c), in both backends, for every rule and option
+    (maximize and weight decay come after the scale); the eight bitwise rules also give the
+    reference's bits exactly.  c = 1e40 overflows to inf in float32 in both."""
+    rng = np.random.default_rng([RULE_NAMES.index(rule), int(scale * 7) % 97])
+    hyper = random_hyperparameters(rule, rng)
+    for backend in (0, 1):
+        problem, *pair_ = pair(rule, [(67,), (3, 5)], dtype, hyper)
+        scaled = pair_[backend]
+        _, *twin = pair(rule, [(67,), (3, 5)], dtype, hyper)
+        premultiplied = twin[backend]
+        for _ in range(3):
+            grads = problem.gradients(scaled.params)
+            _run_core(scaled, grads, grad_scale=scale)
+            with np.errstate(over="ignore"):   # 1e40 is inf in float32, on purpose
+                _run_core(premultiplied, [g * dtype(scale) for g in grads])
+        assert _state_bytes(scaled) == _state_bytes(premultiplied)
+    problem, fast, slow = pair(rule, [(67,), (3, 5)], dtype, hyper)
+    for _ in range(3):
+        _run_core(fast, problem.gradients(fast.params), grad_scale=scale)
+        _run_core(slow, problem.gradients(slow.params), grad_scale=scale)
+    if rule in STEP_SIZE_FORM or (rule == "AMSGrad" and hyper["bias_correction"]):
+        assert_same_optimizer_state(fast, slow, 10 * TOLERANCE[(dtype, 1)] if scale == 1e40
+                                    else TOLERANCE[(dtype, 1)])
+    else:
+        assert _state_bytes(fast) == _state_bytes(slow)
+
+
+@pytest.mark.parametrize("rule", ["SGD", "Momentum", "Adagrad", "RMSprop", "Adam"])
+def test_grad_scale_in_the_row_sparse_cores(rule):
+    """The row form takes grad_scale too: equal, bitwise, to the row step with values·c."""
+    from gdfast import reference
+    indices = np.array([3, 0, 3, 7], dtype=np.int64)
+    values = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
+    for module in (gdfast_optim(), reference):
+        row_core = getattr(module, rule)._row_core
+        results = []
+        for grads, extra in ((values, {"grad_scale": 0.25}), (values * np.float32(0.25), {})):
+            opt = getattr(module, rule)(np.ones((8, 6), dtype=np.float32))
+            row_core(opt.params[0], indices, grads, *[b[0] for b in opt._state_lists], 1,
+                     **opt._hyper, **extra)
+            results.append(_state_bytes(opt))
+        assert results[0] == results[1]
+
+
+def gdfast_optim():
+    import gdfast.optim
+    return gdfast.optim
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("size", [4, 67])
+def test_adadelta_nan_bits_equal_the_reference(dtype, size):
+    """Infinite gradients make Adadelta's state NaN; the next steps add NaNs to NaNs.  The
+    kernel and the reference agree bit for bit, NaN sign bits included (they used to differ:
+    the negation in Δ = −(…)g made a NaN of the other sign, and which of two NaNs an addition
+    returns depends on operand order)."""
+    problem, fast, slow = pair("Adadelta", [(size,)], dtype, {})
+    grad = np.full(size, np.inf, dtype=dtype)
+    grad[1::2] = -np.inf
+    grad[2::5] = 1.5
+    for _ in range(3):
+        fast.step(grad)
+        slow.step(grad)
+        assert _state_bytes(fast) == _state_bytes(slow)
