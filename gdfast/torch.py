@@ -160,17 +160,21 @@ def _memory(tensor: torch.Tensor) -> np.ndarray:
     return tensor.as_strided((tensor.numel(),), (1,)).numpy()
 
 
-def _sum_of_squares(array: np.ndarray, buffer: np.ndarray) -> float:
-    """Σ x² in float64, in a fixed order (the same bits for any thread count): NumPy's
-    pairwise sum over blocks of len(buffer) elements, the blocks added in order."""
-    flat = array.reshape(-1)
-    total = 0.0
-    for start in range(0, flat.size, buffer.size):
-        block = flat[start:start + buffer.size]
-        squares = buffer[:block.size]
-        np.square(block, out=squares, dtype=np.float64)
-        total += float(np.add.reduce(squares))
-    return total
+#: the block of a gradient whose norm one thread computes (below torch's GRAIN_SIZE)
+_NORM_BLOCK = 1 << 14
+
+
+def _sum_of_squares(gradient: torch.Tensor) -> float:
+    """Σ g² of one gradient, the same bits for any thread count: torch's 2-norm of each
+    block of _NORM_BLOCK elements (each block reduced whole by one thread, in the
+    gradient's dtype as torch's clip_grad_norm_ does), squared in float64 and added with
+    NumPy's pairwise sum in block order."""
+    flat = gradient.detach().reshape(-1)
+    whole = flat.numel() // _NORM_BLOCK * _NORM_BLOCK
+    blocks = torch.linalg.vector_norm(flat[:whole].view(-1, _NORM_BLOCK), dim=1)
+    norms = np.append(blocks.numpy().astype(np.float64),
+                      float(torch.linalg.vector_norm(flat[whole:])))
+    return float(np.add.reduce(norms * norms))
 
 
 class _Plan:
@@ -387,21 +391,20 @@ class _KernelOptimizer(torch.optim.Optimizer):
         return loss
 
     # -------------------------------------------------------------- clipping
-    def _gradient_views(self) -> list[np.ndarray]:
+    def _gradient_views(self) -> list[torch.Tensor]:
         if self.max_grad_norm is None and not (self.error_if_nonfinite
                                                or self.skip_if_nonfinite):
             return []
-        return [p.grad.detach().numpy() for group in self.param_groups for p in group["params"]
+        return [p.grad for group in self.param_groups for p in group["params"]
                 if p.grad is not None and p.grad.layout is torch.strided
                 and p.grad.device.type == "cpu" and p.grad.dtype in _DTYPES]
 
-    def _global_norm(self, grads: list[np.ndarray]) -> float:
-        """The 2-norm of all gradients: float64 sums of squares per tensor (fixed order),
-        added in parameter order."""
-        buffer = np.empty(1 << 14, dtype=np.float64)
-        return math.sqrt(sum(_sum_of_squares(g, buffer) for g in grads))
+    def _global_norm(self, grads: list[torch.Tensor]) -> float:
+        """The 2-norm of all gradients: the sums of squares per tensor (fixed order,
+        `_sum_of_squares`) added in parameter order."""
+        return math.sqrt(sum(map(_sum_of_squares, grads)))
 
-    def _clip(self, grads: list[np.ndarray], in_kernel: bool) -> Optional[float]:
+    def _clip(self, grads: list[torch.Tensor], in_kernel: bool) -> Optional[float]:
         """The gradient scale the kernels are to apply (1.0: none), or None to skip the
         step; torch.nn.utils.clip_grad_norm_'s c = min(1, max_norm / (norm + 1e-6)).
         Without `in_kernel` (or kernels that take no scale) the gradients are scaled here."""
@@ -422,9 +425,21 @@ class _KernelOptimizer(torch.optim.Optimizer):
             # the gradients scaled in place, as clip_grad_norm_ does (one extra pass
             # writing them): torch's own step, or kernels without grad_scale
             for grad in grads:
-                np.multiply(grad, grad.dtype.type(scale), out=grad)
+                grad.mul_(scale)
             return 1.0
         return scale
+
+    def _step_parameter(self, index: int, position: int, scale: float) -> None:
+        """Step one parameter, params[position] of group `index` (its gradient times
+        `scale`), as `step` would step it."""
+        group = self.param_groups[index]
+        if _uses_tensor_hyperparameters(group):
+            raise ValueError("step_in_backward: a Tensor lr or betas runs torch's own step, "
+                             "which steps whole groups; give floats")
+        if scale != 1.0 and not _KERNEL_SCALES:
+            group["params"][position].grad.mul_(scale)
+            scale = 1.0
+        self._step_group(index, group, self._plan(index, group), scale, only=position)
 
     # ---------------------------------------------------------------- checks
     def _where(self, group_index: int, position: int, tensor: torch.Tensor) -> str:
@@ -772,3 +787,115 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
                                              **_transform(group,
                                                           group["decoupled_weight_decay"])),
                        **scaling)
+
+
+class StepInBackward:
+    """The optimizer's step run inside backward, one parameter at a time, each gradient
+    freed as soon as its parameter is stepped (see `step_in_backward`).
+
+    Attributes: `optimizer` (schedulers, state_dict and param groups work on it as
+    usual), `grad_norm` (the global gradient norm of the last backward), `exact_steps`
+    (how many backwards stepped with the exact norm: the first, and any after a
+    non-finite norm)."""
+
+    def __init__(self, optimizer: _KernelOptimizer, max_grad_norm: Optional[float]):
+        if not isinstance(optimizer, _KernelOptimizer):
+            raise TypeError("optimizer_factory: expected it to return a gdfast.torch "
+                            f"optimizer, got {type(optimizer).__name__}")
+        if max_grad_norm is not None:
+            max_grad_norm = check.positive("max_grad_norm", max_grad_norm)
+        self.optimizer = optimizer
+        self.max_grad_norm = max_grad_norm
+        self.grad_norm: Optional[float] = None
+        self.exact_steps = 0
+        #: each parameter's (group, position) and its rank in parameter order
+        self._where = {param: (index, position)
+                       for index, group in enumerate(optimizer.param_groups)
+                       for position, param in enumerate(group["params"])}
+        self._order = {param: k for k, param in enumerate(self._where)}
+        self._scale: Optional[float] = None      # from the previous backward's norm
+        self._sums: dict[int, float] = {}
+        self._in_backward = False
+        self._handles = [param.register_post_accumulate_grad_hook(self._on_gradient)
+                         for param in self._order if param.requires_grad]
+
+    def remove(self) -> None:
+        """Take the hooks off: backward then only accumulates gradients."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _exact(self) -> bool:
+        return self.max_grad_norm is not None and self._scale is None
+
+    @torch.no_grad()
+    def _on_gradient(self, param: torch.Tensor) -> None:
+        if not self._in_backward:
+            self._in_backward = True
+            self._sums = {}
+            torch.autograd.Variable._execution_engine.queue_callback(self._end_of_backward)
+        if self._exact():
+            return            # kept until the end of backward: stepped with the exact norm
+        if self.max_grad_norm is not None:
+            self._sums[self._order[param]] = _sum_of_squares(param.grad)
+        self.optimizer._step_parameter(*self._where[param],
+                                       1.0 if self._scale is None else self._scale)
+        param.grad = None
+
+    @torch.no_grad()
+    def _end_of_backward(self) -> None:
+        self._in_backward = False
+        # the flag torch's lr schedulers read to check that a step came before theirs
+        # (set by the optimizer.step they wrap, which step_in_backward does not call)
+        self.optimizer._opt_called = True
+        if self.max_grad_norm is None:
+            return
+        if self._exact():
+            optimizer = self.optimizer
+            saved = (optimizer.max_grad_norm, optimizer.skip_if_nonfinite)
+            optimizer.max_grad_norm, optimizer.skip_if_nonfinite = self.max_grad_norm, True
+            try:
+                optimizer.step()
+            finally:
+                optimizer.max_grad_norm, optimizer.skip_if_nonfinite = saved
+            optimizer.zero_grad(set_to_none=True)
+            norm = optimizer.grad_norm if optimizer.grad_norm is not None else 0.0
+            self.exact_steps += 1
+        else:   # the norm of the gradients just stepped, added in parameter order
+            norm = math.sqrt(sum(self._sums[k] for k in sorted(self._sums)))
+        self.grad_norm = norm
+        self._scale = (min(1.0, self.max_grad_norm / (norm + 1e-6)) if math.isfinite(norm)
+                       else None)
+
+
+def step_in_backward(params: Any, optimizer_factory: Callable[[list], _KernelOptimizer], *,
+                     max_grad_norm: Optional[float] = None) -> StepInBackward:
+    """Run the optimizer's step inside backward: each parameter is stepped by a
+    `register_post_accumulate_grad_hook` as soon as its gradient is complete, and its
+    gradient freed at once, so a backward never holds more than the gradients still being
+    produced (torch's "fuse the optimizer step into backward" recipe, with one optimizer).
+
+        run = gdfast.torch.step_in_backward(model, lambda ps: gdfast.torch.AdamW(ps, lr=1e-3),
+                                            max_grad_norm=1.0)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=1000)
+        for x, y in batches:
+            loss_fn(model(x), y).backward()     # the steps happen here
+            scheduler.step()
+
+    Do not call `run.optimizer.step()` or `zero_grad()` yourself; gradient accumulation
+    over several backwards is not possible (each backward steps).
+
+    Clipping by global norm (`max_grad_norm`): a parameter is stepped before the gradients
+    after it exist, so the norm of *this* backward is not known yet.  Each backward's
+    gradients are scaled with the coefficient of the previous backward's norm,
+    c = min(1, max_grad_norm / (‖g_prev‖ + 1e-6)) (a one-step lag); the first backward, and
+    any after a non-finite norm, keeps its gradients and steps at its end with its own
+    exact norm (skipping the step if that norm is not finite).  `run.grad_norm` is the
+    last norm.  docs/torch.md gives the measured effect of the lag on a training loss.
+
+    params: a torch.nn.Module or an iterable of parameters / param groups, handed to
+    `optimizer_factory` (which returns a gdfast.torch optimizer over them).
+    """
+    if isinstance(params, torch.nn.Module):
+        params = params.parameters()
+    return StepInBackward(optimizer_factory(list(params)), max_grad_norm)
