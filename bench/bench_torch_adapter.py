@@ -3,6 +3,7 @@
     python bench/bench_torch_adapter.py [--sizes 1000000 10000000] [--repeats 15]
     python bench/bench_torch_adapter.py --clip [--sizes 10000000]
     python bench/bench_torch_adapter.py --step-in-backward [--width 4096]
+    python bench/bench_torch_adapter.py --clip-lag
 
 --clip: Adam's step alone against the same step with max_grad_norm clipping every step
 (the norm pass, the scale inside the kernel), and torch's clip_grad_norm_ + Adam (foreach)
@@ -189,10 +190,49 @@ def measure_step_in_backward(width: int, rounds: int = 3, iterations: int = 5) -
     print(f"  step-in-backward: {100 * (1 - p1 / p0):.1f}% less peak memory, time x{t1 / t0:.3f}")
 
 
+def measure_clip_lag(iterations: int = 300, max_grad_norm: float = 0.02) -> None:
+    """Training loss with exact clipping (backward, then a clipped step) against
+    step_in_backward's previous-norm clipping, same model, data and seed."""
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.randn(64, 8, generator=generator)
+    data = [torch.randn(128, 64, generator=generator) for _ in range(iterations)]
+    curves = {}
+    for mode in ("exact (backward, then clipped step)", "step_in_backward (previous norm)"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(),
+                                    torch.nn.Linear(256, 256), torch.nn.GELU(),
+                                    torch.nn.Linear(256, 8))
+        make = lambda ps: gt.AdamW(ps, lr=3e-3)    # noqa: E731
+        if mode.startswith("exact"):
+            optimizer, run = gt.AdamW(model.parameters(), lr=3e-3,
+                                      max_grad_norm=max_grad_norm), None
+        else:
+            optimizer, run = None, gt.step_in_backward(model, make, max_grad_norm=max_grad_norm)
+        losses, clipped = [], 0
+        for x in data:
+            y = torch.tanh(x @ teacher)
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            if optimizer is not None:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            norm = (optimizer or run).grad_norm
+            clipped += norm > max_grad_norm
+            losses.append(loss.item())
+        curves[mode] = losses, clipped
+    print(f"clipping at max_grad_norm={max_grad_norm}: MLP 64-256-256-8, AdamW lr 3e-3, "
+          f"{iterations} iterations of 128 generated samples; mean loss over windows")
+    for mode, (losses, clipped) in curves.items():
+        windows = [statistics.mean(losses[k:k + 50]) for k in range(0, len(losses), 50)]
+        print(f"  {mode:38s} clipped {clipped:3d}/{iterations}  "
+              + "  ".join(f"{w:.5f}" for w in windows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", action="store_true")
     parser.add_argument("--step-in-backward", action="store_true")
+    parser.add_argument("--clip-lag", action="store_true")
     parser.add_argument("--width", type=int, default=4096)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rules", nargs="+", default=RULES)
@@ -204,6 +244,9 @@ def main() -> None:
     gdfast.set_num_threads(1)
     if args.step_in_backward:
         measure_step_in_backward(args.width)
+        return
+    if args.clip_lag:
+        measure_clip_lag()
         return
     if args.clip:
         for total in args.sizes:
