@@ -1,6 +1,19 @@
 """gdfast.torch against torch.optim: time per step on a 200-tensor model, 1 thread.
 
     python bench/bench_torch_adapter.py [--sizes 1000000 10000000] [--repeats 15]
+    python bench/bench_torch_adapter.py --clip [--sizes 10000000]
+    python bench/bench_torch_adapter.py --step-in-backward [--width 4096]
+    python bench/bench_torch_adapter.py --clip-lag
+
+--clip: Adam's step alone against the same step with max_grad_norm clipping every step
+(the norm pass, the scale inside the kernel), and torch's clip_grad_norm_ + Adam (foreach)
+for comparison; interleaved, wall and CPU time medians, ratios to gdfast's step alone.
+--step-in-backward: an MLP of three width x width layers (4096: 50.3M parameters,
+float32) trained with AdamW on generated data, backward-then-step against
+gdfast.torch.step_in_backward, each in its own process (alternating, 3 rounds): peak
+resident memory above the iteration's start (VmHWM reset through /proc/self/clear_refs,
+malloc's mmap threshold fixed so that freed tensors leave the process), and the median
+time per iteration.
 
 For each rule, each torch implementation it has on the CPU (fused, foreach, for-loop)
 and gdfast.torch run interleaved, `repeats` rounds of a few steps each, on the same
@@ -73,8 +86,154 @@ def measure(rule: str, total: int, repeats: int, steps: int, fresh: bool) -> dic
     return {label: statistics.median(values) for label, values in times.items()}
 
 
+def measure_clip(total: int, repeats: int) -> None:
+    """Adam step alone, with max_grad_norm (active: the norm is ~10x the limit), and torch's
+    clip_grad_norm_ + Adam(foreach), interleaved."""
+    def setup(label):
+        params = make_params(total)
+        if label == "gdfast step":
+            return params, gt.Adam(params), None
+        if label == "gdfast clip+step":
+            return params, gt.Adam(params, max_grad_norm=1e-3), None
+        return params, torch.optim.Adam(params, foreach=True), 1e-3
+    runs = {label: setup(label) for label in ("gdfast step", "gdfast clip+step",
+                                              "torch clip_grad_norm_+step")}
+    wall: dict[str, list[float]] = {label: [] for label in runs}
+    cpu: dict[str, list[float]] = {label: [] for label in runs}
+    for params, optimizer, clip in runs.values():
+        optimizer.step()
+    for _ in range(repeats):
+        for label, (params, optimizer, clip) in runs.items():
+            began, began_cpu = time.perf_counter(), time.process_time()
+            if clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, clip)
+            optimizer.step()
+            wall[label].append(time.perf_counter() - began)
+            cpu[label].append(time.process_time() - began_cpu)
+            if clip is not None:       # undo the in-place scaling: same gradients each round
+                for p in params:
+                    p.grad.copy_(p.spare_grad)
+    base = statistics.median(wall["gdfast step"]), statistics.median(cpu["gdfast step"])
+    for label in runs:
+        w, c = statistics.median(wall[label]), statistics.median(cpu[label])
+        tail = sorted(wall[label])[int(0.9 * (len(wall[label]) - 1))]
+        print(f"{total:>10,} {label:28s} wall {w * 1e3:8.2f} ms (p90 {tail * 1e3:8.2f}, "
+              f"x{w / base[0]:.3f})  cpu {c * 1e3:8.2f} ms (x{c / base[1]:.3f})", flush=True)
+
+
+BACKWARD_CHILD = r"""
+import os, re, statistics, sys, time
+import torch
+import gdfast, gdfast.torch as gt
+mode, width, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.set_num_threads(1); gdfast.set_num_threads(1)
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(),
+                            torch.nn.Linear(width, width), torch.nn.ReLU(),
+                            torch.nn.Linear(width, width))
+x = torch.randn(32, width); y = torch.randn(32, width)
+if mode == "step-in-backward":
+    run = gt.step_in_backward(model, lambda ps: gt.AdamW(ps, lr=1e-4), max_grad_norm=1.0)
+    optimizer = None
+else:
+    optimizer = gt.AdamW(model.parameters(), lr=1e-4, max_grad_norm=1.0)
+def rss(field):
+    with open("/proc/self/status") as status:
+        return int(re.search(field + r":\s+(\d+) kB", status.read()).group(1)) * 1024
+def iteration():
+    loss = torch.nn.functional.mse_loss(model(x), y)
+    loss.backward()
+    if optimizer is not None:
+        optimizer.step(); optimizer.zero_grad(set_to_none=True)
+    return loss.item()
+iteration(); iteration()               # state created, allocator warm
+peaks, times, losses = [], [], []
+for _ in range(iterations):
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")                    # reset the peak (VmHWM) to the current RSS
+    start = rss("VmRSS")
+    began = time.perf_counter()
+    losses.append(iteration())
+    times.append(time.perf_counter() - began)
+    peaks.append(rss("VmHWM") - start)
+params = sum(p.numel() for p in model.parameters())
+print(params, statistics.median(peaks), statistics.median(times), losses[-1])
+"""
+
+
+def measure_step_in_backward(width: int, rounds: int = 3, iterations: int = 5) -> None:
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
+    results: dict[str, list[tuple[float, float]]] = {"backward-then-step": [],
+                                                     "step-in-backward": []}
+    for _ in range(rounds):
+        for mode in results:
+            out = subprocess.run([sys.executable, "-c", BACKWARD_CHILD, mode, str(width),
+                                  str(iterations)], env=env, check=True, capture_output=True,
+                                 text=True).stdout.split()
+            params = int(out[0])
+            results[mode].append((float(out[1]), float(out[2])))
+    print(f"MLP 3 x {width}x{width}: {params:,} parameters (float32), AdamW, "
+          f"max_grad_norm=1.0, 1 thread; medians over {rounds} processes x {iterations} "
+          "iterations")
+    summary = {}
+    for mode, values in results.items():
+        peak = statistics.median(v[0] for v in values)
+        seconds = statistics.median(v[1] for v in values)
+        summary[mode] = peak, seconds
+        print(f"  {mode:20s} peak memory above start {peak / 2**20:8.1f} MiB   "
+              f"time/iteration {seconds * 1e3:8.1f} ms   (per process: "
+              + ", ".join(f"{v[0] / 2**20:.0f} MiB {v[1] * 1e3:.0f} ms" for v in values) + ")")
+    (p0, t0), (p1, t1) = summary["backward-then-step"], summary["step-in-backward"]
+    print(f"  step-in-backward: {100 * (1 - p1 / p0):.1f}% less peak memory, time x{t1 / t0:.3f}")
+
+
+def measure_clip_lag(iterations: int = 300, max_grad_norm: float = 0.02) -> None:
+    """Training loss with exact clipping (backward, then a clipped step) against
+    step_in_backward's previous-norm clipping, same model, data and seed."""
+    generator = torch.Generator().manual_seed(0)
+    teacher = torch.randn(64, 8, generator=generator)
+    data = [torch.randn(128, 64, generator=generator) for _ in range(iterations)]
+    curves = {}
+    for mode in ("exact (backward, then clipped step)", "step_in_backward (previous norm)"):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(),
+                                    torch.nn.Linear(256, 256), torch.nn.GELU(),
+                                    torch.nn.Linear(256, 8))
+        make = lambda ps: gt.AdamW(ps, lr=3e-3)    # noqa: E731
+        if mode.startswith("exact"):
+            optimizer, run = gt.AdamW(model.parameters(), lr=3e-3,
+                                      max_grad_norm=max_grad_norm), None
+        else:
+            optimizer, run = None, gt.step_in_backward(model, make, max_grad_norm=max_grad_norm)
+        losses, clipped = [], 0
+        for x in data:
+            y = torch.tanh(x @ teacher)
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            if optimizer is not None:
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            norm = (optimizer or run).grad_norm
+            clipped += norm > max_grad_norm
+            losses.append(loss.item())
+        curves[mode] = losses, clipped
+    print(f"clipping at max_grad_norm={max_grad_norm}: MLP 64-256-256-8, AdamW lr 3e-3, "
+          f"{iterations} iterations of 128 generated samples; mean loss over windows")
+    for mode, (losses, clipped) in curves.items():
+        windows = [statistics.mean(losses[k:k + 50]) for k in range(0, len(losses), 50)]
+        print(f"  {mode:38s} clipped {clipped:3d}/{iterations}  "
+              + "  ".join(f"{w:.5f}" for w in windows))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", action="store_true")
+    parser.add_argument("--step-in-backward", action="store_true")
+    parser.add_argument("--clip-lag", action="store_true")
+    parser.add_argument("--width", type=int, default=4096)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rules", nargs="+", default=RULES)
     parser.add_argument("--repeats", type=int, default=15)
@@ -83,6 +242,16 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     gdfast.set_num_threads(1)
+    if args.step_in_backward:
+        measure_step_in_backward(args.width)
+        return
+    if args.clip_lag:
+        measure_clip_lag()
+        return
+    if args.clip:
+        for total in args.sizes:
+            measure_clip(total, args.repeats)
+        return
     print(f"torch {torch.__version__}, 1 thread, float32, 200 tensors, kernel ISA "
           f"{gdfast.kernel_isa()}; median ms per step")
     for total, mode, rule in ((t, m, r) for t in args.sizes for m in args.gradients

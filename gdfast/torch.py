@@ -4,59 +4,100 @@
     opt = gdfast.torch.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     loss.backward(); opt.step(); opt.zero_grad()
 
-Each class subclasses `torch.optim.Optimizer` and takes torch.optim's name, arguments and
-defaults: SGD, Adam, AdamW, Adagrad, Adadelta, RMSprop, Adamax, NAdam.  Param groups
-carry their own options; hyper-parameters are read from the group at every step, so
-`torch.optim.lr_scheduler` works unchanged.  The state is torch's (`step` a 0-d float
+Each class subclasses torch.optim's class of the same name (SGD, Adam, AdamW, Adagrad,
+Adadelta, RMSprop, Adamax, NAdam) and keeps its constructor: the same arguments, defaults,
+checks and error messages, the same param-group keys (torch's `foreach`, `fused`,
+`capturable`, `differentiable` flags included), the same state (`step` a 0-d float
 tensor, `exp_avg`, `exp_avg_sq`, `max_exp_avg_sq`, `sum`, `square_avg`, `acc_delta`,
-`grad_avg`, `momentum_buffer`, `exp_inf`, `mu_product`), created when torch creates it,
-so a `state_dict()` saved by torch.optim.Adam loads into gdfast.torch.Adam and back.
+`grad_avg`, `momentum_buffer`, `exp_inf`, `mu_product`) created when torch creates it, and
+torch's `__setstate__`, so checkpoints move both ways (older ones too) and
+`isinstance(opt, torch.optim.Adam)` holds.  Hyper-parameters are read from the groups at
+every step: `torch.optim.lr_scheduler` works unchanged.  Only `step` is gdfast's.
 
 How a step runs: the parameters, gradients and state tensors of a param group are handed
 to one C call (one GIL release, one parallel region) that updates them in place through
-their memory (`Tensor.numpy()` views: no copies).  The formulas are torch's, selected with
-gdfast's named options (gdfast._optimizer); results agree with torch.optim's to rounding
-(the tests hold them to 1e-10 relative in float64, 1e-5 in float32, over 100 steps).
+their memory (numpy views: no copies).  The formulas are torch's, selected by gdfast's
+torch convention (`<gdfast rule>.conventions["torch"]`, the one place it is written);
+results agree with torch.optim's to rounding (tests: 1e-10 relative in float64, 1e-5 in
+float32).  The views are cached per group and the cache is checked at every step against
+`opt.state` (the dicts and the tensors in them, by identity), so every way of resetting
+or replacing state (`opt.state.clear()`, `opt.state = defaultdict(dict)`,
+`del opt.state[p]`, assigning an entry, `load_state_dict`) is seen as torch sees it.
 
-What the kernels serve, and what they refuse: dense, C-contiguous CPU tensors of float32
-or float64.  A CUDA, sparse, complex, float16/bfloat16 or non-contiguous parameter, or a
-gradient of another kind than its parameter, raises TypeError/ValueError naming the
-parameter (param group and index) before anything is written; use torch.optim for
-those.  A non-contiguous gradient of the right kind is copied.  torch's `foreach`,
-`fused`, `capturable` and `differentiable` arguments are not taken (gdfast always runs
-its own fused multi-tensor kernel on the CPU, and does not support autograd through
-the step).  The step counters of a param group are views of one tensor
-(`state[p]["step"]` is a 0-d view), so that one operation counts a whole step.
-Replacing a state tensor by assignment is not seen by a running optimizer; use
-`load_state_dict`.  Gradient tensors kept from step to step (zero_grad(set_to_none=False))
-are checked once and recognized by identity and address; resizing one in place (`resize_`)
-between steps is not supported.
+Decisions (docs/torch.md has the full table):
+- `foreach` and `fused` (any value torch accepts) change nothing: gdfast's step is always
+  its own fused multi-tensor kernel.  `fused=True` does not make the optimizer take
+  GradScaler's scale (torch's fused path does): GradScaler unscales the gradients itself.
+- `capturable=True` (CUDA graph capture) and `differentiable=True` (autograd through the
+  step) are refused with a ValueError: the C kernels run on CPU memory outside autograd.
+- A Tensor `lr` or Tensor `betas`: the step is torch's own (torch rounds its step size in
+  the tensor's dtype; this is the only way to give torch's numbers), on the same state.
+- Parameters: CPU, float32/float64, dense (strided) and non-overlapping in any dimension
+  order (contiguous, channels_last, a transpose).  A gradient or loaded state tensor laid
+  out differently from its parameter is copied into the parameter's layout.  Anything
+  else (CUDA, sparse, complex, float16/bfloat16, a parameter with gaps or overlaps) raises
+  TypeError/ValueError naming the parameter before anything is written.
+
+gdfast's additions (keyword-only constructor arguments, attributes of the optimizer):
+`max_grad_norm` clips the global 2-norm of all gradients, as
+`torch.nn.utils.clip_grad_norm_(params, max_grad_norm)` followed by the step, without
+writing the gradients (the scale goes into the kernel when the kernels take `grad_scale`);
+`error_if_nonfinite` raises on a non-finite norm, `skip_if_nonfinite` skips the step
+(parameters, state and counts untouched), as GradScaler does.  `grad_norm` is the last norm.
+See `step_in_backward` for the step run inside backward.
 
 Importing this module imports torch; `import gdfast` never does.
 """
 from __future__ import annotations
 
+import inspect
 import math
 import operator
 from typing import Any, Callable, ClassVar, Iterable, Optional
 
 import numpy as np
 import torch
-from torch.optim.optimizer import _get_scalar_dtype
 
 from . import _kernels
 from . import _validation as check
+from . import optim as rules
 from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
 
-__all__ = ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "NAdam"]
+__all__ = ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "NAdam",
+           "step_in_backward", "StepInBackward"]
 
 _DTYPES = (torch.float32, torch.float64)
 _data_ptr = torch.Tensor.data_ptr
 
 
+def _kernels_take_grad_scale() -> bool:
+    """Whether the kernels multiply the gradient by `grad_scale` themselves (a call on
+    no tensors: nothing is touched)."""
+    try:
+        _kernels.sgd([], [], np.zeros(0, dtype=np.int64), lr=0.0, grad_scale=1.0)
+    except TypeError:
+        return False
+    return True
+
+
+_KERNEL_SCALES = _kernels_take_grad_scale()
+
+
+def _step_dtype(group: dict[str, Any]) -> torch.dtype:
+    """torch's dtype for state["step"] (torch.optim.optimizer._get_scalar_dtype, a private
+    function, written here from its documented behaviour): float32 for fused, else float64
+    under a float64 default dtype and float32 otherwise."""
+    if group.get("fused"):
+        return torch.float32
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
 def _real(name: str, value: Any) -> float:
     """A Python number or a one-element tensor (torch allows a tensor lr) as a float."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name}: a Tensor {name} must have one element, got shape "
+                             f"{tuple(value.shape)}")
         value = value.item()
     return check.real_number(name, value)
 
@@ -76,23 +117,79 @@ def _unit(name: str, value: Any, closed: bool = True) -> float:
     return number
 
 
-def _betas(value: Any) -> tuple[float, float]:
+def _betas(value: Any) -> tuple:
+    """Check a (beta1, beta2) pair; keep torch's values (floats, or 1-element tensors)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"betas: expected a pair (beta1, beta2), got {value!r}")
-    return (_unit("betas[0]", value[0], closed=False), _unit("betas[1]", value[1], closed=False))
+    numbers = (_unit("betas[0]", value[0], closed=False),
+               _unit("betas[1]", value[1], closed=False))
+    # (a Tensor beta is kept: its step is torch's; torch's Adam refuses a float/Tensor mix,
+    # its Adamax and NAdam accept one, and so does gdfast, each as torch)
+    return tuple(value) if any(isinstance(beta, torch.Tensor) for beta in value) else numbers
+
+
+def _uses_tensor_hyperparameters(group: dict[str, Any]) -> bool:
+    return (isinstance(group["lr"], torch.Tensor)
+            or any(isinstance(beta, torch.Tensor) for beta in group.get("betas", ())))
+
+
+def _dense(tensor: torch.Tensor) -> bool:
+    """Every element at its own address, no gaps: the memory is one block of numel
+    elements in some order of the dimensions (contiguous, channels_last, a transpose)."""
+    if tensor.is_contiguous():
+        return True
+    expected = 1
+    for stride, size in sorted((s, n) for s, n in zip(tensor.stride(), tensor.shape) if n != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Element i of a and of b at the same offset in their memory blocks."""
+    return (a.is_contiguous() and b.is_contiguous()) or a.stride() == b.stride()
+
+
+def _memory(tensor: torch.Tensor) -> np.ndarray:
+    """A numpy view of a dense tensor's memory: its own shape when contiguous (the step's
+    fast path compares shapes), else its elements flat in memory order."""
+    tensor = tensor.detach()
+    if tensor.is_contiguous():
+        return tensor.numpy()
+    return tensor.as_strided((tensor.numel(),), (1,)).numpy()
+
+
+#: the block of a gradient whose norm one thread computes (below torch's GRAIN_SIZE)
+_NORM_BLOCK = 1 << 14
+
+
+def _sum_of_squares(gradient: torch.Tensor) -> float:
+    """Σ g² of one gradient, the same bits for any thread count: torch's 2-norm of each
+    block of _NORM_BLOCK elements (each block reduced whole by one thread, in the
+    gradient's dtype as torch's clip_grad_norm_ does), squared in float64 and added with
+    NumPy's pairwise sum in block order."""
+    flat = gradient.detach().reshape(-1)
+    whole = flat.numel() // _NORM_BLOCK * _NORM_BLOCK
+    blocks = torch.linalg.vector_norm(flat[:whole].view(-1, _NORM_BLOCK), dim=1)
+    norms = np.append(blocks.numpy().astype(np.float64),
+                      float(torch.linalg.vector_norm(flat[whole:])))
+    return float(np.add.reduce(norms * norms))
 
 
 class _Plan:
     """A param group described to the kernels: numpy views of every parameter and state
-    buffer (None where a parameter has no state yet), the group's step counters, and the
-    memory the step writes.  Valid while the group's tensors stay the same objects."""
+    buffer (None where a parameter has no state yet), the group's step counters, the
+    memory the step writes, and the state objects they came from (`fits` compares them
+    with opt.state at every step, so that no view outlives what it was taken from)."""
 
     def __init__(self, params: list[torch.Tensor], names: tuple[str, ...],
-                 states: list[Optional[dict]], structure: tuple, keeps_step: bool):
+                 states: list[Optional[dict]], structure: tuple, keeps_step: bool,
+                 step_dtype: torch.dtype):
         self.structure = structure
         self.pointers = [p.data_ptr() for p in params]
-        self.param_np = tuple(p.detach().numpy() for p in params)
-        self.buffers = [[None if s is None else s[name].numpy() for s in states]
+        self.param_np = tuple(_memory(p) for p in params)
+        self.buffers = [[None if s is None else _memory(s[name]) for s in states]
                         for name in names]
         # the gradients last seen and their numpy views: when a step gets the same tensor
         # objects at the same addresses (zero_grad(set_to_none=False) keeps them), the
@@ -104,9 +201,11 @@ class _Plan:
         self.complete = all(self.has_state)
         if keeps_step:
             steps = [0.0 if s is None else float(s["step"]) for s in states]
+            known = [s["step"].dtype for s in states if s is not None]
+            step_dtype = known[0] if known else step_dtype
         else:   # SGD: torch keeps no count; only "first step or not" matters
             steps = [0.0 if s is None else 1.0 for s in states]
-        self.step_tensor = torch.tensor(steps, dtype=_get_scalar_dtype())
+        self.step_tensor = torch.tensor(steps, dtype=step_dtype)
         self.step_np = self.step_tensor.numpy()
         for index, s in enumerate(states):
             if keeps_step and s is not None:
@@ -115,27 +214,82 @@ class _Plan:
         spans += [(check.byte_span(b), "state") for buffers in self.buffers
                   for b in buffers if b is not None]
         self.owned = OwnedMemory(spans)
+        self.dicts = [s if s else None for s in states]
+        self.entries = self._entries(self.dicts)
 
-    def fits(self, params: list[torch.Tensor], structure: tuple) -> bool:
-        return structure == self.structure and [p.data_ptr() for p in params] == self.pointers
+    @staticmethod
+    def _entries(dicts: list[Optional[dict]]) -> list:
+        return [value for d in dicts if d for value in d.values()]
+
+    def fits(self, params: list[torch.Tensor], structure: tuple, state: dict) -> bool:
+        """Still valid: the same parameters at the same addresses, the same options, and
+        opt.state holding the same dicts with the same tensors in them."""
+        if structure != self.structure or list(map(_data_ptr, params)) != self.pointers:
+            return False
+        dicts = [state.get(p) or None for p in params]
+        if not all(map(operator.is_, dicts, self.dicts)):
+            return False
+        entries = self._entries(dicts)
+        return len(entries) == len(self.entries) and all(map(operator.is_, entries,
+                                                             self.entries))
 
 
 class _KernelOptimizer(torch.optim.Optimizer):
-    """Base class: checks, lazy state in torch's format, the step through the kernels."""
+    """Base class: torch's constructor and state format, gdfast's checks and step."""
 
-    #: torch.optim's class of the same name (for messages and documentation).
-    torch_name: ClassVar[str] = ""
+    #: the torch.optim class this one replaces (set by each subclass)
+    torch_class: ClassVar[type] = torch.optim.Optimizer
+    #: the gdfast rule whose `conventions["torch"]` preset selects torch's formulas
+    rule: ClassVar[Any] = None
     #: whether torch keeps state["step"] for this rule (all but SGD)
     _keeps_step: ClassVar[bool] = True
+    #: whether `_run` needs the state dicts themselves (NAdam's mu_product)
+    _needs_states: ClassVar[bool] = False
 
-    def __init__(self, params: Iterable, defaults: dict[str, Any]):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # the constructor's signature: torch's, then gdfast's keyword-only additions
+        theirs = inspect.signature(cls.torch_class)
+        ours = [p for p in inspect.signature(_KernelOptimizer.__init__).parameters.values()
+                if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        cls.__signature__ = theirs.replace(parameters=list(theirs.parameters.values()) + ours)
+
+    def __init__(self, *args: Any, max_grad_norm: Optional[float] = None,
+                 error_if_nonfinite: bool = False, skip_if_nonfinite: bool = False,
+                 **kwargs: Any):
+        """torch's constructor (arguments, defaults, checks), then gdfast's checks of every
+        group; gdfast's own options are keyword-only (see the module docstring)."""
         self._plans: dict[int, _Plan] = {}
-        super().__init__(params, defaults)
+        self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
+        super().__init__(*args, **kwargs)
+        # torch's fused=True asks GradScaler to hand over its scale; gdfast's step does not
+        # take it, so GradScaler unscales the gradients itself (same results)
+        self._step_supports_amp_scaling = False
+
+    def _set_clipping(self, max_grad_norm, error_if_nonfinite, skip_if_nonfinite) -> None:
+        if max_grad_norm is not None:
+            max_grad_norm = check.positive("max_grad_norm", max_grad_norm)
+        self.max_grad_norm: Optional[float] = max_grad_norm
+        self.error_if_nonfinite = check.flag("error_if_nonfinite", error_if_nonfinite)
+        self.skip_if_nonfinite = check.flag("skip_if_nonfinite", skip_if_nonfinite)
+        if self.error_if_nonfinite and self.skip_if_nonfinite:
+            raise ValueError("error_if_nonfinite, skip_if_nonfinite: choose one")
+        #: the global gradient 2-norm of the last step (None when not measured)
+        self.grad_norm: Optional[float] = None
 
     # ------------------------------------------------------------- per rule
     def _check_group(self, group: dict[str, Any]) -> None:
-        """Validate (and normalize) a param group's hyper-parameters: those every rule
-        has here, then the rule's own (`_check_options`)."""
+        """Validate (and normalize) a param group: torch's flags, the hyper-parameters
+        every rule has here, then the rule's own (`_check_options`)."""
+        if group.get("differentiable"):
+            raise ValueError(f"differentiable=True: {type(self).__name__}'s step runs in C "
+                             "outside autograd; use torch.optim for a differentiable step")
+        if group.get("capturable"):
+            raise ValueError("capturable=True: CUDA graph capture; gdfast's kernels run on "
+                             "the CPU (capturable=False changes nothing there)")
+        for flag in ("foreach", "fused"):
+            if group.get(flag) is not None:
+                group[flag] = check.flag(flag, group[flag])
         _at_least("lr", group["lr"])
         group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["maximize"] = check.flag("maximize", group["maximize"])
@@ -150,15 +304,21 @@ class _KernelOptimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
-        state = {"step": torch.tensor(0.0, dtype=_get_scalar_dtype())}
+        state = {"step": torch.tensor(0.0, dtype=_step_dtype(group))}
         for name in self._state_names(group):
             state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
     def _run(self, group: dict[str, Any], params: list[np.ndarray], grads: list[np.ndarray],
-             buffers: list[list[np.ndarray]], steps: np.ndarray, states: list[dict]) -> None:
-        """One kernel call on the active tensors of `group`."""
+             buffers: list[list[np.ndarray]], steps: np.ndarray, states: list[dict],
+             scaling: dict[str, float]) -> None:
+        """One kernel call on the active tensors of `group`; `scaling` is {} or
+        {"grad_scale": c} (the kernel multiplies each gradient element by c)."""
         raise NotImplementedError
+
+    def _torch_options(self, **group_values: Any) -> dict[str, Any]:
+        """The kernel's named options: gdfast's torch preset, then the group's values."""
+        return {**self.rule.conventions["torch"], **group_values}
 
     def _structure(self, group: dict[str, Any]) -> tuple:
         """The group options that decide the state entries (a plan is rebuilt on change)."""
@@ -179,10 +339,36 @@ class _KernelOptimizer(torch.optim.Optimizer):
         self._plans.clear()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # the groups checked before torch replaces anything (on copies, with the keys an
+        # older checkpoint lacks taken from this optimizer's defaults as below)
+        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+        if isinstance(groups, list):
+            for saved in groups:
+                if isinstance(saved, dict):
+                    self._check_group({**self.defaults, **saved})
         super().load_state_dict(state_dict)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(max_grad_norm=self.max_grad_norm, error_if_nonfinite=self.error_if_nonfinite,
+                     skip_if_nonfinite=self.skip_if_nonfinite)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """torch's (copies, pickles, load_state_dict: older checkpoints get torch's
+        defaults for the flags they lack, a `step` stored as a number becomes a tensor),
+        then this class's defaults for any key still missing, and the checks."""
+        super().__setstate__(state)
+        self.__dict__.setdefault("max_grad_norm", None)
+        self.__dict__.setdefault("error_if_nonfinite", False)
+        self.__dict__.setdefault("skip_if_nonfinite", False)
+        self.__dict__.setdefault("grad_norm", None)
+        self._step_supports_amp_scaling = False
         for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
             self._check_group(group)
-        self._plans.clear()
+        self._plans = {}
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
@@ -191,9 +377,69 @@ class _KernelOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if any(map(_uses_tensor_hyperparameters, self.param_groups)):
+            # torch's Tensor-lr arithmetic, on the same state (see the module docstring)
+            if self._clip(self._gradient_views(), in_kernel=False) is not None:
+                inspect.unwrap(self.torch_class.step)(self)
+            return loss
+        plans = [self._plan(index, group) for index, group in enumerate(self.param_groups)]
+        scale = self._clip(self._gradient_views(), in_kernel=True)
+        if scale is None:
+            return loss
         for index, group in enumerate(self.param_groups):
-            self._step_group(index, group)
+            self._step_group(index, group, plans[index], scale)
         return loss
+
+    # -------------------------------------------------------------- clipping
+    def _gradient_views(self) -> list[torch.Tensor]:
+        if self.max_grad_norm is None and not (self.error_if_nonfinite
+                                               or self.skip_if_nonfinite):
+            return []
+        return [p.grad for group in self.param_groups for p in group["params"]
+                if p.grad is not None and p.grad.layout is torch.strided
+                and p.grad.device.type == "cpu" and p.grad.dtype in _DTYPES]
+
+    def _global_norm(self, grads: list[torch.Tensor]) -> float:
+        """The 2-norm of all gradients: the sums of squares per tensor (fixed order,
+        `_sum_of_squares`) added in parameter order."""
+        return math.sqrt(sum(map(_sum_of_squares, grads)))
+
+    def _clip(self, grads: list[torch.Tensor], in_kernel: bool) -> Optional[float]:
+        """The gradient scale the kernels are to apply (1.0: none), or None to skip the
+        step; torch.nn.utils.clip_grad_norm_'s c = min(1, max_norm / (norm + 1e-6)).
+        Without `in_kernel` (or kernels that take no scale) the gradients are scaled here."""
+        if not grads:
+            return 1.0
+        norm = self._global_norm(grads)
+        self.grad_norm = norm
+        if not math.isfinite(norm):
+            if self.error_if_nonfinite:
+                raise RuntimeError(f"{type(self).__name__}: the total norm of the gradients "
+                                   f"is {norm}; nothing was written (error_if_nonfinite)")
+            if self.skip_if_nonfinite:
+                return None
+        if self.max_grad_norm is None:
+            return 1.0
+        scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
+        if scale < 1.0 and not (in_kernel and _KERNEL_SCALES):
+            # the gradients scaled in place, as clip_grad_norm_ does (one extra pass
+            # writing them): torch's own step, or kernels without grad_scale
+            for grad in grads:
+                grad.mul_(scale)
+            return 1.0
+        return scale
+
+    def _step_parameter(self, index: int, position: int, scale: float) -> None:
+        """Step one parameter, params[position] of group `index` (its gradient times
+        `scale`), as `step` would step it."""
+        group = self.param_groups[index]
+        if _uses_tensor_hyperparameters(group):
+            raise ValueError("step_in_backward: a Tensor lr or betas runs torch's own step, "
+                             "which steps whole groups; give floats")
+        if scale != 1.0 and not _KERNEL_SCALES:
+            group["params"][position].grad.mul_(scale)
+            scale = 1.0
+        self._step_group(index, group, self._plan(index, group), scale, only=position)
 
     # ---------------------------------------------------------------- checks
     def _where(self, group_index: int, position: int, tensor: torch.Tensor) -> str:
@@ -202,24 +448,27 @@ class _KernelOptimizer(torch.optim.Optimizer):
 
     def _check_param(self, group_index: int, position: int, param: torch.Tensor) -> None:
         where = f"{type(self).__name__}: {self._where(group_index, position, param)}"
+        name = self.torch_class.__name__
         if param.device.type != "cpu":
             raise TypeError(f"{where}: only CPU tensors are supported; use "
-                            f"torch.optim.{self.torch_name} for {param.device.type} tensors")
+                            f"torch.optim.{name} for {param.device.type} tensors")
         if param.layout is not torch.strided:
             raise TypeError(f"{where}: only dense (strided) tensors are supported")
         if param.dtype not in _DTYPES:
             raise TypeError(f"{where}: dtype {param.dtype} is not supported; expected "
                             "torch.float32 or torch.float64")
-        if not param.is_contiguous():
-            raise ValueError(f"{where}: expected a contiguous tensor (the kernels update it "
-                             "in place)")
+        if not _dense(param):
+            raise ValueError(f"{where}: expected a dense tensor (every element at its own "
+                             "address, no gaps: contiguous, channels_last or any order of the "
+                             f"dimensions), got strides {param.stride()}; the kernels update "
+                             f"it in place; use torch.optim.{name} for such a view")
 
     def _checked_grad(self, group_index: int, position: int, param: torch.Tensor,
                       grad: torch.Tensor, owned: OwnedMemory) -> np.ndarray:
         where = f"{type(self).__name__}: gradient of {self._where(group_index, position, param)}"
         if grad.is_sparse or grad.layout is not torch.strided:
             raise TypeError(f"{where}: sparse gradients are not supported; use "
-                            f"torch.optim.{self.torch_name}")
+                            f"torch.optim.{self.torch_class.__name__}")
         if grad.device != param.device:
             raise TypeError(f"{where}: the gradient is on {grad.device}")
         if grad.dtype != param.dtype:
@@ -228,7 +477,10 @@ class _KernelOptimizer(torch.optim.Optimizer):
         if grad.shape != param.shape:
             raise ValueError(f"{where}: gradient shape {tuple(grad.shape)} differs from the "
                              "parameter's")
-        array = grad.detach().contiguous().numpy()
+        grad = grad.detach()
+        if not (_dense(grad) and _same_layout(grad, param)):
+            grad = torch.empty_like(param).copy_(grad)    # into the parameter's layout
+        array = _memory(grad)
         start, stop = check.byte_span(array)
         if owned.overlapping(start, stop) is not None:
             raise ValueError(f"{where}: the gradient shares memory with a parameter or a state "
@@ -240,7 +492,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         params = group["params"]
         structure = self._structure(group)
         plan = self._plans.get(index)
-        if plan is not None and plan.fits(params, structure):
+        if plan is not None and plan.fits(params, structure, self.state):
             return plan
         names = self._state_names(group)
         states: list[Optional[dict]] = []
@@ -259,23 +511,28 @@ class _KernelOptimizer(torch.optim.Optimizer):
                                      f"({', '.join(map(str, structure))}) changed after the "
                                      "state was created")
                 if (buffer.dtype != param.dtype or buffer.shape != param.shape
-                        or buffer.device != param.device or not buffer.is_contiguous()):
-                    raise ValueError(f"{where}: expected a contiguous tensor of the "
-                                     f"parameter's shape, dtype and device, got "
-                                     f"{tuple(buffer.shape)} {buffer.dtype} {buffer.device}")
+                        or buffer.device != param.device or buffer.layout is not torch.strided):
+                    raise ValueError(f"{where}: expected a tensor of the parameter's shape, "
+                                     f"dtype and device, got {tuple(buffer.shape)} "
+                                     f"{buffer.dtype} {buffer.device}")
             if self._keeps_step and not isinstance(state.get("step"), torch.Tensor):
                 raise ValueError(f"{type(self).__name__}: state['step'] of "
                                  f"{self._where(index, position, param)}: expected a tensor")
+            for name in names:   # (after every check) a buffer laid out otherwise: copied
+                if not (_dense(state[name]) and _same_layout(state[name], param)):
+                    state[name] = torch.empty_like(param).copy_(state[name])
             states.append(state)
-        plan = _Plan(params, names, states, structure, self._keeps_step)
+        plan = _Plan(params, names, states, structure, self._keeps_step, _step_dtype(group))
         self._plans[index] = plan
         return plan
 
-    def _step_group(self, index: int, group: dict[str, Any]) -> None:
+    def _step_group(self, index: int, group: dict[str, Any], plan: _Plan,
+                    scale: float, only: Optional[int] = None) -> None:
+        """Step the parameters of `group` that have a gradient (with `only`: that one)."""
         params = group["params"]
-        grads = [p.grad for p in params]
-        plan = self._plan(index, group)
-        if plan.complete:
+        scaling = {} if scale == 1.0 else {"grad_scale": scale}
+        if only is None and plan.complete:
+            grads = [p.grad for p in params]
             arrays = None
             if (len(grads) == len(plan.grad_objects)
                     and all(map(operator.is_, grads, plan.grad_objects))
@@ -296,12 +553,13 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 plan.step_np += 1
                 self._run(group, list(plan.param_np), arrays, plan.buffers,
                           plan.step_np.astype(np.int64), [self.state[p] for p in params]
-                          if self._needs_states else [])
+                          if self._needs_states else [], scaling)
                 return
-        active = [i for i, grad in enumerate(grads) if grad is not None]
+        positions = range(len(params)) if only is None else (only,)
+        active = [i for i in positions if params[i].grad is not None]
         if not active:
             return
-        checked = [self._checked_grad(index, i, params[i], grads[i], plan.owned)
+        checked = [self._checked_grad(index, i, params[i], params[i].grad, plan.owned)
                    for i in active]   # every check before any write
         fresh = [i for i in active if not plan.has_state[i]]
         if fresh:   # a first gradient: torch's lazy state
@@ -314,10 +572,8 @@ class _KernelOptimizer(torch.optim.Optimizer):
         self._run(group, [plan.param_np[i] for i in active], checked,
                   [[buffers[i] for i in active] for buffers in plan.buffers],
                   plan.step_np[active].astype(np.int64),
-                  [self.state[params[i]] for i in active] if self._needs_states else [])
-
-    #: whether `_run` needs the state dicts themselves (NAdam's mu_product)
-    _needs_states: ClassVar[bool] = False
+                  [self.state[params[i]] for i in active] if self._needs_states else [],
+                  scaling)
 
 
 def _transform(group: dict[str, Any], decoupled: bool = False) -> dict[str, Any]:
@@ -325,25 +581,19 @@ def _transform(group: dict[str, Any], decoupled: bool = False) -> dict[str, Any]
             "maximize": group["maximize"]}
 
 
-class SGD(_KernelOptimizer):
+class SGD(_KernelOptimizer, torch.optim.SGD):
     """torch.optim.SGD on gdfast's kernels (SPEC.md 1.2's torch convention).
 
     g ← −g if maximize ; g ← g + λ θ (weight_decay)
     momentum μ = 0:  θ ← θ − η g
     momentum μ > 0:  b ← μ b + (1 − d) g (b = g at a parameter's first step)
                      θ ← θ − η b, or with nesterov θ ← θ − η (g + μ b)
-    = gdfast.SGD / Momentum / Nesterov with lr_in_buffer=False.  State: momentum_buffer
+    = gdfast.SGD / Momentum / Nesterov with convention="torch".  State: momentum_buffer
     (only when μ > 0, as torch keeps it).
     """
-    torch_name = "SGD"
+    torch_class = torch.optim.SGD
+    rule = rules.SGD
     _keeps_step = False
-
-    def __init__(self, params: Iterable, lr: float = 1e-3, momentum: float = 0.0,
-                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False,
-                 *, maximize: bool = False):
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
-                        weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
-        super().__init__(params, defaults)
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["momentum"] = _at_least("momentum", group["momentum"])
@@ -361,90 +611,65 @@ class SGD(_KernelOptimizer):
         return {name: torch.zeros_like(param, memory_format=torch.preserve_format)
                 for name in self._state_names(group)}
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         lr = float(group["lr"])
         if group["momentum"] == 0:
-            _kernels.sgd(params, grads, steps, lr=lr, **_transform(group))
+            _kernels.sgd(params, grads, steps, lr=lr, **_transform(group), **scaling)
             return
-        rule = _kernels.nesterov if group["nesterov"] else _kernels.momentum
-        rule(params, grads, buffers[0], steps, lr=lr, momentum=group["momentum"],
-             dampening=group["dampening"], lr_in_buffer=False, **_transform(group))
+        rule, kernel = ((rules.Nesterov, _kernels.nesterov) if group["nesterov"]
+                        else (rules.Momentum, _kernels.momentum))
+        options = {**rule.conventions["torch"], **_transform(group)}
+        kernel(params, grads, buffers[0], steps, lr=lr, momentum=group["momentum"],
+               dampening=group["dampening"], **options, **scaling)
 
 
-class Adam(_KernelOptimizer):
+class Adam(_KernelOptimizer, torch.optim.Adam):
     """torch.optim.Adam on gdfast's kernels.
 
     g ← −g if maximize ; L2: g ← g + λ θ, or decoupled (AdamW): θ ← θ (1 − η λ)
     m ← β1 m + (1 − β1) g ; v ← β2 v + (1 − β2) g²
     amsgrad=False: θ ← θ − η m̂ / (√v̂ + ε)                     (gdfast.Adam)
     amsgrad=True:  v_max ← max(v_max, v) ; θ ← θ − η m̂ / (√(v_max/(1 − β2^t)) + ε)
-                   (gdfast.AMSGrad with bias_correction=True)
+                   (gdfast.AMSGrad)
     State: step, exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad).
     """
-    torch_name = "Adam"
-    _decoupled = False
-
-    def __init__(self, params: Iterable, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, amsgrad: bool = False, *, maximize: bool = False,
-                 decoupled_weight_decay: bool = False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        amsgrad=amsgrad, maximize=maximize,
-                        decoupled_weight_decay=decoupled_weight_decay or self._decoupled)
-        super().__init__(params, defaults)
+    torch_class = torch.optim.Adam
+    rule = rules.Adam
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
         group["amsgrad"] = check.flag("amsgrad", group["amsgrad"])
         group["decoupled_weight_decay"] = check.flag("decoupled_weight_decay",
-                                                     group.get("decoupled_weight_decay",
-                                                               self._decoupled))
+                                                     group["decoupled_weight_decay"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
-        hyper = dict(lr=float(group["lr"]), betas=group["betas"], eps=group["eps"],
-                     **_transform(group, group["decoupled_weight_decay"]))
-        if group["amsgrad"]:
-            _kernels.amsgrad(params, grads, *buffers, steps, bias_correction=True, **hyper)
-        else:
-            _kernels.adam(params, grads, *buffers, steps, **hyper)
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
+        rule, kernel = ((rules.AMSGrad, _kernels.amsgrad) if group["amsgrad"]
+                        else (rules.Adam, _kernels.adam))
+        options = {**rule.conventions["torch"],
+                   **_transform(group, group["decoupled_weight_decay"])}
+        kernel(params, grads, *buffers, steps, lr=float(group["lr"]), betas=group["betas"],
+               eps=group["eps"], **options, **scaling)
 
 
-class AdamW(Adam):
+class AdamW(Adam, torch.optim.AdamW):
     """torch.optim.AdamW on gdfast's kernels: Adam with decoupled weight decay,
     θ ← θ (1 − η λ) before the Adam step (default λ = 0.01)."""
-    torch_name = "AdamW"
-    _decoupled = True
-
-    def __init__(self, params: Iterable, lr: float = 1e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+    torch_class = torch.optim.AdamW
 
 
-class Adagrad(_KernelOptimizer):
+class Adagrad(_KernelOptimizer, torch.optim.Adagrad):
     """torch.optim.Adagrad on gdfast's kernels.
 
     η_t = η / (1 + (t − 1) lr_decay) ; G ← G + g² ; θ ← θ − η_t g / (√G + ε)
-    (gdfast.Adagrad with eps_inside_sqrt=False).  State (created at construction, as torch
-    does): step, sum (starting at initial_accumulator_value).
+    (gdfast.Adagrad with convention="torch").  State (created at construction, by
+    torch's constructor): step, sum (starting at initial_accumulator_value).
     """
-    torch_name = "Adagrad"
-
-    def __init__(self, params: Iterable, lr: float = 1e-2, lr_decay: float = 0.0,
-                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps: float = 1e-10, *, maximize: bool = False):
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value,
-                        maximize=maximize)
-        super().__init__(params, defaults)
-        for group in self.param_groups:
-            for param in group["params"]:
-                self.state[param] = self._new_state(group, param)
+    torch_class = torch.optim.Adagrad
+    rule = rules.Adagrad
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["lr_decay"] = _at_least("lr_decay", group["lr_decay"])
@@ -456,25 +681,21 @@ class Adagrad(_KernelOptimizer):
         return ("sum",)
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
-        return {"step": torch.tensor(0.0, dtype=_get_scalar_dtype()),
+        return {"step": torch.tensor(0.0, dtype=_step_dtype(group)),
                 "sum": torch.full_like(param, group["initial_accumulator_value"],
                                        memory_format=torch.preserve_format)}
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         _kernels.adagrad(params, grads, buffers[0], steps, lr=float(group["lr"]),
-                         eps=group["eps"], lr_decay=group["lr_decay"], eps_inside_sqrt=False,
-                         **_transform(group))
+                         eps=group["eps"], lr_decay=group["lr_decay"],
+                         **self._torch_options(**_transform(group)), **scaling)
 
 
-class Adadelta(_KernelOptimizer):
+class Adadelta(_KernelOptimizer, torch.optim.Adadelta):
     """torch.optim.Adadelta on gdfast's kernels (SPEC.md's Adadelta with the lr multiplier).
     State: step, square_avg, acc_delta."""
-    torch_name = "Adadelta"
-
-    def __init__(self, params: Iterable, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
-        defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
+    torch_class = torch.optim.Adadelta
+    rule = rules.Adadelta
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["rho"] = _unit("rho", group["rho"])
@@ -483,23 +704,18 @@ class Adadelta(_KernelOptimizer):
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("square_avg", "acc_delta")
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         _kernels.adadelta(params, grads, *buffers, steps, lr=float(group["lr"]),
-                          rho=group["rho"], eps=group["eps"], **_transform(group))
+                          rho=group["rho"], eps=group["eps"],
+                          **self._torch_options(**_transform(group)), **scaling)
 
 
-class RMSprop(_KernelOptimizer):
-    """torch.optim.RMSprop on gdfast's kernels (gdfast.RMSprop with rho = alpha,
-    eps_inside_sqrt=False, lr_in_buffer=False).  State: step, square_avg, momentum_buffer
-    (momentum > 0), grad_avg (centered)."""
-    torch_name = "RMSprop"
-
-    def __init__(self, params: Iterable, lr: float = 1e-2, alpha: float = 0.99,
-                 eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,
-                 centered: bool = False, *, maximize: bool = False):
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                        momentum=momentum, centered=centered, maximize=maximize)
-        super().__init__(params, defaults)
+class RMSprop(_KernelOptimizer, torch.optim.RMSprop):
+    """torch.optim.RMSprop on gdfast's kernels (gdfast.RMSprop with rho = alpha and
+    convention="torch").  State: step, square_avg, momentum_buffer (momentum > 0),
+    grad_avg (centered)."""
+    torch_class = torch.optim.RMSprop
+    rule = rules.RMSprop
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["alpha"] = _unit("alpha", group["alpha"])
@@ -512,25 +728,19 @@ class RMSprop(_KernelOptimizer):
         return (("square_avg",) + (("grad_avg",) if group["centered"] else ())
                 + (("momentum_buffer",) if group["momentum"] > 0 else ()))
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         _kernels.rmsprop(params, grads, *buffers, steps, lr=float(group["lr"]),
                          rho=group["alpha"], eps=group["eps"], centered=group["centered"],
-                         momentum=group["momentum"], eps_inside_sqrt=False,
-                         lr_in_buffer=False, **_transform(group))
+                         momentum=group["momentum"],
+                         **self._torch_options(**_transform(group)), **scaling)
 
 
-class Adamax(_KernelOptimizer):
+class Adamax(_KernelOptimizer, torch.optim.Adamax):
     """torch.optim.Adamax on gdfast's kernels: u ← max(β2 u, |g| + ε),
-    θ ← θ − (η/(1 − β1^t)) m / u (gdfast.AdaMax with eps_inside_max=True).
+    θ ← θ − (η/(1 − β1^t)) m / u (gdfast.AdaMax with convention="torch").
     State: step, exp_avg, exp_inf."""
-    torch_name = "Adamax"
-
-    def __init__(self, params: Iterable, lr: float = 2e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        maximize=maximize)
-        super().__init__(params, defaults)
+    torch_class = torch.optim.Adamax
+    rule = rules.AdaMax
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
@@ -539,28 +749,20 @@ class Adamax(_KernelOptimizer):
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_inf")
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         _kernels.adamax(params, grads, *buffers, steps, lr=float(group["lr"]),
-                        betas=group["betas"], eps=group["eps"], eps_inside_max=True,
-                        **_transform(group))
+                        betas=group["betas"], eps=group["eps"],
+                        **self._torch_options(**_transform(group)), **scaling)
 
 
-class NAdam(_KernelOptimizer):
+class NAdam(_KernelOptimizer, torch.optim.NAdam):
     """torch.optim.NAdam on gdfast's kernels: Dozat's schedule
     μ_t = β1 (1 − ½ 0.96^(t ψ)), ψ = momentum_decay, with the μ product P_t kept per
-    parameter (gdfast.Nadam with momentum_schedule=True); L2 or decoupled weight decay.
+    parameter (gdfast.Nadam with convention="torch"); L2 or decoupled weight decay.
     State: step, mu_product (a 0-d tensor, torch's scalar dtype), exp_avg, exp_avg_sq."""
-    torch_name = "NAdam"
+    torch_class = torch.optim.NAdam
+    rule = rules.Nadam
     _needs_states = True
-
-    def __init__(self, params: Iterable, lr: float = 2e-3,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, momentum_decay: float = 4e-3,
-                 decoupled_weight_decay: bool = False, *, maximize: bool = False):
-        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                        momentum_decay=momentum_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-        super().__init__(params, defaults)
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
@@ -574,12 +776,126 @@ class NAdam(_KernelOptimizer):
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         state = super()._new_state(group, param)
-        state["mu_product"] = torch.ones((), dtype=_get_scalar_dtype())
+        state["mu_product"] = torch.ones((), dtype=_step_dtype(group))
         return state
 
-    def _run(self, group, params, grads, buffers, steps, states) -> None:
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         products = [state["mu_product"].numpy() for state in states]
         _kernels.nadam(params, grads, *buffers, products, steps, lr=float(group["lr"]),
-                       betas=group["betas"], eps=group["eps"], momentum_schedule=True,
-                       momentum_decay=group["momentum_decay"],
-                       **_transform(group, group["decoupled_weight_decay"]))
+                       betas=group["betas"], eps=group["eps"],
+                       **self._torch_options(momentum_decay=group["momentum_decay"],
+                                             **_transform(group,
+                                                          group["decoupled_weight_decay"])),
+                       **scaling)
+
+
+class StepInBackward:
+    """The optimizer's step run inside backward, one parameter at a time, each gradient
+    freed as soon as its parameter is stepped (see `step_in_backward`).
+
+    Attributes: `optimizer` (schedulers, state_dict and param groups work on it as
+    usual), `grad_norm` (the global gradient norm of the last backward), `exact_steps`
+    (how many backwards stepped with the exact norm: the first, and any after a
+    non-finite norm)."""
+
+    def __init__(self, optimizer: _KernelOptimizer, max_grad_norm: Optional[float]):
+        if not isinstance(optimizer, _KernelOptimizer):
+            raise TypeError("optimizer_factory: expected it to return a gdfast.torch "
+                            f"optimizer, got {type(optimizer).__name__}")
+        if max_grad_norm is not None:
+            max_grad_norm = check.positive("max_grad_norm", max_grad_norm)
+        self.optimizer = optimizer
+        self.max_grad_norm = max_grad_norm
+        self.grad_norm: Optional[float] = None
+        self.exact_steps = 0
+        #: each parameter's (group, position) and its rank in parameter order
+        self._where = {param: (index, position)
+                       for index, group in enumerate(optimizer.param_groups)
+                       for position, param in enumerate(group["params"])}
+        self._order = {param: k for k, param in enumerate(self._where)}
+        self._scale: Optional[float] = None      # from the previous backward's norm
+        self._sums: dict[int, float] = {}
+        self._in_backward = False
+        self._handles = [param.register_post_accumulate_grad_hook(self._on_gradient)
+                         for param in self._order if param.requires_grad]
+
+    def remove(self) -> None:
+        """Take the hooks off: backward then only accumulates gradients."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _exact(self) -> bool:
+        return self.max_grad_norm is not None and self._scale is None
+
+    @torch.no_grad()
+    def _on_gradient(self, param: torch.Tensor) -> None:
+        if not self._in_backward:
+            self._in_backward = True
+            self._sums = {}
+            torch.autograd.Variable._execution_engine.queue_callback(self._end_of_backward)
+        if self._exact():
+            return            # kept until the end of backward: stepped with the exact norm
+        if self.max_grad_norm is not None:
+            self._sums[self._order[param]] = _sum_of_squares(param.grad)
+        self.optimizer._step_parameter(*self._where[param],
+                                       1.0 if self._scale is None else self._scale)
+        param.grad = None
+
+    @torch.no_grad()
+    def _end_of_backward(self) -> None:
+        self._in_backward = False
+        # the flag torch's lr schedulers read to check that a step came before theirs
+        # (set by the optimizer.step they wrap, which step_in_backward does not call)
+        self.optimizer._opt_called = True
+        if self.max_grad_norm is None:
+            return
+        if self._exact():
+            optimizer = self.optimizer
+            saved = (optimizer.max_grad_norm, optimizer.skip_if_nonfinite)
+            optimizer.max_grad_norm, optimizer.skip_if_nonfinite = self.max_grad_norm, True
+            try:
+                optimizer.step()
+            finally:
+                optimizer.max_grad_norm, optimizer.skip_if_nonfinite = saved
+            optimizer.zero_grad(set_to_none=True)
+            norm = optimizer.grad_norm if optimizer.grad_norm is not None else 0.0
+            self.exact_steps += 1
+        else:   # the norm of the gradients just stepped, added in parameter order
+            norm = math.sqrt(sum(self._sums[k] for k in sorted(self._sums)))
+        self.grad_norm = norm
+        self._scale = (min(1.0, self.max_grad_norm / (norm + 1e-6)) if math.isfinite(norm)
+                       else None)
+
+
+def step_in_backward(params: Any, optimizer_factory: Callable[[list], _KernelOptimizer], *,
+                     max_grad_norm: Optional[float] = None) -> StepInBackward:
+    """Run the optimizer's step inside backward: each parameter is stepped by a
+    `register_post_accumulate_grad_hook` as soon as its gradient is complete, and its
+    gradient freed at once, so a backward never holds more than the gradients still being
+    produced (torch's "fuse the optimizer step into backward" recipe, with one optimizer).
+
+        run = gdfast.torch.step_in_backward(model, lambda ps: gdfast.torch.AdamW(ps, lr=1e-3),
+                                            max_grad_norm=1.0)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(run.optimizer, T_max=1000)
+        for x, y in batches:
+            loss_fn(model(x), y).backward()     # the steps happen here
+            scheduler.step()
+
+    Do not call `run.optimizer.step()` or `zero_grad()` yourself; gradient accumulation
+    over several backwards is not possible (each backward steps).
+
+    Clipping by global norm (`max_grad_norm`): a parameter is stepped before the gradients
+    after it exist, so the norm of *this* backward is not known yet.  Each backward's
+    gradients are scaled with the coefficient of the previous backward's norm,
+    c = min(1, max_grad_norm / (‖g_prev‖ + 1e-6)) (a one-step lag); the first backward, and
+    any after a non-finite norm, keeps its gradients and steps at its end with its own
+    exact norm (skipping the step if that norm is not finite).  `run.grad_norm` is the
+    last norm.  docs/torch.md gives the measured effect of the lag on a training loss.
+
+    params: a torch.nn.Module or an iterable of parameters / param groups, handed to
+    `optimizer_factory` (which returns a gdfast.torch optimizer over them).
+    """
+    if isinstance(params, torch.nn.Module):
+        params = params.parameters()
+    return StepInBackward(optimizer_factory(list(params)), max_grad_norm)
