@@ -19,14 +19,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"gdfast {__version__} (OpenMP: {openmp_enabled()}, "
                                 f"threads: {get_num_threads()}, kernels: {kernel_isa()})")
-    subparsers = parser.add_subparsers(title="commands", dest="command_name", required=True)
+    subparsers = parser.add_subparsers(title="commands", dest="command_name")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command_name is None:  # bare `python -m gdfast`: the commands, not an error
+        parser.print_help()
+        return 0
     return args.command(args)
 
 

@@ -29,3 +29,38 @@ def test_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "gdfast", "--version"], capture_output=True,
                             text=True, check=True)
     assert result.stdout.startswith("gdfast ") and "OpenMP" in result.stdout
+
+
+def test_bare_command_prints_help_with_every_command(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "bench", "train", "plot", "distributed"):
+        assert command in out
+
+
+def test_source_tree_without_extension_says_what_to_run(tmp_path):
+    """gdfast imported from a clone where nothing was built: the ImportError says so and
+    names the command, instead of "No module named 'gdfast._kernels'"."""
+    from pathlib import Path
+
+    import gdfast._build_check as build_check
+    (tmp_path / "src_c").mkdir()
+    (tmp_path / "setup.py").write_text("")
+    package = tmp_path / "gdfast"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import _build_check  # noqa: F401\n")
+    (package / "_build_check.py").write_text(Path(build_check.__file__).read_text())
+    result = subprocess.run([sys.executable, "-c", "import gdfast"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert any("ImportError: gdfast was imported from its source tree" in line
+               for line in lines)
+    assert "gdfast._kernels, gdfast._hogwild" in result.stderr
+    assert "pip install -e ." in result.stderr and "build_ext --inplace" in result.stderr
+
+
+def test_installed_package_without_extension_says_reinstall(tmp_path):
+    import gdfast._build_check as build_check
+    text = build_check.message(["gdfast._kernels"], tmp_path / "site-packages" / "gdfast")
+    assert "installation is incomplete" in text and "pip install" in text
