@@ -22,8 +22,8 @@ Switches (environment variables), for developers and CI:
                           LD_PRELOAD=$(cc -print-file-name=libasan.so) (see .ci/sanitize)
   CC=clang                another compiler; OpenMP is probed with it (clang needs libomp)
 """
+
 import os
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -52,8 +52,10 @@ def sanitizers() -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in SANITIZERS]
     if unknown:
-        raise SystemExit(f"setup.py: GDFAST_SANITIZE={value!r}: expected a comma-separated "
-                         f"list of {SANITIZERS}, got {unknown}")
+        raise SystemExit(
+            f"setup.py: GDFAST_SANITIZE={value!r}: expected a comma-separated "
+            f"list of {SANITIZERS}, got {unknown}"
+        )
     return names
 
 
@@ -66,8 +68,7 @@ def compiler_supports_openmp(compiler) -> bool:
             f.write(source)
         try:
             objects = compiler.compile([path], output_dir=tmp, extra_postargs=[OPENMP_FLAG])
-            compiler.link_executable(objects, "probe", output_dir=tmp,
-                                     extra_postargs=[OPENMP_FLAG])
+            compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=[OPENMP_FLAG])
         except Exception:  # any compile or link failure means: no OpenMP here
             return False
     return True
@@ -80,21 +81,28 @@ class BuildWithOptionalOpenMP(build_ext):
             if not with_openmp:
                 warnings.warn(
                     "gdfast: this compiler has no OpenMP; building single-threaded kernels "
-                    "(gdfast.openmp_enabled() will return False)", stacklevel=1)
+                    "(gdfast.openmp_enabled() will return False)",
+                    stacklevel=1,
+                )
                 print("*** gdfast: building WITHOUT OpenMP ***", file=sys.stderr)
         else:
             with_openmp = False
             print("*** gdfast: GDFAST_OPENMP=0: building WITHOUT OpenMP ***", file=sys.stderr)
         extra = [OPENMP_FLAG] if with_openmp else []
         if SANITIZE:
-            extra += [f"-fsanitize={','.join(SANITIZE)}", "-fno-sanitize-recover=all",
-                      "-fno-omit-frame-pointer", "-g"]
+            extra += [
+                f"-fsanitize={','.join(SANITIZE)}",
+                "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer",
+                "-g",
+            ]
             print(f"*** gdfast: sanitized build: {','.join(SANITIZE)} ***", file=sys.stderr)
         if "undefined" in SANITIZE:
             # Python's own CFLAGS carry -fwrapv, which defines signed overflow and so hides it
             # from UBSan; the kernels never rely on wrapping.
-            self.compiler.compiler_so = [flag for flag in self.compiler.compiler_so
-                                         if flag != "-fwrapv"]
+            self.compiler.compiler_so = [
+                flag for flag in self.compiler.compiler_so if flag != "-fwrapv"
+            ]
         for ext in self.extensions:
             ext.extra_compile_args.extend(extra)
             ext.extra_link_args.extend(extra)
@@ -113,12 +121,18 @@ EXTENSIONS = [
         "gdfast._kernels",
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
         depends=["src_c/gdfast.h", "src_c/rules.inc"],
-        extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
+        extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=[],
+        **common,
+    ),
     Extension(
         "gdfast._hogwild",
         sources=["gdfast/_hogwild.pyx", "src_c/hogwild.c"],
         depends=["src_c/hogwild.h"],
-        extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
+        extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=[],
+        **common,
+    ),
 ]
 
 setup(

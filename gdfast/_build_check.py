@@ -4,6 +4,7 @@ Imported first by gdfast/__init__.py.  The usual cause: Python found the source 
 `gdfast/` of a clone (the current directory comes first on sys.path) where nothing was
 built, instead of the installed package.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -27,10 +28,13 @@ def message(missing: list[str], package_dir: Path) -> str:
             f"extension ({names}) is not built. Build it there:\n"
             f"    cd {source_tree} && python -m pip install -e .\n"
             f"(or `python setup.py build_ext --inplace`), or run Python from another folder "
-            f"to use an installed gdfast.")
-    return (f"gdfast at {package_dir} has no compiled extension ({names}): the installation is "
-            f"incomplete. Reinstall it: python -m pip install --force-reinstall --no-deps gdfast "
-            f"(from a clone: python -m pip install .)")
+            f"to use an installed gdfast."
+        )
+    return (
+        f"gdfast at {package_dir} has no compiled extension ({names}): the installation is "
+        f"incomplete. Reinstall it: python -m pip install --force-reinstall --no-deps gdfast "
+        f"(from a clone: python -m pip install .)"
+    )
 
 
 def require_extensions() -> None:
