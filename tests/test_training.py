@@ -143,7 +143,7 @@ def test_optimizer_as_object_class_or_name_and_training_continues():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"optimizer": "adamw"}, ValueError, "optimizer: unknown name 'adamw'"),
+    ({"optimizer": "adamw"}, ValueError, "optimizer: unknown rule 'adamw'"),
     ({"optimizer": 3}, TypeError, "optimizer"),
     ({"optimizer": "adam", "momentum": 0.9}, TypeError, "momentum: not a hyper-parameter"),
     ({"optimizer": "sgd", "lr": -1.0}, ValueError, "lr"),
