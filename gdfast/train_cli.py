@@ -153,17 +153,22 @@ def parse_early_stopping(text: str | None) -> EarlyStopping | None:
                            f"({error})") from None
 
 
-def parse_batch_size(text: str) -> int | None:
-    """'full' (batch gradient descent) or a positive int."""
-    if text == "full":
-        return None
+def _word_or_positive_int(text: str, words: dict[str, Any], expected: str) -> Any:
+    """argparse type: one of `words` (any case) mapped to its value, or an int >= 1."""
+    if text.lower() in words:
+        return words[text.lower()]
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int or 'full', got {text!r}")
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int or 'full', got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def parse_batch_size(text: str) -> int | None:
+    """'full' (batch gradient descent) or a positive int."""
+    return _word_or_positive_int(text, {"full": None}, "a positive int or 'full'")
 
 
 # -------------------------------------------------------------------- training
@@ -213,15 +218,8 @@ def summary(model: models.Model, history: History, data: dict[str, Any]) -> dict
 
 def parse_blas_threads(text: str) -> int | str | None:
     """--blas-threads: "auto", "none" or a positive int."""
-    if text.lower() in ("auto", "none"):
-        return None if text.lower() == "none" else "auto"
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto, none or an int >= 1, got {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected auto, none or an int >= 1, got {text!r}")
-    return value
+    return _word_or_positive_int(text, {"auto": "auto", "none": None},
+                                 "auto, none or an int >= 1")
 
 
 def add_parser(subparsers: Any) -> None:

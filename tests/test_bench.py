@@ -13,6 +13,8 @@ import gdfast
 from gdfast import bench
 from gdfast.__main__ import main
 
+TINY = ["--dtypes", "float32", "--sizes", "1e3", "--threads", "1", "--rounds", "1"]
+
 
 def test_bytes_per_element_follow_each_rules_traffic():
     assert bench.bytes_per_element(gdfast.Adam, np.float32) == 28  # p, g, m, v in; p, m, v out
@@ -110,14 +112,7 @@ def test_rule_names_any_case(capsys, tmp_path):
                 "bench",
                 "--rules",
                 "adam,AMSGRAD,adaMax",
-                "--dtypes",
-                "float32",
-                "--sizes",
-                "1e3",
-                "--threads",
-                "1",
-                "--rounds",
-                "1",
+                *TINY,
                 "--no-reference",
                 "--no-torch",
                 "--quiet",
@@ -184,14 +179,7 @@ def test_command_plot(tmp_path):
                 "bench",
                 "--rules",
                 "SGD,Adam",
-                "--dtypes",
-                "float32",
-                "--sizes",
-                "1e3",
-                "--threads",
-                "1",
-                "--rounds",
-                "1",
+                *TINY,
                 "--no-torch",
                 "--quiet",
                 "--plot",
