@@ -1,18 +1,29 @@
-"""Build of gdfast's one extension module, gdfast._kernels (Cython + C99 kernels).
+"""Build of gdfast's two extension modules (Cython + C99):
+gdfast._kernels (the update rules, src_c/kernels.c) and gdfast._hogwild (src_c/hogwild.c).
 
 Flags, and why:
-  -O3                  the kernels are plain loops that gcc vectorizes with `omp simd`
-  -fno-math-errno      sqrt never sets errno, so gcc can vectorize it (Adam is ~6x slower without)
+  -O3                  the kernels are plain loops that the compiler vectorizes with `omp simd`
+  -fno-math-errno      sqrt never sets errno, so it vectorizes (Adam is ~6x slower without)
   -fno-trapping-math   FP exceptions are never observed, so selects with a division vectorize;
                        no result changes (unlike -ffast-math, which is never used)
   -ffp-contract=off    no fused multiply-add: the vector loop, its tail and every instruction-set
                        clone round exactly like the NumPy reference, for any thread split
   -fopenmp             when the compiler supports it; otherwise a warning and a serial build
 No -march=native: AVX-512/AVX2 come from gcc target_clones in src_c/kernels.c, with a portable
-default clone.  GDFAST_CYTHON_CHECKS=1 turns Cython's bounds and wraparound checks on (debugging).
+default clone.
+
+Switches (environment variables), for developers and CI:
+  GDFAST_OPENMP=0         build without OpenMP even if the compiler has it (serial kernels)
+  GDFAST_CYTHON_CHECKS=1  Cython's bounds and wraparound checks on (debugging)
+  GDFAST_SANITIZE=address | undefined | address,undefined
+                          -fsanitize=... -fno-omit-frame-pointer -g, and findings abort
+                          (-fno-sanitize-recover); with `undefined`, Python's -fwrapv is removed
+                          so that signed overflow is checked.  An ASan build runs under
+                          LD_PRELOAD=$(cc -print-file-name=libasan.so) (see .ci/sanitize)
+  CC=clang                another compiler; OpenMP is probed with it (clang needs libomp)
 """
+
 import os
-import subprocess
 import sys
 import tempfile
 import warnings
@@ -24,6 +35,28 @@ from setuptools.command.build_ext import build_ext
 
 BASE_FLAGS = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
 OPENMP_FLAG = "-fopenmp"
+SANITIZERS = ("address", "undefined")
+
+
+def switch(name: str, allowed: tuple[str, ...]) -> str:
+    """An environment switch's value, or a clear error naming the variable."""
+    value = os.environ.get(name, "")
+    if value not in allowed:
+        raise SystemExit(f"setup.py: {name}={value!r}: expected one of {allowed}")
+    return value
+
+
+def sanitizers() -> list[str]:
+    """GDFAST_SANITIZE's sanitizers, in order, each checked."""
+    value = os.environ.get("GDFAST_SANITIZE", "")
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SANITIZERS]
+    if unknown:
+        raise SystemExit(
+            f"setup.py: GDFAST_SANITIZE={value!r}: expected a comma-separated "
+            f"list of {SANITIZERS}, got {unknown}"
+        )
+    return names
 
 
 def compiler_supports_openmp(compiler) -> bool:
@@ -35,8 +68,7 @@ def compiler_supports_openmp(compiler) -> bool:
             f.write(source)
         try:
             objects = compiler.compile([path], output_dir=tmp, extra_postargs=[OPENMP_FLAG])
-            compiler.link_executable(objects, "probe", output_dir=tmp,
-                                     extra_postargs=[OPENMP_FLAG])
+            compiler.link_executable(objects, "probe", output_dir=tmp, extra_postargs=[OPENMP_FLAG])
         except Exception:  # any compile or link failure means: no OpenMP here
             return False
     return True
@@ -44,20 +76,42 @@ def compiler_supports_openmp(compiler) -> bool:
 
 class BuildWithOptionalOpenMP(build_ext):
     def build_extensions(self):
-        with_openmp = compiler_supports_openmp(self.compiler)
-        if not with_openmp:
-            warnings.warn(
-                "gdfast: this compiler has no OpenMP; building single-threaded kernels "
-                "(gdfast.openmp_enabled() will return False)", stacklevel=1)
-            print("*** gdfast: building WITHOUT OpenMP ***", file=sys.stderr)
+        if OPENMP_WANTED:
+            with_openmp = compiler_supports_openmp(self.compiler)
+            if not with_openmp:
+                warnings.warn(
+                    "gdfast: this compiler has no OpenMP; building single-threaded kernels "
+                    "(gdfast.openmp_enabled() will return False)",
+                    stacklevel=1,
+                )
+                print("*** gdfast: building WITHOUT OpenMP ***", file=sys.stderr)
+        else:
+            with_openmp = False
+            print("*** gdfast: GDFAST_OPENMP=0: building WITHOUT OpenMP ***", file=sys.stderr)
+        extra = [OPENMP_FLAG] if with_openmp else []
+        if SANITIZE:
+            extra += [
+                f"-fsanitize={','.join(SANITIZE)}",
+                "-fno-sanitize-recover=all",
+                "-fno-omit-frame-pointer",
+                "-g",
+            ]
+            print(f"*** gdfast: sanitized build: {','.join(SANITIZE)} ***", file=sys.stderr)
+        if "undefined" in SANITIZE:
+            # Python's own CFLAGS carry -fwrapv, which defines signed overflow and so hides it
+            # from UBSan; the kernels never rely on wrapping.
+            self.compiler.compiler_so = [
+                flag for flag in self.compiler.compiler_so if flag != "-fwrapv"
+            ]
         for ext in self.extensions:
-            if with_openmp:
-                ext.extra_compile_args.append(OPENMP_FLAG)
-                ext.extra_link_args.append(OPENMP_FLAG)
+            ext.extra_compile_args.extend(extra)
+            ext.extra_link_args.extend(extra)
         super().build_extensions()
 
 
-checks = os.environ.get("GDFAST_CYTHON_CHECKS") == "1"
+checks = switch("GDFAST_CYTHON_CHECKS", ("", "0", "1")) == "1"
+OPENMP_WANTED = switch("GDFAST_OPENMP", ("", "0", "1")) != "0"
+SANITIZE = sanitizers()
 common = dict(
     include_dirs=["src_c", np.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
@@ -67,12 +121,18 @@ EXTENSIONS = [
         "gdfast._kernels",
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
         depends=["src_c/gdfast.h", "src_c/rules.inc", "src_c/threads.h", "src_c/threads.inc"],
-        extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
+        extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=[],
+        **common,
+    ),
     Extension(
         "gdfast._hogwild",
         sources=["gdfast/_hogwild.pyx", "src_c/hogwild.c"],
         depends=["src_c/hogwild.h"],
-        extra_compile_args=list(BASE_FLAGS), extra_link_args=[], **common),
+        extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=[],
+        **common,
+    ),
 ]
 
 setup(

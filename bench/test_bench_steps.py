@@ -3,6 +3,7 @@ same memory traffic, the NumPy reference and torch.optim (when importable).
 
     python -m pytest bench/ --benchmark-only --benchmark-group-by=param:rule,param:dtype,param:size
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,13 @@ def test_step(benchmark, rule, dtype, size, backend):
     if backend == "reference" and size == 10_000_000:
         pytest.skip("the NumPy reference at 1e7 takes seconds per round; see `gdfast bench`")
     shapes = bench.model_shapes() if size == bench.MODEL else [(size,)]
-    case = bench.Case(rule, np.dtype(dtype), shapes, with_reference=backend == "reference",
-                      with_torch=backend.startswith("torch"))
+    case = bench.Case(
+        rule,
+        np.dtype(dtype),
+        shapes,
+        with_reference=backend == "reference",
+        with_torch=backend.startswith("torch"),
+    )
     if backend not in case.steps:
         pytest.skip(f"torch has no {backend} implementation of {rule}")
     benchmark.extra_info["bytes_per_step"] = case.bytes

@@ -21,6 +21,7 @@ Two-thread memory bandwidth on a shared machine moves between levels from minute
 to minute: every comparison here is interleaved round by round, so read ratios,
 not absolute figures, across runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,19 @@ import numpy as np
 from . import _kernels, get_num_threads, kernel_isa, openmp_enabled, optim, reference
 from . import set_num_threads
 from ._version import __version__
+from .rule_names import parse_list as parse_rules, rule_names
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
 LARGE_SIZE = 100_000_000
 MODEL = "model"
+# The quick default (<= 2 minutes on 2 cores): the headline rules (plain SGD; Adam, the rule
+# people use; RMSprop, which torch has no fused kernel for), float32, a small size (call
+# overhead), one in cache (compute) and one in RAM (the memory limit); 1 thread and all.
+# --full runs every rule, dtype and size, plus the 200-tensor model.
+QUICK_RULES = ("SGD", "Adam", "RMSprop")
+QUICK_DTYPES = ("float32",)
+QUICK_SIZES = (10_000, 1_000_000, 10_000_000)
+QUICK_ROUNDS = 5
 
 # torch.optim counterparts: (class name, constructor options).  The traffic is the
 # same as gdfast's rule; the formulas follow torch's own conventions.
@@ -58,7 +68,7 @@ TORCH_EQUIVALENT = {
 }
 
 
-def bytes_per_element(rule_class: type, dtype: np.dtype) -> int:
+def bytes_per_element(rule_class: Any, dtype: np.dtype) -> int:
     """Bytes a step moves per element: reads param, grad, states; writes param, states."""
     states = len(rule_class.state_names)
     return (3 + 2 * states) * np.dtype(dtype).itemsize
@@ -67,8 +77,7 @@ def bytes_per_element(rule_class: type, dtype: np.dtype) -> int:
 def model_shapes(seed: int = 0) -> list[tuple[int, ...]]:
     """The 200-tensor model: 30 of 512×512, 20 of 320×320, 150 vectors of 100-1000."""
     rng = np.random.default_rng(seed)
-    return ([(512, 512)] * 30 + [(320, 320)] * 20
-            + [(int(n),) for n in rng.integers(100, 1001, 150)])
+    return [(512, 512)] * 30 + [(320, 320)] * 20 + [(int(n),) for n in rng.integers(100, 1001, 150)]
 
 
 def _arrays(shapes: Sequence[tuple[int, ...]], dtype: np.dtype, rng: np.random.Generator):
@@ -80,8 +89,15 @@ def _arrays(shapes: Sequence[tuple[int, ...]], dtype: np.dtype, rng: np.random.G
 class Case:
     """One rule × dtype × shapes: the backends to time, each a zero-argument step."""
 
-    def __init__(self, rule: str, dtype: np.dtype, shapes: Sequence[tuple[int, ...]],
-                 with_reference: bool, with_torch: bool, seed: int = 0):
+    def __init__(
+        self,
+        rule: str,
+        dtype: np.dtype,
+        shapes: Sequence[tuple[int, ...]],
+        with_reference: bool,
+        with_torch: bool,
+        seed: int = 0,
+    ):
         rng = np.random.default_rng(seed)
         self.rule, self.dtype = rule, np.dtype(dtype)
         self.elements = int(sum(np.prod(shape, dtype=np.int64) for shape in shapes))
@@ -94,10 +110,10 @@ class Case:
         self.steps["gdfast"] = lambda: optimizer.step(grads)
 
         limit_params, limit_grads = _arrays(shapes, self.dtype, rng)
-        limit_states = tuple([np.zeros_like(p) for p in limit_params]
-                             for _ in rule_class.state_names)
-        self.steps["roofline"] = lambda: _kernels.roofline(limit_params, limit_grads,
-                                                           limit_states)
+        limit_states = tuple(
+            [np.zeros_like(p) for p in limit_params] for _ in rule_class.state_names
+        )
+        self.steps["roofline"] = lambda: _kernels.roofline(limit_params, limit_grads, limit_states)
         if with_reference:
             ref_params, ref_grads = _arrays(shapes, self.dtype, rng)
             ref_optimizer = getattr(reference, rule)(ref_params)
@@ -109,12 +125,15 @@ class Case:
 def _torch_steps(rule: str, shapes, dtype: np.dtype, rng) -> dict[str, Callable[[], None]]:
     """torch.optim's implementations of the rule that this torch has, ready to step."""
     import torch
+
     name, options = TORCH_EQUIVALENT[rule]
     optimizer_class = getattr(torch.optim, name)
     steps = {}
-    for backend, flags in (("torch-for-loop", {"foreach": False}),
-                           ("torch-foreach", {"foreach": True}),
-                           ("torch-fused", {"fused": True})):
+    for backend, flags in (
+        ("torch-for-loop", {"foreach": False}),
+        ("torch-foreach", {"foreach": True}),
+        ("torch-fused", {"fused": True}),
+    ):
         params_np, grads_np = _arrays(shapes, dtype, rng)
         params = [torch.nn.Parameter(torch.from_numpy(p)) for p in params_np]
         for param, grad in zip(params, grads_np):
@@ -122,7 +141,7 @@ def _torch_steps(rule: str, shapes, dtype: np.dtype, rng) -> dict[str, Callable[
         try:
             optimizer = optimizer_class(params, **options, **flags)
             with torch.no_grad():
-                optimizer.step()   # a fused kernel that does not exist fails here
+                optimizer.step()  # a fused kernel that does not exist fails here
         except (RuntimeError, TypeError, ValueError):
             continue
         steps[backend] = optimizer.step
@@ -139,8 +158,7 @@ def _calls_for(step: Callable[[], None], seconds: float) -> int:
 
 def time_case(case: Case, rounds: int, seconds_per_timing: float) -> dict[str, float]:
     """Median seconds per step of each backend, timed round-robin (interleaved)."""
-    calls = {backend: _calls_for(step, seconds_per_timing)
-             for backend, step in case.steps.items()}
+    calls = {backend: _calls_for(step, seconds_per_timing) for backend, step in case.steps.items()}
     samples: dict[str, list[float]] = {backend: [] for backend in case.steps}
     for _ in range(rounds):
         for backend, step in case.steps.items():
@@ -160,7 +178,8 @@ def torch_available() -> bool:
     return True
 
 
-def header() -> dict[str, Any]:
+def header(with_torch: bool = True) -> dict[str, Any]:
+    """The machine and versions; torch's version when it took part (`with_torch`)."""
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -170,25 +189,72 @@ def header() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "gdfast": __version__,
-            "kernel_isa": kernel_isa(), "openmp": openmp_enabled(),
-            "default_threads": get_num_threads(), "numpy": np.__version__,
-            "python": platform.python_version(),
-            "time": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    if torch_available():
+    info = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gdfast": __version__,
+        "kernel_isa": kernel_isa(),
+        "openmp": openmp_enabled(),
+        "default_threads": get_num_threads(),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "time": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    if with_torch and torch_available():
         import torch
+
         info["torch"] = torch.__version__
     return info
 
 
-def run(rules: Iterable[str], dtypes: Iterable[str], sizes: Iterable[int | str],
-        threads: Iterable[int], rounds: int = 7, seconds_per_timing: float = 0.02,
-        with_reference: bool = True, with_torch: bool | None = None,
-        progress: bool = True) -> dict[str, Any]:
+def estimate_seconds(
+    cases: Sequence[tuple[str, str, int | str, int]],
+    rounds: int,
+    seconds_per_timing: float,
+    with_reference: bool,
+    with_torch: bool,
+) -> float:
+    """A rough forecast of run()'s wall time on one core: each backend's interleaved timings
+    plus making its arrays and calibrating (~70 ns per element per backend, measured on the
+    2-core CI machine), the reference's slow steps at large sizes (~3 ns per element)."""
+    backends = 2 + with_reference + 3 * with_torch
+    total = 0.0
+    for _, _, size, _ in cases:
+        elements = 10_000_000 if size == MODEL else int(size)
+        total += backends * (rounds + 1) * seconds_per_timing + backends * elements * 70e-9
+        if with_reference:
+            total += (rounds + 1) * elements * 3e-9
+    return total
+
+
+def run(
+    rules: Iterable[str],
+    dtypes: Iterable[str],
+    sizes: Iterable[int | str],
+    threads: Iterable[int],
+    rounds: int = 7,
+    seconds_per_timing: float = 0.02,
+    with_reference: bool = True,
+    with_torch: bool | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Measure; returns {"header": ..., "rows": [one row per case and backend]}."""
     with_torch = torch_available() if with_torch is None else with_torch
-    cases = [(rule, dtype, size, n) for n in threads for rule in rules for dtype in dtypes
-             for size in sizes]
+    cases = [
+        (rule, dtype, size, n)
+        for n in threads
+        for rule in rules
+        for dtype in dtypes
+        for size in sizes
+    ]
+    if progress:
+        print(
+            f"bench: {len(cases)} cases, about "
+            f"{estimate_seconds(cases, rounds, seconds_per_timing, with_reference, with_torch):.0f}"
+            f" s on an idle machine (more under load){'' if with_torch else '; torch absent'}",
+            file=sys.stderr,
+            flush=True,
+        )
     rows = []
     default_threads = get_num_threads()
     bar = _progress(len(cases), progress)
@@ -197,25 +263,33 @@ def run(rules: Iterable[str], dtypes: Iterable[str], sizes: Iterable[int | str],
             set_num_threads(n_threads)
             if with_torch:
                 import torch
+
                 torch.set_num_threads(n_threads)
             shapes = model_shapes() if size == MODEL else [(int(size),)]
             case = Case(rule, np.dtype(dtype), shapes, with_reference, with_torch)
             medians = time_case(case, rounds, seconds_per_timing)
             limit = medians["roofline"]
             for backend, seconds in medians.items():
-                rows.append({
-                    "rule": rule, "dtype": dtype, "size": size, "elements": case.elements,
-                    "threads": n_threads, "backend": backend, "median_s": seconds,
-                    "gbps": case.bytes / seconds / 1e9,
-                    "percent_of_limit": 100.0 * limit / seconds,
-                    "gdfast_speedup": seconds / medians["gdfast"],
-                })
+                rows.append(
+                    {
+                        "rule": rule,
+                        "dtype": dtype,
+                        "size": size,
+                        "elements": case.elements,
+                        "threads": n_threads,
+                        "backend": backend,
+                        "median_s": seconds,
+                        "gbps": case.bytes / seconds / 1e9,
+                        "percent_of_limit": 100.0 * limit / seconds,
+                        "gdfast_speedup": seconds / medians["gdfast"],
+                    }
+                )
             del case
             bar.update(f"{rule} {dtype} {size} t={n_threads}")
     finally:
         bar.close()
         set_num_threads(default_threads)
-    return {"header": header(), "rows": rows}
+    return {"header": header(with_torch), "rows": rows}
 
 
 class _progress:
@@ -226,7 +300,10 @@ class _progress:
         if enabled:
             try:
                 from tqdm import tqdm
-                self.bar = tqdm(total=total, unit="case", file=sys.stderr, leave=False)
+
+                self.bar = tqdm(
+                    total=total, unit="case", file=sys.stderr, leave=False, dynamic_ncols=True
+                )
             except ImportError:
                 pass
 
@@ -243,30 +320,92 @@ class _progress:
             self.bar.close()
 
 
+BACKEND_LABELS = {
+    "reference": "x reference",
+    "torch-for-loop": "x torch loop",
+    "torch-foreach": "x foreach",
+    "torch-fused": "x fused",
+}
+
+EXPLANATION = """\
+columns:
+  rule, dtype, size   the case; size is the number of parameters in one tensor, or "model":
+                      200 tensors (30 of 512x512, 20 of 320x320, 150 vectors), ~10M in all
+  thr                 threads of the kernels (and of torch)
+  step                median wall time of one gdfast step (Optimizer.step, Python path included)
+  GB/s                the step's memory traffic / its time: (3 + 2 x state buffers) x bytes per
+                      element (Adam float32: 28 B per parameter)
+  limit GB/s          the same traffic moved by gd_roofline, a C loop of gdfast's own with no
+                      arithmetic, timed in the same rounds on arrays of the same sizes
+  % limit             100 x roofline time / gdfast time. 100% = the step runs at the speed of
+                      bare memory traffic. It can exceed 100%: at small sizes the two differ in
+                      call path and cache state (the limit is measured, not a hard bound), and on
+                      a shared machine single samples of either are noisy (medians of interleaved
+                      rounds, still: read ratios, not single figures)
+  x <backend>         gdfast's speed-up: that backend's median step time / gdfast's (>1: gdfast
+                      is faster); reference = gdfast.reference (NumPy); torch loop / foreach /
+                      fused = torch.optim with foreach=False / foreach=True / fused=True
+                      ("-": torch has no such implementation of the rule)"""
+
+
 def format_table(result: dict[str, Any]) -> str:
+    """The rows as an aligned text table, a header line and an explanation of each column."""
     info = result["header"]
-    lines = [f"gdfast {info['gdfast']} ({info['kernel_isa']} kernels, OpenMP "
-             f"{'on' if info['openmp'] else 'off'}) on {info['cpu']}, {info['cores']} cores; "
-             f"numpy {info['numpy']}" + (f", torch {info['torch']}" if "torch" in info else ""),
-             "median time per step; GB/s with the rule's bytes per element; % of the limit "
-             "measured by gd_roofline in the same run; ×: gdfast's speed-up over each backend"]
+    lines = [
+        f"gdfast {info['gdfast']} ({info['kernel_isa']} kernels, OpenMP "
+        f"{'on' if info['openmp'] else 'off'}) on {info['cpu']}, {info['cores']} cores; "
+        f"numpy {info['numpy']}, "
+        + (
+            f"torch {info['torch']}"
+            if "torch" in info
+            else "torch not installed (or --no-torch): no torch columns"
+        )
+    ]
     by_case: dict[tuple, dict[str, dict]] = {}
     for row in result["rows"]:
         key = (row["rule"], row["dtype"], row["size"], row["threads"])
         by_case.setdefault(key, {})[row["backend"]] = row
-    others = [b for b in ("reference", "torch-for-loop", "torch-foreach", "torch-fused")
-              if any(b in backends for backends in by_case.values())]
-    title = (f"{'rule':<9}{'dtype':>8}{'size':>11}{'thr':>4}{'gdfast':>11}{'GB/s':>8}"
-             f"{'limit GB/s':>11}{'%limit':>7}" + "".join(f"{b:>16}" for b in others))
-    lines += [title, "-" * len(title)]
+    others = [b for b in BACKEND_LABELS if any(b in backends for backends in by_case.values())]
+    titles = [
+        "rule",
+        "dtype",
+        "size",
+        "thr",
+        "step",
+        "GB/s",
+        "limit GB/s",
+        "% limit",
+        *(BACKEND_LABELS[b] for b in others),
+    ]
+    table = []
     for (rule, dtype, size, threads), backends in by_case.items():
         fast, limit = backends["gdfast"], backends["roofline"]
-        cells = "".join(f"{backends[b]['gdfast_speedup']:>15.2f}x" if b in backends
-                        else f"{'—':>16}" for b in others)
         size_text = f"{size:,}" if size != MODEL else f"model {fast['elements'] / 1e6:.1f}M"
-        lines.append(f"{rule:<9}{dtype:>8}{size_text:>11}{threads:>4}"
-                     f"{_duration(fast['median_s']):>11}{fast['gbps']:>8.1f}"
-                     f"{limit['gbps']:>11.1f}{fast['percent_of_limit']:>6.0f}%" + cells)
+        table.append(
+            [
+                rule,
+                dtype,
+                size_text,
+                str(threads),
+                _duration(fast["median_s"]),
+                f"{fast['gbps']:.1f}",
+                f"{limit['gbps']:.1f}",
+                f"{fast['percent_of_limit']:.0f}%",
+                *(f"{backends[b]['gdfast_speedup']:.2f}" if b in backends else "-" for b in others),
+            ]
+        )
+    widths = [max(len(cell) for cell in column) for column in zip(titles, *table)]
+
+    def line(cells: Sequence[str]) -> str:
+        # first two columns left-aligned (names), the rest right-aligned (numbers)
+        return "  ".join(
+            cell.ljust(width) if index < 2 else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    lines += [line(titles), "  ".join("-" * width for width in widths)]
+    lines += [line(cells) for cells in table]
+    lines += ["", EXPLANATION]
     return "\n".join(lines)
 
 
@@ -293,28 +432,59 @@ def _csv(choices: Sequence[str]) -> Callable[[str], list[str]]:
         items = [item.strip() for item in text.split(",") if item.strip()]
         unknown = [item for item in items if item not in choices]
         if unknown or not items:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of "
-                                             f"{', '.join(choices)}; got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated subset of {', '.join(choices)}; got {text!r}"
+            )
         return items
+
     return parse
 
 
 def add_parser(subparsers) -> None:
-    rules = [cls.__name__ for cls in optim.OPTIMIZERS]
     parser = subparsers.add_parser(
-        "bench", help="step time of every rule against the memory limit, reference and torch",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rules", type=_csv(rules), default=rules,
-                        help="comma-separated rules (default: all ten)")
-    parser.add_argument("--dtypes", type=_csv(["float32", "float64"]),
-                        default=["float32", "float64"])
-    parser.add_argument("--sizes", type=lambda t: [_size(x) for x in t.split(",")],
-                        default=None, help="comma-separated sizes, e.g. 1e3,1e6,model "
-                        "(default 1e3,1e4,1e5,1e6,1e7,model)")
+        "bench",
+        help="step time of every rule against the memory limit, reference and torch",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--rules",
+        type=parse_rules,
+        default=None,
+        help="comma-separated rules in any case, or all (default: the quick set; --full: all)",
+    )
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="today's whole matrix: every rule, float32 and float64, sizes "
+        "1e3-1e7 and the model, 7 rounds (~15-20 minutes on 2 cores)",
+    )
+    parser.add_argument(
+        "--dtypes",
+        type=_csv(["float32", "float64"]),
+        default=None,
+        help="comma-separated dtypes (default: float32; --full: both)",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda t: [_size(x) for x in t.split(",")],
+        default=None,
+        help="comma-separated sizes, e.g. 1e3,1e6,model "
+        "(default 1e4,1e6,1e7; --full: 1e3,1e4,1e5,1e6,1e7,model)",
+    )
     parser.add_argument("--large", action="store_true", help="add 1e8 parameters")
-    parser.add_argument("--threads", type=lambda t: [int(x) for x in t.split(",")],
-                        default=None, help="comma-separated thread counts (default: 1 and all)")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
+    parser.add_argument(
+        "--threads",
+        type=lambda t: [int(x) for x in t.split(",")],
+        default=None,
+        help="comma-separated thread counts (default: 1 and all)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help=f"interleaved rounds, the median is reported (default {QUICK_ROUNDS}; --full: 7)",
+    )
     parser.add_argument("--no-reference", action="store_true", help="skip the NumPy reference")
     parser.add_argument("--no-torch", action="store_true", help="skip torch even if installed")
     parser.add_argument("--json", metavar="FILE", help="write the rows and header as JSON")
@@ -324,20 +494,32 @@ def add_parser(subparsers) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    sizes = args.sizes or list(DEFAULT_SIZES) + [MODEL]
+    full = args.full
+    rules = args.rules or list(rule_names() if full else QUICK_RULES)
+    dtypes = args.dtypes or (["float32", "float64"] if full else list(QUICK_DTYPES))
+    sizes = args.sizes or (list(DEFAULT_SIZES) + [MODEL] if full else list(QUICK_SIZES))
+    rounds = args.rounds or (7 if full else QUICK_ROUNDS)
     if args.large:
         sizes = sizes + [LARGE_SIZE]
     threads = args.threads or sorted({1, get_num_threads()})
-    if any(n < 1 for n in threads) or args.rounds < 1:
+    if any(n < 1 for n in threads) or rounds < 1:
         raise SystemExit("bench: --threads and --rounds must be >= 1")
-    result = run(args.rules, args.dtypes, sizes, threads, rounds=args.rounds,
-                 with_reference=not args.no_reference,
-                 with_torch=False if args.no_torch else None, progress=not args.quiet)
+    result = run(
+        rules,
+        dtypes,
+        sizes,
+        threads,
+        rounds=rounds,
+        with_reference=not args.no_reference,
+        with_torch=False if args.no_torch else None,
+        progress=not args.quiet,
+    )
     print(format_table(result))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(result, handle, indent=1)
     if args.plot:
         from .viz import plot_benchmark
+
         plot_benchmark(result, args.plot)
     return 0

@@ -22,7 +22,9 @@ from . import _validation as check
 
 __all__ = ["check_grad", "numerical_gradient"]
 
-Objective = Callable[[Sequence[np.ndarray], Any, Any], tuple[float, Sequence[np.ndarray]]]
+# objective(params, X, y) -> (loss, gradients); params as the caller passed them (an array
+# or a list of arrays), one gradient per parameter (a bare array for a single parameter).
+Objective = Callable[[Any, Any, Any], tuple[float, Any]]
 
 
 def _as_list(params: Any) -> list[np.ndarray]:
@@ -134,8 +136,8 @@ def check_grad(objective: Objective, params: np.ndarray | Sequence[np.ndarray],
         ‖a − d‖ / max(‖a‖ + ‖d‖, tiny) per parameter over its checked entries.
     """
     arrays = _as_list(params)
-    loss, analytic = objective(params, X, y)
-    analytic = [analytic] if isinstance(analytic, np.ndarray) else list(analytic)
+    loss, returned = objective(params, X, y)
+    analytic = [returned] if isinstance(returned, np.ndarray) else list(returned)
     if len(analytic) != len(arrays):
         raise ValueError(f"objective: returned {len(analytic)} gradient(s) for "
                          f"{len(arrays)} parameter(s)")

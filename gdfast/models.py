@@ -209,6 +209,8 @@ class LinearRegression(Model):
     dtype : float32 or float64, default float64
     seed : int, default 0 (unused: the parameters start at zero)
 
+    Notes
+    -----
     params: w (n_features,), b (1,).
     """
 

@@ -15,6 +15,7 @@ Each rule runs with its gallery learning rate (gdfast.trajectories.GALLERY_LR: t
 of its working range in the guide's sweep; a common 0.01 on the saddle) and the SPEC.md
 defaults for the rest.  Needs the `viz` extra (matplotlib, Pillow).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ import json
 import os
 
 from . import surfaces, trajectories
+from .rule_names import parse_list as parse_rules
 
 SIZE = (800, 460)
 
@@ -46,35 +48,54 @@ def _positive(text: str) -> int:
     return value
 
 
-def write_figures(out: str, names: list[str], steps: int | None = None, gif: bool = False,
-                  size: tuple[int, int] = SIZE, frames: int = 30, colors: int | None = 64,
-                  bench: str | None = None, history: str | None = None,
-                  loss: bool = True) -> list[str]:
+def write_figures(
+    out: str,
+    names: list[str],
+    steps: int | None = None,
+    gif: bool = False,
+    size: tuple[int, int] = SIZE,
+    frames: int = 30,
+    colors: int | None = 64,
+    bench: str | None = None,
+    history: str | None = None,
+    loss: bool = True,
+    rules: list[str] | None = None,
+) -> list[str]:
     """Write the figures described in this module's docstring; return their paths.
 
     `steps` overrides each surface's budget; `colors` is the palette size of the PNGs
-    and GIFs (None: full-colour PNGs); loss=False skips the SURFACE_loss.png files.
+    and GIFs (None: full-colour PNGs); loss=False skips the SURFACE_loss.png files;
+    `rules`: the rules drawn (canonical names; default all ten).
     """
     from . import viz
+
     written = []
     for name in names:
         surface = surfaces.get(name)
-        paths = trajectories.run_all(surface, steps)
+        paths = trajectories.run_all(surface, steps, rules or trajectories.RULE_NAMES)
         figure = viz.plot_trajectories(surface, paths, size=size)
         written.append(viz.save_figure(figure, os.path.join(out, f"{name}.png"), colors))
         if loss:
             figure = viz.plot_loss_curves(
-                paths, size=size,
+                paths,
+                size=size,
                 title=f"{name}: J = {surface.formula}, start {surface.start}; "
-                      f"legend: hyper-parameters (other than lr: SPEC.md defaults)",
+                f"legend: hyper-parameters (other than lr: SPEC.md defaults)",
                 # Escaping the saddle sends J to -inf; the story is over well before -100.
-                ylim=None if surface.minimum is not None else (-100.0, None))
-            written.append(viz.save_figure(figure, os.path.join(out, f"{name}_loss.png"),
-                                           colors))
+                ylim=None if surface.minimum is not None else (-100.0, None),
+            )
+            written.append(viz.save_figure(figure, os.path.join(out, f"{name}_loss.png"), colors))
         if gif:
-            written.append(viz.animate_trajectories(
-                surface, paths, os.path.join(out, f"{name}.gif"), size=size, frames=frames,
-                colors=colors or 256))
+            written.append(
+                viz.animate_trajectories(
+                    surface,
+                    paths,
+                    os.path.join(out, f"{name}.gif"),
+                    size=size,
+                    frames=frames,
+                    colors=colors or 256,
+                )
+            )
     if bench is not None:
         figure = viz.plot_benchmark(bench, figure_size=size)
         written.append(viz.save_figure(figure, os.path.join(out, "bench.png"), colors))
@@ -82,38 +103,72 @@ def write_figures(out: str, names: list[str], steps: int | None = None, gif: boo
         with open(history, encoding="utf-8") as handle:
             histories = json.load(handle)
         if not isinstance(histories, dict):
-            raise ValueError(f"--history: expected a JSON object mapping a label to a "
-                             f"history, got {type(histories).__name__}")
-        figure = viz.plot_histories(histories, size=size,
-                                    title=f"training histories from {os.path.basename(history)}")
+            raise ValueError(
+                f"--history: expected a JSON object mapping a label to a "
+                f"history, got {type(histories).__name__}"
+            )
+        figure = viz.plot_histories(
+            histories, size=size, title=f"training histories from {os.path.basename(history)}"
+        )
         written.append(viz.save_figure(figure, os.path.join(out, "history.png"), colors))
     return written
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register the `plot` command on the gdfast command line's subparsers."""
-    parser = subparsers.add_parser("plot", help="trajectory plots, GIFs, benchmark chart",
-                                   description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = subparsers.add_parser(
+        "plot",
+        help="trajectory plots, GIFs, benchmark chart",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", required=True, help="directory to write the figures into")
-    parser.add_argument("--surface", nargs="+", choices=sorted(surfaces.SURFACES),
-                        default=list(surfaces.SURFACES), metavar="NAME",
-                        help=f"one or more of {', '.join(surfaces.SURFACES)} (default: all)")
+    parser.add_argument(
+        "--surface",
+        nargs="+",
+        choices=sorted(surfaces.SURFACES),
+        default=list(surfaces.SURFACES),
+        metavar="NAME",
+        help=f"one or more of {', '.join(surfaces.SURFACES)} (default: all)",
+    )
+    parser.add_argument(
+        "--rules",
+        type=parse_rules,
+        default=None,
+        help="comma-separated rules in any case, or all (default: all)",
+    )
     parser.add_argument("--gif", action="store_true", help="also write animated GIFs")
-    parser.add_argument("--no-loss", dest="loss", action="store_false",
-                        help="skip the SURFACE_loss.png loss-versus-step figures")
-    parser.add_argument("--steps", type=_positive, default=None,
-                        help="steps per rule (default: the surface's budget, "
-                        + ", ".join(f"{k} {v}" for k, v in trajectories.BUDGET.items()) + ")")
+    parser.add_argument(
+        "--no-loss",
+        dest="loss",
+        action="store_false",
+        help="skip the SURFACE_loss.png loss-versus-step figures",
+    )
+    parser.add_argument(
+        "--steps",
+        type=_positive,
+        default=None,
+        help="steps per rule (default: the surface's budget, "
+        + ", ".join(f"{k} {v}" for k, v in trajectories.BUDGET.items())
+        + ")",
+    )
     parser.add_argument("--frames", type=_positive, default=30, help="GIF frames (default 30)")
-    parser.add_argument("--size", type=_size, default=SIZE,
-                        help=f"figure size in pixels, WIDTHxHEIGHT (default {SIZE[0]}x{SIZE[1]})")
-    parser.add_argument("--colors", type=int, default=64,
-                        help="palette size of PNGs and GIFs, 2-256; 0 for full-colour PNGs "
-                        "(default 64)")
+    parser.add_argument(
+        "--size",
+        type=_size,
+        default=SIZE,
+        help=f"figure size in pixels, WIDTHxHEIGHT (default {SIZE[0]}x{SIZE[1]})",
+    )
+    parser.add_argument(
+        "--colors",
+        type=int,
+        default=64,
+        help="palette size of PNGs and GIFs, 2-256; 0 for full-colour PNGs (default 64)",
+    )
     parser.add_argument("--bench", metavar="FILE", help="benchmark JSON to chart (bench.png)")
-    parser.add_argument("--history", metavar="FILE",
-                        help="JSON of training histories to chart (history.png)")
+    parser.add_argument(
+        "--history", metavar="FILE", help="JSON of training histories to chart (history.png)"
+    )
     parser.set_defaults(command=main)
 
 
@@ -127,9 +182,19 @@ def main(args: argparse.Namespace) -> int:
         if value is not None and not os.path.isfile(value):
             raise SystemExit(f"plot: {option}: no such file {value!r}")
     try:
-        written = write_figures(args.out, list(dict.fromkeys(args.surface)), args.steps,
-                                args.gif, args.size, args.frames, args.colors or None,
-                                args.bench, args.history, args.loss)
+        written = write_figures(
+            args.out,
+            list(dict.fromkeys(args.surface)),
+            args.steps,
+            args.gif,
+            args.size,
+            args.frames,
+            args.colors or None,
+            args.bench,
+            args.history,
+            args.loss,
+            args.rules,
+        )
     except ImportError as error:
         raise SystemExit(f"plot: {error}")
     except ValueError as error:

@@ -296,7 +296,7 @@ class GradientNoise:
         sigma = math.sqrt(self.variance(t))
         rng = self._rng
         single = isinstance(grads, np.ndarray)
-        noisy = []
+        noisy: list[np.ndarray | None] = []
         for index, grad in enumerate([grads] if single else grads):
             if grad is None:
                 noisy.append(None)

@@ -94,7 +94,7 @@ class Surface:
         xs = np.linspace(*self.xlim, resolution)
         ys = np.linspace(*self.ylim, resolution)
         grid_x, grid_y = np.meshgrid(xs, ys)
-        return grid_x, grid_y, self.value(np.stack([grid_x, grid_y]))
+        return grid_x, grid_y, np.asarray(self.value(np.stack([grid_x, grid_y])))
 
 
 # --------------------------------------------------------------------- the four

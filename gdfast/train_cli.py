@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import _validation, models, optim, schedules
+from . import _validation, models, schedules
+from .rule_names import parse_list as parse_rules
 from .strategies import Curriculum, EarlyStopping, GradientNoise
 from .training import History, fit
 
@@ -152,17 +153,22 @@ def parse_early_stopping(text: str | None) -> EarlyStopping | None:
                            f"({error})") from None
 
 
-def parse_batch_size(text: str) -> int | None:
-    """'full' (batch gradient descent) or a positive int."""
-    if text == "full":
-        return None
+def _word_or_positive_int(text: str, words: dict[str, Any], expected: str) -> Any:
+    """argparse type: one of `words` (any case) mapped to its value, or an int >= 1."""
+    if text.lower() in words:
+        return words[text.lower()]
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive int or 'full', got {text!r}")
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive int or 'full', got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def parse_batch_size(text: str) -> int | None:
+    """'full' (batch gradient descent) or a positive int."""
+    return _word_or_positive_int(text, {"full": None}, "a positive int or 'full'")
 
 
 # -------------------------------------------------------------------- training
@@ -196,7 +202,7 @@ def train_once(args: argparse.Namespace, data: dict[str, Any], optimizer: str,
                   curriculum=parse_curriculum(args.curriculum, scores, args.seed),
                   schedule=args.schedule, early_stopping=parse_early_stopping(args.early_stopping),
                   grad_noise=args.grad_noise, validation=(X_val, data["y_val"]),
-                  progress=progress, **hyper)
+                  progress=progress, blas_threads=args.blas_threads, **hyper)
     return model, history, time.perf_counter() - began
 
 
@@ -210,6 +216,12 @@ def summary(model: models.Model, history: History, data: dict[str, Any]) -> dict
             "samples_per_s": sum(history.examples) / trained if trained else float("nan")}
 
 
+def parse_blas_threads(text: str) -> int | str | None:
+    """--blas-threads: "auto", "none" or a positive int."""
+    return _word_or_positive_int(text, {"auto": "auto", "none": None},
+                                 "auto, none or an int >= 1")
+
+
 def add_parser(subparsers: Any) -> None:
     """Register the `train` command."""
     parser = subparsers.add_parser("train", help="train a model with gdfast.fit",
@@ -217,9 +229,9 @@ def add_parser(subparsers: Any) -> None:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=MODELS, default="mlp")
     parser.add_argument("--data", choices=DATASETS, default="digits")
-    rules = [cls.__name__.lower() for cls in optim.OPTIMIZERS]
-    parser.add_argument("--optimizer", choices=rules + ["all"], default="adam",
-                        help="a rule, or 'all' for a comparison table (default adam)")
+    parser.add_argument("--optimizer", type=parse_rules, default=["Adam"],
+                        help="a rule in any case (adam, AdaMax, ...), or several comma-separated, "
+                             "or 'all', for a comparison table (default adam)")
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default: the rule's own default)")
     parser.add_argument("--batch-size", type=parse_batch_size, default=32,
@@ -244,6 +256,10 @@ def add_parser(subparsers: Any) -> None:
                         help="gdfast's C kernels or the NumPy reference (default c)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    parser.add_argument("--blas-threads", type=parse_blas_threads, default="auto",
+                        help="BLAS threads during training: auto (1 for small models, where "
+                             "more only slow it down), a number, or none to leave the BLAS "
+                             "alone (default auto; needs threadpoolctl)")
     parser.add_argument("--history-json", metavar="FILE", default=None,
                         help="write {optimizer: per-epoch history} as JSON "
                              "(for `python -m gdfast plot --history FILE`)")
@@ -289,21 +305,22 @@ def main(args: argparse.Namespace) -> int:
         return 2
     classification = data["n_classes"] > 0
     histories: dict[str, dict[str, list]] = {}
-    if args.optimizer != "all":
-        model, history, _ = train_once(args, data, args.optimizer, not args.no_progress)
+    if len(args.optimizer) == 1:
+        rule = args.optimizer[0]
+        model, history, _ = train_once(args, data, rule, not args.no_progress)
         print(_format_final(summary(model, history, data), history, classification))
-        histories[args.optimizer] = history.as_dict()
+        histories[rule] = history.as_dict()
     else:
         metric = "acc" if classification else "R2"
         print(f"{'rule':<9} {'lr':>7} {'train loss':>10} {'val loss':>9} {'val ' + metric:>8} "
               f"{'epochs':>6} {'seconds':>8}")
-        for cls in optim.OPTIMIZERS:
-            model, history, seconds = train_once(args, data, cls.__name__.lower(), False)
+        for rule in args.optimizer:
+            model, history, seconds = train_once(args, data, rule, False)
             result = summary(model, history, data)
-            print(f"{cls.__name__:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
+            print(f"{rule:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
                   f"{result['val_loss']:>9.4f} {result['val_score']:>8.4f} "
                   f"{history.epochs:>6} {seconds:>8.2f}", flush=True)
-            histories[cls.__name__] = history.as_dict()
+            histories[rule] = history.as_dict()
     if args.history_json:
         with open(args.history_json, "w", encoding="utf-8") as handle:
             json.dump(histories, handle, indent=1)

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import optim, reference
 from ._optimizer import Optimizer
+from .rule_names import canonical
 from ._training_checks import flag, integer as _check_int, is_sparse as _is_sparse
 from .schedules import ReduceOnPlateau, Schedule, parse as parse_schedule
 from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
@@ -78,6 +79,8 @@ class History:
         True when early stopping wrote the best parameters back.
     optimizer : Optimizer
         The optimizer used (with its state: pass it to `fit` again to continue).
+    blas_threads : int or None
+        The BLAS thread limit fit applied (see fit's `blas_threads`), None if none.
     """
 
     train_loss: list[float] = field(default_factory=list)
@@ -93,6 +96,7 @@ class History:
     best_evaluation: int | None = None
     restored_best: bool = False
     optimizer: Optimizer | None = field(default=None, repr=False)
+    blas_threads: int | None = None
 
     @property
     def epochs(self) -> int:
@@ -111,11 +115,38 @@ class History:
 
 
 # ----------------------------------------------------------------- optimizers
-def _optimizer_classes() -> dict[str, type]:
-    classes = {cls.__name__.lower(): cls for cls in optim.OPTIMIZERS}
-    classes.update({f"reference.{cls.__name__.lower()}": getattr(reference, cls.__name__)
-                    for cls in optim.OPTIMIZERS})
-    return classes
+# Above this much work per batch (parameters × examples), "auto" leaves the BLAS threads alone.
+AUTO_BLAS_WORK = 2**25
+
+
+def _blas_threads(setting: Any, params: Sequence[np.ndarray], batch: int) -> int | None:
+    """The BLAS thread limit fit applies: an int, or None for none."""
+    if setting is None:
+        return None
+    if isinstance(setting, str):
+        if setting != "auto":
+            raise ValueError(f"blas_threads: expected 'auto', an int >= 1 or None, got {setting!r}")
+        try:
+            import threadpoolctl  # noqa: F401
+        except ImportError:
+            return None
+        work = sum(int(p.size) for p in params) * max(int(batch), 1)
+        return 1 if work <= AUTO_BLAS_WORK else None
+    limit = _check_int("blas_threads", setting, 1)
+    try:
+        import threadpoolctl  # noqa: F401
+    except ImportError:
+        raise ImportError("blas_threads: limiting BLAS threads needs threadpoolctl: "
+                          "pip install threadpoolctl (the 'threads' extra)") from None
+    return limit
+
+
+def _blas_limiter(limit: int | None) -> Any:
+    """threadpoolctl's limiter holding the BLAS at `limit` threads (None: nothing to do)."""
+    if limit is None:
+        return None
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=limit, user_api="blas")
 
 
 def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.ndarray],
@@ -138,12 +169,15 @@ def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.nd
                              "the same list (gdfast.Adam(params)) or pass its name")
         return optimizer
     if isinstance(optimizer, str):
-        classes = _optimizer_classes()
-        cls = classes.get(optimizer.strip().lower())
-        if cls is None:
-            raise ValueError(f"optimizer: unknown name {optimizer!r}; expected one of "
-                             f"{', '.join(c.__name__.lower() for c in optim.OPTIMIZERS)} "
-                             "(or 'reference.<name>')")
+        prefix, _, name = optimizer.strip().rpartition(".")
+        if prefix.casefold() not in ("", "reference"):
+            raise ValueError(f"optimizer: unknown name {optimizer!r}; expected a rule name "
+                             "or 'reference.<name>'")
+        try:
+            rule = canonical(name)
+        except ValueError as error:
+            raise ValueError(f"optimizer: {error} (or 'reference.<name>')") from None
+        cls = getattr(reference if prefix else optim, rule)
     elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
         cls = optimizer
     else:
@@ -292,7 +326,8 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
         grad_noise: GradientNoise | float | None = None,
         validation: tuple[Any, Any] | None = None, eval_every: int | None = None,
         callbacks: Sequence[Callable[[History], Any]] = (), progress: bool = True,
-        progress_file: Any = None, **hyperparameters: Any) -> History:
+        progress_file: Any = None, blas_threads: int | str | None = "auto",
+        **hyperparameters: Any) -> History:
     """Train `params` by gradient descent on ``objective`` over the examples (X, y).
 
     Parameters
@@ -357,6 +392,15 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
         A live tqdm bar (the `progress` extra) or, without tqdm, a line per epoch.
     progress_file : file, optional
         Where progress goes (default sys.stderr).
+    blas_threads : "auto", int or None, default "auto"
+        Threads of the BLAS (OpenBLAS, MKL) behind the objective's matrix
+        products while fit runs, set with threadpoolctl (the `threads` extra)
+        and restored afterwards. "auto": 1 thread when a batch's work is small
+        (parameters × batch size ≤ 2**25, where threads only add overhead: a
+        digits MLP trained ~10x faster with one thread than with two on a busy
+        2-core machine), else the BLAS default; nothing when threadpoolctl is
+        absent. An int: that many threads (needs threadpoolctl). None: leave
+        the BLAS alone. History.blas_threads records the limit applied.
     **hyperparameters
         For an optimizer given by name or class, e.g. ``lr=0.01``.
 
@@ -437,6 +481,8 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     # the hot loop's callables as locals: each attribute lookup is ~20 ns a step
     isfinite, take_step = math.isfinite, opt.step
     tick = bar.bar.update if bar.bar is not None else None
+    history.blas_threads = _blas_threads(blas_threads, params, batch_size or n)
+    limiter = _blas_limiter(history.blas_threads)
     try:
         for epoch in range(epochs):
             began = time.perf_counter()
@@ -498,6 +544,8 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
                 break
     finally:
         bar.close()
+        if limiter is not None:
+            limiter.restore_original_limits()
 
     _finish(history, stop or "completed", stopper, params, epochs, step)
     return history

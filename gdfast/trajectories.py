@@ -128,7 +128,7 @@ def format_hyperparameters(hyperparameters: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def rule_class(rule: str | type, backend: str = "gdfast") -> type:
+def rule_class(rule: str | type, backend: str = "gdfast") -> Any:
     """The optimizer class of `rule` (a name such as "Adam", or a class) on `backend`."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {sorted(BACKENDS)}, got {backend!r}")

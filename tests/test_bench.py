@@ -1,8 +1,10 @@
 """`python -m gdfast bench`: rows, byte counts, limits, output files, filters, bad arguments.
 (Timings are measured and reported, never asserted.)"""
+
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -11,10 +13,12 @@ import gdfast
 from gdfast import bench
 from gdfast.__main__ import main
 
+TINY = ["--dtypes", "float32", "--sizes", "1e3", "--threads", "1", "--rounds", "1"]
+
 
 def test_bytes_per_element_follow_each_rules_traffic():
-    assert bench.bytes_per_element(gdfast.Adam, np.float32) == 28      # p, g, m, v in; p, m, v out
-    assert bench.bytes_per_element(gdfast.SGD, np.float64) == 24       # p, g in; p out
+    assert bench.bytes_per_element(gdfast.Adam, np.float32) == 28  # p, g, m, v in; p, m, v out
+    assert bench.bytes_per_element(gdfast.SGD, np.float64) == 24  # p, g in; p out
     assert bench.bytes_per_element(gdfast.AMSGrad, np.float32) == 36
     assert bench.bytes_per_element(gdfast.Adadelta, np.float64) == 56
 
@@ -29,8 +33,10 @@ def test_model_has_200_tensors_and_about_ten_million_parameters():
 def test_roofline_kernel_adds_the_gradient_everywhere():
     params = [np.ones(70_001, np.float32), np.full(5, 2.0)]
     grads = [np.full(70_001, 0.5, np.float32), np.full(5, 1.0)]
-    states = ([np.zeros(70_001, np.float32), np.zeros(5)],
-              [np.ones(70_001, np.float32), np.ones(5)])
+    states = (
+        [np.zeros(70_001, np.float32), np.zeros(5)],
+        [np.ones(70_001, np.float32), np.ones(5)],
+    )
     gdfast._kernels.roofline(params, grads, states)
     np.testing.assert_array_equal(params[0], 1.5)
     np.testing.assert_array_equal(params[1], 3.0)
@@ -39,15 +45,24 @@ def test_roofline_kernel_adds_the_gradient_everywhere():
 
 
 def test_run_reports_every_backend_with_consistent_figures():
-    result = bench.run(["Adam", "SGD"], ["float32"], [1000, bench.MODEL], [1], rounds=1,
-                       seconds_per_timing=0.001, with_torch=False, progress=False)
+    result = bench.run(
+        ["Adam", "SGD"],
+        ["float32"],
+        [1000, bench.MODEL],
+        [1],
+        rounds=1,
+        seconds_per_timing=0.001,
+        with_torch=False,
+        progress=False,
+    )
     assert {"cpu", "gdfast", "numpy", "kernel_isa"} <= set(result["header"])
     rows = result["rows"]
     assert {row["backend"] for row in rows} == {"gdfast", "roofline", "reference"}
     assert len(rows) == 2 * 2 * 3
     for row in rows:
-        bytes_per_step = bench.bytes_per_element(getattr(gdfast, row["rule"]), np.float32) * \
-            row["elements"]
+        bytes_per_step = (
+            bench.bytes_per_element(getattr(gdfast, row["rule"]), np.float32) * row["elements"]
+        )
         assert row["gbps"] == pytest.approx(bytes_per_step / row["median_s"] / 1e9)
         assert row["median_s"] > 0
     model = [row for row in rows if row["size"] == bench.MODEL]
@@ -55,19 +70,102 @@ def test_run_reports_every_backend_with_consistent_figures():
     limit = {(r["rule"], r["size"]): r["median_s"] for r in rows if r["backend"] == "roofline"}
     for row in rows:
         assert row["percent_of_limit"] == pytest.approx(
-            100 * limit[(row["rule"], row["size"])] / row["median_s"])
+            100 * limit[(row["rule"], row["size"])] / row["median_s"]
+        )
     table = bench.format_table(result)
-    assert "Adam" in table and "model 10.0M" in table and "%limit" in table
+    assert "Adam" in table and "model 10.0M" in table and "% limit" in table
+    assert "torch not installed" in table and "x torch" not in table
+    assert "can exceed 100%" in table
+
+
+def test_table_columns_are_aligned_and_separated():
+    """Every cell sits under its title, two spaces at least from the next: no two columns
+    run together, whatever a cell's width ("model 10.0M" next to "float32")."""
+    result = bench.run(
+        ["SGD"],
+        ["float32"],
+        [1000, bench.MODEL],
+        [1],
+        rounds=1,
+        seconds_per_timing=0.001,
+        with_torch=False,
+        progress=False,
+    )
+    lines = bench.format_table(result).splitlines()
+    at = next(i for i, text in enumerate(lines) if text.startswith("rule"))
+    title, dashes, rows = lines[at], lines[at + 1], lines[at + 2 : at + 4]
+    spans = [m.span() for m in re.finditer(r"-+", dashes)]
+    assert len(spans) == len(re.split(r"\s{2,}", title)) == 9  # 8 + reference
+    for row in (title, *rows):
+        cells = [row[begin:end].strip() for begin, end in spans]
+        assert all(cells), row  # no cell outside its column
+        assert all(row[end : end + 2].strip() == "" for _, end in spans), row
+    assert [row[spans[2][0] : spans[2][1]].strip() for row in rows] == ["1,000", "model 10.0M"]
+    assert lines[at + 4] == ""  # then the explanation of each column
+
+
+def test_rule_names_any_case(capsys, tmp_path):
+    out = tmp_path / "bench.json"
+    assert (
+        main(
+            [
+                "bench",
+                "--rules",
+                "adam,AMSGRAD,adaMax",
+                *TINY,
+                "--no-reference",
+                "--no-torch",
+                "--quiet",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert {r["rule"] for r in json.loads(out.read_text())["rows"]} == {"Adam", "AMSGrad", "AdaMax"}
+
+
+def test_quick_default_and_full_matrix():
+    parser = __import__("argparse").ArgumentParser()
+    bench.add_parser(parser.add_subparsers())
+    quick = parser.parse_args(["bench"])
+    assert quick.rules is None and not quick.full
+    assert bench.QUICK_RULES == ("SGD", "Adam", "RMSprop")
+    full = bench.estimate_seconds(
+        [(r, "float32", s, 1) for r in "ab" for s in (1000, 10**7)], 7, 0.02, True, True
+    )
+    assert full > bench.estimate_seconds([("a", "float32", 1000, 1)], 7, 0.02, True, True)
 
 
 def test_command_writes_json_and_respects_filters(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--rules", "Nadam", "--dtypes", "float64", "--sizes", "1e3,2e3",
-                 "--threads", "1", "--rounds", "1", "--no-reference", "--quiet",
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--rules",
+                "Nadam",
+                "--dtypes",
+                "float64",
+                "--sizes",
+                "1e3,2e3",
+                "--threads",
+                "1",
+                "--rounds",
+                "1",
+                "--no-reference",
+                "--quiet",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     data = json.loads(out.read_text())
     assert {(r["rule"], r["dtype"], r["size"], r["threads"]) for r in data["rows"]} == {
-        ("Nadam", "float64", 1000, 1), ("Nadam", "float64", 2000, 1)}
+        ("Nadam", "float64", 1000, 1),
+        ("Nadam", "float64", 2000, 1),
+    }
     assert "reference" not in {r["backend"] for r in data["rows"]}
     assert "Nadam" in capsys.readouterr().out
 
@@ -75,18 +173,33 @@ def test_command_writes_json_and_respects_filters(tmp_path, capsys):
 def test_command_plot(tmp_path):
     pytest.importorskip("matplotlib")
     png = tmp_path / "bench.png"
-    assert main(["bench", "--rules", "SGD,Adam", "--dtypes", "float32", "--sizes", "1e3",
-                 "--threads", "1", "--rounds", "1", "--no-torch", "--quiet",
-                 "--plot", str(png)]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "--rules",
+                "SGD,Adam",
+                *TINY,
+                "--no-torch",
+                "--quiet",
+                "--plot",
+                str(png),
+            ]
+        )
+        == 0
+    )
     assert png.stat().st_size > 1000
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--rules", "Adamw"], "expected a comma-separated subset"),
-    (["--sizes", "0"], "expected a size >= 1"),
-    (["--sizes", "big"], "expected a size such as 1e6"),
-    (["--dtypes", "float16"], "expected a comma-separated subset"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--rules", "Adamw"], "unknown rule 'Adamw'"),
+        (["--sizes", "0"], "expected a size >= 1"),
+        (["--sizes", "big"], "expected a size such as 1e6"),
+        (["--dtypes", "float16"], "expected a comma-separated subset"),
+    ],
+)
 def test_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(["bench", *argv])

@@ -5,6 +5,7 @@ outside fenced code blocks and inline code.  Absolute URLs (http:, https:, mailt
 fetched.  A relative target must name a file or folder that exists in the repository and
 stays inside it; `#anchor` (alone or after a .md file) must name a heading of that file.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,11 +27,15 @@ EXTERNAL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")  # http:, https:, mailto:, .
 
 def tracked_markdown() -> list[Path]:
     try:
-        names = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT, check=True,
-                               capture_output=True, text=True).stdout.split()
+        names = subprocess.run(
+            ["git", "ls-files", "*.md"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.split()
     except (OSError, subprocess.CalledProcessError):  # not a git checkout (an sdist)
-        return sorted(p for p in ROOT.rglob("*.md")
-                      if not any(part.startswith(".") for part in p.relative_to(ROOT).parts))
+        return sorted(
+            p
+            for p in ROOT.rglob("*.md")
+            if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)
+        )
     return [ROOT / name for name in names]
 
 
@@ -58,8 +63,7 @@ def anchor(heading: str) -> str:
     """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
     heading = re.sub(r"[*_`]|<[^>]+>", "", heading)
     heading = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
-    kept = "".join(c for c in heading.lower()
-                   if c in " -_" or unicodedata.category(c)[0] in "LN")
+    kept = "".join(c for c in heading.lower() if c in " -_" or unicodedata.category(c)[0] in "LN")
     return kept.replace(" ", "-")
 
 
@@ -110,12 +114,22 @@ def test_the_checker_finds_broken_links(tmp_path, monkeypatch):
     """The checks above can fail: a missing file, a path out of the repository and a missing
     anchor are each reported; a URL, a link in code and a good anchor are not."""
     page = ROOT / "docs" / "spec.md"
-    text = ("# A title\n[ok](#a-title) [url](https://example.org/x) `[code](nothere.md)`\n"
-            "[gone](nothere.md) ![out](../../outside.png) [bad](spec.md#no-such-heading)\n"
-            "```\n[fenced](nothere.md)\n```\n[ref]: missing/folder/\n")
-    monkeypatch.setattr(Path, "read_text",
-                        lambda self, encoding=None: text if self == page else
-                        Path.read_bytes(self).decode(encoding or "utf-8"))
+    text = (
+        "# A title\n[ok](#a-title) [url](https://example.org/x) `[code](nothere.md)`\n"
+        "[gone](nothere.md) ![out](../../outside.png) [bad](spec.md#no-such-heading)\n"
+        "```\n[fenced](nothere.md)\n```\n[ref]: missing/folder/\n"
+    )
+    monkeypatch.setattr(
+        Path,
+        "read_text",
+        lambda self, encoding=None: (
+            text if self == page else Path.read_bytes(self).decode(encoding or "utf-8")
+        ),
+    )
     problems = broken_links(page)
     assert [p.split(": ", 1)[1].split(" (")[0] for p in problems] == [
-        "nothere.md", "../../outside.png", "spec.md#no-such-heading", "missing/folder/"]
+        "nothere.md",
+        "../../outside.png",
+        "spec.md#no-such-heading",
+        "missing/folder/",
+    ]

@@ -74,7 +74,7 @@ def test_history_json_holds_each_optimizers_epochs(capsys, tmp_path):
         assert history["train_loss"][1] < history["train_loss"][0], rule
     status, _, _ = run(capsys, "--model", "softmax", "--optimizer", "adam", "--epochs", "1",
                        "--no-progress", "--history-json", str(path))
-    assert status == 0 and list(json.loads(path.read_text())) == ["adam"]
+    assert status == 0 and list(json.loads(path.read_text())) == ["Adam"]
 
 
 def test_every_optimizer_table(capsys):

@@ -143,7 +143,7 @@ def test_optimizer_as_object_class_or_name_and_training_continues():
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"optimizer": "adamw"}, ValueError, "optimizer: unknown name 'adamw'"),
+    ({"optimizer": "adamw"}, ValueError, "optimizer: unknown rule 'adamw'"),
     ({"optimizer": 3}, TypeError, "optimizer"),
     ({"optimizer": "adam", "momentum": 0.9}, TypeError, "momentum: not a hyper-parameter"),
     ({"optimizer": "sgd", "lr": -1.0}, ValueError, "lr"),
@@ -434,3 +434,35 @@ def test_batch_structure_for_any_size():
         assert sorted(sum(objective.batches[:per_epoch], [])) == list(range(n))
 
     check()
+
+
+def test_blas_threads_limited_during_fit_and_restored():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import gdfast
+    seen = []
+
+    def objective(params, X, y):
+        seen.append([info["num_threads"] for info in threadpoolctl.threadpool_info()
+                     if info["user_api"] == "blas"])
+        return 0.0, [np.zeros_like(params[0])]
+
+    before = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+              if info["user_api"] == "blas"]
+    params = [np.zeros(10)]
+    X = np.zeros((8, 2))
+    history = gdfast.fit(objective, params, X, epochs=1, batch_size=4, progress=False)
+    assert history.blas_threads == 1                        # small: "auto" limits to 1
+    assert seen and all(threads == [1] * len(before) for threads in seen)
+    after = [info["num_threads"] for info in threadpoolctl.threadpool_info()
+             if info["user_api"] == "blas"]
+    assert after == before                                  # restored
+    seen.clear()
+    history = gdfast.fit(objective, params, X, epochs=1, batch_size=4, progress=False,
+                         blas_threads=None)
+    assert history.blas_threads is None and seen[0] == before
+    big = [np.zeros(2**25)]
+    assert gdfast.training._blas_threads("auto", big, 2) is None   # large work: left alone
+    with pytest.raises(ValueError, match="blas_threads"):
+        gdfast.fit(objective, params, X, epochs=1, progress=False, blas_threads="many")
+    with pytest.raises(ValueError, match="blas_threads"):
+        gdfast.fit(objective, params, X, epochs=1, progress=False, blas_threads=0)

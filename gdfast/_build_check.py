@@ -1,0 +1,47 @@
+"""A clear ImportError when gdfast's compiled extensions are missing.
+
+Imported first by gdfast/__init__.py.  The usual cause: Python found the source folder
+`gdfast/` of a clone (the current directory comes first on sys.path) where nothing was
+built, instead of the installed package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+EXTENSIONS = ("gdfast._kernels", "gdfast._hogwild")
+
+
+def missing_extensions() -> list[str]:
+    """The compiled modules of gdfast that Python cannot find."""
+    return [name for name in EXTENSIONS if importlib.util.find_spec(name) is None]
+
+
+def message(missing: list[str], package_dir: Path) -> str:
+    """What went wrong and what to run, for the folder gdfast was imported from."""
+    names = ", ".join(missing)
+    source_tree = package_dir.parent
+    if (source_tree / "setup.py").is_file() and (source_tree / "src_c").is_dir():
+        return (
+            f"gdfast was imported from its source tree ({package_dir}), where its compiled "
+            f"extension ({names}) is not built. Build it there:\n"
+            f"    cd {source_tree} && python -m pip install -e .\n"
+            f"(or `python setup.py build_ext --inplace`), or run Python from another folder "
+            f"to use an installed gdfast."
+        )
+    return (
+        f"gdfast at {package_dir} has no compiled extension ({names}): the installation is "
+        f"incomplete. Reinstall it: python -m pip install --force-reinstall --no-deps gdfast "
+        f"(from a clone: python -m pip install .)"
+    )
+
+
+def require_extensions() -> None:
+    """Raise ImportError saying what to run when an extension module is missing."""
+    missing = missing_extensions()
+    if missing:
+        raise ImportError(message(missing, Path(__file__).resolve().parent))
+
+
+require_extensions()
