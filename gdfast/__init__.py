@@ -11,6 +11,7 @@ AdamW (Adam with decoupled weight decay).  Every rule takes named options for
 the other libraries' variants and `convention="paper"|"torch"|"keras"`;
 `gdfast.torch` holds drop-in torch.optim classes (import it explicitly).
 """
+from . import _build_check  # noqa: F401  (first: a clear ImportError when the extension is not built)
 from . import reference
 from ._kernels import kernel_isa
 from ._kernels import openmp_enabled

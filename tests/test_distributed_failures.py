@@ -33,6 +33,8 @@ from mpi4py import MPI
 from gdfast.distributed import generated, train
 from gdfast.distributed import server as server_module
 
+pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
+
 failure, marker = sys.argv[1], sys.argv[2]
 comm = MPI.COMM_WORLD
 data = generated("least_squares", 4096, 32)

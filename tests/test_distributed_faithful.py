@@ -33,6 +33,8 @@ import numpy as np
 from mpi4py import MPI
 from gdfast.distributed import adaptive_revision, adaptive_revision_state, generated, train
 
+pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
+
 case, out = sys.argv[1], sys.argv[2]
 options = json.loads(sys.argv[3])
 comm = MPI.COMM_WORLD

@@ -25,6 +25,8 @@ if MPIEXEC is None:  # pragma: no cover - depends on the machine
 from gdfast.distributed import generated  # noqa: E402
 from test_distributed_failures import rank_pid  # noqa: E402
 
+pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
+
 TIMEOUT = 60
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 

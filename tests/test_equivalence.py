@@ -61,6 +61,7 @@ def test_thousand_steps(rule, dtype, size):
     assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1000)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_many_steps_large_threaded(rule, dtype):
