@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 import gdfast
 from gdfast import _hogwild, hogwild
-from gdfast.hogwild import _checks, _native, _reference, _training
+from gdfast.hogwild import _checks, _native, _reference, _sparse, _training
 
 from conftest import relative_error
 
@@ -282,7 +282,7 @@ def test_packing_frequent_features_changes_no_result():
     """Threaded modes renumber features by frequency (cache lines); the arithmetic is the
     same, only at other addresses: one epoch packed equals one epoch unpacked, bitwise."""
     X, y = problem(n_rows=300, n_features=60, seed=7)
-    data = _checks._csr("X", X)
+    data = _sparse.csr("X", X)
     packed, order_by_count = _training._pack_frequent_features(
         data, np.bincount(data.indices, minlength=data.n_features))
     assert not np.array_equal(packed.indices, data.indices)

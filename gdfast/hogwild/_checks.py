@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from .. import _validation as check
 from .._kernels import get_num_threads
@@ -26,42 +25,7 @@ DEFAULTS = dict(rule="adagrad", lr=0.1, decay=1.0, l2=0.0, eps=1e-8, epochs=5,
 
 _MASK64 = (1 << 64) - 1
 
-
-_MASK64 = (1 << 64) - 1
-
 # --------------------------------------------------------------------------- checks
-
-
-class _CSR:
-    """The arrays of a validated CSR matrix, in the dtypes the C side takes."""
-
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                 n_features: int):
-        self.indptr, self.indices, self.data, self.n_features = indptr, indices, data, n_features
-        self.n_rows = indptr.shape[0] - 1
-        self.dtype = data.dtype
-
-
-def _csr(name: str, X: Any) -> _CSR:
-    if not (sp.issparse(X) and X.format == "csr"):
-        kind = f"a scipy.sparse {X.format} matrix" if sp.issparse(X) else type(X).__name__
-        raise TypeError(f"{name}: expected a scipy.sparse CSR matrix, got {kind}; "
-                        "convert with scipy.sparse.csr_matrix(...) (HogwildClassifier "
-                        "accepts dense input)")
-    if X.dtype not in check.FLOAT_DTYPES:
-        raise TypeError(f"{name}: dtype {X.dtype} is not supported; expected float32 or "
-                        f"float64 (use {name}.astype(np.float32))")
-    if X.shape[1] >= 2**31 - 1:
-        raise ValueError(f"{name}: at most 2**31 - 2 features are supported, got {X.shape[1]}")
-    if not np.all(np.isfinite(X.data)):
-        raise ValueError(f"{name}: contains NaN or infinity; remove or impute them first")
-    if not X.has_canonical_format:  # duplicates summed, indices sorted: one write per coordinate
-        X = X.copy()
-        X.sum_duplicates()
-    indptr = np.ascontiguousarray(X.indptr, dtype=np.int64)
-    indices = np.ascontiguousarray(X.indices, dtype=np.int32)
-    data = np.ascontiguousarray(X.data)
-    return _CSR(indptr, indices, data, int(X.shape[1]))
 
 
 def _choice(name: str, value: Any, options: dict[str, int]) -> int:
@@ -104,26 +68,13 @@ def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
         raise ValueError(f"{name}: expected {n} entries (one per row of X), got {y.shape[0]}")
     if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
         raise TypeError(f"{name}: expected real numbers, got dtype {y.dtype}")
-    y = np.ascontiguousarray(y, dtype=np.float64)
+    y = y.astype(np.float64)  # a private copy
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{name}: contains NaN or infinity")
     if loss != "squared" and not np.all(np.abs(y) == 1.0):
         raise ValueError(f"{name}: the {loss} loss needs labels -1 and +1, got values "
                          f"{np.unique(y)[:5].tolist()}; HogwildClassifier maps any labels")
     return y
-
-
-def _index_array(name: str, value: Any, size: int) -> np.ndarray:
-    array = np.asarray(value)
-    if array.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
-    if array.size and not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"{name}: expected integer indices, got dtype {array.dtype}")
-    array = np.ascontiguousarray(array, dtype=np.int64)
-    if array.size and (array.min() < 0 or array.max() >= size):
-        raise ValueError(f"{name}: indices must lie in [0, {size}), got "
-                         f"[{array.min()}, {array.max()}]")
-    return array
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._checks import DEFAULTS, LOSSES, _choice, _dtype, _settings
 from ._native import _c_linear_epoch
+from ._sparse import any_sparse_to_csr
 from ._training import _train_linear
 
 
@@ -70,6 +71,8 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
     def _validate(self, X: Any, reset: bool, **y: Any):
+        if sp.issparse(X):  # its structure checked on a private copy before scipy touches it
+            X = any_sparse_to_csr("X", X)
         return validate_data(self, X, accept_sparse="csr", dtype=_dtype(self.dtype),
                              reset=reset, **y)
 

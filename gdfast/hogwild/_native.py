@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import _hogwild
 from .._kernels import get_num_threads
-from ._checks import _CSR
+from ._sparse import _CSR
 
 
 def openmp_enabled() -> bool:

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import DEFAULTS, LOSSES, _MASK64, _CSR, _settings
+from ._checks import DEFAULTS, LOSSES, _MASK64, _settings
+from ._sparse import _CSR
 from ._results import LinearModel, MFModel
 from ._training import _train_linear, _train_mf
 

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from .. import _hogwild
-from ._checks import _CSR, _csr, _index_array
+from .. import _validation as check
+from ._sparse import _CSR, csr, index_array, model_array
 from ._native import _evaluation_threads, _margins
 
 
@@ -44,18 +45,23 @@ class LinearModel:
     def decision_function(self, X: Any) -> np.ndarray:
         """Margins z = X · coef + intercept (float64) of a CSR matrix (X's values are cast to
         the training dtype, the sum is done in double)."""
-        data = _csr("X", X)
-        if data.n_features != self.coef.shape[0]:
-            raise ValueError(f"X: expected {self.coef.shape[0]} features, got {data.n_features}")
-        if data.dtype != self.coef.dtype:
-            data = _CSR(data.indptr, data.indices, data.data.astype(self.coef.dtype),
+        weights = self._weights()
+        data = csr("X", X)
+        if data.n_features != weights.shape[0] - 1:
+            raise ValueError(f"X: expected {weights.shape[0] - 1} features, got "
+                             f"{data.n_features}")
+        if data.dtype != weights.dtype:
+            data = _CSR(data.indptr, data.indices, data.data.astype(weights.dtype),
                         data.n_features)
-        return _margins(data, self._weights(), self.fit_intercept)
+        return _margins(data, weights, self.fit_intercept)
 
     def _weights(self) -> np.ndarray:
-        weights = np.empty(self.coef.shape[0] + 1, dtype=self.coef.dtype)
-        weights[:-1] = self.coef
-        weights[-1] = self.intercept
+        """coef then intercept, a private array in coef's dtype (the attributes are checked:
+        a caller may have replaced them)."""
+        coef = model_array("coef", self.coef, 1)
+        weights = np.empty(coef.shape[0] + 1, dtype=coef.dtype)
+        weights[:-1] = coef
+        weights[-1] = check.real_number("intercept", self.intercept)
         return weights
 
 
@@ -75,14 +81,21 @@ class MFModel:
 
     def predict(self, users: Any, items: Any) -> np.ndarray:
         """Predicted ratings of (users[n], items[n]) pairs, float64."""
-        users = _index_array("users", users, self.user_factors.shape[0])
-        items = _index_array("items", items, self.item_factors.shape[0])
+        user_factors = model_array("user_factors", self.user_factors, 2)
+        item_factors = model_array("item_factors", self.item_factors, 2)
+        if item_factors.shape[1] != user_factors.shape[1] or \
+                item_factors.dtype != user_factors.dtype:
+            raise ValueError(f"item_factors: expected {user_factors.shape[1]} columns of "
+                             f"{user_factors.dtype} like user_factors, got shape "
+                             f"{item_factors.shape} {item_factors.dtype}")
+        users = index_array("users", users, user_factors.shape[0])
+        items = index_array("items", items, item_factors.shape[0])
         if users.shape != items.shape:
             raise ValueError(f"items: expected {users.shape[0]} entries like users, "
                              f"got {items.shape[0]}")
         out = np.empty(users.shape[0], dtype=np.float64)
-        work = users.shape[0] * self.user_factors.shape[1]
-        _hogwild.mf_predict(users, items, self.user_factors, self.item_factors,
+        work = users.shape[0] * user_factors.shape[1]
+        _hogwild.mf_predict(users, items, user_factors, item_factors,
                             _evaluation_threads(work), out)
         return out
 

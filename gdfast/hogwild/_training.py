@@ -10,8 +10,8 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import _validation as check
-from ._checks import (DEFAULTS, LOSSES, _choice, _count, _CSR, _csr, _dtype, _index_array,
-                      _Settings, _settings, _targets)
+from ._checks import DEFAULTS, LOSSES, _choice, _count, _dtype, _Settings, _settings, _targets
+from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
 
@@ -89,7 +89,7 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
     loss_code = _choice("loss", loss, LOSSES)
     if not isinstance(fit_intercept, (bool, np.bool_)):
         raise TypeError(f"fit_intercept: expected a bool, got {type(fit_intercept).__name__}")
-    data = _csr("X", X)
+    data = csr("X", X)
     if dtype is not None and _dtype(dtype) != data.dtype:
         data = _CSR(data.indptr, data.indices, data.data.astype(_dtype(dtype)), data.n_features)
     targets = _targets("y", y, data.n_rows, loss)
@@ -205,14 +205,15 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
     rank = _count("rank", rank, 1)
     init_scale = check.nonnegative("init_scale", init_scale)
     dtype = _dtype(dtype)
-    ratings = np.asarray(ratings)
-    if ratings.ndim != 1 or not np.issubdtype(ratings.dtype, np.number):
-        raise ValueError(f"ratings: expected a 1-D array of numbers, got shape {ratings.shape} "
-                         f"dtype {ratings.dtype}")
-    ratings = np.ascontiguousarray(ratings, dtype=np.float64)
+    ratings = _private_copy("ratings", ratings)
+    if ratings.ndim != 1 or not np.issubdtype(ratings.dtype, np.number) \
+            or np.issubdtype(ratings.dtype, np.complexfloating):
+        raise ValueError(f"ratings: expected a 1-D array of real numbers, got shape "
+                         f"{ratings.shape} dtype {ratings.dtype}")
+    ratings = ratings.astype(np.float64)
     if not np.all(np.isfinite(ratings)):
         raise ValueError("ratings: contains NaN or infinity")
-    users_array, items_array = np.asarray(users), np.asarray(items)
+    users_array, items_array = index_copy("users", users), index_copy("items", items)
     for name, array in (("users", users_array), ("items", items_array)):
         if array.shape != ratings.shape:
             raise ValueError(f"{name}: expected {ratings.shape[0]} entries (one per rating), "
@@ -222,8 +223,8 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
     if n_items is None:
         n_items = int(items_array.max()) + 1 if items_array.size else 0
     n_users, n_items = _count("n_users", n_users, 0), _count("n_items", n_items, 0)
-    users_array = _index_array("users", users_array, n_users)
-    items_array = _index_array("items", items_array, n_items)
+    users_array = check_index_range("users", users_array, n_users)
+    items_array = check_index_range("items", items_array, n_items)
     rng = np.random.default_rng(settings.seed)
     factors = (_initial_factors(n_users, rank, init_scale, rng, dtype),
                _initial_factors(n_items, rank, init_scale, rng, dtype))
