@@ -14,9 +14,10 @@ and wraps the first in a scikit-learn classifier, :class:`HogwildClassifier`.
 The algorithm of one epoch e (counting from 0)::
 
     η_e = lr · decay**e                           (per-epoch step decay β = decay)
-    the examples are split in T contiguous shards (T threads, a static schedule);
-    thread t visits its shard in an order shuffled by its own generator
-    (splitmix64 seeded from (seed, e, t)), and for each example i:
+    the examples are visited in a fresh permutation of all n rows, shuffled by a
+    generator seeded from (seed, e) (splitmix64); T threads take consecutive chunks
+    of it, each the next unclaimed chunk when done (a dynamic schedule), and for
+    each example i:
         z = b + Σ_k x_ik w_jk                        (stored order of the row's non-zeros)
         d = ∂loss(z, y_i)/∂z
         for each non-zero (j, x_ij):  g = d x_ij + λ w_j ;  step(w_j, g)

@@ -29,7 +29,8 @@ def _reference_stream_state(seed: int, epoch: int, thread: int) -> int:
 
 
 def reference_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> list[int]:
-    """The order in which serial mode (one thread, one shard) visits n examples in an epoch."""
+    """The permutation of n examples an epoch visits (serial mode: in this order; threads
+    take consecutive chunks of it)."""
     order = list(range(n))
     if not shuffle:
         return order

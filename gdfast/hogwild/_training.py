@@ -172,7 +172,8 @@ def fit_linear(X: Any, y: Any, *, loss: str = "logistic", rule: str = DEFAULTS["
         Threads of the locked and hogwild modes; None follows ``gdfast.get_num_threads()``.
     fit_intercept : bool
     shuffle : bool
-        Visit each thread's shard in a fresh seeded order each epoch (False: stored order).
+        Visit the rows in a fresh seeded permutation each epoch (False: the stored order,
+        still dealt to the threads in chunks).
     seed : int in [0, 2**64)
     dtype : None, float32 or float64
         Training dtype; None keeps X's.
@@ -268,7 +269,7 @@ def fit_mf(users: Any, items: Any, ratings: Any, *, n_users: int | None = None,
     Minimizes Σ_(u,i,r) ½ (U_u · V_i − r)² by visiting the ratings; a rating
     with error e steps U_u with gradient e V_i + λ U_u and V_i with e U_u + λ V_i, both
     computed from the rows' values before the step.  Factors start as N(0, init_scale²/rank)
-    draws from ``numpy.random.default_rng(seed)``.  Threads, shards, orders, modes, ``lr``,
+    draws from ``numpy.random.default_rng(seed)``.  Threads, chunks, orders, modes, ``lr``,
     ``decay``, ``eps`` and the repeatability caveat are those of :func:`fit_linear`.
 
     Parameters
