@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _validation as check
 from ._checks import DEFAULTS, LOSSES, _choice, _count, _dtype, _Settings, _settings, _targets
-from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy
+from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy, model_array
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
 
@@ -82,19 +82,64 @@ def _unpack_features(packed: np.ndarray, order_by_count: np.ndarray) -> np.ndarr
     return unpacked
 
 
+def _pack_vector(vector: np.ndarray, order_by_count: np.ndarray) -> np.ndarray:
+    """_pack_frequent_features's renumbering on a (n_features + 1) vector."""
+    return np.append(vector[:-1][order_by_count], vector[-1])
+
+
+def _initial_state(initial: LinearModel | None, n_features: int, dtype: np.dtype,
+                   rule: str) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, float]]]:
+    """Weights (coef then intercept), Adagrad's sums and history to start from: zeros and
+    no history, or a private copy of `initial`'s (a warm start)."""
+    weights = np.zeros(n_features + 1, dtype=dtype)
+    sum_sq = np.zeros_like(weights) if rule == "adagrad" else None
+    if initial is None:
+        return weights, sum_sq, []
+    if not isinstance(initial, LinearModel):
+        raise TypeError(f"initial_model: expected a LinearModel, got {type(initial).__name__}")
+    coef = model_array("initial_model.coef", initial.coef, 1)
+    if coef.shape[0] != n_features:
+        raise ValueError(f"initial_model: has {coef.shape[0]} features, X has {n_features}")
+    weights[:-1] = coef
+    weights[-1] = check.real_number("initial_model.intercept", initial.intercept)
+    if sum_sq is not None and initial.sum_sq is not None:
+        previous = model_array("initial_model.sum_sq", initial.sum_sq, 1)
+        if previous.shape != sum_sq.shape:
+            raise ValueError(f"initial_model.sum_sq: expected shape {sum_sq.shape}, got "
+                             f"{previous.shape}")
+        sum_sq[:] = previous
+    if not (np.all(np.isfinite(weights)) and (sum_sq is None or np.all(np.isfinite(sum_sq)))):
+        raise ValueError("initial_model: contains NaN or infinity")
+    return weights, sum_sq, [dict(entry) for entry in initial.history]
+
+
+def _check_finite_weights(weights: np.ndarray, epoch: int, settings: _Settings) -> None:
+    """Raise when an epoch left a non-finite weight (the steps diverged), with advice."""
+    if not np.all(np.isfinite(weights)):
+        raise ValueError(
+            f"the weights became NaN or infinite in epoch {epoch + 1} (lr={settings.lr}, "
+            f"rule={settings.rule!r}): the steps diverged. Try a smaller lr, "
+            f"rule='adagrad', a decay below 1, a larger l2, or scaling X's columns "
+            f"(e.g. sklearn.preprocessing.MaxAbsScaler)")
+
+
 def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept: bool,
                   dtype: Any, record_loss: bool, progress: bool,
-                  epoch_function: LinearEpoch) -> LinearModel:
-    """Validate, then run `epochs` epochs of `epoch_function` (C or reference)."""
+                  epoch_function: LinearEpoch, initial: LinearModel | None = None
+                  ) -> LinearModel:
+    """Validate, then run `epochs` epochs of `epoch_function` (C or reference), from zeros
+    or from `initial`'s state, counting epochs on from its history (for the step decay and
+    the permutations).  Nothing the caller passed is written to."""
     loss_code = _choice("loss", loss, LOSSES)
     if not isinstance(fit_intercept, (bool, np.bool_)):
         raise TypeError(f"fit_intercept: expected a bool, got {type(fit_intercept).__name__}")
-    data = csr("X", X)
+    data = X if isinstance(X, _CSR) else csr("X", X)
     if dtype is not None and _dtype(dtype) != data.dtype:
         data = _CSR(data.indptr, data.indices, data.data.astype(_dtype(dtype)), data.n_features)
     targets = _targets("y", y, data.n_rows, loss)
-    weights = np.zeros(data.n_features + 1, dtype=data.dtype)
-    sum_sq = np.zeros_like(weights) if settings.rule == "adagrad" else None
+    weights, sum_sq, history = _initial_state(initial, data.n_features, data.dtype,
+                                              settings.rule)
+    first_epoch = len(history)
     # Each feature's share of the rows: the weight of its penalty in the objective.
     counts = np.bincount(data.indices, minlength=data.n_features)
     row_share = counts / max(data.n_rows, 1)
@@ -102,15 +147,17 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
     if settings.n_threads > 1 and data.n_features > 1:
         data, order_by_count = _pack_frequent_features(data, counts)
         row_share = row_share[order_by_count]
-    history: list[dict[str, float]] = []
+        weights = _pack_vector(weights, order_by_count)
+        sum_sq = _pack_vector(sum_sq, order_by_count) if sum_sq is not None else None
     bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
-        for epoch in range(settings.epochs):
+        for epoch in range(first_epoch, first_epoch + settings.epochs):
             kwargs = dict(settings.kwargs(epoch), loss=loss_code,
                           fit_intercept=bool(fit_intercept))
             start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(data, targets, weights, sum_sq, kwargs)
             seconds = time.perf_counter() - start
+            _check_finite_weights(weights, epoch, settings)
             entry = {"epoch": epoch + 1, "lr": kwargs["lr"], "seconds": seconds,
                      "cpu_seconds": time.process_time() - start_cpu, "updates": data.n_rows,
                      "updates_per_second": data.n_rows / seconds if seconds > 0 else math.inf,
@@ -142,8 +189,8 @@ def fit_linear(X: Any, y: Any, *, loss: str = "logistic", rule: str = DEFAULTS["
                epochs: int = DEFAULTS["epochs"], mode: str = DEFAULTS["mode"],
                n_threads: int | None = None, fit_intercept: bool = True,
                shuffle: bool = DEFAULTS["shuffle"], seed: int = DEFAULTS["seed"],
-               dtype: Any = None, record_loss: bool = True,
-               progress: bool = False) -> LinearModel:
+               dtype: Any = None, record_loss: bool = True, progress: bool = False,
+               initial_model: LinearModel | None = None) -> LinearModel:
     """Train a sparse linear model with Hogwild!-style SGD or Adagrad (see the module docstring).
 
     Parameters
@@ -181,14 +228,24 @@ def fit_linear(X: Any, y: Any, *, loss: str = "logistic", rule: str = DEFAULTS["
         Compute the mean loss and objective after each epoch (an extra, parallel pass).
     progress : bool
         Show a tqdm bar over epochs (needs the ``progress`` extra).
+    initial_model : LinearModel or None
+        A warm start: continue from this model's coefficients, intercept and Adagrad sums
+        (copied, never written), numbering epochs on from its history, so the step decay
+        and the permutations carry on where it stopped.
 
     Returns
     -------
     LinearModel
+
+    Raises
+    ------
+    ValueError
+        Also when an epoch leaves a non-finite weight (the steps diverged; the message
+        says what to try).
     """
     settings = _settings(rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed)
     return _train_linear(X, y, loss, settings, fit_intercept, dtype, record_loss, progress,
-                         _c_linear_epoch)
+                         _c_linear_epoch, initial_model)
 
 
 # --------------------------------------------------------------------------- matrix factorization
