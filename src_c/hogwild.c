@@ -23,6 +23,7 @@
 #include <stddef.h>
 #ifdef _OPENMP
 #include <omp.h>
+#include <pthread.h>
 #endif
 
 int hw_openmp_enabled(void)
@@ -115,11 +116,34 @@ static inline double hw_loss(int loss, double z, double y, double *derivative)
     return slack > 0.0 ? slack : 0.0;
 }
 
-/* The threads an epoch runs with: one in serial mode or without OpenMP. */
+#ifdef _OPENMP
+/* Fork safety.  A child made by fork() has only the forking thread: libgomp's pool
+ * of worker threads is gone, but libgomp still believes it exists, and the child's
+ * first parallel region with more than one thread waits for them forever (a hang,
+ * issue 18).  So a forked child runs everything on one thread (the serial algorithm,
+ * same results) from the fork on; a team of one does not touch the pool. */
+static volatile int hw_in_forked_child = 0;
+static void hw_mark_forked_child(void) { hw_in_forked_child = 1; }
+__attribute__((constructor)) static void hw_register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, hw_mark_forked_child);
+}
+#endif
+
+/* At most `requested` threads; one in a forked child. */
+static inline int hw_threads(int requested)
+{
+#ifdef _OPENMP
+    if (hw_in_forked_child) return 1;
+#endif
+    return requested > 0 ? requested : 1;
+}
+
+/* The threads an epoch runs with: one in serial mode, without OpenMP or in a forked child. */
 static int hw_team(const hw_options *options, int64_t n)
 {
 #ifdef _OPENMP
-    int64_t threads = options->mode == HW_MODE_SERIAL ? 1 : options->n_threads;
+    int64_t threads = options->mode == HW_MODE_SERIAL ? 1 : hw_threads(options->n_threads);
     if (threads > n) threads = n;
     return threads < 1 ? 1 : (int)threads;
 #else
@@ -250,7 +274,7 @@ void HW_FN(hw_linear_margin)(const int64_t *indptr, const int32_t *indices, cons
                              int fit_intercept, int n_threads, double *margin)
 {
     (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#pragma omp parallel for schedule(static) num_threads(hw_threads(n_threads))
     for (int64_t row = 0; row < n_rows; ++row) {
         double z = fit_intercept ? (double)weights[n_features] : 0.0;
         for (int64_t k = indptr[row]; k < indptr[row + 1]; ++k)
@@ -324,7 +348,7 @@ void HW_FN(hw_mf_predict)(const int64_t *users, const int64_t *items, int64_t n_
                           int64_t rank, int n_threads, double *prediction)
 {
     (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#pragma omp parallel for schedule(static) num_threads(hw_threads(n_threads))
     for (int64_t n = 0; n < n_ratings; ++n) {
         const HW_REAL *user_row = user_factors + users[n] * rank;
         const HW_REAL *item_row = item_factors + items[n] * rank;
