@@ -17,38 +17,44 @@ import multiprocessing, os, sys
 import numpy as np, scipy.sparse as sp
 from gdfast import hogwild
 
-X = sp.random(20000, 500, density=0.02, format="csr", random_state=0)
-y = np.where(np.arange(20000) % 2, 1.0, -1.0)
+X = sp.random(5000, 200, density=0.02, format="csr", random_state=0)
+y = np.where(np.arange(5000) % 2, 1.0, -1.0)
 
 def train(_=None):
     model = hogwild.fit_linear(X, y, mode="hogwild", n_threads=2, epochs=1)
-    users = np.arange(20000) % 300
-    hogwild.fit_mf(users, users % 200, np.ones(20000), mode="hogwild", n_threads=2, epochs=1)
+    users = np.arange(5000) % 300
+    hogwild.fit_mf(users, users % 200, np.ones(5000), mode="hogwild", n_threads=2, epochs=1)
     return float(model.decision_function(X)[0])
 
-train()  # the parent's thread pool now exists
-if sys.argv[1] == "os.fork":
+if __name__ == "__main__":  # spawn and forkserver workers import this file
+    train()  # the parent's thread pool now exists
+    start = sys.argv[1]
+
+if __name__ == "__main__" and start == "os.fork":
     pid = os.fork()
     if pid == 0:
         train()
         os._exit(0)
     _, status = os.waitpid(pid, 0)
     assert status == 0, status
-else:
-    with multiprocessing.get_context(sys.argv[1]).Pool(2) as pool:
+    print("ok")
+elif __name__ == "__main__":
+    with multiprocessing.get_context(start).Pool(2) as pool:
         values = pool.map(train, range(2))
     assert len(values) == 2
-print("ok")
+    print("ok")
 """
 
 
 @pytest.mark.parametrize("start", ["os.fork", "fork", "forkserver", "spawn"])
-def test_child_process_trains_after_threads_ran(start):
+def test_child_process_trains_after_threads_ran(start, tmp_path):
+    script = tmp_path / "train_in_children.py"
+    script.write_text(SCRIPT)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
          os.environ.get("PYTHONPATH", "")]))
     try:
-        process = subprocess.run([sys.executable, "-c", SCRIPT, start], capture_output=True,
+        process = subprocess.run([sys.executable, str(script), start], capture_output=True,
                                  text=True, env=env, timeout=240)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{start}: the child hung")
