@@ -1,13 +1,19 @@
-"""Hogwild! measurements on generated data shaped like RCV1 (issue 6).
+"""Hogwild! measurements on generated sparse data (issues 6 and 16).
 
     python bench/bench_hogwild.py                          # 500k x 50k, 5 epochs, 3 repeats
     python bench/bench_hogwild.py --rows 50000 --repeats 1   # a quick look
+    python bench/bench_hogwild.py --data uniform           # another column profile
     python bench/bench_hogwild.py --mf                     # matrix factorization, 2M ratings
 
-Data: n rows of ~Poisson(nnz) term draws from a Zipf(s=1.1) vocabulary of n features (so a
-few features are in most rows and most features in few rows, like RCV1's tokens), counts
-summed (term frequencies), idf-weighted, rows L2-normalized; labels are the sign of a
-random linear score plus noise (about 10% of the labels disagree with the score).
+Data (``--data``), n rows and d features, rows idf-weighted and L2-normalized, labels the
+sign of a random linear score plus noise (about 10% disagree with the score):
+  rcv1     the column profile of a text corpus like RCV1: feature j (by rank) is in a share
+           min(0.3, c / j) of the rows, c set for `nnz` non-zeros per row on average, so
+           a few features are in a third of the rows, none in every row, and most in very
+           few (a Zipf law of document frequencies; not fitted to RCV1's own numbers);
+  hot      ~Poisson(nnz') term draws per row from a Zipf(s=1.1) vocabulary, term counts
+           summed: the top features are in nearly every row (the most contended case);
+  uniform  every feature equally likely: nnz/d of the rows each (the least contended).
 
 For SGD and Adagrad it runs serial, locked and hogwild at 1 and 2 threads, and
 scikit-learn's SGDClassifier(loss="log_loss") one epoch per partial_fit call (losses; the
@@ -44,8 +50,8 @@ import gdfast  # noqa: E402
 from gdfast import hogwild  # noqa: E402
 
 
-def rcv1_like(n_rows: int, n_features: int, nnz: int, seed: int = 0,
-              dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+def hot_features(n_rows: int, n_features: int, nnz: int, seed: int = 0,
+                 dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
     rng = np.random.default_rng(seed)
     frequency = 1.0 / np.arange(1, n_features + 1) ** 1.1
     probability = frequency / frequency.sum()
@@ -66,6 +72,47 @@ def rcv1_like(n_rows: int, n_features: int, nnz: int, seed: int = 0,
     X = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.float64), (rows, features)),
                       shape=(n_rows, n_features))
     X.sum_duplicates()
+    return tfidf_with_labels(X, rng, dtype)
+
+
+def by_row_share(n_rows: int, n_features: int, share: np.ndarray, seed: int = 0,
+                 dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Feature j in about share[j] of the rows (drawn independently), term counts 1 + Poisson(1)."""
+    rng = np.random.default_rng(seed)
+    per_feature = rng.binomial(n_rows, share)
+    features = np.repeat(np.arange(n_features, dtype=np.int64), per_feature)
+    rows = rng.integers(0, n_rows, features.shape[0])
+    rng.shuffle(permutation := np.arange(n_features))  # frequent features spread over the vector
+    X = sp.csr_matrix((1.0 + rng.poisson(1.0, features.shape[0]), (rows, permutation[features])),
+                      shape=(n_rows, n_features))
+    X.sum_duplicates()  # a repeated (row, feature) draw: a larger count
+    return tfidf_with_labels(X, rng, dtype)
+
+
+def rcv1_profile(n_rows: int, n_features: int, nnz: int, seed: int = 0,
+                 dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+    rank = np.arange(1, n_features + 1, dtype=np.float64)
+    low, high = 0.0, float(n_features)  # bisection on c: sum_j min(0.3, c / j) = nnz
+    for _ in range(60):
+        middle = 0.5 * (low + high)
+        low, high = ((middle, high) if np.minimum(0.3, middle / rank).sum() < nnz
+                     else (low, middle))
+    return by_row_share(n_rows, n_features, np.minimum(0.3, low / rank), seed, dtype)
+
+
+def uniform(n_rows: int, n_features: int, nnz: int, seed: int = 0,
+            dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+    return by_row_share(n_rows, n_features, np.full(n_features, min(1.0, nnz / n_features)),
+                        seed, dtype)
+
+
+DATA = {"rcv1": rcv1_profile, "hot": hot_features, "uniform": uniform}
+
+
+def tfidf_with_labels(X: sp.csr_matrix, rng: np.random.Generator,
+                      dtype) -> tuple[sp.csr_matrix, np.ndarray]:
+    """log(1 + count) * idf, rows L2-normalized; labels from a random linear score + noise."""
+    n_rows, n_features = X.shape
     document_frequency = np.bincount(X.indices, minlength=n_features)
     idf = np.log((1.0 + n_rows) / (1.0 + document_frequency)) + 1.0
     X.data = np.log1p(X.data) * idf[X.indices]
@@ -88,7 +135,8 @@ def run_gdfast(X, y, rule: str, mode: str, threads: int, epochs: int, lr: float,
                                epochs=epochs, mode=mode, n_threads=threads, seed=1)
     return {"seconds": [h["seconds"] for h in model.history],
             "cpu_seconds": [h["cpu_seconds"] for h in model.history],
-            "loss": [h["loss"] for h in model.history]}
+            "loss": [h["loss"] for h in model.history],
+            "accuracy": float(np.mean(np.sign(model.decision_function(X)) == y))}
 
 
 def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
@@ -101,7 +149,8 @@ def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - start_cpu)
         loss.append(mean_log_loss(classifier.decision_function(X64), y))
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "loss": loss}
+    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "loss": loss,
+            "accuracy": float(classifier.score(X64, y))}
 
 
 def run_sklearn_fit(X64, y, epochs: int, alpha: float) -> dict:
@@ -115,7 +164,8 @@ def run_sklearn_fit(X64, y, epochs: int, alpha: float) -> dict:
     cpu_seconds = (time.process_time() - start_cpu) / epochs
     final = mean_log_loss(classifier.decision_function(X64), y)
     return {"seconds": [seconds] * epochs, "cpu_seconds": [cpu_seconds] * epochs,
-            "loss": [math.nan] * (epochs - 1) + [final]}
+            "loss": [math.nan] * (epochs - 1) + [final],
+            "accuracy": float(classifier.score(X64, y))}
 
 
 def bench_mf(args) -> None:
@@ -151,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=50_000)
     parser.add_argument("--nnz", type=int, default=80)
+    parser.add_argument("--data", choices=sorted(DATA), default="rcv1")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
@@ -169,10 +220,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     start = time.perf_counter()
-    X, y = rcv1_like(args.rows, args.features, args.nnz, dtype=np.dtype(args.dtype))
+    X, y = DATA[args.data](args.rows, args.features, args.nnz, dtype=np.dtype(args.dtype))
     X64 = X.astype(np.float64)  # SGDClassifier trains in float64 only
     share = np.bincount(X.indices, minlength=X.shape[1]) / X.shape[0]
-    print(f"data: {X.shape[0]} x {X.shape[1]}, {X.nnz / X.shape[0]:.1f} nnz/row, "
+    print(f"data {args.data}: {X.shape[0]} x {X.shape[1]}, {X.nnz / X.shape[0]:.1f} nnz/row, "
           f"{args.dtype}; most frequent feature in {share.max():.0%} of rows, "
           f"{np.mean(share < 1e-3):.0%} of features in < 0.1% of rows; "
           f"positives {np.mean(y > 0):.0%}; built in {time.perf_counter() - start:.1f} s")
@@ -208,8 +259,8 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"\nmedians over {args.repeats} interleaved repeats, {args.epochs} epochs, "
           f"{X.shape[0]} updates per epoch; load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s} {'CPU-s':>6s}  "
-          "loss after each epoch")
+    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s} {'CPU-s':>6s} "
+          f"{'acc':>6s}  loss after each epoch")
     serial_seconds = {}
     for name, *_ in configs:
         per_epoch = statistics.median(s for run in runs[name] for s in run["seconds"])
@@ -224,8 +275,9 @@ def main(argv: list[str] | None = None) -> None:
         rule = name.split()[0]
         if rule in serial_seconds and "serial" not in name:
             speedup = f"  ({serial_seconds[rule] / per_epoch:.2f}x serial)"
+        accuracy = statistics.median(run["accuracy"] for run in runs[name])
         print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f} {cpus:5.2f} "
-              f"{cpu_seconds:6.3f}  "
+              f"{cpu_seconds:6.3f} {accuracy:6.4f}  "
               + " ".join(f"{value:.5f}" for value in losses) + speedup)
     if args.json:
         with open(args.json, "w") as f:

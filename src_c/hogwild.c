@@ -2,7 +2,7 @@
  * gdfast Hogwild! trainers: see hogwild.h for the contract.
  *
  * The file is read twice by the preprocessor: once for the code shared by
- * both dtypes (generator, shards, losses, locks), then, through the
+ * both dtypes (generator, order, chunks, losses, locks), then, through the
  * self-includes at the end of that part, once per dtype with HW_REAL set,
  * so the float32 and float64 trainers are one text.
  *
@@ -23,6 +23,7 @@
 #include <stddef.h>
 #ifdef _OPENMP
 #include <omp.h>
+#include <pthread.h>
 #endif
 
 int hw_openmp_enabled(void)
@@ -54,29 +55,40 @@ uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread)
     return state;
 }
 
-/* Shard `thread` of `n_threads` over n examples: contiguous, sizes differ by at most one. */
-static void hw_shard(int64_t n, int thread, int n_threads, int64_t *begin, int64_t *end)
+/* order[0..n) := this epoch's visiting order of all n examples: a Fisher-Yates
+ * shuffle from the back with the generator of (seed, epoch, 0), j = draw mod (i + 1).
+ * The modulo bias is below n / 2^64, far below anything measurable.  One order for
+ * every thread count, drawn before the threads start. */
+static void hw_fill_order(int64_t *order, int64_t n, const hw_options *options)
 {
-    int64_t base = n / n_threads, extra = n % n_threads;
-    *begin = thread * base + (thread < extra ? thread : extra);
-    *end = *begin + base + (thread < extra ? 1 : 0);
+    for (int64_t i = 0; i < n; ++i) order[i] = i;
+    if (!options->shuffle) return;
+    uint64_t state = hw_stream_state(options->seed, options->epoch, 0);
+    for (int64_t i = n - 1; i > 0; --i) {
+        int64_t j = (int64_t)(hw_next(&state) % (uint64_t)(i + 1));
+        int64_t swap = order[i];
+        order[i] = order[j];
+        order[j] = swap;
+    }
 }
 
-/* order[begin..end) := the order in which one thread visits its shard: a
- * Fisher-Yates shuffle from the back, j = draw mod (i + 1).  The modulo bias
- * is below shard size / 2^64, far below anything measurable. */
-static void hw_fill_order(int64_t *order, int64_t begin, int64_t end, const hw_options *options,
-                          int thread)
+/* Threads deal the order among themselves in chunks: each takes the next unclaimed
+ * chunk when it has finished its last, so a thread that is descheduled (a busy core)
+ * holds back at most one chunk, and every thread sees rows from the whole permutation
+ * whatever the input's row order.  Chunks are small enough for about 16 per thread
+ * (an even end of the epoch) and at most 256 rows (one atomic add per chunk is then
+ * negligible next to the rows' work). */
+static int64_t hw_chunk_size(int64_t n, int n_threads)
 {
-    for (int64_t i = begin; i < end; ++i) order[i] = i;
-    if (!options->shuffle) return;
-    uint64_t state = hw_stream_state(options->seed, options->epoch, thread);
-    for (int64_t i = end - begin - 1; i > 0; --i) {
-        int64_t j = (int64_t)(hw_next(&state) % (uint64_t)(i + 1));
-        int64_t swap = order[begin + i];
-        order[begin + i] = order[begin + j];
-        order[begin + j] = swap;
-    }
+    int64_t chunk = n / ((int64_t)n_threads * 16);
+    if (chunk > 256) chunk = 256;
+    return chunk < 1 ? 1 : chunk;
+}
+
+/* The first position of the next chunk (>= n when the epoch is done). */
+static inline int64_t hw_claim(int64_t *next, int64_t chunk)
+{
+    return __atomic_fetch_add(next, chunk, __ATOMIC_RELAXED);
 }
 
 /* Loss of margin z against target y, and its derivative d loss / d z.
@@ -104,34 +116,39 @@ static inline double hw_loss(int loss, double z, double y, double *derivative)
     return slack > 0.0 ? slack : 0.0;
 }
 
-/* The threads an epoch runs with: one in serial mode or without OpenMP. */
+#ifdef _OPENMP
+/* Fork safety.  A child made by fork() has only the forking thread: libgomp's pool
+ * of worker threads is gone, but libgomp still believes it exists, and the child's
+ * first parallel region with more than one thread waits for them forever (a hang,
+ * issue 18).  So a forked child runs everything on one thread (the serial algorithm,
+ * same results) from the fork on; a team of one does not touch the pool. */
+static volatile int hw_in_forked_child = 0;
+static void hw_mark_forked_child(void) { hw_in_forked_child = 1; }
+__attribute__((constructor)) static void hw_register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, hw_mark_forked_child);
+}
+#endif
+
+/* At most `requested` threads; one in a forked child. */
+static inline int hw_threads(int requested)
+{
+#ifdef _OPENMP
+    if (hw_in_forked_child) return 1;
+#endif
+    return requested > 0 ? requested : 1;
+}
+
+/* The threads an epoch runs with: one in serial mode, without OpenMP or in a forked child. */
 static int hw_team(const hw_options *options, int64_t n)
 {
 #ifdef _OPENMP
-    int64_t threads = options->mode == HW_MODE_SERIAL ? 1 : options->n_threads;
+    int64_t threads = options->mode == HW_MODE_SERIAL ? 1 : hw_threads(options->n_threads);
     if (threads > n) threads = n;
     return threads < 1 ? 1 : (int)threads;
 #else
     (void)options;
     (void)n;
-    return 1;
-#endif
-}
-
-static inline int hw_thread_id(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static inline int hw_team_size(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
     return 1;
 #endif
 }
@@ -212,35 +229,39 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                               int64_t *order, const hw_options *options)
 {
     const int locked = options->mode == HW_MODE_LOCKED;
+    const int n_threads = hw_team(options, n_rows);
+    const int64_t chunk = hw_chunk_size(n_rows, n_threads);
+    int64_t next = 0;
     double total = 0.0;
     hw_lock lock;
     hw_lock_init(&lock);
-#pragma omp parallel num_threads(hw_team(options, n_rows)) reduction(+ : total)
+    hw_fill_order(order, n_rows, options);
+#pragma omp parallel num_threads(n_threads) reduction(+ : total)
     {
-        int thread = hw_thread_id();
-        int64_t begin, end;
-        hw_shard(n_rows, thread, hw_team_size(), &begin, &end);
-        hw_fill_order(order, begin, end, options, thread);
         double local = 0.0;
-        for (int64_t position = begin; position < end; ++position) {
-            int64_t row = order[position];
-            int64_t start = indptr[row];
-            /* Shuffled rows sit at random places in memory: ask for the next row's
-             * non-zeros, and for the row pointer of the one after, ahead of time. */
-            if (position + 2 < end) __builtin_prefetch(&indptr[order[position + 2]]);
-            if (position + 1 < end) {
-                int64_t next = order[position + 1];
-                for (int64_t k = indptr[next]; k < indptr[next + 1]; k += 16) {
-                    __builtin_prefetch(&indices[k]);
-                    __builtin_prefetch(&data[k]);
-                    if (sizeof(HW_REAL) == 8) __builtin_prefetch(&data[k + 8]);
+        for (int64_t begin = hw_claim(&next, chunk); begin < n_rows;
+             begin = hw_claim(&next, chunk)) {
+            const int64_t end = begin + chunk < n_rows ? begin + chunk : n_rows;
+            for (int64_t position = begin; position < end; ++position) {
+                int64_t row = order[position];
+                int64_t start = indptr[row];
+                /* Shuffled rows sit at random places in memory: ask for the next row's
+                 * non-zeros, and for the row pointer of the one after, ahead of time. */
+                if (position + 2 < end) __builtin_prefetch(&indptr[order[position + 2]]);
+                if (position + 1 < end) {
+                    int64_t following = order[position + 1];
+                    for (int64_t k = indptr[following]; k < indptr[following + 1]; k += 16) {
+                        __builtin_prefetch(&indices[k]);
+                        __builtin_prefetch(&data[k]);
+                        if (sizeof(HW_REAL) == 8) __builtin_prefetch(&data[k + 8]);
+                    }
                 }
+                if (locked) hw_lock_set(&lock);
+                local += HW_FN(hw_linear_example)(indices + start, data + start,
+                                                  indptr[row + 1] - start, y[row], weights,
+                                                  n_features, sum_sq, options);
+                if (locked) hw_lock_unset(&lock);
             }
-            if (locked) hw_lock_set(&lock);
-            local += HW_FN(hw_linear_example)(indices + start, data + start,
-                                              indptr[row + 1] - start, y[row], weights,
-                                              n_features, sum_sq, options);
-            if (locked) hw_lock_unset(&lock);
         }
         total += local;
     }
@@ -253,7 +274,7 @@ void HW_FN(hw_linear_margin)(const int64_t *indptr, const int32_t *indices, cons
                              int fit_intercept, int n_threads, double *margin)
 {
     (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#pragma omp parallel for schedule(static) num_threads(hw_threads(n_threads))
     for (int64_t row = 0; row < n_rows; ++row) {
         double z = fit_intercept ? (double)weights[n_features] : 0.0;
         for (int64_t k = indptr[row]; k < indptr[row + 1]; ++k)
@@ -287,30 +308,34 @@ double HW_FN(hw_mf_epoch)(const int64_t *users, const int64_t *items, const doub
                           int64_t *order, const hw_options *options)
 {
     const int locked = options->mode == HW_MODE_LOCKED;
+    const int n_threads = hw_team(options, n_ratings);
+    const int64_t chunk = hw_chunk_size(n_ratings, n_threads);
+    int64_t next = 0;
     double total = 0.0;
     hw_lock lock;
     hw_lock_init(&lock);
-#pragma omp parallel num_threads(hw_team(options, n_ratings)) reduction(+ : total)
+    hw_fill_order(order, n_ratings, options);
+#pragma omp parallel num_threads(n_threads) reduction(+ : total)
     {
-        int thread = hw_thread_id();
-        int64_t begin, end;
-        hw_shard(n_ratings, thread, hw_team_size(), &begin, &end);
-        hw_fill_order(order, begin, end, options, thread);
         double local = 0.0;
-        for (int64_t position = begin; position < end; ++position) {
-            int64_t n = order[position];
-            int64_t user = users[n] * rank, item = items[n] * rank;
-            if (position + 1 < end) { /* the next rating's factor rows, ahead of time */
-                int64_t next = order[position + 1];
-                __builtin_prefetch(&user_factors[users[next] * rank], 1);
-                __builtin_prefetch(&item_factors[items[next] * rank], 1);
+        for (int64_t begin = hw_claim(&next, chunk); begin < n_ratings;
+             begin = hw_claim(&next, chunk)) {
+            const int64_t end = begin + chunk < n_ratings ? begin + chunk : n_ratings;
+            for (int64_t position = begin; position < end; ++position) {
+                int64_t n = order[position];
+                int64_t user = users[n] * rank, item = items[n] * rank;
+                if (position + 1 < end) { /* the next rating's factor rows, ahead of time */
+                    int64_t following = order[position + 1];
+                    __builtin_prefetch(&user_factors[users[following] * rank], 1);
+                    __builtin_prefetch(&item_factors[items[following] * rank], 1);
+                }
+                if (locked) hw_lock_set(&lock);
+                local += HW_FN(hw_mf_rating)(user_factors + user, item_factors + item,
+                                             user_sum_sq ? user_sum_sq + user : NULL,
+                                             item_sum_sq ? item_sum_sq + item : NULL,
+                                             rank, ratings[n], options);
+                if (locked) hw_lock_unset(&lock);
             }
-            if (locked) hw_lock_set(&lock);
-            local += HW_FN(hw_mf_rating)(user_factors + user, item_factors + item,
-                                         user_sum_sq ? user_sum_sq + user : NULL,
-                                         item_sum_sq ? item_sum_sq + item : NULL,
-                                         rank, ratings[n], options);
-            if (locked) hw_lock_unset(&lock);
         }
         total += local;
     }
@@ -323,7 +348,7 @@ void HW_FN(hw_mf_predict)(const int64_t *users, const int64_t *items, int64_t n_
                           int64_t rank, int n_threads, double *prediction)
 {
     (void)n_threads;
-#pragma omp parallel for schedule(static) num_threads(n_threads > 0 ? n_threads : 1)
+#pragma omp parallel for schedule(static) num_threads(hw_threads(n_threads))
     for (int64_t n = 0; n < n_ratings; ++n) {
         const HW_REAL *user_row = user_factors + users[n] * rank;
         const HW_REAL *item_row = item_factors + items[n] * rank;

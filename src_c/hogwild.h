@@ -13,10 +13,12 @@
  *   HW_MODE_LOCKED   n_threads threads, every update (read, gradient, write)
  *                    under one lock: the baseline of Niu et al. (2011);
  *   HW_MODE_HOGWILD  n_threads threads, no locks at all.
- * Examples are split in n_threads contiguous shards (a static schedule); each
- * thread visits its shard in an order drawn by its own generator, seeded from
- * (seed, epoch, thread).  With one thread every mode visits the examples in
- * the serial order.  Multi-threaded runs are not bitwise repeatable: threads
+ * Every epoch draws one permutation of all examples with the generator of
+ * (seed, epoch); the threads take consecutive chunks of it, each the next
+ * unclaimed chunk when done with its last (a dynamic schedule).  So every thread
+ * sees examples from the whole data set whatever their stored order, and with
+ * one thread every mode visits the examples in the serial order.
+ * Multi-threaded runs are not bitwise repeatable: threads
  * read coordinates that others are writing.
  *
  * Arithmetic is done in double; weights and accumulators are stored in the
@@ -44,7 +46,7 @@ typedef struct {
     int mode;           /* HW_MODE_* */
     int n_threads;      /* threads of locked/hogwild; serial uses one */
     int fit_intercept;  /* linear model: weights[n_features] is the intercept */
-    int shuffle;        /* 0: each shard in stored order, no generator */
+    int shuffle;        /* 0: the stored order, no generator */
     double lr;          /* this epoch's step size η (decay already applied) */
     double l2;          /* λ: adds λ·w to the gradient of each touched coordinate */
     double eps;         /* Adagrad's ε, inside the square root */

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 import gdfast
 from gdfast import _hogwild, hogwild
+from gdfast.hogwild import _checks, _native, _reference, _sparse, _training
 
 from conftest import relative_error
 
@@ -32,14 +33,14 @@ def problem(n_rows: int = 120, n_features: int = 40, density: float = 0.15, seed
 
 def test_generator_is_splitmix64_as_in_the_reference():
     for seed, epoch, thread in [(0, 0, 0), (123, 4, 1), (2**64 - 1, 10**9, 7)]:
-        state = hogwild._reference_stream_state(seed, epoch, thread)
+        state = _reference._reference_stream_state(seed, epoch, thread)
         draws = []
         for _ in range(6):
-            state, draw = hogwild._reference_next(state)
+            state, draw = _reference._reference_next(state)
             draws.append(draw)
         assert draws == _hogwild.stream_draws(seed, epoch, thread, 6)
     # splitmix64's published first output for state 0
-    assert hogwild._reference_next(0)[1] == 0xE220A8397B1DCDAF
+    assert _reference._reference_next(0)[1] == 0xE220A8397B1DCDAF
 
 
 def test_reference_order_is_a_fresh_permutation_each_epoch():
@@ -281,15 +282,15 @@ def test_packing_frequent_features_changes_no_result():
     """Threaded modes renumber features by frequency (cache lines); the arithmetic is the
     same, only at other addresses: one epoch packed equals one epoch unpacked, bitwise."""
     X, y = problem(n_rows=300, n_features=60, seed=7)
-    data = hogwild._csr("X", X)
-    packed, order_by_count = hogwild._pack_frequent_features(
+    data = _sparse.csr("X", X)
+    packed, order_by_count = _training._pack_frequent_features(
         data, np.bincount(data.indices, minlength=data.n_features))
     assert not np.array_equal(packed.indices, data.indices)
-    settings = hogwild._settings("adagrad", 0.3, 1.0, 0.01, 1e-8, 1, "serial", 1, True, 3)
+    settings = _checks._settings("adagrad", 0.3, 1.0, 0.01, 1e-8, 1, "serial", 1, True, 3)
     options = dict(settings.kwargs(0), loss=0, fit_intercept=True)
     plain = [np.zeros(61), np.zeros(61)]
     renumbered = [np.zeros(61), np.zeros(61)]
-    hogwild._c_linear_epoch(data, y, plain[0], plain[1], options)
-    hogwild._c_linear_epoch(packed, y, renumbered[0], renumbered[1], options)
+    _native._c_linear_epoch(data, y, plain[0], plain[1], options)
+    _native._c_linear_epoch(packed, y, renumbered[0], renumbered[1], options)
     for a, b in zip(plain, renumbered):
-        np.testing.assert_array_equal(hogwild._unpack_features(b, order_by_count), a)
+        np.testing.assert_array_equal(_training._unpack_features(b, order_by_count), a)

@@ -123,3 +123,93 @@ def test_clone_keeps_parameters():
     estimator = HogwildClassifier(lr=0.3, mode="locked", rule="sgd", decay=0.9)
     assert clone(estimator).get_params() == estimator.get_params()
     assert estimator.set_params(lr=0.5).lr == 0.5
+
+
+# ------------------------------------------------------------ issue 16 scope 4
+
+
+def test_partial_fit_epochs_equal_fit_epochs(data):
+    """Epochs are numbered on across partial_fit calls: with an int seed, three calls are
+    the three epochs of one fit (same permutations, same decayed steps), bit for bit."""
+    X, y = data
+    settings = dict(mode="serial", random_state=4, decay=0.8, rule="adagrad")
+    whole = HogwildClassifier(epochs=3, **settings).fit(X, y)
+    pieces = HogwildClassifier(**settings)
+    for _ in range(3):
+        pieces.partial_fit(X, y, classes=[0, 1])
+    np.testing.assert_array_equal(pieces.coef_, whole.coef_)
+    np.testing.assert_array_equal(pieces.sum_sq_, whole.sum_sq_)
+    assert pieces.n_iter_ == 1 and whole.n_iter_ == 3
+    assert [entry["epoch"] for entry in pieces.history_[0]] == [1, 2, 3]
+
+
+def test_partial_fit_needs_classes_first_and_known_labels(data):
+    X, y = data
+    with pytest.raises(ValueError, match="classes: the first call to partial_fit needs"):
+        HogwildClassifier().partial_fit(X, y)
+    estimator = HogwildClassifier(mode="serial").partial_fit(X, y, classes=[0, 1])
+    coef = estimator.coef_.copy()
+    with pytest.raises(ValueError, match=r"y: labels \[7\] are not in classes \[0, 1\]"):
+        estimator.partial_fit(X[:5], np.array([0, 1, 7, 0, 1]))
+    with pytest.raises(ValueError, match=r"classes: expected \[0, 1\]"):
+        estimator.partial_fit(X, y, classes=[0, 1, 2])
+    np.testing.assert_array_equal(estimator.coef_, coef)
+
+
+def test_warm_start_continues_where_fit_stopped(data):
+    X, y = data
+    settings = dict(mode="serial", random_state=2, rule="sgd", lr=0.05, decay=0.9)
+    whole = HogwildClassifier(epochs=5, **settings).fit(X, y)
+    warm = HogwildClassifier(epochs=2, warm_start=True, **settings).fit(X, y)
+    warm.set_params(epochs=3).fit(X, y)
+    np.testing.assert_array_equal(warm.coef_, whole.coef_)
+    cold = HogwildClassifier(epochs=2, **settings).fit(X, y)
+    assert not np.array_equal(cold.set_params(epochs=3).fit(X, y).coef_, whole.coef_)
+
+
+def test_fit_linear_initial_model_is_a_warm_start_and_is_not_written():
+    X, y = sp.csr_matrix(make_data()[0]), np.where(make_data()[1] > 0, 1.0, -1.0)
+    settings = dict(mode="serial", rule="adagrad", lr=0.2, decay=0.7, seed=9)
+    whole = hogwild.fit_linear(X, y, epochs=4, **settings)
+    first = hogwild.fit_linear(X, y, epochs=1, **settings)
+    kept = first.coef.copy(), first.sum_sq.copy(), len(first.history)
+    rest = hogwild.fit_linear(X, y, epochs=3, initial_model=first, **settings)
+    np.testing.assert_array_equal(rest.coef, whole.coef)
+    assert [entry["lr"] for entry in rest.history] == [entry["lr"] for entry in whole.history]
+    np.testing.assert_array_equal(first.coef, kept[0])
+    np.testing.assert_array_equal(first.sum_sq, kept[1])
+    assert len(first.history) == kept[2]
+    with pytest.raises(ValueError, match="initial_model: has 30 features, X has 29"):
+        hogwild.fit_linear(X[:, :29], y, initial_model=first)
+
+
+def test_divergence_raises_with_advice_and_leaves_the_estimator(data):
+    X, y = data
+    estimator = HogwildClassifier(mode="serial", rule="sgd", lr=0.1, random_state=0).fit(X, y)
+    coef = estimator.coef_.copy()
+    estimator.set_params(lr=1e300)
+    with pytest.raises(ValueError, match=r"diverged\. Try a smaller lr, rule='adagrad'"):
+        estimator.fit(X * 1e10, y)
+    np.testing.assert_array_equal(estimator.coef_, coef)
+    with pytest.raises(ValueError, match="epoch 1"):
+        hogwild.fit_linear(sp.csr_matrix(X * 1e10), np.where(y > 0, 1.0, -1.0), rule="sgd",
+                           lr=1e300, mode="serial")
+
+
+def test_record_loss_is_a_parameter(data):
+    X, y = data
+    assert "loss" not in HogwildClassifier(mode="serial").fit(X, y).history_[0][0]
+    entry = HogwildClassifier(mode="serial", record_loss=True).fit(X, y).history_[0][-1]
+    assert entry["loss"] > 0 and entry["objective"] >= entry["loss"]
+
+
+def test_multiclass_trains_the_classes_side_by_side():
+    """With two threads each class trains on one thread: the serial algorithm per class,
+    so the result equals mode='serial' bit for bit."""
+    X, y = make_data(n_classes=4)
+    settings = dict(epochs=3, random_state=1)
+    serial = HogwildClassifier(mode="serial", **settings).fit(X, y)
+    threaded = HogwildClassifier(mode="hogwild", n_threads=2, **settings).fit(X, y)
+    np.testing.assert_array_equal(threaded.coef_, serial.coef_)
+    expected = X @ serial.coef_.T.astype(np.float64) + serial.intercept_
+    np.testing.assert_allclose(threaded.decision_function(X), expected, rtol=1e-12)

@@ -89,7 +89,7 @@ USERS, ITEMS, VALUES = ratings(n=10)
     ((USERS, ITEMS, np.where(np.arange(10) == 2, np.nan, VALUES)), {}, ValueError,
      r"ratings: contains NaN"),
     ((USERS, ITEMS, VALUES), {"n_users": 1}, ValueError, r"users: indices must lie in"),
-    ((USERS - 100, ITEMS, VALUES), {"n_users": 50}, ValueError, r"users: indices must lie in"),
+    ((USERS - 100, ITEMS, VALUES), {"n_users": 50}, ValueError, r"users: indices must be >= 0"),
     ((USERS.astype(float), ITEMS, VALUES), {}, TypeError, r"users: expected integer indices"),
     ((USERS, ITEMS, VALUES), {"rank": 0}, ValueError, r"rank: expected an int >= 1"),
     ((USERS, ITEMS, VALUES), {"lr": -1.0}, ValueError, r"lr: expected a finite number >= 0"),

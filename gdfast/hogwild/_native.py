@@ -1,0 +1,41 @@
+"""The C trainers of src_c/hogwild.c (through gdfast._hogwild), one call each."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _hogwild
+from .._kernels import get_num_threads
+from ._sparse import _CSR
+
+
+def openmp_enabled() -> bool:
+    """True when the trainers were compiled with OpenMP (else every mode runs on one thread)."""
+    return _hogwild.openmp_enabled()
+
+
+def _evaluation_threads(work: int) -> int:
+    """Threads for a read-only pass over `work` non-zeros: waking a team costs more than
+    it saves below ~2^16 per thread.  Results do not depend on it (one row per margin)."""
+    return max(1, min(get_num_threads(), work >> 16))
+
+
+def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray:
+    out = np.empty(data.n_rows, dtype=np.float64)
+    _hogwild.linear_margin(data.indptr, data.indices, data.data, weights, fit_intercept,
+                           _evaluation_threads(data.indices.shape[0]), out)
+    return out
+
+
+def _c_linear_epoch(data: _CSR, y: np.ndarray, weights: np.ndarray,
+                    sum_sq: np.ndarray | None, kwargs: dict) -> float:
+    order = np.empty(data.n_rows, dtype=np.int64)
+    return _hogwild.linear_epoch(data.indptr, data.indices, data.data, y, weights, sum_sq,
+                                 order, **kwargs)
+
+def _c_mf_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+                factors: tuple[np.ndarray, np.ndarray],
+                sums: tuple[np.ndarray | None, np.ndarray | None], kwargs: dict) -> float:
+    order = np.empty(ratings.shape[0], dtype=np.int64)
+    return _hogwild.mf_epoch(users, items, ratings, factors[0], factors[1], sums[0], sums[1],
+                             order, **kwargs)
+

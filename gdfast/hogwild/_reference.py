@@ -1,0 +1,145 @@
+"""The Python reference: serial mode written literally, for tests (slow)."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ._checks import DEFAULTS, LOSSES, _MASK64, _settings
+from ._sparse import _CSR
+from ._results import LinearModel, MFModel
+from ._training import _train_linear, _train_mf
+
+
+
+def _reference_next(state: int) -> tuple[int, int]:
+    """splitmix64, as hw_next: (new state, draw)."""
+    state = (state + 0x9E3779B97F4A7C15) & _MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return state, z ^ (z >> 31)
+
+
+def _reference_stream_state(seed: int, epoch: int, thread: int) -> int:
+    _, mixed = _reference_next(seed)
+    _, mixed = _reference_next(mixed ^ (epoch & _MASK64))
+    return mixed ^ thread
+
+
+def reference_order(n: int, seed: int, epoch: int, shuffle: bool = True) -> list[int]:
+    """The permutation of n examples an epoch visits (serial mode: in this order; threads
+    take consecutive chunks of it)."""
+    order = list(range(n))
+    if not shuffle:
+        return order
+    state = _reference_stream_state(seed, epoch, 0)
+    for i in range(n - 1, 0, -1):
+        state, draw = _reference_next(state)
+        j = draw % (i + 1)
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+def _reference_loss(loss: str, z: float, y: float) -> tuple[float, float]:
+    """(loss, d loss / d z) with the formulas of hw_loss."""
+    if loss == "logistic":
+        m = y * z
+        if m > 0.0:
+            e = math.exp(-m)
+            return math.log1p(e), -y * e / (1.0 + e)
+        e = math.exp(m)
+        return math.log1p(e) - m, -y / (1.0 + e)
+    if loss == "squared":
+        return 0.5 * (z - y) * (z - y), z - y
+    slack = 1.0 - y * z
+    return (slack, -y) if slack > 0.0 else (0.0, 0.0)
+
+
+def _reference_step(param: np.ndarray, sum_sq: np.ndarray | None, j: int, grad: float,
+                    lr: float, eps: float) -> None:
+    """SGD or Adagrad on param[j]; assigning a Python float rounds to the array's dtype."""
+    if sum_sq is not None:
+        sum_sq[j] = float(sum_sq[j]) + grad * grad
+        param[j] = float(param[j]) - lr * grad / math.sqrt(float(sum_sq[j]) + eps)
+    else:
+        param[j] = float(param[j]) - lr * grad
+
+
+def _reference_linear_epoch(data: _CSR, y: np.ndarray, weights: np.ndarray,
+                            sum_sq: np.ndarray | None, kwargs: dict) -> float:
+    loss = {code: name for name, code in LOSSES.items()}[kwargs["loss"]]
+    lr, l2, eps, fit_intercept = kwargs["lr"], kwargs["l2"], kwargs["eps"], kwargs["fit_intercept"]
+    bias = data.n_features
+    total = 0.0
+    for row in reference_order(data.n_rows, kwargs["seed"], kwargs["epoch"], kwargs["shuffle"]):
+        columns = range(int(data.indptr[row]), int(data.indptr[row + 1]))
+        z = float(weights[bias]) if fit_intercept else 0.0
+        for k in columns:
+            z += float(data.data[k]) * float(weights[data.indices[k]])
+        value, derivative = _reference_loss(loss, z, float(y[row]))
+        total += value
+        if derivative == 0.0 and l2 == 0.0:
+            continue
+        for k in columns:
+            j = int(data.indices[k])
+            _reference_step(weights, sum_sq, j, derivative * float(data.data[k])
+                            + l2 * float(weights[j]), lr, eps)
+        if fit_intercept:
+            _reference_step(weights, sum_sq, bias, derivative, lr, eps)
+    return total
+
+
+def reference_fit_linear(X: Any, y: Any, *, loss: str = "logistic",
+                         rule: str = DEFAULTS["rule"], lr: float = DEFAULTS["lr"],
+                         decay: float = DEFAULTS["decay"], l2: float = DEFAULTS["l2"],
+                         eps: float = DEFAULTS["eps"], epochs: int = DEFAULTS["epochs"],
+                         fit_intercept: bool = True, shuffle: bool = DEFAULTS["shuffle"],
+                         seed: int = DEFAULTS["seed"], dtype: Any = None,
+                         record_loss: bool = True) -> LinearModel:
+    """:func:`fit_linear` in serial mode, written literally in Python (slow; for tests).
+
+    Same checks, same order of examples, same arithmetic in double, same rounding of
+    stored values: float64 results equal the C serial mode to rounding.
+    """
+    settings = _settings(rule, lr, decay, l2, eps, epochs, "serial", 1, shuffle, seed)
+    return _train_linear(X, y, loss, settings, fit_intercept, dtype, record_loss, False,
+                         _reference_linear_epoch)
+
+
+def _reference_mf_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
+                        factors: tuple[np.ndarray, np.ndarray],
+                        sums: tuple[np.ndarray | None, np.ndarray | None], kwargs: dict) -> float:
+    lr, l2, eps = kwargs["lr"], kwargs["l2"], kwargs["eps"]
+    total = 0.0
+    for n in reference_order(ratings.shape[0], kwargs["seed"], kwargs["epoch"],
+                             kwargs["shuffle"]):
+        user_row, item_row = factors[0][users[n]], factors[1][items[n]]  # views
+        user_sum = sums[0][users[n]] if sums[0] is not None else None
+        item_sum = sums[1][items[n]] if sums[1] is not None else None
+        prediction = 0.0
+        for k in range(user_row.shape[0]):
+            prediction += float(user_row[k]) * float(item_row[k])
+        error = prediction - float(ratings[n])
+        total += 0.5 * error * error
+        for k in range(user_row.shape[0]):
+            user_value, item_value = float(user_row[k]), float(item_row[k])
+            _reference_step(user_row, user_sum, k, error * item_value + l2 * user_value, lr, eps)
+            _reference_step(item_row, item_sum, k, error * user_value + l2 * item_value, lr, eps)
+    return total
+
+
+def reference_fit_mf(users: Any, items: Any, ratings: Any, *, n_users: int | None = None,
+                     n_items: int | None = None, rank: int = 10, rule: str = DEFAULTS["rule"],
+                     lr: float = DEFAULTS["lr"], decay: float = DEFAULTS["decay"],
+                     l2: float = DEFAULTS["l2"], eps: float = DEFAULTS["eps"],
+                     epochs: int = DEFAULTS["epochs"], shuffle: bool = DEFAULTS["shuffle"],
+                     seed: int = DEFAULTS["seed"], init_scale: float = 0.1,
+                     dtype: Any = np.float64, record_loss: bool = True) -> MFModel:
+    """:func:`fit_mf` in serial mode, written literally in Python (slow; for tests)."""
+    settings = _settings(rule, lr, decay, l2, eps, epochs, "serial", 1, shuffle, seed)
+    return _train_mf(users, items, ratings, n_users, n_items, rank, settings, init_scale,
+                     dtype, record_loss, False, _reference_mf_epoch)
+
+
