@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("mpi4py")
+
+pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
 MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
 if MPIEXEC is None:  # pragma: no cover - depends on the machine
     pytest.skip("no mpiexec on PATH (pip install mpich)", allow_module_level=True)
@@ -32,8 +34,6 @@ import numpy as np
 from mpi4py import MPI
 from gdfast.distributed import generated, train
 from gdfast.distributed import server as server_module
-
-pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
 
 failure, marker = sys.argv[1], sys.argv[2]
 comm = MPI.COMM_WORLD

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
 MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
 if MPIEXEC is None:  # pragma: no cover - depends on the machine
     pytest.skip("no mpiexec on PATH (pip install mpich)", allow_module_level=True)
@@ -32,8 +34,6 @@ import json, math, sys
 import numpy as np
 from mpi4py import MPI
 from gdfast.distributed import adaptive_revision, adaptive_revision_state, generated, train
-
-pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
 
 case, out = sys.argv[1], sys.argv[2]
 options = json.loads(sys.argv[3])

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("mpi4py")
+
+pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
 MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirname(sys.executable))
 if MPIEXEC is None:  # pragma: no cover - depends on the machine
     pytest.skip("no mpiexec on PATH (pip install mpich)", allow_module_level=True)
 
 from gdfast.distributed import generated  # noqa: E402
 from test_distributed_failures import rank_pid  # noqa: E402
-
-pytestmark = pytest.mark.mpi  # starts MPI processes: -m "not mpi" leaves them out
 
 TIMEOUT = 60
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
