@@ -44,9 +44,10 @@ def test_roofline_kernel_adds_the_gradient_everywhere():
     np.testing.assert_array_equal(states[1][1], 2.0)
 
 
-def test_run_reports_every_backend_with_consistent_figures():
-    result = bench.run(
-        ["Adam", "SGD"],
+def tiny_run(rules):
+    """One round of `rules`, float32, at 1e3 and the 200-tensor model, 1 thread, no torch."""
+    return bench.run(
+        rules,
         ["float32"],
         [1000, bench.MODEL],
         [1],
@@ -55,6 +56,10 @@ def test_run_reports_every_backend_with_consistent_figures():
         with_torch=False,
         progress=False,
     )
+
+
+def test_run_reports_every_backend_with_consistent_figures():
+    result = tiny_run(["Adam", "SGD"])
     assert {"cpu", "gdfast", "numpy", "kernel_isa"} <= set(result["header"])
     rows = result["rows"]
     assert {row["backend"] for row in rows} == {"gdfast", "roofline", "reference"}
@@ -81,16 +86,7 @@ def test_run_reports_every_backend_with_consistent_figures():
 def test_table_columns_are_aligned_and_separated():
     """Every cell sits under its title, two spaces at least from the next: no two columns
     run together, whatever a cell's width ("model 10.0M" next to "float32")."""
-    result = bench.run(
-        ["SGD"],
-        ["float32"],
-        [1000, bench.MODEL],
-        [1],
-        rounds=1,
-        seconds_per_timing=0.001,
-        with_torch=False,
-        progress=False,
-    )
+    result = tiny_run(["SGD"])
     lines = bench.format_table(result).splitlines()
     at = next(i for i, text in enumerate(lines) if text.startswith("rule"))
     title, dashes, rows = lines[at], lines[at + 1], lines[at + 2 : at + 4]
