@@ -53,7 +53,7 @@ from __future__ import annotations
 import inspect
 import math
 import operator
-from typing import Any, Callable, ClassVar, Iterable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import torch

@@ -14,7 +14,6 @@ By hand: ``python tests/test_fuzz_hogwild.py`` prints every case's outcome.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Callable
 
 import numpy as np
