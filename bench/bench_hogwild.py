@@ -26,6 +26,7 @@ threads per epoch: the work, stalls on shared cache lines included), the mean tr
 log-loss after each epoch.  It measures and reports,
 it never asserts.  `--json PATH` also writes every raw run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ import gdfast  # noqa: E402
 from gdfast import hogwild  # noqa: E402
 
 
-def hot_features(n_rows: int, n_features: int, nnz: int, seed: int = 0,
-                 dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+def hot_features(
+    n_rows: int, n_features: int, nnz: int, seed: int = 0, dtype=np.float32
+) -> tuple[sp.csr_matrix, np.ndarray]:
     rng = np.random.default_rng(seed)
     frequency = 1.0 / np.arange(1, n_features + 1) ** 1.1
     probability = frequency / frequency.sum()
@@ -61,56 +63,66 @@ def hot_features(n_rows: int, n_features: int, nnz: int, seed: int = 0,
     low, high = float(nnz), 50.0 * nnz
     for _ in range(50):
         middle = 0.5 * (low + high)
-        low, high = ((middle, high) if np.sum(-np.expm1(middle * np.log1p(-probability))) < nnz
-                     else (low, middle))
+        low, high = (
+            (middle, high)
+            if np.sum(-np.expm1(middle * np.log1p(-probability))) < nnz
+            else (low, middle)
+        )
     counts = np.maximum(1, rng.poisson(low, n_rows))
     features = np.searchsorted(cdf, rng.random(int(counts.sum())), side="right")
     features = np.minimum(features, n_features - 1)
     rng.shuffle(permutation := np.arange(n_features))  # frequent features spread over the vector
     features = permutation[features].astype(np.int32)
     rows = np.repeat(np.arange(n_rows, dtype=np.int64), counts)
-    X = sp.csr_matrix((np.ones(rows.shape[0], dtype=np.float64), (rows, features)),
-                      shape=(n_rows, n_features))
+    X = sp.csr_matrix(
+        (np.ones(rows.shape[0], dtype=np.float64), (rows, features)), shape=(n_rows, n_features)
+    )
     X.sum_duplicates()
     return tfidf_with_labels(X, rng, dtype)
 
 
-def by_row_share(n_rows: int, n_features: int, share: np.ndarray, seed: int = 0,
-                 dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+def by_row_share(
+    n_rows: int, n_features: int, share: np.ndarray, seed: int = 0, dtype=np.float32
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """Feature j in about share[j] of the rows (drawn independently), term counts 1 + Poisson(1)."""
     rng = np.random.default_rng(seed)
     per_feature = rng.binomial(n_rows, share)
     features = np.repeat(np.arange(n_features, dtype=np.int64), per_feature)
     rows = rng.integers(0, n_rows, features.shape[0])
     rng.shuffle(permutation := np.arange(n_features))  # frequent features spread over the vector
-    X = sp.csr_matrix((1.0 + rng.poisson(1.0, features.shape[0]), (rows, permutation[features])),
-                      shape=(n_rows, n_features))
+    X = sp.csr_matrix(
+        (1.0 + rng.poisson(1.0, features.shape[0]), (rows, permutation[features])),
+        shape=(n_rows, n_features),
+    )
     X.sum_duplicates()  # a repeated (row, feature) draw: a larger count
     return tfidf_with_labels(X, rng, dtype)
 
 
-def rcv1_profile(n_rows: int, n_features: int, nnz: int, seed: int = 0,
-                 dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
+def rcv1_profile(
+    n_rows: int, n_features: int, nnz: int, seed: int = 0, dtype=np.float32
+) -> tuple[sp.csr_matrix, np.ndarray]:
     rank = np.arange(1, n_features + 1, dtype=np.float64)
     low, high = 0.0, float(n_features)  # bisection on c: sum_j min(0.3, c / j) = nnz
     for _ in range(60):
         middle = 0.5 * (low + high)
-        low, high = ((middle, high) if np.minimum(0.3, middle / rank).sum() < nnz
-                     else (low, middle))
+        low, high = (middle, high) if np.minimum(0.3, middle / rank).sum() < nnz else (low, middle)
     return by_row_share(n_rows, n_features, np.minimum(0.3, low / rank), seed, dtype)
 
 
-def uniform(n_rows: int, n_features: int, nnz: int, seed: int = 0,
-            dtype=np.float32) -> tuple[sp.csr_matrix, np.ndarray]:
-    return by_row_share(n_rows, n_features, np.full(n_features, min(1.0, nnz / n_features)),
-                        seed, dtype)
+def uniform(
+    n_rows: int, n_features: int, nnz: int, seed: int = 0, dtype=np.float32
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    return by_row_share(
+        n_rows, n_features, np.full(n_features, min(1.0, nnz / n_features)), seed, dtype
+    )
 
 
 DATA = {"rcv1": rcv1_profile, "hot": hot_features, "uniform": uniform}
 
 
-def tfidf_with_labels(X: sp.csr_matrix, rng: np.random.Generator,
-                      dtype) -> tuple[sp.csr_matrix, np.ndarray]:
+def tfidf_with_labels(
+    X: sp.csr_matrix, rng: np.random.Generator, dtype
+) -> tuple[sp.csr_matrix, np.ndarray]:
     """log(1 + count) * idf, rows L2-normalized; labels from a random linear score + noise."""
     n_rows, n_features = X.shape
     document_frequency = np.bincount(X.indices, minlength=n_features)
@@ -129,18 +141,32 @@ def mean_log_loss(margin: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.logaddexp(0.0, -y * margin)))
 
 
-def run_gdfast(X, y, rule: str, mode: str, threads: int, epochs: int, lr: float,
-               decay: float) -> dict:
-    model = hogwild.fit_linear(X, y, loss="logistic", rule=rule, lr=lr, decay=decay,
-                               epochs=epochs, mode=mode, n_threads=threads, seed=1)
-    return {"seconds": [h["seconds"] for h in model.history],
-            "cpu_seconds": [h["cpu_seconds"] for h in model.history],
-            "loss": [h["loss"] for h in model.history],
-            "accuracy": float(np.mean(np.sign(model.decision_function(X)) == y))}
+def run_gdfast(
+    X, y, rule: str, mode: str, threads: int, epochs: int, lr: float, decay: float
+) -> dict:
+    model = hogwild.fit_linear(
+        X,
+        y,
+        loss="logistic",
+        rule=rule,
+        lr=lr,
+        decay=decay,
+        epochs=epochs,
+        mode=mode,
+        n_threads=threads,
+        seed=1,
+    )
+    return {
+        "seconds": [h["seconds"] for h in model.history],
+        "cpu_seconds": [h["cpu_seconds"] for h in model.history],
+        "loss": [h["loss"] for h in model.history],
+        "accuracy": float(np.mean(np.sign(model.decision_function(X)) == y)),
+    }
 
 
 def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
     from sklearn.linear_model import SGDClassifier
+
     classifier = SGDClassifier(loss="log_loss", alpha=alpha, random_state=1)
     seconds, cpu_seconds, loss = [], [], []
     for _ in range(epochs):
@@ -149,51 +175,77 @@ def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
         seconds.append(time.perf_counter() - start)
         cpu_seconds.append(time.process_time() - start_cpu)
         loss.append(mean_log_loss(classifier.decision_function(X64), y))
-    return {"seconds": seconds, "cpu_seconds": cpu_seconds, "loss": loss,
-            "accuracy": float(classifier.score(X64, y))}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "loss": loss,
+        "accuracy": float(classifier.score(X64, y)),
+    }
 
 
 def run_sklearn_fit(X64, y, epochs: int, alpha: float) -> dict:
     """One fit of `epochs` epochs (no per-call validation): time only, seconds per epoch."""
     from sklearn.linear_model import SGDClassifier
-    classifier = SGDClassifier(loss="log_loss", alpha=alpha, max_iter=epochs, tol=None,
-                               random_state=1)
+
+    classifier = SGDClassifier(
+        loss="log_loss", alpha=alpha, max_iter=epochs, tol=None, random_state=1
+    )
     start, start_cpu = time.perf_counter(), time.process_time()
     classifier.fit(X64, y)
     seconds = (time.perf_counter() - start) / epochs
     cpu_seconds = (time.process_time() - start_cpu) / epochs
     final = mean_log_loss(classifier.decision_function(X64), y)
-    return {"seconds": [seconds] * epochs, "cpu_seconds": [cpu_seconds] * epochs,
-            "loss": [math.nan] * (epochs - 1) + [final],
-            "accuracy": float(classifier.score(X64, y))}
+    return {
+        "seconds": [seconds] * epochs,
+        "cpu_seconds": [cpu_seconds] * epochs,
+        "loss": [math.nan] * (epochs - 1) + [final],
+        "accuracy": float(classifier.score(X64, y)),
+    }
 
 
 def bench_mf(args) -> None:
     """Matrix factorization: serial, locked, hogwild on ratings of a noisy low-rank matrix."""
     rng = np.random.default_rng(0)
     n_users, n_items, rank, n = 6_000, 4_000, 10, args.ratings
-    left = rng.standard_normal((n_users, rank)) / rank ** 0.25
-    right = rng.standard_normal((n_items, rank)) / rank ** 0.25
+    left = rng.standard_normal((n_users, rank)) / rank**0.25
+    right = rng.standard_normal((n_items, rank)) / rank**0.25
     users = rng.integers(0, n_users, n)
     items = np.minimum(rng.zipf(1.3, n) - 1, n_items - 1)  # popular items are rated more
     ratings = np.einsum("nk,nk->n", left[users], right[items]) + 0.1 * rng.standard_normal(n)
-    print(f"MF: {n} ratings, {n_users} users x {n_items} items, rank {rank}, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"MF: {n} ratings, {n_users} users x {n_items} items, rank {rank}, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for rule, lr in (("sgd", 0.02), ("adagrad", 0.1)):
         for mode, threads in (("serial", 1), ("locked", 2), ("hogwild", 1), ("hogwild", 2)):
             times, cpus, rmse = [], [], []
             for _ in range(args.repeats):
-                model = hogwild.fit_mf(users, items, ratings, n_users=n_users, n_items=n_items,
-                                       rank=rank, rule=rule, lr=lr, l2=1e-3,
-                                       epochs=args.epochs, mode=mode, n_threads=threads,
-                                       dtype=np.float32, init_scale=0.5)
+                model = hogwild.fit_mf(
+                    users,
+                    items,
+                    ratings,
+                    n_users=n_users,
+                    n_items=n_items,
+                    rank=rank,
+                    rule=rule,
+                    lr=lr,
+                    l2=1e-3,
+                    epochs=args.epochs,
+                    mode=mode,
+                    n_threads=threads,
+                    dtype=np.float32,
+                    init_scale=0.5,
+                )
                 times += [h["seconds"] for h in model.history]
                 cpus += [h["cpu_seconds"] / h["seconds"] for h in model.history]
                 rmse.append(model.history[-1]["rmse"])
             per_epoch = statistics.median(times)
-            print(f"  {rule:8s} {mode:8s} T={threads}: {per_epoch:.3f} s/epoch, "
-                  f"{n / per_epoch / 1e6:.2f} M updates/s, CPUs {statistics.median(cpus):.2f}, "
-                  f"final RMSE {statistics.median(rmse):.4f}", flush=True)
+            print(
+                f"  {rule:8s} {mode:8s} T={threads}: {per_epoch:.3f} s/epoch, "
+                f"{n / per_epoch / 1e6:.2f} M updates/s, CPUs {statistics.median(cpus):.2f}, "
+                f"final RMSE {statistics.median(rmse):.4f}",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,11 +260,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sgd-lr", type=float, default=2.0)
     parser.add_argument("--sgd-decay", type=float, default=0.5)
     parser.add_argument("--adagrad-lr", type=float, default=2.0)
-    parser.add_argument("--alpha", type=float, default=1e-6,
-                        help="SGDClassifier's alpha (its L2; gdfast runs with l2=0)")
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=1e-6,
+        help="SGDClassifier's alpha (its L2; gdfast runs with l2=0)",
+    )
     parser.add_argument("--json", help="write every run here")
-    parser.add_argument("--mf", action="store_true",
-                        help="measure matrix factorization (fit_mf) instead")
+    parser.add_argument(
+        "--mf", action="store_true", help="measure matrix factorization (fit_mf) instead"
+    )
     parser.add_argument("--ratings", type=int, default=2_000_000, help="with --mf")
     args = parser.parse_args(argv)
     if args.mf:
@@ -223,25 +280,42 @@ def main(argv: list[str] | None = None) -> None:
     X, y = DATA[args.data](args.rows, args.features, args.nnz, dtype=np.dtype(args.dtype))
     X64 = X.astype(np.float64)  # SGDClassifier trains in float64 only
     share = np.bincount(X.indices, minlength=X.shape[1]) / X.shape[0]
-    print(f"data {args.data}: {X.shape[0]} x {X.shape[1]}, {X.nnz / X.shape[0]:.1f} nnz/row, "
-          f"{args.dtype}; most frequent feature in {share.max():.0%} of rows, "
-          f"{np.mean(share < 1e-3):.0%} of features in < 0.1% of rows; "
-          f"positives {np.mean(y > 0):.0%}; built in {time.perf_counter() - start:.1f} s")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
-          f"gdfast threads {gdfast.get_num_threads()}, hogwild OpenMP "
-          f"{hogwild.openmp_enabled()}, python {sys.version.split()[0]}, load average "
-          f"{os.getloadavg()[0]:.1f} (other work on the machine slows threads down), "
-          f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+    print(
+        f"data {args.data}: {X.shape[0]} x {X.shape[1]}, {X.nnz / X.shape[0]:.1f} nnz/row, "
+        f"{args.dtype}; most frequent feature in {share.max():.0%} of rows, "
+        f"{np.mean(share < 1e-3):.0%} of features in < 0.1% of rows; "
+        f"positives {np.mean(y > 0):.0%}; built in {time.perf_counter() - start:.1f} s"
+    )
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cpus, "
+        f"gdfast threads {gdfast.get_num_threads()}, hogwild OpenMP "
+        f"{hogwild.openmp_enabled()}, python {sys.version.split()[0]}, load average "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine slows threads down), "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
+    )
 
     configs = []
     for rule in ("sgd", "adagrad"):
-        for mode, threads in (("serial", 1), ("locked", 1), ("locked", 2), ("hogwild", 1),
-                              ("hogwild", 2)):
+        for mode, threads in (
+            ("serial", 1),
+            ("locked", 1),
+            ("locked", 2),
+            ("hogwild", 1),
+            ("hogwild", 2),
+        ):
             configs.append((f"{rule:8s} {mode:8s} T={threads}", "gdfast", rule, mode, threads))
-    configs.append((f"sklearn SGDClassifier(log_loss, alpha={args.alpha:g}) partial_fit",
-                    "sklearn", None, None, 1))
-    configs.append((f"sklearn SGDClassifier(log_loss, alpha={args.alpha:g}) fit", "sklearn-fit",
-                    None, None, 1))
+    configs.append(
+        (
+            f"sklearn SGDClassifier(log_loss, alpha={args.alpha:g}) partial_fit",
+            "sklearn",
+            None,
+            None,
+            1,
+        )
+    )
+    configs.append(
+        (f"sklearn SGDClassifier(log_loss, alpha={args.alpha:g}) fit", "sklearn-fit", None, None, 1)
+    )
     runs: dict[str, list[dict]] = {name: [] for name, *_ in configs}
     for repeat in range(args.repeats):
         for name, kind, rule, mode, threads in configs:  # interleaved: drift hits all alike
@@ -254,21 +328,30 @@ def main(argv: list[str] | None = None) -> None:
                 decay = args.sgd_decay if rule == "sgd" else 1.0
                 result = run_gdfast(X, y, rule, mode, threads, args.epochs, lr, decay)
             runs[name].append(result)
-            print(f"  repeat {repeat + 1}: {name}: {sum(result['seconds']):.2f} s, "
-                  f"final loss {result['loss'][-1]:.5f}", flush=True)
+            print(
+                f"  repeat {repeat + 1}: {name}: {sum(result['seconds']):.2f} s, "
+                f"final loss {result['loss'][-1]:.5f}",
+                flush=True,
+            )
 
-    print(f"\nmedians over {args.repeats} interleaved repeats, {args.epochs} epochs, "
-          f"{X.shape[0]} updates per epoch; load average now {os.getloadavg()[0]:.1f}")
-    print(f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s} {'CPU-s':>6s} "
-          f"{'acc':>6s}  loss after each epoch")
+    print(
+        f"\nmedians over {args.repeats} interleaved repeats, {args.epochs} epochs, "
+        f"{X.shape[0]} updates per epoch; load average now {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"{'configuration':52s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s} {'CPU-s':>6s} "
+        f"{'acc':>6s}  loss after each epoch"
+    )
     serial_seconds = {}
     for name, *_ in configs:
         per_epoch = statistics.median(s for run in runs[name] for s in run["seconds"])
-        cpus = statistics.median(c / s for run in runs[name]
-                                 for c, s in zip(run["cpu_seconds"], run["seconds"]))
+        cpus = statistics.median(
+            c / s for run in runs[name] for c, s in zip(run["cpu_seconds"], run["seconds"])
+        )
         cpu_seconds = statistics.median(c for run in runs[name] for c in run["cpu_seconds"])
-        losses = [statistics.median(run["loss"][e] for run in runs[name])
-                  for e in range(args.epochs)]
+        losses = [
+            statistics.median(run["loss"][e] for run in runs[name]) for e in range(args.epochs)
+        ]
         if "serial" in name:
             serial_seconds[name.split()[0]] = per_epoch
         speedup = ""
@@ -276,9 +359,12 @@ def main(argv: list[str] | None = None) -> None:
         if rule in serial_seconds and "serial" not in name:
             speedup = f"  ({serial_seconds[rule] / per_epoch:.2f}x serial)"
         accuracy = statistics.median(run["accuracy"] for run in runs[name])
-        print(f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f} {cpus:5.2f} "
-              f"{cpu_seconds:6.3f} {accuracy:6.4f}  "
-              + " ".join(f"{value:.5f}" for value in losses) + speedup)
+        print(
+            f"{name:52s} {per_epoch:8.3f} {X.shape[0] / per_epoch / 1e6:8.2f} {cpus:5.2f} "
+            f"{cpu_seconds:6.3f} {accuracy:6.4f}  "
+            + " ".join(f"{value:.5f}" for value in losses)
+            + speedup
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "runs": runs}, f, indent=1)

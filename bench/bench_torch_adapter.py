@@ -24,6 +24,7 @@ before every step, as the default zero_grad() and backward() make them; the swap
 timed).  Reports the median time per step and the ratio to torch's best variant.
 Measures and reports; asserts nothing about speed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,7 +45,7 @@ def make_params(total: int, tensors: int = 200) -> list[torch.nn.Parameter]:
     params = [torch.nn.Parameter(torch.randn(size, generator=generator)) for _ in range(tensors)]
     for p in params:
         p.grad = torch.randn(size, generator=generator) * 1e-3
-        p.spare_grad = p.grad.clone()      # the other set of gradient tensors ("fresh")
+        p.spare_grad = p.grad.clone()  # the other set of gradient tensors ("fresh")
     return params
 
 
@@ -57,13 +58,16 @@ def swap_gradients(optimizer: torch.optim.Optimizer) -> None:
 def variants(rule: str, total: int) -> dict[str, torch.optim.Optimizer]:
     """Every implementation of `rule`, each on its own copy of the parameters."""
     made = {}
-    for label, options in (("torch fused", {"fused": True}), ("torch foreach", {"foreach": True}),
-                           ("torch for-loop", {"foreach": False})):
+    for label, options in (
+        ("torch fused", {"fused": True}),
+        ("torch foreach", {"foreach": True}),
+        ("torch for-loop", {"foreach": False}),
+    ):
         try:
             made[label] = getattr(torch.optim, rule)(make_params(total), **options)
             made[label].step()
         except (RuntimeError, TypeError, ValueError):
-            made.pop(label, None)     # this rule has no such implementation on the CPU
+            made.pop(label, None)  # this rule has no such implementation on the CPU
     made["gdfast.torch"] = getattr(gt, rule)(make_params(total))
     return made
 
@@ -72,9 +76,9 @@ def measure(rule: str, total: int, repeats: int, steps: int, fresh: bool) -> dic
     optimizers = variants(rule, total)
     times: dict[str, list[float]] = {label: [] for label in optimizers}
     for optimizer in optimizers.values():
-        optimizer.step()                       # state created, caches warm
+        optimizer.step()  # state created, caches warm
     for _ in range(repeats):
-        for label, optimizer in optimizers.items():   # interleaved: same machine state
+        for label, optimizer in optimizers.items():  # interleaved: same machine state
             elapsed = 0.0
             for _ in range(steps):
                 if fresh:
@@ -89,6 +93,7 @@ def measure(rule: str, total: int, repeats: int, steps: int, fresh: bool) -> dic
 def measure_clip(total: int, repeats: int) -> None:
     """Adam step alone, with max_grad_norm (active: the norm is ~10x the limit), and torch's
     clip_grad_norm_ + Adam(foreach), interleaved."""
+
     def setup(label):
         params = make_params(total)
         if label == "gdfast step":
@@ -96,8 +101,11 @@ def measure_clip(total: int, repeats: int) -> None:
         if label == "gdfast clip+step":
             return params, gt.Adam(params, max_grad_norm=1e-3), None
         return params, torch.optim.Adam(params, foreach=True), 1e-3
-    runs = {label: setup(label) for label in ("gdfast step", "gdfast clip+step",
-                                              "torch clip_grad_norm_+step")}
+
+    runs = {
+        label: setup(label)
+        for label in ("gdfast step", "gdfast clip+step", "torch clip_grad_norm_+step")
+    }
     wall: dict[str, list[float]] = {label: [] for label in runs}
     cpu: dict[str, list[float]] = {label: [] for label in runs}
     for params, optimizer, clip in runs.values():
@@ -110,15 +118,18 @@ def measure_clip(total: int, repeats: int) -> None:
             optimizer.step()
             wall[label].append(time.perf_counter() - began)
             cpu[label].append(time.process_time() - began_cpu)
-            if clip is not None:       # undo the in-place scaling: same gradients each round
+            if clip is not None:  # undo the in-place scaling: same gradients each round
                 for p in params:
                     p.grad.copy_(p.spare_grad)
     base = statistics.median(wall["gdfast step"]), statistics.median(cpu["gdfast step"])
     for label in runs:
         w, c = statistics.median(wall[label]), statistics.median(cpu[label])
         tail = sorted(wall[label])[int(0.9 * (len(wall[label]) - 1))]
-        print(f"{total:>10,} {label:28s} wall {w * 1e3:8.2f} ms (p90 {tail * 1e3:8.2f}, "
-              f"x{w / base[0]:.3f})  cpu {c * 1e3:8.2f} ms (x{c / base[1]:.3f})", flush=True)
+        print(
+            f"{total:>10,} {label:28s} wall {w * 1e3:8.2f} ms (p90 {tail * 1e3:8.2f}, "
+            f"x{w / base[0]:.3f})  cpu {c * 1e3:8.2f} ms (x{c / base[1]:.3f})",
+            flush=True,
+        )
 
 
 BACKWARD_CHILD = r"""
@@ -165,27 +176,39 @@ def measure_step_in_backward(width: int, rounds: int = 3, iterations: int = 5) -
     import os
     import subprocess
     import sys
+
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    results: dict[str, list[tuple[float, float]]] = {"backward-then-step": [],
-                                                     "step-in-backward": []}
+    results: dict[str, list[tuple[float, float]]] = {
+        "backward-then-step": [],
+        "step-in-backward": [],
+    }
     for _ in range(rounds):
         for mode in results:
-            out = subprocess.run([sys.executable, "-c", BACKWARD_CHILD, mode, str(width),
-                                  str(iterations)], env=env, check=True, capture_output=True,
-                                 text=True).stdout.split()
+            out = subprocess.run(
+                [sys.executable, "-c", BACKWARD_CHILD, mode, str(width), str(iterations)],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.split()
             params = int(out[0])
             results[mode].append((float(out[1]), float(out[2])))
-    print(f"MLP 3 x {width}x{width}: {params:,} parameters (float32), AdamW, "
-          f"max_grad_norm=1.0, 1 thread; medians over {rounds} processes x {iterations} "
-          "iterations")
+    print(
+        f"MLP 3 x {width}x{width}: {params:,} parameters (float32), AdamW, "
+        f"max_grad_norm=1.0, 1 thread; medians over {rounds} processes x {iterations} "
+        "iterations"
+    )
     summary = {}
     for mode, values in results.items():
         peak = statistics.median(v[0] for v in values)
         seconds = statistics.median(v[1] for v in values)
         summary[mode] = peak, seconds
-        print(f"  {mode:20s} peak memory above start {peak / 2**20:8.1f} MiB   "
-              f"time/iteration {seconds * 1e3:8.1f} ms   (per process: "
-              + ", ".join(f"{v[0] / 2**20:.0f} MiB {v[1] * 1e3:.0f} ms" for v in values) + ")")
+        print(
+            f"  {mode:20s} peak memory above start {peak / 2**20:8.1f} MiB   "
+            f"time/iteration {seconds * 1e3:8.1f} ms   (per process: "
+            + ", ".join(f"{v[0] / 2**20:.0f} MiB {v[1] * 1e3:.0f} ms" for v in values)
+            + ")"
+        )
     (p0, t0), (p1, t1) = summary["backward-then-step"], summary["step-in-backward"]
     print(f"  step-in-backward: {100 * (1 - p1 / p0):.1f}% less peak memory, time x{t1 / t0:.3f}")
 
@@ -199,13 +222,19 @@ def measure_clip_lag(iterations: int = 300, max_grad_norm: float = 0.02) -> None
     curves = {}
     for mode in ("exact (backward, then clipped step)", "step_in_backward (previous norm)"):
         torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.GELU(),
-                                    torch.nn.Linear(256, 256), torch.nn.GELU(),
-                                    torch.nn.Linear(256, 8))
-        make = lambda ps: gt.AdamW(ps, lr=3e-3)    # noqa: E731
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, 256),
+            torch.nn.GELU(),
+            torch.nn.Linear(256, 256),
+            torch.nn.GELU(),
+            torch.nn.Linear(256, 8),
+        )
+        make = lambda ps: gt.AdamW(ps, lr=3e-3)  # noqa: E731
         if mode.startswith("exact"):
-            optimizer, run = gt.AdamW(model.parameters(), lr=3e-3,
-                                      max_grad_norm=max_grad_norm), None
+            optimizer, run = (
+                gt.AdamW(model.parameters(), lr=3e-3, max_grad_norm=max_grad_norm),
+                None,
+            )
         else:
             optimizer, run = None, gt.step_in_backward(model, make, max_grad_norm=max_grad_norm)
         losses, clipped = [], 0
@@ -220,12 +249,16 @@ def measure_clip_lag(iterations: int = 300, max_grad_norm: float = 0.02) -> None
             clipped += norm > max_grad_norm
             losses.append(loss.item())
         curves[mode] = losses, clipped
-    print(f"clipping at max_grad_norm={max_grad_norm}: MLP 64-256-256-8, AdamW lr 3e-3, "
-          f"{iterations} iterations of 128 generated samples; mean loss over windows")
+    print(
+        f"clipping at max_grad_norm={max_grad_norm}: MLP 64-256-256-8, AdamW lr 3e-3, "
+        f"{iterations} iterations of 128 generated samples; mean loss over windows"
+    )
     for mode, (losses, clipped) in curves.items():
-        windows = [statistics.mean(losses[k:k + 50]) for k in range(0, len(losses), 50)]
-        print(f"  {mode:38s} clipped {clipped:3d}/{iterations}  "
-              + "  ".join(f"{w:.5f}" for w in windows))
+        windows = [statistics.mean(losses[k : k + 50]) for k in range(0, len(losses), 50)]
+        print(
+            f"  {mode:38s} clipped {clipped:3d}/{iterations}  "
+            + "  ".join(f"{w:.5f}" for w in windows)
+        )
 
 
 def main() -> None:
@@ -237,8 +270,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rules", nargs="+", default=RULES)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--gradients", choices=["kept", "fresh"], nargs="+",
-                        default=["kept", "fresh"])
+    parser.add_argument(
+        "--gradients", choices=["kept", "fresh"], nargs="+", default=["kept", "fresh"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     gdfast.set_num_threads(1)
@@ -252,18 +286,23 @@ def main() -> None:
         for total in args.sizes:
             measure_clip(total, args.repeats)
         return
-    print(f"torch {torch.__version__}, 1 thread, float32, 200 tensors, kernel ISA "
-          f"{gdfast.kernel_isa()}; median ms per step")
-    for total, mode, rule in ((t, m, r) for t in args.sizes for m in args.gradients
-                              for r in args.rules):
+    print(
+        f"torch {torch.__version__}, 1 thread, float32, 200 tensors, kernel ISA "
+        f"{gdfast.kernel_isa()}; median ms per step"
+    )
+    for total, mode, rule in (
+        (t, m, r) for t in args.sizes for m in args.gradients for r in args.rules
+    ):
         steps = 10 if total <= 2_000_000 else 2
         result = measure(rule, total, args.repeats, steps, mode == "fresh")
-        best_label = min((label for label in result if label != "gdfast.torch"),
-                         key=result.get)
+        best_label = min((label for label in result if label != "gdfast.torch"), key=result.get)
         ours = result["gdfast.torch"]
         cells = "  ".join(f"{label} {ms * 1e3:7.3f}" for label, ms in result.items())
-        print(f"{total:>10,} {mode:5s} {rule:9s} {cells}  | vs {best_label}: "
-              f"{result[best_label] / ours:4.2f}x", flush=True)
+        print(
+            f"{total:>10,} {mode:5s} {rule:9s} {cells}  | vs {best_label}: "
+            f"{result[best_label] / ours:4.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

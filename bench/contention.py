@@ -21,6 +21,7 @@ condition is printed: other programs on the machine change every figure.
 
 It measures and reports; it asserts nothing about timings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,10 +39,12 @@ import numpy as np
 import gdfast
 from gdfast import _kernels
 
-HOG = ("import sys, time\n"
-       "end = time.monotonic() + float(sys.argv[1])\n"
-       "while time.monotonic() < end:\n"
-       "    pass\n")
+HOG = (
+    "import sys, time\n"
+    "end = time.monotonic() + float(sys.argv[1])\n"
+    "while time.monotonic() < end:\n"
+    "    pass\n"
+)
 
 
 class Hogs:
@@ -53,9 +56,12 @@ class Hogs:
     def __enter__(self) -> "Hogs":
         atexit.register(self.stop)
         for _ in range(self.count):
-            self.processes.append(subprocess.Popen(
-                [sys.executable, "-c", HOG, str(self.seconds)], start_new_session=True))
-        time.sleep(0.2)   # let them reach their loop
+            self.processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", HOG, str(self.seconds)], start_new_session=True
+                )
+            )
+        time.sleep(0.2)  # let them reach their loop
         return self
 
     def stop(self) -> None:
@@ -93,7 +99,7 @@ def time_interleaved(step, thread_counts, seconds: float, rounds: int) -> dict:
     walls = {n: [] for n in thread_counts}
     cpu = {n: 0.0 for n in thread_counts}
     alone = {n: 0 for n in thread_counts}
-    for n in thread_counts:   # warm up: pages touched, helper threads started
+    for n in thread_counts:  # warm up: pages touched, helper threads started
         with gdfast.threads(n):
             step()
             step()
@@ -112,11 +118,16 @@ def time_interleaved(step, thread_counts, seconds: float, rounds: int) -> dict:
                         break
                 cpu[n] += cpu_seconds() - cpu_began
                 alone[n] += _kernels.thread_stats()["backed_off"] - backed_off
-    return {n: {"median_s": statistics.median(walls[n]),
-                "p99_s": float(np.percentile(walls[n], 99)),
-                "cpu_per_step_s": cpu[n] / len(walls[n]),
-                "backed_off_share": alone[n] / len(walls[n]),
-                "steps": len(walls[n])} for n in thread_counts}
+    return {
+        n: {
+            "median_s": statistics.median(walls[n]),
+            "p99_s": float(np.percentile(walls[n], 99)),
+            "cpu_per_step_s": cpu[n] / len(walls[n]),
+            "backed_off_share": alone[n] / len(walls[n]),
+            "steps": len(walls[n]),
+        }
+        for n in thread_counts
+    }
 
 
 def format_time(seconds: float) -> str:
@@ -126,21 +137,34 @@ def format_time(seconds: float) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=lambda s: [int(float(x)) for x in s.split(",")],
-                        default=[1000, 10_000, 70_000, 200_000, 1_000_000, 10_000_000],
-                        help="comma-separated parameter counts (default 1e3,1e4,7e4,2e5,1e6,1e7)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: [int(float(x)) for x in s.split(",")],
+        default=[1000, 10_000, 70_000, 200_000, 1_000_000, 10_000_000],
+        help="comma-separated parameter counts (default 1e3,1e4,7e4,2e5,1e6,1e7)",
+    )
     parser.add_argument("--huge", action="store_true", help="add 1e8 (needs ~1.6 GB for float32)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    parser.add_argument("--threads", type=int, default=None,
-                        help="the thread count compared with one (default: gdfast's default, "
-                             f"{gdfast.get_num_threads()} here)")
-    parser.add_argument("--seconds", type=float, default=2.0,
-                        help="timing budget per size, thread count and condition (default 2)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="the thread count compared with one (default: gdfast's default, "
+        f"{gdfast.get_num_threads()} here)",
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=2.0,
+        help="timing budget per size, thread count and condition (default 2)",
+    )
     parser.add_argument("--rounds", type=int, default=8, help="interleaving rounds (default 8)")
-    parser.add_argument("--conditions", default="as-is,hogs",
-                        help="comma-separated: as-is, hogs (default both)")
+    parser.add_argument(
+        "--conditions", default="as-is,hogs", help="comma-separated: as-is, hogs (default both)"
+    )
     parser.add_argument("--no-roofline", action="store_true", help="skip the roofline columns")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -153,41 +177,58 @@ def main(argv=None) -> None:
     unknown = set(conditions) - {"as-is", "hogs"}
     if unknown:
         parser.error(f"--conditions: unknown {sorted(unknown)}; expected as-is and/or hogs")
-    print(f"gdfast {gdfast.__version__}  kernel_isa={gdfast.kernel_isa()}  cpus={cpus}  "
-          f"threads: 1 vs {default}  Adam {args.dtype}, one step per sample, "
-          f"{args.seconds:g} s per cell")
+    print(
+        f"gdfast {gdfast.__version__}  kernel_isa={gdfast.kernel_isa()}  cpus={cpus}  "
+        f"threads: 1 vs {default}  Adam {args.dtype}, one step per sample, "
+        f"{args.seconds:g} s per cell"
+    )
     results = []
     for condition in conditions:
         hogs = cpus - 1 if condition == "hogs" else 0
         bound = len(sizes) * (args.seconds * len(counts) * 2 + 10) + 30
         with Hogs(hogs, bound):
             load = os.getloadavg()
-            print(f"\n## {condition}: {hogs} busy-loop process(es); load average "
-                  f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start")
-            head = (f"{'size':>11} | {'median 1T':>11} {'median dflt':>11} {'ratio':>6} | "
-                    f"{'p99 1T':>11} {'p99 dflt':>11} {'ratio':>6} | "
-                    f"{'cpu/step 1T':>11} {'dflt':>11} {'alone':>6}")
+            print(
+                f"\n## {condition}: {hogs} busy-loop process(es); load average "
+                f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start"
+            )
+            head = (
+                f"{'size':>11} | {'median 1T':>11} {'median dflt':>11} {'ratio':>6} | "
+                f"{'p99 1T':>11} {'p99 dflt':>11} {'ratio':>6} | "
+                f"{'cpu/step 1T':>11} {'dflt':>11} {'alone':>6}"
+            )
             if condition == "as-is" and not args.no_roofline:
                 head += f" | {'roofline median ratio':>21}"
             print(head)
             for size in sizes:
-                timing = time_interleaved(adam_step(size, args.dtype), counts,
-                                          args.seconds, args.rounds)
+                timing = time_interleaved(
+                    adam_step(size, args.dtype), counts, args.seconds, args.rounds
+                )
                 one, other = timing[1], timing[default]
-                row = {"condition": condition, "hogs": hogs, "load_average": load,
-                       "size": size, "dtype": args.dtype, "threads": default,
-                       "one_thread": one, "default": other}
-                line = (f"{size:>11,} | {format_time(one['median_s'])} "
-                        f"{format_time(other['median_s'])} "
-                        f"{other['median_s'] / one['median_s']:6.2f} | "
-                        f"{format_time(one['p99_s'])} {format_time(other['p99_s'])} "
-                        f"{other['p99_s'] / one['p99_s']:6.2f} | "
-                        f"{format_time(one['cpu_per_step_s'])} "
-                        f"{format_time(other['cpu_per_step_s'])} "
-                        f"{other['backed_off_share']:6.0%}")
+                row = {
+                    "condition": condition,
+                    "hogs": hogs,
+                    "load_average": load,
+                    "size": size,
+                    "dtype": args.dtype,
+                    "threads": default,
+                    "one_thread": one,
+                    "default": other,
+                }
+                line = (
+                    f"{size:>11,} | {format_time(one['median_s'])} "
+                    f"{format_time(other['median_s'])} "
+                    f"{other['median_s'] / one['median_s']:6.2f} | "
+                    f"{format_time(one['p99_s'])} {format_time(other['p99_s'])} "
+                    f"{other['p99_s'] / one['p99_s']:6.2f} | "
+                    f"{format_time(one['cpu_per_step_s'])} "
+                    f"{format_time(other['cpu_per_step_s'])} "
+                    f"{other['backed_off_share']:6.0%}"
+                )
                 if condition == "as-is" and not args.no_roofline and default != 1:
-                    roof = time_interleaved(roofline_step(size, args.dtype), counts,
-                                            args.seconds / 2, args.rounds)
+                    roof = time_interleaved(
+                        roofline_step(size, args.dtype), counts, args.seconds / 2, args.rounds
+                    )
                     row["roofline"] = roof
                     line += f" | {roof[default]['median_s'] / roof[1]['median_s']:21.2f}"
                 print(line, flush=True)

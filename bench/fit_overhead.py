@@ -12,6 +12,7 @@ are too small for the kernels to start threads.
 
     python bench/fit_overhead.py [--steps 100000] [--batch-size 32] [--repeats 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,8 +28,14 @@ from gdfast.training import fit
 clock = time.thread_time
 
 
-def measure(steps: int, batch_size: int, repeats: int, shuffle: bool, progress: bool,
-            steps_per_epoch: int = 1000) -> dict:
+def measure(
+    steps: int,
+    batch_size: int,
+    repeats: int,
+    shuffle: bool,
+    progress: bool,
+    steps_per_epoch: int = 1000,
+) -> dict:
     rng = np.random.default_rng(0)
     if steps % steps_per_epoch:
         raise SystemExit(f"--steps must be a multiple of {steps_per_epoch}")
@@ -42,8 +49,9 @@ def measure(steps: int, batch_size: int, repeats: int, shuffle: bool, progress: 
     def objective(params, X_batch, y_batch):
         return 0.5, grads
 
-    batches = [(X[i:i + batch_size], y[i:i + batch_size])
-               for i in range(0, n, batch_size)] * epochs
+    batches = [
+        (X[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)
+    ] * epochs
     baseline, inside = [], []
     for _ in range(repeats):
         opt = gdfast.SGD([w], lr=1e-3)
@@ -55,18 +63,32 @@ def measure(steps: int, batch_size: int, repeats: int, shuffle: bool, progress: 
         opt = gdfast.SGD([w], lr=1e-3)
         began = clock()
         with open(os.devnull, "w") as sink:  # the bar's cost, not the terminal's
-            history = fit(objective, [w], X, y, opt, batch_size=batch_size, epochs=epochs,
-                          shuffle=shuffle, progress=progress, progress_file=sink)
+            history = fit(
+                objective,
+                [w],
+                X,
+                y,
+                opt,
+                batch_size=batch_size,
+                epochs=epochs,
+                shuffle=shuffle,
+                progress=progress,
+                progress_file=sink,
+            )
         inside.append(clock() - began)
         assert history.steps[-1] == steps
-    return {"steps": steps, "baseline_us": min(baseline) / steps * 1e6,
-            "fit_us": min(inside) / steps * 1e6,
-            "overhead_us": (min(inside) - min(baseline)) / steps * 1e6}
+    return {
+        "steps": steps,
+        "baseline_us": min(baseline) / steps * 1e6,
+        "fit_us": min(inside) / steps * 1e6,
+        "overhead_us": (min(inside) - min(baseline)) / steps * 1e6,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=7)
@@ -76,8 +98,10 @@ def main() -> None:
     for shuffle, progress in ((False, False), (True, False), (True, True)):
         row = measure(args.steps, args.batch_size, args.repeats, shuffle, progress)
         label = f"shuffle={shuffle}, progress={progress}"
-        print(f"{label:<28} {row['baseline_us']:>15.3f} {row['fit_us']:>9.3f} "
-              f"{row['overhead_us']:>9.3f}")
+        print(
+            f"{label:<28} {row['baseline_us']:>15.3f} {row['fit_us']:>9.3f} "
+            f"{row['overhead_us']:>9.3f}"
+        )
 
 
 if __name__ == "__main__":

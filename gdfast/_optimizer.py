@@ -25,6 +25,7 @@ reading or writing anything, so no update is lost silently and no state is read 
 written half-way.  Different optimizers step in parallel.  (A flag tested and set under
 the GIL, not a lock: a lock costs ~2,700 instructions a step, +28% on a small step.)
 """
+
 from __future__ import annotations
 
 import inspect
@@ -49,6 +50,7 @@ ROW_SPARSE_RULES = ("SGD", "Momentum", "Adagrad", "RMSprop", "Adam")
 class _CheckedRows:
     """A RowGrad that passed every check against its parameter: int64 indices (a copy)
     and C-contiguous values."""
+
     __slots__ = ("indices", "values")
 
     def __init__(self, indices: np.ndarray, values: np.ndarray):
@@ -72,14 +74,15 @@ class Hyperparameter:
 
     def __set__(self, optimizer: Any, value: Any) -> None:
         value = self.validate(self.name, value)
-        if hasattr(optimizer, "state"):   # constructed: the options must still fit together
+        if hasattr(optimizer, "state"):  # constructed: the options must still fit together
             candidate = {**optimizer._hyper, self.name: value}
             optimizer._check_hyper(candidate)
             if type(optimizer).state_layout(candidate) != optimizer.state_names:
                 raise ValueError(
                     f"{self.name}: cannot change to {value!r} after construction: it changes "
                     f"the state entries ({', '.join(optimizer.state_names)}); build a new "
-                    "optimizer")
+                    "optimizer"
+                )
         optimizer._hyper[self.name] = value
 
 
@@ -111,36 +114,41 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        declared = tuple(name for name, value in vars(cls).items()
-                         if isinstance(value, Hyperparameter))
+        declared = tuple(
+            name for name, value in vars(cls).items() if isinstance(value, Hyperparameter)
+        )
         if declared:
             cls.hyperparameter_names = declared
 
-    def __init__(self, params: ArrayOrArrays, convention: str = "paper",
-                 **hyperparameters: Any):
+    def __init__(self, params: ArrayOrArrays, convention: str = "paper", **hyperparameters: Any):
         self.convention = check.convention("convention", convention)
         preset = type(self).conventions.get(convention, {})
         self._single = isinstance(params, np.ndarray)
         self.params = self._check_params(params)
         # The dtypes of the parameters, each with the name of the first parameter of that dtype.
-        self._dtypes = {param.dtype: self._name("params", index)
-                        for index, param in reversed(list(enumerate(self.params)))}
+        self._dtypes = {
+            param.dtype: self._name("params", index)
+            for index, param in reversed(list(enumerate(self.params)))
+        }
         self._hyper: dict[str, Any] = {}
         for name in self.hyperparameter_names:
             value = hyperparameters[name]
             setattr(self, name, preset[name] if value is None and name in preset else value)
         self._check_hyper(self._hyper)
         self.state_names = type(self).state_layout(self._hyper)
-        self.state = {name: tuple(self._initial_state(name, p) for p in self.params)
-                      for name in self.state_names}
+        self.state = {
+            name: tuple(self._initial_state(name, p) for p in self.params)
+            for name in self.state_names
+        }
         self._steps = np.zeros(len(self.params), dtype=np.int64)
         # True while step, load_state_dict or state_dict runs (see _enter).
         self._busy = False
         self._param_list = list(self.params)
         self._state_lists = tuple(list(buffers) for buffers in self.state.values())
         # Memory of every buffer the kernels write, for the aliasing check of gradients.
-        self._owned = OwnedMemory((check.byte_span(array), label)
-                                  for label, array in self._labelled_buffers())
+        self._owned = OwnedMemory(
+            (check.byte_span(array), label) for label, array in self._labelled_buffers()
+        )
 
     # ----------------------------------------------------- options and state
     @classmethod
@@ -187,13 +195,15 @@ class Optimizer:
                     raise ValueError(
                         f"{label}: {value!r} is {rounded} in {dtype}, the dtype of "
                         f"{param_name}; expected a finite number{' > 0' if positive else ''} "
-                        f"in {dtype}")
+                        f"in {dtype}"
+                    )
             for description, (name, value) in self._largest_scalars(hyper).items():
                 if abs(value) >= overflow:
                     raise ValueError(
                         f"{name}: {description} = {value!r} overflows {dtype}, the dtype of "
                         f"{param_name} (the kernels compute it in that dtype); use a smaller "
-                        f"{name}")
+                        f"{name}"
+                    )
 
     # ------------------------------------------------------------------ checks
     def _name(self, what: str, index: int) -> str:
@@ -205,15 +215,18 @@ class Optimizer:
         elif isinstance(params, (list, tuple)):
             arrays = list(params)
         else:
-            raise TypeError("params: expected an ndarray or a list of ndarrays, "
-                            f"got {type(params).__name__}")
+            raise TypeError(
+                f"params: expected an ndarray or a list of ndarrays, got {type(params).__name__}"
+            )
         for index, array in enumerate(arrays):
             check.parameter(self._name("params", index), array)
         spans = sorted((check.byte_span(a), i) for i, a in enumerate(arrays) if a.nbytes)
         for (previous, first), (current, second) in zip(spans, spans[1:]):
             if check.spans_overlap(previous, current):
-                raise ValueError(f"params[{second}]: shares memory with params[{first}]; "
-                                 "each parameter must own its memory")
+                raise ValueError(
+                    f"params[{second}]: shares memory with params[{first}]; "
+                    "each parameter must own its memory"
+                )
         return tuple(arrays)
 
     def _labelled_buffers(self):
@@ -234,16 +247,22 @@ class Optimizer:
     def _check_rows(self, name: str, grad: RowGrad, param: np.ndarray) -> _CheckedRows:
         """Every check of a RowGrad entry against its parameter (gdfast.rows)."""
         if type(self)._row_core is None:
-            raise TypeError(f"{name}: {self.rule} does not take RowGrad (row-sparse) "
-                            f"gradients; the rules that do: {', '.join(ROW_SPARSE_RULES)}")
+            raise TypeError(
+                f"{name}: {self.rule} does not take RowGrad (row-sparse) "
+                f"gradients; the rules that do: {', '.join(ROW_SPARSE_RULES)}"
+            )
         if self._hyper.get("weight_decay", 0.0) != 0:
-            raise TypeError(f"{name}: {self.rule} with weight_decay="
-                            f"{self._hyper['weight_decay']!r} does not take RowGrad "
-                            "gradients (the decay has no lazy form: it would decay only the "
-                            "rows named); use weight_decay=0")
+            raise TypeError(
+                f"{name}: {self.rule} with weight_decay="
+                f"{self._hyper['weight_decay']!r} does not take RowGrad "
+                "gradients (the decay has no lazy form: it would decay only the "
+                "rows named); use weight_decay=0"
+            )
         if param.ndim != 2:
-            raise ValueError(f"{name}: a RowGrad needs a 2-D parameter (n_rows, dim); the "
-                             f"parameter has shape {param.shape}")
+            raise ValueError(
+                f"{name}: a RowGrad needs a 2-D parameter (n_rows, dim); the "
+                f"parameter has shape {param.shape}"
+            )
         # Copy first, then check the copy: the kernel reads the indices with the GIL released,
         # and another thread may change the caller's array at any time.
         indices, values = np.array(grad.indices, order="C"), grad.values
@@ -251,23 +270,31 @@ class Optimizer:
         if indices.size:
             low, high = int(indices.min()), int(indices.max())
             if low < 0:
-                raise ValueError(f"{name}.indices: negative index {low}; expected row "
-                                 f"numbers in [0, {n_rows})")
+                raise ValueError(
+                    f"{name}.indices: negative index {low}; expected row numbers in [0, {n_rows})"
+                )
             if high >= n_rows:
-                raise ValueError(f"{name}.indices: index {high} out of range for a parameter "
-                                 f"of {n_rows} rows")
+                raise ValueError(
+                    f"{name}.indices: index {high} out of range for a parameter of {n_rows} rows"
+                )
         if values.dtype != param.dtype:
-            raise TypeError(f"{name}.values: dtype {values.dtype} does not match the "
-                            f"parameter's dtype {param.dtype}")
+            raise TypeError(
+                f"{name}.values: dtype {values.dtype} does not match the "
+                f"parameter's dtype {param.dtype}"
+            )
         if values.shape != (indices.shape[0], dim):
-            raise ValueError(f"{name}.values: expected shape {(indices.shape[0], dim)} (one "
-                             f"row of the parameter's {dim} columns per index), got "
-                             f"{values.shape}")
+            raise ValueError(
+                f"{name}.values: expected shape {(indices.shape[0], dim)} (one "
+                f"row of the parameter's {dim} columns per index), got "
+                f"{values.shape}"
+            )
         check.float_array(f"{name}.values", values)
         aliased = self._aliased_buffer(values)
         if aliased is not None:
-            raise ValueError(f"{name}.values: shares memory with {aliased}, which the step "
-                             "writes; pass a gradient array of its own")
+            raise ValueError(
+                f"{name}.values: shares memory with {aliased}, which the step "
+                "writes; pass a gradient array of its own"
+            )
         # in range, so int64 holds every index exactly
         return _CheckedRows(indices.astype(np.int64, copy=False), np.ascontiguousarray(values))
 
@@ -277,11 +304,15 @@ class Optimizer:
         elif isinstance(grads, (list, tuple)):
             grads = list(grads)
         else:
-            raise TypeError("grads: expected an ndarray, a RowGrad, None, or a list of them "
-                            f"(one per parameter), got {type(grads).__name__}")
+            raise TypeError(
+                "grads: expected an ndarray, a RowGrad, None, or a list of them "
+                f"(one per parameter), got {type(grads).__name__}"
+            )
         if len(grads) != len(self.params):
-            raise ValueError(f"grads: expected {len(self.params)} gradient(s), one per "
-                             f"parameter (None to skip one), got {len(grads)}")
+            raise ValueError(
+                f"grads: expected {len(self.params)} gradient(s), one per "
+                f"parameter (None to skip one), got {len(grads)}"
+            )
         for index, (grad, param) in enumerate(zip(grads, self.params)):
             if grad is None:
                 continue
@@ -291,15 +322,19 @@ class Optimizer:
                 continue
             check.float_array(name, grad)
             if grad.dtype != param.dtype:
-                raise TypeError(f"{name}: dtype {grad.dtype} does not match the parameter's "
-                                f"dtype {param.dtype}")
+                raise TypeError(
+                    f"{name}: dtype {grad.dtype} does not match the parameter's dtype {param.dtype}"
+                )
             if grad.shape != param.shape:
-                raise ValueError(f"{name}: shape {grad.shape} does not match the parameter's "
-                                 f"shape {param.shape}")
+                raise ValueError(
+                    f"{name}: shape {grad.shape} does not match the parameter's shape {param.shape}"
+                )
             aliased = self._aliased_buffer(grad)
             if aliased is not None:
-                raise ValueError(f"{name}: shares memory with {aliased}, which the step "
-                                 "writes; pass a gradient array of its own")
+                raise ValueError(
+                    f"{name}: shares memory with {aliased}, which the step "
+                    "writes; pass a gradient array of its own"
+                )
             if not grad.flags.c_contiguous:
                 grads[index] = np.ascontiguousarray(grad)
         return grads
@@ -326,34 +361,43 @@ class Optimizer:
         if type(grads) is np.ndarray:
             grads = [grads]
         elif type(grads) is list or type(grads) is tuple:
-            grads = [*grads]   # our own list: the caller's may change while we step
+            grads = [*grads]  # our own list: the caller's may change while we step
         if self._busy:
             raise self._concurrent("step")
-        self._busy = True   # no eval-breaker check between the test and the set: atomic
+        self._busy = True  # no eval-breaker check between the test and the set: atomic
         try:
             verdict = type(grads) is list and gradients_fast_ok(grads, self.params, self._owned)
             if not verdict:
                 grads = self._check_grads(grads)  # every check, with messages; may copy
             if verdict == FAST_ALL:
-                count_step(self._steps)   # refuses, before writing, a count at MAX_STEPS
-                type(self)._core(self._param_list, grads, *self._state_lists, self._steps,
-                                 **self._hyper)
+                count_step(self._steps)  # refuses, before writing, a count at MAX_STEPS
+                type(self)._core(
+                    self._param_list, grads, *self._state_lists, self._steps, **self._hyper
+                )
                 return
             counted = [index for index, grad in enumerate(grads) if grad is not None]
             at_limit = [index for index in counted if self._steps[index] == MAX_STEPS]
             if at_limit:
-                raise ValueError(f"{self._name('params', at_limit[0])}: its step count is "
-                                 f"{MAX_STEPS}, the largest there is; this optimizer cannot step "
-                                 "it again (load a state with a smaller step count)")
+                raise ValueError(
+                    f"{self._name('params', at_limit[0])}: its step count is "
+                    f"{MAX_STEPS}, the largest there is; this optimizer cannot step "
+                    "it again (load a state with a smaller step count)"
+                )
             active = [index for index, grad in enumerate(grads) if isinstance(grad, np.ndarray)]
-            row_sparse = [index for index, grad in enumerate(grads)
-                          if isinstance(grad, _CheckedRows)]
+            row_sparse = [
+                index for index, grad in enumerate(grads) if isinstance(grad, _CheckedRows)
+            ]
             if row_sparse:
                 self._steps[row_sparse] += 1
                 for i in row_sparse:
-                    type(self)._row_core(self.params[i], grads[i].indices, grads[i].values,
-                                         *[buffers[i] for buffers in self._state_lists],
-                                         int(self._steps[i]), **self._hyper)
+                    type(self)._row_core(
+                        self.params[i],
+                        grads[i].indices,
+                        grads[i].values,
+                        *[buffers[i] for buffers in self._state_lists],
+                        int(self._steps[i]),
+                        **self._hyper,
+                    )
             if not active:
                 return
             self._steps[active] += 1
@@ -371,7 +415,8 @@ class Optimizer:
         return RuntimeError(
             f"{type(self).__name__}.{call}: this optimizer is busy in another thread (a step, "
             "load_state_dict or state_dict is running); an optimizer serves one thread at a "
-            "time: use one optimizer per thread, or a lock around its calls")
+            "time: use one optimizer per thread, or a lock around its calls"
+        )
 
     # ------------------------------------------------------------------ access
     @property
@@ -384,8 +429,11 @@ class Optimizer:
         named option only where it differs from SPEC.md's rule (`options` has them all;
         `state_dict()` keeps everything)."""
         spec = type(self).spec_options()
-        return {name: value for name, value in self._hyper.items()
-                if name not in spec or value != spec[name]}
+        return {
+            name: value
+            for name, value in self._hyper.items()
+            if name not in spec or value != spec[name]
+        }
 
     @property
     def options(self) -> dict[str, Any]:
@@ -396,14 +444,18 @@ class Optimizer:
     def spec_options(cls) -> dict[str, Any]:
         """The named options and their values in SPEC.md's rule (convention "paper")."""
         preset = cls.conventions.get("paper", {})
-        return {name: preset[name] if parameter.default is None else parameter.default
-                for name, parameter in inspect.signature(cls.__init__).parameters.items()
-                if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "convention"}
+        return {
+            name: preset[name] if parameter.default is None else parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "convention"
+        }
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{name}={value!r}" for name, value in self._hyper.items())
-        return (f"{type(self).__module__}.{type(self).__name__}({len(self.params)} parameter(s), "
-                f"{settings})")
+        return (
+            f"{type(self).__module__}.{type(self).__name__}({len(self.params)} parameter(s), "
+            f"{settings})"
+        )
 
     # -------------------------------------------------------------- state dict
     def state_dict(self) -> dict[str, Any]:
@@ -421,8 +473,10 @@ class Optimizer:
                 "rule": self.rule,
                 "hyperparameters": dict(self._hyper),
                 "steps": self._steps.tolist(),
-                "state": {name: [buffer.copy() for buffer in buffers]
-                          for name, buffers in self.state.items()},
+                "state": {
+                    name: [buffer.copy() for buffer in buffers]
+                    for name, buffers in self.state.items()
+                },
             }
         finally:
             self._busy = False
@@ -437,26 +491,36 @@ class Optimizer:
         state_dict = dict(state_dict)
         expected_keys = {"rule", "hyperparameters", "steps", "state"}
         if set(state_dict) != expected_keys:
-            raise ValueError(f"state_dict: expected the keys {sorted(expected_keys)}, "
-                             f"got {sorted(state_dict)}")
+            raise ValueError(
+                f"state_dict: expected the keys {sorted(expected_keys)}, got {sorted(state_dict)}"
+            )
         if state_dict["rule"] != self.rule:
-            raise ValueError(f"state_dict['rule']: this is a {self.rule} optimizer, the state "
-                             f"dict is from {state_dict['rule']!r}")
+            raise ValueError(
+                f"state_dict['rule']: this is a {self.rule} optimizer, the state "
+                f"dict is from {state_dict['rule']!r}"
+            )
         hyper = state_dict["hyperparameters"]
         hyper = dict(hyper) if isinstance(hyper, dict) else hyper
         if not isinstance(hyper, dict) or set(hyper) != set(self.hyperparameter_names):
-            raise ValueError(f"state_dict['hyperparameters']: expected the keys "
-                             f"{list(self.hyperparameter_names)}, got "
-                             f"{sorted(hyper) if isinstance(hyper, dict) else hyper!r}")
-        checked_hyper = {name: getattr(type(self), name).validate(
-            f"state_dict['hyperparameters'][{name!r}]", hyper[name])
-            for name in self.hyperparameter_names}
+            raise ValueError(
+                f"state_dict['hyperparameters']: expected the keys "
+                f"{list(self.hyperparameter_names)}, got "
+                f"{sorted(hyper) if isinstance(hyper, dict) else hyper!r}"
+            )
+        checked_hyper = {
+            name: getattr(type(self), name).validate(
+                f"state_dict['hyperparameters'][{name!r}]", hyper[name]
+            )
+            for name in self.hyperparameter_names
+        }
         self._check_hyper(checked_hyper)
         layout = type(self).state_layout(checked_hyper)
         if layout != self.state_names:
-            raise ValueError(f"state_dict['hyperparameters']: they need the state entries "
-                             f"{list(layout)}, this optimizer keeps {list(self.state_names)}; "
-                             "build one with the same options")
+            raise ValueError(
+                f"state_dict['hyperparameters']: they need the state entries "
+                f"{list(layout)}, this optimizer keeps {list(self.state_names)}; "
+                "build one with the same options"
+            )
         steps = self._check_loaded_steps(state_dict["steps"])
         buffers = self._check_loaded_state(state_dict["state"])
         # everything checked (copies, nothing the caller holds): write
@@ -479,18 +543,22 @@ class Optimizer:
         if isinstance(steps, np.ndarray):
             steps = steps.tolist() if steps.ndim == 1 else steps
         if not isinstance(steps, (list, tuple)) or len(steps) != n:
-            raise ValueError(f"state_dict['steps']: expected a list of {n} step count(s), "
-                             f"got {_short(steps)}")
+            raise ValueError(
+                f"state_dict['steps']: expected a list of {n} step count(s), got {_short(steps)}"
+            )
         counts = np.zeros(n, dtype=np.int64)
         for index, count in enumerate(steps):
             if isinstance(count, (bool, np.bool_)) or not isinstance(count, (int, np.integer)):
-                raise TypeError(f"state_dict['steps'][{index}]: expected an int, "
-                                f"got {type(count).__name__}")
+                raise TypeError(
+                    f"state_dict['steps'][{index}]: expected an int, got {type(count).__name__}"
+                )
             if count < 0:
                 raise ValueError(f"state_dict['steps'][{index}]: expected >= 0, got {count}")
             if count > MAX_STEPS:
-                raise ValueError(f"state_dict['steps'][{index}]: expected <= {MAX_STEPS} "
-                                 f"(int64 step counts), got {count}")
+                raise ValueError(
+                    f"state_dict['steps'][{index}]: expected <= {MAX_STEPS} "
+                    f"(int64 step counts), got {count}"
+                )
             counts[index] = int(count)
         return counts
 
@@ -499,8 +567,9 @@ class Optimizer:
         state = dict(state) if isinstance(state, dict) else state
         if not isinstance(state, dict) or set(state) != set(self.state_names):
             got = sorted(map(str, state)) if isinstance(state, dict) else _short(state)
-            raise ValueError(f"state_dict['state']: expected the entries "
-                             f"{list(self.state_names)}, got {got}")
+            raise ValueError(
+                f"state_dict['state']: expected the entries {list(self.state_names)}, got {got}"
+            )
         copies: dict[str, list[np.ndarray]] = {}
         for name in self.state_names:
             arrays = state[name]
@@ -510,15 +579,17 @@ class Optimizer:
             arrays = list(arrays)
             for index, array in enumerate(arrays):
                 check.float_array(f"{where}[{index}]", array)
-                arrays[index] = np.array(array, copy=True)   # copy first, check the copy
+                arrays[index] = np.array(array, copy=True)  # copy first, check the copy
             copies[name] = arrays
             for index, (array, param) in enumerate(zip(arrays, self.params)):
                 shape, dtype = self._state_spec(name, param)
                 if array.shape != shape or array.dtype != dtype:
                     whose = " (those of the parameter)" if shape == param.shape else ""
-                    raise ValueError(f"{where}[{index}]: expected shape {shape} and dtype "
-                                     f"{dtype}{whose}, got shape "
-                                     f"{array.shape} and dtype {array.dtype}")
+                    raise ValueError(
+                        f"{where}[{index}]: expected shape {shape} and dtype "
+                        f"{dtype}{whose}, got shape "
+                        f"{array.shape} and dtype {array.dtype}"
+                    )
         return copies
 
 
@@ -531,20 +602,30 @@ def _short(value: Any) -> str:
 OptimizerType = TypeVar("OptimizerType", bound=type)
 
 
-def bind_backend(rule_class: OptimizerType, core: Callable[..., None],
-                 module: str, row_core: Callable[..., Any] | None = None) -> OptimizerType:
+def bind_backend(
+    rule_class: OptimizerType,
+    core: Callable[..., None],
+    module: str,
+    row_core: Callable[..., Any] | None = None,
+) -> OptimizerType:
     """The class `rule_class` running on the functional core `core` (and, for the rules
     of ROW_SPARSE_RULES, on `row_core` for RowGrad entries)."""
     if (row_core is not None) != (rule_class.__name__ in ROW_SPARSE_RULES):
-        raise ValueError(f"row_core: expected one exactly for the rules "
-                         f"{', '.join(ROW_SPARSE_RULES)}, not for {rule_class.__name__}")
-    return type(rule_class.__name__, (rule_class,), {
-        "_core": staticmethod(core),
-        "_row_core": None if row_core is None else staticmethod(row_core),
-        "__module__": module,
-        "__qualname__": rule_class.__name__,
-        "__doc__": rule_class.__doc__,
-    })
+        raise ValueError(
+            f"row_core: expected one exactly for the rules "
+            f"{', '.join(ROW_SPARSE_RULES)}, not for {rule_class.__name__}"
+        )
+    return type(
+        rule_class.__name__,
+        (rule_class,),
+        {
+            "_core": staticmethod(core),
+            "_row_core": None if row_core is None else staticmethod(row_core),
+            "__module__": module,
+            "__qualname__": rule_class.__name__,
+            "__doc__": rule_class.__doc__,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -578,19 +659,24 @@ _TRANSFORM_DOC = """weight_decay : float, default 0.0
         The value of every option left as None (see the table in the class docstring).
         Explicit arguments override it."""
 
-_TRANSFORM_PRESET = {"paper": {"decoupled_weight_decay": False},
-                     "torch": {"decoupled_weight_decay": False},
-                     "keras": {"decoupled_weight_decay": True}}
+_TRANSFORM_PRESET = {
+    "paper": {"decoupled_weight_decay": False},
+    "torch": {"decoupled_weight_decay": False},
+    "keras": {"decoupled_weight_decay": True},
+}
 
 
 def _presets(**per_convention: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A rule's presets: the shared transform options plus its own."""
-    return {name: {**_TRANSFORM_PRESET[name], **per_convention.get(name, {})}
-            for name in check.CONVENTIONS}
+    return {
+        name: {**_TRANSFORM_PRESET[name], **per_convention.get(name, {})}
+        for name in check.CONVENTIONS
+    }
 
 
 class _Transformed(Optimizer):
     """The gradient transform's hyper-parameters, shared by every rule."""
+
     weight_decay = Hyperparameter(check.nonnegative)
     decoupled_weight_decay = Hyperparameter(check.flag)
     maximize = Hyperparameter(check.flag)
@@ -600,7 +686,7 @@ class _Transformed(Optimizer):
 
     def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
         scalars = {}
-        if hyper.get("decoupled_weight_decay", self.rule == "AdamW"):   # θ ← θ (1 − η λ)
+        if hyper.get("decoupled_weight_decay", self.rule == "AdamW"):  # θ ← θ (1 − η λ)
             scalars["lr * weight_decay"] = ("weight_decay", hyper["lr"] * hyper["weight_decay"])
         if self._bias_corrected and hyper.get("bias_correction", True):
             scalars.update(_bias_corrected_step(hyper))
@@ -640,11 +726,24 @@ class SGD(_Transformed):
     lr = Hyperparameter(check.learning_rate)
     conventions = _presets()
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, *, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
-                 convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.01,
+        *,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
 
 SGD.hyperparameter_names = _names("lr")
@@ -659,12 +758,14 @@ _MOMENTUM_OPTIONS_DOC = """dampening : float, default 0.0
         a constant η; they differ when η changes during training (a schedule).  Preset:
         paper True, torch False, keras True."""
 
-_MOMENTUM_PRESETS = _presets(paper={"lr_in_buffer": True}, torch={"lr_in_buffer": False},
-                             keras={"lr_in_buffer": True})
+_MOMENTUM_PRESETS = _presets(
+    paper={"lr_in_buffer": True}, torch={"lr_in_buffer": False}, keras={"lr_in_buffer": True}
+)
 
 
 class _MomentumRule(_Transformed):
     """Momentum and Nesterov: the same hyper-parameters, options and state."""
+
     state_names = ("velocity",)
     lr = Hyperparameter(check.learning_rate)
     momentum = Hyperparameter(check.nonnegative)
@@ -672,13 +773,30 @@ class _MomentumRule(_Transformed):
     lr_in_buffer = Hyperparameter(check.flag)
     conventions = _MOMENTUM_PRESETS
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, momentum: float = 0.9, *,
-                 dampening: float = 0.0, lr_in_buffer: bool | None = None,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
-                 maximize: bool = False, convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, momentum=momentum, dampening=dampening,
-                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.01,
+        momentum: float = 0.9,
+        *,
+        dampening: float = 0.0,
+        lr_in_buffer: bool | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            momentum=momentum,
+            dampening=dampening,
+            lr_in_buffer=lr_in_buffer,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
 
 _MomentumRule.hyperparameter_names = _names("lr", "momentum", "dampening", "lr_in_buffer")
@@ -738,6 +856,7 @@ class Nesterov(_MomentumRule):
     """
     rule = "Nesterov"
 
+
 _EPS_SQRT_DOC = """eps_inside_sqrt : bool, optional
         True: √(· + ε) (SPEC.md, Keras).  False: √(·) + ε (torch).  Preset: paper True,
         torch False, keras True."""
@@ -777,25 +896,46 @@ class Adagrad(_Transformed):
     lr_decay = Hyperparameter(check.nonnegative)
     initial_accumulator_value = Hyperparameter(check.nonnegative)
     eps_inside_sqrt = Hyperparameter(check.flag)
-    conventions = _presets(paper={"eps_inside_sqrt": True}, torch={"eps_inside_sqrt": False},
-                           keras={"eps_inside_sqrt": True})
+    conventions = _presets(
+        paper={"eps_inside_sqrt": True},
+        torch={"eps_inside_sqrt": False},
+        keras={"eps_inside_sqrt": True},
+    )
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.01, eps: float = 1e-8, *,
-                 lr_decay: float = 0.0, initial_accumulator_value: float = 0.0,
-                 eps_inside_sqrt: bool | None = None, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
-                 convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, eps=eps, lr_decay=lr_decay,
-                         initial_accumulator_value=initial_accumulator_value,
-                         eps_inside_sqrt=eps_inside_sqrt, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.01,
+        eps: float = 1e-8,
+        *,
+        lr_decay: float = 0.0,
+        initial_accumulator_value: float = 0.0,
+        eps_inside_sqrt: bool | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            eps=eps,
+            lr_decay=lr_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps_inside_sqrt=eps_inside_sqrt,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
     def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
         return np.full_like(param, self._hyper["initial_accumulator_value"])
 
 
-Adagrad.hyperparameter_names = _names("lr", "eps", "lr_decay",
-                                      "initial_accumulator_value", "eps_inside_sqrt")
+Adagrad.hyperparameter_names = _names(
+    "lr", "eps", "lr_decay", "initial_accumulator_value", "eps_inside_sqrt"
+)
 
 
 class Adadelta(_Transformed):
@@ -830,13 +970,28 @@ class Adadelta(_Transformed):
     eps = Hyperparameter(check.positive)
     conventions = _presets()
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 1.0, rho: float = 0.9,
-                 eps: float = 1e-6, *, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
-                 convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, rho=rho, eps=eps,
-                         weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 1.0,
+        rho: float = 0.9,
+        eps: float = 1e-6,
+        *,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
 
 Adadelta.hyperparameter_names = _names("lr", "rho", "eps")
@@ -886,28 +1041,55 @@ class RMSprop(_Transformed):
     momentum = Hyperparameter(check.nonnegative)
     eps_inside_sqrt = Hyperparameter(check.flag)
     lr_in_buffer = Hyperparameter(check.flag)
-    conventions = _presets(paper={"eps_inside_sqrt": True, "lr_in_buffer": True},
-                           torch={"eps_inside_sqrt": False, "lr_in_buffer": False},
-                           keras={"eps_inside_sqrt": True, "lr_in_buffer": True})
+    conventions = _presets(
+        paper={"eps_inside_sqrt": True, "lr_in_buffer": True},
+        torch={"eps_inside_sqrt": False, "lr_in_buffer": False},
+        keras={"eps_inside_sqrt": True, "lr_in_buffer": True},
+    )
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.001, rho: float = 0.9,
-                 eps: float = 1e-8, *, centered: bool = False, momentum: float = 0.0,
-                 eps_inside_sqrt: bool | None = None, lr_in_buffer: bool | None = None,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
-                 maximize: bool = False, convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, rho=rho, eps=eps, centered=centered,
-                         momentum=momentum, eps_inside_sqrt=eps_inside_sqrt,
-                         lr_in_buffer=lr_in_buffer, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.001,
+        rho: float = 0.9,
+        eps: float = 1e-8,
+        *,
+        centered: bool = False,
+        momentum: float = 0.0,
+        eps_inside_sqrt: bool | None = None,
+        lr_in_buffer: bool | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            rho=rho,
+            eps=eps,
+            centered=centered,
+            momentum=momentum,
+            eps_inside_sqrt=eps_inside_sqrt,
+            lr_in_buffer=lr_in_buffer,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
     @classmethod
     def state_layout(cls, hyper: dict[str, Any]) -> tuple[str, ...]:
-        return (("square_avg",) + (("grad_avg",) if hyper["centered"] else ())
-                + (("momentum_buffer",) if hyper["momentum"] > 0 else ()))
+        return (
+            ("square_avg",)
+            + (("grad_avg",) if hyper["centered"] else ())
+            + (("momentum_buffer",) if hyper["momentum"] > 0 else ())
+        )
 
 
-RMSprop.hyperparameter_names = _names("lr", "rho", "eps", "centered", "momentum",
-                                      "eps_inside_sqrt", "lr_in_buffer")
+RMSprop.hyperparameter_names = _names(
+    "lr", "rho", "eps", "centered", "momentum", "eps_inside_sqrt", "lr_in_buffer"
+)
 
 _EPS_HAT_DOC = """eps_hat : bool, optional
         True: Kingma & Ba's ε̂ form (section 2 of the paper; Keras/TensorFlow):
@@ -947,17 +1129,34 @@ class Adam(_Transformed):
     betas = Hyperparameter(check.betas)
     eps = Hyperparameter(check.positive)
     eps_hat = Hyperparameter(check.flag)
-    conventions = _presets(paper={"eps_hat": False}, torch={"eps_hat": False},
-                           keras={"eps_hat": True})
+    conventions = _presets(
+        paper={"eps_hat": False}, torch={"eps_hat": False}, keras={"eps_hat": True}
+    )
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.001,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
-                 eps_hat: bool | None = None, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
-                 convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, betas=betas, eps=eps, eps_hat=eps_hat,
-                         weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        eps_hat: bool | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            eps_hat=eps_hat,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
 
 Adam.hyperparameter_names = _names("lr", "betas", "eps", "eps_hat")
@@ -993,12 +1192,29 @@ class AdamW(Adam):
     """
     rule = "AdamW"
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.001,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.01, *, eps_hat: bool | None = None,
-                 maximize: bool = False, convention: str = "paper"):
-        Optimizer.__init__(self, params, convention, lr=lr, betas=betas, eps=eps,
-                           eps_hat=eps_hat, weight_decay=weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        *,
+        eps_hat: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        Optimizer.__init__(
+            self,
+            params,
+            convention,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            eps_hat=eps_hat,
+            weight_decay=weight_decay,
+            maximize=maximize,
+        )
 
 
 AdamW.hyperparameter_names = ("lr", "betas", "eps", "eps_hat", "weight_decay", "maximize")
@@ -1039,17 +1255,36 @@ class AdaMax(_Transformed):
     betas = Hyperparameter(check.betas)
     eps = Hyperparameter(check.nonnegative)
     eps_inside_max = Hyperparameter(check.flag)
-    conventions = _presets(paper={"eps_inside_max": False}, torch={"eps_inside_max": True},
-                           keras={"eps_inside_max": False})
+    conventions = _presets(
+        paper={"eps_inside_max": False},
+        torch={"eps_inside_max": True},
+        keras={"eps_inside_max": False},
+    )
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.002,
-                 betas: tuple[float, float] = (0.9, 0.999), *, eps: float = 0.0,
-                 eps_inside_max: bool | None = None, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
-                 convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, betas=betas, eps=eps,
-                         eps_inside_max=eps_inside_max, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.002,
+        betas: tuple[float, float] = (0.9, 0.999),
+        *,
+        eps: float = 0.0,
+        eps_inside_max: bool | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            eps_inside_max=eps_inside_max,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
 
 AdaMax.hyperparameter_names = _names("lr", "betas", "eps", "eps_inside_max")
@@ -1092,24 +1327,42 @@ class Nadam(_Transformed):
     eps = Hyperparameter(check.positive)
     momentum_schedule = Hyperparameter(check.flag)
     momentum_decay = Hyperparameter(check.nonnegative)
-    conventions = _presets(paper={"momentum_schedule": False, "momentum_decay": 0.004},
-                           torch={"momentum_schedule": True, "momentum_decay": 0.004},
-                           keras={"momentum_schedule": True, "momentum_decay": 1.0})
+    conventions = _presets(
+        paper={"momentum_schedule": False, "momentum_decay": 0.004},
+        torch={"momentum_schedule": True, "momentum_decay": 0.004},
+        keras={"momentum_schedule": True, "momentum_decay": 1.0},
+    )
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.002,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
-                 momentum_schedule: bool | None = None, momentum_decay: float | None = None,
-                 weight_decay: float = 0.0, decoupled_weight_decay: bool | None = None,
-                 maximize: bool = False, convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, betas=betas, eps=eps,
-                         momentum_schedule=momentum_schedule, momentum_decay=momentum_decay,
-                         weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.002,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        momentum_schedule: bool | None = None,
+        momentum_decay: float | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            momentum_schedule=momentum_schedule,
+            momentum_decay=momentum_decay,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
     @classmethod
     def state_layout(cls, hyper: dict[str, Any]) -> tuple[str, ...]:
-        return ("exp_avg", "exp_avg_sq") + (("mu_product",) if hyper["momentum_schedule"]
-                                            else ())
+        return ("exp_avg", "exp_avg_sq") + (("mu_product",) if hyper["momentum_schedule"] else ())
 
     def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
         return np.ones((), dtype=np.float64) if name == "mu_product" else np.zeros_like(param)
@@ -1120,8 +1373,7 @@ class Nadam(_Transformed):
         return param.shape, param.dtype
 
 
-Nadam.hyperparameter_names = _names("lr", "betas", "eps", "momentum_schedule",
-                                    "momentum_decay")
+Nadam.hyperparameter_names = _names("lr", "betas", "eps", "momentum_schedule", "momentum_decay")
 
 
 class AMSGrad(_Transformed):
@@ -1165,31 +1417,51 @@ class AMSGrad(_Transformed):
     bias_correction = Hyperparameter(check.flag)
     max_of_v_hat = Hyperparameter(check.flag)
     eps_hat = Hyperparameter(check.flag)
-    conventions = _presets(paper={"bias_correction": False, "eps_hat": False},
-                           torch={"bias_correction": True, "eps_hat": False},
-                           keras={"bias_correction": True, "eps_hat": True})
+    conventions = _presets(
+        paper={"bias_correction": False, "eps_hat": False},
+        torch={"bias_correction": True, "eps_hat": False},
+        keras={"bias_correction": True, "eps_hat": True},
+    )
 
-    def __init__(self, params: ArrayOrArrays, lr: float = 0.001,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, *,
-                 bias_correction: bool | None = None, max_of_v_hat: bool = False,
-                 eps_hat: bool | None = None, weight_decay: float = 0.0,
-                 decoupled_weight_decay: bool | None = None, maximize: bool = False,
-                 convention: str = "paper"):
-        super().__init__(params, convention, lr=lr, betas=betas, eps=eps,
-                         bias_correction=bias_correction, max_of_v_hat=max_of_v_hat,
-                         eps_hat=eps_hat, weight_decay=weight_decay,
-                         decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    def __init__(
+        self,
+        params: ArrayOrArrays,
+        lr: float = 0.001,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        *,
+        bias_correction: bool | None = None,
+        max_of_v_hat: bool = False,
+        eps_hat: bool | None = None,
+        weight_decay: float = 0.0,
+        decoupled_weight_decay: bool | None = None,
+        maximize: bool = False,
+        convention: str = "paper",
+    ):
+        super().__init__(
+            params,
+            convention,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            bias_correction=bias_correction,
+            max_of_v_hat=max_of_v_hat,
+            eps_hat=eps_hat,
+            weight_decay=weight_decay,
+            decoupled_weight_decay=decoupled_weight_decay,
+            maximize=maximize,
+        )
 
     def _check_together(self, hyper: dict[str, Any]) -> None:
         if hyper["max_of_v_hat"] and not hyper["bias_correction"]:
-            raise ValueError("max_of_v_hat: needs bias_correction=True (v̂ is the "
-                             "bias-corrected v)")
+            raise ValueError("max_of_v_hat: needs bias_correction=True (v̂ is the bias-corrected v)")
         if hyper["max_of_v_hat"] and hyper["eps_hat"] and hyper["bias_correction"]:
             raise ValueError("eps_hat: not defined together with max_of_v_hat")
 
 
-AMSGrad.hyperparameter_names = _names("lr", "betas", "eps", "bias_correction",
-                                      "max_of_v_hat", "eps_hat")
+AMSGrad.hyperparameter_names = _names(
+    "lr", "betas", "eps", "bias_correction", "max_of_v_hat", "eps_hat"
+)
 
 
 _ROWS_DOC = """
@@ -1205,4 +1477,14 @@ for _rule_class in (SGD, Momentum, Adagrad, RMSprop, Adam):
     _rule_class.__doc__ = _rule_class.__doc__.rstrip() + "\n" + _ROWS_DOC
 
 RULES: tuple[type[Optimizer], ...] = (
-    SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad)
+    SGD,
+    Momentum,
+    Nesterov,
+    Adagrad,
+    Adadelta,
+    RMSprop,
+    Adam,
+    AdaMax,
+    Nadam,
+    AMSGrad,
+)

@@ -11,6 +11,7 @@ for a thread the operating system has not scheduled, and a forked child (os.fork
 multiprocessing's fork start method, torch DataLoader workers) starts its own helpers at
 its first large step.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,9 @@ from . import _kernels
 MAX_THREADS = _kernels.max_threads()
 
 
-def _cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup",
-                      root: str = "/sys/fs/cgroup") -> int | None:
+def _cgroup_cpu_quota(
+    proc_cgroup: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup"
+) -> int | None:
     """CPUs the cgroup CPU quota of this process allows (rounded up), None without one.
     The tightest quota of its cgroup and (v2) the cgroups above it."""
     limits = []
@@ -35,7 +37,7 @@ def _cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup",
         return None
     for line in lines:
         _, controllers, path = line.split(":", 2)
-        if controllers == "":   # cgroup v2: cpu.max = "<quota|max> <period>", up the tree
+        if controllers == "":  # cgroup v2: cpu.max = "<quota|max> <period>", up the tree
             while True:
                 try:
                     with open(f"{root}{path.rstrip('/')}/cpu.max", encoding="ascii") as f:
@@ -47,12 +49,14 @@ def _cgroup_cpu_quota(proc_cgroup: str = "/proc/self/cgroup",
                 if path in ("/", ""):
                     break
                 path = os.path.dirname(path)
-        elif "cpu" in controllers.split(","):   # cgroup v1
+        elif "cpu" in controllers.split(","):  # cgroup v1
             for mount in (f"{root}/cpu,cpuacct", f"{root}/cpu"):
                 try:
                     with open(f"{mount}{path.rstrip('/')}/cpu.cfs_quota_us", encoding="ascii") as f:
                         quota = int(f.read())
-                    with open(f"{mount}{path.rstrip('/')}/cpu.cfs_period_us", encoding="ascii") as f:
+                    with open(
+                        f"{mount}{path.rstrip('/')}/cpu.cfs_period_us", encoding="ascii"
+                    ) as f:
                         period = int(f.read())
                 except (OSError, ValueError):
                     continue
@@ -83,13 +87,13 @@ def cpu_limit() -> int:
 
 def _set_cpu_limit() -> None:
     limit = cpu_limit()
-    if not _kernels.openmp_enabled():   # no OpenMP runtime to read OMP_NUM_THREADS: read it here
+    if not _kernels.openmp_enabled():  # no OpenMP runtime to read OMP_NUM_THREADS: read it here
         limit = min(limit, _omp_num_threads() or limit)
     _kernels.set_cpu_limit(limit)
 
 
 _set_cpu_limit()
-if hasattr(os, "register_at_fork"):   # a child may have another affinity or quota
+if hasattr(os, "register_at_fork"):  # a child may have another affinity or quota
     os.register_at_fork(after_in_child=_set_cpu_limit)
 
 _requested: int | None = None
@@ -115,8 +119,10 @@ def set_num_threads(n: int | None) -> None:
     if n < 1:
         raise ValueError(f"n: expected at least 1 thread, got {n}")
     if n > MAX_THREADS:
-        raise ValueError(f"n: expected at most {MAX_THREADS} threads (gdfast's cap; this "
-                         f"process may run on {cpu_limit()} CPUs), got {n}")
+        raise ValueError(
+            f"n: expected at most {MAX_THREADS} threads (gdfast's cap; this "
+            f"process may run on {cpu_limit()} CPUs), got {n}"
+        )
     _kernels.set_num_threads(n)
     _requested = n
 

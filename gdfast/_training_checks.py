@@ -3,6 +3,7 @@
 Same style as gdfast._validation: return the normalized value or raise a
 TypeError (wrong kind) / ValueError (wrong value) that names the argument.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -3,6 +3,7 @@
 Every check either returns the normalized value or raises TypeError (wrong kind
 of object) or ValueError (right kind, wrong value), naming the argument.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,10 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # Per dtype, (overflow, underflow): a Python float x rounds to ±inf in the dtype when
 # |x| >= overflow (halfway above the largest finite value, ties to even), and a positive x
 # rounds to 0 when x <= underflow (half the smallest subnormal).
-ROUNDING_LIMITS = {np.dtype(np.float32): (2.0**128 - 2.0**103, 2.0**-150),
-                   np.dtype(np.float64): (math.inf, 0.0)}
+ROUNDING_LIMITS = {
+    np.dtype(np.float32): (2.0**128 - 2.0**103, 2.0**-150),
+    np.dtype(np.float64): (math.inf, 0.0),
+}
 
 
 def real_number(name: str, value: Any) -> float:
@@ -26,9 +29,11 @@ def real_number(name: str, value: Any) -> float:
         raise TypeError(f"{name}: expected a real number, got {type(value).__name__}")
     try:
         value = float(value)
-    except OverflowError:   # an int (or Fraction) beyond the float range: 10**400
-        raise ValueError(f"{name}: expected a finite number, got {type(value).__name__} "
-                         "beyond the range of float64") from None
+    except OverflowError:  # an int (or Fraction) beyond the float range: 10**400
+        raise ValueError(
+            f"{name}: expected a finite number, got {type(value).__name__} "
+            "beyond the range of float64"
+        ) from None
     if math.isnan(value):
         raise ValueError(f"{name}: expected a number, got nan")
     return value
@@ -78,11 +83,14 @@ CONVENTIONS = ("paper", "torch", "keras")
 def convention(name: str, value: Any) -> str:
     """One of CONVENTIONS: whose formulas the named options default to."""
     if not isinstance(value, str):
-        raise TypeError(f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
-                        f"got {type(value).__name__}")
+        raise TypeError(
+            f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
+            f"got {type(value).__name__}"
+        )
     if value not in CONVENTIONS:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
-                         f"got {value!r}")
+        raise ValueError(
+            f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, got {value!r}"
+        )
     return value
 
 
@@ -100,9 +108,11 @@ def betas(name: str, value: Any) -> tuple[float, float]:
 def not_masked(name: str, value: Any) -> None:
     """Refuse a numpy.ma.MaskedArray: the kernels would read the masked values too."""
     if isinstance(value, np.ma.MaskedArray):
-        raise TypeError(f"{name}: expected a numpy.ndarray, got a numpy.ma.MaskedArray (the "
-                        "optimizer would ignore its mask); pass np.ma.filled(array, value) "
-                        "or array.data")
+        raise TypeError(
+            f"{name}: expected a numpy.ndarray, got a numpy.ma.MaskedArray (the "
+            "optimizer would ignore its mask); pass np.ma.filled(array, value) "
+            "or array.data"
+        )
 
 
 def float_array(name: str, value: Any) -> np.ndarray:
@@ -111,11 +121,14 @@ def float_array(name: str, value: Any) -> np.ndarray:
         raise TypeError(f"{name}: expected a numpy.ndarray, got {type(value).__name__}")
     not_masked(name, value)
     if value.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name}: dtype {value.dtype} is not supported; "
-                        "expected float32 or float64 (native byte order)")
+        raise TypeError(
+            f"{name}: dtype {value.dtype} is not supported; "
+            "expected float32 or float64 (native byte order)"
+        )
     if not value.flags.aligned:
-        raise ValueError(f"{name}: expected an array aligned to its dtype "
-                         "(copy it with np.array(...))")
+        raise ValueError(
+            f"{name}: expected an array aligned to its dtype (copy it with np.array(...))"
+        )
     return value
 
 
@@ -123,8 +136,10 @@ def parameter(name: str, value: Any) -> np.ndarray:
     """A parameter array the kernels may update in place."""
     float_array(name, value)
     if not value.flags.c_contiguous:
-        raise ValueError(f"{name}: expected a C-contiguous array (the optimizer updates it in "
-                         "place; optimize np.ascontiguousarray(...) of it instead)")
+        raise ValueError(
+            f"{name}: expected a C-contiguous array (the optimizer updates it in "
+            "place; optimize np.ascontiguousarray(...) of it instead)"
+        )
     if not value.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array (the optimizer updates it in place)")
     return value

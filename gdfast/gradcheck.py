@@ -12,6 +12,7 @@ its checked entries (a analytic, d numerical; 0 when both are 0).  Check in
 float64: with h = ε^(1/3) (ε the dtype's machine epsilon) the error of a correct
 gradient is around 1e-9 in float64 but only around 1e-3 in float32.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Sequence
@@ -33,8 +34,9 @@ def _as_list(params: Any) -> list[np.ndarray]:
     elif isinstance(params, (list, tuple)):
         arrays = list(params)
     else:
-        raise TypeError(f"params: expected an ndarray or a list of ndarrays, got "
-                        f"{type(params).__name__}")
+        raise TypeError(
+            f"params: expected an ndarray or a list of ndarrays, got {type(params).__name__}"
+        )
     for index, array in enumerate(arrays):
         check.parameter(f"params[{index}]", array)
     return arrays
@@ -55,14 +57,21 @@ def _entries(size: int, max_entries: int | None, rng: np.random.Generator) -> np
 def _loss(objective: Objective, params: Any, X: Any, y: Any) -> float:
     result = objective(params, X, y)
     if not isinstance(result, tuple) or len(result) != 2:
-        raise TypeError("objective: expected it to return (loss, grads), got "
-                        f"{type(result).__name__}")
+        raise TypeError(
+            f"objective: expected it to return (loss, grads), got {type(result).__name__}"
+        )
     return float(result[0])
 
 
-def numerical_gradient(objective: Objective, params: np.ndarray | Sequence[np.ndarray],
-                       X: Any = None, y: Any = None, eps: float | None = None,
-                       max_entries: int | None = None, seed: int = 0) -> list[np.ndarray]:
+def numerical_gradient(
+    objective: Objective,
+    params: np.ndarray | Sequence[np.ndarray],
+    X: Any = None,
+    y: Any = None,
+    eps: float | None = None,
+    max_entries: int | None = None,
+    seed: int = 0,
+) -> list[np.ndarray]:
     """Central-difference gradient of ``objective(params, X, y)[0]``.
 
     Perturbs each entry of `params` in place and puts it back exactly (the
@@ -72,13 +81,18 @@ def numerical_gradient(objective: Objective, params: np.ndarray | Sequence[np.nd
 
     Returns one array per parameter, of its shape and dtype float64.
     """
-    return [numeric for numeric, _ in
-            _differences(objective, params, X, y, eps, max_entries, seed)]
+    return [numeric for numeric, _ in _differences(objective, params, X, y, eps, max_entries, seed)]
 
 
-def _differences(objective: Objective, params: Any, X: Any, y: Any,
-                 eps: float | None, max_entries: int | None,
-                 seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _differences(
+    objective: Objective,
+    params: Any,
+    X: Any,
+    y: Any,
+    eps: float | None,
+    max_entries: int | None,
+    seed: int,
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """(numerical gradient, indices of the checked entries) per parameter.
 
     The objective gets `params` as given (one array stays one array).
@@ -111,9 +125,15 @@ def _differences(objective: Objective, params: Any, X: Any, y: Any,
     return results
 
 
-def check_grad(objective: Objective, params: np.ndarray | Sequence[np.ndarray],
-               X: Any = None, y: Any = None, eps: float | None = None,
-               max_entries: int | None = None, seed: int = 0) -> np.ndarray:
+def check_grad(
+    objective: Objective,
+    params: np.ndarray | Sequence[np.ndarray],
+    X: Any = None,
+    y: Any = None,
+    eps: float | None = None,
+    max_entries: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
     """Relative error of the objective's gradient, per parameter.
 
     Parameters
@@ -139,13 +159,15 @@ def check_grad(objective: Objective, params: np.ndarray | Sequence[np.ndarray],
     loss, returned = objective(params, X, y)
     analytic = [returned] if isinstance(returned, np.ndarray) else list(returned)
     if len(analytic) != len(arrays):
-        raise ValueError(f"objective: returned {len(analytic)} gradient(s) for "
-                         f"{len(arrays)} parameter(s)")
+        raise ValueError(
+            f"objective: returned {len(analytic)} gradient(s) for {len(arrays)} parameter(s)"
+        )
     analytic = [np.array(g, dtype=np.float64, copy=True) for g in analytic]
     for index, (grad, array) in enumerate(zip(analytic, arrays)):
         if grad.shape != array.shape:
-            raise ValueError(f"objective: gradient {index} has shape {grad.shape}, its "
-                             f"parameter {array.shape}")
+            raise ValueError(
+                f"objective: gradient {index} has shape {grad.shape}, its parameter {array.shape}"
+            )
     errors = np.empty(len(arrays))
     differences = _differences(objective, params, X, y, eps, max_entries, seed)
     for index, (a, (d, entries)) in enumerate(zip(analytic, differences)):

@@ -21,6 +21,7 @@ Models: LinearRegression (squared loss), LogisticRegression (binary),
 SoftmaxRegression (multinomial), MLP (dense layers, ReLU, optional batch
 normalization, softmax cross-entropy).  BatchNorm is also usable on its own.
 """
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -30,8 +31,14 @@ import numpy as np
 from . import _validation as check
 from ._training_checks import flag, float_dtype, integer as _check_int, is_sparse as _is_sparse
 
-__all__ = ["Model", "LinearRegression", "LogisticRegression", "SoftmaxRegression", "MLP",
-           "BatchNorm"]
+__all__ = [
+    "Model",
+    "LinearRegression",
+    "LogisticRegression",
+    "SoftmaxRegression",
+    "MLP",
+    "BatchNorm",
+]
 
 Grads = list[np.ndarray]
 
@@ -109,15 +116,18 @@ class Model:
 
     def _params(self, params: Sequence[np.ndarray]) -> Sequence[np.ndarray]:
         if len(params) != len(self.param_names):
-            raise ValueError(f"params: expected {len(self.param_names)} arrays "
-                             f"({', '.join(self.param_names)}), got {len(params)}")
+            raise ValueError(
+                f"params: expected {len(self.param_names)} arrays "
+                f"({', '.join(self.param_names)}), got {len(params)}"
+            )
         return params
 
     def _penalty(self, params: Sequence[np.ndarray]) -> float:
         if not self.l2:
             return 0.0
-        return 0.5 * self.l2 * sum(float(np.vdot(params[i], params[i]))
-                                   for i in self._weight_indices)
+        return (
+            0.5 * self.l2 * sum(float(np.vdot(params[i], params[i])) for i in self._weight_indices)
+        )
 
     def _add_penalty_grads(self, params: Sequence[np.ndarray], grads: Grads) -> None:
         if self.l2:
@@ -135,9 +145,14 @@ class Model:
         """The training objective: (loss, grads) on the batch (X, y)."""
         return self.loss_and_grad(params, X, y)
 
-    def loss_and_grad(self, params: Sequence[np.ndarray], X: Any, y: Any,
-                      training: bool = True,
-                      update_running: bool = True) -> tuple[float, Grads]:
+    def loss_and_grad(
+        self,
+        params: Sequence[np.ndarray],
+        X: Any,
+        y: Any,
+        training: bool = True,
+        update_running: bool = True,
+    ) -> tuple[float, Grads]:
         """(loss, one gradient per parameter) at `params` on the batch (X, y).
 
         `training` and `update_running` matter only with batch normalization:
@@ -174,15 +189,18 @@ class Model:
         spread = float(np.sum((y - y.mean()) ** 2))
         return 1.0 - residual / spread if spread > 0 else float("nan")
 
-    def _new(self, shape: tuple[int, ...], scale: float = 0.0,
-             rng: np.random.Generator | None = None) -> np.ndarray:
+    def _new(
+        self, shape: tuple[int, ...], scale: float = 0.0, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         if scale == 0.0 or rng is None:
             return np.zeros(shape, dtype=self.dtype)
         return (rng.standard_normal(shape) * scale).astype(self.dtype)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(n_features={self.n_features}, l2={self.l2}, "
-                f"dtype={self.dtype.name})")
+        return (
+            f"{type(self).__name__}(n_features={self.n_features}, l2={self.l2}, "
+            f"dtype={self.dtype.name})"
+        )
 
     # subclasses -----------------------------------------------------------
     def _loss_and_grad(self, params, X, y, training, update_running):  # pragma: no cover
@@ -311,8 +329,9 @@ class BatchNorm:
         Start at 0 and 1.
     """
 
-    def __init__(self, n_features: int, eps: float = 1e-5, momentum: float = 0.1,
-                 dtype: Any = np.float64):
+    def __init__(
+        self, n_features: int, eps: float = 1e-5, momentum: float = 0.1, dtype: Any = np.float64
+    ):
         self.n_features = _check_int("n_features", n_features, 1)
         self.eps = check.positive("eps", eps)
         self.momentum = check.decay_rate("momentum", momentum)
@@ -320,9 +339,14 @@ class BatchNorm:
         self.running_mean = np.zeros(self.n_features, dtype=dtype)
         self.running_var = np.ones(self.n_features, dtype=dtype)
 
-    def forward(self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray,
-                training: bool = True,
-                update_running: bool = True) -> tuple[np.ndarray, tuple]:
+    def forward(
+        self,
+        x: np.ndarray,
+        gamma: np.ndarray,
+        beta: np.ndarray,
+        training: bool = True,
+        update_running: bool = True,
+    ) -> tuple[np.ndarray, tuple]:
         """y = γ x̂ + β and the cache `backward` needs.
 
         In training mode with `update_running`, also moves the running averages.
@@ -398,9 +422,18 @@ class MLP(Model):
 
     classifier = True
 
-    def __init__(self, n_features: int, n_classes: int, hidden: Sequence[int] = (64,),
-                 batch_norm: bool = False, l2: float = 0.0, dtype: Any = np.float64,
-                 seed: int = 0, bn_momentum: float = 0.1, bn_eps: float = 1e-5):
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        hidden: Sequence[int] = (64,),
+        batch_norm: bool = False,
+        l2: float = 0.0,
+        dtype: Any = np.float64,
+        seed: int = 0,
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
+    ):
         super().__init__(n_features, l2, dtype, seed)
         self.n_classes = _check_int("n_classes", n_classes, 2)
         if isinstance(hidden, (int, np.integer)) or not isinstance(hidden, (list, tuple)):
@@ -425,8 +458,10 @@ class MLP(Model):
             fan_in = width
         names += ["W_out", "b_out"]
         weights.append("W_out")
-        self.params += [self._new((fan_in, self.n_classes), np.sqrt(1.0 / fan_in), rng),
-                        self._new((self.n_classes,))]
+        self.params += [
+            self._new((fan_in, self.n_classes), np.sqrt(1.0 / fan_in), rng),
+            self._new((self.n_classes,)),
+        ]
         self.param_names = tuple(names)
         self.weight_names = tuple(weights)
 
@@ -438,8 +473,9 @@ class MLP(Model):
             else:
                 raise TypeError(f"y: expected integer class labels, got dtype {y.dtype}")
         if y.size and (y.min() < 0 or y.max() >= self.n_classes):
-            raise ValueError(f"y: class labels must be in [0, {self.n_classes}), got "
-                             f"[{y.min()}, {y.max()}]")
+            raise ValueError(
+                f"y: class labels must be in [0, {self.n_classes}), got [{y.min()}, {y.max()}]"
+            )
         return y
 
     def _layers(self, params: Sequence[np.ndarray]):
@@ -447,9 +483,12 @@ class MLP(Model):
         per_layer = 3 if self.batch_norm else 2
         layers = []
         for layer in range(len(self.hidden)):
-            group = params[per_layer * layer: per_layer * (layer + 1)]
-            layers.append((group[0], None, group[1], group[2]) if self.batch_norm
-                          else (group[0], group[1], None, None))
+            group = params[per_layer * layer : per_layer * (layer + 1)]
+            layers.append(
+                (group[0], None, group[1], group[2])
+                if self.batch_norm
+                else (group[0], group[1], None, None)
+            )
         return layers, (params[-2], params[-1])
 
     def _forward(self, params, X, training, update_running=True):
@@ -502,9 +541,11 @@ class MLP(Model):
         return np.argmax(self._output(self.params, self._inputs(X)), axis=1)
 
     def __repr__(self) -> str:
-        return (f"MLP(n_features={self.n_features}, n_classes={self.n_classes}, "
-                f"hidden={self.hidden}, batch_norm={self.batch_norm}, l2={self.l2}, "
-                f"dtype={self.dtype.name})")
+        return (
+            f"MLP(n_features={self.n_features}, n_classes={self.n_classes}, "
+            f"hidden={self.hidden}, batch_norm={self.batch_norm}, l2={self.l2}, "
+            f"dtype={self.dtype.name})"
+        )
 
 
 class SoftmaxRegression(MLP):
@@ -513,11 +554,19 @@ class SoftmaxRegression(MLP):
     The MLP with no hidden layer.  params: W_out (n_features, n_classes), b_out (n_classes,).
     """
 
-    def __init__(self, n_features: int, n_classes: int, l2: float = 0.0,
-                 dtype: Any = np.float64, seed: int = 0):
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        l2: float = 0.0,
+        dtype: Any = np.float64,
+        seed: int = 0,
+    ):
         super().__init__(n_features, n_classes, hidden=(), l2=l2, dtype=dtype, seed=seed)
         self.params[0][...] = 0
 
     def __repr__(self) -> str:
-        return (f"SoftmaxRegression(n_features={self.n_features}, n_classes={self.n_classes}, "
-                f"l2={self.l2}, dtype={self.dtype.name})")
+        return (
+            f"SoftmaxRegression(n_features={self.n_features}, n_classes={self.n_classes}, "
+            f"l2={self.l2}, dtype={self.dtype.name})"
+        )

@@ -18,6 +18,7 @@ floating-point warning is raised (whatever numpy.seterr says).  A float32
 array combined with a Python float stays float32 (NumPy >= 2, NEP 50), so the
 reference computes in the dtype of the parameters, as the kernels do.
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,6 +34,7 @@ def _ieee_nonstop(core):
     def wrapper(*args, **kwargs):
         with np.errstate(all="ignore"):
             core(*args, **kwargs)
+
     return wrapper
 
 
@@ -42,7 +44,7 @@ def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad
     g ← −g to maximize; L2 decay g ← g + λθ, or decoupled decay θ ← θ(1 − ηλ) (in place)."""
     g = g * g.dtype.type(grad_scale)
     if maximize:
-        g = g * g.dtype.type(-1)   # −g as the kernels take it: a NaN keeps its sign bit
+        g = g * g.dtype.type(-1)  # −g as the kernels take it: a NaN keeps its sign bit
     if weight_decay and decoupled_weight_decay:
         theta *= 1 - lr * weight_decay
     elif weight_decay:
@@ -51,19 +53,41 @@ def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad
 
 
 @_ieee_nonstop
-def sgd(params, grads, steps, *, lr, weight_decay=0.0, decoupled_weight_decay=False,
-        maximize=False, grad_scale=1.0):
+def sgd(
+    params,
+    grads,
+    steps,
+    *,
+    lr,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     for theta, g in zip(params, grads):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         theta -= lr * g
 
 
 @_ieee_nonstop
-def momentum(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_in_buffer=True,
-             weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def momentum(
+    params,
+    grads,
+    velocity,
+    steps,
+    *,
+    lr,
+    momentum,
+    dampening=0.0,
+    lr_in_buffer=True,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     for theta, g, v, t in zip(params, grads, velocity, map(int, steps)):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        damp = 0.0 if t == 1 else dampening      # the first gradient enters whole
+        damp = 0.0 if t == 1 else dampening  # the first gradient enters whole
         if lr_in_buffer:
             v[...] = momentum * v + (1 - damp) * lr * g
             theta -= v
@@ -73,8 +97,21 @@ def momentum(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_
 
 
 @_ieee_nonstop
-def nesterov(params, grads, velocity, steps, *, lr, momentum, dampening=0.0, lr_in_buffer=True,
-             weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def nesterov(
+    params,
+    grads,
+    velocity,
+    steps,
+    *,
+    lr,
+    momentum,
+    dampening=0.0,
+    lr_in_buffer=True,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     """SPEC 1.1's form: the parameters hold φ = θ − γ v and g = ∇J(φ)."""
     for phi, g, v, t in zip(params, grads, velocity, map(int, steps)):
         g = _gradient(phi, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
@@ -100,9 +137,22 @@ def nesterov_lookahead(theta, velocity, gradient_at, *, lr, momentum):
 
 
 @_ieee_nonstop
-def adagrad(params, grads, sum_sq, steps, *, lr, eps, lr_decay=0.0, initial_accumulator_value=0.0,
-            eps_inside_sqrt=True, weight_decay=0.0, decoupled_weight_decay=False,
-            maximize=False, grad_scale=1.0):
+def adagrad(
+    params,
+    grads,
+    sum_sq,
+    steps,
+    *,
+    lr,
+    eps,
+    lr_decay=0.0,
+    initial_accumulator_value=0.0,
+    eps_inside_sqrt=True,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     # initial_accumulator_value: G's value before the first step (the class fills G with it)
     for theta, g, G, t in zip(params, grads, sum_sq, map(int, steps)):
         lr_t = lr / (1 + (t - 1) * lr_decay)
@@ -115,8 +165,21 @@ def adagrad(params, grads, sum_sq, steps, *, lr, eps, lr_decay=0.0, initial_accu
 
 
 @_ieee_nonstop
-def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps, weight_decay=0.0,
-             decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def adadelta(
+    params,
+    grads,
+    square_avg,
+    acc_delta,
+    steps,
+    *,
+    lr,
+    rho,
+    eps,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     for theta, g, E_g, E_d in zip(params, grads, square_avg, acc_delta):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         E_g[...] = rho * E_g + (1 - rho) * g * g
@@ -128,9 +191,23 @@ def adadelta(params, grads, square_avg, acc_delta, steps, *, lr, rho, eps, weigh
 
 
 @_ieee_nonstop
-def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centered=False,
-            momentum=0.0, eps_inside_sqrt=True, lr_in_buffer=True, weight_decay=0.0,
-            decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def rmsprop(
+    params,
+    grads,
+    square_avg,
+    *buffers_and_steps,
+    lr,
+    rho,
+    eps,
+    centered=False,
+    momentum=0.0,
+    eps_inside_sqrt=True,
+    lr_in_buffer=True,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     """Positional after square_avg: grad_avg (if centered), momentum_buffer (if
     momentum > 0), steps."""
     buffers = list(buffers_and_steps[:-1])
@@ -159,8 +236,22 @@ def rmsprop(params, grads, square_avg, *buffers_and_steps, lr, rho, eps, centere
 
 
 @_ieee_nonstop
-def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps, eps_hat=False,
-         weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def adam(
+    params,
+    grads,
+    exp_avg,
+    exp_avg_sq,
+    steps,
+    *,
+    lr,
+    betas,
+    eps,
+    eps_hat=False,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     beta1, beta2 = betas
     for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
@@ -176,8 +267,22 @@ def adam(params, grads, exp_avg, exp_avg_sq, steps, *, lr, betas, eps, eps_hat=F
 
 
 @_ieee_nonstop
-def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas, eps=0.0, eps_inside_max=False,
-           weight_decay=0.0, decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def adamax(
+    params,
+    grads,
+    exp_avg,
+    exp_inf,
+    steps,
+    *,
+    lr,
+    betas,
+    eps=0.0,
+    eps_inside_max=False,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     beta1, beta2 = betas
     for theta, g, m, u, t in zip(params, grads, exp_avg, exp_inf, map(int, steps)):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
@@ -188,21 +293,36 @@ def adamax(params, grads, exp_avg, exp_inf, steps, *, lr, betas, eps=0.0, eps_in
         else:
             u[...] = np.maximum(beta2 * u, np.abs(g))
             denominator = u + eps
-        m_over_u = np.divide(m, denominator, out=np.zeros_like(m),
-                             where=denominator != 0)  # 0/0 is 0 here
+        m_over_u = np.divide(
+            m, denominator, out=np.zeros_like(m), where=denominator != 0
+        )  # 0/0 is 0 here
         theta -= (lr / (1 - beta1**t)) * m_over_u
 
 
 @_ieee_nonstop
-def nadam(params, grads, exp_avg, exp_avg_sq, *mu_product_and_steps, lr, betas, eps,
-          momentum_schedule=False, momentum_decay=0.004, weight_decay=0.0,
-          decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def nadam(
+    params,
+    grads,
+    exp_avg,
+    exp_avg_sq,
+    *mu_product_and_steps,
+    lr,
+    betas,
+    eps,
+    momentum_schedule=False,
+    momentum_decay=0.004,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     """Positional after exp_avg_sq: mu_product (with momentum_schedule), steps."""
     beta1, beta2 = betas
     steps = mu_product_and_steps[-1]
     mu_product = mu_product_and_steps[0] if momentum_schedule else [None] * len(params)
-    for theta, g, m, v, P, t in zip(params, grads, exp_avg, exp_avg_sq, mu_product,
-                                    map(int, steps)):
+    for theta, g, m, v, P, t in zip(
+        params, grads, exp_avg, exp_avg_sq, mu_product, map(int, steps)
+    ):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g * g
@@ -219,12 +339,29 @@ def nadam(params, grads, exp_avg, exp_avg_sq, *mu_product_and_steps, lr, betas, 
 
 
 @_ieee_nonstop
-def amsgrad(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps, *, lr, betas, eps,
-            bias_correction=False, max_of_v_hat=False, eps_hat=False, weight_decay=0.0,
-            decoupled_weight_decay=False, maximize=False, grad_scale=1.0):
+def amsgrad(
+    params,
+    grads,
+    exp_avg,
+    exp_avg_sq,
+    max_exp_avg_sq,
+    steps,
+    *,
+    lr,
+    betas,
+    eps,
+    bias_correction=False,
+    max_of_v_hat=False,
+    eps_hat=False,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
     beta1, beta2 = betas
-    for theta, g, m, v, v_max, t in zip(params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq,
-                                        map(int, steps)):
+    for theta, g, m, v, v_max, t in zip(
+        params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, map(int, steps)
+    ):
         g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
         m[...] = beta1 * m + (1 - beta1) * g
         v[...] = beta2 * v + (1 - beta2) * g * g
@@ -253,6 +390,7 @@ def _row_form(core):
 
     Duplicate indices are summed into zeros in the order they occur; rows not named are
     neither read nor written (lazy); t is the parameter's step count."""
+
     @functools.wraps(core)
     def row_core(param, indices, values, *buffers_and_step, **hyper):
         *buffers, step = buffers_and_step
@@ -266,6 +404,7 @@ def _row_form(core):
         for buffer, s in zip(buffers, state):
             buffer[rows] = s
         return rows.size
+
     row_core.__name__ = row_core.__qualname__ = f"{core.__name__}_rows"
     return row_core
 
@@ -283,13 +422,39 @@ Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, adagrad, __name__, adagrad
 Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, adadelta, __name__)
 RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, rmsprop, __name__, rmsprop_rows)
 Adam = _optimizer.bind_backend(_optimizer.Adam, adam, __name__, adam_rows)
-AdamW = _optimizer.bind_backend(_optimizer.AdamW,
-                                functools.partial(adam, decoupled_weight_decay=True), __name__)
+AdamW = _optimizer.bind_backend(
+    _optimizer.AdamW, functools.partial(adam, decoupled_weight_decay=True), __name__
+)
 AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, adamax, __name__)
 Nadam = _optimizer.bind_backend(_optimizer.Nadam, nadam, __name__)
 AMSGrad = _optimizer.bind_backend(_optimizer.AMSGrad, amsgrad, __name__)
 
-__all__ = ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdamW", "AdaMax",
-           "Nadam", "AMSGrad", "sgd", "momentum", "nesterov", "nesterov_lookahead", "adagrad",
-           "adadelta", "rmsprop", "adam", "adamax", "nadam", "amsgrad", "sgd_rows",
-           "momentum_rows", "adagrad_rows", "rmsprop_rows", "adam_rows"]
+__all__ = [
+    "SGD",
+    "Momentum",
+    "Nesterov",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adam",
+    "AdamW",
+    "AdaMax",
+    "Nadam",
+    "AMSGrad",
+    "sgd",
+    "momentum",
+    "nesterov",
+    "nesterov_lookahead",
+    "adagrad",
+    "adadelta",
+    "rmsprop",
+    "adam",
+    "adamax",
+    "nadam",
+    "amsgrad",
+    "sgd_rows",
+    "momentum_rows",
+    "adagrad_rows",
+    "rmsprop_rows",
+    "adam_rows",
+]

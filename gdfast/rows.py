@@ -23,6 +23,7 @@ as an entry of `step(grads)`.  The update is *lazy* (like torch.optim.SparseAdam
 Options without a lazy meaning are refused with a TypeError at `step`: weight_decay > 0
 (L2 or decoupled: it would decay only the rows named).  Other rules refuse RowGrad too.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,8 +57,9 @@ class RowGrad:
     def __post_init__(self) -> None:
         indices, values = self.indices, self.values
         if not isinstance(indices, np.ndarray):
-            raise TypeError(f"indices: expected a numpy.ndarray of integers, got "
-                            f"{type(indices).__name__}")
+            raise TypeError(
+                f"indices: expected a numpy.ndarray of integers, got {type(indices).__name__}"
+            )
         check.not_masked("indices", indices)
         if indices.dtype == np.bool_ or not np.issubdtype(indices.dtype, np.integer):
             raise TypeError(f"indices: expected an integer dtype, got {indices.dtype}")
@@ -67,12 +69,18 @@ class RowGrad:
             raise TypeError(f"values: expected a numpy.ndarray, got {type(values).__name__}")
         check.not_masked("values", values)
         if values.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise TypeError(f"values: dtype {values.dtype} is not supported; expected float32 "
-                            "or float64 (native byte order)")
+            raise TypeError(
+                f"values: dtype {values.dtype} is not supported; expected float32 "
+                "or float64 (native byte order)"
+            )
         if values.ndim != 2 or values.shape[0] != indices.shape[0]:
-            raise ValueError(f"values: expected shape ({indices.shape[0]}, dim), one row per "
-                             f"index, got {values.shape}")
+            raise ValueError(
+                f"values: expected shape ({indices.shape[0]}, dim), one row per "
+                f"index, got {values.shape}"
+            )
 
     def __repr__(self) -> str:
-        return (f"RowGrad({self.indices.shape[0]} index(es), values {self.values.shape} "
-                f"{self.values.dtype})")
+        return (
+            f"RowGrad({self.indices.shape[0]} index(es), values {self.values.shape} "
+            f"{self.values.dtype})"
+        )

@@ -25,6 +25,7 @@ and ReduceOnPlateau, which divides η by ``1/factor`` when the monitored value
 ``"step:10:0.5"`` (see `parse`); it starts the schedule from the optimizer's
 ``lr`` unless the schedule was given its own ``lr``.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,15 @@ from typing import Any
 from . import _validation as check
 from ._training_checks import integer
 
-__all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "InverseTimeDecay",
-           "ReduceOnPlateau", "parse"]
+__all__ = [
+    "Schedule",
+    "Constant",
+    "StepDecay",
+    "ExponentialDecay",
+    "InverseTimeDecay",
+    "ReduceOnPlateau",
+    "parse",
+]
 
 _UNITS = ("epoch", "step")
 
@@ -87,8 +95,10 @@ class Schedule:
         if lr is not None:
             self.base_lr = check.learning_rate("lr", lr)
         if self.base_lr is None:
-            raise ValueError(f"lr: {type(self).__name__} has no base learning rate; "
-                             "give one to the constructor or to start()")
+            raise ValueError(
+                f"lr: {type(self).__name__} has no base learning rate; "
+                "give one to the constructor or to start()"
+            )
         self.t = 0
         self._reset()
         self._lr = self._first()
@@ -129,8 +139,10 @@ class Schedule:
 
     def _check_t(self, t: Any) -> int:
         if self.base_lr is None:
-            raise ValueError(f"lr: {type(self).__name__} has no base learning rate; "
-                             "give one to the constructor or to start()")
+            raise ValueError(
+                f"lr: {type(self).__name__} has no base learning rate; "
+                "give one to the constructor or to start()"
+            )
         return integer("t", t, 0)
 
     def __repr__(self) -> str:
@@ -162,8 +174,9 @@ class StepDecay(Schedule):
     lr, per : see `Schedule`.
     """
 
-    def __init__(self, step_size: int, gamma: float = 0.1, lr: float | None = None,
-                 per: str = "epoch"):
+    def __init__(
+        self, step_size: int, gamma: float = 0.1, lr: float | None = None, per: str = "epoch"
+    ):
         super().__init__(lr, per)
         self.step_size = integer("step_size", step_size, 1)
         self.gamma = _factor("gamma", gamma)
@@ -194,7 +207,7 @@ class ExponentialDecay(Schedule):
     def value(self, t: int) -> float:
         """η0 · γ^t."""
         t = self._check_t(t)
-        return self.base_lr * self.gamma ** t
+        return self.base_lr * self.gamma**t
 
     def _settings(self) -> dict[str, Any]:
         return {"gamma": self.gamma, **super()._settings()}
@@ -253,9 +266,16 @@ class ReduceOnPlateau(Schedule):
         (`gdfast.fit`: every epoch, or every evaluation with ``eval_every``).
     """
 
-    def __init__(self, factor: float = 0.1, patience: int = 10, threshold: float = 1e-4,
-                 threshold_mode: str = "rel", cooldown: int = 0, min_lr: float = 0.0,
-                 lr: float | None = None):
+    def __init__(
+        self,
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        threshold_mode: str = "rel",
+        cooldown: int = 0,
+        min_lr: float = 0.0,
+        lr: float | None = None,
+    ):
         super().__init__(lr, "epoch")
         self.factor = check.real_number("factor", factor)
         if not 0.0 < self.factor < 1.0:
@@ -306,9 +326,15 @@ class ReduceOnPlateau(Schedule):
         return self._lr
 
     def _settings(self) -> dict[str, Any]:
-        return {"factor": self.factor, "patience": self.patience, "threshold": self.threshold,
-                "threshold_mode": self.threshold_mode, "cooldown": self.cooldown,
-                "min_lr": self.min_lr, "lr": self.base_lr}
+        return {
+            "factor": self.factor,
+            "patience": self.patience,
+            "threshold": self.threshold,
+            "threshold_mode": self.threshold_mode,
+            "cooldown": self.cooldown,
+            "min_lr": self.min_lr,
+            "lr": self.base_lr,
+        }
 
 
 _PARSERS = {
@@ -332,16 +358,20 @@ def parse(text: str) -> Schedule:
         raise TypeError(f"schedule: expected a str, got {type(text).__name__}")
     kind, *fields = text.strip().split(":")
     if kind not in _PARSERS:
-        raise ValueError(f"schedule: unknown kind {kind!r}; expected one of "
-                         f"{', '.join(_PARSERS)} (e.g. 'step:10:0.5')")
+        raise ValueError(
+            f"schedule: unknown kind {kind!r}; expected one of "
+            f"{', '.join(_PARSERS)} (e.g. 'step:10:0.5')"
+        )
     cls, types = _PARSERS[kind]
     per = "epoch"
     if kind in ("step", "exp", "inverse") and fields and fields[-1] in _UNITS:
         per = fields.pop()
     if len(fields) > len(types) or (kind in ("step", "exp", "inverse") and not fields):
-        raise ValueError(f"schedule: {text!r} has the wrong number of fields; expected "
-                         "constant, step:STEP_SIZE[:GAMMA], exp:GAMMA, inverse:K or "
-                         "plateau[:FACTOR[:PATIENCE[:THRESHOLD]]]")
+        raise ValueError(
+            f"schedule: {text!r} has the wrong number of fields; expected "
+            "constant, step:STEP_SIZE[:GAMMA], exp:GAMMA, inverse:K or "
+            "plateau[:FACTOR[:PATIENCE[:THRESHOLD]]]"
+        )
     try:
         values = [convert(field) for convert, field in zip(types, fields)]
     except ValueError:

@@ -11,6 +11,7 @@ Layout of the archive (one entry per array):
 and checked before any array is, entries it does not know are refused unread, and any
 malformed input ends in a ValueError naming the file and the entry.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,15 @@ PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]
 # Entries other than state buffers are small: more elements than this is not a state file.
 _SMALL = 1 << 20
 # What reading a damaged archive member can raise (zipfile, zlib, numpy's header parser).
-_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
-                NotImplementedError, SyntaxError)
+_READ_ERRORS = (
+    ValueError,
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    NotImplementedError,
+    SyntaxError,
+)
 
 
 def save_state(state: Union[Optimizer, dict[str, Any]], file: PathOrFile) -> None:
@@ -37,8 +45,7 @@ def save_state(state: Union[Optimizer, dict[str, Any]], file: PathOrFile) -> Non
     if isinstance(state, Optimizer):
         state = state.state_dict()
     if not isinstance(state, dict):
-        raise TypeError(f"state: expected an optimizer or a state dict, got "
-                        f"{type(state).__name__}")
+        raise TypeError(f"state: expected an optimizer or a state dict, got {type(state).__name__}")
     arrays: dict[str, np.ndarray] = {
         "format": np.array(FORMAT),
         "rule": np.array(state["rule"]),
@@ -72,16 +79,18 @@ def load_state(file: PathOrFile, optimizer: Optimizer | None = None) -> dict[str
         return _read_state(archive, where, optimizer)
 
 
-def _read_state(archive: zipfile.ZipFile, where: str,
-                optimizer: Optimizer | None) -> dict[str, Any]:
+def _read_state(
+    archive: zipfile.ZipFile, where: str, optimizer: Optimizer | None
+) -> dict[str, Any]:
     members = {}
     for info in archive.infolist():
         if not info.filename.endswith(".npy"):
             raise ValueError(f"{where}: entry {info.filename!r} is not a .npy array")
-        members[info.filename[:-len(".npy")]] = info
+        members[info.filename[: -len(".npy")]] = info
     if "format" not in members:
-        raise ValueError(f"{where}: not a gdfast state file (no entry 'format', expected "
-                         f"{FORMAT!r})")
+        raise ValueError(
+            f"{where}: not a gdfast state file (no entry 'format', expected {FORMAT!r})"
+        )
     for name in ("rule", "steps"):
         if name not in members:
             raise ValueError(f"{where}: no entry {name!r}; not a complete gdfast state file")
@@ -90,15 +99,19 @@ def _read_state(archive: zipfile.ZipFile, where: str,
     def read(name: str, kinds: str, max_size: int = _SMALL) -> np.ndarray:
         shape, dtype = headers[name]
         if dtype.kind not in kinds:
-            raise ValueError(f"{where}: entry {name!r} has dtype {dtype}, expected "
-                             f"{_KIND_NAMES[kinds]}")
+            raise ValueError(
+                f"{where}: entry {name!r} has dtype {dtype}, expected {_KIND_NAMES[kinds]}"
+            )
         size = int(np.prod(shape, dtype=object))
         if size > max_size:
-            raise ValueError(f"{where}: entry {name!r} has shape {shape}, more than "
-                             f"{max_size} elements")
-        if size * dtype.itemsize > members[name].file_size:   # before numpy allocates it
-            raise ValueError(f"{where}: entry {name!r} declares shape {shape} of {dtype}, "
-                             f"more than the {members[name].file_size} bytes it holds")
+            raise ValueError(
+                f"{where}: entry {name!r} has shape {shape}, more than {max_size} elements"
+            )
+        if size * dtype.itemsize > members[name].file_size:  # before numpy allocates it
+            raise ValueError(
+                f"{where}: entry {name!r} declares shape {shape} of {dtype}, "
+                f"more than the {members[name].file_size} bytes it holds"
+            )
         try:
             with archive.open(members[name]) as stream:
                 return np.lib.format.read_array(stream, allow_pickle=False)
@@ -112,8 +125,9 @@ def _read_state(archive: zipfile.ZipFile, where: str,
     if rule.shape != ():
         raise ValueError(f"{where}: entry 'rule' has shape {rule.shape}, expected ()")
     if optimizer is not None and str(rule) != optimizer.rule:
-        raise ValueError(f"{where}: entry 'rule' is {str(rule)!r}, the optimizer is a "
-                         f"{optimizer.rule}")
+        raise ValueError(
+            f"{where}: entry 'rule' is {str(rule)!r}, the optimizer is a {optimizer.rule}"
+        )
     hyperparameters: dict[str, Any] = {}
     by_entry: dict[str, dict[int, str]] = {}
     for name in members:
@@ -121,13 +135,15 @@ def _read_state(archive: zipfile.ZipFile, where: str,
         if group == "hyperparameters" and rest:
             value = read(name, "bfiu", 2)
             if value.ndim > 1 or (value.dtype == bool and value.ndim != 0):
-                raise ValueError(f"{where}: entry {name!r} has shape {value.shape}, expected "
-                                 "() or (2,)")
+                raise ValueError(
+                    f"{where}: entry {name!r} has shape {value.shape}, expected () or (2,)"
+                )
             if value.dtype == bool:
                 hyperparameters[rest] = bool(value)
             else:
-                hyperparameters[rest] = float(value) if value.ndim == 0 else tuple(
-                    float(x) for x in value)
+                hyperparameters[rest] = (
+                    float(value) if value.ndim == 0 else tuple(float(x) for x in value)
+                )
         elif group == "state":
             entry, _, index = rest.rpartition("/")
             if not (entry and index.isdigit() and index == str(int(index))):
@@ -142,12 +158,14 @@ def _read_state(archive: zipfile.ZipFile, where: str,
     state: dict[str, list[np.ndarray]] = {}
     for entry, by_index in by_entry.items():
         if sorted(by_index) != list(range(len(by_index))):
-            raise ValueError(f"{where}: entries state/{entry}/<index> are not numbered 0 to "
-                             f"{len(by_index) - 1}")
+            raise ValueError(
+                f"{where}: entries state/{entry}/<index> are not numbered 0 to {len(by_index) - 1}"
+            )
         if optimizer is not None:
             _check_against(optimizer, entry, by_index, headers, where)
-        state[entry] = [read(by_index[i], "f", np.iinfo(np.int64).max)
-                        for i in range(len(by_index))]
+        state[entry] = [
+            read(by_index[i], "f", np.iinfo(np.int64).max) for i in range(len(by_index))
+        ]
     return {
         "rule": str(rule),
         "hyperparameters": hyperparameters,
@@ -156,12 +174,17 @@ def _read_state(archive: zipfile.ZipFile, where: str,
     }
 
 
-_KIND_NAMES = {"U": "a string", "bfiu": "a number or a bool", "iu": "an integer dtype",
-               "f": "float32 or float64"}
+_KIND_NAMES = {
+    "U": "a string",
+    "bfiu": "a number or a bool",
+    "iu": "an integer dtype",
+    "f": "float32 or float64",
+}
 
 
-def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
-            name: str) -> tuple[tuple[int, ...], np.dtype]:
+def _header(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str, name: str
+) -> tuple[tuple[int, ...], np.dtype]:
     """(shape, dtype) from an entry's .npy header, the array itself unread."""
     try:
         with archive.open(info) as stream:
@@ -173,26 +196,38 @@ def _header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, where: str,
             else:
                 raise ValueError(f"unsupported .npy version {version}")
     except _READ_ERRORS as error:
-        raise ValueError(f"{where}: entry {name!r} is not a readable .npy array "
-                         f"({error})") from None
+        raise ValueError(
+            f"{where}: entry {name!r} is not a readable .npy array ({error})"
+        ) from None
     if dtype.hasobject:
         raise ValueError(f"{where}: entry {name!r} holds Python objects (pickle); refused")
     return shape, dtype
 
 
-def _check_against(optimizer: Optimizer, entry: str, by_index: dict[int, str],
-                   headers: dict[str, tuple[tuple[int, ...], np.dtype]], where: str) -> None:
+def _check_against(
+    optimizer: Optimizer,
+    entry: str,
+    by_index: dict[int, str],
+    headers: dict[str, tuple[tuple[int, ...], np.dtype]],
+    where: str,
+) -> None:
     """The headers of state/<entry>/<i> against the optimizer's own buffers."""
     if entry not in optimizer.state:
-        raise ValueError(f"{where}: state entry {entry!r}; a {optimizer.rule} optimizer "
-                         f"with these options keeps {list(optimizer.state_names)}")
+        raise ValueError(
+            f"{where}: state entry {entry!r}; a {optimizer.rule} optimizer "
+            f"with these options keeps {list(optimizer.state_names)}"
+        )
     buffers = optimizer.state[entry]
     if len(by_index) != len(buffers):
-        raise ValueError(f"{where}: state entry {entry!r} has {len(by_index)} buffer(s), the "
-                         f"optimizer {len(buffers)}")
+        raise ValueError(
+            f"{where}: state entry {entry!r} has {len(by_index)} buffer(s), the "
+            f"optimizer {len(buffers)}"
+        )
     for index, buffer in enumerate(buffers):
         shape, dtype = headers[by_index[index]]
         if tuple(shape) != buffer.shape or dtype != buffer.dtype:
-            raise ValueError(f"{where}: entry {by_index[index]!r} has shape {tuple(shape)} and "
-                             f"dtype {dtype}, the optimizer's buffer {buffer.shape} and "
-                             f"{buffer.dtype}")
+            raise ValueError(
+                f"{where}: entry {by_index[index]!r} has shape {tuple(shape)} and "
+                f"dtype {dtype}, the optimizer's buffer {buffer.shape} and "
+                f"{buffer.dtype}"
+            )

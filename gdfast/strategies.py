@@ -14,6 +14,7 @@ Every random draw comes from a NumPy Generator seeded from `seed` (and the epoch
 for the orders, so epoch e's order does not depend on which epochs were asked
 for before it): the same seed gives the same run.
 """
+
 from __future__ import annotations
 
 import math
@@ -66,6 +67,7 @@ class CurriculumPlan:
               combined strategy), False where it comes from the curriculum slice.
     slice_size : how many of the easiest examples the curriculum allows this epoch.
     """
+
     indices: np.ndarray
     uniform: np.ndarray
     slice_size: int
@@ -101,13 +103,24 @@ class Curriculum:
     seed : int, default 0
     """
 
-    def __init__(self, difficulty: Any, start: float = 1.0, ramp_epochs: int = 0,
-                 mix: float = 0.0, shuffle_slice: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        difficulty: Any,
+        start: float = 1.0,
+        ramp_epochs: int = 0,
+        mix: float = 0.0,
+        shuffle_slice: bool = False,
+        seed: int = 0,
+    ):
         scores = np.asarray(difficulty)
-        if scores.ndim != 1 or not (np.issubdtype(scores.dtype, np.number)
-                                    and not np.issubdtype(scores.dtype, np.complexfloating)):
-            raise TypeError("difficulty: expected a 1-d array of real scores, one per example, "
-                            f"got {scores.dtype} array of shape {scores.shape}")
+        if scores.ndim != 1 or not (
+            np.issubdtype(scores.dtype, np.number)
+            and not np.issubdtype(scores.dtype, np.complexfloating)
+        ):
+            raise TypeError(
+                "difficulty: expected a 1-d array of real scores, one per example, "
+                f"got {scores.dtype} array of shape {scores.shape}"
+            )
         if not np.all(np.isfinite(scores)):
             raise ValueError("difficulty: every score must be finite")
         self.difficulty = scores
@@ -139,8 +152,9 @@ class Curriculum:
         if self.shuffle_slice:
             allowed = rng.permutation(allowed)
         if self.mix == 0.0 or self.n == 0:
-            return CurriculumPlan(allowed.astype(np.int64, copy=False),
-                                  np.zeros(allowed.shape[0], dtype=bool), size)
+            return CurriculumPlan(
+                allowed.astype(np.int64, copy=False), np.zeros(allowed.shape[0], dtype=bool), size
+            )
         length = math.ceil(size / (1.0 - self.mix))
         # Position i is uniform when ⌊(i+1)p⌋ > ⌊ip⌋: evenly spread, ⌊length·p⌋ in all.
         position = np.arange(length)
@@ -163,8 +177,10 @@ class Curriculum:
         return self.plan(epoch).indices
 
     def __repr__(self) -> str:
-        return (f"Curriculum(n={self.n}, start={self.start}, ramp_epochs={self.ramp_epochs}, "
-                f"mix={self.mix}, shuffle_slice={self.shuffle_slice}, seed={self.seed})")
+        return (
+            f"Curriculum(n={self.n}, start={self.start}, ramp_epochs={self.ramp_epochs}, "
+            f"mix={self.mix}, shuffle_slice={self.shuffle_slice}, seed={self.seed})"
+        )
 
 
 class EarlyStopping:
@@ -241,15 +257,19 @@ class EarlyStopping:
         if self.best_params is None:
             return False
         if len(params) != len(self.best_params):
-            raise ValueError(f"params: expected {len(self.best_params)} arrays (those given to "
-                             f"update), got {len(params)}")
+            raise ValueError(
+                f"params: expected {len(self.best_params)} arrays (those given to "
+                f"update), got {len(params)}"
+            )
         for target, kept in zip(params, self.best_params):
             np.copyto(target, kept)
         return True
 
     def __repr__(self) -> str:
-        return (f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
-                f"restore_best={self.restore_best})")
+        return (
+            f"EarlyStopping(patience={self.patience}, min_delta={self.min_delta}, "
+            f"restore_best={self.restore_best})"
+        )
 
 
 class GradientNoise:
@@ -302,8 +322,10 @@ class GradientNoise:
                 noisy.append(None)
                 continue
             if not isinstance(grad, np.ndarray) or grad.dtype not in check.FLOAT_DTYPES:
-                raise TypeError(f"grads[{index}]: expected a float32 or float64 ndarray, got "
-                                f"{getattr(grad, 'dtype', type(grad).__name__)}")
+                raise TypeError(
+                    f"grads[{index}]: expected a float32 or float64 ndarray, got "
+                    f"{getattr(grad, 'dtype', type(grad).__name__)}"
+                )
             noise = rng.standard_normal(grad.shape, dtype=grad.dtype)
             noise *= grad.dtype.type(sigma)
             noise += grad

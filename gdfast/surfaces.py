@@ -13,6 +13,7 @@ arrived (at the minimum, or, for the saddle, away from it).
 `value` works on a single point or on whole grids (for contour plots); `gradient`
 takes one point, shape (2,), and returns a new float64 array.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -101,15 +102,14 @@ class Surface:
 
 
 def _beale(x, y):
-    return ((1.5 - x + x * y) ** 2 + (2.25 - x + x * y ** 2) ** 2
-            + (2.625 - x + x * y ** 3) ** 2)
+    return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
 
 def _beale_gradient(x: float, y: float) -> tuple[float, float]:
     r1 = 1.5 - x + x * y
     r2 = 2.25 - x + x * y * y
-    r3 = 2.625 - x + x * y ** 3
-    dx = 2 * (r1 * (y - 1) + r2 * (y * y - 1) + r3 * (y ** 3 - 1))
+    r3 = 2.625 - x + x * y**3
+    dx = 2 * (r1 * (y - 1) + r2 * (y * y - 1) + r3 * (y**3 - 1))
     dy = 2 * x * (r1 + r2 * 2 * y + r3 * 3 * y * y)
     return dx, dy
 
@@ -143,30 +143,62 @@ def _ravine_gradient(x: float, y: float) -> tuple[float, float]:
 
 
 BEALE = Surface(
-    name="beale", formula="(1.5−x+xy)² + (2.25−x+xy²)² + (2.625−x+xy³)²",
-    start=(1.0, 1.4), xlim=(-0.5, 4.0), ylim=(-1.5, 2.0), minimum=(3.0, 0.5), min_value=0.0,
-    target=1e-3, log_contours=True, loss_function=_beale,
-    gradient_function=_beale_gradient)
+    name="beale",
+    formula="(1.5−x+xy)² + (2.25−x+xy²)² + (2.625−x+xy³)²",
+    start=(1.0, 1.4),
+    xlim=(-0.5, 4.0),
+    ylim=(-1.5, 2.0),
+    minimum=(3.0, 0.5),
+    min_value=0.0,
+    target=1e-3,
+    log_contours=True,
+    loss_function=_beale,
+    gradient_function=_beale_gradient,
+)
 
 ROSENBROCK = Surface(
-    name="rosenbrock", formula="(1−x)² + 100(y−x²)²",
-    start=(-1.2, 1.0), xlim=(-2.0, 2.0), ylim=(-1.0, 3.0), minimum=(1.0, 1.0), min_value=0.0,
-    target=1e-3, log_contours=True, loss_function=_rosenbrock,
-    gradient_function=_rosenbrock_gradient)
+    name="rosenbrock",
+    formula="(1−x)² + 100(y−x²)²",
+    start=(-1.2, 1.0),
+    xlim=(-2.0, 2.0),
+    ylim=(-1.0, 3.0),
+    minimum=(1.0, 1.0),
+    min_value=0.0,
+    target=1e-3,
+    log_contours=True,
+    loss_function=_rosenbrock,
+    gradient_function=_rosenbrock_gradient,
+)
 
 # Started a hair (1e-5) off the line y = 0, along which descent is drawn into the saddle
 # point; there the gradient's y component is 1e5 times smaller than its x component.
 SADDLE = Surface(
-    name="saddle", formula="x² − y²",
-    start=(1.0, 1e-5), xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), minimum=None,
-    min_value=-np.inf, target=-1.0, log_contours=False, loss_function=_saddle,
-    gradient_function=_saddle_gradient)
+    name="saddle",
+    formula="x² − y²",
+    start=(1.0, 1e-5),
+    xlim=(-1.5, 1.5),
+    ylim=(-1.5, 1.5),
+    minimum=None,
+    min_value=-np.inf,
+    target=-1.0,
+    log_contours=False,
+    loss_function=_saddle,
+    gradient_function=_saddle_gradient,
+)
 
 RAVINE = Surface(
-    name="ravine", formula="½(x²/10 + 5y²)",
-    start=(-9.0, 1.0), xlim=(-10.0, 10.0), ylim=(-2.0, 2.0), minimum=(0.0, 0.0),
-    min_value=0.0, target=1e-3, log_contours=False, loss_function=_ravine,
-    gradient_function=_ravine_gradient)
+    name="ravine",
+    formula="½(x²/10 + 5y²)",
+    start=(-9.0, 1.0),
+    xlim=(-10.0, 10.0),
+    ylim=(-2.0, 2.0),
+    minimum=(0.0, 0.0),
+    min_value=0.0,
+    target=1e-3,
+    log_contours=False,
+    loss_function=_ravine,
+    gradient_function=_ravine_gradient,
+)
 
 SURFACES: dict[str, Surface] = {s.name: s for s in (BEALE, ROSENBROCK, SADDLE, RAVINE)}
 

@@ -48,6 +48,7 @@ See `step_in_backward` for the step run inside backward.
 
 Importing this module imports torch; `import gdfast` never does.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -63,8 +64,18 @@ from . import _validation as check
 from . import optim as rules
 from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
 
-__all__ = ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "NAdam",
-           "step_in_backward", "StepInBackward"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "AdamW",
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adamax",
+    "NAdam",
+    "step_in_backward",
+    "StepInBackward",
+]
 
 _DTYPES = (torch.float32, torch.float64)
 _data_ptr = torch.Tensor.data_ptr
@@ -96,8 +107,9 @@ def _real(name: str, value: Any) -> float:
     """A Python number or a one-element tensor (torch allows a tensor lr) as a float."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise ValueError(f"{name}: a Tensor {name} must have one element, got shape "
-                             f"{tuple(value.shape)}")
+            raise ValueError(
+                f"{name}: a Tensor {name} must have one element, got shape {tuple(value.shape)}"
+            )
         value = value.item()
     return check.real_number(name, value)
 
@@ -121,16 +133,16 @@ def _betas(value: Any) -> tuple:
     """Check a (beta1, beta2) pair; keep torch's values (floats, or 1-element tensors)."""
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"betas: expected a pair (beta1, beta2), got {value!r}")
-    numbers = (_unit("betas[0]", value[0], closed=False),
-               _unit("betas[1]", value[1], closed=False))
+    numbers = (_unit("betas[0]", value[0], closed=False), _unit("betas[1]", value[1], closed=False))
     # (a Tensor beta is kept: its step is torch's; torch's Adam refuses a float/Tensor mix,
     # its Adamax and NAdam accept one, and so does gdfast, each as torch)
     return tuple(value) if any(isinstance(beta, torch.Tensor) for beta in value) else numbers
 
 
 def _uses_tensor_hyperparameters(group: dict[str, Any]) -> bool:
-    return (isinstance(group["lr"], torch.Tensor)
-            or any(isinstance(beta, torch.Tensor) for beta in group.get("betas", ())))
+    return isinstance(group["lr"], torch.Tensor) or any(
+        isinstance(beta, torch.Tensor) for beta in group.get("betas", ())
+    )
 
 
 def _dense(tensor: torch.Tensor) -> bool:
@@ -172,8 +184,9 @@ def _sum_of_squares(gradient: torch.Tensor) -> float:
     flat = gradient.detach().reshape(-1)
     whole = flat.numel() // _NORM_BLOCK * _NORM_BLOCK
     blocks = torch.linalg.vector_norm(flat[:whole].view(-1, _NORM_BLOCK), dim=1)
-    norms = np.append(blocks.numpy().astype(np.float64),
-                      float(torch.linalg.vector_norm(flat[whole:])))
+    norms = np.append(
+        blocks.numpy().astype(np.float64), float(torch.linalg.vector_norm(flat[whole:]))
+    )
     return float(np.add.reduce(norms * norms))
 
 
@@ -183,14 +196,19 @@ class _Plan:
     memory the step writes, and the state objects they came from (`fits` compares them
     with opt.state at every step, so that no view outlives what it was taken from)."""
 
-    def __init__(self, params: list[torch.Tensor], names: tuple[str, ...],
-                 states: list[Optional[dict]], structure: tuple, keeps_step: bool,
-                 step_dtype: torch.dtype):
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        names: tuple[str, ...],
+        states: list[Optional[dict]],
+        structure: tuple,
+        keeps_step: bool,
+        step_dtype: torch.dtype,
+    ):
         self.structure = structure
         self.pointers = [p.data_ptr() for p in params]
         self.param_np = tuple(_memory(p) for p in params)
-        self.buffers = [[None if s is None else _memory(s[name]) for s in states]
-                        for name in names]
+        self.buffers = [[None if s is None else _memory(s[name]) for s in states] for name in names]
         # the gradients last seen and their numpy views: when a step gets the same tensor
         # objects at the same addresses (zero_grad(set_to_none=False) keeps them), the
         # checked views are reused and only the addresses are compared
@@ -203,7 +221,7 @@ class _Plan:
             steps = [0.0 if s is None else float(s["step"]) for s in states]
             known = [s["step"].dtype for s in states if s is not None]
             step_dtype = known[0] if known else step_dtype
-        else:   # SGD: torch keeps no count; only "first step or not" matters
+        else:  # SGD: torch keeps no count; only "first step or not" matters
             steps = [0.0 if s is None else 1.0 for s in states]
         self.step_tensor = torch.tensor(steps, dtype=step_dtype)
         self.step_np = self.step_tensor.numpy()
@@ -211,8 +229,12 @@ class _Plan:
             if keeps_step and s is not None:
                 s["step"] = self.step_tensor[index]
         spans = [(check.byte_span(a), "param") for a in self.param_np]
-        spans += [(check.byte_span(b), "state") for buffers in self.buffers
-                  for b in buffers if b is not None]
+        spans += [
+            (check.byte_span(b), "state")
+            for buffers in self.buffers
+            for b in buffers
+            if b is not None
+        ]
         self.owned = OwnedMemory(spans)
         self.dicts = [s if s else None for s in states]
         self.entries = self._entries(self.dicts)
@@ -230,8 +252,7 @@ class _Plan:
         if not all(map(operator.is_, dicts, self.dicts)):
             return False
         entries = self._entries(dicts)
-        return len(entries) == len(self.entries) and all(map(operator.is_, entries,
-                                                             self.entries))
+        return len(entries) == len(self.entries) and all(map(operator.is_, entries, self.entries))
 
 
 class _KernelOptimizer(torch.optim.Optimizer):
@@ -250,13 +271,21 @@ class _KernelOptimizer(torch.optim.Optimizer):
         super().__init_subclass__(**kwargs)
         # the constructor's signature: torch's, then gdfast's keyword-only additions
         theirs = inspect.signature(cls.torch_class)
-        ours = [p for p in inspect.signature(_KernelOptimizer.__init__).parameters.values()
-                if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        ours = [
+            p
+            for p in inspect.signature(_KernelOptimizer.__init__).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+        ]
         cls.__signature__ = theirs.replace(parameters=list(theirs.parameters.values()) + ours)
 
-    def __init__(self, *args: Any, max_grad_norm: Optional[float] = None,
-                 error_if_nonfinite: bool = False, skip_if_nonfinite: bool = False,
-                 **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        max_grad_norm: Optional[float] = None,
+        error_if_nonfinite: bool = False,
+        skip_if_nonfinite: bool = False,
+        **kwargs: Any,
+    ):
         """torch's constructor (arguments, defaults, checks), then gdfast's checks of every
         group; gdfast's own options are keyword-only (see the module docstring)."""
         self._plans: dict[int, _Plan] = {}
@@ -282,11 +311,15 @@ class _KernelOptimizer(torch.optim.Optimizer):
         """Validate (and normalize) a param group: torch's flags, the hyper-parameters
         every rule has here, then the rule's own (`_check_options`)."""
         if group.get("differentiable"):
-            raise ValueError(f"differentiable=True: {type(self).__name__}'s step runs in C "
-                             "outside autograd; use torch.optim for a differentiable step")
+            raise ValueError(
+                f"differentiable=True: {type(self).__name__}'s step runs in C "
+                "outside autograd; use torch.optim for a differentiable step"
+            )
         if group.get("capturable"):
-            raise ValueError("capturable=True: CUDA graph capture; gdfast's kernels run on "
-                             "the CPU (capturable=False changes nothing there)")
+            raise ValueError(
+                "capturable=True: CUDA graph capture; gdfast's kernels run on "
+                "the CPU (capturable=False changes nothing there)"
+            )
         for flag in ("foreach", "fused"):
             if group.get(flag) is not None:
                 group[flag] = check.flag(flag, group[flag])
@@ -309,9 +342,16 @@ class _KernelOptimizer(torch.optim.Optimizer):
             state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
-    def _run(self, group: dict[str, Any], params: list[np.ndarray], grads: list[np.ndarray],
-             buffers: list[list[np.ndarray]], steps: np.ndarray, states: list[dict],
-             scaling: dict[str, float]) -> None:
+    def _run(
+        self,
+        group: dict[str, Any],
+        params: list[np.ndarray],
+        grads: list[np.ndarray],
+        buffers: list[list[np.ndarray]],
+        steps: np.ndarray,
+        states: list[dict],
+        scaling: dict[str, float],
+    ) -> None:
         """One kernel call on the active tensors of `group`; `scaling` is {} or
         {"grad_scale": c} (the kernel multiplies each gradient element by c)."""
         raise NotImplementedError
@@ -350,8 +390,11 @@ class _KernelOptimizer(torch.optim.Optimizer):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.update(max_grad_norm=self.max_grad_norm, error_if_nonfinite=self.error_if_nonfinite,
-                     skip_if_nonfinite=self.skip_if_nonfinite)
+        state.update(
+            max_grad_norm=self.max_grad_norm,
+            error_if_nonfinite=self.error_if_nonfinite,
+            skip_if_nonfinite=self.skip_if_nonfinite,
+        )
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -392,12 +435,17 @@ class _KernelOptimizer(torch.optim.Optimizer):
 
     # -------------------------------------------------------------- clipping
     def _gradient_views(self) -> list[torch.Tensor]:
-        if self.max_grad_norm is None and not (self.error_if_nonfinite
-                                               or self.skip_if_nonfinite):
+        if self.max_grad_norm is None and not (self.error_if_nonfinite or self.skip_if_nonfinite):
             return []
-        return [p.grad for group in self.param_groups for p in group["params"]
-                if p.grad is not None and p.grad.layout is torch.strided
-                and p.grad.device.type == "cpu" and p.grad.dtype in _DTYPES]
+        return [
+            p.grad
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None
+            and p.grad.layout is torch.strided
+            and p.grad.device.type == "cpu"
+            and p.grad.dtype in _DTYPES
+        ]
 
     def _global_norm(self, grads: list[torch.Tensor]) -> float:
         """The 2-norm of all gradients: the sums of squares per tensor (fixed order,
@@ -414,8 +462,10 @@ class _KernelOptimizer(torch.optim.Optimizer):
         self.grad_norm = norm
         if not math.isfinite(norm):
             if self.error_if_nonfinite:
-                raise RuntimeError(f"{type(self).__name__}: the total norm of the gradients "
-                                   f"is {norm}; nothing was written (error_if_nonfinite)")
+                raise RuntimeError(
+                    f"{type(self).__name__}: the total norm of the gradients "
+                    f"is {norm}; nothing was written (error_if_nonfinite)"
+                )
             if self.skip_if_nonfinite:
                 return None
         if self.max_grad_norm is None:
@@ -434,8 +484,10 @@ class _KernelOptimizer(torch.optim.Optimizer):
         `scale`), as `step` would step it."""
         group = self.param_groups[index]
         if _uses_tensor_hyperparameters(group):
-            raise ValueError("step_in_backward: a Tensor lr or betas runs torch's own step, "
-                             "which steps whole groups; give floats")
+            raise ValueError(
+                "step_in_backward: a Tensor lr or betas runs torch's own step, "
+                "which steps whole groups; give floats"
+            )
         if scale != 1.0 and not _KERNEL_SCALES:
             group["params"][position].grad.mul_(scale)
             scale = 1.0
@@ -443,48 +495,66 @@ class _KernelOptimizer(torch.optim.Optimizer):
 
     # ---------------------------------------------------------------- checks
     def _where(self, group_index: int, position: int, tensor: torch.Tensor) -> str:
-        return (f"param group {group_index}, params[{position}] (shape "
-                f"{tuple(tensor.shape)}, {tensor.dtype}, {tensor.device})")
+        return (
+            f"param group {group_index}, params[{position}] (shape "
+            f"{tuple(tensor.shape)}, {tensor.dtype}, {tensor.device})"
+        )
 
     def _check_param(self, group_index: int, position: int, param: torch.Tensor) -> None:
         where = f"{type(self).__name__}: {self._where(group_index, position, param)}"
         name = self.torch_class.__name__
         if param.device.type != "cpu":
-            raise TypeError(f"{where}: only CPU tensors are supported; use "
-                            f"torch.optim.{name} for {param.device.type} tensors")
+            raise TypeError(
+                f"{where}: only CPU tensors are supported; use "
+                f"torch.optim.{name} for {param.device.type} tensors"
+            )
         if param.layout is not torch.strided:
             raise TypeError(f"{where}: only dense (strided) tensors are supported")
         if param.dtype not in _DTYPES:
-            raise TypeError(f"{where}: dtype {param.dtype} is not supported; expected "
-                            "torch.float32 or torch.float64")
+            raise TypeError(
+                f"{where}: dtype {param.dtype} is not supported; expected "
+                "torch.float32 or torch.float64"
+            )
         if not _dense(param):
-            raise ValueError(f"{where}: expected a dense tensor (every element at its own "
-                             "address, no gaps: contiguous, channels_last or any order of the "
-                             f"dimensions), got strides {param.stride()}; the kernels update "
-                             f"it in place; use torch.optim.{name} for such a view")
+            raise ValueError(
+                f"{where}: expected a dense tensor (every element at its own "
+                "address, no gaps: contiguous, channels_last or any order of the "
+                f"dimensions), got strides {param.stride()}; the kernels update "
+                f"it in place; use torch.optim.{name} for such a view"
+            )
 
-    def _checked_grad(self, group_index: int, position: int, param: torch.Tensor,
-                      grad: torch.Tensor, owned: OwnedMemory) -> np.ndarray:
+    def _checked_grad(
+        self,
+        group_index: int,
+        position: int,
+        param: torch.Tensor,
+        grad: torch.Tensor,
+        owned: OwnedMemory,
+    ) -> np.ndarray:
         where = f"{type(self).__name__}: gradient of {self._where(group_index, position, param)}"
         if grad.is_sparse or grad.layout is not torch.strided:
-            raise TypeError(f"{where}: sparse gradients are not supported; use "
-                            f"torch.optim.{self.torch_class.__name__}")
+            raise TypeError(
+                f"{where}: sparse gradients are not supported; use "
+                f"torch.optim.{self.torch_class.__name__}"
+            )
         if grad.device != param.device:
             raise TypeError(f"{where}: the gradient is on {grad.device}")
         if grad.dtype != param.dtype:
-            raise TypeError(f"{where}: gradient dtype {grad.dtype} differs from the "
-                            "parameter's")
+            raise TypeError(f"{where}: gradient dtype {grad.dtype} differs from the parameter's")
         if grad.shape != param.shape:
-            raise ValueError(f"{where}: gradient shape {tuple(grad.shape)} differs from the "
-                             "parameter's")
+            raise ValueError(
+                f"{where}: gradient shape {tuple(grad.shape)} differs from the parameter's"
+            )
         grad = grad.detach()
         if not (_dense(grad) and _same_layout(grad, param)):
-            grad = torch.empty_like(param).copy_(grad)    # into the parameter's layout
+            grad = torch.empty_like(param).copy_(grad)  # into the parameter's layout
         array = _memory(grad)
         start, stop = check.byte_span(array)
         if owned.overlapping(start, stop) is not None:
-            raise ValueError(f"{where}: the gradient shares memory with a parameter or a state "
-                             "tensor that the step writes")
+            raise ValueError(
+                f"{where}: the gradient shares memory with a parameter or a state "
+                "tensor that the step writes"
+            )
         return array
 
     # ------------------------------------------------------------------ step
@@ -507,18 +577,28 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 buffer = state.get(name)
                 where = f"{type(self).__name__}: state[{name!r}] of {self._where(index, position, param)}"
                 if not isinstance(buffer, torch.Tensor):
-                    raise ValueError(f"{where}: missing; the group's options "
-                                     f"({', '.join(map(str, structure))}) changed after the "
-                                     "state was created")
-                if (buffer.dtype != param.dtype or buffer.shape != param.shape
-                        or buffer.device != param.device or buffer.layout is not torch.strided):
-                    raise ValueError(f"{where}: expected a tensor of the parameter's shape, "
-                                     f"dtype and device, got {tuple(buffer.shape)} "
-                                     f"{buffer.dtype} {buffer.device}")
+                    raise ValueError(
+                        f"{where}: missing; the group's options "
+                        f"({', '.join(map(str, structure))}) changed after the "
+                        "state was created"
+                    )
+                if (
+                    buffer.dtype != param.dtype
+                    or buffer.shape != param.shape
+                    or buffer.device != param.device
+                    or buffer.layout is not torch.strided
+                ):
+                    raise ValueError(
+                        f"{where}: expected a tensor of the parameter's shape, "
+                        f"dtype and device, got {tuple(buffer.shape)} "
+                        f"{buffer.dtype} {buffer.device}"
+                    )
             if self._keeps_step and not isinstance(state.get("step"), torch.Tensor):
-                raise ValueError(f"{type(self).__name__}: state['step'] of "
-                                 f"{self._where(index, position, param)}: expected a tensor")
-            for name in names:   # (after every check) a buffer laid out otherwise: copied
+                raise ValueError(
+                    f"{type(self).__name__}: state['step'] of "
+                    f"{self._where(index, position, param)}: expected a tensor"
+                )
+            for name in names:  # (after every check) a buffer laid out otherwise: copied
                 if not (_dense(state[name]) and _same_layout(state[name], param)):
                     state[name] = torch.empty_like(param).copy_(state[name])
             states.append(state)
@@ -526,59 +606,83 @@ class _KernelOptimizer(torch.optim.Optimizer):
         self._plans[index] = plan
         return plan
 
-    def _step_group(self, index: int, group: dict[str, Any], plan: _Plan,
-                    scale: float, only: Optional[int] = None) -> None:
+    def _step_group(
+        self,
+        index: int,
+        group: dict[str, Any],
+        plan: _Plan,
+        scale: float,
+        only: Optional[int] = None,
+    ) -> None:
         """Step the parameters of `group` that have a gradient (with `only`: that one)."""
         params = group["params"]
         scaling = {} if scale == 1.0 else {"grad_scale": scale}
         if only is None and plan.complete:
             grads = [p.grad for p in params]
             arrays = None
-            if (len(grads) == len(plan.grad_objects)
-                    and all(map(operator.is_, grads, plan.grad_objects))
-                    and list(map(_data_ptr, grads)) == plan.grad_pointers):
-                arrays = plan.grad_arrays          # the same tensors, already checked
+            if (
+                len(grads) == len(plan.grad_objects)
+                and all(map(operator.is_, grads, plan.grad_objects))
+                and list(map(_data_ptr, grads)) == plan.grad_pointers
+            ):
+                arrays = plan.grad_arrays  # the same tensors, already checked
             else:
-                try:   # (a None gradient fails here too: no `None in grads`, a Tensor ==)
+                try:  # (a None gradient fails here too: no `None in grads`, a Tensor ==)
                     arrays = [grad.numpy() for grad in grads]
-                except (AttributeError, RuntimeError, TypeError):   # None, CUDA, sparse, ..
+                except (AttributeError, RuntimeError, TypeError):  # None, CUDA, sparse, ..
                     arrays = None
-                if arrays is not None and gradients_fast_ok(arrays, plan.param_np,
-                                                            plan.owned) != FAST_ALL:
+                if (
+                    arrays is not None
+                    and gradients_fast_ok(arrays, plan.param_np, plan.owned) != FAST_ALL
+                ):
                     arrays = None
                 if arrays is not None:
                     plan.grad_objects, plan.grad_arrays = grads, arrays
                     plan.grad_pointers = list(map(_data_ptr, grads))
             if arrays is not None:
                 plan.step_np += 1
-                self._run(group, list(plan.param_np), arrays, plan.buffers,
-                          plan.step_np.astype(np.int64), [self.state[p] for p in params]
-                          if self._needs_states else [], scaling)
+                self._run(
+                    group,
+                    list(plan.param_np),
+                    arrays,
+                    plan.buffers,
+                    plan.step_np.astype(np.int64),
+                    [self.state[p] for p in params] if self._needs_states else [],
+                    scaling,
+                )
                 return
         positions = range(len(params)) if only is None else (only,)
         active = [i for i in positions if params[i].grad is not None]
         if not active:
             return
-        checked = [self._checked_grad(index, i, params[i], params[i].grad, plan.owned)
-                   for i in active]   # every check before any write
+        checked = [
+            self._checked_grad(index, i, params[i], params[i].grad, plan.owned) for i in active
+        ]  # every check before any write
         fresh = [i for i in active if not plan.has_state[i]]
-        if fresh:   # a first gradient: torch's lazy state
+        if fresh:  # a first gradient: torch's lazy state
             for i in fresh:
                 self.state[params[i]] = self._new_state(group, params[i])
             self._plans.pop(index, None)
             plan = self._plan(index, group)
-            plan.step_np[fresh] = 0   # (SGD's plan counts a stateful parameter as stepped)
+            plan.step_np[fresh] = 0  # (SGD's plan counts a stateful parameter as stepped)
         plan.step_np[active] += 1
-        self._run(group, [plan.param_np[i] for i in active], checked,
-                  [[buffers[i] for i in active] for buffers in plan.buffers],
-                  plan.step_np[active].astype(np.int64),
-                  [self.state[params[i]] for i in active] if self._needs_states else [],
-                  scaling)
+        self._run(
+            group,
+            [plan.param_np[i] for i in active],
+            checked,
+            [[buffers[i] for i in active] for buffers in plan.buffers],
+            plan.step_np[active].astype(np.int64),
+            [self.state[params[i]] for i in active] if self._needs_states else [],
+            scaling,
+        )
 
 
 def _transform(group: dict[str, Any], decoupled: bool = False) -> dict[str, Any]:
-    return {"weight_decay": group["weight_decay"], "decoupled_weight_decay": decoupled,
-            "maximize": group["maximize"]}
+    return {
+        "weight_decay": group["weight_decay"],
+        "decoupled_weight_decay": decoupled,
+        "maximize": group["maximize"],
+    }
 
 
 class SGD(_KernelOptimizer, torch.optim.SGD):
@@ -591,6 +695,7 @@ class SGD(_KernelOptimizer, torch.optim.SGD):
     = gdfast.SGD / Momentum / Nesterov with convention="torch".  State: momentum_buffer
     (only when μ > 0, as torch keeps it).
     """
+
     torch_class = torch.optim.SGD
     rule = rules.SGD
     _keeps_step = False
@@ -600,27 +705,40 @@ class SGD(_KernelOptimizer, torch.optim.SGD):
         group["dampening"] = _unit("dampening", group["dampening"])
         group["nesterov"] = check.flag("nesterov", group["nesterov"])
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError("nesterov: Nesterov momentum requires a momentum and zero "
-                             "dampening")
+            raise ValueError("nesterov: Nesterov momentum requires a momentum and zero dampening")
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("momentum_buffer",) if group["momentum"] != 0 else ()
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         # no step: torch keeps none for SGD; "first step" (b = g) is "no buffer yet"
-        return {name: torch.zeros_like(param, memory_format=torch.preserve_format)
-                for name in self._state_names(group)}
+        return {
+            name: torch.zeros_like(param, memory_format=torch.preserve_format)
+            for name in self._state_names(group)
+        }
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         lr = float(group["lr"])
         if group["momentum"] == 0:
             _kernels.sgd(params, grads, steps, lr=lr, **_transform(group), **scaling)
             return
-        rule, kernel = ((rules.Nesterov, _kernels.nesterov) if group["nesterov"]
-                        else (rules.Momentum, _kernels.momentum))
+        rule, kernel = (
+            (rules.Nesterov, _kernels.nesterov)
+            if group["nesterov"]
+            else (rules.Momentum, _kernels.momentum)
+        )
         options = {**rule.conventions["torch"], **_transform(group)}
-        kernel(params, grads, buffers[0], steps, lr=lr, momentum=group["momentum"],
-               dampening=group["dampening"], **options, **scaling)
+        kernel(
+            params,
+            grads,
+            buffers[0],
+            steps,
+            lr=lr,
+            momentum=group["momentum"],
+            dampening=group["dampening"],
+            **options,
+            **scaling,
+        )
 
 
 class Adam(_KernelOptimizer, torch.optim.Adam):
@@ -633,6 +751,7 @@ class Adam(_KernelOptimizer, torch.optim.Adam):
                    (gdfast.AMSGrad)
     State: step, exp_avg, exp_avg_sq, max_exp_avg_sq (amsgrad).
     """
+
     torch_class = torch.optim.Adam
     rule = rules.Adam
 
@@ -640,24 +759,38 @@ class Adam(_KernelOptimizer, torch.optim.Adam):
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
         group["amsgrad"] = check.flag("amsgrad", group["amsgrad"])
-        group["decoupled_weight_decay"] = check.flag("decoupled_weight_decay",
-                                                     group["decoupled_weight_decay"])
+        group["decoupled_weight_decay"] = check.flag(
+            "decoupled_weight_decay", group["decoupled_weight_decay"]
+        )
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        rule, kernel = ((rules.AMSGrad, _kernels.amsgrad) if group["amsgrad"]
-                        else (rules.Adam, _kernels.adam))
-        options = {**rule.conventions["torch"],
-                   **_transform(group, group["decoupled_weight_decay"])}
-        kernel(params, grads, *buffers, steps, lr=float(group["lr"]), betas=group["betas"],
-               eps=group["eps"], **options, **scaling)
+        rule, kernel = (
+            (rules.AMSGrad, _kernels.amsgrad) if group["amsgrad"] else (rules.Adam, _kernels.adam)
+        )
+        options = {
+            **rule.conventions["torch"],
+            **_transform(group, group["decoupled_weight_decay"]),
+        }
+        kernel(
+            params,
+            grads,
+            *buffers,
+            steps,
+            lr=float(group["lr"]),
+            betas=group["betas"],
+            eps=group["eps"],
+            **options,
+            **scaling,
+        )
 
 
 class AdamW(Adam, torch.optim.AdamW):
     """torch.optim.AdamW on gdfast's kernels: Adam with decoupled weight decay,
     θ ← θ (1 − η λ) before the Adam step (default λ = 0.01)."""
+
     torch_class = torch.optim.AdamW
 
 
@@ -668,32 +801,46 @@ class Adagrad(_KernelOptimizer, torch.optim.Adagrad):
     (gdfast.Adagrad with convention="torch").  State (created at construction, by
     torch's constructor): step, sum (starting at initial_accumulator_value).
     """
+
     torch_class = torch.optim.Adagrad
     rule = rules.Adagrad
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["lr_decay"] = _at_least("lr_decay", group["lr_decay"])
         group["eps"] = _at_least("eps", group["eps"])
-        group["initial_accumulator_value"] = _at_least("initial_accumulator_value",
-                                                       group["initial_accumulator_value"])
+        group["initial_accumulator_value"] = _at_least(
+            "initial_accumulator_value", group["initial_accumulator_value"]
+        )
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("sum",)
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
-        return {"step": torch.tensor(0.0, dtype=_step_dtype(group)),
-                "sum": torch.full_like(param, group["initial_accumulator_value"],
-                                       memory_format=torch.preserve_format)}
+        return {
+            "step": torch.tensor(0.0, dtype=_step_dtype(group)),
+            "sum": torch.full_like(
+                param, group["initial_accumulator_value"], memory_format=torch.preserve_format
+            ),
+        }
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.adagrad(params, grads, buffers[0], steps, lr=float(group["lr"]),
-                         eps=group["eps"], lr_decay=group["lr_decay"],
-                         **self._torch_options(**_transform(group)), **scaling)
+        _kernels.adagrad(
+            params,
+            grads,
+            buffers[0],
+            steps,
+            lr=float(group["lr"]),
+            eps=group["eps"],
+            lr_decay=group["lr_decay"],
+            **self._torch_options(**_transform(group)),
+            **scaling,
+        )
 
 
 class Adadelta(_KernelOptimizer, torch.optim.Adadelta):
     """torch.optim.Adadelta on gdfast's kernels (SPEC.md's Adadelta with the lr multiplier).
     State: step, square_avg, acc_delta."""
+
     torch_class = torch.optim.Adadelta
     rule = rules.Adadelta
 
@@ -705,15 +852,24 @@ class Adadelta(_KernelOptimizer, torch.optim.Adadelta):
         return ("square_avg", "acc_delta")
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.adadelta(params, grads, *buffers, steps, lr=float(group["lr"]),
-                          rho=group["rho"], eps=group["eps"],
-                          **self._torch_options(**_transform(group)), **scaling)
+        _kernels.adadelta(
+            params,
+            grads,
+            *buffers,
+            steps,
+            lr=float(group["lr"]),
+            rho=group["rho"],
+            eps=group["eps"],
+            **self._torch_options(**_transform(group)),
+            **scaling,
+        )
 
 
 class RMSprop(_KernelOptimizer, torch.optim.RMSprop):
     """torch.optim.RMSprop on gdfast's kernels (gdfast.RMSprop with rho = alpha and
     convention="torch").  State: step, square_avg, momentum_buffer (momentum > 0),
     grad_avg (centered)."""
+
     torch_class = torch.optim.RMSprop
     rule = rules.RMSprop
 
@@ -725,20 +881,33 @@ class RMSprop(_KernelOptimizer, torch.optim.RMSprop):
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         # the kernel's order: square_avg, grad_avg, momentum_buffer
-        return (("square_avg",) + (("grad_avg",) if group["centered"] else ())
-                + (("momentum_buffer",) if group["momentum"] > 0 else ()))
+        return (
+            ("square_avg",)
+            + (("grad_avg",) if group["centered"] else ())
+            + (("momentum_buffer",) if group["momentum"] > 0 else ())
+        )
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.rmsprop(params, grads, *buffers, steps, lr=float(group["lr"]),
-                         rho=group["alpha"], eps=group["eps"], centered=group["centered"],
-                         momentum=group["momentum"],
-                         **self._torch_options(**_transform(group)), **scaling)
+        _kernels.rmsprop(
+            params,
+            grads,
+            *buffers,
+            steps,
+            lr=float(group["lr"]),
+            rho=group["alpha"],
+            eps=group["eps"],
+            centered=group["centered"],
+            momentum=group["momentum"],
+            **self._torch_options(**_transform(group)),
+            **scaling,
+        )
 
 
 class Adamax(_KernelOptimizer, torch.optim.Adamax):
     """torch.optim.Adamax on gdfast's kernels: u ← max(β2 u, |g| + ε),
     θ ← θ − (η/(1 − β1^t)) m / u (gdfast.AdaMax with convention="torch").
     State: step, exp_avg, exp_inf."""
+
     torch_class = torch.optim.Adamax
     rule = rules.AdaMax
 
@@ -750,9 +919,17 @@ class Adamax(_KernelOptimizer, torch.optim.Adamax):
         return ("exp_avg", "exp_inf")
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.adamax(params, grads, *buffers, steps, lr=float(group["lr"]),
-                        betas=group["betas"], eps=group["eps"],
-                        **self._torch_options(**_transform(group)), **scaling)
+        _kernels.adamax(
+            params,
+            grads,
+            *buffers,
+            steps,
+            lr=float(group["lr"]),
+            betas=group["betas"],
+            eps=group["eps"],
+            **self._torch_options(**_transform(group)),
+            **scaling,
+        )
 
 
 class NAdam(_KernelOptimizer, torch.optim.NAdam):
@@ -760,6 +937,7 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
     μ_t = β1 (1 − ½ 0.96^(t ψ)), ψ = momentum_decay, with the μ product P_t kept per
     parameter (gdfast.Nadam with convention="torch"); L2 or decoupled weight decay.
     State: step, mu_product (a 0-d tensor, torch's scalar dtype), exp_avg, exp_avg_sq."""
+
     torch_class = torch.optim.NAdam
     rule = rules.Nadam
     _needs_states = True
@@ -768,8 +946,9 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
         group["momentum_decay"] = _at_least("momentum_decay", group["momentum_decay"])
-        group["decoupled_weight_decay"] = check.flag("decoupled_weight_decay",
-                                                     group["decoupled_weight_decay"])
+        group["decoupled_weight_decay"] = check.flag(
+            "decoupled_weight_decay", group["decoupled_weight_decay"]
+        )
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq")
@@ -781,12 +960,21 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
 
     def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
         products = [state["mu_product"].numpy() for state in states]
-        _kernels.nadam(params, grads, *buffers, products, steps, lr=float(group["lr"]),
-                       betas=group["betas"], eps=group["eps"],
-                       **self._torch_options(momentum_decay=group["momentum_decay"],
-                                             **_transform(group,
-                                                          group["decoupled_weight_decay"])),
-                       **scaling)
+        _kernels.nadam(
+            params,
+            grads,
+            *buffers,
+            products,
+            steps,
+            lr=float(group["lr"]),
+            betas=group["betas"],
+            eps=group["eps"],
+            **self._torch_options(
+                momentum_decay=group["momentum_decay"],
+                **_transform(group, group["decoupled_weight_decay"]),
+            ),
+            **scaling,
+        )
 
 
 class StepInBackward:
@@ -800,8 +988,10 @@ class StepInBackward:
 
     def __init__(self, optimizer: _KernelOptimizer, max_grad_norm: Optional[float]):
         if not isinstance(optimizer, _KernelOptimizer):
-            raise TypeError("optimizer_factory: expected it to return a gdfast.torch "
-                            f"optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                "optimizer_factory: expected it to return a gdfast.torch "
+                f"optimizer, got {type(optimizer).__name__}"
+            )
         if max_grad_norm is not None:
             max_grad_norm = check.positive("max_grad_norm", max_grad_norm)
         self.optimizer = optimizer
@@ -809,15 +999,20 @@ class StepInBackward:
         self.grad_norm: Optional[float] = None
         self.exact_steps = 0
         #: each parameter's (group, position) and its rank in parameter order
-        self._where = {param: (index, position)
-                       for index, group in enumerate(optimizer.param_groups)
-                       for position, param in enumerate(group["params"])}
+        self._where = {
+            param: (index, position)
+            for index, group in enumerate(optimizer.param_groups)
+            for position, param in enumerate(group["params"])
+        }
         self._order = {param: k for k, param in enumerate(self._where)}
-        self._scale: Optional[float] = None      # from the previous backward's norm
+        self._scale: Optional[float] = None  # from the previous backward's norm
         self._sums: dict[int, float] = {}
         self._in_backward = False
-        self._handles = [param.register_post_accumulate_grad_hook(self._on_gradient)
-                         for param in self._order if param.requires_grad]
+        self._handles = [
+            param.register_post_accumulate_grad_hook(self._on_gradient)
+            for param in self._order
+            if param.requires_grad
+        ]
 
     def remove(self) -> None:
         """Take the hooks off: backward then only accumulates gradients."""
@@ -835,11 +1030,12 @@ class StepInBackward:
             self._sums = {}
             torch.autograd.Variable._execution_engine.queue_callback(self._end_of_backward)
         if self._exact():
-            return            # kept until the end of backward: stepped with the exact norm
+            return  # kept until the end of backward: stepped with the exact norm
         if self.max_grad_norm is not None:
             self._sums[self._order[param]] = _sum_of_squares(param.grad)
-        self.optimizer._step_parameter(*self._where[param],
-                                       1.0 if self._scale is None else self._scale)
+        self.optimizer._step_parameter(
+            *self._where[param], 1.0 if self._scale is None else self._scale
+        )
         param.grad = None
 
     @torch.no_grad()
@@ -861,15 +1057,18 @@ class StepInBackward:
             optimizer.zero_grad(set_to_none=True)
             norm = optimizer.grad_norm if optimizer.grad_norm is not None else 0.0
             self.exact_steps += 1
-        else:   # the norm of the gradients just stepped, added in parameter order
+        else:  # the norm of the gradients just stepped, added in parameter order
             norm = math.sqrt(sum(self._sums[k] for k in sorted(self._sums)))
         self.grad_norm = norm
-        self._scale = (min(1.0, self.max_grad_norm / (norm + 1e-6)) if math.isfinite(norm)
-                       else None)
+        self._scale = min(1.0, self.max_grad_norm / (norm + 1e-6)) if math.isfinite(norm) else None
 
 
-def step_in_backward(params: Any, optimizer_factory: Callable[[list], _KernelOptimizer], *,
-                     max_grad_norm: Optional[float] = None) -> StepInBackward:
+def step_in_backward(
+    params: Any,
+    optimizer_factory: Callable[[list], _KernelOptimizer],
+    *,
+    max_grad_norm: Optional[float] = None,
+) -> StepInBackward:
     """Run the optimizer's step inside backward: each parameter is stepped by a
     `register_post_accumulate_grad_hook` as soon as its gradient is complete, and its
     gradient freed at once, so a backward never holds more than the gradients still being

@@ -11,6 +11,7 @@ gdfast.reference optimizer, or a name) applies each step in place.  The loop is
 plain Python around two calls per step, and adds about a microsecond to them
 (see the README for the measurement).
 """
+
 from __future__ import annotations
 
 import math
@@ -108,10 +109,16 @@ class History:
 
     def as_dict(self) -> dict[str, list]:
         """The per-epoch columns, e.g. for ``pandas.DataFrame(history.as_dict())``."""
-        return {"epoch": list(range(1, self.epochs + 1)), "train_loss": list(self.train_loss),
-                "val_loss": list(self.val_loss), "lr": list(self.lr),
-                "seconds": list(self.seconds), "samples_per_s": list(self.samples_per_s),
-                "steps": list(self.steps), "examples": list(self.examples)}
+        return {
+            "epoch": list(range(1, self.epochs + 1)),
+            "train_loss": list(self.train_loss),
+            "val_loss": list(self.val_loss),
+            "lr": list(self.lr),
+            "seconds": list(self.seconds),
+            "samples_per_s": list(self.samples_per_s),
+            "steps": list(self.steps),
+            "examples": list(self.examples),
+        }
 
 
 # ----------------------------------------------------------------- optimizers
@@ -136,8 +143,10 @@ def _blas_threads(setting: Any, params: Sequence[np.ndarray], batch: int) -> int
     try:
         import threadpoolctl  # noqa: F401
     except ImportError:
-        raise ImportError("blas_threads: limiting BLAS threads needs threadpoolctl: "
-                          "pip install threadpoolctl (the 'threads' extra)") from None
+        raise ImportError(
+            "blas_threads: limiting BLAS threads needs threadpoolctl: "
+            "pip install threadpoolctl (the 'threads' extra)"
+        ) from None
     return limit
 
 
@@ -146,11 +155,13 @@ def _blas_limiter(limit: int | None) -> Any:
     if limit is None:
         return None
     from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=limit, user_api="blas")
 
 
-def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.ndarray],
-                   **hyperparameters: Any) -> Optimizer:
+def make_optimizer(
+    optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.ndarray], **hyperparameters: Any
+) -> Optimizer:
     """The optimizer `fit` uses: an instance (checked to own `params`), a class, or a name.
 
     A name is a rule's name in any case ("adam", "AMSGrad"), or
@@ -159,20 +170,26 @@ def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.nd
     """
     if isinstance(optimizer, Optimizer):
         if hyperparameters:
-            raise TypeError(f"{', '.join(sorted(hyperparameters))}: hyper-parameters are for an "
-                            "optimizer given by name or class; set them on the optimizer object "
-                            "(e.g. opt.lr = 0.01)")
+            raise TypeError(
+                f"{', '.join(sorted(hyperparameters))}: hyper-parameters are for an "
+                "optimizer given by name or class; set them on the optimizer object "
+                "(e.g. opt.lr = 0.01)"
+            )
         arrays = [params] if isinstance(params, np.ndarray) else list(params)
         if len(arrays) != len(optimizer.params) or any(
-                a is not b for a, b in zip(arrays, optimizer.params)):
-            raise ValueError("optimizer: it was built on other arrays than params; build it on "
-                             "the same list (gdfast.Adam(params)) or pass its name")
+            a is not b for a, b in zip(arrays, optimizer.params)
+        ):
+            raise ValueError(
+                "optimizer: it was built on other arrays than params; build it on "
+                "the same list (gdfast.Adam(params)) or pass its name"
+            )
         return optimizer
     if isinstance(optimizer, str):
         prefix, _, name = optimizer.strip().rpartition(".")
         if prefix.casefold() not in ("", "reference"):
-            raise ValueError(f"optimizer: unknown name {optimizer!r}; expected a rule name "
-                             "or 'reference.<name>'")
+            raise ValueError(
+                f"optimizer: unknown name {optimizer!r}; expected a rule name or 'reference.<name>'"
+            )
         try:
             rule = canonical(name)
         except ValueError as error:
@@ -181,12 +198,16 @@ def make_optimizer(optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.nd
     elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
         cls = optimizer
     else:
-        raise TypeError("optimizer: expected a gdfast optimizer, an optimizer class or a name "
-                        f"such as 'adam', got {type(optimizer).__name__}")
+        raise TypeError(
+            "optimizer: expected a gdfast optimizer, an optimizer class or a name "
+            f"such as 'adam', got {type(optimizer).__name__}"
+        )
     unknown = sorted(set(hyperparameters) - set(cls.hyperparameter_names))
     if unknown:
-        raise TypeError(f"{', '.join(unknown)}: not a hyper-parameter of {cls.__name__} "
-                        f"(it takes {', '.join(cls.hyperparameter_names)})")
+        raise TypeError(
+            f"{', '.join(unknown)}: not a hyper-parameter of {cls.__name__} "
+            f"(it takes {', '.join(cls.hyperparameter_names)})"
+        )
     return cls(params, **hyperparameters)
 
 
@@ -209,14 +230,17 @@ def _check_data(X: Any, y: Any, name: str) -> tuple[Any, Any, int]:
     if y is not None:
         y = np.asarray(y)
         if y.ndim == 0 or y.shape[0] != n:
-            raise ValueError(f"{x_name} and {y_name}: {x_name} has {n} rows but {y_name} has "
-                             f"{y.shape[0] if y.ndim else 'no'} entries; expected one target "
-                             "per row")
+            raise ValueError(
+                f"{x_name} and {y_name}: {x_name} has {n} rows but {y_name} has "
+                f"{y.shape[0] if y.ndim else 'no'} entries; expected one target "
+                "per row"
+            )
     return X, y, n
 
 
-def _check_options(batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any,
-                   callbacks: Any, validation: Any) -> tuple[int | None, int, int | None, list]:
+def _check_options(
+    batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any, callbacks: Any, validation: Any
+) -> tuple[int | None, int, int | None, list]:
     if batch_size is not None:
         batch_size = _check_int("batch_size", batch_size, 1)
     epochs = _check_int("epochs", epochs, 0)
@@ -231,13 +255,15 @@ def _check_options(batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any,
     callbacks = list(callbacks)
     for index, callback in enumerate(callbacks):
         if not callable(callback):
-            raise TypeError(f"callbacks[{index}]: expected a callable, got "
-                            f"{type(callback).__name__}")
+            raise TypeError(
+                f"callbacks[{index}]: expected a callable, got {type(callback).__name__}"
+            )
     return batch_size, epochs, eval_every, callbacks
 
 
-def _strategy(name: str, value: Any, cls: type, convert: Callable[[Any], Any],
-              alternative: str) -> Any:
+def _strategy(
+    name: str, value: Any, cls: type, convert: Callable[[Any], Any], alternative: str
+) -> Any:
     """`value` if it is None or a `cls`, else `convert(value)` with errors naming `name`."""
     if value is None or isinstance(value, cls):
         return value
@@ -246,8 +272,7 @@ def _strategy(name: str, value: Any, cls: type, convert: Callable[[Any], Any],
     except (TypeError, ValueError) as error:
         if str(error).startswith(f"{name}:"):
             raise
-        raise type(error)(f"{name}: expected a {cls.__name__} or {alternative}; "
-                          f"{error}") from None
+        raise type(error)(f"{name}: expected a {cls.__name__} or {alternative}; {error}") from None
 
 
 # --------------------------------------------------------------------- batches
@@ -263,13 +288,19 @@ def _batches(X: Any, y: Any, order: np.ndarray | None, batch_size: int) -> Itera
     if order is None:
         for start in range(0, length, batch_size):
             stop = start + batch_size
-            yield X[start:stop], (None if y is None else y[start:stop]), \
-                min(batch_size, length - start)
+            yield (
+                X[start:stop],
+                (None if y is None else y[start:stop]),
+                min(batch_size, length - start),
+            )
     else:
         for start in range(0, length, batch_size):
-            rows = order[start:start + batch_size]
-            yield np.take(X, rows, axis=0), (None if y is None else np.take(y, rows, axis=0)), \
-                rows.shape[0]
+            rows = order[start : start + batch_size]
+            yield (
+                np.take(X, rows, axis=0),
+                (None if y is None else np.take(y, rows, axis=0)),
+                rows.shape[0],
+            )
 
 
 class _Progress:
@@ -287,8 +318,14 @@ class _Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=steps, unit="step", file=stream, dynamic_ncols=True,
-                                leave=True, desc=f"epoch 1/{epochs}")
+                self.bar = tqdm(
+                    total=steps,
+                    unit="step",
+                    file=stream,
+                    dynamic_ncols=True,
+                    leave=True,
+                    desc=f"epoch 1/{epochs}",
+                )
 
     def start_epoch(self, epoch: int, steps: int) -> None:
         if self.bar is not None:
@@ -308,8 +345,12 @@ class _Progress:
             self.bar.set_postfix(summary, refresh=False)
         else:
             fields = "  ".join(f"{k} {v}" for k, v in summary.items())
-            print(f"epoch {epoch}/{self.epochs}  {fields}  {history.seconds[-1]:.2f} s  "
-                  f"{history.samples_per_s[-1]:,.0f} samples/s", file=self.stream, flush=True)
+            print(
+                f"epoch {epoch}/{self.epochs}  {fields}  {history.seconds[-1]:.2f} s  "
+                f"{history.samples_per_s[-1]:,.0f} samples/s",
+                file=self.stream,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -317,17 +358,29 @@ class _Progress:
 
 
 # ------------------------------------------------------------------------- fit
-def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any, y: Any = None,
-        optimizer: OptimizerSpec = "sgd", *, batch_size: int | None = 32, epochs: int = 10,
-        shuffle: bool | None = None, seed: int = 0,
-        curriculum: Curriculum | Sequence[float] | np.ndarray | None = None,
-        schedule: Schedule | str | None = None,
-        early_stopping: EarlyStopping | int | None = None,
-        grad_noise: GradientNoise | float | None = None,
-        validation: tuple[Any, Any] | None = None, eval_every: int | None = None,
-        callbacks: Sequence[Callable[[History], Any]] = (), progress: bool = True,
-        progress_file: Any = None, blas_threads: int | str | None = "auto",
-        **hyperparameters: Any) -> History:
+def fit(
+    objective: Objective,
+    params: np.ndarray | Sequence[np.ndarray],
+    X: Any,
+    y: Any = None,
+    optimizer: OptimizerSpec = "sgd",
+    *,
+    batch_size: int | None = 32,
+    epochs: int = 10,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    curriculum: Curriculum | Sequence[float] | np.ndarray | None = None,
+    schedule: Schedule | str | None = None,
+    early_stopping: EarlyStopping | int | None = None,
+    grad_noise: GradientNoise | float | None = None,
+    validation: tuple[Any, Any] | None = None,
+    eval_every: int | None = None,
+    callbacks: Sequence[Callable[[History], Any]] = (),
+    progress: bool = True,
+    progress_file: Any = None,
+    blas_threads: int | str | None = "auto",
+    **hyperparameters: Any,
+) -> History:
     """Train `params` by gradient descent on ``objective`` over the examples (X, y).
 
     Parameters
@@ -419,11 +472,14 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     parameters of the epoch's start are restored, and the message says so.
     """
     if not callable(objective):
-        raise TypeError(f"objective: expected a callable (params, X, y) -> (loss, grads), got "
-                        f"{type(objective).__name__}")
+        raise TypeError(
+            f"objective: expected a callable (params, X, y) -> (loss, grads), got "
+            f"{type(objective).__name__}"
+        )
     X, y, n = _check_data(X, y, "X")
     batch_size, epochs, eval_every, callbacks = _check_options(
-        batch_size, epochs, shuffle, eval_every, callbacks, validation)
+        batch_size, epochs, shuffle, eval_every, callbacks, validation
+    )
     seed = _check_int("seed", seed, 0)
     progress = flag("progress", progress)
     if validation is not None:
@@ -434,20 +490,33 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     # the objective gets params as given: one array stays one array
     given = params if isinstance(params, np.ndarray) else opt.params
     params = opt.params
-    curriculum = _strategy("curriculum", curriculum, Curriculum,
-                           lambda scores: Curriculum(scores, seed=seed),
-                           "an array of difficulty scores")
+    curriculum = _strategy(
+        "curriculum",
+        curriculum,
+        Curriculum,
+        lambda scores: Curriculum(scores, seed=seed),
+        "an array of difficulty scores",
+    )
     if curriculum is not None and curriculum.n != n:
         raise ValueError(f"curriculum: it scores {curriculum.n} examples, X has {n} rows")
     if curriculum is not None and shuffle:
-        raise ValueError("shuffle: a curriculum orders the examples itself; leave shuffle "
-                         "unset (or use Curriculum(..., shuffle_slice=True))")
-    schedule = _strategy("schedule", schedule, Schedule, parse_schedule,
-                         "a text such as 'step:10:0.5'")
-    stopper = _strategy("early_stopping", early_stopping, EarlyStopping, EarlyStopping,
-                        "an int patience")
-    noise = _strategy("grad_noise", grad_noise, GradientNoise,
-                      lambda eta: GradientNoise(eta, seed=seed), "a float eta")
+        raise ValueError(
+            "shuffle: a curriculum orders the examples itself; leave shuffle "
+            "unset (or use Curriculum(..., shuffle_slice=True))"
+        )
+    schedule = _strategy(
+        "schedule", schedule, Schedule, parse_schedule, "a text such as 'step:10:0.5'"
+    )
+    stopper = _strategy(
+        "early_stopping", early_stopping, EarlyStopping, EarlyStopping, "an int patience"
+    )
+    noise = _strategy(
+        "grad_noise",
+        grad_noise,
+        GradientNoise,
+        lambda eta: GradientNoise(eta, seed=seed),
+        "a float eta",
+    )
 
     history = History(optimizer=opt)
     if schedule is not None:
@@ -457,14 +526,20 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     if noise is not None:
         noise.reset()
     step_schedule = schedule if schedule is not None and schedule.per == "step" else None
-    epoch_schedule = schedule if schedule is not None and schedule.per == "epoch" \
-        and not _monitors(schedule) else None
+    epoch_schedule = (
+        schedule
+        if schedule is not None and schedule.per == "epoch" and not _monitors(schedule)
+        else None
+    )
     plateau = schedule if schedule is not None and _monitors(schedule) else None
     evaluate = _validation_loss(objective)
     shuffler = Shuffle(n, seed) if shuffle is not False and curriculum is None else None
-    bar = _Progress(progress and epochs > 0, epochs,
-                    epochs * -(-n // (batch_size if batch_size is not None else n)),
-                    progress_file if progress_file is not None else sys.stderr)
+    bar = _Progress(
+        progress and epochs > 0,
+        epochs,
+        epochs * -(-n // (batch_size if batch_size is not None else n)),
+        progress_file if progress_file is not None else sys.stderr,
+    )
 
     def evaluation(step: int, train_loss: float) -> bool:
         """Evaluate; True when early stopping says stop."""
@@ -486,8 +561,11 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
     try:
         for epoch in range(epochs):
             began = time.perf_counter()
-            order = curriculum.order(epoch) if curriculum is not None else (
-                shuffler.order(epoch) if shuffler is not None else None)
+            order = (
+                curriculum.order(epoch)
+                if curriculum is not None
+                else (shuffler.order(epoch) if shuffler is not None else None)
+            )
             length = n if order is None else order.shape[0]
             size = batch_size if batch_size is not None else max(length, 1)
             bar.start_epoch(epoch, -(-length // size))
@@ -499,8 +577,10 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
                 try:
                     loss, grads = result
                 except (TypeError, ValueError):
-                    raise TypeError("objective: expected it to return (loss, grads), got "
-                                    f"{type(result).__name__}") from None
+                    raise TypeError(
+                        "objective: expected it to return (loss, grads), got "
+                        f"{type(result).__name__}"
+                    ) from None
                 loss = float(loss)
                 if not isfinite(loss):
                     stop = _non_finite(loss, epoch, step, params, snapshot)
@@ -525,8 +605,11 @@ def fit(objective: Objective, params: np.ndarray | Sequence[np.ndarray], X: Any,
                 if stop is None and eval_every is None:
                     if evaluation(step, history.train_loss[-1]):
                         stop = "early_stopping"
-                history.val_loss.append(history.evaluations[-1][1] if history.evaluations
-                                        and validation is not None else math.nan)
+                history.val_loss.append(
+                    history.evaluations[-1][1]
+                    if history.evaluations and validation is not None
+                    else math.nan
+                )
                 if stop is None and epoch_schedule is not None:
                     opt.lr = epoch_schedule.update()
                 history.lr.append(opt.lr)
@@ -563,23 +646,32 @@ def _validation_loss(objective: Objective) -> Callable[[Sequence[np.ndarray], An
     return lambda params, X, y: objective(params, X, y)[0]
 
 
-def _non_finite(loss: float, epoch: int, step: int, params: Sequence[np.ndarray],
-                snapshot: list[np.ndarray]) -> str:
+def _non_finite(
+    loss: float, epoch: int, step: int, params: Sequence[np.ndarray], snapshot: list[np.ndarray]
+) -> str:
     where = f"at epoch {epoch + 1}, before update {step + 1}"
     if all(np.isfinite(p).all() for p in params):
         kept = "the parameters are those of the last finite loss"
     else:
         for target, saved in zip(params, snapshot):
             np.copyto(target, saved)
-        kept = ("the parameters had become non-finite; those of the epoch's start are restored")
-    message = (f"the objective returned a non-finite loss ({loss}) {where}; training stopped and "
-               f"{kept}. Try a smaller learning rate, or check the objective.")
+        kept = "the parameters had become non-finite; those of the epoch's start are restored"
+    message = (
+        f"the objective returned a non-finite loss ({loss}) {where}; training stopped and "
+        f"{kept}. Try a smaller learning rate, or check the objective."
+    )
     warnings.warn(f"fit: {message}", RuntimeWarning, stacklevel=3)
     return "non_finite_loss:" + message
 
 
-def _finish(history: History, stop: str, stopper: EarlyStopping | None,
-            params: Sequence[np.ndarray], epochs: int, step: int) -> None:
+def _finish(
+    history: History,
+    stop: str,
+    stopper: EarlyStopping | None,
+    params: Sequence[np.ndarray],
+    epochs: int,
+    step: int,
+) -> None:
     reason, _, message = stop.partition(":")
     history.stop_reason = reason
     if stopper is not None and stopper.best_evaluation >= 0:
@@ -591,10 +683,11 @@ def _finish(history: History, stop: str, stopper: EarlyStopping | None,
         message = f"completed {epochs} epoch(s), {step} update(s)"
     elif reason == "early_stopping":
         best_step, best_value = history.evaluations[stopper.best_evaluation]
-        message = (f"early stopping after {stopper.evaluations} evaluation(s): no improvement "
-                   f"of at least {stopper.min_delta} in {stopper.patience}; best {best_value:.6g} "
-                   f"at update {best_step}" + (", parameters restored" if history.restored_best
-                                               else ""))
+        message = (
+            f"early stopping after {stopper.evaluations} evaluation(s): no improvement "
+            f"of at least {stopper.min_delta} in {stopper.patience}; best {best_value:.6g} "
+            f"at update {best_step}" + (", parameters restored" if history.restored_best else "")
+        )
     elif reason == "callback":
         message = f"a callback stopped training after epoch {history.epochs}"
     history.stop_message = message

@@ -15,6 +15,7 @@ same minimizer as the lookahead θ.
 A run stops early once the point is no longer finite or leaves the box
 |x|, |y| ≤ LIMIT (`diverged` is then True; on the saddle that is escape, not failure).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -29,7 +30,14 @@ from .surfaces import Surface, get as get_surface
 LIMIT = 1e6
 RULE_NAMES: tuple[str, ...] = tuple(cls.rule for cls in optim.OPTIMIZERS)
 ADAPTIVE_RULES: tuple[str, ...] = (
-    "Adagrad", "Adadelta", "RMSprop", "Adam", "AdaMax", "Nadam", "AMSGrad")
+    "Adagrad",
+    "Adadelta",
+    "RMSprop",
+    "Adam",
+    "AdaMax",
+    "Nadam",
+    "AMSGrad",
+)
 BACKENDS = {"gdfast": optim, "reference": reference}
 
 # Learning rate of each rule on each surface, for the gallery.  On Beale, Rosenbrock and
@@ -39,18 +47,54 @@ BACKENDS = {"gdfast": optim, "reference": reference}
 # rules at the same step size (Adadelta, whose lr is only a multiplier, at its 1.0).
 # Other hyper-parameters are the SPEC.md defaults.
 GALLERY_LR: dict[str, dict[str, float]] = {
-    "beale": {"SGD": 0.003, "Momentum": 0.001, "Nesterov": 0.0003, "Adagrad": 0.3,
-              "Adadelta": 0.01, "RMSprop": 0.001, "Adam": 0.03, "AdaMax": 0.03,
-              "Nadam": 0.003, "AMSGrad": 0.03},
-    "rosenbrock": {"SGD": 0.001, "Momentum": 0.0003, "Nesterov": 0.0003, "Adagrad": 0.3,
-                   "Adadelta": 0.03, "RMSprop": 0.0003, "Adam": 0.01, "AdaMax": 0.03,
-                   "Nadam": 0.003, "AMSGrad": 0.03},
-    "saddle": {"SGD": 0.01, "Momentum": 0.01, "Nesterov": 0.01, "Adagrad": 0.01,
-               "Adadelta": 1.0, "RMSprop": 0.01, "Adam": 0.01, "AdaMax": 0.01,
-               "Nadam": 0.01, "AMSGrad": 0.01},
-    "ravine": {"SGD": 0.1, "Momentum": 0.03, "Nesterov": 0.01, "Adagrad": 1.0,
-               "Adadelta": 1.0, "RMSprop": 0.01, "Adam": 0.3, "AdaMax": 0.3, "Nadam": 0.3,
-               "AMSGrad": 0.3},
+    "beale": {
+        "SGD": 0.003,
+        "Momentum": 0.001,
+        "Nesterov": 0.0003,
+        "Adagrad": 0.3,
+        "Adadelta": 0.01,
+        "RMSprop": 0.001,
+        "Adam": 0.03,
+        "AdaMax": 0.03,
+        "Nadam": 0.003,
+        "AMSGrad": 0.03,
+    },
+    "rosenbrock": {
+        "SGD": 0.001,
+        "Momentum": 0.0003,
+        "Nesterov": 0.0003,
+        "Adagrad": 0.3,
+        "Adadelta": 0.03,
+        "RMSprop": 0.0003,
+        "Adam": 0.01,
+        "AdaMax": 0.03,
+        "Nadam": 0.003,
+        "AMSGrad": 0.03,
+    },
+    "saddle": {
+        "SGD": 0.01,
+        "Momentum": 0.01,
+        "Nesterov": 0.01,
+        "Adagrad": 0.01,
+        "Adadelta": 1.0,
+        "RMSprop": 0.01,
+        "Adam": 0.01,
+        "AdaMax": 0.01,
+        "Nadam": 0.01,
+        "AMSGrad": 0.01,
+    },
+    "ravine": {
+        "SGD": 0.1,
+        "Momentum": 0.03,
+        "Nesterov": 0.01,
+        "Adagrad": 1.0,
+        "Adadelta": 1.0,
+        "RMSprop": 0.01,
+        "Adam": 0.3,
+        "AdaMax": 0.3,
+        "Nadam": 0.3,
+        "AMSGrad": 0.3,
+    },
 }
 TUNED_SURFACES: tuple[str, ...] = ("beale", "rosenbrock", "ravine")
 # Learning rates of the sweep: half-decades from 1e-4 to 10.
@@ -100,7 +144,7 @@ class Trajectory:
         (J → −∞), which counts; elsewhere a diverged run has a loss above any target.
         """
         target = self.surface.target if target is None else float(target)
-        arrived = self.values <= target          # NaN compares False: never arrived
+        arrived = self.values <= target  # NaN compares False: never arrived
         if stay:
             if not arrived[-1]:
                 return None
@@ -135,16 +179,22 @@ def rule_class(rule: str | type, backend: str = "gdfast") -> Any:
     if isinstance(rule, type) and issubclass(rule, _optimizer.Optimizer):
         return rule
     if not isinstance(rule, str):
-        raise TypeError(f"rule: expected a rule name or an Optimizer class, "
-                        f"got {type(rule).__name__}")
+        raise TypeError(
+            f"rule: expected a rule name or an Optimizer class, got {type(rule).__name__}"
+        )
     if rule not in RULE_NAMES:
         raise ValueError(f"rule: expected one of {list(RULE_NAMES)}, got {rule!r}")
     return getattr(BACKENDS[backend], rule)
 
 
-def run(rule: str | type, surface: str | Surface, steps: int,
-        start: Sequence[float] | None = None, backend: str = "gdfast",
-        **hyperparameters: Any) -> Trajectory:
+def run(
+    rule: str | type,
+    surface: str | Surface,
+    steps: int,
+    start: Sequence[float] | None = None,
+    backend: str = "gdfast",
+    **hyperparameters: Any,
+) -> Trajectory:
     """Run `rule` for `steps` steps on `surface` from `start` (default the surface's).
 
     `hyperparameters` go to the optimizer's constructor; those not given take
@@ -172,9 +222,15 @@ def run(rule: str | type, surface: str | Surface, steps: int,
             break
     else:
         taken = steps
-    points = points[:taken + 1].copy()
-    return Trajectory(rule=cls.rule, surface=surface, hyperparameters=optimizer.hyperparameters,
-                      points=points, values=np.asarray(surface.value(points.T)), diverged=diverged)
+    points = points[: taken + 1].copy()
+    return Trajectory(
+        rule=cls.rule,
+        surface=surface,
+        hyperparameters=optimizer.hyperparameters,
+        points=points,
+        values=np.asarray(surface.value(points.T)),
+        diverged=diverged,
+    )
 
 
 def gallery_hyperparameters(rule: str, surface: str | Surface) -> dict[str, Any]:
@@ -183,18 +239,29 @@ def gallery_hyperparameters(rule: str, surface: str | Surface) -> dict[str, Any]
     return {"lr": GALLERY_LR[surface.name][rule_class(rule).rule]}
 
 
-def run_all(surface: str | Surface, steps: int | None = None, rules: Iterable[str] = RULE_NAMES,
-            settings: Mapping[str, Mapping[str, Any]] | None = None,
-            start: Sequence[float] | None = None) -> list[Trajectory]:
+def run_all(
+    surface: str | Surface,
+    steps: int | None = None,
+    rules: Iterable[str] = RULE_NAMES,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    start: Sequence[float] | None = None,
+) -> list[Trajectory]:
     """One trajectory per rule on `surface`, each with `settings[rule]` if given,
     else the gallery's learning rate, GALLERY_LR (other hyper-parameters at their defaults).
     `steps` defaults to the surface's BUDGET."""
     surface = get_surface(surface)
     steps = BUDGET.get(surface.name, 1000) if steps is None else steps
     settings = {} if settings is None else settings
-    return [run(rule, surface, steps, start=start,
-                **dict(settings.get(rule, gallery_hyperparameters(rule, surface))))
-            for rule in rules]
+    return [
+        run(
+            rule,
+            surface,
+            steps,
+            start=start,
+            **dict(settings.get(rule, gallery_hyperparameters(rule, surface))),
+        )
+        for rule in rules
+    ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,17 +284,27 @@ class SweepPoint:
         return self.steps_to is not None and self.stayed
 
 
-def sweep(rule: str, surface: str | Surface, steps: int,
-          learning_rates: Iterable[float] = LR_GRID,
-          target: float | None = None) -> list[SweepPoint]:
+def sweep(
+    rule: str,
+    surface: str | Surface,
+    steps: int,
+    learning_rates: Iterable[float] = LR_GRID,
+    target: float | None = None,
+) -> list[SweepPoint]:
     """Run `rule` on `surface` once per learning rate (other hyper-parameters at their
     defaults; Adadelta's lr is its multiplier) and say how each run went."""
     results = []
     for lr in learning_rates:
         path = run(rule, surface, steps, lr=lr)
-        results.append(SweepPoint(lr=float(lr), steps_to=path.steps_to(target),
-                                  stayed=path.steps_to(target, stay=True) is not None,
-                                  final_value=float(path.values[-1]), diverged=path.diverged))
+        results.append(
+            SweepPoint(
+                lr=float(lr),
+                steps_to=path.steps_to(target),
+                stayed=path.steps_to(target, stay=True) is not None,
+                final_value=float(path.values[-1]),
+                diverged=path.diverged,
+            )
+        )
     return results
 
 
@@ -239,8 +316,11 @@ def best_learning_rate(results: Sequence[SweepPoint]) -> float:
     converged = [(point.steps_to, point.lr) for point in results if point.converged]
     if converged:
         return min(converged)[1]
-    finite = [(point.final_value, point.lr) for point in results
-              if math.isfinite(point.final_value) and not point.diverged]
+    finite = [
+        (point.final_value, point.lr)
+        for point in results
+        if math.isfinite(point.final_value) and not point.diverged
+    ]
     return min(finite)[1] if finite else min(point.lr for point in results)
 
 

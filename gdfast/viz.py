@@ -12,6 +12,7 @@ Every figure names its hyper-parameters in its title or legend.
     viz.plot_trajectories("beale", paths, "beale.png")
     viz.animate_trajectories("beale", paths, "beale.gif")
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,23 @@ Size = tuple[int, int]
 PathLike = str | os.PathLike
 
 # One colour per rule, the same in every figure (matplotlib's tab10).
-RULE_COLORS: dict[str, str] = dict(zip(RULE_NAMES, (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")))
+RULE_COLORS: dict[str, str] = dict(
+    zip(
+        RULE_NAMES,
+        (
+            "#1f77b4",
+            "#ff7f0e",
+            "#2ca02c",
+            "#d62728",
+            "#9467bd",
+            "#8c564b",
+            "#e377c2",
+            "#7f7f7f",
+            "#bcbd22",
+            "#17becf",
+        ),
+    )
+)
 _DPI = 100
 
 
@@ -43,16 +58,21 @@ def _matplotlib():
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("gdfast.viz needs matplotlib and Pillow: "
-                          "pip install 'gdfast[viz]'") from error
+        raise ImportError(
+            "gdfast.viz needs matplotlib and Pillow: pip install 'gdfast[viz]'"
+        ) from error
     return matplotlib, Figure, FigureCanvasAgg
 
 
 def _check_size(size: Any, name: str = "size") -> Size:
-    if (not isinstance(size, (tuple, list)) or len(size) != 2
-            or any(isinstance(v, bool) or not isinstance(v, int) or v < 50 for v in size)):
-        raise ValueError(f"{name}: expected (width, height) in pixels, two ints >= 50, "
-                         f"got {size!r}")
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 50 for v in size)
+    ):
+        raise ValueError(
+            f"{name}: expected (width, height) in pixels, two ints >= 50, got {size!r}"
+        )
     return int(size[0]), int(size[1])
 
 
@@ -86,6 +106,7 @@ def save_figure(figure: "Figure", path: PathLike, colors: int | None = None) -> 
     if not path.lower().endswith(".png"):
         raise ValueError(f"path: a palette image needs a .png file, got {path!r}")
     from PIL import Image
+
     image = Image.fromarray(_rgb_frame(figure))
     image.quantize(colors=colors, method=Image.Quantize.FASTOCTREE).save(path, optimize=True)
     return path
@@ -106,15 +127,23 @@ def _rgb_frame(figure: "Figure") -> np.ndarray:
 
 def _draw_contours(axes, surface: _surfaces.Surface) -> None:
     from matplotlib.colors import LogNorm
+
     grid_x, grid_y, values = surface.grid(300)
     if surface.log_contours:
         low = max(float(np.min(values[values > 0])), 1e-3)
         levels = np.logspace(math.log10(low), math.log10(float(np.max(values))), 25)
-        axes.contour(grid_x, grid_y, values, levels=levels, norm=LogNorm(), cmap="Greys_r",
-                     linewidths=0.6, alpha=0.6)
+        axes.contour(
+            grid_x,
+            grid_y,
+            values,
+            levels=levels,
+            norm=LogNorm(),
+            cmap="Greys_r",
+            linewidths=0.6,
+            alpha=0.6,
+        )
     else:
-        axes.contour(grid_x, grid_y, values, levels=25, cmap="Greys_r", linewidths=0.6,
-                     alpha=0.6)
+        axes.contour(grid_x, grid_y, values, levels=25, cmap="Greys_r", linewidths=0.6, alpha=0.6)
     if surface.minimum is not None:
         axes.plot(*surface.minimum, marker="*", color="black", markersize=12, linestyle="none")
     axes.plot(*surface.start, marker="o", color="black", markersize=4, linestyle="none")
@@ -132,41 +161,59 @@ def _legend_label(path: Trajectory) -> str:
 
 def _trajectory_title(surface: _surfaces.Surface, paths: Sequence[Trajectory]) -> str:
     budget = max((p.steps for p in paths), default=0)
-    target = (f"J ≤ {surface.target:g}" if surface.minimum is not None
-              else f"J ≤ {surface.target:g} (escaped)")
-    return (f"{surface.name}: J = {surface.formula}\nstart {surface.start}, up to {budget} "
-            f"steps; legend: hyper-parameters [steps to {target}]")
+    target = (
+        f"J ≤ {surface.target:g}"
+        if surface.minimum is not None
+        else f"J ≤ {surface.target:g} (escaped)"
+    )
+    return (
+        f"{surface.name}: J = {surface.formula}\nstart {surface.start}, up to {budget} "
+        f"steps; legend: hyper-parameters [steps to {target}]"
+    )
 
 
 def _check_paths(surface: _surfaces.Surface, trajectories: Sequence[Trajectory]) -> None:
     for index, path in enumerate(trajectories):
         if not isinstance(path, Trajectory):
-            raise TypeError(f"trajectories[{index}]: expected a Trajectory, "
-                            f"got {type(path).__name__}")
+            raise TypeError(
+                f"trajectories[{index}]: expected a Trajectory, got {type(path).__name__}"
+            )
         if path.surface.name != surface.name:
-            raise ValueError(f"trajectories[{index}]: ran on {path.surface.name!r}, "
-                             f"not on {surface.name!r}")
+            raise ValueError(
+                f"trajectories[{index}]: ran on {path.surface.name!r}, not on {surface.name!r}"
+            )
 
 
-def _trajectory_axes(figure: "Figure", surface: _surfaces.Surface,
-                     trajectories: Sequence[Trajectory]):
+def _trajectory_axes(
+    figure: "Figure", surface: _surfaces.Surface, trajectories: Sequence[Trajectory]
+):
     # The contour plot on the left, the legend (labels carry the hyper-parameters) on the right.
     axes = figure.add_axes((0.08, 0.1, 0.5, 0.76))
     _draw_contours(axes, surface)
     lines = []
     for path in trajectories:
-        (line,) = axes.plot(path.points[:, 0], path.points[:, 1], color=RULE_COLORS.get(
-            path.rule, "black"), linewidth=1.2, label=_legend_label(path))
+        (line,) = axes.plot(
+            path.points[:, 0],
+            path.points[:, 1],
+            color=RULE_COLORS.get(path.rule, "black"),
+            linewidth=1.2,
+            label=_legend_label(path),
+        )
         lines.append(line)
-    figure.legend(handles=lines, loc="center left", bbox_to_anchor=(0.6, 0.5), fontsize=6.5,
-                  frameon=False)
+    figure.legend(
+        handles=lines, loc="center left", bbox_to_anchor=(0.6, 0.5), fontsize=6.5, frameon=False
+    )
     figure.suptitle(_trajectory_title(surface, trajectories), fontsize=8)
     return axes, lines
 
 
-def plot_trajectories(surface: str | _surfaces.Surface, trajectories: Sequence[Trajectory],
-                      path: PathLike | None = None, size: Size = (900, 520),
-                      colors: int | None = None) -> "Figure":
+def plot_trajectories(
+    surface: str | _surfaces.Surface,
+    trajectories: Sequence[Trajectory],
+    path: PathLike | None = None,
+    size: Size = (900, 520),
+    colors: int | None = None,
+) -> "Figure":
     """Contours of `surface` with every trajectory's path; written to `path` if given
     (with a palette of `colors` colours if given, see `save_figure`).
 
@@ -191,15 +238,22 @@ def frame_steps(longest: int, frames: int) -> np.ndarray:
     return steps
 
 
-def animate_trajectories(surface: str | _surfaces.Surface, trajectories: Sequence[Trajectory],
-                         path: PathLike, size: Size = (720, 420), frames: int = 40,
-                         frame_ms: int = 120, colors: int = 64) -> str:
+def animate_trajectories(
+    surface: str | _surfaces.Surface,
+    trajectories: Sequence[Trajectory],
+    path: PathLike,
+    size: Size = (720, 420),
+    frames: int = 40,
+    frame_ms: int = 120,
+    colors: int = 64,
+) -> str:
     """An animated GIF of the trajectories growing over log-spaced steps; returns the path.
 
     `colors` is the GIF palette size (fewer: smaller file).  The last frame is held
     three times as long.
     """
     from PIL import Image
+
     surface = _surfaces.get(surface)
     _check_paths(surface, trajectories)
     if isinstance(frame_ms, bool) or not isinstance(frame_ms, int) or frame_ms < 10:
@@ -207,14 +261,19 @@ def animate_trajectories(surface: str | _surfaces.Surface, trajectories: Sequenc
     _check_colors(colors)
     figure = new_figure(size)
     _, lines = _trajectory_axes(figure, surface, trajectories)
-    heads = [figure.axes[0].plot([], [], marker="o", markersize=4, color=line.get_color(),
-                                 linestyle="none")[0] for line in lines]
-    counter = figure.axes[0].text(0.02, 0.96, "", transform=figure.axes[0].transAxes,
-                                  fontsize=8, va="top")
+    heads = [
+        figure.axes[0].plot(
+            [], [], marker="o", markersize=4, color=line.get_color(), linestyle="none"
+        )[0]
+        for line in lines
+    ]
+    counter = figure.axes[0].text(
+        0.02, 0.96, "", transform=figure.axes[0].transAxes, fontsize=8, va="top"
+    )
     images = []
     for step in frame_steps(max(p.steps for p in trajectories) if trajectories else 0, frames):
         for trajectory, line, head in zip(trajectories, lines, heads):
-            shown = trajectory.points[:step + 1]
+            shown = trajectory.points[: step + 1]
             line.set_data(shown[:, 0], shown[:, 1])
             head.set_data(shown[-1:, 0], shown[-1:, 1])
         counter.set_text(f"step {step}")
@@ -224,8 +283,9 @@ def animate_trajectories(surface: str | _surfaces.Surface, trajectories: Sequenc
     frames_p = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
     durations = [frame_ms] * (len(frames_p) - 1) + [frame_ms * 3]
     path = _prepare(path)
-    frames_p[0].save(path, save_all=True, append_images=frames_p[1:], duration=durations,
-                     loop=0, optimize=True)
+    frames_p[0].save(
+        path, save_all=True, append_images=frames_p[1:], duration=durations, loop=0, optimize=True
+    )
     return path
 
 
@@ -241,34 +301,46 @@ def history_series(history: Any) -> dict[str, list[float]]:
     `history` or `records` attribute.  A series with any non-numeric entry is dropped.
     """
     if hasattr(history, "as_dict") and not isinstance(history, (dict, list, tuple)):
-        history = history.as_dict()          # gdfast.training.History
+        history = history.as_dict()  # gdfast.training.History
     for attribute in ("history", "records"):
         if hasattr(history, attribute) and not isinstance(history, (dict, list, tuple)):
             history = getattr(history, attribute)
             break
     if isinstance(history, Mapping):
-        series = {str(k): list(v) for k, v in history.items()
-                  if isinstance(v, (list, tuple, np.ndarray))}
+        series = {
+            str(k): list(v) for k, v in history.items() if isinstance(v, (list, tuple, np.ndarray))
+        }
     elif isinstance(history, (list, tuple)) and all(isinstance(r, Mapping) for r in history):
         keys = [k for k in (history[0] if history else {})]
         series = {str(k): [record.get(k) for record in history] for k in keys}
     else:
-        raise TypeError("history: expected a list of per-epoch dicts or a dict of lists, "
-                        f"got {type(history).__name__}")
+        raise TypeError(
+            "history: expected a list of per-epoch dicts or a dict of lists, "
+            f"got {type(history).__name__}"
+        )
     numeric = {}
     for name, values in series.items():
-        if all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-               for v in values) and values:
+        if (
+            all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+            and values
+        ):
             numeric[name] = [float(v) for v in values]
     return numeric
 
 
-def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory],
-                     path: PathLike | None = None, size: Size = (800, 500),
-                     title: str = "", xlabel: str = "step", ylabel: str = "loss",
-                     log: bool = True, styles: Mapping[str, str] | None = None,
-                     ylim: tuple[float | None, float | None] | None = None,
-                     first_x: int = 0, colors: int | None = None) -> "Figure":
+def plot_loss_curves(
+    curves: Mapping[str, Sequence[float]] | Sequence[Trajectory],
+    path: PathLike | None = None,
+    size: Size = (800, 500),
+    title: str = "",
+    xlabel: str = "step",
+    ylabel: str = "loss",
+    log: bool = True,
+    styles: Mapping[str, str] | None = None,
+    ylim: tuple[float | None, float | None] | None = None,
+    first_x: int = 0,
+    colors: int | None = None,
+) -> "Figure":
     """Loss against step (or epoch), one line per entry.
 
     `curves` maps a label to its losses (index = step), or is a list of Trajectory,
@@ -282,8 +354,9 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory
         paths = list(curves)
         for index, trajectory in enumerate(paths):
             if not isinstance(trajectory, Trajectory):
-                raise TypeError(f"curves[{index}]: expected a Trajectory, "
-                                f"got {type(trajectory).__name__}")
+                raise TypeError(
+                    f"curves[{index}]: expected a Trajectory, got {type(trajectory).__name__}"
+                )
         line_colors = {t.label: RULE_COLORS.get(t.rule) for t in paths}
         curves = {t.label: t.values for t in paths}
     else:
@@ -297,9 +370,14 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory
             raise ValueError(f"curves[{label!r}]: expected a 1-D sequence of losses")
         finite = values[np.isfinite(values)]
         lowest = min(lowest, float(finite.min()) if finite.size else math.inf)
-        axes.plot(first_x + np.arange(len(values)), values, label=label,
-                  color=line_colors.get(label), linestyle=(styles or {}).get(label, "-"),
-                  linewidth=1.2)
+        axes.plot(
+            first_x + np.arange(len(values)),
+            values,
+            label=label,
+            color=line_colors.get(label),
+            linestyle=(styles or {}).get(label, "-"),
+            linewidth=1.2,
+        )
     if log:
         if lowest > 0:
             axes.set_yscale("log")
@@ -308,7 +386,7 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory
     if ylim is not None:
         bottom, top = ylim
         if axes.get_yscale() == "log" and bottom is not None and bottom <= 0:
-            bottom = None   # every loss was positive: a log axis has no room for it
+            bottom = None  # every loss was positive: a log axis has no room for it
         axes.set_ylim(bottom, top)
     axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
@@ -320,10 +398,14 @@ def plot_loss_curves(curves: Mapping[str, Sequence[float]] | Sequence[Trajectory
     return figure
 
 
-def plot_histories(histories: Mapping[str, Any], path: PathLike | None = None,
-                   size: Size = (800, 500), title: str = "",
-                   keys: Sequence[str] = ("train_loss", "val_loss"),
-                   colors: int | None = None) -> "Figure":
+def plot_histories(
+    histories: Mapping[str, Any],
+    path: PathLike | None = None,
+    size: Size = (800, 500),
+    title: str = "",
+    keys: Sequence[str] = ("train_loss", "val_loss"),
+    colors: int | None = None,
+) -> "Figure":
     """Loss per epoch from training histories (label → history, see `history_series`):
     one colour per label, solid for the first key, dashed for the second, and so on."""
     curves: dict[str, list[float]] = {}
@@ -337,8 +419,16 @@ def plot_histories(histories: Mapping[str, Any], path: PathLike | None = None,
                 styles[f"{label} {key}"] = dashes[index % len(dashes)]
     if not curves:
         raise ValueError(f"histories: none has any of the series {list(keys)}")
-    return plot_loss_curves(curves, path, size=size, title=title, xlabel="epoch",
-                            styles=styles, first_x=1, colors=colors)
+    return plot_loss_curves(
+        curves,
+        path,
+        size=size,
+        title=title,
+        xlabel="epoch",
+        styles=styles,
+        first_x=1,
+        colors=colors,
+    )
 
 
 # ---------------------------------------------------------------- benchmark
@@ -361,10 +451,15 @@ def load_benchmark(source: PathLike | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = None,
-                   dtype: str | None = None, size: int | None = None,
-                   threads: int | None = None, figure_size: Size = (900, 480),
-                   colors: int | None = None) -> "Figure":
+def plot_benchmark(
+    bench: PathLike | Mapping[str, Any],
+    path: PathLike | None = None,
+    dtype: str | None = None,
+    size: int | None = None,
+    threads: int | None = None,
+    figure_size: Size = (900, 480),
+    colors: int | None = None,
+) -> "Figure":
     """GB/s per rule and backend for one (dtype, size, threads) of the benchmark, with
     the machine limit (the "roofline" backend) as a black bar over each group.
 
@@ -415,26 +510,41 @@ def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = 
                 heights.append(row["gbps"])
                 percent = row.get("percent_of_limit")
                 if backend == "gdfast" and percent is not None:
-                    axes.text(xs[-1], row["gbps"], f"{percent:.0f}%", ha="center",
-                              va="bottom", fontsize=6)
-        handles.append(axes.bar(xs, heights, width=width, label=backend,
-                                color=bar_colors[index % len(bar_colors)]))
-    limits = [(position, value[(rule, "roofline")]["gbps"]) for position, rule
-              in enumerate(rules) if (rule, "roofline") in value]
+                    axes.text(
+                        xs[-1], row["gbps"], f"{percent:.0f}%", ha="center", va="bottom", fontsize=6
+                    )
+        handles.append(
+            axes.bar(
+                xs, heights, width=width, label=backend, color=bar_colors[index % len(bar_colors)]
+            )
+        )
+    limits = [
+        (position, value[(rule, "roofline")]["gbps"])
+        for position, rule in enumerate(rules)
+        if (rule, "roofline") in value
+    ]
     if limits:
-        handles.append(axes.hlines([gbps for _, gbps in limits],
-                                   [position - 0.45 for position, _ in limits],
-                                   [position + 0.45 for position, _ in limits],
-                                   color="black", linewidth=2, label="machine limit (roofline)"))
+        handles.append(
+            axes.hlines(
+                [gbps for _, gbps in limits],
+                [position - 0.45 for position, _ in limits],
+                [position + 0.45 for position, _ in limits],
+                color="black",
+                linewidth=2,
+                label="machine limit (roofline)",
+            )
+        )
     axes.set_xticks(range(len(rules)))
     axes.set_xticklabels(rules, rotation=30, fontsize=8)
     axes.set_ylabel("GB/s (bytes the step must move / median time)")
     axes.grid(True, axis="y", alpha=0.3)
-    figure.legend(handles=handles, loc="center left", bbox_to_anchor=(0.83, 0.5), fontsize=7,
-                  frameon=False)
+    figure.legend(
+        handles=handles, loc="center left", bbox_to_anchor=(0.83, 0.5), fontsize=7, frameon=False
+    )
     header = data["header"]
-    machine = ", ".join(f"{key}: {header[key]}" for key in ("cpu", "machine", "gdfast")
-                        if key in header)
+    machine = ", ".join(
+        f"{key}: {header[key]}" for key in ("cpu", "machine", "gdfast") if key in header
+    )
     elements = chosen[0].get("elements") if chosen else None
     if isinstance(size, int):
         what = f"{size:,} parameters"
@@ -442,8 +552,11 @@ def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = 
         what = f"{size!s} ({elements:,} parameters)"
     else:
         what = f"size {size!s}"
-    figure.suptitle(f"Optimizer step throughput: {dtype}, {what}, {threads} "
-                    f"thread(s)" + (f"\n{machine}" if machine else ""), fontsize=9)
+    figure.suptitle(
+        f"Optimizer step throughput: {dtype}, {what}, {threads} "
+        f"thread(s)" + (f"\n{machine}" if machine else ""),
+        fontsize=9,
+    )
     if path is not None:
         save_figure(figure, path, colors)
     return figure
@@ -452,13 +565,18 @@ def plot_benchmark(bench: PathLike | Mapping[str, Any], path: PathLike | None = 
 # ------------------------------------------------------------------- sweeps
 
 
-def plot_sweep(results: Mapping[str, Sequence[SweepPoint]], path: PathLike | None = None,
-               size: Size = (720, 420), title: str = "",
-               colors: int | None = None) -> "Figure":
+def plot_sweep(
+    results: Mapping[str, Sequence[SweepPoint]],
+    path: PathLike | None = None,
+    size: Size = (720, 420),
+    title: str = "",
+    colors: int | None = None,
+) -> "Figure":
     """A rule × learning-rate grid: steps to the target in each cell, blank where the run
     did not converge (never arrived, or did not stay).  `results` maps a rule to its sweep.
     """
     from matplotlib.colors import LogNorm
+
     rules = list(results)
     if not rules:
         raise ValueError("results: expected at least one rule's sweep")
@@ -466,8 +584,9 @@ def plot_sweep(results: Mapping[str, Sequence[SweepPoint]], path: PathLike | Non
     grid = np.full((len(rules), len(rates)), np.nan)
     for row, rule in enumerate(rules):
         if [point.lr for point in results[rule]] != rates:
-            raise ValueError(f"results[{rule!r}]: its learning rates differ from "
-                             f"results[{rules[0]!r}]'s")
+            raise ValueError(
+                f"results[{rule!r}]: its learning rates differ from results[{rules[0]!r}]'s"
+            )
         for column, point in enumerate(results[rule]):
             if point.converged:
                 grid[row, column] = max(point.steps_to, 1)
@@ -479,17 +598,27 @@ def plot_sweep(results: Mapping[str, Sequence[SweepPoint]], path: PathLike | Non
     for row in range(len(rules)):
         for column in range(len(rates)):
             if np.isfinite(grid[row, column]):
-                axes.text(column, row, f"{int(grid[row, column])}", ha="center", va="center",
-                          fontsize=6, color="white" if grid[row, column] > 30 else "black")
+                axes.text(
+                    column,
+                    row,
+                    f"{int(grid[row, column])}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if grid[row, column] > 30 else "black",
+                )
     axes.set_xticks(range(len(rates)))
     axes.set_xticklabels([f"{lr:g}" for lr in rates], fontsize=7)
     axes.set_yticks(range(len(rules)))
     axes.set_yticklabels(rules, fontsize=7)
-    axes.set_xlabel("learning rate (Adadelta: its multiplier); other hyper-parameters: "
-                    "SPEC.md defaults", fontsize=7)
+    axes.set_xlabel(
+        "learning rate (Adadelta: its multiplier); other hyper-parameters: SPEC.md defaults",
+        fontsize=7,
+    )
     colorbar_axes = figure.add_axes((0.87, 0.14, 0.025, 0.74))
-    figure.colorbar(image, cax=colorbar_axes).set_label("steps (blank: did not converge)",
-                                                        fontsize=7)
+    figure.colorbar(image, cax=colorbar_axes).set_label(
+        "steps (blank: did not converge)", fontsize=7
+    )
     figure.suptitle(title, fontsize=8)
     if path is not None:
         save_figure(figure, path, colors)

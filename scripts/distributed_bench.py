@@ -18,6 +18,7 @@ warm-up ones, float32:
 and repeated: Adagrad (gdfast's C kernel) against AdaptiveRevision as the server applies
 it (blocks of REVISION_BLOCK coordinates) and in whole-shard NumPy passes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -75,11 +76,30 @@ def rates(comm, size: int, repeats: int, algorithm: str) -> dict[str, float]:
 
 
 def _config(algorithm: str, ranks: int = 2):
-    return check_config(ranks, algorithm, 1, wait="spin", steps=10 ** 9, batch_size=1,
-                        lr=0.01, n_fetch=1, n_push=1, local_lr=0.0, eps=1e-8, rho=0.0,
-                        tau=1, momentum=0.0, synchronous=False, seed=0,
-                        checkpoint_dir=None, checkpoint_every=0, resume=False,
-                        log_every=0, record_every=0, timeout=60.0)
+    return check_config(
+        ranks,
+        algorithm,
+        1,
+        wait="spin",
+        steps=10**9,
+        batch_size=1,
+        lr=0.01,
+        n_fetch=1,
+        n_push=1,
+        local_lr=0.0,
+        eps=1e-8,
+        rho=0.0,
+        tau=1,
+        momentum=0.0,
+        synchronous=False,
+        seed=0,
+        checkpoint_dir=None,
+        checkpoint_every=0,
+        resume=False,
+        log_every=0,
+        record_every=0,
+        timeout=60.0,
+    )
 
 
 def rule_times(size: int, repeats: int, dtype: str) -> None:
@@ -94,11 +114,23 @@ def rule_times(size: int, repeats: int, dtype: str) -> None:
 
     def whole_pass():
         state = whole.state
-        adaptive_revision(whole.x, rows[0], rows[1], state["gbar"], state["sum_sq"],
-                          state["sum_sq_max"], lr=0.01, eps=1e-8, scratch=scratch)
-    operations = {"Adagrad (C kernel)": lambda: adagrad.apply_push(rows[:1]),
-                  "AdaptiveRevision, blocks": lambda: blocks.apply_push(rows),
-                  "AdaptiveRevision, whole": whole_pass}
+        adaptive_revision(
+            whole.x,
+            rows[0],
+            rows[1],
+            state["gbar"],
+            state["sum_sq"],
+            state["sum_sq_max"],
+            lr=0.01,
+            eps=1e-8,
+            scratch=scratch,
+        )
+
+    operations = {
+        "Adagrad (C kernel)": lambda: adagrad.apply_push(rows[:1]),
+        "AdaptiveRevision, blocks": lambda: blocks.apply_push(rows),
+        "AdaptiveRevision, whole": whole_pass,
+    }
     times = {name: [] for name in operations}
     for _ in range(repeats):
         for name, operation in operations.items():
@@ -106,12 +138,16 @@ def rule_times(size: int, repeats: int, dtype: str) -> None:
             operation()
             times[name].append(time.process_time() - began)
     base = np.median(times["Adagrad (C kernel)"])
-    print(f"{size:,} {dtype} parameters, {repeats} updates each, interleaved, CPU time, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{size:,} {dtype} parameters, {repeats} updates each, interleaved, CPU time, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     for name, values in times.items():
-        print(f"{name:<28} median {np.median(values) * 1e3:7.2f} ms  p90 "
-              f"{np.percentile(values, 90) * 1e3:7.2f} ms  x Adagrad "
-              f"{np.median(values) / base:5.2f}")
+        print(
+            f"{name:<28} median {np.median(values) * 1e3:7.2f} ms  p90 "
+            f"{np.percentile(values, 90) * 1e3:7.2f} ms  x Adagrad "
+            f"{np.median(values) / base:5.2f}"
+        )
 
 
 def main() -> None:
@@ -119,8 +155,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--json", help="also write the times to this file")
-    parser.add_argument("--rules", action="store_true",
-                        help="time the server update rules alone (no MPI)")
+    parser.add_argument(
+        "--rules", action="store_true", help="time the server update rules alone (no MPI)"
+    )
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args()
     if args.rules:
@@ -133,16 +170,23 @@ def main() -> None:
     comm.Barrier()
     revision = rates(comm, args.size, args.repeats, "adaptive_revision")
     if comm.rank == 1:
-        table = {"fetch (x)": downpour["fetch"], "fetch (x, gbar)": revision["fetch"],
-                 "push + Adagrad": downpour["push"],
-                 "push + AdaptiveRevision": revision["push"]}
-        print(f"{args.size:,} float32 parameters, {args.repeats} operations each, "
-              f"1 server + 1 worker, load average {os.getloadavg()[0]:.1f}")
+        table = {
+            "fetch (x)": downpour["fetch"],
+            "fetch (x, gbar)": revision["fetch"],
+            "push + Adagrad": downpour["push"],
+            "push + AdaptiveRevision": revision["push"],
+        }
+        print(
+            f"{args.size:,} float32 parameters, {args.repeats} operations each, "
+            f"1 server + 1 worker, load average {os.getloadavg()[0]:.1f}"
+        )
         for name, seconds in table.items():
             print(f"{name:<26} {seconds * 1e3:8.3f} ms")
         print(f"AdaptiveRevision push / Adagrad push: {revision['push'] / downpour['push']:.2f}")
-        print(f"server CPU seconds: Downpour {downpour['server cpu']:.2f}, "
-              f"AdaptiveRevision {revision['server cpu']:.2f}")
+        print(
+            f"server CPU seconds: Downpour {downpour['server cpu']:.2f}, "
+            f"AdaptiveRevision {revision['server cpu']:.2f}"
+        )
         if args.json:
             with open(args.json, "w") as file:
                 json.dump(table, file, indent=1)

@@ -13,6 +13,7 @@ This machine has 2 cores: 1 worker + 1 server fits, 2 and 3 workers oversubscrib
 (with "--wait auto" the ranks back off: yield, then sleep).  Read the 3-worker curve as what
 oversubscription costs, not as scaling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,21 +33,41 @@ def rank_job(algorithm: str, workers: int, lr: float, wait: str = "auto") -> Non
     from mpi4py import MPI
 
     from gdfast.distributed import generated, train
+
     comm = MPI.COMM_WORLD
     data = generated("least_squares", ROWS, FEATURES, seed=0)
     mine = data.shard(comm.rank - 1, workers) if comm.rank >= 1 else None
     comm.Barrier()
     began = time.perf_counter()
-    result = train(algorithm, data.objective, np.zeros(data.X.shape[1]), mine, n_servers=1,
-                   steps=TOTAL_PUSHES // workers, batch_size=BATCH, lr=lr, record_every=20,
-                   eval_data=(data.X, data.y), wait=wait)
+    result = train(
+        algorithm,
+        data.objective,
+        np.zeros(data.X.shape[1]),
+        mine,
+        n_servers=1,
+        steps=TOTAL_PUSHES // workers,
+        batch_size=BATCH,
+        lr=lr,
+        record_every=20,
+        eval_data=(data.X, data.y),
+        wait=wait,
+    )
     seconds = time.perf_counter() - began
     if comm.rank == 0:
         final = data.objective.loss(result.params, data.X, data.y)
-        optimum = data.objective.loss(np.linalg.lstsq(data.X, data.y, rcond=None)[0],
-                                      data.X, data.y)
-        print(json.dumps({"history": result.history, "final_loss": final, "seconds": seconds,
-                          "optimum": optimum}))
+        optimum = data.objective.loss(
+            np.linalg.lstsq(data.X, data.y, rcond=None)[0], data.X, data.y
+        )
+        print(
+            json.dumps(
+                {
+                    "history": result.history,
+                    "final_loss": final,
+                    "seconds": seconds,
+                    "optimum": optimum,
+                }
+            )
+        )
 
 
 def launch(algorithm: str, workers: int, lr: float, wait: str) -> dict:
@@ -54,10 +75,27 @@ def launch(algorithm: str, workers: int, lr: float, wait: str) -> dict:
     mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
     if not os.path.exists(mpiexec):
         mpiexec = "mpiexec"
-    run = subprocess.run([mpiexec, "-n", str(workers + 1), sys.executable, "-m", "mpi4py",
-                          os.path.abspath(__file__), "--rank-job", algorithm, str(workers),
-                          str(lr), wait], capture_output=True, text=True, timeout=600, env=env,
-                         check=True)
+    run = subprocess.run(
+        [
+            mpiexec,
+            "-n",
+            str(workers + 1),
+            sys.executable,
+            "-m",
+            "mpi4py",
+            os.path.abspath(__file__),
+            "--rank-job",
+            algorithm,
+            str(workers),
+            str(lr),
+            wait,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        check=True,
+    )
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
@@ -75,10 +113,14 @@ def main() -> None:
         rank_job(algorithm, int(workers), float(lr), wait)
         return
     runs: dict[tuple[str, int], dict] = {}
-    print(f"{TOTAL_PUSHES} pushes of {BATCH}-row gradients, {FEATURES + 1} parameters, "
-          f"1 server, lr {args.lr:g}, wait {args.wait}; median of {args.repeats} runs by job time")
-    print("| algorithm | workers | job time (s) | first worker's time to loss <= 1.02 x "
-          "optimum (s) | final loss / optimum |")
+    print(
+        f"{TOTAL_PUSHES} pushes of {BATCH}-row gradients, {FEATURES + 1} parameters, "
+        f"1 server, lr {args.lr:g}, wait {args.wait}; median of {args.repeats} runs by job time"
+    )
+    print(
+        "| algorithm | workers | job time (s) | first worker's time to loss <= 1.02 x "
+        "optimum (s) | final loss / optimum |"
+    )
     print("|---|---:|---:|---:|---:|")
     for algorithm in args.algorithms:
         for workers in (1, 2, 3):
@@ -87,22 +129,33 @@ def main() -> None:
             run = attempts[len(attempts) // 2]
             runs[(algorithm, workers)] = run
             reached = [t for t, _, loss in run["history"] if loss <= 1.02 * run["optimum"]]
-            print(f"| {algorithm} | {workers} | {run['seconds']:.2f} | "
-                  f"{reached[0] if reached else float('nan'):.2f} | "
-                  f"{run['final_loss'] / run['optimum']:.4f} |", flush=True)
+            print(
+                f"| {algorithm} | {workers} | {run['seconds']:.2f} | "
+                f"{reached[0] if reached else float('nan'):.2f} | "
+                f"{run['final_loss'] / run['optimum']:.4f} |",
+                flush=True,
+            )
     if args.plot:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        figure, axes = plt.subplots(1, len(args.algorithms), figsize=(6 * len(args.algorithms),
-                                                                      4.2), squeeze=False)
+
+        figure, axes = plt.subplots(
+            1, len(args.algorithms), figsize=(6 * len(args.algorithms), 4.2), squeeze=False
+        )
         for axis, algorithm in zip(axes[0], args.algorithms):
             for workers in (1, 2, 3):
                 history = runs[(algorithm, workers)]["history"]
-                axis.plot([h[0] for h in history], [h[2] for h in history],
-                          label=f"{workers} worker(s)")
-            axis.set(yscale="log", xlabel="wall time (s)", ylabel="full-data loss",
-                     title=f"{algorithm}, 1 server, lr {args.lr:g}, 2-core machine")
+                axis.plot(
+                    [h[0] for h in history], [h[2] for h in history], label=f"{workers} worker(s)"
+                )
+            axis.set(
+                yscale="log",
+                xlabel="wall time (s)",
+                ylabel="full-data loss",
+                title=f"{algorithm}, 1 server, lr {args.lr:g}, 2-core machine",
+            )
             axis.legend()
         figure.tight_layout()
         figure.savefig(args.plot, dpi=110)

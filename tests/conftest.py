@@ -1,4 +1,5 @@
 """Shared helpers for the foundation tests: rule tables, problems, error measure."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,10 @@ DTYPES = [np.float32, np.float64]
 
 # SPEC.md section 4: max |a - b| / max(|b|, tiny) after one step and after 1,000 steps.
 TOLERANCE = {
-    (np.float64, 1): 1e-12, (np.float64, 1000): 1e-10,
-    (np.float32, 1): 1e-6, (np.float32, 1000): 1e-4,
+    (np.float64, 1): 1e-12,
+    (np.float64, 1000): 1e-10,
+    (np.float32, 1): 1e-6,
+    (np.float32, 1000): 1e-4,
 }
 
 
@@ -59,7 +62,8 @@ STEP_SIZE_FORM = {"Adam", "AdamW", "Nadam"}
 
 def uses_step_size_form(optimizer) -> bool:
     return optimizer.rule in STEP_SIZE_FORM or (
-        optimizer.rule == "AMSGrad" and optimizer.options["bias_correction"])
+        optimizer.rule == "AMSGrad" and optimizer.options["bias_correction"]
+    )
 
 
 def assert_same_optimizer_state(fast, slow, tolerance: float, params_before=None) -> None:
@@ -67,15 +71,19 @@ def assert_same_optimizer_state(fast, slow, tolerance: float, params_before=None
     `params_before`: the parameters before a single step, for STEP_SIZE_FORM rules."""
     assert fast.steps == slow.steps
     for index, (a, b) in enumerate(zip(fast.params, slow.params)):
-        before = (params_before[index] if params_before is not None
-                  and uses_step_size_form(fast) else None)
+        before = (
+            params_before[index]
+            if params_before is not None and uses_step_size_form(fast)
+            else None
+        )
         error = relative_error(a, b, also_scale=before)
         assert error <= tolerance, f"params[{index}]: relative error {error:.3g} > {tolerance}"
     for name in slow.state_names:
         for index, (a, b) in enumerate(zip(fast.state[name], slow.state[name])):
             error = relative_error(a, b)
-            assert error <= tolerance, (f"state[{name!r}][{index}]: relative error "
-                                        f"{error:.3g} > {tolerance}")
+            assert error <= tolerance, (
+                f"state[{name!r}][{index}]: relative error {error:.3g} > {tolerance}"
+            )
 
 
 def random_hyperparameters(rule: str, rng: np.random.Generator) -> dict:
@@ -156,8 +164,12 @@ class Quadratic:
         rng = np.random.default_rng(seed)
         self.curvature = [np.array(rng.uniform(0.5, 2.0, shape), dtype=dtype) for shape in shapes]
         self.start = [np.array(rng.standard_normal(shape), dtype=dtype) for shape in shapes]
-        self.center = [np.array(start + rng.choice([-1.0, 1.0], shape) * rng.uniform(20, 40, shape),
-                                dtype=dtype) for start, shape in zip(self.start, shapes)]
+        self.center = [
+            np.array(
+                start + rng.choice([-1.0, 1.0], shape) * rng.uniform(20, 40, shape), dtype=dtype
+            )
+            for start, shape in zip(self.start, shapes)
+        ]
 
     def fresh_params(self):
         return [theta.copy() for theta in self.start]

@@ -19,6 +19,7 @@ so LD_PRELOAD=libasan.so ASAN_OPTIONS=... applies to them (see test_fuzz_optim.p
 Reusable: a case module defines CASES, a list of `Case`; nothing here is specific to
 the optimizers.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,8 +32,12 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 OUTCOMES = ("clear", "modified", "silent", "unclear", "crash", "sanitizer")
-SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer",
-                     "WARNING: ThreadSanitizer")
+SANITIZER_MARKERS = (
+    "ERROR: AddressSanitizer",
+    "runtime error:",
+    "ERROR: LeakSanitizer",
+    "WARNING: ThreadSanitizer",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +45,7 @@ class Case:
     """One bad input.  `setup()` returns (call, watched): `call()` makes the bad call;
     `watched` is an iterable of objects whose contents must not change (ndarrays,
     optimizers, lists of them).  `names`: the message must contain one of them."""
+
     id: str
     setup: Callable[[], tuple[Callable[[], Any], Any]]
     names: tuple[str, ...]
@@ -52,7 +58,7 @@ def snapshot(watched: Any) -> list:
     def visit(item: Any) -> None:
         if isinstance(item, np.ndarray):
             out.append((item.dtype.str, item.shape, item.tobytes()))
-        elif hasattr(item, "state_names") and hasattr(item, "params"):   # an optimizer
+        elif hasattr(item, "state_names") and hasattr(item, "params"):  # an optimizer
             visit(list(item.params))
             visit([list(item.state[name]) for name in item.state_names])
             out.append(tuple(item.steps))
@@ -63,6 +69,7 @@ def snapshot(watched: Any) -> list:
         elif isinstance(item, (list, tuple)):
             for element in item:
                 visit(element)
+
     visit(watched)
     return out
 
@@ -90,14 +97,14 @@ def child_main(module_name: str, start: int) -> None:
     module = __import__(module_name)
     for index, case in enumerate(module.CASES[start:], start):
         print(json.dumps({"start": index}), flush=True)
-        print(f"#case {index}", file=sys.stderr, flush=True)   # sanitizer reports follow
+        print(f"#case {index}", file=sys.stderr, flush=True)  # sanitizer reports follow
         outcome, detail = classify(case)
-        print(json.dumps({"index": index, "outcome": outcome, "detail": detail[:300]}),
-              flush=True)
+        print(json.dumps({"index": index, "outcome": outcome, "detail": detail[:300]}), flush=True)
 
 
-def run_cases(module_name: str, n_cases: int, env: dict | None = None,
-              timeout: float = 300) -> list[dict]:
+def run_cases(
+    module_name: str, n_cases: int, env: dict | None = None, timeout: float = 300
+) -> list[dict]:
     """Every case of `module_name`.CASES, in child interpreters; one dict per case:
     {"id", "outcome", "detail"}, in order."""
     here = os.path.dirname(os.path.abspath(__file__))
@@ -107,9 +114,12 @@ def run_cases(module_name: str, n_cases: int, env: dict | None = None,
     start = 0
     while start < n_cases:
         child = subprocess.run(
-            [sys.executable, "-c",
-             f"import fuzzing; fuzzing.child_main({module_name!r}, {start})"],
-            capture_output=True, text=True, env=env, timeout=timeout)
+            [sys.executable, "-c", f"import fuzzing; fuzzing.child_main({module_name!r}, {start})"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
         running = None
         for line in child.stdout.splitlines():
             try:
@@ -129,18 +139,26 @@ def run_cases(module_name: str, n_cases: int, env: dict | None = None,
             elif any(marker in line for marker in SANITIZER_MARKERS):
                 reports.setdefault(current, []).append(line)
         for index, lines in reports.items():
-            results[index] = {"index": index, "outcome": "sanitizer",
-                              "detail": " | ".join(lines[:3])[:600]}
+            results[index] = {
+                "index": index,
+                "outcome": "sanitizer",
+                "detail": " | ".join(lines[:3])[:600],
+            }
         if child.returncode == 0:
             break
         blamed = running if running is not None else current
         if blamed not in reports:
             tail = " | ".join(child.stderr.strip().splitlines()[-3:])
-            results[blamed] = {"index": blamed, "outcome": "crash",
-                               "detail": f"exit status {child.returncode}; {tail}"[:600]}
+            results[blamed] = {
+                "index": blamed,
+                "outcome": "crash",
+                "detail": f"exit status {child.returncode}; {tail}"[:600],
+            }
         start = blamed + 1
-    return [results.get(index, {"index": index, "outcome": "crash", "detail": "no result"})
-            for index in range(n_cases)]
+    return [
+        results.get(index, {"index": index, "outcome": "crash", "detail": "no result"})
+        for index in range(n_cases)
+    ]
 
 
 def table(results: Iterable[dict]) -> dict[str, int]:

@@ -1,5 +1,6 @@
 """Bad input: a TypeError or ValueError naming the argument and what was expected, and
 every parameter and every state entry bitwise as it was (validate all, then write)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,15 +14,20 @@ BACKENDS = [gdfast.optim, reference]
 
 
 def snapshot(optimizer):
-    return ([p.tobytes() for p in optimizer.params],
-            {name: [b.tobytes() for b in buffers] for name, buffers in optimizer.state.items()},
-            optimizer.steps, optimizer.hyperparameters)
+    return (
+        [p.tobytes() for p in optimizer.params],
+        {name: [b.tobytes() for b in buffers] for name, buffers in optimizer.state.items()},
+        optimizer.steps,
+        optimizer.hyperparameters,
+    )
 
 
 def stepped(module, rule):
     """An optimizer on two float32 parameters, a few steps in, with non-trivial state."""
-    params = [np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
-              np.linspace(0, 1, 4, dtype=np.float32)]
+    params = [
+        np.linspace(-1, 1, 6, dtype=np.float32).reshape(2, 3),
+        np.linspace(0, 1, 4, dtype=np.float32),
+    ]
     optimizer = getattr(module, rule)(params)
     for _ in range(3):
         optimizer.step([np.full((2, 3), 0.3, np.float32), np.full(4, -0.2, np.float32)])
@@ -36,29 +42,60 @@ BAD_STEPS = {
     "too few gradients": (lambda o: [good_grads()[0]], ValueError, r"grads: expected 2 grad"),
     "too many gradients": (lambda o: good_grads() + [None], ValueError, r"grads: expected 2"),
     "not a list": (lambda o: {"a": 1}, TypeError, r"grads: expected an ndarray"),
-    "shape mismatch": (lambda o: [np.zeros((3, 2), np.float32), good_grads()[1]], ValueError,
-                       r"grads\[0\]: shape \(3, 2\) does not match the parameter's shape \(2, 3\)"),
-    "dtype mismatch": (lambda o: [good_grads()[0], np.zeros(4, np.float64)], TypeError,
-                       r"grads\[1\]: dtype float64 does not match the parameter's dtype float32"),
-    "integer gradient": (lambda o: [good_grads()[0], np.zeros(4, np.int32)], TypeError,
-                         r"grads\[1\]: dtype int32 is not supported; expected float32 or float64"),
-    "complex gradient": (lambda o: [good_grads()[0], np.zeros(4, np.complex64)], TypeError,
-                         r"grads\[1\]: dtype complex64 is not supported"),
-    "object gradient": (lambda o: [good_grads()[0], np.zeros(4, object)], TypeError,
-                        r"grads\[1\]: dtype object is not supported"),
-    "list gradient": (lambda o: [good_grads()[0], [0.0] * 4], TypeError,
-                      r"grads\[1\]: expected a numpy.ndarray, got list"),
-    "gradient is a parameter": (lambda o: [good_grads()[0], o.params[1]], ValueError,
-                                r"grads\[1\]: shares memory with params\[1\]"),
+    "shape mismatch": (
+        lambda o: [np.zeros((3, 2), np.float32), good_grads()[1]],
+        ValueError,
+        r"grads\[0\]: shape \(3, 2\) does not match the parameter's shape \(2, 3\)",
+    ),
+    "dtype mismatch": (
+        lambda o: [good_grads()[0], np.zeros(4, np.float64)],
+        TypeError,
+        r"grads\[1\]: dtype float64 does not match the parameter's dtype float32",
+    ),
+    "integer gradient": (
+        lambda o: [good_grads()[0], np.zeros(4, np.int32)],
+        TypeError,
+        r"grads\[1\]: dtype int32 is not supported; expected float32 or float64",
+    ),
+    "complex gradient": (
+        lambda o: [good_grads()[0], np.zeros(4, np.complex64)],
+        TypeError,
+        r"grads\[1\]: dtype complex64 is not supported",
+    ),
+    "object gradient": (
+        lambda o: [good_grads()[0], np.zeros(4, object)],
+        TypeError,
+        r"grads\[1\]: dtype object is not supported",
+    ),
+    "list gradient": (
+        lambda o: [good_grads()[0], [0.0] * 4],
+        TypeError,
+        r"grads\[1\]: expected a numpy.ndarray, got list",
+    ),
+    "gradient is a parameter": (
+        lambda o: [good_grads()[0], o.params[1]],
+        ValueError,
+        r"grads\[1\]: shares memory with params\[1\]",
+    ),
     "gradient is another parameter": (
-        lambda o: [o.params[0], good_grads()[1]], ValueError,
-        r"grads\[0\]: shares memory with params\[0\]"),
+        lambda o: [o.params[0], good_grads()[1]],
+        ValueError,
+        r"grads\[0\]: shares memory with params\[0\]",
+    ),
     "gradient views a parameter": (
-        lambda o: [good_grads()[0], o.params[1][::-1]], ValueError,
-        r"grads\[1\]: shares memory with params\[1\]"),
+        lambda o: [good_grads()[0], o.params[1][::-1]],
+        ValueError,
+        r"grads\[1\]: shares memory with params\[1\]",
+    ),
     "gradient is a state buffer": (
-        lambda o: [good_grads()[0], o.state[o.state_names[-1]][1]] if o.state_names
-        else [good_grads()[0], o.params[1]], ValueError, r"grads\[1\]: shares memory with"),
+        lambda o: (
+            [good_grads()[0], o.state[o.state_names[-1]][1]]
+            if o.state_names
+            else [good_grads()[0], o.params[1]]
+        ),
+        ValueError,
+        r"grads\[1\]: shares memory with",
+    ),
 }
 
 
@@ -77,15 +114,24 @@ def test_bad_step_raises_and_changes_nothing(rule, module, case):
 
 BAD_PARAMS = {
     "not an array": ([[1.0, 2.0]], TypeError, r"params\[0\]: expected a numpy.ndarray, got list"),
-    "integer": ([np.zeros(3, np.int64)], TypeError,
-                r"params\[0\]: dtype int64 is not supported; expected float32 or float64"),
+    "integer": (
+        [np.zeros(3, np.int64)],
+        TypeError,
+        r"params\[0\]: dtype int64 is not supported; expected float32 or float64",
+    ),
     "complex": (np.zeros(3, np.complex128), TypeError, r"params: dtype complex128"),
     "float16": (np.zeros(3, np.float16), TypeError, r"params: dtype float16 is not supported"),
     "object": (np.zeros(3, object), TypeError, r"params: dtype object"),
-    "non-contiguous": (np.zeros((4, 4))[:, ::2], ValueError,
-                       r"params: expected a C-contiguous array"),
-    "Fortran order": (np.asfortranarray(np.zeros((3, 4))), ValueError,
-                      r"params: expected a C-contiguous array"),
+    "non-contiguous": (
+        np.zeros((4, 4))[:, ::2],
+        ValueError,
+        r"params: expected a C-contiguous array",
+    ),
+    "Fortran order": (
+        np.asfortranarray(np.zeros((3, 4))),
+        ValueError,
+        r"params: expected a C-contiguous array",
+    ),
     "read-only": (np.broadcast_to(np.zeros(1), (5,)), ValueError, r"params: expected a"),
     "a dict": ({"w": np.zeros(3)}, TypeError, r"params: expected an ndarray or a list"),
 }
@@ -158,29 +204,58 @@ def _other_rule(rule):
 
 
 BAD_STATE_DICTS = {
-    "another rule": (lambda o, sd: stepped(gdfast.optim, _other_rule(o.rule)).state_dict(),
-                     ValueError, r"state_dict\['rule'\]: this is a"),
-    "missing key": (lambda o, sd: {k: v for k, v in sd.items() if k != "steps"},
-                    ValueError, r"state_dict: expected the keys"),
-    "wrong shape": (lambda o, sd: {**sd, "state": {n: [np.zeros((3, 2), np.float32), b[1]]
-                                                   for n, b in sd["state"].items()}},
-                    ValueError, r"expected shape \(2, 3\) and dtype float32"),
-    "wrong dtype": (lambda o, sd: {**sd, "state": {n: [b[0].astype(np.float64), b[1]]
-                                                   for n, b in sd["state"].items()}},
-                    ValueError, r"expected shape \(2, 3\) and dtype float32"),
-    "wrong count": (lambda o, sd: {**sd, "state": {n: b[:1] for n, b in sd["state"].items()}},
-                    ValueError, r"expected a list of 2 arrays"),
-    "negative step": (lambda o, sd: {**sd, "steps": [3, -1]}, ValueError,
-                      r"state_dict\['steps'\]\[1\]: expected >= 0"),
-    "bad hyper": (lambda o, sd: {**sd, "hyperparameters": {**sd["hyperparameters"], "lr": -1}},
-                  ValueError, r"state_dict\['hyperparameters'\]\['lr'\]: expected a finite"),
+    "another rule": (
+        lambda o, sd: stepped(gdfast.optim, _other_rule(o.rule)).state_dict(),
+        ValueError,
+        r"state_dict\['rule'\]: this is a",
+    ),
+    "missing key": (
+        lambda o, sd: {k: v for k, v in sd.items() if k != "steps"},
+        ValueError,
+        r"state_dict: expected the keys",
+    ),
+    "wrong shape": (
+        lambda o, sd: {
+            **sd,
+            "state": {n: [np.zeros((3, 2), np.float32), b[1]] for n, b in sd["state"].items()},
+        },
+        ValueError,
+        r"expected shape \(2, 3\) and dtype float32",
+    ),
+    "wrong dtype": (
+        lambda o, sd: {
+            **sd,
+            "state": {n: [b[0].astype(np.float64), b[1]] for n, b in sd["state"].items()},
+        },
+        ValueError,
+        r"expected shape \(2, 3\) and dtype float32",
+    ),
+    "wrong count": (
+        lambda o, sd: {**sd, "state": {n: b[:1] for n, b in sd["state"].items()}},
+        ValueError,
+        r"expected a list of 2 arrays",
+    ),
+    "negative step": (
+        lambda o, sd: {**sd, "steps": [3, -1]},
+        ValueError,
+        r"state_dict\['steps'\]\[1\]: expected >= 0",
+    ),
+    "bad hyper": (
+        lambda o, sd: {**sd, "hyperparameters": {**sd["hyperparameters"], "lr": -1}},
+        ValueError,
+        r"state_dict\['hyperparameters'\]\['lr'\]: expected a finite",
+    ),
     "not a dict": (lambda o, sd: [sd], TypeError, r"state_dict: expected a dict"),
 }
 
 
 # SGD has no state buffers, so no buffer of its state dict can have a wrong shape.
-STATE_DICT_CASES = [(rule, case) for rule in RULE_NAMES for case in BAD_STATE_DICTS
-                    if rule != "SGD" or case not in ("wrong shape", "wrong dtype", "wrong count")]
+STATE_DICT_CASES = [
+    (rule, case)
+    for rule in RULE_NAMES
+    for case in BAD_STATE_DICTS
+    if rule != "SGD" or case not in ("wrong shape", "wrong dtype", "wrong count")
+]
 
 
 @pytest.mark.parametrize("module", BACKENDS, ids=["gdfast", "reference"])

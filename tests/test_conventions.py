@@ -2,6 +2,7 @@
 win, and Keras parity for convention="keras" against Keras 3's update formulas written out
 here (keras.optimizers.*.update_step, in Keras's own order of operations; Keras itself is
 not needed).  torch parity for convention="torch" is in test_torch_parity.py."""
+
 from __future__ import annotations
 
 import math
@@ -41,10 +42,13 @@ def test_presets_select_formulas_not_numbers():
     assert optimizer.options["eps_inside_sqrt"] is False
 
 
-@pytest.mark.parametrize("value, error, message", [
-    ("pytorch", ValueError, r"convention: expected one of 'paper', 'torch', 'keras'"),
-    (None, TypeError, r"convention: expected one of"),
-])
+@pytest.mark.parametrize(
+    "value, error, message",
+    [
+        ("pytorch", ValueError, r"convention: expected one of 'paper', 'torch', 'keras'"),
+        (None, TypeError, r"convention: expected one of"),
+    ],
+)
 def test_bad_convention(value, error, message):
     with pytest.raises(error, match=message):
         gdfast.optim.Adam(np.zeros(3), convention=value)
@@ -69,21 +73,27 @@ def test_options_that_decide_the_state_entries_are_fixed(module):
     theta = np.zeros(3)
     optimizer = module.RMSprop(theta, momentum=0.9)
     assert optimizer.state_names == ("square_avg", "momentum_buffer")
-    optimizer.momentum = 0.5                       # still > 0: same state entries
+    optimizer.momentum = 0.5  # still > 0: same state entries
     with pytest.raises(ValueError, match=r"momentum: cannot change to 0.0 after construction"):
         optimizer.momentum = 0.0
     with pytest.raises(ValueError, match=r"centered: cannot change"):
         optimizer.centered = True
     plain = module.RMSprop(np.zeros(3))
-    with pytest.raises(ValueError, match=r"state_dict\['hyperparameters'\]: they need the "
-                                         r"state entries \['square_avg'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"state_dict\['hyperparameters'\]: they need the "
+        r"state entries \['square_avg'\]",
+    ):
         optimizer.load_state_dict(plain.state_dict())
     nadam = module.Nadam(np.zeros(3, np.float32), convention="torch")
     assert nadam.state["mu_product"][0].shape == () and nadam.state["mu_product"][0] == 1.0
     bad = nadam.state_dict()
     bad["state"]["mu_product"] = [np.ones(3)]
-    with pytest.raises(ValueError, match=r"state_dict\['state'\]\['mu_product'\]\[0\]: "
-                                         r"expected shape \(\) and dtype float64"):
+    with pytest.raises(
+        ValueError,
+        match=r"state_dict\['state'\]\['mu_product'\]\[0\]: "
+        r"expected shape \(\) and dtype float64",
+    ):
         nadam.load_state_dict(bad)
 
 
@@ -91,6 +101,7 @@ def test_options_that_decide_the_state_entries_are_fixed(module):
 # Keras 3's update_step formulas, float64, one array (keras/src/optimizers/*.py); Keras's
 # weight_decay is applied first: w ← w − w·λ·η.
 # ---------------------------------------------------------------------------------------
+
 
 def keras_sgd(w, gradient, steps, lr, momentum, nesterov):
     m = np.zeros_like(w)
@@ -185,29 +196,61 @@ def keras_nadam(w, gradient, steps, lr, b1, b2, eps):
 
 
 KERAS = {  # name: (gdfast class, its arguments with Keras's defaults, Keras's formulas)
-    "SGD(momentum)": ("Momentum", {"lr": 0.01, "momentum": 0.9},
-                      lambda w, g, n: keras_sgd(w, g, n, 0.01, 0.9, False)),
-    "SGD(nesterov)": ("Nesterov", {"lr": 0.01, "momentum": 0.9},
-                      lambda w, g, n: keras_sgd(w, g, n, 0.01, 0.9, True)),
-    "Adagrad": ("Adagrad", {"lr": 0.001, "eps": 1e-7, "initial_accumulator_value": 0.1},
-                lambda w, g, n: keras_adagrad(w, g, n, 0.001, 0.1, 1e-7)),
-    "Adadelta": ("Adadelta", {"lr": 0.001, "rho": 0.95, "eps": 1e-7},
-                 lambda w, g, n: keras_adadelta(w, g, n, 0.001, 0.95, 1e-7)),
-    "RMSprop": ("RMSprop", {"lr": 0.001, "rho": 0.9, "eps": 1e-7},
-                lambda w, g, n: keras_rmsprop(w, g, n, 0.001, 0.9, 1e-7, 0.0, False)),
+    "SGD(momentum)": (
+        "Momentum",
+        {"lr": 0.01, "momentum": 0.9},
+        lambda w, g, n: keras_sgd(w, g, n, 0.01, 0.9, False),
+    ),
+    "SGD(nesterov)": (
+        "Nesterov",
+        {"lr": 0.01, "momentum": 0.9},
+        lambda w, g, n: keras_sgd(w, g, n, 0.01, 0.9, True),
+    ),
+    "Adagrad": (
+        "Adagrad",
+        {"lr": 0.001, "eps": 1e-7, "initial_accumulator_value": 0.1},
+        lambda w, g, n: keras_adagrad(w, g, n, 0.001, 0.1, 1e-7),
+    ),
+    "Adadelta": (
+        "Adadelta",
+        {"lr": 0.001, "rho": 0.95, "eps": 1e-7},
+        lambda w, g, n: keras_adadelta(w, g, n, 0.001, 0.95, 1e-7),
+    ),
+    "RMSprop": (
+        "RMSprop",
+        {"lr": 0.001, "rho": 0.9, "eps": 1e-7},
+        lambda w, g, n: keras_rmsprop(w, g, n, 0.001, 0.9, 1e-7, 0.0, False),
+    ),
     "RMSprop(centered, momentum)": (
-        "RMSprop", {"lr": 0.001, "rho": 0.9, "eps": 1e-7, "centered": True, "momentum": 0.9},
-        lambda w, g, n: keras_rmsprop(w, g, n, 0.001, 0.9, 1e-7, 0.9, True)),
-    "Adam": ("Adam", {"lr": 0.001, "eps": 1e-7},
-             lambda w, g, n: keras_adam(w, g, n, 0.001, 0.9, 0.999, 1e-7, False)),
-    "Adam(amsgrad)": ("AMSGrad", {"lr": 0.001, "eps": 1e-7},
-                      lambda w, g, n: keras_adam(w, g, n, 0.001, 0.9, 0.999, 1e-7, True)),
-    "AdamW": ("AdamW", {"lr": 0.001, "eps": 1e-7, "weight_decay": 0.004},
-              lambda w, g, n: keras_adam(w, g, n, 0.001, 0.9, 0.999, 1e-7, False, 0.004)),
-    "Adamax": ("AdaMax", {"lr": 0.001, "eps": 1e-7},
-               lambda w, g, n: keras_adamax(w, g, n, 0.001, 0.9, 0.999, 1e-7)),
-    "Nadam": ("Nadam", {"lr": 0.001, "eps": 1e-7},
-              lambda w, g, n: keras_nadam(w, g, n, 0.001, 0.9, 0.999, 1e-7)),
+        "RMSprop",
+        {"lr": 0.001, "rho": 0.9, "eps": 1e-7, "centered": True, "momentum": 0.9},
+        lambda w, g, n: keras_rmsprop(w, g, n, 0.001, 0.9, 1e-7, 0.9, True),
+    ),
+    "Adam": (
+        "Adam",
+        {"lr": 0.001, "eps": 1e-7},
+        lambda w, g, n: keras_adam(w, g, n, 0.001, 0.9, 0.999, 1e-7, False),
+    ),
+    "Adam(amsgrad)": (
+        "AMSGrad",
+        {"lr": 0.001, "eps": 1e-7},
+        lambda w, g, n: keras_adam(w, g, n, 0.001, 0.9, 0.999, 1e-7, True),
+    ),
+    "AdamW": (
+        "AdamW",
+        {"lr": 0.001, "eps": 1e-7, "weight_decay": 0.004},
+        lambda w, g, n: keras_adam(w, g, n, 0.001, 0.9, 0.999, 1e-7, False, 0.004),
+    ),
+    "Adamax": (
+        "AdaMax",
+        {"lr": 0.001, "eps": 1e-7},
+        lambda w, g, n: keras_adamax(w, g, n, 0.001, 0.9, 0.999, 1e-7),
+    ),
+    "Nadam": (
+        "Nadam",
+        {"lr": 0.001, "eps": 1e-7},
+        lambda w, g, n: keras_nadam(w, g, n, 0.001, 0.9, 0.999, 1e-7),
+    ),
 }
 
 
@@ -229,4 +272,4 @@ def test_keras_preset_reproduces_keras(name, module):
         optimizer.step(curvature * (theta - center))
     error = np.max(np.abs(theta - expected)) / np.max(np.abs(expected))
     assert error <= 1e-10, error
-    assert np.max(np.abs(theta - start)) > 1e-4          # it moved (Adadelta at lr 0.001: 3e-4)
+    assert np.max(np.abs(theta - start)) > 1e-4  # it moved (Adadelta at lr 0.001: 3e-4)

@@ -5,6 +5,7 @@ Every job runs in a subprocess with a timeout, so a regression fails instead of 
 The jobs are launched as `mpiexec -n 4 python script.py` (no `-m mpi4py`), with gdfast's
 `timeout` set to 5 s.
 """
+
 import os
 import re
 import shutil
@@ -24,8 +25,8 @@ MPIEXEC = shutil.which("mpiexec") or shutil.which("mpiexec", path=os.path.dirnam
 if MPIEXEC is None:  # pragma: no cover - depends on the machine
     pytest.skip("no mpiexec on PATH (pip install mpich)", allow_module_level=True)
 
-TIMEOUT = 5.0      # gdfast's timeout in these jobs
-BOUND = 30.0       # the job must be over this long after the failure
+TIMEOUT = 5.0  # gdfast's timeout in these jobs
+BOUND = 30.0  # the job must be over this long after the failure
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
 JOB = r"""
@@ -89,8 +90,11 @@ def rank_pid(rank: int, marker: str) -> int | None:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if marker in cmdline and "mpiexec" not in cmdline \
-                and f"PMI_RANK={rank}".encode() in environ:
+        if (
+            marker in cmdline
+            and "mpiexec" not in cmdline
+            and f"PMI_RANK={rank}".encode() in environ
+        ):
             return int(entry.name)
     return None
 
@@ -99,16 +103,21 @@ def _read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def run_job(tmp_path, failure: str, signal_to: tuple[int, int] | None = None,
-            launcher: tuple[str, ...] = ()):
+def run_job(
+    tmp_path, failure: str, signal_to: tuple[int, int] | None = None, launcher: tuple[str, ...] = ()
+):
     """Launch the job; optionally send signal_to = (rank, signal) once it trains.
     Returns (the finished process, its stdout, its stderr, seconds from failure to end)."""
     script = tmp_path / f"job_{failure}.py"
     script.write_text(textwrap.dedent(JOB))
     marker = str(tmp_path)
-    job = subprocess.Popen([MPIEXEC, *launcher, "-n", "4", sys.executable, str(script), failure, marker,
-                            str(TIMEOUT)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True, env=ENV)
+    job = subprocess.Popen(
+        [MPIEXEC, *launcher, "-n", "4", sys.executable, str(script), failure, marker, str(TIMEOUT)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
     stopped = None
     try:
         began = time.monotonic()
@@ -155,8 +164,9 @@ def test_an_exception_on_a_server_aborts_the_job_naming_the_rank(tmp_path):
 def test_a_stopped_server_is_named_by_the_workers_within_the_timeout(tmp_path):
     job, _, err, seconds = run_job(tmp_path, "none", signal_to=(0, signal.SIGSTOP))
     assert job.returncode != 0
-    assert re.search(r"rank [123]: error: PeerSilentError: rank 0 did not answer within 5 s",
-                     err), err
+    assert re.search(
+        r"rank [123]: error: PeerSilentError: rank 0 did not answer within 5 s", err
+    ), err
     assert seconds < BOUND
 
 

@@ -11,6 +11,7 @@ follows the paper line by line with the same mini-batches:
 - an EAMSGD job resumed from a checkpoint finishes bit for bit like the uninterrupted one
   (velocities, x_i and the batch stream restored).
 """
+
 import json
 import os
 import shutil
@@ -140,9 +141,22 @@ def run(tmp_path, ranks, case, **options):
     script = tmp_path / "faithful.py"
     script.write_text(SCRIPT)
     out = tmp_path / f"{case}-{len(list(tmp_path.glob('*.npz')))}.npz"
-    job = subprocess.run([MPIEXEC, "-n", str(ranks), sys.executable, str(script), case,
-                          str(out), json.dumps(options)], capture_output=True, text=True,
-                         timeout=120, env=ENV)
+    job = subprocess.run(
+        [
+            MPIEXEC,
+            "-n",
+            str(ranks),
+            sys.executable,
+            str(script),
+            case,
+            str(out),
+            json.dumps(options),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENV,
+    )
     assert job.returncode == 0, job.stderr
     with np.load(out) as saved:
         return {name: saved[name] for name in saved.files}
@@ -154,16 +168,18 @@ def relative_error(a, b):
 
 @pytest.mark.parametrize("algorithm", ["easgd", "eamsgd"])
 def test_elastic_averaging_is_zhang_et_al_algorithm(tmp_path, algorithm):
-    got = run(tmp_path, 2, "elastic", algorithm=algorithm, lr=0.05, rho=2.0, tau=3,
-              momentum=0.8, steps=60)
+    got = run(
+        tmp_path, 2, "elastic", algorithm=algorithm, lr=0.05, rho=2.0, tau=3, momentum=0.8, steps=60
+    )
     assert relative_error(got["params"], got["expected_params"]) < 1e-12
     assert relative_error(got["local"], got["expected_local"]) < 1e-12
     assert not np.allclose(got["params"], 0)  # the center did move
 
 
 def test_synchronous_easgd_honours_tau(tmp_path):
-    results = {tau: run(tmp_path, 2, "synchronous", lr=0.05, rho=2.0, tau=tau, steps=40)
-               for tau in (1, 5)}
+    results = {
+        tau: run(tmp_path, 2, "synchronous", lr=0.05, rho=2.0, tau=tau, steps=40) for tau in (1, 5)
+    }
     for got in results.values():
         assert relative_error(got["params"], got["expected_params"]) < 1e-12
         assert relative_error(got["local"], got["expected_local"]) < 1e-12
@@ -178,8 +194,9 @@ def test_adaptive_revision_pushes_one_gbar_read_per_fetch(tmp_path):
 
 
 def test_eamsgd_resumes_bit_for_bit_with_velocities_and_x_i(tmp_path):
-    common = dict(algorithm="eamsgd", lr=0.05, rho=2.0, tau=4, momentum=0.8, steps=200,
-                  checkpoint_every=10)
+    common = dict(
+        algorithm="eamsgd", lr=0.05, rho=2.0, tau=4, momentum=0.8, steps=200, checkpoint_every=10
+    )
     full = run(tmp_path, 2, "run", checkpoint_dir=str(tmp_path / "full"), **common)
     # the same job "killed" after 30 updates: only the checkpoints up to 30 are left
     cut = tmp_path / "cut"
@@ -187,8 +204,10 @@ def test_eamsgd_resumes_bit_for_bit_with_velocities_and_x_i(tmp_path):
     for path in cut.glob("*.npz"):
         if int(path.stem.split("-")[-1]) > 30:
             path.unlink()
-    assert sorted(p.name for p in cut.glob("worker-*")) == ["worker-1-000000000020.npz",
-                                                           "worker-1-000000000030.npz"]
+    assert sorted(p.name for p in cut.glob("worker-*")) == [
+        "worker-1-000000000020.npz",
+        "worker-1-000000000030.npz",
+    ]
     resumed = run(tmp_path, 2, "run", checkpoint_dir=str(cut), resume=True, **common)
     assert np.array_equal(resumed["params"], full["params"])
     assert np.array_equal(resumed["local"], full["local"])

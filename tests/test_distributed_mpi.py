@@ -3,6 +3,7 @@
 Every job runs in a subprocess with a timeout: a hang fails the test instead of CI.
 Each rank uses one OpenMP/BLAS thread.
 """
+
 import contextlib
 import os
 import re
@@ -34,8 +35,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 def mpirun(ranks: int, *args: str, timeout: float = TIMEOUT, script: str | None = None):
     command = [MPIEXEC, "-n", str(ranks), sys.executable]
     command += [script] if script else ["-m", "gdfast.distributed", "train"]
-    return subprocess.run(command + list(args), capture_output=True, text=True,
-                          timeout=timeout, env=ENV)
+    return subprocess.run(
+        command + list(args), capture_output=True, text=True, timeout=timeout, env=ENV
+    )
 
 
 def final_loss(output: str) -> float:
@@ -52,12 +54,30 @@ def optimum(kind: str = "least_squares") -> float:
 
 CONVERGENCE = {
     "downpour": ["--algorithm", "downpour", "--lr", "0.3"],
-    "downpour-2-servers": ["--algorithm", "downpour", "--lr", "0.3", "--servers", "2",
-                           "--n-fetch", "2", "--n-push", "2"],
+    "downpour-2-servers": [
+        "--algorithm",
+        "downpour",
+        "--lr",
+        "0.3",
+        "--servers",
+        "2",
+        "--n-fetch",
+        "2",
+        "--n-push",
+        "2",
+    ],
     "downpour-yield": ["--algorithm", "downpour", "--lr", "0.3", "--wait", "yield"],
     "downpour-backoff": ["--algorithm", "downpour", "--lr", "0.3", "--wait", "backoff"],
     "adaptive_revision-2-servers-fetch-every-step-push-every-3": [
-        "--algorithm", "adaptive_revision", "--lr", "0.3", "--servers", "2", "--n-push", "3"],
+        "--algorithm",
+        "adaptive_revision",
+        "--lr",
+        "0.3",
+        "--servers",
+        "2",
+        "--n-push",
+        "3",
+    ],
     "adaptive_revision": ["--algorithm", "adaptive_revision", "--lr", "0.3"],
     "easgd": ["--algorithm", "easgd", "--lr", "0.05", "--tau", "4"],
     "eamsgd": ["--algorithm", "eamsgd", "--lr", "0.01", "--tau", "4"],
@@ -78,8 +98,19 @@ def test_each_algorithm_converges_on_four_ranks(name):
 def test_logistic_regression_on_scikit_learn_data():
     pytest.importorskip("sklearn")
     # one worker: it takes every step, so its progress lines are certain
-    run = mpirun(2, "--algorithm", "adaptive_revision", "--data", "breast_cancer",
-                 "--lr", "0.3", "--steps", "400", "--log-every", "200")
+    run = mpirun(
+        2,
+        "--algorithm",
+        "adaptive_revision",
+        "--data",
+        "breast_cancer",
+        "--lr",
+        "0.3",
+        "--steps",
+        "400",
+        "--log-every",
+        "200",
+    )
     assert run.returncode == 0, run.stderr
     assert final_loss(run.stdout) < 0.15  # from log 2 = 0.69 at w = 0
     assert "step      200" in run.stdout  # progress printed by rank 0
@@ -87,7 +118,8 @@ def test_logistic_regression_on_scikit_learn_data():
 
 def test_synchronous_easgd_one_rank_rho_zero_equals_sgd(tmp_path):
     script = tmp_path / "sync.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import numpy as np, gdfast
         from gdfast.distributed import train, generated
         data = generated("logistic", 512, 6, seed=3)
@@ -103,7 +135,8 @@ def test_synchronous_easgd_one_rank_rho_zero_equals_sgd(tmp_path):
         # rho = 0: the center stays at the start, the worker is plain SGD
         assert np.array_equal(result.params, np.zeros(7))
         print("worker equals SGD:", bool(np.array_equal(result.local_params, x)))
-    """))
+    """)
+    )
     run = mpirun(1, script=str(script))
     assert run.returncode == 0, run.stderr
     assert "worker equals SGD: True" in run.stdout
@@ -151,8 +184,11 @@ def test_mismatched_parameter_shapes_fail_fast_on_every_rank(tmp_path):
     script = tmp_path / "mismatch.py"
     script.write_text(MISMATCH)
     run = mpirun(4, "params", script=str(script))
-    assert_fails_on_every_rank(run, r"params \(shape, dtype\): rank 2 has \(\(9,\), "
-                                    r"'float64'\) but rank 0 has \(\(8,\), 'float64'\)")
+    assert_fails_on_every_rank(
+        run,
+        r"params \(shape, dtype\): rank 2 has \(\(9,\), "
+        r"'float64'\) but rank 0 has \(\(8,\), 'float64'\)",
+    )
     run = mpirun(4, "data", script=str(script))
     assert_fails_on_every_rank(run, r"rank 3: data: X has 7 columns but params has 8")
 
@@ -161,8 +197,22 @@ def test_mismatched_parameter_shapes_fail_fast_on_every_rank(tmp_path):
 # Few features, a small rate and large batches: run-to-run noise in the final loss ~0.1%,
 # so a 1% tolerance tests the resume and not luck.
 # Two servers: the resume must pick an update count that both have saved.
-KILL_RUN = ["--algorithm", "downpour", "--servers", "2", "--features", "8", "--lr", "0.05",
-            "--steps", "6000", "--batch-size", "512", "--checkpoint-every", "200"]
+KILL_RUN = [
+    "--algorithm",
+    "downpour",
+    "--servers",
+    "2",
+    "--features",
+    "8",
+    "--lr",
+    "0.05",
+    "--steps",
+    "6000",
+    "--batch-size",
+    "512",
+    "--checkpoint-every",
+    "200",
+]
 
 
 def latest(directory: Path, role: str = "server", index: int = 0) -> Path | None:
@@ -178,21 +228,38 @@ def uninterrupted_loss(tmp_path_factory):
     return final_loss(run.stdout)
 
 
-FAILURES = {"kill-worker": (2, signal.SIGKILL), "kill-server": (0, signal.SIGKILL),
-            "stop-server": (0, signal.SIGSTOP)}
+FAILURES = {
+    "kill-worker": (2, signal.SIGKILL),
+    "kill-server": (0, signal.SIGKILL),
+    "stop-server": (0, signal.SIGSTOP),
+}
 
 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
-def test_resume_after_a_failure_reaches_the_uninterrupted_loss(tmp_path, uninterrupted_loss,
-                                                               failure):
+def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
+    tmp_path, uninterrupted_loss, failure
+):
     """Fail rank 0 (a server) or 2 (a worker) after >= 1000 updates, resume from the
     largest count both servers saved, and end within 1% of the uninterrupted loss."""
     rank, sig = FAILURES[failure]
     killed_dir = tmp_path / "killed"
-    command = [MPIEXEC, "-n", "4", sys.executable, "-m", "gdfast.distributed",
-               "train", *KILL_RUN, "--checkpoint-dir", str(killed_dir), "--timeout", "5"]
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env=ENV)
+    command = [
+        MPIEXEC,
+        "-n",
+        "4",
+        sys.executable,
+        "-m",
+        "gdfast.distributed",
+        "train",
+        *KILL_RUN,
+        "--checkpoint-dir",
+        str(killed_dir),
+        "--timeout",
+        "5",
+    ]
+    job = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV
+    )
     deadline = time.monotonic() + TIMEOUT
     pid = None
     try:
@@ -219,8 +286,9 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(tmp_path, uninter
         assert "PeerSilentError: rank 0 did not answer within 5 s" in err, err
     with np.load(latest(killed_dir), allow_pickle=False) as saved:
         budget = int(saved["count"][1])
-    counts = [{int(p.stem.split("-")[-1]) for p in killed_dir.glob(f"server-{s}-*.npz")}
-              for s in (0, 1)]
+    counts = [
+        {int(p.stem.split("-")[-1]) for p in killed_dir.glob(f"server-{s}-*.npz")} for s in (0, 1)
+    ]
     common = max(counts[0] & counts[1])
     assert 1000 <= common < budget
 
@@ -232,29 +300,61 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(tmp_path, uninter
 
 
 def test_resume_refuses_a_checkpoint_of_another_algorithm(tmp_path):
-    first = mpirun(3, "--algorithm", "downpour", "--steps", "20", "--checkpoint-every", "10",
-                   "--checkpoint-dir", str(tmp_path))
+    first = mpirun(
+        3,
+        "--algorithm",
+        "downpour",
+        "--steps",
+        "20",
+        "--checkpoint-every",
+        "10",
+        "--checkpoint-dir",
+        str(tmp_path),
+    )
     assert first.returncode == 0, first.stderr
-    run = mpirun(3, "--algorithm", "adaptive_revision", "--steps", "20", "--resume",
-                 "--checkpoint-dir", str(tmp_path))
-    assert_fails_on_every_rank(run, r"written by algorithm 'downpour', this job runs "
-                                    r"'adaptive_revision'", ranks=3)
+    run = mpirun(
+        3,
+        "--algorithm",
+        "adaptive_revision",
+        "--steps",
+        "20",
+        "--resume",
+        "--checkpoint-dir",
+        str(tmp_path),
+    )
+    assert_fails_on_every_rank(
+        run,
+        r"written by algorithm 'downpour', this job runs "
+        r"'adaptive_revision'",
+        ranks=3,
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["adaptive_revision", "eamsgd"])
 def test_resuming_a_finished_job_restores_its_exact_state(tmp_path, algorithm):
     """The last checkpoint holds the whole server state: resuming a job that had spent
     its budget applies nothing and returns the very same parameters."""
-    args = ["--algorithm", algorithm, "--lr", "0.05", "--steps", "120", "--checkpoint-every",
-            "50", "--checkpoint-dir", str(tmp_path)]
+    args = [
+        "--algorithm",
+        algorithm,
+        "--lr",
+        "0.05",
+        "--steps",
+        "120",
+        "--checkpoint-every",
+        "50",
+        "--checkpoint-dir",
+        str(tmp_path),
+    ]
     first = mpirun(3, *args)
     assert first.returncode == 0, first.stderr
     with np.load(latest(tmp_path), allow_pickle=False) as saved:
         names = set(saved.files)
         count = [int(c) for c in saved["count"]]
-    expected = {"adaptive_revision": {"array/params", "array/gbar", "array/sum_sq",
-                                      "array/sum_sq_max"},
-                "eamsgd": {"array/params"}}[algorithm]
+    expected = {
+        "adaptive_revision": {"array/params", "array/gbar", "array/sum_sq", "array/sum_sq_max"},
+        "eamsgd": {"array/params"},
+    }[algorithm]
     assert expected <= names and count[0] == count[1]
     again = mpirun(3, *args, "--resume")
     assert again.returncode == 0, again.stderr
@@ -263,8 +363,17 @@ def test_resuming_a_finished_job_restores_its_exact_state(tmp_path, algorithm):
 
 
 def test_synchronous_easgd_resumes_from_its_checkpoint(tmp_path):
-    args = ["--algorithm", "easgd", "--synchronous", "--lr", "0.05",
-            "--checkpoint-every", "50", "--checkpoint-dir", str(tmp_path)]
+    args = [
+        "--algorithm",
+        "easgd",
+        "--synchronous",
+        "--lr",
+        "0.05",
+        "--checkpoint-every",
+        "50",
+        "--checkpoint-dir",
+        str(tmp_path),
+    ]
     first = mpirun(3, *args, "--steps", "200")
     assert first.returncode == 0, first.stderr
     longer = mpirun(3, *args, "--steps", "400", "--resume")

@@ -1,5 +1,6 @@
 """gdfast.distributed without MPI: the server rules against literal SPEC.md section 3 code,
 and the staleness simulator's exact special cases (no delay, one worker)."""
+
 import math
 
 import numpy as np
@@ -43,38 +44,64 @@ def test_adaptive_revision_matches_the_literal_spec_under_delays():
     x_slow = x_fast.copy()
     state = adaptive_revision_state(x_fast)
     gbar_slow = np.zeros(size)
-    z = np.full(size, delta ** 2)
+    z = np.full(size, delta**2)
     z_max = z.copy()
     history = [np.zeros(size)]  # ḡ after each update: a delayed worker read one of these
     for t in range(updates):
         g = rng.standard_normal(size) * (1 + (t % 3))
         read = history[max(0, len(history) - 1 - int(rng.integers(0, 20)))]
-        adaptive_revision(x_fast, g, read, state["gbar"], state["sum_sq"], state["sum_sq_max"],
-                          lr=alpha, eps=delta ** 2)
+        adaptive_revision(
+            x_fast,
+            g,
+            read,
+            state["gbar"],
+            state["sum_sq"],
+            state["sum_sq_max"],
+            lr=alpha,
+            eps=delta**2,
+        )
         adaptive_revision_literal(x_slow, g, read, gbar_slow, z, z_max, alpha)
         history.append(gbar_slow.copy())
     assert relative_error(x_fast, x_slow) < 1e-12
     assert np.array_equal(state["gbar"], gbar_slow)  # the same sums in the same order
-    assert relative_error(state["sum_sq_max"] + delta ** 2, z_max) < 1e-12
-    assert relative_error(state["sum_sq"] + delta ** 2, z) < 1e-12
+    assert relative_error(state["sum_sq_max"] + delta**2, z_max) < 1e-12
+    assert relative_error(state["sum_sq"] + delta**2, z) < 1e-12
 
 
 def test_adaptive_revision_revises_a_stale_gradient_step():
     """A delayed gradient that agrees with the updates it missed (g·ḡ_fwd > 0) grows z
     faster than Adagrad's g², so the step is smaller; a disagreeing one shrinks it."""
+
     def one(g_missed, g):
         x = np.zeros(1)
         state = adaptive_revision_state(x)
         read = state["gbar"].copy()  # read before the missed update
-        adaptive_revision(x, np.array([g_missed]), state["gbar"].copy(), state["gbar"],
-                          state["sum_sq"], state["sum_sq_max"], lr=1.0, eps=1e-8)
+        adaptive_revision(
+            x,
+            np.array([g_missed]),
+            state["gbar"].copy(),
+            state["gbar"],
+            state["sum_sq"],
+            state["sum_sq_max"],
+            lr=1.0,
+            eps=1e-8,
+        )
         before = x.copy()
-        adaptive_revision(x, np.array([g]), read, state["gbar"], state["sum_sq"],
-                          state["sum_sq_max"], lr=1.0, eps=1e-8)
+        adaptive_revision(
+            x,
+            np.array([g]),
+            read,
+            state["gbar"],
+            state["sum_sq"],
+            state["sum_sq_max"],
+            lr=1.0,
+            eps=1e-8,
+        )
         return float(x[0] - before[0]), float(state["sum_sq"][0])
+
     agree_step, agree_z = one(1.0, 1.0)
     disagree_step, disagree_z = one(-1.0, 1.0)
-    assert agree_z == pytest.approx(1 + 1 + 2)    # z = g1² + g2² + 2 g2 ḡ_fwd
+    assert agree_z == pytest.approx(1 + 1 + 2)  # z = g1² + g2² + 2 g2 ḡ_fwd
     assert disagree_z == pytest.approx(1 + 1 - 2)
     # Adagrad's second step from the same state would be −1/√2.
     assert -1 / math.sqrt(2) < agree_step < 0
@@ -104,15 +131,18 @@ def test_adaptive_revision_without_delay_is_adagrad_bit_for_bit(dtype, batch_siz
 def test_adaptive_revision_differs_from_adagrad_once_there_is_delay():
     data = generated("least_squares", 256, 6, seed=1)
     kwargs = dict(workers=8, updates=400, lr=0.3, batch_size=8, seed=5)
-    assert not np.array_equal(simulate("downpour", data, **kwargs).params,
-                              simulate("adaptive_revision", data, **kwargs).params)
+    assert not np.array_equal(
+        simulate("downpour", data, **kwargs).params,
+        simulate("adaptive_revision", data, **kwargs).params,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_synchronous_easgd_one_worker_rho_zero_is_sgd_bit_for_bit(dtype):
     data = generated("logistic", 300, 5, seed=2, dtype=dtype)
-    run = simulate("easgd", data, workers=1, updates=250, lr=0.05, rho=0.0, synchronous=True,
-                   batch_size=None)
+    run = simulate(
+        "easgd", data, workers=1, updates=250, lr=0.05, rho=0.0, synchronous=True, batch_size=None
+    )
     x = np.zeros(data.X.shape[1], dtype=dtype)
     optimizer = gdfast.SGD(x, lr=0.05)
     for _ in range(250):
@@ -159,16 +189,26 @@ def test_simulator_is_deterministic_and_constant_delays_are_round_robin():
 def test_heavy_tailed_delays_produce_very_stale_gradients():
     data = generated("least_squares", 2000, 4, seed=0)
     run = simulate("downpour", data, workers=100, updates=20_000, delay="heavy_tailed", seed=1)
-    assert 60 < run.staleness.mean() < 140      # mean delay about p − 1
-    assert run.staleness.max() > 1000           # and now and then over 10× that
+    assert 60 < run.staleness.mean() < 140  # mean delay about p − 1
+    assert run.staleness.max() > 1000  # and now and then over 10× that
 
 
 @pytest.mark.parametrize("algorithm", ["downpour", "adaptive_revision", "easgd", "eamsgd"])
 def test_every_algorithm_converges_in_the_simulator(algorithm):
     data = generated("least_squares", 1000, 8, seed=0)
     lr = {"downpour": 0.3, "adaptive_revision": 0.3, "easgd": 0.1, "eamsgd": 0.02}[algorithm]
-    run = simulate(algorithm, data, workers=10, updates=4000, lr=lr, batch_size=8,
-                   rho=0.9 / (10 * lr), tau=4, delay="uniform", seed=0)
+    run = simulate(
+        algorithm,
+        data,
+        workers=10,
+        updates=4000,
+        lr=lr,
+        batch_size=8,
+        rho=0.9 / (10 * lr),
+        tau=4,
+        delay="uniform",
+        seed=0,
+    )
     optimum = data.objective.loss(np.linalg.lstsq(data.X, data.y, rcond=None)[0], data.X, data.y)
     assert run.loss[-1] < 2 * optimum < 0.01 * run.loss[0]
 
@@ -181,13 +221,28 @@ def test_adaptive_revision_beats_adagrad_when_delays_are_large():
     Measured: Adagrad 0.441 (lr 0.1), AdaptiveRevision 0.410 (lr 1)."""
     data = sparse_logistic(5000, 300, 8, seed=0)
     rates = (0.03, 0.1, 0.3, 1.0)
-    final = {(algorithm, lr): simulate(algorithm, data, workers=1000, updates=15_000, lr=lr,
-                                       batch_size=1, seed=0, record_every=15_000).loss[-1]
-             for algorithm in ("downpour", "adaptive_revision") for lr in rates}
-    best = {algorithm: min(rates, key=lambda lr: final[(algorithm, lr)])
-            for algorithm in ("downpour", "adaptive_revision")}
-    assert (final[("adaptive_revision", best["adaptive_revision"])]
-            < 0.95 * final[("downpour", best["downpour"])])
+    final = {
+        (algorithm, lr): simulate(
+            algorithm,
+            data,
+            workers=1000,
+            updates=15_000,
+            lr=lr,
+            batch_size=1,
+            seed=0,
+            record_every=15_000,
+        ).loss[-1]
+        for algorithm in ("downpour", "adaptive_revision")
+        for lr in rates
+    }
+    best = {
+        algorithm: min(rates, key=lambda lr: final[(algorithm, lr)])
+        for algorithm in ("downpour", "adaptive_revision")
+    }
+    assert (
+        final[("adaptive_revision", best["adaptive_revision"])]
+        < 0.95 * final[("downpour", best["downpour"])]
+    )
     assert best["downpour"] < best["adaptive_revision"]
 
 
@@ -217,11 +272,15 @@ def test_custom_delay_model_and_bad_arguments():
 def test_objective_gradients_match_finite_differences():
     rng = np.random.default_rng(0)
     X, w = rng.standard_normal((20, 3)), rng.standard_normal(3)
-    for objective, y in ((LeastSquares(), rng.standard_normal(20)),
-                         (Logistic(), (rng.random(20) < 0.5).astype(float))):
+    for objective, y in (
+        (LeastSquares(), rng.standard_normal(20)),
+        (Logistic(), (rng.random(20) < 0.5).astype(float)),
+    ):
         step = 1e-6
-        numeric = [(objective.loss(w + step * e, X, y) - objective.loss(w - step * e, X, y))
-                   / (2 * step) for e in np.eye(3)]
+        numeric = [
+            (objective.loss(w + step * e, X, y) - objective.loss(w - step * e, X, y)) / (2 * step)
+            for e in np.eye(3)
+        ]
         np.testing.assert_allclose(objective.gradient(w, X, y), numeric, rtol=1e-6, atol=1e-8)
 
 
@@ -230,9 +289,27 @@ def test_simulate_command_line(capsys):
 
     from gdfast.distributed import cli
     from gdfast.distributed.__main__ import main
-    assert main(["simulate", "--algorithm", "adaptive_revision", "--workers", "10",
-                 "--updates", "500", "--delay", "uniform", "--rows", "200",
-                 "--features", "4"]) == 0
+
+    assert (
+        main(
+            [
+                "simulate",
+                "--algorithm",
+                "adaptive_revision",
+                "--workers",
+                "10",
+                "--updates",
+                "500",
+                "--delay",
+                "uniform",
+                "--rows",
+                "200",
+                "--features",
+                "4",
+            ]
+        )
+        == 0
+    )
     output = capsys.readouterr().out
     assert "update       500" in output and "10 workers, uniform delays" in output
     # the same command under `python -m gdfast distributed ...` (cli.add_parser)
@@ -246,10 +323,24 @@ def test_simulate_command_line(capsys):
 
 def test_simulated_synchronous_easgd_honours_tau():
     data = generated("least_squares", 256, 6, seed=1)
-    runs = {tau: simulate("easgd", data, workers=3, updates=300, lr=0.05, rho=2.0, tau=tau,
-                          synchronous=True, seed=0) for tau in (1, 5)}
+    runs = {
+        tau: simulate(
+            "easgd",
+            data,
+            workers=3,
+            updates=300,
+            lr=0.05,
+            rho=2.0,
+            tau=tau,
+            synchronous=True,
+            seed=0,
+        )
+        for tau in (1, 5)
+    }
     assert not np.allclose(runs[1].params, runs[5].params)
     # with tau = 5 only rounds 1, 6, 11, ... pull toward the center: the workers spread more
-    spread = {tau: max(float(np.max(np.abs(w - run.params))) for w in run.worker_params)
-              for tau, run in runs.items()}
+    spread = {
+        tau: max(float(np.max(np.abs(w - run.params))) for w in run.worker_params)
+        for tau, run in runs.items()
+    }
     assert spread[5] > spread[1]

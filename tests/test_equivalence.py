@@ -5,6 +5,7 @@ hyper-parameters; one step from a random state at a random step count, and
 1,000 steps of a problem whose gradient depends on the parameters; parameters
 and every state entry compared to SPEC's tolerances.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,9 +15,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (DTYPES, RULE_NAMES, STEP_SIZE_FORM, TOLERANCE, Quadratic,
-                      assert_same_optimizer_state, classes, random_hyperparameters,
-                      random_state)
+from conftest import (
+    DTYPES,
+    RULE_NAMES,
+    STEP_SIZE_FORM,
+    TOLERANCE,
+    Quadratic,
+    assert_same_optimizer_state,
+    classes,
+    random_hyperparameters,
+    random_state,
+)
 
 SIZES = [0, 1, 7, 22, 1000, 1_000_003]
 
@@ -99,27 +108,33 @@ def hyperparameter_strategy(rule):
     drawn = st.fixed_dictionaries({name: strategies.get(name, st.booleans()) for name in names})
     if rule == "AMSGrad":
         drawn = drawn.filter(lambda h: h["bias_correction"] or not h["max_of_v_hat"]).filter(
-            lambda h: not (h["max_of_v_hat"] and h["eps_hat"]))
+            lambda h: not (h["max_of_v_hat"] and h["eps_hat"])
+        )
     return drawn
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
-@settings(max_examples=int(os.environ.get('GDFAST_HYPOTHESIS_EXAMPLES', 40)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(os.environ.get("GDFAST_HYPOTHESIS_EXAMPLES", 40)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_one_step_any_hyperparameters(rule, dtype, data):
     """Hypothesis: any valid hyper-parameters, odd sizes and shapes, random state and step."""
     hyper = data.draw(hyperparameter_strategy(rule), label="hyper")
-    shape = data.draw(st.lists(st.integers(0, 9), min_size=0, max_size=3).map(tuple),
-                      label="shape")
+    shape = data.draw(st.lists(st.integers(0, 9), min_size=0, max_size=3).map(tuple), label="shape")
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     rng = np.random.default_rng(seed)
     problem, fast, slow = pair(rule, [shape, (33,)], dtype, hyper, seed=seed % 1000)
     state = random_state(slow, rng, max_step=data.draw(st.sampled_from([1, 10, 10**9])))
     fast.load_state_dict(state)
     slow.load_state_dict(state)
-    grads = [np.array(rng.standard_normal(p.shape) * 10.0 ** rng.integers(-6, 6), dtype=dtype)
-             for p in problem.start]
+    grads = [
+        np.array(rng.standard_normal(p.shape) * 10.0 ** rng.integers(-6, 6), dtype=dtype)
+        for p in problem.start
+    ]
     before = [p.copy() for p in slow.params]
     fast.step(grads)
     slow.step(grads)
@@ -169,13 +184,20 @@ def test_non_finite_gradients_propagate_like_the_reference(rule, dtype):
 def _run_core(optimizer, grads, **extra):
     """One step of `optimizer`'s functional core on every parameter, with extra keywords."""
     optimizer._steps += 1
-    type(optimizer)._core(optimizer._param_list, grads, *optimizer._state_lists,
-                          optimizer._steps, **optimizer._hyper, **extra)
+    type(optimizer)._core(
+        optimizer._param_list,
+        grads,
+        *optimizer._state_lists,
+        optimizer._steps,
+        **optimizer._hyper,
+        **extra,
+    )
 
 
 def _state_bytes(optimizer):
-    return ([p.tobytes() for p in optimizer.params]
-            + [b.tobytes() for name in optimizer.state_names for b in optimizer.state[name]])
+    return [p.tobytes() for p in optimizer.params] + [
+        b.tobytes() for name in optimizer.state_names for b in optimizer.state[name]
+    ]
 
 
 GRAD_SCALES = [1.0, 0.3, 2.5e-7, 1e40, 0.0]
@@ -199,7 +221,7 @@ def test_grad_scale_is_a_multiplication_of_the_gradient_first(rule, dtype, scale
         for _ in range(3):
             grads = problem.gradients(scaled.params)
             _run_core(scaled, grads, grad_scale=scale)
-            with np.errstate(over="ignore"):   # 1e40 is inf in float32, on purpose
+            with np.errstate(over="ignore"):  # 1e40 is inf in float32, on purpose
                 _run_core(premultiplied, [g * dtype(scale) for g in grads])
         assert _state_bytes(scaled) == _state_bytes(premultiplied)
     problem, fast, slow = pair(rule, [(67,), (3, 5)], dtype, hyper)
@@ -207,8 +229,9 @@ def test_grad_scale_is_a_multiplication_of_the_gradient_first(rule, dtype, scale
         _run_core(fast, problem.gradients(fast.params), grad_scale=scale)
         _run_core(slow, problem.gradients(slow.params), grad_scale=scale)
     if rule in STEP_SIZE_FORM or (rule == "AMSGrad" and hyper["bias_correction"]):
-        assert_same_optimizer_state(fast, slow, 10 * TOLERANCE[(dtype, 1)] if scale == 1e40
-                                    else TOLERANCE[(dtype, 1)])
+        assert_same_optimizer_state(
+            fast, slow, 10 * TOLERANCE[(dtype, 1)] if scale == 1e40 else TOLERANCE[(dtype, 1)]
+        )
     else:
         assert _state_bytes(fast) == _state_bytes(slow)
 
@@ -217,6 +240,7 @@ def test_grad_scale_is_a_multiplication_of_the_gradient_first(rule, dtype, scale
 def test_grad_scale_in_the_row_sparse_cores(rule):
     """The row form takes grad_scale too: equal, bitwise, to the row step with values·c."""
     from gdfast import reference
+
     indices = np.array([3, 0, 3, 7], dtype=np.int64)
     values = np.random.default_rng(5).standard_normal((4, 6)).astype(np.float32)
     for module in (gdfast_optim(), reference):
@@ -224,14 +248,22 @@ def test_grad_scale_in_the_row_sparse_cores(rule):
         results = []
         for grads, extra in ((values, {"grad_scale": 0.25}), (values * np.float32(0.25), {})):
             opt = getattr(module, rule)(np.ones((8, 6), dtype=np.float32))
-            row_core(opt.params[0], indices, grads, *[b[0] for b in opt._state_lists], 1,
-                     **opt._hyper, **extra)
+            row_core(
+                opt.params[0],
+                indices,
+                grads,
+                *[b[0] for b in opt._state_lists],
+                1,
+                **opt._hyper,
+                **extra,
+            )
             results.append(_state_bytes(opt))
         assert results[0] == results[1]
 
 
 def gdfast_optim():
     import gdfast.optim
+
     return gdfast.optim
 
 

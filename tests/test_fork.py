@@ -3,6 +3,7 @@
 helper threads, and gets the parent's bits.  Each scenario runs in its own session with a
 timeout, and the whole session is killed on timeout, so a hang fails the test instead of
 hanging the suite."""
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import textwrap
 
 import pytest
 
-TIMEOUT = 120   # seconds; a healthy run takes a few (spawn and torch imports dominate)
+TIMEOUT = 120  # seconds; a healthy run takes a few (spawn and torch imports dominate)
 
 COMMON = """
 import hashlib, os, sys
@@ -44,13 +45,19 @@ def run_scenario(tmp_path, body: str) -> str:
     script = tmp_path / "scenario.py"
     script.write_text(COMMON + textwrap.dedent(body))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    process = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = process.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)   # the scenario and every child it made
+        os.killpg(process.pid, signal.SIGKILL)  # the scenario and every child it made
         process.communicate()
         pytest.fail(f"hung: no result within {TIMEOUT} s")
     assert process.returncode == 0, err
@@ -60,18 +67,20 @@ def run_scenario(tmp_path, body: str) -> str:
 def check(out: str, children: int) -> None:
     lines = out.split()
     expected, parent_helpers = lines[0], int(lines[1])
-    assert parent_helpers >= 1   # the parent's step did run with a helper
+    assert parent_helpers >= 1  # the parent's step did run with a helper
     results = lines[2:]
     assert len(results) == 3 * children
     for i in range(children):
-        before, after, digest = results[3 * i: 3 * i + 3]
+        before, after, digest = results[3 * i : 3 * i + 3]
         assert digest == expected
-        assert int(after) >= 1   # the child has helpers of its own: reinitialised, not serial
+        assert int(after) >= 1  # the child has helpers of its own: reinitialised, not serial
         assert int(before) in (0, int(after))
 
 
 def test_os_fork_child_runs_large_steps_with_its_own_helpers(tmp_path):
-    out = run_scenario(tmp_path, """
+    out = run_scenario(
+        tmp_path,
+        """
         expected = train(1)
         train(2)
         print(expected, _kernels.helper_threads())
@@ -88,13 +97,16 @@ def test_os_fork_child_runs_large_steps_with_its_own_helpers(tmp_path):
         assert os.waitstatus_to_exitcode(status) == 0, status
         print(answer)
         assert train(2) == expected   # the parent's helpers still work
-    """)
+    """,
+    )
     check(out, 1)
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
 def test_multiprocessing_children_run_large_steps(tmp_path, method):
-    out = run_scenario(tmp_path, f"""
+    out = run_scenario(
+        tmp_path,
+        f"""
         import multiprocessing
         if __name__ == "__main__":
             expected = train(1)
@@ -103,13 +115,16 @@ def test_multiprocessing_children_run_large_steps(tmp_path, method):
             with multiprocessing.get_context("{method}").Pool(2) as pool:
                 for result in pool.map(child_work, range(2)):
                     print(*result)
-    """)
+    """,
+    )
     check(out, 2)
 
 
 def test_torch_dataloader_workers_run_large_steps(tmp_path):
     pytest.importorskip("torch")
-    out = run_scenario(tmp_path, """
+    out = run_scenario(
+        tmp_path,
+        """
         import torch
         from torch.utils.data import DataLoader, Dataset
 
@@ -127,5 +142,6 @@ def test_torch_dataloader_workers_run_large_steps(tmp_path):
                                 multiprocessing_context="fork")
             for item in loader:
                 print(item)
-    """)
+    """,
+    )
     check(out, 2)

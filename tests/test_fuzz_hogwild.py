@@ -11,6 +11,7 @@ case instead of killing pytest.  Self-contained: the table is the seeds below.
 
 By hand: ``python tests/test_fuzz_hogwild.py`` prints every case's outcome.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,17 +24,28 @@ from test_hogwild_sparse_input import _bits, run_child, run_entry
 
 SPARSE_SEEDS = range(120)
 INDEX_SEEDS = range(1000, 1050)
-SPARSE_ENTRIES = ["fit_linear", "LinearModel.decision_function", "HogwildClassifier.fit",
-                  "HogwildClassifier.decision_function"]
+SPARSE_ENTRIES = [
+    "fit_linear",
+    "LinearModel.decision_function",
+    "HogwildClassifier.fit",
+    "HogwildClassifier.decision_function",
+]
 
 
 def random_csr(rng: np.random.Generator) -> sp.csr_matrix:
     """A valid matrix with 4 rows (the entry points' labels) and at least 4 non-zeros."""
     n_features = int(rng.integers(2, 40))
-    X = sp.random(4, n_features, density=float(rng.uniform(0.1, 0.9)), format="csr",
-                  random_state=int(rng.integers(2**31)), dtype=np.float64)
-    X = (X + sp.csr_matrix((np.ones(4), (np.arange(4), np.arange(4) % n_features)),
-                           shape=X.shape)).tocsr()
+    X = sp.random(
+        4,
+        n_features,
+        density=float(rng.uniform(0.1, 0.9)),
+        format="csr",
+        random_state=int(rng.integers(2**31)),
+        dtype=np.float64,
+    )
+    X = (
+        X + sp.csr_matrix((np.ones(4), (np.arange(4), np.arange(4) % n_features)), shape=X.shape)
+    ).tocsr()
     return X.astype(rng.choice([np.float32, np.float64]))
 
 
@@ -51,11 +63,11 @@ def _negative_index(X, rng):
 
 
 def _cut_data(X, rng):
-    X.data = X.data[:-int(rng.integers(1, X.data.shape[0] + 1))]
+    X.data = X.data[: -int(rng.integers(1, X.data.shape[0] + 1))]
 
 
 def _cut_indices(X, rng):
-    X.indices = X.indices[:-int(rng.integers(1, X.indices.shape[0] + 1))]
+    X.indices = X.indices[: -int(rng.integers(1, X.indices.shape[0] + 1))]
 
 
 def _decreasing_indptr(X, rng):
@@ -80,8 +92,9 @@ def _indptr_wrong_length(X, rng):
 
 
 def _indices_wrong_dtype(X, rng):
-    X.indices = X.indices.astype(rng.choice([np.float64, np.float32, np.bool_, np.complex64,
-                                             object]))
+    X.indices = X.indices.astype(
+        rng.choice([np.float64, np.float32, np.bool_, np.complex64, object])
+    )
 
 
 def _indptr_wrong_dtype(X, rng):
@@ -93,8 +106,11 @@ def _non_finite_data(X, rng):
 
 
 def _data_wrong_dtype(X, rng):
-    X.data = X.data.astype(rng.choice([np.complex128, object])) if rng.integers(2) else \
-        np.array([str(v) for v in X.data])
+    X.data = (
+        X.data.astype(rng.choice([np.complex128, object]))
+        if rng.integers(2)
+        else np.array([str(v) for v in X.data])
+    )
 
 
 def _wrong_ndim(X, rng):
@@ -104,9 +120,20 @@ def _wrong_ndim(X, rng):
 
 
 MUTATIONS: list[Callable[[sp.csr_matrix, np.random.Generator], None]] = [
-    _index_past_end, _negative_index, _cut_data, _cut_indices, _decreasing_indptr,
-    _indptr_not_from_zero, _indptr_past_values, _indptr_wrong_length, _indices_wrong_dtype,
-    _indptr_wrong_dtype, _non_finite_data, _data_wrong_dtype, _wrong_ndim]
+    _index_past_end,
+    _negative_index,
+    _cut_data,
+    _cut_indices,
+    _decreasing_indptr,
+    _indptr_not_from_zero,
+    _indptr_past_values,
+    _indptr_wrong_length,
+    _indices_wrong_dtype,
+    _indptr_wrong_dtype,
+    _non_finite_data,
+    _data_wrong_dtype,
+    _wrong_ndim,
+]
 
 
 def sparse_case(seed: int) -> tuple[str, str, sp.csr_matrix]:
@@ -121,8 +148,11 @@ def index_case(seed: int) -> tuple[str, str, dict[str, Any]]:
     """Ratings of 6 users x 5 items with one index array broken."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(3, 30))
-    arrays = {"users": rng.integers(0, 6, n), "items": rng.integers(0, 5, n),
-              "ratings": rng.standard_normal(n)}
+    arrays = {
+        "users": rng.integers(0, 6, n),
+        "items": rng.integers(0, 5, n),
+        "ratings": rng.standard_normal(n),
+    }
     name = str(rng.choice(["users", "items"]))
     kind = int(rng.integers(5))
     if kind == 0:
@@ -137,15 +167,28 @@ def index_case(seed: int) -> tuple[str, str, dict[str, Any]]:
         arrays[name] = arrays[name].astype(np.uint64)
         arrays[name][0] = 2**63 + int(rng.integers(2**62))
     entry = str(rng.choice(["fit_mf", "MFModel.predict"]))
-    return f"{name} {['past the end', 'negative', 'dtype', '2-D', 'uint64 huge'][kind]}", \
-        entry, arrays
+    return (
+        f"{name} {['past the end', 'negative', 'dtype', '2-D', 'uint64 huge'][kind]}",
+        entry,
+        arrays,
+    )
 
 
 def run_index_entry(entry: str, arrays: dict[str, Any]) -> None:
     from gdfast import hogwild
+
     if entry == "fit_mf":
-        hogwild.fit_mf(arrays["users"], arrays["items"], arrays["ratings"], n_users=6,
-                       n_items=5, rank=3, epochs=1, mode="hogwild", n_threads=2)
+        hogwild.fit_mf(
+            arrays["users"],
+            arrays["items"],
+            arrays["ratings"],
+            n_users=6,
+            n_items=5,
+            rank=3,
+            epochs=1,
+            mode="hogwild",
+            n_threads=2,
+        )
         return
     model = hogwild.fit_mf([0, 5], [0, 4], [1.0, 2.0], n_users=6, n_items=5, rank=3, epochs=1)
     before = _bits(model.user_factors), _bits(model.item_factors)
@@ -178,7 +221,8 @@ def child() -> None:
         except Exception as error:  # noqa: BLE001 - reported to the parent
             outcome = {"error": type(error).__name__, "message": str(error)}
         outcome["caller_arrays_unchanged"] = before == {
-            name: _bits(np.asarray(value)) for name, value in arrays.items()}
+            name: _bits(np.asarray(value)) for name, value in arrays.items()
+        }
         print(json.dumps(dict(case, case=seed, **outcome)), flush=True)
 
 
@@ -186,18 +230,25 @@ def test_fuzzed_inputs_end_in_clear_errors():
     outcomes, process = run_child(__file__, "all")
     crashed = [record for record in outcomes.values() if "started" in record]
     assert process.returncode == 0, (
-        f"the child died (code {process.returncode}) in {crashed}: {process.stderr[-2000:]}")
+        f"the child died (code {process.returncode}) in {crashed}: {process.stderr[-2000:]}"
+    )
     assert len(outcomes) == len(SPARSE_SEEDS) + len(INDEX_SEEDS) >= 100
-    wrong = [record for record in outcomes.values()
-             if record["error"] not in ("TypeError", "ValueError")
-             or not record["message"].startswith(record["argument"])
-             or not record["caller_arrays_unchanged"]]
+    wrong = [
+        record
+        for record in outcomes.values()
+        if record["error"] not in ("TypeError", "ValueError")
+        or not record["message"].startswith(record["argument"])
+        or not record["caller_arrays_unchanged"]
+    ]
     assert not wrong, wrong
     # the table really covers every mutation and entry point
     assert {record["mutation"] for record in outcomes.values()} >= {
-        mutation.__name__.lstrip("_") for mutation in MUTATIONS}
+        mutation.__name__.lstrip("_") for mutation in MUTATIONS
+    }
     assert {record["entry"] for record in outcomes.values()} == set(SPARSE_ENTRIES) | {
-        "fit_mf", "MFModel.predict"}
+        "fit_mf",
+        "MFModel.predict",
+    }
 
 
 if __name__ == "__main__":

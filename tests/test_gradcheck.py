@@ -1,4 +1,5 @@
 """check_grad: catches a wrong gradient, passes a right one, leaves the parameters alone."""
+
 import numpy as np
 import pytest
 

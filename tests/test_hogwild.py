@@ -1,5 +1,6 @@
 """Hogwild! linear trainer: the C serial mode against the literal reference, by-hand values,
 the threaded modes against serial, and bad input (SPEC.md section 3, issue 6)."""
+
 from __future__ import annotations
 
 import math
@@ -19,12 +20,23 @@ DTYPES = [np.float32, np.float64]
 TOLERANCE = {np.float64: 1e-12, np.float32: 1e-5}
 
 
-def problem(n_rows: int = 120, n_features: int = 40, density: float = 0.15, seed: int = 0,
-            loss: str = "logistic"):
+def problem(
+    n_rows: int = 120,
+    n_features: int = 40,
+    density: float = 0.15,
+    seed: int = 0,
+    loss: str = "logistic",
+):
     """A sparse problem whose labels follow a linear rule plus noise."""
     rng = np.random.default_rng(seed)
-    X = sp.random(n_rows, n_features, density=density, random_state=seed, format="csr",
-                  data_rvs=lambda k: rng.uniform(-1.0, 1.0, k))
+    X = sp.random(
+        n_rows,
+        n_features,
+        density=density,
+        random_state=seed,
+        format="csr",
+        data_rvs=lambda k: rng.uniform(-1.0, 1.0, k),
+    )
     truth = rng.standard_normal(n_features)
     signal = X @ truth + 0.3 * rng.standard_normal(n_rows)
     y = signal if loss == "squared" else np.where(signal > 0, 1.0, -1.0)
@@ -55,8 +67,9 @@ def test_reference_order_is_a_fresh_permutation_each_epoch():
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_serial_equals_reference(dtype, loss, rule):
     X, y = problem(loss=loss)
-    settings = dict(loss=loss, rule=rule, lr=0.3, decay=0.8, l2=0.01, epochs=3, seed=11,
-                    dtype=dtype)
+    settings = dict(
+        loss=loss, rule=rule, lr=0.3, decay=0.8, l2=0.01, epochs=3, seed=11, dtype=dtype
+    )
     fast = hogwild.fit_linear(X, y, mode="serial", **settings)
     slow = hogwild.reference_fit_linear(X, y, **settings)
     tolerance = TOLERANCE[dtype]
@@ -77,8 +90,15 @@ def test_serial_equals_reference(dtype, loss, rule):
 @pytest.mark.parametrize("fit_intercept, shuffle, l2", [(False, True, 0.0), (True, False, 0.1)])
 def test_serial_equals_reference_without_intercept_or_shuffle(fit_intercept, shuffle, l2):
     X, y = problem(seed=3)
-    settings = dict(rule="adagrad", lr=0.5, epochs=2, fit_intercept=fit_intercept,
-                    shuffle=shuffle, l2=l2, seed=5)
+    settings = dict(
+        rule="adagrad",
+        lr=0.5,
+        epochs=2,
+        fit_intercept=fit_intercept,
+        shuffle=shuffle,
+        l2=l2,
+        seed=5,
+    )
     fast = hogwild.fit_linear(X, y, mode="serial", **settings)
     slow = hogwild.reference_fit_linear(X, y, **settings)
     assert relative_error(fast.coef, slow.coef) <= 1e-12
@@ -90,35 +110,42 @@ def test_serial_equals_reference_without_intercept_or_shuffle(fit_intercept, shu
 X_ONE = sp.csr_matrix(np.array([[0.0, 2.0, 0.0, -1.0]]))
 
 
-@pytest.mark.parametrize("loss, y, derivative", [
-    ("logistic", 1.0, -0.5),     # -y / (1 + exp(y·0))
-    ("logistic", -1.0, 0.5),
-    ("squared", 3.0, -3.0),      # z - y
-    ("hinge", 1.0, -1.0),        # -y while y z < 1
-])
+@pytest.mark.parametrize(
+    "loss, y, derivative",
+    [
+        ("logistic", 1.0, -0.5),  # -y / (1 + exp(y·0))
+        ("logistic", -1.0, 0.5),
+        ("squared", 3.0, -3.0),  # z - y
+        ("hinge", 1.0, -1.0),  # -y while y z < 1
+    ],
+)
 def test_one_step_by_hand(loss, y, derivative):
     """From w = 0, b = 0 one example gives z = 0: the spec's formulas, computed by hand."""
     lr, l2 = 0.1, 0.5
-    sgd = hogwild.fit_linear(X_ONE, [y], loss=loss, rule="sgd", lr=lr, l2=l2, epochs=1,
-                             mode="serial")
+    sgd = hogwild.fit_linear(
+        X_ONE, [y], loss=loss, rule="sgd", lr=lr, l2=l2, epochs=1, mode="serial"
+    )
     x = np.array([0.0, 2.0, 0.0, -1.0])
-    np.testing.assert_array_equal(sgd.coef, -lr * derivative * x)   # λw = 0 at w = 0
+    np.testing.assert_array_equal(sgd.coef, -lr * derivative * x)  # λw = 0 at w = 0
     assert sgd.intercept == -lr * derivative
-    ada = hogwild.fit_linear(X_ONE, [y], loss=loss, rule="adagrad", lr=lr, eps=1e-8,
-                             epochs=1, mode="serial")
+    ada = hogwild.fit_linear(
+        X_ONE, [y], loss=loss, rule="adagrad", lr=lr, eps=1e-8, epochs=1, mode="serial"
+    )
     grad = derivative * x
     expected = np.where(x != 0, -lr * grad / np.sqrt(grad * grad + 1e-8), 0.0)
     np.testing.assert_allclose(ada.coef, expected, rtol=1e-15)
     np.testing.assert_array_equal(ada.sum_sq[:-1], grad * grad)
-    assert ada.sum_sq[-1] == derivative ** 2
+    assert ada.sum_sq[-1] == derivative**2
 
 
 def test_hinge_without_l2_leaves_satisfied_examples_alone():
-    once = hogwild.fit_linear(X_ONE, [1.0], loss="hinge", rule="sgd", lr=1.0, epochs=1,
-                              mode="serial")
+    once = hogwild.fit_linear(
+        X_ONE, [1.0], loss="hinge", rule="sgd", lr=1.0, epochs=1, mode="serial"
+    )
     # z = 5 + 1 = 6 > 1 after the first step: later epochs change nothing
-    later = hogwild.fit_linear(X_ONE, [1.0], loss="hinge", rule="sgd", lr=1.0, epochs=4,
-                               mode="serial")
+    later = hogwild.fit_linear(
+        X_ONE, [1.0], loss="hinge", rule="sgd", lr=1.0, epochs=4, mode="serial"
+    )
     np.testing.assert_array_equal(once.coef, later.coef)
     assert [h["progressive_loss"] for h in later.history] == [1.0, 0.0, 0.0, 0.0]
 
@@ -172,7 +199,8 @@ def test_threads_converge_to_serial(larger_problem, mode, rule, lr):
     threaded = hogwild.fit_linear(X, y, mode=mode, n_threads=2, **settings)
     # both near the same minimum: objectives within 1%, weights within 10%
     assert threaded.history[-1]["objective"] == pytest.approx(
-        serial.history[-1]["objective"], rel=0.01)
+        serial.history[-1]["objective"], rel=0.01
+    )
     assert np.linalg.norm(threaded.coef - serial.coef) <= 0.1 * np.linalg.norm(serial.coef)
     # and they learned: the objective fell well below log(2) of w = 0
     assert threaded.history[-1]["objective"] < 0.8 * math.log(2.0)
@@ -181,8 +209,9 @@ def test_threads_converge_to_serial(larger_problem, mode, rule, lr):
 def test_decision_function_matches_coefficients():
     X, y = problem()
     model = hogwild.fit_linear(X, y, mode="serial")
-    np.testing.assert_allclose(model.decision_function(X), X @ model.coef + model.intercept,
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        model.decision_function(X), X @ model.coef + model.intercept, rtol=1e-12, atol=1e-12
+    )
     assert np.mean(np.sign(model.decision_function(X)) == y) > 0.85
 
 
@@ -190,8 +219,10 @@ def test_history_and_progress():
     X, y = problem()
     model = hogwild.fit_linear(X, y, mode="serial", epochs=3, progress=True)
     assert [h["epoch"] for h in model.history] == [1, 2, 3]
-    assert all(h["updates"] == 120 and h["updates_per_second"] > 0 and h["cpu_seconds"] >= 0
-               for h in model.history)
+    assert all(
+        h["updates"] == 120 and h["updates_per_second"] > 0 and h["cpu_seconds"] >= 0
+        for h in model.history
+    )
     assert model.history[-1]["loss"] < model.history[0]["progressive_loss"]
     bare = hogwild.fit_linear(X, y, mode="serial", epochs=2, record_loss=False)
     assert "loss" not in bare.history[0] and "progressive_loss" in bare.history[0]
@@ -201,16 +232,20 @@ def test_objective_adds_the_row_split_penalty():
     X, y = problem()
     model = hogwild.fit_linear(X, y, mode="serial", l2=0.5, epochs=1)
     share = np.bincount(X.indices, minlength=X.shape[1]) / X.shape[0]
-    expected = model.history[0]["loss"] + 0.25 * np.dot(share, model.coef ** 2)
+    expected = model.history[0]["loss"] + 0.25 * np.dot(share, model.coef**2)
     assert model.history[0]["objective"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_non_canonical_csr_is_summed_first():
     X, y = problem(seed=2)
     coo = X.tocoo()
-    split = sp.csr_matrix((np.concatenate([coo.data / 2, coo.data / 2]),
-                           (np.concatenate([coo.row, coo.row]),
-                            np.concatenate([coo.col, coo.col]))), shape=X.shape)
+    split = sp.csr_matrix(
+        (
+            np.concatenate([coo.data / 2, coo.data / 2]),
+            (np.concatenate([coo.row, coo.row]), np.concatenate([coo.col, coo.col])),
+        ),
+        shape=X.shape,
+    )
     split.has_canonical_format = False
     a = hogwild.fit_linear(X, y, mode="serial")
     b = hogwild.fit_linear(split, y, mode="serial")
@@ -239,34 +274,59 @@ def test_csr_array_and_int64_indices_are_accepted():
 X_OK, Y_OK = problem(n_rows=10, n_features=4, density=0.5)
 
 
-@pytest.mark.parametrize("X, y, kwargs, error, match", [
-    (X_OK, Y_OK[:-1], {}, ValueError, r"y: expected 10 entries"),
-    (X_OK, Y_OK, {"loss": "log_loss"}, ValueError, r"loss: expected one of"),
-    (X_OK, Y_OK, {"lr": -0.1}, ValueError, r"lr: expected a finite number >= 0"),
-    (X_OK, Y_OK, {"lr": float("nan")}, ValueError, r"lr: expected a number, got nan"),
-    (X_OK.toarray(), Y_OK, {}, TypeError, r"X: expected a scipy.sparse CSR matrix, got ndarray"),
-    (X_OK.tocsc(), Y_OK, {}, TypeError, r"X: expected a scipy.sparse CSR matrix, got a "
-                                        r"scipy.sparse csc matrix"),
-    (X_OK.astype(np.int64), Y_OK, {}, TypeError, r"X: dtype int64 is not supported"),
-    (sp.csr_matrix(np.where(X_OK.toarray() != 0, np.nan, 0.0)), Y_OK, {}, ValueError,
-     r"X: contains NaN or infinity"),
-    (X_OK, np.where(np.arange(10) == 3, np.nan, Y_OK), {"loss": "squared"}, ValueError,
-     r"y: contains NaN"),
-    (X_OK, (Y_OK + 1) / 2, {}, ValueError, r"y: the logistic loss needs labels -1 and \+1"),
-    (X_OK, Y_OK[:, None], {}, ValueError, r"y: expected a 1-D array"),
-    (X_OK, Y_OK, {"rule": "adam"}, ValueError, r"rule: expected one of"),
-    (X_OK, Y_OK, {"mode": "parallel"}, ValueError, r"mode: expected one of"),
-    (X_OK, Y_OK, {"eps": 0.0}, ValueError, r"eps: expected a finite number > 0"),
-    (X_OK, Y_OK, {"decay": 0.0}, ValueError, r"decay: expected a factor in \(0, 1\]"),
-    (X_OK, Y_OK, {"l2": -1.0}, ValueError, r"l2: expected a finite number >= 0"),
-    (X_OK, Y_OK, {"epochs": -1}, ValueError, r"epochs: expected an int >= 0"),
-    (X_OK, Y_OK, {"epochs": 2.0}, TypeError, r"epochs: expected an int"),
-    (X_OK, Y_OK, {"n_threads": 0}, ValueError, r"n_threads: expected an int >= 1"),
-    (X_OK, Y_OK, {"seed": -1}, ValueError, r"seed: expected an int >= 0"),
-    (X_OK, Y_OK, {"seed": 2**64}, ValueError, r"seed: expected an int below 2\*\*64"),
-    (X_OK, Y_OK, {"dtype": np.int32}, TypeError, r"dtype: expected float32 or float64"),
-    (X_OK, Y_OK, {"shuffle": "yes"}, TypeError, r"shuffle: expected a bool"),
-])
+@pytest.mark.parametrize(
+    "X, y, kwargs, error, match",
+    [
+        (X_OK, Y_OK[:-1], {}, ValueError, r"y: expected 10 entries"),
+        (X_OK, Y_OK, {"loss": "log_loss"}, ValueError, r"loss: expected one of"),
+        (X_OK, Y_OK, {"lr": -0.1}, ValueError, r"lr: expected a finite number >= 0"),
+        (X_OK, Y_OK, {"lr": float("nan")}, ValueError, r"lr: expected a number, got nan"),
+        (
+            X_OK.toarray(),
+            Y_OK,
+            {},
+            TypeError,
+            r"X: expected a scipy.sparse CSR matrix, got ndarray",
+        ),
+        (
+            X_OK.tocsc(),
+            Y_OK,
+            {},
+            TypeError,
+            r"X: expected a scipy.sparse CSR matrix, got a "
+            r"scipy.sparse csc matrix",
+        ),
+        (X_OK.astype(np.int64), Y_OK, {}, TypeError, r"X: dtype int64 is not supported"),
+        (
+            sp.csr_matrix(np.where(X_OK.toarray() != 0, np.nan, 0.0)),
+            Y_OK,
+            {},
+            ValueError,
+            r"X: contains NaN or infinity",
+        ),
+        (
+            X_OK,
+            np.where(np.arange(10) == 3, np.nan, Y_OK),
+            {"loss": "squared"},
+            ValueError,
+            r"y: contains NaN",
+        ),
+        (X_OK, (Y_OK + 1) / 2, {}, ValueError, r"y: the logistic loss needs labels -1 and \+1"),
+        (X_OK, Y_OK[:, None], {}, ValueError, r"y: expected a 1-D array"),
+        (X_OK, Y_OK, {"rule": "adam"}, ValueError, r"rule: expected one of"),
+        (X_OK, Y_OK, {"mode": "parallel"}, ValueError, r"mode: expected one of"),
+        (X_OK, Y_OK, {"eps": 0.0}, ValueError, r"eps: expected a finite number > 0"),
+        (X_OK, Y_OK, {"decay": 0.0}, ValueError, r"decay: expected a factor in \(0, 1\]"),
+        (X_OK, Y_OK, {"l2": -1.0}, ValueError, r"l2: expected a finite number >= 0"),
+        (X_OK, Y_OK, {"epochs": -1}, ValueError, r"epochs: expected an int >= 0"),
+        (X_OK, Y_OK, {"epochs": 2.0}, TypeError, r"epochs: expected an int"),
+        (X_OK, Y_OK, {"n_threads": 0}, ValueError, r"n_threads: expected an int >= 1"),
+        (X_OK, Y_OK, {"seed": -1}, ValueError, r"seed: expected an int >= 0"),
+        (X_OK, Y_OK, {"seed": 2**64}, ValueError, r"seed: expected an int below 2\*\*64"),
+        (X_OK, Y_OK, {"dtype": np.int32}, TypeError, r"dtype: expected float32 or float64"),
+        (X_OK, Y_OK, {"shuffle": "yes"}, TypeError, r"shuffle: expected a bool"),
+    ],
+)
 def test_bad_input_is_named(X, y, kwargs, error, match):
     with pytest.raises(error, match=match):
         hogwild.fit_linear(X, y, **kwargs)
@@ -284,7 +344,8 @@ def test_packing_frequent_features_changes_no_result():
     X, y = problem(n_rows=300, n_features=60, seed=7)
     data = _sparse.csr("X", X)
     packed, order_by_count = _training._pack_frequent_features(
-        data, np.bincount(data.indices, minlength=data.n_features))
+        data, np.bincount(data.indices, minlength=data.n_features)
+    )
     assert not np.array_equal(packed.indices, data.indices)
     settings = _checks._settings("adagrad", 0.3, 1.0, 0.01, 1e-8, 1, "serial", 1, True, 3)
     options = dict(settings.kwargs(0), loss=0, fit_intercept=True)

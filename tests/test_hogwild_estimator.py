@@ -1,4 +1,5 @@
 """HogwildClassifier: scikit-learn's own estimator checks, cross-validation, probabilities."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,23 +17,37 @@ from gdfast.hogwild import HogwildClassifier
 
 # Checks that compare two fits can fail (not always: it depends on how the two threads
 # interleave) when two threads run without locks; the serial instance passes them all.
-TWO_FITS_COMPARED = ["check_fit_idempotent", "check_supervised_y_2d",
-                     "check_classifier_data_not_an_array"]
+TWO_FITS_COMPARED = [
+    "check_fit_idempotent",
+    "check_supervised_y_2d",
+    "check_classifier_data_not_an_array",
+]
 
 
 @parametrize_with_checks(
     [HogwildClassifier(mode="serial"), HogwildClassifier(mode="hogwild", n_threads=2)],
     expected_failed_checks=lambda estimator: (
-        {} if estimator.mode == "serial" else
-        {name: "two threads without locks are not bitwise repeatable"
-         for name in TWO_FITS_COMPARED}))
+        {}
+        if estimator.mode == "serial"
+        else {
+            name: "two threads without locks are not bitwise repeatable"
+            for name in TWO_FITS_COMPARED
+        }
+    ),
+)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
 def make_data(n_classes: int = 2):
-    return make_classification(n_samples=600, n_features=30, n_informative=10,
-                               n_classes=n_classes, class_sep=1.5, random_state=0)
+    return make_classification(
+        n_samples=600,
+        n_features=30,
+        n_informative=10,
+        n_classes=n_classes,
+        class_sep=1.5,
+        random_state=0,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,15 +71,21 @@ def test_matches_fit_linear_on_mapped_labels(data):
     """The binary estimator is fit_linear on classes_[1] -> +1, the rest -> -1."""
     X, y = data
     labels = np.array(["spam", "ham"])[y]
-    estimator = HogwildClassifier(mode="serial", random_state=3, rule="sgd", l2=0.01).fit(
-        X, labels)
+    estimator = HogwildClassifier(mode="serial", random_state=3, rule="sgd", l2=0.01).fit(X, labels)
     assert list(estimator.classes_) == ["ham", "spam"]
-    model = hogwild.fit_linear(sp.csr_matrix(X), np.where(labels == "spam", 1.0, -1.0),
-                               mode="serial", seed=3, rule="sgd", l2=0.01)
+    model = hogwild.fit_linear(
+        sp.csr_matrix(X),
+        np.where(labels == "spam", 1.0, -1.0),
+        mode="serial",
+        seed=3,
+        rule="sgd",
+        l2=0.01,
+    )
     np.testing.assert_array_equal(estimator.coef_[0], model.coef)
     assert estimator.intercept_[0] == model.intercept
-    np.testing.assert_allclose(estimator.decision_function(X), X @ model.coef + model.intercept,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        estimator.decision_function(X), X @ model.coef + model.intercept, rtol=1e-12
+    )
     margin = X @ model.coef + model.intercept
     assert estimator.score(X, labels) == np.mean(np.where(margin > 0, "spam", "ham") == labels)
 
@@ -192,8 +213,9 @@ def test_divergence_raises_with_advice_and_leaves_the_estimator(data):
         estimator.fit(X * 1e10, y)
     np.testing.assert_array_equal(estimator.coef_, coef)
     with pytest.raises(ValueError, match="epoch 1"):
-        hogwild.fit_linear(sp.csr_matrix(X * 1e10), np.where(y > 0, 1.0, -1.0), rule="sgd",
-                           lr=1e300, mode="serial")
+        hogwild.fit_linear(
+            sp.csr_matrix(X * 1e10), np.where(y > 0, 1.0, -1.0), rule="sgd", lr=1e300, mode="serial"
+        )
 
 
 def test_record_loss_is_a_parameter(data):

@@ -4,6 +4,7 @@ libgomp's worker threads do not survive fork(); a child's first 2-thread paralle
 used to wait for them forever.  src_c/hogwild.c now runs a forked child on one thread.
 The script runs in a child process with a timeout, so a hang fails instead of blocking.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,12 +51,23 @@ elif __name__ == "__main__":
 def test_child_process_trains_after_threads_ran(start, tmp_path):
     script = tmp_path / "train_in_children.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-         os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(
+            [
+                os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                os.environ.get("PYTHONPATH", ""),
+            ]
+        ),
+    )
     try:
-        process = subprocess.run([sys.executable, str(script), start], capture_output=True,
-                                 text=True, env=env, timeout=240)
+        process = subprocess.run(
+            [sys.executable, str(script), start],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{start}: the child hung")
     assert process.returncode == 0 and process.stdout.strip() == "ok", process.stderr[-2000:]

@@ -1,5 +1,6 @@
 """Hogwild! matrix factorization: serial C against the literal reference, threaded modes
 against serial, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,14 @@ from gdfast import hogwild
 from conftest import relative_error
 
 
-def ratings(n_users: int = 30, n_items: int = 20, rank: int = 3, n: int = 200, seed: int = 0,
-            noise: float = 0.05):
+def ratings(
+    n_users: int = 30,
+    n_items: int = 20,
+    rank: int = 3,
+    n: int = 200,
+    seed: int = 0,
+    noise: float = 0.05,
+):
     """Triplets sampled from a rank-`rank` matrix plus noise."""
     rng = np.random.default_rng(seed)
     left, right = rng.standard_normal((n_users, rank)), rng.standard_normal((n_items, rank))
@@ -21,12 +28,22 @@ def ratings(n_users: int = 30, n_items: int = 20, rank: int = 3, n: int = 200, s
 
 
 @pytest.mark.parametrize("rule", ["sgd", "adagrad"])
-@pytest.mark.parametrize("dtype, tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)],
-                         ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    "dtype, tolerance", [(np.float32, 1e-5), (np.float64, 1e-12)], ids=["float32", "float64"]
+)
 def test_serial_equals_reference(dtype, tolerance, rule):
     users, items, values = ratings()
-    settings = dict(rank=4, rule=rule, lr=0.05, decay=0.9, l2=0.01, epochs=3, seed=4,
-                    dtype=dtype, init_scale=0.5)
+    settings = dict(
+        rank=4,
+        rule=rule,
+        lr=0.05,
+        decay=0.9,
+        l2=0.01,
+        epochs=3,
+        seed=4,
+        dtype=dtype,
+        init_scale=0.5,
+    )
     fast = hogwild.fit_mf(users, items, values, mode="serial", **settings)
     slow = hogwild.reference_fit_mf(users, items, values, **settings)
     assert fast.user_factors.dtype == dtype
@@ -42,15 +59,24 @@ def test_serial_equals_reference(dtype, tolerance, rule):
 
 def test_one_rating_by_hand():
     """Both rows step from their values before the step."""
-    model = hogwild.fit_mf([0], [0], [2.0], rank=2, rule="sgd", lr=0.1, l2=0.5, epochs=1,
-                           mode="serial", init_scale=1.0, seed=1)
+    model = hogwild.fit_mf(
+        [0],
+        [0],
+        [2.0],
+        rank=2,
+        rule="sgd",
+        lr=0.1,
+        l2=0.5,
+        epochs=1,
+        mode="serial",
+        init_scale=1.0,
+        seed=1,
+    )
     start = hogwild.fit_mf([0], [0], [2.0], rank=2, epochs=0, init_scale=1.0, seed=1)
     u, v = start.user_factors[0], start.item_factors[0]
     error = u @ v - 2.0
-    np.testing.assert_allclose(model.user_factors[0], u - 0.1 * (error * v + 0.5 * u),
-                               rtol=1e-15)
-    np.testing.assert_allclose(model.item_factors[0], v - 0.1 * (error * u + 0.5 * v),
-                               rtol=1e-15)
+    np.testing.assert_allclose(model.user_factors[0], u - 0.1 * (error * v + 0.5 * u), rtol=1e-15)
+    np.testing.assert_allclose(model.item_factors[0], v - 0.1 * (error * u + 0.5 * v), rtol=1e-15)
 
 
 @pytest.mark.parametrize("rule, lr, epochs", [("sgd", 0.05, 10), ("adagrad", 0.3, 20)])
@@ -84,17 +110,24 @@ def test_predict():
 USERS, ITEMS, VALUES = ratings(n=10)
 
 
-@pytest.mark.parametrize("args, kwargs, error, match", [
-    ((USERS[:-1], ITEMS, VALUES), {}, ValueError, r"users: expected 10 entries"),
-    ((USERS, ITEMS, np.where(np.arange(10) == 2, np.nan, VALUES)), {}, ValueError,
-     r"ratings: contains NaN"),
-    ((USERS, ITEMS, VALUES), {"n_users": 1}, ValueError, r"users: indices must lie in"),
-    ((USERS - 100, ITEMS, VALUES), {"n_users": 50}, ValueError, r"users: indices must be >= 0"),
-    ((USERS.astype(float), ITEMS, VALUES), {}, TypeError, r"users: expected integer indices"),
-    ((USERS, ITEMS, VALUES), {"rank": 0}, ValueError, r"rank: expected an int >= 1"),
-    ((USERS, ITEMS, VALUES), {"lr": -1.0}, ValueError, r"lr: expected a finite number >= 0"),
-    ((USERS, ITEMS, VALUES), {"rule": "adam"}, ValueError, r"rule: expected one of"),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, error, match",
+    [
+        ((USERS[:-1], ITEMS, VALUES), {}, ValueError, r"users: expected 10 entries"),
+        (
+            (USERS, ITEMS, np.where(np.arange(10) == 2, np.nan, VALUES)),
+            {},
+            ValueError,
+            r"ratings: contains NaN",
+        ),
+        ((USERS, ITEMS, VALUES), {"n_users": 1}, ValueError, r"users: indices must lie in"),
+        ((USERS - 100, ITEMS, VALUES), {"n_users": 50}, ValueError, r"users: indices must be >= 0"),
+        ((USERS.astype(float), ITEMS, VALUES), {}, TypeError, r"users: expected integer indices"),
+        ((USERS, ITEMS, VALUES), {"rank": 0}, ValueError, r"rank: expected an int >= 1"),
+        ((USERS, ITEMS, VALUES), {"lr": -1.0}, ValueError, r"lr: expected a finite number >= 0"),
+        ((USERS, ITEMS, VALUES), {"rule": "adam"}, ValueError, r"rule: expected one of"),
+    ],
+)
 def test_bad_input_is_named(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         hogwild.fit_mf(*args, **kwargs)

@@ -8,6 +8,7 @@ the threads deal it out in chunks, so sorted input trains like shuffled input: w
 training set, where a different permutation moves them by ~0.2% here), for every mode
 and thread count.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,21 +17,24 @@ import scipy.sparse as sp
 
 from gdfast import hogwild
 
-SETTINGS = {"adagrad": dict(rule="adagrad", lr=0.2, decay=0.7, epochs=8),
-            "sgd": dict(rule="sgd", lr=0.2, decay=0.6, epochs=8)}
+SETTINGS = {
+    "adagrad": dict(rule="adagrad", lr=0.2, decay=0.7, epochs=8),
+    "sgd": dict(rule="sgd", lr=0.2, decay=0.6, epochs=8),
+}
 RUNS = [("serial", 1), ("locked", 1), ("locked", 2), ("hogwild", 1), ("hogwild", 2)]
 
 
-def power_law_problem(n_rows: int = 20000, n_features: int = 2000, nnz: int = 10,
-                      seed: int = 0):
+def power_law_problem(n_rows: int = 20000, n_features: int = 2000, nnz: int = 10, seed: int = 0):
     """Rows of `nnz` features drawn with frequency ∝ rank^-0.8 (a few frequent features,
     a long tail), labels from a linear rule plus noise."""
     rng = np.random.default_rng(seed)
     frequency = 1.0 / np.arange(1, n_features + 1) ** 0.8
     columns = rng.choice(n_features, size=(n_rows, nnz), p=frequency / frequency.sum())
     values = rng.uniform(0.5, 1.5, (n_rows, nnz))
-    X = sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n_rows * nnz + 1, nnz)),
-                      shape=(n_rows, n_features))
+    X = sp.csr_matrix(
+        (values.ravel(), columns.ravel(), np.arange(0, n_rows * nnz + 1, nnz)),
+        shape=(n_rows, n_features),
+    )
     X.sum_duplicates()
     margin = X @ rng.standard_normal(n_features)
     margin = (margin - margin.mean()) / margin.std()
@@ -59,8 +63,9 @@ def test_sorted_rows_train_like_shuffled_rows(problem, rule, sort_by):
     order = np.argsort(key, kind="stable")
     X_sorted, y_sorted = X[order], y[order]
     for mode, n_threads in RUNS:
-        model = hogwild.fit_linear(X_sorted, y_sorted, mode=mode, n_threads=n_threads, seed=0,
-                                   **SETTINGS[rule])
+        model = hogwild.fit_linear(
+            X_sorted, y_sorted, mode=mode, n_threads=n_threads, seed=0, **SETTINGS[rule]
+        )
         accuracy, loss = accuracy_and_loss(model, X_sorted, y_sorted)
         assert accuracy == pytest.approx(expected_accuracy, rel=0.005), (mode, n_threads)
         assert loss == pytest.approx(expected_loss, rel=0.005), (mode, n_threads)
@@ -76,10 +81,13 @@ def test_sorted_ratings_factorize_like_shuffled_ratings(rule, lr):
     serial = hogwild.fit_mf(users, items, ratings, mode="serial", **settings)
     order = np.argsort(users, kind="stable")
     for mode, n_threads in RUNS:
-        model = hogwild.fit_mf(users[order], items[order], ratings[order], mode=mode,
-                               n_threads=n_threads, **settings)
-        assert model.history[-1]["rmse"] == pytest.approx(serial.history[-1]["rmse"],
-                                                          rel=0.005), (mode, n_threads)
+        model = hogwild.fit_mf(
+            users[order], items[order], ratings[order], mode=mode, n_threads=n_threads, **settings
+        )
+        assert model.history[-1]["rmse"] == pytest.approx(serial.history[-1]["rmse"], rel=0.005), (
+            mode,
+            n_threads,
+        )
 
 
 def test_one_thread_visits_the_reference_permutation():

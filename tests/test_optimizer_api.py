@@ -1,5 +1,6 @@
 """Behaviour of the optimizer classes shared by both backends: skipped and frozen
 parameters, state round trips, thread settings, the GIL, Nesterov's two forms."""
+
 from __future__ import annotations
 
 import inspect
@@ -10,8 +11,15 @@ import pytest
 
 import gdfast
 from gdfast import reference
-from conftest import (DTYPES, RULE_NAMES, TOLERANCE, Quadratic, assert_same_optimizer_state,
-                      classes, random_hyperparameters)
+from conftest import (
+    DTYPES,
+    RULE_NAMES,
+    TOLERANCE,
+    Quadratic,
+    assert_same_optimizer_state,
+    classes,
+    random_hyperparameters,
+)
 
 BACKENDS = {"gdfast": gdfast.optim, "reference": reference}
 
@@ -20,7 +28,7 @@ BACKENDS = {"gdfast": gdfast.optim, "reference": reference}
 def test_same_signature_and_defaults_in_both_backends(rule):
     fast, slow = classes(rule)
     assert inspect.signature(fast) == inspect.signature(slow)
-    assert fast.__init__ is slow.__init__          # one definition of the defaults
+    assert fast.__init__ is slow.__init__  # one definition of the defaults
     assert fast.__doc__ == slow.__doc__ and "Parameters" in fast.__doc__
     assert fast.rule == slow.rule == rule
     assert fast.__module__ == "gdfast" and slow.__module__ == "gdfast.reference"
@@ -82,7 +90,7 @@ def test_state_round_trip_mid_run(rule, source, target, tmp_path):
     gdfast.save_state(interrupted, path)
     resumed_params = [p.copy() for p in interrupted.params]
     resumed = getattr(BACKENDS[target], rule)(resumed_params)  # default hyper-parameters ...
-    resumed.load_state_dict(gdfast.load_state(path))           # ... replaced by the saved ones
+    resumed.load_state_dict(gdfast.load_state(path))  # ... replaced by the saved ones
     assert resumed.hyperparameters == uninterrupted.hyperparameters
     for _ in range(10):
         for optimizer in (uninterrupted, resumed):
@@ -97,13 +105,25 @@ def test_state_file_is_plain_npz_without_pickle(tmp_path):
     optimizer.step(np.full(4, 0.5, dtype=np.float32))
     gdfast.save_state(optimizer, tmp_path / "s.npz")
     with np.load(tmp_path / "s.npz", allow_pickle=False) as archive:
-        assert sorted(archive.files) == sorted([
-            "format", "rule", "steps", "hyperparameters/lr", "hyperparameters/betas",
-            "hyperparameters/eps", "hyperparameters/bias_correction",
-            "hyperparameters/max_of_v_hat", "hyperparameters/eps_hat",
-            "hyperparameters/weight_decay", "hyperparameters/decoupled_weight_decay",
-            "hyperparameters/maximize", "state/exp_avg/0", "state/exp_avg_sq/0",
-            "state/max_exp_avg_sq/0"])
+        assert sorted(archive.files) == sorted(
+            [
+                "format",
+                "rule",
+                "steps",
+                "hyperparameters/lr",
+                "hyperparameters/betas",
+                "hyperparameters/eps",
+                "hyperparameters/bias_correction",
+                "hyperparameters/max_of_v_hat",
+                "hyperparameters/eps_hat",
+                "hyperparameters/weight_decay",
+                "hyperparameters/decoupled_weight_decay",
+                "hyperparameters/maximize",
+                "state/exp_avg/0",
+                "state/exp_avg_sq/0",
+                "state/max_exp_avg_sq/0",
+            ]
+        )
         assert archive["state/exp_avg/0"].dtype == np.float32
     loaded = gdfast.load_state(tmp_path / "s.npz")
     assert loaded["rule"] == "AMSGrad" and loaded["steps"] == [1]
@@ -122,7 +142,7 @@ def test_state_dict_is_a_copy():
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_bitwise_equal_for_one_and_two_threads(rule, dtype, restore_threads):
-    size = 3 * gdfast._kernels.min_elements_per_thread() + 17   # big enough for a team
+    size = 3 * gdfast._kernels.min_elements_per_thread() + 17  # big enough for a team
     results = []
     for threads in (1, 2):
         gdfast.set_num_threads(threads)
@@ -131,8 +151,9 @@ def test_bitwise_equal_for_one_and_two_threads(rule, dtype, restore_threads):
         optimizer = getattr(gdfast.optim, rule)(problem.fresh_params())
         for _ in range(5):
             optimizer.step(problem.gradients(optimizer.params))
-        results.append((optimizer.params[0].copy(),
-                        [b[0].copy() for b in optimizer.state.values()]))
+        results.append(
+            (optimizer.params[0].copy(), [b[0].copy() for b in optimizer.state.values()])
+        )
     (p1, s1), (p2, s2) = results
     assert p1.tobytes() == p2.tobytes()
     for a, b in zip(s1, s2):
@@ -208,18 +229,21 @@ def test_nesterov_equals_the_lookahead_form(dtype):
     gradient_at = lambda point: problem.gradients([point])[0]  # noqa: E731
     theta = problem.start[0].copy()
     lookahead_velocity = np.zeros_like(theta)
-    phi = problem.start[0].copy()          # φ0 = θ0 − γ·0
+    phi = problem.start[0].copy()  # φ0 = θ0 − γ·0
     optimizer = gdfast.Nesterov(phi, lr=lr, momentum=momentum)
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     for _ in range(200):
-        reference.nesterov_lookahead(theta, lookahead_velocity, gradient_at, lr=lr,
-                                     momentum=momentum)
+        reference.nesterov_lookahead(
+            theta, lookahead_velocity, gradient_at, lr=lr, momentum=momentum
+        )
         optimizer.step(gradient_at(phi))
-        np.testing.assert_allclose(optimizer.state["velocity"][0], lookahead_velocity,
-                                   rtol=0, atol=tolerance * 40)
-        np.testing.assert_allclose(phi, theta - momentum * lookahead_velocity, rtol=0,
-                                   atol=tolerance * 40)
-    assert np.max(np.abs(phi - problem.center[0])) < 1e-3 * 40   # and both converge
+        np.testing.assert_allclose(
+            optimizer.state["velocity"][0], lookahead_velocity, rtol=0, atol=tolerance * 40
+        )
+        np.testing.assert_allclose(
+            phi, theta - momentum * lookahead_velocity, rtol=0, atol=tolerance * 40
+        )
+    assert np.max(np.abs(phi - problem.center[0])) < 1e-3 * 40  # and both converge
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -238,7 +262,7 @@ def test_single_array_and_zero_size_parameters(backend):
 
 def test_non_contiguous_gradient_is_used_as_values():
     theta = np.zeros((3, 4))
-    grad = np.arange(24.0).reshape(6, 4)[::2]   # a strided (3, 4) view
+    grad = np.arange(24.0).reshape(6, 4)[::2]  # a strided (3, 4) view
     assert not grad.flags.c_contiguous
     gdfast.SGD(theta, lr=1.0).step(grad)
     np.testing.assert_array_equal(theta, -grad)
@@ -252,8 +276,11 @@ def test_hyperparameters_are_settable_between_steps():
     optimizer.step(np.ones(2))
     np.testing.assert_allclose(theta, [-1.1, -1.1])
     assert optimizer.hyperparameters == {"lr": 1.0}
-    assert optimizer.options == {"weight_decay": 0.0, "decoupled_weight_decay": False,
-                                 "maximize": False}
+    assert optimizer.options == {
+        "weight_decay": 0.0,
+        "decoupled_weight_decay": False,
+        "maximize": False,
+    }
     assert "lr=1.0" in repr(optimizer)
 
 

@@ -1,4 +1,5 @@
 """`python -m gdfast plot`: the files it writes, their sizes, its argument errors."""
+
 from __future__ import annotations
 
 import argparse
@@ -33,39 +34,112 @@ def check_image(path, size) -> None:
 
 def test_writes_the_requested_figures_at_the_requested_size(tmp_path, capsys):
     out = tmp_path / "figures"
-    assert run_plot(["--out", str(out), "--surface", "saddle", "ravine", "--steps", "60",
-                     "--gif", "--frames", "3", "--size", "300x200"]) == 0
+    assert (
+        run_plot(
+            [
+                "--out",
+                str(out),
+                "--surface",
+                "saddle",
+                "ravine",
+                "--steps",
+                "60",
+                "--gif",
+                "--frames",
+                "3",
+                "--size",
+                "300x200",
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["ravine.gif", "ravine.png", "ravine_loss.png",
-                     "saddle.gif", "saddle.png", "saddle_loss.png"]
+    assert names == [
+        "ravine.gif",
+        "ravine.png",
+        "ravine_loss.png",
+        "saddle.gif",
+        "saddle.png",
+        "saddle_loss.png",
+    ]
     for name in names:
         check_image(out / name, (300, 200))
     with Image.open(out / "saddle.gif") as gif:
         assert gif.n_frames == 3
-    assert capsys.readouterr().out.split() == [str(out / n) for n in (
-        "saddle.png", "saddle_loss.png", "saddle.gif", "ravine.png", "ravine_loss.png",
-        "ravine.gif")]
+    assert capsys.readouterr().out.split() == [
+        str(out / n)
+        for n in (
+            "saddle.png",
+            "saddle_loss.png",
+            "saddle.gif",
+            "ravine.png",
+            "ravine_loss.png",
+            "ravine.gif",
+        )
+    ]
 
 
 def test_benchmark_and_history_charts(tmp_path):
     bench = tmp_path / "bench.json"
-    bench.write_text(json.dumps({"header": {}, "rows": [
-        {"rule": "Adam", "dtype": "float32", "size": 1000, "threads": 1, "backend": backend,
-         "median_s": 1e-4, "gbps": gbps, "percent_of_limit": None}
-        for backend, gbps in (("gdfast", 10.0), ("roofline", 12.0))]}))
+    bench.write_text(
+        json.dumps(
+            {
+                "header": {},
+                "rows": [
+                    {
+                        "rule": "Adam",
+                        "dtype": "float32",
+                        "size": 1000,
+                        "threads": 1,
+                        "backend": backend,
+                        "median_s": 1e-4,
+                        "gbps": gbps,
+                        "percent_of_limit": None,
+                    }
+                    for backend, gbps in (("gdfast", 10.0), ("roofline", 12.0))
+                ],
+            }
+        )
+    )
     history = tmp_path / "history.json"
-    history.write_text(json.dumps({"Adam lr=0.001": [
-        {"epoch": 1, "train_loss": 1.0, "val_loss": 1.1},
-        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.7}]}))
+    history.write_text(
+        json.dumps(
+            {
+                "Adam lr=0.001": [
+                    {"epoch": 1, "train_loss": 1.0, "val_loss": 1.1},
+                    {"epoch": 2, "train_loss": 0.5, "val_loss": 0.7},
+                ]
+            }
+        )
+    )
     out = tmp_path / "out"
-    assert run_plot(["--out", str(out), "--surface", "saddle", "--steps", "5", "--bench",
-                     str(bench), "--history", str(history), "--size", "320x240",
-                     "--colors", "0", "--no-loss"]) == 0
+    assert (
+        run_plot(
+            [
+                "--out",
+                str(out),
+                "--surface",
+                "saddle",
+                "--steps",
+                "5",
+                "--bench",
+                str(bench),
+                "--history",
+                str(history),
+                "--size",
+                "320x240",
+                "--colors",
+                "0",
+                "--no-loss",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["bench.png", "history.png", "saddle.png"]
     check_image(out / "bench.png", (320, 240))
     check_image(out / "history.png", (320, 240))
     with Image.open(out / "bench.png") as image:
-        assert image.mode == "RGBA"     # --colors 0: full colour
+        assert image.mode == "RGBA"  # --colors 0: full colour
 
 
 def test_argument_errors(tmp_path, capsys):
@@ -82,15 +156,34 @@ def test_argument_errors(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"rows": [{"rule": "Adam"}]}))
     with pytest.raises(SystemExit, match=r"plot: bench\['rows'\]\[0\]"):
-        run_plot(["--out", str(tmp_path), "--surface", "saddle", "--steps", "2",
-                  "--bench", str(bad)])
+        run_plot(
+            ["--out", str(tmp_path), "--surface", "saddle", "--steps", "2", "--bench", str(bad)]
+        )
 
 
-@pytest.mark.skipif("gdfast.plot_cli" not in cli.COMMAND_MODULES,
-                    reason="plot is not yet registered in gdfast/__main__.py COMMAND_MODULES")
+@pytest.mark.skipif(
+    "gdfast.plot_cli" not in cli.COMMAND_MODULES,
+    reason="plot is not yet registered in gdfast/__main__.py COMMAND_MODULES",
+)
 def test_registered_in_the_gdfast_command_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "gdfast", "plot", "--out", str(tmp_path),
-                             "--surface", "saddle", "--steps", "5", "--size", "200x150"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gdfast",
+            "plot",
+            "--out",
+            str(tmp_path),
+            "--surface",
+            "saddle",
+            "--steps",
+            "5",
+            "--size",
+            "200x150",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.split()[0] == str(tmp_path / "saddle.png")
     check_image(tmp_path / "saddle.png", (200, 150))

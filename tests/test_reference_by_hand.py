@@ -4,6 +4,7 @@ Three elements, two steps, each rule with round hyper-parameters.  The expected
 values are SPEC's formulas written out for these numbers, one scalar at a time,
 in float64: an independent derivation, not the reference's code.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,9 @@ def test_sgd():
 def test_momentum():
     # v1 = 0.1 g1 = [0.05, -0.1, 0.2]          θ1 = θ0 − v1 = [0.95, -1.9, 0.3]
     # v2 = 0.5 v1 + 0.1 g2 = [0, 0, 0.5]        θ2 = θ1 − v2 = [0.95, -1.9, -0.2]
-    optimizer = check(reference.Momentum, [0.95, -1.9, 0.3], [0.95, -1.9, -0.2],
-                      lr=0.1, momentum=0.5)
+    optimizer = check(
+        reference.Momentum, [0.95, -1.9, 0.3], [0.95, -1.9, -0.2], lr=0.1, momentum=0.5
+    )
     np.testing.assert_allclose(optimizer.state["velocity"][0], [0.0, 0.0, 0.5], atol=1e-17)
 
 
@@ -55,8 +57,8 @@ def test_nesterov():
 
 def test_adagrad():
     eps = 1e-8
-    G_1 = [g * g for g in G1]                       # [0.25, 1, 4]
-    G_2 = [a + g * g for a, g in zip(G_1, G2)]      # [0.3125, 1.25, 20]
+    G_1 = [g * g for g in G1]  # [0.25, 1, 4]
+    G_2 = [a + g * g for a, g in zip(G_1, G2)]  # [0.3125, 1.25, 20]
     one = [t - 0.1 * g / math.sqrt(G + eps) for t, g, G in zip(THETA0, G1, G_1)]
     two = [t - 0.1 * g / math.sqrt(G + eps) for t, g, G in zip(one, G2, G_2)]
     # by eye: step 1 moves each coordinate by ≈ 0.1 against the sign of its gradient
@@ -73,7 +75,7 @@ def test_adadelta():
         for i in range(3):
             E_g[i] = rho * E_g[i] + (1 - rho) * g[i] ** 2
             delta = -(math.sqrt(E_d[i] + eps) / math.sqrt(E_g[i] + eps)) * g[i]
-            E_d[i] = rho * E_d[i] + (1 - rho) * delta ** 2
+            E_d[i] = rho * E_d[i] + (1 - rho) * delta**2
             theta[i] = theta[i] + lr * delta
         history.append(list(theta))
     # by eye: the first step is about −√(ε/(0.1)) · sign(g) = ∓0.00316
@@ -99,8 +101,8 @@ def adam_by_hand(lr, beta1, beta2, eps):
         for i in range(3):
             m[i] = beta1 * m[i] + (1 - beta1) * g[i]
             v[i] = beta2 * v[i] + (1 - beta2) * g[i] ** 2
-            m_hat = m[i] / (1 - beta1 ** t)
-            v_hat = v[i] / (1 - beta2 ** t)
+            m_hat = m[i] / (1 - beta1**t)
+            v_hat = v[i] / (1 - beta2**t)
             theta[i] -= lr * m_hat / (math.sqrt(v_hat) + eps)
         out.append(list(theta))
     return out, m, v
@@ -123,7 +125,7 @@ def test_adamax():
         for i in range(3):
             m[i] = beta1 * m[i] + (1 - beta1) * g[i]
             u[i] = max(beta2 * u[i], abs(g[i]))
-            theta[i] -= (lr / (1 - beta1 ** t)) * m[i] / u[i]
+            theta[i] -= (lr / (1 - beta1**t)) * m[i] / u[i]
         out.append(list(theta))
     # by eye: at t = 1, m/(1−β1) = g and u = |g|: the step is lr · sign(g)
     assert np.allclose(out[0], [0.998, -1.998, 0.498], atol=1e-15)
@@ -145,10 +147,13 @@ def test_nadam():
         for i in range(3):
             m[i] = beta1 * m[i] + (1 - beta1) * g[i]
             v[i] = beta2 * v[i] + (1 - beta2) * g[i] ** 2
-            m_hat = m[i] / (1 - beta1 ** t)
-            v_hat = v[i] / (1 - beta2 ** t)
-            theta[i] -= lr / (math.sqrt(v_hat) + eps) * (
-                beta1 * m_hat + (1 - beta1) * g[i] / (1 - beta1 ** t))
+            m_hat = m[i] / (1 - beta1**t)
+            v_hat = v[i] / (1 - beta2**t)
+            theta[i] -= (
+                lr
+                / (math.sqrt(v_hat) + eps)
+                * (beta1 * m_hat + (1 - beta1) * g[i] / (1 - beta1**t))
+            )
         out.append(list(theta))
     # by eye: at t = 1, m̂ = g, v̂ = g²: the step is lr (β1 + (1 − β1)/(1 − β1)) sign(g)
     #         = 0.002 · 1.9 · sign(g)
@@ -167,14 +172,26 @@ def test_amsgrad():
             theta[i] -= lr * m[i] / (math.sqrt(v_max[i]) + eps)
         out.append(list(theta))
     # by eye: no bias correction, so step 1 is lr (1−β1) g / (√(1−β2) |g|) = lr · 0.1/0.0316
-    assert np.allclose(np.subtract(out[0], THETA0), [-0.0031623, 0.0031623, -0.0031623],
-                       atol=1e-7)
+    assert np.allclose(np.subtract(out[0], THETA0), [-0.0031623, 0.0031623, -0.0031623], atol=1e-7)
     optimizer = check(reference.AMSGrad, out[0], out[1], lr=lr, betas=(beta1, beta2), eps=eps)
     np.testing.assert_allclose(optimizer.state["max_exp_avg_sq"][0], v_max, rtol=1e-15)
 
 
-@pytest.mark.parametrize("rule", ["SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta",
-                                  "RMSprop", "Adam", "AdaMax", "Nadam", "AMSGrad"])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "SGD",
+        "Momentum",
+        "Nesterov",
+        "Adagrad",
+        "Adadelta",
+        "RMSprop",
+        "Adam",
+        "AdaMax",
+        "Nadam",
+        "AMSGrad",
+    ],
+)
 def test_float32_stays_float32(rule):
     """A float32 parameter is computed in float32 (NumPy >= 2 keeps Python scalars weak)."""
     theta = np.array(THETA0, dtype=np.float32)
@@ -185,6 +202,7 @@ def test_float32_stays_float32(rule):
 
 
 # ---- named options (gdfast._optimizer), worked out by hand the same way -------------------
+
 
 def by_hand(update, state_init):
     """Apply `update(theta_i, g_i, state_i, t)` elementwise for G1 then G2; both results."""
@@ -200,19 +218,22 @@ def test_sgd_decoupled_weight_decay_and_maximize():
     lr, wd = 0.1, 0.5
 
     def update(theta, g, s, t):
-        theta = theta * (1 - lr * wd)          # decoupled: θ(1 − ηλ), then the rule on −g
+        theta = theta * (1 - lr * wd)  # decoupled: θ(1 − ηλ), then the rule on −g
         return theta - lr * (-g)
+
     one, two = by_hand(update, {})
-    check(reference.SGD, one, two, lr=lr, weight_decay=wd, decoupled_weight_decay=True,
-          maximize=True)
+    check(
+        reference.SGD, one, two, lr=lr, weight_decay=wd, decoupled_weight_decay=True, maximize=True
+    )
 
 
 def test_momentum_torch_form_with_dampening():
     lr, mu, d = 0.1, 0.5, 0.25
 
     def update(theta, g, s, t):
-        s["b"] = g if t == 1 else mu * s["b"] + (1 - d) * g     # torch: b₁ = g
+        s["b"] = g if t == 1 else mu * s["b"] + (1 - d) * g  # torch: b₁ = g
         return theta - lr * s["b"]
+
     one, two = by_hand(update, {"b": 0.0})
     check(reference.Momentum, one, two, lr=lr, momentum=mu, dampening=d, convention="torch")
 
@@ -223,9 +244,18 @@ def test_adagrad_torch_form_with_lr_decay_and_initial_accumulator():
     def update(theta, g, s, t):
         s["G"] += g * g
         return theta - lr / (1 + (t - 1) * decay) * g / (math.sqrt(s["G"]) + eps)
+
     one, two = by_hand(update, {"G": initial})
-    check(reference.Adagrad, one, two, lr=lr, eps=eps, lr_decay=decay,
-          initial_accumulator_value=initial, convention="torch")
+    check(
+        reference.Adagrad,
+        one,
+        two,
+        lr=lr,
+        eps=eps,
+        lr_decay=decay,
+        initial_accumulator_value=initial,
+        convention="torch",
+    )
 
 
 def test_rmsprop_centered_eps_outside_with_momentum_torch_form():
@@ -236,9 +266,19 @@ def test_rmsprop_centered_eps_outside_with_momentum_torch_form():
         s["a"] = rho * s["a"] + (1 - rho) * g
         s["b"] = mu * s["b"] + g / (math.sqrt(s["E"] - s["a"] ** 2) + eps)
         return theta - lr * s["b"]
+
     one, two = by_hand(update, {"E": 0.0, "a": 0.0, "b": 0.0})
-    check(reference.RMSprop, one, two, lr=lr, rho=rho, eps=eps, centered=True, momentum=mu,
-          convention="torch")
+    check(
+        reference.RMSprop,
+        one,
+        two,
+        lr=lr,
+        rho=rho,
+        eps=eps,
+        centered=True,
+        momentum=mu,
+        convention="torch",
+    )
 
 
 @pytest.mark.parametrize("inside", [True, False])
@@ -248,7 +288,8 @@ def test_adamax_eps_placement(inside):
     def update(theta, g, s, t):
         s["m"] = b1 * s["m"] + (1 - b1) * g
         s["u"] = max(b2 * s["u"], abs(g) + (eps if inside else 0.0))
-        return theta - lr / (1 - b1 ** t) * s["m"] / (s["u"] + (0.0 if inside else eps))
+        return theta - lr / (1 - b1**t) * s["m"] / (s["u"] + (0.0 if inside else eps))
+
     one, two = by_hand(update, {"m": 0.0, "u": 0.0})
     check(reference.AdaMax, one, two, lr=lr, eps=eps, eps_inside_max=inside)
 
@@ -261,9 +302,9 @@ def test_nadam_momentum_schedule():
     def update(theta, g, s, t):
         s["m"] = b1 * s["m"] + (1 - b1) * g
         s["v"] = b2 * s["v"] + (1 - b2) * g * g
-        step = (mu[t] * s["m"] / (1 - product[t] * mu[t])
-                + (1 - mu[t - 1]) * g / (1 - product[t]))
-        return theta - lr * step / (math.sqrt(s["v"] / (1 - b2 ** t)) + eps)
+        step = mu[t] * s["m"] / (1 - product[t] * mu[t]) + (1 - mu[t - 1]) * g / (1 - product[t])
+        return theta - lr * step / (math.sqrt(s["v"] / (1 - b2**t)) + eps)
+
     one, two = by_hand(update, {"m": 0.0, "v": 0.0})
     optimizer = check(reference.Nadam, one, two, lr=lr, convention="torch")
     assert optimizer.state["mu_product"][0] == pytest.approx(product[2], rel=1e-15)
@@ -276,12 +317,13 @@ def test_amsgrad_bias_corrected(max_of_v_hat):
     def update(theta, g, s, t):
         s["m"] = b1 * s["m"] + (1 - b1) * g
         s["v"] = b2 * s["v"] + (1 - b2) * g * g
-        if max_of_v_hat:                       # optax: the maximum of v̂
-            s["x"] = max(s["x"], s["v"] / (1 - b2 ** t))
+        if max_of_v_hat:  # optax: the maximum of v̂
+            s["x"] = max(s["x"], s["v"] / (1 - b2**t))
             v_max_hat = s["x"]
-        else:                                  # torch, Keras: the maximum of v, then v̂
+        else:  # torch, Keras: the maximum of v, then v̂
             s["x"] = max(s["x"], s["v"])
-            v_max_hat = s["x"] / (1 - b2 ** t)
-        return theta - lr * (s["m"] / (1 - b1 ** t)) / (math.sqrt(v_max_hat) + eps)
+            v_max_hat = s["x"] / (1 - b2**t)
+        return theta - lr * (s["m"] / (1 - b1**t)) / (math.sqrt(v_max_hat) + eps)
+
     one, two = by_hand(update, {"m": 0.0, "v": 0.0, "x": 0.0})
     check(reference.AMSGrad, one, two, lr=lr, bias_correction=True, max_of_v_hat=max_of_v_hat)

@@ -4,6 +4,7 @@ step, the thread count, the lazy semantics by hand, and bad input.
 SGD, Momentum, Adagrad, RMSprop and Adam take RowGrad(indices, values) for a 2-D parameter:
 duplicates summed, only the rows named (and their state) updated, t the parameter's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,13 @@ import gdfast
 from gdfast import reference
 from gdfast.rows import RowGrad
 
-from conftest import (DTYPES, TOLERANCE, assert_same_optimizer_state, random_hyperparameters,
-                      random_state)
+from conftest import (
+    DTYPES,
+    TOLERANCE,
+    assert_same_optimizer_state,
+    random_hyperparameters,
+    random_state,
+)
 
 ROW_RULES = ["SGD", "Momentum", "Adagrad", "RMSprop", "Adam"]
 OTHER_RULES = ["Nesterov", "Adadelta", "AdaMax", "Nadam", "AMSGrad", "AdamW"]
@@ -30,7 +36,7 @@ CASES = {
     "unsorted-distinct": (30, 3, "distinct"),
     "every-row-shuffled": (17, 4, "all"),
     "zero-width": (6, 0, "duplicates"),
-    "many-rows": (5000, 2, "duplicates"),   # row numbers of 13 bits: two radix-sort passes
+    "many-rows": (5000, 2, "duplicates"),  # row numbers of 13 bits: two radix-sort passes
 }
 
 
@@ -63,8 +69,9 @@ def pair(rule: str, table: np.ndarray, hyper: dict, rng: np.random.Generator):
 
 
 def snapshot(optimizer) -> list[np.ndarray]:
-    return [optimizer.params[0].copy()] + [buffers[0].copy()
-                                           for buffers in optimizer.state.values()]
+    return [optimizer.params[0].copy()] + [
+        buffers[0].copy() for buffers in optimizer.state.values()
+    ]
 
 
 def assert_untouched_rows_bitwise(before, optimizer, touched: np.ndarray) -> None:
@@ -82,8 +89,9 @@ def assert_untouched_rows_bitwise(before, optimizer, touched: np.ndarray) -> Non
 @pytest.mark.parametrize("rule", ROW_RULES)
 def test_rows_match_reference(rule, dtype, case):
     n_rows, dim, how = CASES[case]
-    rng = np.random.default_rng([ROW_RULES.index(rule), DTYPES.index(dtype),
-                                 list(CASES).index(case)])
+    rng = np.random.default_rng(
+        [ROW_RULES.index(rule), DTYPES.index(dtype), list(CASES).index(case)]
+    )
     hyper = row_hyperparameters(rule, rng)
     table = np.array(rng.standard_normal((n_rows, dim)), dtype=dtype)
     fast, slow = pair(rule, table, hyper, rng)
@@ -96,8 +104,9 @@ def test_rows_match_reference(rule, dtype, case):
         assert_untouched_rows_bitwise(before_fast, fast, indices)
         assert_untouched_rows_bitwise(before_slow, slow, indices)
         tolerance = TOLERANCE[(dtype, 1 if step == 0 else 1000)]
-        assert_same_optimizer_state(fast, slow, tolerance,
-                                    params_before=[before_slow[0]] if step == 0 else None)
+        assert_same_optimizer_state(
+            fast, slow, tolerance, params_before=[before_slow[0]] if step == 0 else None
+        )
     assert fast.steps == slow.steps
 
 
@@ -129,7 +138,7 @@ def test_every_row_once_equals_dense_step_bitwise(rule, dtype, backend):
 def test_thread_count_does_not_change_rows(rule, dtype, restore_threads):
     rng = np.random.default_rng([23, ROW_RULES.index(rule), DTYPES.index(dtype)])
     hyper = row_hyperparameters(rule, rng)
-    n_rows, dim = 3000, 64   # > 2 x 32768 elements in distinct rows: a team of 2 runs
+    n_rows, dim = 3000, 64  # > 2 x 32768 elements in distinct rows: a team of 2 runs
     table = np.array(rng.standard_normal((n_rows, dim)), dtype=dtype)
     indices = rng.integers(0, n_rows, size=6000)
     assert np.unique(indices).size * dim >= 2 * gdfast._kernels.min_elements_per_thread()
@@ -164,7 +173,7 @@ def test_adam_lazy_by_hand(backend):
         return theta - lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps), m, v
 
     row0, m0, v0 = adam(np.array([1.0, -2.0]), 0.0, 0.0, g0[0], 1)
-    row0, m0, v0 = adam(row0, m0, v0, g3[1], 3)           # no decay at step 2
+    row0, m0, v0 = adam(row0, m0, v0, g3[1], 3)  # no decay at step 2
     row1, m1, v1 = adam(np.array([3.0, 0.5]), 0.0, 0.0, g3[0] + g3[2], 3)  # summed, t = 3
     np.testing.assert_allclose(table[0], row0, rtol=1e-14)
     np.testing.assert_allclose(table[1], row1, rtol=1e-14)
@@ -196,31 +205,74 @@ def bad_inputs(table: np.ndarray, state_buffer: np.ndarray):
     n, dim = table.shape
     good = lambda k: np.ones((k, dim), dtype=table.dtype)  # noqa: E731
     return [
-        ("out of range", lambda: [RowGrad(np.array([0, n]), good(2))], ValueError,
-         ["grads", "indices", str(n)]),
-        ("negative", lambda: [RowGrad(np.array([1, -1]), good(2))], ValueError,
-         ["grads", "indices", "negative"]),
-        ("float indices", lambda: [RowGrad(np.array([0.0, 1.0]), good(2))], TypeError,
-         ["indices", "integer"]),
-        ("bool indices", lambda: [RowGrad(np.array([True, False]), good(2))], TypeError,
-         ["indices", "integer"]),
+        (
+            "out of range",
+            lambda: [RowGrad(np.array([0, n]), good(2))],
+            ValueError,
+            ["grads", "indices", str(n)],
+        ),
+        (
+            "negative",
+            lambda: [RowGrad(np.array([1, -1]), good(2))],
+            ValueError,
+            ["grads", "indices", "negative"],
+        ),
+        (
+            "float indices",
+            lambda: [RowGrad(np.array([0.0, 1.0]), good(2))],
+            TypeError,
+            ["indices", "integer"],
+        ),
+        (
+            "bool indices",
+            lambda: [RowGrad(np.array([True, False]), good(2))],
+            TypeError,
+            ["indices", "integer"],
+        ),
         ("list indices", lambda: [RowGrad([0, 1], good(2))], TypeError, ["indices"]),
-        ("2-D indices", lambda: [RowGrad(np.zeros((2, 1), dtype=np.int64), good(2))],
-         ValueError, ["indices", "1-D"]),
+        (
+            "2-D indices",
+            lambda: [RowGrad(np.zeros((2, 1), dtype=np.int64), good(2))],
+            ValueError,
+            ["indices", "1-D"],
+        ),
         ("values rows", lambda: [RowGrad(np.array([0, 1]), good(3))], ValueError, ["values"]),
-        ("values columns", lambda: [RowGrad(np.array([0, 1]), np.ones((2, dim + 1),
-                                                                      dtype=table.dtype))],
-         ValueError, ["grads", "values", "shape"]),
-        ("values 1-D", lambda: [RowGrad(np.array([0]), np.ones(dim, dtype=table.dtype))],
-         ValueError, ["values"]),
-        ("values dtype", lambda: [RowGrad(np.array([0]), np.ones((1, dim), dtype=np.float32))],
-         TypeError, ["grads", "values", "dtype"]),
-        ("values int", lambda: [RowGrad(np.array([0]), np.ones((1, dim), dtype=np.int64))],
-         TypeError, ["values", "dtype"]),
-        ("values alias param", lambda: [RowGrad(np.array([2, 0]), table[:2])], ValueError,
-         ["grads", "values", "params"]),
-        ("values alias state", lambda: [RowGrad(np.array([2]), state_buffer[1:2])], ValueError,
-         ["grads", "values", "state"]),
+        (
+            "values columns",
+            lambda: [RowGrad(np.array([0, 1]), np.ones((2, dim + 1), dtype=table.dtype))],
+            ValueError,
+            ["grads", "values", "shape"],
+        ),
+        (
+            "values 1-D",
+            lambda: [RowGrad(np.array([0]), np.ones(dim, dtype=table.dtype))],
+            ValueError,
+            ["values"],
+        ),
+        (
+            "values dtype",
+            lambda: [RowGrad(np.array([0]), np.ones((1, dim), dtype=np.float32))],
+            TypeError,
+            ["grads", "values", "dtype"],
+        ),
+        (
+            "values int",
+            lambda: [RowGrad(np.array([0]), np.ones((1, dim), dtype=np.int64))],
+            TypeError,
+            ["values", "dtype"],
+        ),
+        (
+            "values alias param",
+            lambda: [RowGrad(np.array([2, 0]), table[:2])],
+            ValueError,
+            ["grads", "values", "params"],
+        ),
+        (
+            "values alias state",
+            lambda: [RowGrad(np.array([2]), state_buffer[1:2])],
+            ValueError,
+            ["grads", "values", "state"],
+        ),
     ]
 
 

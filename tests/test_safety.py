@@ -2,6 +2,7 @@
 edge numerics, masked arrays and untrusted state files.  The table of bad inputs is in
 test_fuzz_optim.py; these are the cases that need threads, memory measurement or a
 specific numeric check."""
+
 from __future__ import annotations
 
 import io
@@ -21,8 +22,11 @@ INT64_MAX = np.iinfo(np.int64).max
 
 
 def state_bytes(opt):
-    return ([p.tobytes() for p in opt.params] + [opt.steps]
-            + [b.tobytes() for name in opt.state_names for b in opt.state[name]])
+    return (
+        [p.tobytes() for p in opt.params]
+        + [opt.steps]
+        + [b.tobytes() for name in opt.state_names for b in opt.state[name]]
+    )
 
 
 # ------------------------------------------------------------------ item 2: check, then use
@@ -56,15 +60,17 @@ def test_the_step_uses_its_own_list_of_gradients():
     opt = gdfast.SGD([param], lr=1.0)
     grads = [np.ones(3)]
     opt.step(grads)
-    grads[0] = None   # no effect on the finished step, no reference kept
+    grads[0] = None  # no effect on the finished step, no reference kept
     np.testing.assert_array_equal(param, -1.0)
 
 
 # ----------------------------------------------------------- items 4 and 5: steps and limits
 @pytest.mark.parametrize("module", BACKENDS, ids=IDS)
-@pytest.mark.parametrize("steps", [[2**63, 0], [2**64 - 1, 0],
-                                   np.array([2**63, 0], dtype=np.uint64)],
-                         ids=["2**63", "2**64-1", "uint64"])
+@pytest.mark.parametrize(
+    "steps",
+    [[2**63, 0], [2**64 - 1, 0], np.array([2**63, 0], dtype=np.uint64)],
+    ids=["2**63", "2**64-1", "uint64"],
+)
 def test_load_state_dict_checks_steps_before_writing_state(module, steps):
     opt = module.Adam([np.zeros(3), np.zeros(2)])
     opt.step([np.ones(3), np.ones(2)])
@@ -72,8 +78,9 @@ def test_load_state_dict_checks_steps_before_writing_state(module, steps):
     state = opt.state_dict()
     state["state"]["exp_avg"][0][:] = 5.0
     state["steps"] = steps
-    with pytest.raises(ValueError,
-                       match=r"state_dict\['steps'\]\[0\]: expected <= 9223372036854775807"):
+    with pytest.raises(
+        ValueError, match=r"state_dict\['steps'\]\[0\]: expected <= 9223372036854775807"
+    ):
         opt.load_state_dict(state)
     assert state_bytes(opt) == before
 
@@ -88,18 +95,21 @@ def test_step_count_never_wraps(module, grads):
     state["steps"] = [INT64_MAX, 5]
     opt.load_state_dict(state)
     before = state_bytes(opt)
-    given = {"dense-fast": [np.ones((3, 2)), np.ones(2)],
-             "dense-some-none": [np.ones((3, 2)), None],
-             "rows": [gdfast.RowGrad(np.array([1]), np.ones((1, 2))), None]}[grads]
+    given = {
+        "dense-fast": [np.ones((3, 2)), np.ones(2)],
+        "dense-some-none": [np.ones((3, 2)), None],
+        "rows": [gdfast.RowGrad(np.array([1]), np.ones((1, 2))), None],
+    }[grads]
     with pytest.raises(ValueError, match="step count is 9223372036854775807"):
         opt.step(given)
     assert state_bytes(opt) == before
-    opt.step([None, np.ones(2)])   # the other parameter still steps
+    opt.step([None, np.ones(2)])  # the other parameter still steps
     assert opt.steps == (INT64_MAX, 6)
 
 
 def test_kernel_step_count_check_is_before_any_write():
     from gdfast._kernels import count_step
+
     counts = np.array([3, INT64_MAX, 4], dtype=np.int64)
     with pytest.raises(ValueError, match="params\\[1\\]"):
         count_step(counts)
@@ -113,8 +123,11 @@ def _race(opt, work_a, work_b):
 
     def run(which, work):
         refused[which] = work()
-    threads = [threading.Thread(target=run, args=(0, work_a)),
-               threading.Thread(target=run, args=(1, work_b))]
+
+    threads = [
+        threading.Thread(target=run, args=(0, work_a)),
+        threading.Thread(target=run, args=(1, work_b)),
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -132,6 +145,7 @@ def _steps(opt, grads, count):
                 assert "busy in another thread" in str(error)
                 refused += 1
         return refused
+
     return work
 
 
@@ -156,9 +170,12 @@ def test_a_busy_optimizer_refuses_every_call_before_touching_anything(module):
     opt.step([np.ones(3)])
     saved = opt.state_dict()
     before = state_bytes(opt)
-    opt._busy = True   # as during another thread's step
-    for call in (lambda: opt.step([np.ones(3)]), lambda: opt.load_state_dict(saved),
-                 opt.state_dict):
+    opt._busy = True  # as during another thread's step
+    for call in (
+        lambda: opt.step([np.ones(3)]),
+        lambda: opt.load_state_dict(saved),
+        opt.state_dict,
+    ):
         with pytest.raises(RuntimeError, match="busy in another thread"):
             call()
         assert state_bytes(opt) == before
@@ -183,6 +200,7 @@ def test_load_state_dict_concurrent_with_steps_never_mixes_states():
             except RuntimeError:
                 refused += 1
         return refused
+
     _race(opt, loads, _steps(opt, [np.full_like(param, 0.5)], 30))
     assert np.isfinite(param).all()
     assert (opt.state["exp_avg_sq"][0] >= 0).all()
@@ -282,12 +300,14 @@ def _npy(array):
 
 def test_non_integral_or_huge_steps_in_a_file_are_refused():
     opt = gdfast.Adam([np.zeros(3)])
-    data = _rewrite(_saved(opt), drop={"steps.npy"},
-                    add=[("steps.npy", _npy(np.array([2.7])))])
+    data = _rewrite(_saved(opt), drop={"steps.npy"}, add=[("steps.npy", _npy(np.array([2.7])))])
     with pytest.raises(ValueError, match="entry 'steps' has dtype float64"):
         gdfast.load_state(io.BytesIO(data))
-    data = _rewrite(_saved(opt), drop={"steps.npy"},
-                    add=[("steps.npy", _npy(np.array([2**63], dtype=np.uint64)))])
+    data = _rewrite(
+        _saved(opt),
+        drop={"steps.npy"},
+        add=[("steps.npy", _npy(np.array([2**63], dtype=np.uint64)))],
+    )
     before = state_bytes(opt)
     with pytest.raises(ValueError, match=r"steps'\]\[0\]"):
         opt.load_state_dict(gdfast.load_state(io.BytesIO(data)))
@@ -299,8 +319,7 @@ def test_an_unused_entry_is_not_read():
     decompressed (np.load of every entry used to allocate it all)."""
     opt = gdfast.Adam([np.zeros(3)])
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(_saved(opt))) as source, \
-            zipfile.ZipFile(out, "w") as target:
+    with zipfile.ZipFile(io.BytesIO(_saved(opt))) as source, zipfile.ZipFile(out, "w") as target:
         for info in source.infolist():
             target.writestr(info, source.read(info))
         unused = zipfile.ZipInfo("unused.npy")
@@ -308,7 +327,8 @@ def test_an_unused_entry_is_not_read():
         with target.open(unused, "w", force_zip64=True) as member:
             header = io.BytesIO()
             np.lib.format.write_array_header_1_0(
-                header, {"descr": "<f8", "fortran_order": False, "shape": (2**25,)})
+                header, {"descr": "<f8", "fortran_order": False, "shape": (2**25,)}
+            )
             member.write(header.getvalue())
             block = bytes(1 << 20)
             for _ in range(256):
@@ -331,12 +351,19 @@ def test_state_buffers_are_bounded_by_the_optimizer_before_reading():
     opt = gdfast.Adam([np.zeros(3)])
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f8", "fortran_order": False, "shape": (10**6,)})
-    data = _rewrite(_saved(opt), drop={"state/exp_avg/0.npy"},
-                    add=[("state/exp_avg/0.npy", header.getvalue() + bytes(8 * 10**6))])
+        header, {"descr": "<f8", "fortran_order": False, "shape": (10**6,)}
+    )
+    data = _rewrite(
+        _saved(opt),
+        drop={"state/exp_avg/0.npy"},
+        add=[("state/exp_avg/0.npy", header.getvalue() + bytes(8 * 10**6))],
+    )
     with pytest.raises(ValueError, match=r"entry 'state/exp_avg/0' has shape \(1000000,\)"):
         gdfast.load_state(io.BytesIO(data), optimizer=opt)
-    lying = _rewrite(_saved(opt), drop={"state/exp_avg/0.npy"},
-                     add=[("state/exp_avg/0.npy", header.getvalue() + bytes(64))])
+    lying = _rewrite(
+        _saved(opt),
+        drop={"state/exp_avg/0.npy"},
+        add=[("state/exp_avg/0.npy", header.getvalue() + bytes(64))],
+    )
     with pytest.raises(ValueError, match="more than the .* bytes it holds"):
         gdfast.load_state(io.BytesIO(lying))

@@ -1,4 +1,5 @@
 """Learning-rate schedules: each one's values, ReduceOnPlateau's counting, parsing, errors."""
+
 import math
 
 import numpy as np
@@ -18,12 +19,15 @@ def run(schedule, lr, metrics):
     return rates
 
 
-@pytest.mark.parametrize("schedule, formula", [
-    (schedules.Constant(), lambda t: 0.3),
-    (schedules.StepDecay(3, 0.5), lambda t: 0.3 * 0.5 ** (t // 3)),
-    (schedules.ExponentialDecay(0.9), lambda t: 0.3 * 0.9 ** t),
-    (schedules.InverseTimeDecay(0.25), lambda t: 0.3 / (1 + 0.25 * t)),
-])
+@pytest.mark.parametrize(
+    "schedule, formula",
+    [
+        (schedules.Constant(), lambda t: 0.3),
+        (schedules.StepDecay(3, 0.5), lambda t: 0.3 * 0.5 ** (t // 3)),
+        (schedules.ExponentialDecay(0.9), lambda t: 0.3 * 0.9**t),
+        (schedules.InverseTimeDecay(0.25), lambda t: 0.3 / (1 + 0.25 * t)),
+    ],
+)
 def test_closed_forms(schedule, formula):
     rates = run(schedule, 0.3, [None] * 10)
     assert rates == pytest.approx([formula(t) for t in range(11)], rel=1e-15)
@@ -40,8 +44,16 @@ def test_step_decay_exact_boundaries():
 
 def test_plateau_reduces_after_patience_bad_updates():
     schedule = schedules.ReduceOnPlateau(factor=0.5, patience=2, threshold=0.0)
-    metrics = [1.0, 0.9, 0.95, 0.92,  # two without improvement on 0.9: reduce here
-               0.91, 0.8, 0.85, 0.85]  # one bad, improvement, two bad: reduce again
+    metrics = [
+        1.0,
+        0.9,
+        0.95,
+        0.92,  # two without improvement on 0.9: reduce here
+        0.91,
+        0.8,
+        0.85,
+        0.85,
+    ]  # one bad, improvement, two bad: reduce again
     rates = run(schedule, 1.0, metrics)
     assert rates == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.5, 0.25]
     assert schedule.reductions == 2 and schedule.best == 0.8
@@ -53,8 +65,9 @@ def test_plateau_threshold_relative_and_absolute():
     assert run(rel, 1.0, [1.0, 0.995]) == [1.0, 1.0, pytest.approx(0.1)]
     rel = schedules.ReduceOnPlateau(factor=0.1, patience=1, threshold=0.01)
     assert run(rel, 1.0, [1.0, 0.98]) == [1.0, 1.0, 1.0]
-    absolute = schedules.ReduceOnPlateau(factor=0.1, patience=1, threshold=0.05,
-                                         threshold_mode="abs")
+    absolute = schedules.ReduceOnPlateau(
+        factor=0.1, patience=1, threshold=0.05, threshold_mode="abs"
+    )
     assert run(absolute, 1.0, [10.0, 9.96]) == [1.0, 1.0, pytest.approx(0.1)]
     # negative losses: improving means getting more negative
     negative = schedules.ReduceOnPlateau(factor=0.1, patience=1, threshold=0.01)
@@ -87,20 +100,23 @@ def test_parse():
         schedules.parse(3)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: schedules.StepDecay(0), "step_size"),
-    (lambda: schedules.StepDecay(2.5), "step_size"),
-    (lambda: schedules.StepDecay(2, gamma=0.0), "gamma"),
-    (lambda: schedules.ExponentialDecay(1.5), "gamma"),
-    (lambda: schedules.InverseTimeDecay(-1.0), "decay"),
-    (lambda: schedules.Constant(lr=-0.1), "lr"),
-    (lambda: schedules.Constant(per="batch"), "per"),
-    (lambda: schedules.ReduceOnPlateau(factor=1.0), "factor"),
-    (lambda: schedules.ReduceOnPlateau(patience=0), "patience"),
-    (lambda: schedules.ReduceOnPlateau(threshold_mode="max"), "threshold_mode"),
-    (lambda: schedules.Constant().start(), "lr"),
-    (lambda: schedules.Constant(lr=1.0).value(-1), "t"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: schedules.StepDecay(0), "step_size"),
+        (lambda: schedules.StepDecay(2.5), "step_size"),
+        (lambda: schedules.StepDecay(2, gamma=0.0), "gamma"),
+        (lambda: schedules.ExponentialDecay(1.5), "gamma"),
+        (lambda: schedules.InverseTimeDecay(-1.0), "decay"),
+        (lambda: schedules.Constant(lr=-0.1), "lr"),
+        (lambda: schedules.Constant(per="batch"), "per"),
+        (lambda: schedules.ReduceOnPlateau(factor=1.0), "factor"),
+        (lambda: schedules.ReduceOnPlateau(patience=0), "patience"),
+        (lambda: schedules.ReduceOnPlateau(threshold_mode="max"), "threshold_mode"),
+        (lambda: schedules.Constant().start(), "lr"),
+        (lambda: schedules.Constant(lr=1.0).value(-1), "t"),
+    ],
+)
 def test_bad_arguments(make, message):
     with pytest.raises((TypeError, ValueError), match=message):
         make()
@@ -116,8 +132,18 @@ def test_every_optimizer_follows_a_schedule_through_fit(rule):
 
     for cls in (rule, getattr(gdfast.reference, rule.__name__)):
         w = np.zeros(3)
-        history = fit(objective, [w], X, None, cls, lr=0.2, batch_size=2, epochs=4,
-                      schedule=schedules.StepDecay(2, 0.5), progress=False)
+        history = fit(
+            objective,
+            [w],
+            X,
+            None,
+            cls,
+            lr=0.2,
+            batch_size=2,
+            epochs=4,
+            schedule=schedules.StepDecay(2, 0.5),
+            progress=False,
+        )
         # lr recorded at the end of epoch e is the rate for epoch e + 1
         assert history.lr == pytest.approx([0.2, 0.1, 0.1, 0.05])
         assert history.optimizer.lr == pytest.approx(0.05)
@@ -134,8 +160,18 @@ def test_per_step_schedule_in_fit():
         seen.append(history.optimizer.lr)
 
     schedule = schedules.InverseTimeDecay(1.0, lr=1.0, per="step")
-    history = fit(objective, [np.zeros(1)], X, None, "sgd", batch_size=2, epochs=2,
-                  schedule=schedule, callbacks=[spy], progress=False)
+    history = fit(
+        objective,
+        [np.zeros(1)],
+        X,
+        None,
+        "sgd",
+        batch_size=2,
+        epochs=2,
+        schedule=schedule,
+        callbacks=[spy],
+        progress=False,
+    )
     assert history.steps == [3, 6]
     assert seen == pytest.approx([1 / 4, 1 / 7])
     assert math.isclose(schedule.lr, 1 / 7)
@@ -145,10 +181,28 @@ def test_a_schedule_reused_by_fit_starts_from_each_optimizers_lr():
     schedule = schedules.ExponentialDecay(0.5)
     objective = lambda params, X, y: (0.0, [np.zeros(1)])  # noqa: E731
     for lr in (0.4, 0.1):
-        history = fit(objective, [np.zeros(1)], np.zeros((2, 1)), None, "sgd", lr=lr, epochs=2,
-                      schedule=schedule, progress=False)
+        history = fit(
+            objective,
+            [np.zeros(1)],
+            np.zeros((2, 1)),
+            None,
+            "sgd",
+            lr=lr,
+            epochs=2,
+            schedule=schedule,
+            progress=False,
+        )
         assert history.lr == pytest.approx([lr / 2, lr / 4])
     own = schedules.ExponentialDecay(0.5, lr=1.0)
-    history = fit(objective, [np.zeros(1)], np.zeros((2, 1)), None, "sgd", lr=0.1, epochs=1,
-                  schedule=own, progress=False)
+    history = fit(
+        objective,
+        [np.zeros(1)],
+        np.zeros((2, 1)),
+        None,
+        "sgd",
+        lr=0.1,
+        epochs=1,
+        schedule=own,
+        progress=False,
+    )
     assert history.lr == [0.5]

@@ -1,4 +1,5 @@
 """Shuffling, curriculum, early stopping and gradient noise, each on its own."""
+
 import math
 
 import numpy as np
@@ -70,14 +71,16 @@ def test_combined_strategy_mixes_every_batch(mix, batch_size):
         assert plan.indices.shape[0] == math.ceil(size / (1 - mix))
         assert np.all((plan.indices >= 0) & (plan.indices < n))
         # every full batch holds floor(b·mix) or ceil(b·mix) uniform draws
-        counts = [int(plan.uniform[i:i + batch_size].sum())
-                  for i in range(0, plan.indices.shape[0] - batch_size + 1, batch_size)]
+        counts = [
+            int(plan.uniform[i : i + batch_size].sum())
+            for i in range(0, plan.indices.shape[0] - batch_size + 1, batch_size)
+        ]
         assert min(counts) >= math.floor(batch_size * mix)
         assert max(counts) <= math.ceil(batch_size * mix) + (1 if counts else 0)
         assert abs(plan.uniform.mean() - mix) < 2 / plan.indices.shape[0] + 1e-12
     # uniform draws reach beyond the slice (they are drawn from all n examples)
     early = curriculum.plan(0)
-    outside = ~np.isin(early.indices[early.uniform], easiest[:early.slice_size])
+    outside = ~np.isin(early.indices[early.uniform], easiest[: early.slice_size])
     assert outside.mean() > 0.5
     # reproducible
     assert np.array_equal(Curriculum(scores, 0.25, 3, mix, seed=3).order(2), curriculum.order(2))
@@ -85,8 +88,7 @@ def test_combined_strategy_mixes_every_batch(mix, batch_size):
 
 def test_combined_draws_are_uniform():
     n = 20
-    curriculum = Curriculum(np.arange(n, dtype=float), start=0.1, ramp_epochs=1000, mix=0.5,
-                            seed=0)
+    curriculum = Curriculum(np.arange(n, dtype=float), start=0.1, ramp_epochs=1000, mix=0.5, seed=0)
     counts = np.zeros(n)
     for epoch in range(600):
         plan = curriculum.plan(epoch)
@@ -95,16 +97,19 @@ def test_combined_draws_are_uniform():
     assert np.all(np.abs(counts - expected) < 5 * math.sqrt(expected))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"difficulty": [[1.0, 2.0]]}, "difficulty"),
-    ({"difficulty": [1.0, np.nan]}, "difficulty"),
-    ({"difficulty": ["a", "b"]}, "difficulty"),
-    ({"difficulty": [1.0], "start": 0.0}, "start"),
-    ({"difficulty": [1.0], "mix": 1.0}, "mix"),
-    ({"difficulty": [1.0], "ramp_epochs": -1}, "ramp_epochs"),
-    ({"difficulty": [1.0], "shuffle_slice": 1}, "shuffle_slice"),
-    ({"difficulty": [1.0], "seed": -1}, "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"difficulty": [[1.0, 2.0]]}, "difficulty"),
+        ({"difficulty": [1.0, np.nan]}, "difficulty"),
+        ({"difficulty": ["a", "b"]}, "difficulty"),
+        ({"difficulty": [1.0], "start": 0.0}, "start"),
+        ({"difficulty": [1.0], "mix": 1.0}, "mix"),
+        ({"difficulty": [1.0], "ramp_epochs": -1}, "ramp_epochs"),
+        ({"difficulty": [1.0], "shuffle_slice": 1}, "shuffle_slice"),
+        ({"difficulty": [1.0], "seed": -1}, "seed"),
+    ],
+)
 def test_curriculum_bad_arguments(kwargs, message):
     with pytest.raises((TypeError, ValueError), match=message):
         Curriculum(**kwargs)

@@ -1,4 +1,5 @@
 """The test surfaces: values, gradients against finite differences, minima, geometry."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,8 +38,7 @@ def test_known_values():
     assert surfaces.RAVINE.value((2.0, 1.0)) == pytest.approx(0.5 * (0.1 * 4 + 5.0))
 
 
-@pytest.mark.parametrize("surface", [s for s in ALL if s.minimum is not None],
-                         ids=lambda s: s.name)
+@pytest.mark.parametrize("surface", [s for s in ALL if s.minimum is not None], ids=lambda s: s.name)
 def test_minimum_is_stationary_and_lowest(surface):
     minimum = np.array(surface.minimum)
     assert surface.value(minimum) == surface.min_value == 0.0
@@ -51,8 +51,12 @@ def test_minimum_is_stationary_and_lowest(surface):
 def test_saddle_is_a_saddle():
     origin = np.zeros(2)
     np.testing.assert_array_equal(surfaces.SADDLE.gradient(origin), 0.0)
-    hessian = np.array([(surfaces.SADDLE.gradient(e) - surfaces.SADDLE.gradient(-e)) / 2e-3
-                        for e in np.eye(2) * 1e-3])
+    hessian = np.array(
+        [
+            (surfaces.SADDLE.gradient(e) - surfaces.SADDLE.gradient(-e)) / 2e-3
+            for e in np.eye(2) * 1e-3
+        ]
+    )
     eigenvalues = np.linalg.eigvalsh(hessian)
     np.testing.assert_allclose(eigenvalues, [-2.0, 2.0], rtol=1e-6)
     # The start is a hair off the line y = 0 that leads into the saddle point.

@@ -1,6 +1,7 @@
 """gdfast's threads: same bits for any thread count and chunking, the thread-count API
 (set_num_threads, get_num_threads, threads(), defaults from OMP_NUM_THREADS, affinity,
 cgroup quota, threadpoolctl), and the bound on OS threads."""
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,13 @@ def run_python(code: str, env: dict | None = None, timeout: float = 120) -> str:
             full_env.pop(name, None)
         else:
             full_env[name] = value
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -49,7 +55,8 @@ def steps_with(rule, dtype, threads: int, n_steps: int = 3):
         for grad in grads:
             optimizer.step(grad)
     return [p.tobytes() for p in optimizer.params] + [
-        buffer.tobytes() for buffers in optimizer.state.values() for buffer in buffers]
+        buffer.tobytes() for buffers in optimizer.state.values() for buffer in buffers
+    ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -62,14 +69,18 @@ def test_same_bits_for_1_2_3_7_threads_over_a_list_of_odd_sizes(rule, dtype):
 
 def test_mixed_dtypes_in_one_step_same_bits_for_any_thread_count():
     rng = np.random.default_rng(3)
+
     def run(threads):
-        params = [rng_copy.astype(dtype) for rng_copy, dtype in
-                  zip(start, [np.float32, np.float64, np.float32, np.float64])]
+        params = [
+            rng_copy.astype(dtype)
+            for rng_copy, dtype in zip(start, [np.float32, np.float64, np.float32, np.float64])
+        ]
         with gdfast.threads(threads):
             optimizer = gdfast.Adam(params, lr=1e-2)
             for _ in range(3):
                 optimizer.step([np.ones_like(p) for p in params])
         return [p.tobytes() for p in params]
+
     start = [rng.standard_normal(size) for size in (2 * MIN + 3, 70_001, 3, MIN)]
     one = run(1)
     for threads in THREAD_COUNTS:
@@ -79,7 +90,7 @@ def test_mixed_dtypes_in_one_step_same_bits_for_any_thread_count():
 @pytest.mark.parametrize("rule", ["SGD", "Adam", "RMSprop"])
 def test_row_sparse_steps_same_bits_for_1_3_7_threads(rule):
     rng = np.random.default_rng(11)
-    n_rows, dim = 2000, 97   # odd row length: chunks of rows end mid cache line
+    n_rows, dim = 2000, 97  # odd row length: chunks of rows end mid cache line
     table = rng.standard_normal((n_rows, dim)).astype(np.float32)
     indices = rng.integers(0, n_rows, size=5000)
     values = rng.standard_normal((indices.size, dim)).astype(np.float32)
@@ -90,8 +101,10 @@ def test_row_sparse_steps_same_bits_for_1_3_7_threads(rule):
             optimizer = getattr(gdfast, rule)([table.copy()])
             for _ in range(2):
                 optimizer.step([RowGrad(indices, values)])
-        results.append([optimizer.params[0].tobytes()] + [
-            b.tobytes() for buffers in optimizer.state.values() for b in buffers])
+        results.append(
+            [optimizer.params[0].tobytes()]
+            + [b.tobytes() for buffers in optimizer.state.values() for b in buffers]
+        )
     assert results[1] == results[0] and results[2] == results[0]
 
 
@@ -116,16 +129,19 @@ def test_threads_context_manager_restores_also_on_exceptions():
         gdfast.set_num_threads(None)
 
 
-@pytest.mark.parametrize("bad, error, message", [
-    (2**40, ValueError, "n: expected at most 256 threads"),
-    (100_000, ValueError, "n: expected at most 256 threads"),
-    (257, ValueError, "n: expected at most 256"),
-    (0, ValueError, "n: expected at least 1"),
-    (-3, ValueError, "n: expected at least 1"),
-    (True, TypeError, "n: expected an int"),
-    (2.0, TypeError, "n: expected an int"),
-    ("2", TypeError, "n: expected an int"),
-])
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (2**40, ValueError, "n: expected at most 256 threads"),
+        (100_000, ValueError, "n: expected at most 256 threads"),
+        (257, ValueError, "n: expected at most 256"),
+        (0, ValueError, "n: expected at least 1"),
+        (-3, ValueError, "n: expected at least 1"),
+        (True, TypeError, "n: expected an int"),
+        (2.0, TypeError, "n: expected an int"),
+        ("2", TypeError, "n: expected an int"),
+    ],
+)
 def test_bad_thread_counts_raise_and_change_nothing(bad, error, message):
     before = gdfast.get_num_threads()
     with pytest.raises(error, match=message):
@@ -162,12 +178,15 @@ def test_default_follows_omp_num_threads_and_never_exceeds_the_cpus():
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no affinity API")
 def test_default_follows_the_affinity_mask():
-    out = run_python("""
+    out = run_python(
+        """
         import os
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
         import gdfast
         print(gdfast.get_num_threads())
-    """, {"OMP_NUM_THREADS": None})
+    """,
+        {"OMP_NUM_THREADS": None},
+    )
     assert out.strip() == "1"
 
 
@@ -191,7 +210,8 @@ def test_threadpoolctl_limits_gdfast():
     pytest.importorskip("threadpoolctl")
     if not gdfast.openmp_enabled():
         pytest.skip("threadpoolctl limits gdfast through the OpenMP runtime it links")
-    out = run_python("""
+    out = run_python(
+        """
         import numpy as np, gdfast
         from gdfast import _kernels
         from threadpoolctl import threadpool_limits
@@ -204,7 +224,9 @@ def test_threadpoolctl_limits_gdfast():
         outside = gdfast.get_num_threads()
         opt.step([np.ones_like(p)])
         print(inside, helpers_inside, outside, _kernels.helper_threads(), float(p.max()))
-    """, {"OMP_NUM_THREADS": "2"})
+    """,
+        {"OMP_NUM_THREADS": "2"},
+    )
     inside, helpers_inside, outside, helpers_after, value = out.split()
     assert (inside, helpers_inside) == ("1", "0")
     assert outside == str(min(2, _threads.cpu_limit()))

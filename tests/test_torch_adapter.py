@@ -1,5 +1,6 @@
 """gdfast.torch: what it refuses (a clear error naming the tensor, nothing written), how it
 keeps torch's state format, and that `import gdfast` never imports torch."""
+
 from __future__ import annotations
 
 import subprocess
@@ -10,13 +11,14 @@ import pytest
 torch = pytest.importorskip("torch")
 import gdfast.torch as gt  # noqa: E402
 
-CLASSES = [gt.SGD, gt.Adam, gt.AdamW, gt.Adagrad, gt.Adadelta, gt.RMSprop, gt.Adamax,
-           gt.NAdam]
+CLASSES = [gt.SGD, gt.Adam, gt.AdamW, gt.Adagrad, gt.Adadelta, gt.RMSprop, gt.Adamax, gt.NAdam]
 
 
 def test_import_gdfast_does_not_import_torch():
-    code = "import sys, gdfast; import gdfast.optim, gdfast.reference; " \
-           "assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, gdfast; import gdfast.optim, gdfast.reference; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -25,6 +27,7 @@ GDFAST_OPTIONS = {"max_grad_norm": None, "error_if_nonfinite": False, "skip_if_n
 
 def test_classes_subclass_torchs_with_torchs_signature_and_gdfasts_keyword_options():
     import inspect
+
     for cls in CLASSES:
         theirs_class = getattr(torch.optim, cls.__name__)
         assert issubclass(cls, theirs_class)
@@ -38,16 +41,31 @@ def test_classes_subclass_torchs_with_torchs_signature_and_gdfasts_keyword_optio
 
 
 BAD_PARAMS = {
-    "float16": (lambda: torch.zeros(3, dtype=torch.float16), TypeError,
-                r"params\[1\] \(shape \(3,\), torch.float16, cpu\): dtype torch.float16 is not"),
-    "bfloat16": (lambda: torch.zeros(3, dtype=torch.bfloat16), TypeError,
-                 r"dtype torch.bfloat16 is not supported"),
-    "complex": (lambda: torch.zeros(3, dtype=torch.complex64), TypeError,
-                r"dtype torch.complex64 is not supported"),
-    "meta device (as CUDA would)": (lambda: torch.zeros(3, device="meta"), TypeError,
-                                    r"only CPU tensors are supported; use torch.optim"),
-    "with gaps": (lambda: torch.zeros(4, 6)[:, ::2], ValueError,
-                  r"params\[1\] \(shape \(4, 3\).*expected a dense tensor"),
+    "float16": (
+        lambda: torch.zeros(3, dtype=torch.float16),
+        TypeError,
+        r"params\[1\] \(shape \(3,\), torch.float16, cpu\): dtype torch.float16 is not",
+    ),
+    "bfloat16": (
+        lambda: torch.zeros(3, dtype=torch.bfloat16),
+        TypeError,
+        r"dtype torch.bfloat16 is not supported",
+    ),
+    "complex": (
+        lambda: torch.zeros(3, dtype=torch.complex64),
+        TypeError,
+        r"dtype torch.complex64 is not supported",
+    ),
+    "meta device (as CUDA would)": (
+        lambda: torch.zeros(3, device="meta"),
+        TypeError,
+        r"only CPU tensors are supported; use torch.optim",
+    ),
+    "with gaps": (
+        lambda: torch.zeros(4, 6)[:, ::2],
+        ValueError,
+        r"params\[1\] \(shape \(4, 3\).*expected a dense tensor",
+    ),
 }
 
 
@@ -68,8 +86,9 @@ def test_sparse_gradient_raises_and_writes_nothing(cls):
         p.grad = torch.full_like(p, 0.5)
     optimizer.step()
     before = [p.detach().clone() for p in params]
-    state_before = {k: v.clone() for k, v in optimizer.state[params[0]].items()
-                    if isinstance(v, torch.Tensor)}
+    state_before = {
+        k: v.clone() for k, v in optimizer.state[params[0]].items() if isinstance(v, torch.Tensor)
+    }
     params[0].grad = torch.full_like(params[0], 0.5)
     params[1].grad = torch.ones(5).to_sparse()
     with pytest.raises(TypeError, match=r"gradient of param group 0, params\[1\].*sparse"):
@@ -87,8 +106,12 @@ BAD_OPTIONS = [
     (gt.Adam, {"lr": float("inf")}, ValueError, r"lr: expected a finite number >= 0"),
     (gt.Adam, {"betas": (0.9, 1.0)}, ValueError, r"Invalid beta parameter at index 1"),
     (gt.Adam, {"amsgrad": "yes"}, TypeError, r"amsgrad: expected True or False"),
-    (gt.SGD, {"momentum": 0.0, "nesterov": True}, ValueError,
-     r"Nesterov momentum requires a momentum and zero dampening"),
+    (
+        gt.SGD,
+        {"momentum": 0.0, "nesterov": True},
+        ValueError,
+        r"Nesterov momentum requires a momentum and zero dampening",
+    ),
     (gt.SGD, {"dampening": 2.0}, ValueError, r"dampening: expected a number in \[0, 1\]"),
     (gt.RMSprop, {"alpha": 1.5}, ValueError, r"alpha: expected a number in \[0, 1\]"),
     (gt.Adagrad, {"lr_decay": -0.1}, ValueError, r"Invalid lr_decay value: -0.1"),
@@ -137,8 +160,7 @@ def test_state_format_is_torchs():
     assert set(optimizer.state[params[0]]) == {"momentum_buffer"}
     optimizer = gt.RMSprop(params, centered=True, momentum=0.5)
     optimizer.step()
-    assert set(optimizer.state[params[0]]) == {"step", "square_avg", "grad_avg",
-                                               "momentum_buffer"}
+    assert set(optimizer.state[params[0]]) == {"step", "square_avg", "grad_avg", "momentum_buffer"}
 
 
 def test_updates_happen_in_place_on_the_tensors_memory():
@@ -169,7 +191,7 @@ def test_closure_is_called_and_its_loss_returned():
 
     def closure():
         optimizer.zero_grad()
-        loss = (param ** 2).sum()
+        loss = (param**2).sum()
         loss.backward()
         return loss
 
@@ -181,31 +203,36 @@ def test_closure_is_called_and_its_loss_returned():
 def test_kept_and_replaced_gradient_tensors_are_both_seen(name):
     """zero_grad(set_to_none=False) keeps the gradient tensors (their checked views are
     reused); a gradient replaced by another tensor, or written in place, is seen."""
+
     def run(module):
-        params = [torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64) * k)
-                  for k in (1.0, 2.0)]
+        params = [
+            torch.nn.Parameter(torch.linspace(-1, 1, 5, dtype=torch.float64) * k)
+            for k in (1.0, 2.0)
+        ]
         optimizer = getattr(module, name)(params, lr=0.01)
         for step in range(30):
             optimizer.zero_grad(set_to_none=False)
             for p in params:
                 if step in (0, 10):
-                    p.grad = torch.zeros_like(p)              # a new tensor object
-                p.grad.add_(torch.cos(p.detach() * (step + 1)))   # written in place
+                    p.grad = torch.zeros_like(p)  # a new tensor object
+                p.grad.add_(torch.cos(p.detach() * (step + 1)))  # written in place
             optimizer.step()
         return params
+
     for ours, theirs in zip(run(gt), run(torch.optim)):
         torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
 
 
 def test_loaded_state_of_the_wrong_shape_is_refused_before_any_write():
     params = [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(2))]
-    source = torch.optim.Adam([torch.nn.Parameter(torch.ones(3)),
-                               torch.nn.Parameter(torch.ones(4))])
+    source = torch.optim.Adam(
+        [torch.nn.Parameter(torch.ones(3)), torch.nn.Parameter(torch.ones(4))]
+    )
     for p in source.param_groups[0]["params"]:
         p.grad = torch.ones_like(p)
     source.step()
     optimizer = gt.Adam(params)
-    with pytest.raises(ValueError):      # torch's own check (size mismatch) or ours
+    with pytest.raises(ValueError):  # torch's own check (size mismatch) or ours
         optimizer.load_state_dict(source.state_dict())
         for p in params:
             p.grad = torch.ones_like(p)

@@ -1,6 +1,7 @@
 """gdfast.torch's gradient clipping inside the step (max_grad_norm, error_if_nonfinite,
 skip_if_nonfinite) against torch.nn.utils.clip_grad_norm_ + torch.optim, and
 step_in_backward against backward-then-step."""
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,10 @@ def make_params(dtype, seed=0):
 def gradients(params, step, size=3.0):
     """Gradients of norm about `size` (clipped at max_grad_norm=1), some steps small."""
     small = step % 3 == 2
-    return [torch.cos(p.detach() * (step + 1) + k) * (0.01 if small else size)
-            for k, p in enumerate(params)]
+    return [
+        torch.cos(p.detach() * (step + 1) + k) * (0.01 if small else size)
+        for k, p in enumerate(params)
+    ]
 
 
 def relative(a, b):
@@ -32,9 +35,16 @@ def relative(a, b):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
-@pytest.mark.parametrize("name, options", [("Adam", {}), ("SGD", {"momentum": 0.9, "lr": 0.01}),
-                                           ("RMSprop", {"lr": 1e-3}), ("NAdam", {}),
-                                           ("Adagrad", {"weight_decay": 0.1})])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("Adam", {}),
+        ("SGD", {"momentum": 0.9, "lr": 0.01}),
+        ("RMSprop", {"lr": 1e-3}),
+        ("NAdam", {}),
+        ("Adagrad", {"weight_decay": 0.1}),
+    ],
+)
 def test_max_grad_norm_equals_clip_grad_norm_then_step(name, options, dtype):
     theirs_params, ours_params = make_params(dtype), make_params(dtype)
     groups = lambda ps: [{"params": ps[:2]}, {"params": ps[2:], "lr": 0.002}]  # noqa: E731
@@ -123,9 +133,13 @@ class MLP(torch.nn.Module):
     def __init__(self, seed=0):
         super().__init__()
         torch.manual_seed(seed)
-        self.layers = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(),
-                                          torch.nn.Linear(16, 16), torch.nn.Tanh(),
-                                          torch.nn.Linear(16, 1)).double()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(8, 16),
+            torch.nn.Tanh(),
+            torch.nn.Linear(16, 16),
+            torch.nn.Tanh(),
+            torch.nn.Linear(16, 1),
+        ).double()
 
     def forward(self, x):
         return self.layers(x)
@@ -142,17 +156,19 @@ def test_step_in_backward_equals_backward_then_step_without_clipping():
     models = MLP(), MLP()
     reference = gt.AdamW(models[0].parameters(), lr=0.01)
     run = gt.step_in_backward(models[1], lambda ps: gt.AdamW(ps, lr=0.01))
-    schedules = [torch.optim.lr_scheduler.StepLR(o, step_size=10, gamma=0.5)
-                 for o in (reference, run.optimizer)]
+    schedules = [
+        torch.optim.lr_scheduler.StepLR(o, step_size=10, gamma=0.5)
+        for o in (reference, run.optimizer)
+    ]
     for x, y in batches():
         reference.zero_grad()
         ((models[0](x) - y) ** 2).mean().backward()
         reference.step()
         ((models[1](x) - y) ** 2).mean().backward()
-        assert all(p.grad is None for p in models[1].parameters())   # freed at once
+        assert all(p.grad is None for p in models[1].parameters())  # freed at once
         for schedule in schedules:
             schedule.step()
-    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.5 ** 3)
+    assert run.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.5**3)
     for p, q in zip(models[0].parameters(), models[1].parameters()):
         assert relative(q.detach(), p.detach()) <= 1e-12
     run.remove()

@@ -4,6 +4,7 @@ copies and pickles, older checkpoints, torch's flags, Tensor hyper-parameters, l
 Each test runs the same code on torch.optim.<Name> and gdfast.torch.<Name> and compares
 parameters and every state entry (1e-10 relative, float64), or checks that both refuse
 the same input with the same kind of error."""
+
 from __future__ import annotations
 
 import collections
@@ -17,15 +18,21 @@ import gdfast.torch as gt  # noqa: E402
 
 NAMES = ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "NAdam"]
 #: options under which every class keeps state (SGD only with momentum)
-OPTIONS = {"SGD": {"momentum": 0.9, "lr": 0.01}, "RMSprop": {"lr": 1e-3, "centered": True},
-           "Adam": {"amsgrad": True}, "NAdam": {"weight_decay": 0.01}}
+OPTIONS = {
+    "SGD": {"momentum": 0.9, "lr": 0.01},
+    "RMSprop": {"lr": 1e-3, "centered": True},
+    "Adam": {"amsgrad": True},
+    "NAdam": {"weight_decay": 0.01},
+}
 TOLERANCE = 1e-10
 
 
 def make_params(dtype=torch.float64, seed=0):
     generator = torch.Generator().manual_seed(seed)
-    return [torch.nn.Parameter(torch.randn(shape, dtype=dtype, generator=generator))
-            for shape in ((4, 3), (5,), (2, 2, 2))]
+    return [
+        torch.nn.Parameter(torch.randn(shape, dtype=dtype, generator=generator))
+        for shape in ((4, 3), (5,), (2, 2, 2))
+    ]
 
 
 def set_grads(params, step):
@@ -62,8 +69,12 @@ def assert_same(theirs, ours, their_params, our_params, tolerance=TOLERANCE, tol
 def pair(name, **extra):
     options = {**OPTIONS.get(name, {}), **extra}
     their_params, our_params = make_params(), make_params()
-    return (getattr(torch.optim, name)(their_params, **options), their_params,
-            getattr(gt, name)(our_params, **options), our_params)
+    return (
+        getattr(torch.optim, name)(their_params, **options),
+        their_params,
+        getattr(gt, name)(our_params, **options),
+        our_params,
+    )
 
 
 # ------------------------------------------------------------------ 1. state resets
@@ -84,8 +95,13 @@ def reset(optimizer, params, idiom):
                 optimizer.state[p]["step"] = torch.tensor(0.0)
 
 
-IDIOMS = ["state.clear()", "state = defaultdict(dict)", "del state[p]",
-          "state[p][key] = zeros", "state[p]['step'] = 0"]
+IDIOMS = [
+    "state.clear()",
+    "state = defaultdict(dict)",
+    "del state[p]",
+    "state[p][key] = zeros",
+    "state[p]['step'] = 0",
+]
 
 
 @pytest.mark.parametrize("idiom", IDIOMS)
@@ -122,8 +138,12 @@ def test_copies_and_pickles_step_like_torchs(name, how):
         run(twin, twin.param_groups[0]["params"], 4, start=3)
         copies.append(twin)
     assert type(copies[1]) is type(ours)
-    assert_same(copies[0], copies[1], copies[0].param_groups[0]["params"],
-                copies[1].param_groups[0]["params"])
+    assert_same(
+        copies[0],
+        copies[1],
+        copies[0].param_groups[0]["params"],
+        copies[1].param_groups[0]["params"],
+    )
 
 
 def test_copies_keep_gdfasts_options():
@@ -147,8 +167,9 @@ def older(state_dict, flags, step_as_number=False, drop=()):
     return state_dict
 
 
-@pytest.mark.parametrize("step_as_number", [False, True], ids=["flags missing",
-                                                               "flags missing, step a number"])
+@pytest.mark.parametrize(
+    "step_as_number", [False, True], ids=["flags missing", "flags missing, step a number"]
+)
 @pytest.mark.parametrize("name", NAMES)
 def test_older_checkpoints_load_as_torch_loads_them(name, step_as_number):
     """torch's test_can_load_older_state_dict (the flags a group of an older torch lacks,
@@ -167,20 +188,28 @@ def test_older_checkpoints_load_as_torch_loads_them(name, step_as_number):
 def test_checkpoint_groups_have_torchs_keys():
     for name in NAMES:
         theirs, _, ours, _ = pair(name)
-        assert (ours.state_dict()["param_groups"] == theirs.state_dict()["param_groups"]), name
+        assert ours.state_dict()["param_groups"] == theirs.state_dict()["param_groups"], name
 
 
 # --------------------------------------------------------------------- 4. torch's flags
 def torch_flags(name):
     import inspect
-    return [f for f in ("foreach", "fused", "differentiable", "capturable")
-            if f in inspect.signature(getattr(torch.optim, name)).parameters]
+
+    return [
+        f
+        for f in ("foreach", "fused", "differentiable", "capturable")
+        if f in inspect.signature(getattr(torch.optim, name)).parameters
+    ]
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_torchs_flags_that_change_nothing_are_accepted(name):
-    values = {"foreach": [None, False, True], "fused": [None, False, True],
-              "differentiable": [False], "capturable": [False]}
+    values = {
+        "foreach": [None, False, True],
+        "fused": [None, False, True],
+        "differentiable": [False],
+        "capturable": [False],
+    }
     for flag in torch_flags(name):
         for value in values[flag]:
             theirs, their_params, ours, our_params = pair(name, **{flag: value})
@@ -221,12 +250,12 @@ def test_fused_with_gradscaler_unscales_the_gradients():
 @pytest.mark.parametrize("shape", [(), (1,)], ids=["0-d", "1-element"])
 @pytest.mark.parametrize("name", NAMES)
 def test_tensor_lr_follows_torchs_tensor_path(name, shape):
-    lr = torch.full(shape, 0.01)          # float32, as torch's tables write it
+    lr = torch.full(shape, 0.01)  # float32, as torch's tables write it
     theirs, their_params, ours, our_params = pair(name, lr=lr)
     ours.param_groups[0]["lr"] = lr.clone()
     run(theirs, their_params, 6)
     run(ours, our_params, 6)
-    assert_same(theirs, ours, their_params, our_params, tolerance=0.0)   # torch's bits
+    assert_same(theirs, ours, their_params, our_params, tolerance=0.0)  # torch's bits
 
 
 @pytest.mark.parametrize("name", ["Adam", "AdamW", "NAdam", "Adamax"])
@@ -245,7 +274,7 @@ def same_refusal(name, params_factory, **options):
         try:
             getattr(module, name)(params_factory(), **options)
             outcomes.append(None)
-        except Exception as error:    # noqa: BLE001  (the type is what is compared)
+        except Exception as error:  # noqa: BLE001  (the type is what is compared)
             outcomes.append(type(error))
     assert outcomes[0] is not None, "torch accepts it: not a refusal test"
     assert outcomes[1] is outcomes[0], outcomes
@@ -262,7 +291,7 @@ def test_bad_tensor_hyperparameters_and_params_none_are_refused_as_torch_does(na
                 getattr(torch.optim, name)(make_params(), betas=betas)
             except ValueError:
                 same_refusal(name, make_params, betas=betas)
-            else:   # torch accepts the mix: so does gdfast, with torch's results
+            else:  # torch accepts the mix: so does gdfast, with torch's results
                 theirs, their_params, ours, our_params = pair(name, betas=betas)
                 run(theirs, their_params, 3)
                 run(ours, our_params, 3)
@@ -317,14 +346,14 @@ def test_a_gradient_or_state_laid_out_otherwise_is_copied_into_the_parameters_la
     results = []
     for module in (torch.optim, gt):
         base = torch.randn(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-        param = torch.nn.Parameter(base.t())             # a transpose: dense, not contiguous
+        param = torch.nn.Parameter(base.t())  # a transpose: dense, not contiguous
         optimizer = module.Adam([param], lr=0.01)
         for step in range(4):
             grad = torch.cos(param.detach() * (step + 1))
             param.grad = grad.contiguous() if step % 2 else grad.t().contiguous().t()
             optimizer.step()
         state = optimizer.state_dict()
-        for entry in state["state"].values():       # state saved contiguous
+        for entry in state["state"].values():  # state saved contiguous
             entry["exp_avg"] = entry["exp_avg"].contiguous()
         optimizer.load_state_dict(state)
         param.grad = torch.ones_like(param)

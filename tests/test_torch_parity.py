@@ -9,6 +9,7 @@ those tolerances (test_the_problem_is_stable_under_one_ulp); in a chaotic regime
 two roundings part ways, torch's own included.  Also: param groups with their own options,
 lr_scheduler, checkpoints both ways, and gdfast's numpy classes with convention="torch".
 """
+
 from __future__ import annotations
 
 import copy
@@ -26,33 +27,77 @@ DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["float32", "float64"]
 
 CONFIGS = {
-    "SGD": [{}, {"lr": 0.05}, {"momentum": 0.9}, {"momentum": 0.9, "dampening": 0.3},
-            {"momentum": 0.9, "nesterov": True}, {"weight_decay": 0.01},
-            {"momentum": 0.8, "weight_decay": 0.01, "maximize": True}, {"maximize": True}],
-    "Adam": [{}, {"amsgrad": True}, {"weight_decay": 0.01}, {"maximize": True},
-             {"decoupled_weight_decay": True, "weight_decay": 0.1},
-             {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
-             {"amsgrad": True, "weight_decay": 0.01, "maximize": True}],
+    "SGD": [
+        {},
+        {"lr": 0.05},
+        {"momentum": 0.9},
+        {"momentum": 0.9, "dampening": 0.3},
+        {"momentum": 0.9, "nesterov": True},
+        {"weight_decay": 0.01},
+        {"momentum": 0.8, "weight_decay": 0.01, "maximize": True},
+        {"maximize": True},
+    ],
+    "Adam": [
+        {},
+        {"amsgrad": True},
+        {"weight_decay": 0.01},
+        {"maximize": True},
+        {"decoupled_weight_decay": True, "weight_decay": 0.1},
+        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
+        {"amsgrad": True, "weight_decay": 0.01, "maximize": True},
+    ],
     "AdamW": [{}, {"amsgrad": True}, {"weight_decay": 0.1, "maximize": True}],
-    "Adagrad": [{}, {"lr_decay": 0.01}, {"initial_accumulator_value": 0.1},
-                {"weight_decay": 0.01}, {"maximize": True}, {"eps": 1e-6}],
-    "Adadelta": [{}, {"lr": 0.5, "rho": 0.95}, {"eps": 1e-5, "rho": 0.95}, {"weight_decay": 0.01},
-                 {"maximize": True}],
+    "Adagrad": [
+        {},
+        {"lr_decay": 0.01},
+        {"initial_accumulator_value": 0.1},
+        {"weight_decay": 0.01},
+        {"maximize": True},
+        {"eps": 1e-6},
+    ],
+    "Adadelta": [
+        {},
+        {"lr": 0.5, "rho": 0.95},
+        {"eps": 1e-5, "rho": 0.95},
+        {"weight_decay": 0.01},
+        {"maximize": True},
+    ],
     # RMSprop at lr 1e-3 (torch's default 1e-2 makes steps of ~0.1 from the start, a regime
     # where torch amplifies a one-ulp change of the start past 1e-5 in float32 by itself)
-    "RMSprop": [{"lr": 1e-3, **options} for options in (
-        {}, {"alpha": 0.9}, {"centered": True}, {"momentum": 0.9},
-        {"centered": True, "momentum": 0.5}, {"eps": 1e-4}, {"weight_decay": 0.01},
-        {"maximize": True})],
-    "Adamax": [{}, {"eps": 1e-3}, {"weight_decay": 0.01}, {"maximize": True},
-               {"betas": (0.8, 0.99)}],
-    "NAdam": [{}, {"momentum_decay": 0.01}, {"weight_decay": 0.01},
-              {"weight_decay": 0.01, "decoupled_weight_decay": True}, {"maximize": True},
-              {"betas": (0.95, 0.99), "eps": 1e-6}],
+    "RMSprop": [
+        {"lr": 1e-3, **options}
+        for options in (
+            {},
+            {"alpha": 0.9},
+            {"centered": True},
+            {"momentum": 0.9},
+            {"centered": True, "momentum": 0.5},
+            {"eps": 1e-4},
+            {"weight_decay": 0.01},
+            {"maximize": True},
+        )
+    ],
+    "Adamax": [
+        {},
+        {"eps": 1e-3},
+        {"weight_decay": 0.01},
+        {"maximize": True},
+        {"betas": (0.8, 0.99)},
+    ],
+    "NAdam": [
+        {},
+        {"momentum_decay": 0.01},
+        {"weight_decay": 0.01},
+        {"weight_decay": 0.01, "decoupled_weight_decay": True},
+        {"maximize": True},
+        {"betas": (0.95, 0.99), "eps": 1e-6},
+    ],
 }
 CASES = [(name, config) for name, configs in CONFIGS.items() for config in configs]
-CASE_IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in config.items()) or 'defaults'}"
-            for name, config in CASES]
+CASE_IDS = [
+    f"{name}-{'-'.join(f'{k}={v}' for k, v in config.items()) or 'defaults'}"
+    for name, config in CASES
+]
 
 
 class Model(torch.nn.Module):
@@ -64,11 +109,11 @@ class Model(torch.nn.Module):
         self.first = torch.nn.Linear(6, 8).to(dtype)
         self.second = torch.nn.Linear(8, 3).to(dtype)
         self.scale = torch.nn.Parameter(torch.ones(3, dtype=dtype))
-        self.frozen = torch.nn.Parameter(torch.randn(4, dtype=dtype, generator=generator),
-                                         requires_grad=False)
+        self.frozen = torch.nn.Parameter(
+            torch.randn(4, dtype=dtype, generator=generator), requires_grad=False
+        )
         with torch.no_grad():
-            for p in (self.first.weight, self.first.bias, self.second.weight,
-                      self.second.bias):
+            for p in (self.first.weight, self.first.bias, self.second.weight, self.second.bias):
                 p.copy_(torch.randn(p.shape, dtype=dtype, generator=generator) * 0.5)
 
     def forward(self, x):
@@ -77,8 +122,10 @@ class Model(torch.nn.Module):
 
 def data(dtype, seed=1):
     generator = torch.Generator().manual_seed(seed)
-    return (torch.randn(32, 6, dtype=dtype, generator=generator),
-            torch.randn(32, 3, dtype=dtype, generator=generator))
+    return (
+        torch.randn(32, 6, dtype=dtype, generator=generator),
+        torch.randn(32, 3, dtype=dtype, generator=generator),
+    )
 
 
 def train(model, optimizer, x, y, steps=100, none_at=37, scheduler=None):
@@ -89,7 +136,7 @@ def train(model, optimizer, x, y, steps=100, none_at=37, scheduler=None):
         loss = sign * ((model(x) - y) ** 2).mean()
         loss.backward()
         if step == none_at:
-            model.first.bias.grad = None        # one step without this gradient
+            model.first.bias.grad = None  # one step without this gradient
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
@@ -157,36 +204,42 @@ def test_the_problem_is_stable_under_one_ulp(name):
 @pytest.mark.parametrize("name", ["Adam", "SGD", "RMSprop", "NAdam"])
 def test_param_groups_with_their_own_options(name):
     dtype = torch.float64
-    extra = {"Adam": [{"amsgrad": True, "lr": 0.01}, {"weight_decay": 0.1}],
-             "SGD": [{"momentum": 0.9, "lr": 0.02}, {"momentum": 0.5, "nesterov": True}],
-             "RMSprop": [{"centered": True, "lr": 1e-3}, {"momentum": 0.9, "alpha": 0.9}],
-             "NAdam": [{"momentum_decay": 0.01}, {"decoupled_weight_decay": True,
-                                                  "weight_decay": 0.1}]}[name]
+    extra = {
+        "Adam": [{"amsgrad": True, "lr": 0.01}, {"weight_decay": 0.1}],
+        "SGD": [{"momentum": 0.9, "lr": 0.02}, {"momentum": 0.5, "nesterov": True}],
+        "RMSprop": [{"centered": True, "lr": 1e-3}, {"momentum": 0.9, "alpha": 0.9}],
+        "NAdam": [{"momentum_decay": 0.01}, {"decoupled_weight_decay": True, "weight_decay": 0.1}],
+    }[name]
     x, y = data(dtype)
     models = Model(dtype), Model(dtype)
     optimizers = []
     for module, model in zip((torch.optim, gt), models):
-        groups = [{"params": list(model.first.parameters()), **extra[0]},
-                  {"params": list(model.second.parameters()) + [model.scale, model.frozen],
-                   **extra[1]}]
+        groups = [
+            {"params": list(model.first.parameters()), **extra[0]},
+            {"params": list(model.second.parameters()) + [model.scale, model.frozen], **extra[1]},
+        ]
         optimizers.append(getattr(module, name)(groups, lr=0.005))
     for model, optimizer in zip(models, optimizers):
         train(model, optimizer, x, y)
     assert_same(models[0], models[1], optimizers[0], optimizers[1], TOLERANCE[dtype])
 
 
-@pytest.mark.parametrize("name, config", [("Adam", {}), ("SGD", {"momentum": 0.9}),
-                                          ("RMSprop", {"momentum": 0.9}), ("Adagrad", {})])
+@pytest.mark.parametrize(
+    "name, config",
+    [("Adam", {}), ("SGD", {"momentum": 0.9}), ("RMSprop", {"momentum": 0.9}), ("Adagrad", {})],
+)
 def test_lr_scheduler_works_unchanged(name, config):
     dtype = torch.float64
     x, y = data(dtype)
     models = Model(dtype), Model(dtype)
-    optimizers = [getattr(module, name)(model.parameters(), lr=0.05, **config)
-                  for module, model in zip((torch.optim, gt), models)]
+    optimizers = [
+        getattr(module, name)(model.parameters(), lr=0.05, **config)
+        for module, model in zip((torch.optim, gt), models)
+    ]
     for model, optimizer in zip(models, optimizers):
         schedule = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95)
         train(model, optimizer, x, y, scheduler=schedule)
-        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.95 ** 100)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.05 * 0.95**100)
     assert_same(models[0], models[1], optimizers[0], optimizers[1], TOLERANCE[dtype])
 
 
@@ -198,11 +251,19 @@ def round_trip(state_dict):
 
 
 @pytest.mark.parametrize("direction", ["torch to gdfast", "gdfast to torch"])
-@pytest.mark.parametrize("name, config", [("Adam", {"amsgrad": True}), ("AdamW", {}),
-                                          ("SGD", {"momentum": 0.9, "dampening": 0.2}),
-                                          ("Adagrad", {"lr_decay": 0.01}), ("Adadelta", {}),
-                                          ("RMSprop", {"centered": True, "momentum": 0.9}),
-                                          ("Adamax", {}), ("NAdam", {})])
+@pytest.mark.parametrize(
+    "name, config",
+    [
+        ("Adam", {"amsgrad": True}),
+        ("AdamW", {}),
+        ("SGD", {"momentum": 0.9, "dampening": 0.2}),
+        ("Adagrad", {"lr_decay": 0.01}),
+        ("Adadelta", {}),
+        ("RMSprop", {"centered": True, "momentum": 0.9}),
+        ("Adamax", {}),
+        ("NAdam", {}),
+    ],
+)
 def test_checkpoints_move_both_ways(name, config, direction):
     """Run 50 steps with one library, save its state_dict (torch.save), load it into the
     other's optimizer over a copy of the model, run 50 more: the same as torch.optim doing
@@ -232,19 +293,30 @@ def test_checkpoints_move_both_ways(name, config, direction):
 RULE_OF = {
     "Adagrad": ("Adagrad", {}, gdfast.optim.Adagrad, {"eps": 1e-10}),
     "RMSprop": ("RMSprop", {}, gdfast.optim.RMSprop, {"lr": 0.01, "rho": 0.99}),
-    "RMSprop-centered-momentum": ("RMSprop", {"centered": True, "momentum": 0.9},
-                                  gdfast.optim.RMSprop,
-                                  {"lr": 0.01, "rho": 0.99, "centered": True, "momentum": 0.9}),
+    "RMSprop-centered-momentum": (
+        "RMSprop",
+        {"centered": True, "momentum": 0.9},
+        gdfast.optim.RMSprop,
+        {"lr": 0.01, "rho": 0.99, "centered": True, "momentum": 0.9},
+    ),
     "Adam": ("Adam", {}, gdfast.optim.Adam, {}),
     "Adam-amsgrad": ("Adam", {"amsgrad": True}, gdfast.optim.AMSGrad, {}),
     "AdamW": ("AdamW", {}, gdfast.optim.AdamW, {}),
     "Adamax": ("Adamax", {}, gdfast.optim.AdaMax, {"eps": 1e-8}),
     "NAdam": ("NAdam", {}, gdfast.optim.Nadam, {}),
     "Adadelta": ("Adadelta", {}, gdfast.optim.Adadelta, {}),
-    "SGD-momentum": ("SGD", {"lr": 0.01, "momentum": 0.9, "dampening": 0.2},
-                     gdfast.optim.Momentum, {"dampening": 0.2}),
-    "SGD-nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True},
-                     gdfast.optim.Nesterov, {}),
+    "SGD-momentum": (
+        "SGD",
+        {"lr": 0.01, "momentum": 0.9, "dampening": 0.2},
+        gdfast.optim.Momentum,
+        {"dampening": 0.2},
+    ),
+    "SGD-nesterov": (
+        "SGD",
+        {"lr": 0.01, "momentum": 0.9, "nesterov": True},
+        gdfast.optim.Nesterov,
+        {},
+    ),
 }
 
 
@@ -260,7 +332,7 @@ def test_numpy_classes_with_the_torch_convention_reproduce_torch(label):
     ours = cls([a.copy() for a in start], convention="torch", **arguments)
     tensors = [torch.nn.Parameter(torch.tensor(a)) for a in start]
     theirs = getattr(torch.optim, torch_name)(tensors, **torch_arguments)
-    for step in range(100):    # a quadratic: the gradient h (θ − c) feeds back
+    for step in range(100):  # a quadratic: the gradient h (θ − c) feeds back
         if step == 50:
             ours.lr = ours.lr / 2
             theirs.param_groups[0]["lr"] /= 2

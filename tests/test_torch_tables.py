@@ -9,19 +9,21 @@ None gradient, a frozen, a zero-size and a late parameter) or is refused by a de
 listed in REFUSED below, with its reason, and the test checks the refusal.  Every error
 input raises (or warns) as torch's table says.
 """
+
 from __future__ import annotations
 
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("expecttest")        # torch's testing package needs it
+pytest.importorskip("expecttest")  # torch's testing package needs it
 from torch.testing._internal import common_optimizers as tables  # noqa: E402
 
 import gdfast.torch as gt  # noqa: E402
 
 NAMES = ["SGD", "Adam", "AdamW", "Adagrad", "Adadelta", "RMSprop", "Adamax", "NAdam"]
-INFOS = {info.optim_cls.__name__: info for info in tables.optim_db
-         if info.optim_cls.__name__ in NAMES}
+INFOS = {
+    info.optim_cls.__name__: info for info in tables.optim_db if info.optim_cls.__name__ in NAMES
+}
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -62,8 +64,7 @@ def configurations():
     cases = []
     for name, info in INFOS.items():
         for dtype_name, dtype in DTYPES.items():
-            inputs = tables._get_optim_inputs_including_global_cliquey_kwargs(
-                "cpu", dtype, info)
+            inputs = tables._get_optim_inputs_including_global_cliquey_kwargs("cpu", dtype, info)
             for number, optim_input in enumerate(inputs):
                 label = f"{name}-{dtype_name}-{number}-{optim_input.desc}"
                 cases.append(pytest.param(name, dtype, optim_input, id=label))
@@ -98,7 +99,7 @@ def relative(a, b) -> float:
 
 @pytest.mark.parametrize("name, dtype, optim_input", configurations())
 def test_torchs_configurations_match_or_are_refused(name, dtype, optim_input):
-    assert optim_input.params is None   # torch's CPU tables give keyword arguments only
+    assert optim_input.params is None  # torch's CPU tables give keyword arguments only
     kwargs = optim_input.kwargs
     refused = refusal(kwargs)
     ours_params, curvature, centre = make_params(dtype)
@@ -124,9 +125,12 @@ def test_torchs_configurations_match_or_are_refused(name, dtype, optim_input):
 def error_inputs():
     cases = []
     for name, info in INFOS.items():
-        for number, error_input in enumerate(info.optim_error_inputs_func(device="cpu",
-                                                                          dtype=torch.float32)):
-            cases.append(pytest.param(name, number, id=f"{name}-{number}-{error_input.error_regex}"))
+        for number, error_input in enumerate(
+            info.optim_error_inputs_func(device="cpu", dtype=torch.float32)
+        ):
+            cases.append(
+                pytest.param(name, number, id=f"{name}-{number}-{error_input.error_regex}")
+            )
     return cases
 
 

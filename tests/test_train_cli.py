@@ -1,4 +1,5 @@
 """The `train` command, driven through its own add_parser/main."""
+
 import argparse
 import json
 
@@ -31,11 +32,32 @@ def final_numbers(line):
 
 
 def test_mlp_on_digits_with_every_strategy(capsys):
-    status, out, err = run(capsys, "--model", "mlp", "--data", "digits", "--optimizer", "adam",
-                           "--lr", "0.003", "--batch-size", "32", "--epochs", "6",
-                           "--batch-norm", "--hidden", "48", "--schedule", "step:2:0.5",
-                           "--early-stopping", "3:0.0", "--grad-noise", "0.01",
-                           "--curriculum", "combined:0.2:0.5:2")
+    status, out, err = run(
+        capsys,
+        "--model",
+        "mlp",
+        "--data",
+        "digits",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.003",
+        "--batch-size",
+        "32",
+        "--epochs",
+        "6",
+        "--batch-norm",
+        "--hidden",
+        "48",
+        "--schedule",
+        "step:2:0.5",
+        "--early-stopping",
+        "3:0.0",
+        "--grad-noise",
+        "0.01",
+        "--curriculum",
+        "combined:0.2:0.5:2",
+    )
     assert status == 0
     line = out.strip().splitlines()[-1]
     assert line.startswith("final: train loss") and "samples/s" in line
@@ -45,26 +67,67 @@ def test_mlp_on_digits_with_every_strategy(capsys):
 
 
 def test_logistic_breast_cancer_sparse_and_batch_gd(capsys):
-    status, out, _ = run(capsys, "--model", "logistic", "--data", "breast_cancer",
-                         "--optimizer", "adagrad", "--lr", "0.5", "--batch-size", "full",
-                         "--epochs", "40", "--sparse", "--no-progress")
+    status, out, _ = run(
+        capsys,
+        "--model",
+        "logistic",
+        "--data",
+        "breast_cancer",
+        "--optimizer",
+        "adagrad",
+        "--lr",
+        "0.5",
+        "--batch-size",
+        "full",
+        "--epochs",
+        "40",
+        "--sparse",
+        "--no-progress",
+    )
     assert status == 0
     assert final_numbers(out.strip())["val acc"] > 0.9
     assert "40 update(s)" in out
 
 
 def test_linear_regression_on_synthetic_data_reference_backend(capsys):
-    status, out, _ = run(capsys, "--model", "linear", "--data", "synthetic", "--samples", "2000",
-                         "--features", "10", "--optimizer", "sgd", "--lr", "0.05",
-                         "--epochs", "5", "--backend", "reference", "--no-progress")
+    status, out, _ = run(
+        capsys,
+        "--model",
+        "linear",
+        "--data",
+        "synthetic",
+        "--samples",
+        "2000",
+        "--features",
+        "10",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.05",
+        "--epochs",
+        "5",
+        "--backend",
+        "reference",
+        "--no-progress",
+    )
     assert status == 0
     assert final_numbers(out.strip())["val R2"] > 0.95
 
 
 def test_history_json_holds_each_optimizers_epochs(capsys, tmp_path):
     path = tmp_path / "histories.json"
-    status, out, _ = run(capsys, "--model", "softmax", "--optimizer", "all", "--epochs", "2",
-                         "--no-progress", "--history-json", str(path))
+    status, out, _ = run(
+        capsys,
+        "--model",
+        "softmax",
+        "--optimizer",
+        "all",
+        "--epochs",
+        "2",
+        "--no-progress",
+        "--history-json",
+        str(path),
+    )
     assert status == 0
     histories = json.loads(path.read_text())
     assert list(histories)[0] == "SGD" and len(histories) == 10
@@ -72,39 +135,62 @@ def test_history_json_holds_each_optimizers_epochs(capsys, tmp_path):
         assert history["epoch"] == [1, 2]
         assert len(history["train_loss"]) == len(history["val_loss"]) == 2
         assert history["train_loss"][1] < history["train_loss"][0], rule
-    status, _, _ = run(capsys, "--model", "softmax", "--optimizer", "adam", "--epochs", "1",
-                       "--no-progress", "--history-json", str(path))
+    status, _, _ = run(
+        capsys,
+        "--model",
+        "softmax",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "1",
+        "--no-progress",
+        "--history-json",
+        str(path),
+    )
     assert status == 0 and list(json.loads(path.read_text())) == ["Adam"]
 
 
 def test_every_optimizer_table(capsys):
-    status, out, _ = run(capsys, "--model", "softmax", "--optimizer", "all", "--epochs", "1",
-                         "--no-progress")
+    status, out, _ = run(
+        capsys, "--model", "softmax", "--optimizer", "all", "--epochs", "1", "--no-progress"
+    )
     assert status == 0
     rows = out.strip().splitlines()
     assert rows[0].split()[:2] == ["rule", "lr"] and len(rows) == 11
     assert [row.split()[0] for row in rows[1:]] == [
-        "SGD", "Momentum", "Nesterov", "Adagrad", "Adadelta", "RMSprop", "Adam", "AdaMax",
-        "Nadam", "AMSGrad"]
+        "SGD",
+        "Momentum",
+        "Nesterov",
+        "Adagrad",
+        "Adadelta",
+        "RMSprop",
+        "Adam",
+        "AdaMax",
+        "Nadam",
+        "AMSGrad",
+    ]
     accuracies = [float(row.split()[4]) for row in rows[1:]]
     assert min(accuracies) > 0.5
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "linear"], "--model linear is a regression"),
-    (["--model", "logistic", "--data", "digits"], "--model logistic is binary"),
-    (["--model", "softmax", "--batch-norm"], "--batch-norm"),
-    (["--schedule", "cosine"], "--schedule: schedule: unknown kind 'cosine'"),
-    (["--curriculum", "hardest"], "--curriculum"),
-    (["--early-stopping", "x"], "--early-stopping"),
-    (["--grad-noise", "-1"], "--grad-noise: eta"),
-    (["--lr", "-0.1"], "--lr: lr"),
-    (["--l2", "-1"], "--l2"),
-    (["--hidden", "0"], "--hidden"),
-    (["--curriculum", "combined:1.5"], "--curriculum: mix"),
-    (["--val-fraction", "1.5"], "--val-fraction"),
-    (["--epochs", "0"], "--epochs"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "linear"], "--model linear is a regression"),
+        (["--model", "logistic", "--data", "digits"], "--model logistic is binary"),
+        (["--model", "softmax", "--batch-norm"], "--batch-norm"),
+        (["--schedule", "cosine"], "--schedule: schedule: unknown kind 'cosine'"),
+        (["--curriculum", "hardest"], "--curriculum"),
+        (["--early-stopping", "x"], "--early-stopping"),
+        (["--grad-noise", "-1"], "--grad-noise: eta"),
+        (["--lr", "-0.1"], "--lr: lr"),
+        (["--l2", "-1"], "--l2"),
+        (["--hidden", "0"], "--hidden"),
+        (["--curriculum", "combined:1.5"], "--curriculum: mix"),
+        (["--val-fraction", "1.5"], "--val-fraction"),
+        (["--epochs", "0"], "--epochs"),
+    ],
+)
 def test_bad_options(capsys, argv, message):
     status, _, err = run(capsys, "--epochs", "1", "--no-progress", *argv)  # later flags win
     assert status == 2 and message in err and err.startswith("train: ")

@@ -1,4 +1,5 @@
 """gdfast.fit: batching, ordering, every strategy through fit, errors, NaN handling."""
+
 import io
 import math
 import sys
@@ -32,18 +33,22 @@ def ids(n):
 
 
 # ------------------------------------------------------------------- batching
-@pytest.mark.parametrize("batch_size, sizes", [
-    (None, [10]),            # batch gradient descent: one update per epoch
-    (1, [1] * 10),           # stochastic gradient descent
-    (3, [3, 3, 3, 1]),       # mini-batch, the last partial batch kept
-    (10, [10]),
-    (25, [10]),
-])
+@pytest.mark.parametrize(
+    "batch_size, sizes",
+    [
+        (None, [10]),  # batch gradient descent: one update per epoch
+        (1, [1] * 10),  # stochastic gradient descent
+        (3, [3, 3, 3, 1]),  # mini-batch, the last partial batch kept
+        (10, [10]),
+        (25, [10]),
+    ],
+)
 def test_updates_per_epoch(batch_size, sizes):
     objective = Recorder()
     w = np.zeros(2)
-    history = fit(objective, [w], ids(10), None, "sgd", batch_size=batch_size, epochs=3,
-                  progress=False)
+    history = fit(
+        objective, [w], ids(10), None, "sgd", batch_size=batch_size, epochs=3, progress=False
+    )
     assert [len(batch) for batch in objective.batches] == sizes * 3
     assert history.steps == [len(sizes), 2 * len(sizes), 3 * len(sizes)]
     assert history.optimizer.steps == (3 * len(sizes),)
@@ -51,21 +56,29 @@ def test_updates_per_epoch(batch_size, sizes):
     # every example exactly once per epoch
     per_epoch = len(sizes)
     for epoch in range(3):
-        seen = sum(objective.batches[epoch * per_epoch:(epoch + 1) * per_epoch], [])
+        seen = sum(objective.batches[epoch * per_epoch : (epoch + 1) * per_epoch], [])
         assert sorted(seen) == list(range(10))
 
 
 def test_shuffled_epochs_are_the_shuffle_strategys_permutations():
     objective = Recorder()
-    fit(objective, [np.zeros(1)], ids(12), None, "sgd", batch_size=5, epochs=3, seed=4,
-        progress=False)
-    epochs = [sum(objective.batches[3 * e:3 * e + 3], []) for e in range(3)]
+    fit(
+        objective,
+        [np.zeros(1)],
+        ids(12),
+        None,
+        "sgd",
+        batch_size=5,
+        epochs=3,
+        seed=4,
+        progress=False,
+    )
+    epochs = [sum(objective.batches[3 * e : 3 * e + 3], []) for e in range(3)]
     shuffle = Shuffle(12, seed=4)
     assert epochs == [shuffle.order(e).tolist() for e in range(3)]
     assert epochs[0] != epochs[1]
     again = Recorder()
-    fit(again, [np.zeros(1)], ids(12), None, "sgd", batch_size=5, epochs=3, seed=4,
-        progress=False)
+    fit(again, [np.zeros(1)], ids(12), None, "sgd", batch_size=5, epochs=3, seed=4, progress=False)
     assert again.batches == objective.batches
 
 
@@ -77,8 +90,17 @@ def test_no_shuffle_keeps_the_stored_order_and_y_follows_x():
         return 0.0, [np.zeros(1)]
 
     X = ids(7)
-    fit(objective, [np.zeros(1)], X, X[:, 0] * 10, "sgd", batch_size=3, epochs=1, shuffle=False,
-        progress=False)
+    fit(
+        objective,
+        [np.zeros(1)],
+        X,
+        X[:, 0] * 10,
+        "sgd",
+        batch_size=3,
+        epochs=1,
+        shuffle=False,
+        progress=False,
+    )
     assert pairs == [(i, 10.0 * i) for i in range(7)]
     pairs.clear()
     fit(objective, [np.zeros(1)], X, X[:, 0] * 10, "sgd", batch_size=3, epochs=2, progress=False)
@@ -87,10 +109,20 @@ def test_no_shuffle_keeps_the_stored_order_and_y_follows_x():
 
 def test_batches_gathered_one_by_one_for_large_data(monkeypatch):
     from gdfast import training
+
     monkeypatch.setattr(training, "_EPOCH_GATHER_LIMIT", 0)
     objective = Recorder()
-    fit(objective, [np.zeros(1)], ids(9), None, "sgd", batch_size=4, epochs=2, seed=1,
-        progress=False)
+    fit(
+        objective,
+        [np.zeros(1)],
+        ids(9),
+        None,
+        "sgd",
+        batch_size=4,
+        epochs=2,
+        seed=1,
+        progress=False,
+    )
     shuffle = Shuffle(9, seed=1)
     assert sum(objective.batches[:3], []) == shuffle.order(0).tolist()
     assert sum(objective.batches[3:], []) == shuffle.order(1).tolist()
@@ -104,8 +136,7 @@ def test_sparse_csr_and_dense_train_identically():
     results = []
     for data in (X, sparse.csr_matrix(X), sparse.coo_matrix(X)):
         model = models.LogisticRegression(8, l2=0.01)
-        fit(model, model.params, data, y, "adam", lr=0.05, batch_size=7, epochs=5,
-            progress=False)
+        fit(model, model.params, data, y, "adam", lr=0.05, batch_size=7, epochs=5, progress=False)
         results.append(np.concatenate(model.params))
     np.testing.assert_allclose(results[1], results[0], rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(results[2], results[0], rtol=1e-12, atol=1e-14)
@@ -120,8 +151,9 @@ def test_c_and_reference_optimizers_give_the_same_training(rule):
     finals = []
     for name in (rule.__name__.lower(), f"reference.{rule.__name__.lower()}"):
         model = models.LinearRegression(5)
-        history = fit(model, model.params, X, y, name, batch_size=8, epochs=4, seed=3,
-                      progress=False)
+        history = fit(
+            model, model.params, X, y, name, batch_size=8, epochs=4, seed=3, progress=False
+        )
         assert history.optimizer.rule == rule.rule
         finals.append(np.concatenate(model.params))
     assert type(make_optimizer(rule.__name__.upper(), [np.zeros(1)])) is rule
@@ -136,35 +168,39 @@ def test_optimizer_as_object_class_or_name_and_training_continues():
     assert history.optimizer is opt and opt.steps == (6, 6)
     fit(model, model.params, X, y, opt, batch_size=2, epochs=1, progress=False)
     assert opt.steps == (9, 9)
-    history = fit(model, model.params, X, y, gdfast.reference.Adam, lr=0.1, epochs=1,
-                  progress=False)
+    history = fit(
+        model, model.params, X, y, gdfast.reference.Adam, lr=0.1, epochs=1, progress=False
+    )
     assert isinstance(history.optimizer, gdfast.reference.Adam)
     assert history.optimizer.lr == 0.1
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"optimizer": "adamw"}, ValueError, "optimizer: unknown rule 'adamw'"),
-    ({"optimizer": 3}, TypeError, "optimizer"),
-    ({"optimizer": "adam", "momentum": 0.9}, TypeError, "momentum: not a hyper-parameter"),
-    ({"optimizer": "sgd", "lr": -1.0}, ValueError, "lr"),
-    ({"batch_size": 0}, ValueError, "batch_size"),
-    ({"batch_size": 2.5}, TypeError, "batch_size"),
-    ({"batch_size": True}, TypeError, "batch_size"),
-    ({"epochs": -1}, ValueError, "epochs"),
-    ({"shuffle": "yes"}, TypeError, "shuffle"),
-    ({"seed": -3}, ValueError, "seed"),
-    ({"progress": "yes"}, TypeError, "progress"),
-    ({"eval_every": 5}, ValueError, "eval_every"),
-    ({"validation": np.zeros(3)}, TypeError, "validation"),
-    ({"validation": (np.zeros((3, 1)), np.zeros(2))}, ValueError, "validation\\[0\\]"),
-    ({"callbacks": [1]}, TypeError, "callbacks\\[0\\]"),
-    ({"curriculum": np.arange(5.0)}, ValueError, "curriculum: it scores 5"),
-    ({"curriculum": "hard"}, TypeError, "curriculum"),
-    ({"curriculum": np.arange(6.0), "shuffle": True}, ValueError, "shuffle: a curriculum"),
-    ({"schedule": "cosine"}, ValueError, "schedule"),
-    ({"early_stopping": 0}, ValueError, "early_stopping"),
-    ({"grad_noise": -1.0}, ValueError, "grad_noise"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"optimizer": "adamw"}, ValueError, "optimizer: unknown rule 'adamw'"),
+        ({"optimizer": 3}, TypeError, "optimizer"),
+        ({"optimizer": "adam", "momentum": 0.9}, TypeError, "momentum: not a hyper-parameter"),
+        ({"optimizer": "sgd", "lr": -1.0}, ValueError, "lr"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"batch_size": 2.5}, TypeError, "batch_size"),
+        ({"batch_size": True}, TypeError, "batch_size"),
+        ({"epochs": -1}, ValueError, "epochs"),
+        ({"shuffle": "yes"}, TypeError, "shuffle"),
+        ({"seed": -3}, ValueError, "seed"),
+        ({"progress": "yes"}, TypeError, "progress"),
+        ({"eval_every": 5}, ValueError, "eval_every"),
+        ({"validation": np.zeros(3)}, TypeError, "validation"),
+        ({"validation": (np.zeros((3, 1)), np.zeros(2))}, ValueError, "validation\\[0\\]"),
+        ({"callbacks": [1]}, TypeError, "callbacks\\[0\\]"),
+        ({"curriculum": np.arange(5.0)}, ValueError, "curriculum: it scores 5"),
+        ({"curriculum": "hard"}, TypeError, "curriculum"),
+        ({"curriculum": np.arange(6.0), "shuffle": True}, ValueError, "shuffle: a curriculum"),
+        ({"schedule": "cosine"}, ValueError, "schedule"),
+        ({"early_stopping": 0}, ValueError, "early_stopping"),
+        ({"grad_noise": -1.0}, ValueError, "grad_noise"),
+    ],
+)
 def test_bad_arguments(kwargs, error, message):
     w = np.zeros(1)
     options = {"progress": False, **kwargs}
@@ -202,9 +238,12 @@ def test_nan_loss_stops_with_the_last_finite_parameters():
         return loss, [np.ones(2)]
 
     w = np.zeros(2)
-    with pytest.warns(RuntimeWarning, match="non-finite loss \\(nan\\) at epoch 2, before update 5"):
-        history = fit(objective, [w], ids(8), None, "sgd", lr=0.5, batch_size=2, epochs=10,
-                      progress=False)
+    with pytest.warns(
+        RuntimeWarning, match="non-finite loss \\(nan\\) at epoch 2, before update 5"
+    ):
+        history = fit(
+            objective, [w], ids(8), None, "sgd", lr=0.5, batch_size=2, epochs=10, progress=False
+        )
     assert history.stop_reason == "non_finite_loss"
     assert "last finite loss" in history.stop_message
     # four updates made, the fifth (with the NaN loss) not taken
@@ -222,8 +261,18 @@ def test_non_finite_parameters_are_rolled_back_to_the_epochs_start():
 
     w = np.zeros(1)
     with pytest.warns(RuntimeWarning, match="epoch's start are restored"):
-        history = fit(objective, [w], ids(6), None, "sgd", lr=1.0, batch_size=1, epochs=3,
-                      shuffle=False, progress=False)
+        history = fit(
+            objective,
+            [w],
+            ids(6),
+            None,
+            "sgd",
+            lr=1.0,
+            batch_size=1,
+            epochs=3,
+            shuffle=False,
+            progress=False,
+        )
     assert history.stop_reason == "non_finite_loss"
     assert w.tolist() == [0.0]  # the start of epoch 1: nothing finished before the NaN
 
@@ -248,9 +297,19 @@ class Scripted:
 def test_early_stopping_stops_at_the_right_epoch_and_restores_the_best():
     objective = Scripted([5.0, 4.0, 3.0, 3.5, 3.2, 3.1, 1.0, 0.5])
     w = np.zeros(1)
-    history = fit(objective, [w], ids(9), np.zeros(9), "sgd", lr=1.0, batch_size=3, epochs=8,
-                  validation=(ids(2), np.zeros(2)), early_stopping=EarlyStopping(patience=3),
-                  progress=False)
+    history = fit(
+        objective,
+        [w],
+        ids(9),
+        np.zeros(9),
+        "sgd",
+        lr=1.0,
+        batch_size=3,
+        epochs=8,
+        validation=(ids(2), np.zeros(2)),
+        early_stopping=EarlyStopping(patience=3),
+        progress=False,
+    )
     assert history.stop_reason == "early_stopping"
     assert history.epochs == 6 and history.val_loss == [5.0, 4.0, 3.0, 3.5, 3.2, 3.1]
     assert history.best_evaluation == 2 and history.restored_best
@@ -260,23 +319,53 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_the_best():
 
 def test_early_stopping_restores_the_best_at_the_end_and_not_without_restore():
     w = np.zeros(1)
-    history = fit(Scripted([3.0, 1.0, 2.0]), [w], ids(3), np.zeros(3), "sgd", lr=1.0,
-                  batch_size=1, epochs=3, validation=(ids(1), np.zeros(1)), early_stopping=5,
-                  progress=False)
+    history = fit(
+        Scripted([3.0, 1.0, 2.0]),
+        [w],
+        ids(3),
+        np.zeros(3),
+        "sgd",
+        lr=1.0,
+        batch_size=1,
+        epochs=3,
+        validation=(ids(1), np.zeros(1)),
+        early_stopping=5,
+        progress=False,
+    )
     assert history.stop_reason == "completed" and history.restored_best
     assert w[0] == pytest.approx(2.0)
     w = np.zeros(1)
-    fit(Scripted([3.0, 1.0, 2.0]), [w], ids(3), np.zeros(3), "sgd", lr=1.0, batch_size=1,
-        epochs=3, validation=(ids(1), np.zeros(1)),
-        early_stopping=EarlyStopping(5, restore_best=False), progress=False)
+    fit(
+        Scripted([3.0, 1.0, 2.0]),
+        [w],
+        ids(3),
+        np.zeros(3),
+        "sgd",
+        lr=1.0,
+        batch_size=1,
+        epochs=3,
+        validation=(ids(1), np.zeros(1)),
+        early_stopping=EarlyStopping(5, restore_best=False),
+        progress=False,
+    )
     assert w[0] == pytest.approx(3.0)
 
 
 def test_eval_every_steps_counts_evaluations():
     objective = Scripted([4.0, 3.0, 3.0, 3.0, 3.0, 3.0])
-    history = fit(objective, [np.zeros(1)], ids(9), np.zeros(9), "sgd", batch_size=1, epochs=5,
-                  validation=(ids(1), np.zeros(1)), eval_every=2, early_stopping=3,
-                  progress=False)
+    history = fit(
+        objective,
+        [np.zeros(1)],
+        ids(9),
+        np.zeros(9),
+        "sgd",
+        batch_size=1,
+        epochs=5,
+        validation=(ids(1), np.zeros(1)),
+        eval_every=2,
+        early_stopping=3,
+        progress=False,
+    )
     # 4, then 3 (better), then three 3s without improvement: stop at the fifth, step 10,
     # one update into the second epoch, which is recorded as it stands
     assert [step for step, _ in history.evaluations] == [2, 4, 6, 8, 10]
@@ -286,10 +375,19 @@ def test_eval_every_steps_counts_evaluations():
 
 def test_plateau_schedule_sees_the_validation_loss():
     objective = Scripted([1.0, 1.0, 1.0, 0.5, 0.5])
-    history = fit(objective, [np.zeros(1)], ids(3), np.zeros(3), "sgd", lr=0.8, batch_size=3,
-                  epochs=5, validation=(ids(1), np.zeros(1)),
-                  schedule=ReduceOnPlateau(factor=0.5, patience=2, threshold=0.0),
-                  progress=False)
+    history = fit(
+        objective,
+        [np.zeros(1)],
+        ids(3),
+        np.zeros(3),
+        "sgd",
+        lr=0.8,
+        batch_size=3,
+        epochs=5,
+        validation=(ids(1), np.zeros(1)),
+        schedule=ReduceOnPlateau(factor=0.5, patience=2, threshold=0.0),
+        progress=False,
+    )
     assert history.lr == pytest.approx([0.8, 0.8, 0.4, 0.4, 0.4])
 
 
@@ -299,8 +397,17 @@ def test_early_stopping_on_the_train_loss_without_validation():
     def objective(params, X, y):
         return next(losses), [np.zeros(1)]
 
-    history = fit(objective, [np.zeros(1)], ids(4), None, "sgd", batch_size=None, epochs=6,
-                  early_stopping=3, progress=False)
+    history = fit(
+        objective,
+        [np.zeros(1)],
+        ids(4),
+        None,
+        "sgd",
+        batch_size=None,
+        epochs=6,
+        early_stopping=3,
+        progress=False,
+    )
     assert history.epochs == 5 and history.stop_reason == "early_stopping"
     assert all(math.isnan(v) for v in history.val_loss)
     assert [v for _, v in history.evaluations] == [3.0, 2.0, 2.5, 2.4, 2.2]
@@ -310,13 +417,31 @@ def test_early_stopping_on_the_train_loss_without_validation():
 def test_curriculum_order_through_fit():
     scores = np.array([5.0, 0.0, 3.0, 1.0, 4.0, 2.0])
     objective = Recorder()
-    fit(objective, [np.zeros(1)], ids(6), None, "sgd", batch_size=4, epochs=2,
-        curriculum=scores, progress=False)
+    fit(
+        objective,
+        [np.zeros(1)],
+        ids(6),
+        None,
+        "sgd",
+        batch_size=4,
+        epochs=2,
+        curriculum=scores,
+        progress=False,
+    )
     assert objective.batches == [[1, 3, 5, 2], [4, 0]] * 2
     paced = Curriculum(scores, start=0.5, ramp_epochs=1, mix=0.25, seed=2)
     objective = Recorder()
-    history = fit(objective, [np.zeros(1)], ids(6), None, "sgd", batch_size=2, epochs=2,
-                  curriculum=paced, progress=False)
+    history = fit(
+        objective,
+        [np.zeros(1)],
+        ids(6),
+        None,
+        "sgd",
+        batch_size=2,
+        epochs=2,
+        curriculum=paced,
+        progress=False,
+    )
     assert sum(objective.batches[:2], []) == paced.order(0).tolist()
     assert history.examples == [4, 8]
 
@@ -326,8 +451,19 @@ def test_gradient_noise_through_fit():
     size = 50_000
     w = np.zeros(size)
     objective = lambda params, X, y: (0.0, [np.zeros(size)])  # noqa: E731
-    fit(objective, [w], ids(3), None, "sgd", lr=1.0, batch_size=1, epochs=1, grad_noise=0.3,
-        seed=9, progress=False)
+    fit(
+        objective,
+        [w],
+        ids(3),
+        None,
+        "sgd",
+        lr=1.0,
+        batch_size=1,
+        epochs=1,
+        grad_noise=0.3,
+        seed=9,
+        progress=False,
+    )
     expected = sum(0.3 / (1 + t) ** 0.55 for t in (1, 2, 3))
     assert abs(w.var() / expected - 1) < 5 * math.sqrt(2 / size)
     noise = GradientNoise(0.3, seed=9)
@@ -342,15 +478,24 @@ def test_callbacks_can_stop_and_see_the_history():
         seen.append((history.epochs, history.train_loss[-1]))
         return history.epochs == 2
 
-    history = fit(Recorder(), [np.zeros(1)], ids(4), None, "sgd", epochs=5, callbacks=[callback],
-                  progress=False)
+    history = fit(
+        Recorder(),
+        [np.zeros(1)],
+        ids(4),
+        None,
+        "sgd",
+        epochs=5,
+        callbacks=[callback],
+        progress=False,
+    )
     assert seen == [(1, 1.0), (2, 1.0)] and history.stop_reason == "callback"
     assert "after epoch 2" in history.stop_message
 
 
 def test_history_contents():
-    history = fit(Recorder(), [np.zeros(1)], ids(64), None, "sgd", batch_size=8, epochs=3,
-                  progress=False)
+    history = fit(
+        Recorder(), [np.zeros(1)], ids(64), None, "sgd", batch_size=8, epochs=3, progress=False
+    )
     assert isinstance(history, History) and len(history) == 3
     columns = history.as_dict()
     assert columns["epoch"] == [1, 2, 3] and columns["steps"] == [8, 16, 24]
@@ -365,8 +510,18 @@ def test_history_contents():
 def test_plain_progress_lines_without_tqdm(monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
     stream = io.StringIO()
-    fit(Recorder(), [np.zeros(1)], ids(8), None, "sgd", batch_size=4, epochs=2,
-        validation=(ids(2), None), progress=True, progress_file=stream)
+    fit(
+        Recorder(),
+        [np.zeros(1)],
+        ids(8),
+        None,
+        "sgd",
+        batch_size=4,
+        epochs=2,
+        validation=(ids(2), None),
+        progress=True,
+        progress_file=stream,
+    )
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2 and lines[1].startswith("epoch 2/2  loss 1  val_loss 1  lr 0.01")
     assert lines[0].endswith("samples/s")
@@ -375,8 +530,17 @@ def test_plain_progress_lines_without_tqdm(monkeypatch):
 def test_tqdm_progress_bar():
     pytest.importorskip("tqdm")
     stream = io.StringIO()
-    fit(Recorder(), [np.zeros(1)], ids(8), None, "sgd", batch_size=4, epochs=2, progress=True,
-        progress_file=stream)
+    fit(
+        Recorder(),
+        [np.zeros(1)],
+        ids(8),
+        None,
+        "sgd",
+        batch_size=4,
+        epochs=2,
+        progress=True,
+        progress_file=stream,
+    )
     text = stream.getvalue()
     assert "epoch 2/2" in text and "4/4" in text and "loss=1" in text
 
@@ -389,12 +553,22 @@ def test_digits_mlp_learns():
     model = models.MLP(64, 10, hidden=(64,), batch_norm=True, dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        history = fit(model, model.params, X[:1400], y[:1400], "adam", lr=3e-3, batch_size=32,
-                      epochs=8, validation=(X[1400:], y[1400:]), schedule="exp:0.8",
-                      progress=False)
+        history = fit(
+            model,
+            model.params,
+            X[:1400],
+            y[:1400],
+            "adam",
+            lr=3e-3,
+            batch_size=32,
+            epochs=8,
+            validation=(X[1400:], y[1400:]),
+            schedule="exp:0.8",
+            progress=False,
+        )
     assert history.train_loss[-1] < history.train_loss[0] / 5
     assert model.score(X[1400:], y[1400:]) > 0.9
-    assert history.lr[-1] == pytest.approx(3e-3 * 0.8 ** 8)
+    assert history.lr[-1] == pytest.approx(3e-3 * 0.8**8)
 
 
 def test_a_single_parameter_array_reaches_the_objective_as_an_array():
@@ -407,8 +581,18 @@ def test_a_single_parameter_array_reaches_the_objective_as_an_array():
         return 0.5 * float(residual @ residual) / len(y), X.T @ residual / len(y)
 
     w = np.zeros(3)
-    fit(objective, w, X, y, "sgd", lr=0.3, batch_size=None, epochs=300, grad_noise=1e-6,
-        progress=False)
+    fit(
+        objective,
+        w,
+        X,
+        y,
+        "sgd",
+        lr=0.3,
+        batch_size=None,
+        epochs=300,
+        grad_noise=1e-6,
+        progress=False,
+    )
     np.testing.assert_allclose(w, [1.0, -2.0, 0.5], atol=1e-3)
 
 
@@ -419,13 +603,24 @@ def test_batch_structure_for_any_size():
     strategies = hypothesis.strategies
 
     @hypothesis.settings(max_examples=60, deadline=None, database=None)
-    @hypothesis.given(n=strategies.integers(1, 40),
-                      batch_size=strategies.one_of(strategies.none(), strategies.integers(1, 50)),
-                      shuffle=strategies.booleans())
+    @hypothesis.given(
+        n=strategies.integers(1, 40),
+        batch_size=strategies.one_of(strategies.none(), strategies.integers(1, 50)),
+        shuffle=strategies.booleans(),
+    )
     def check(n, batch_size, shuffle):
         objective = Recorder()
-        history = fit(objective, [np.zeros(1)], ids(n), None, "sgd", batch_size=batch_size,
-                      epochs=2, shuffle=shuffle, progress=False)
+        history = fit(
+            objective,
+            [np.zeros(1)],
+            ids(n),
+            None,
+            "sgd",
+            batch_size=batch_size,
+            epochs=2,
+            shuffle=shuffle,
+            progress=False,
+        )
         b = n if batch_size is None else min(batch_size, n)
         per_epoch = -(-n // b)
         assert history.steps == [per_epoch, 2 * per_epoch]
@@ -439,29 +634,42 @@ def test_batch_structure_for_any_size():
 def test_blas_threads_limited_during_fit_and_restored():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     import gdfast
+
     seen = []
 
     def objective(params, X, y):
-        seen.append([info["num_threads"] for info in threadpoolctl.threadpool_info()
-                     if info["user_api"] == "blas"])
+        seen.append(
+            [
+                info["num_threads"]
+                for info in threadpoolctl.threadpool_info()
+                if info["user_api"] == "blas"
+            ]
+        )
         return 0.0, [np.zeros_like(params[0])]
 
-    before = [info["num_threads"] for info in threadpoolctl.threadpool_info()
-              if info["user_api"] == "blas"]
+    before = [
+        info["num_threads"]
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    ]
     params = [np.zeros(10)]
     X = np.zeros((8, 2))
     history = gdfast.fit(objective, params, X, epochs=1, batch_size=4, progress=False)
-    assert history.blas_threads == 1                        # small: "auto" limits to 1
+    assert history.blas_threads == 1  # small: "auto" limits to 1
     assert seen and all(threads == [1] * len(before) for threads in seen)
-    after = [info["num_threads"] for info in threadpoolctl.threadpool_info()
-             if info["user_api"] == "blas"]
-    assert after == before                                  # restored
+    after = [
+        info["num_threads"]
+        for info in threadpoolctl.threadpool_info()
+        if info["user_api"] == "blas"
+    ]
+    assert after == before  # restored
     seen.clear()
-    history = gdfast.fit(objective, params, X, epochs=1, batch_size=4, progress=False,
-                         blas_threads=None)
+    history = gdfast.fit(
+        objective, params, X, epochs=1, batch_size=4, progress=False, blas_threads=None
+    )
     assert history.blas_threads is None and seen[0] == before
     big = [np.zeros(2**25)]
-    assert gdfast.training._blas_threads("auto", big, 2) is None   # large work: left alone
+    assert gdfast.training._blas_threads("auto", big, 2) is None  # large work: left alone
     with pytest.raises(ValueError, match="blas_threads"):
         gdfast.fit(objective, params, X, epochs=1, progress=False, blas_threads="many")
     with pytest.raises(ValueError, match="blas_threads"):

@@ -1,4 +1,5 @@
 """Trajectories behave as the theory says: closed forms, momentum in the ravine, the saddle."""
+
 from __future__ import annotations
 
 import math
@@ -30,7 +31,8 @@ def test_sgd_on_the_ravine_is_the_closed_form():
     expected = np.array(surfaces.RAVINE.start) * (1 - lr * RAVINE_H) ** t
     np.testing.assert_allclose(path.points, expected, rtol=1e-11, atol=0)
     assert path.steps_to() == first_step_at_or_below(
-        surfaces.RAVINE.value(expected.T), surfaces.RAVINE.target)
+        surfaces.RAVINE.value(expected.T), surfaces.RAVINE.target
+    )
     assert not path.diverged and path.steps == steps
 
 
@@ -87,8 +89,10 @@ def test_escape_time_ignores_the_hair_for_normalized_rules_not_for_sgd():
     # care how small the gradient is: same count to within a few steps.
     lr = 0.01
     near, far = (1.0, 1e-7), (1.0, 1e-3)
-    sgd_extra = (trajectories.run("SGD", "saddle", 3000, start=near, lr=lr).steps_to()
-                 - trajectories.run("SGD", "saddle", 3000, start=far, lr=lr).steps_to())
+    sgd_extra = (
+        trajectories.run("SGD", "saddle", 3000, start=near, lr=lr).steps_to()
+        - trajectories.run("SGD", "saddle", 3000, start=far, lr=lr).steps_to()
+    )
     assert abs(sgd_extra - math.log(1e4) / math.log(1 + 2 * lr)) <= 2
     for rule in NORMALIZED:
         near_steps = trajectories.run(rule, "saddle", 3000, start=near, lr=lr).steps_to()
@@ -110,15 +114,22 @@ def test_reference_backend_traces_the_same_path(rule):
 
 def test_a_surface_of_ones_own():
     bowl = surfaces.Surface(
-        name="bowl", formula="x² + y²", start=(1.0, -2.0), xlim=(-2, 2), ylim=(-2, 2),
-        minimum=(0.0, 0.0), min_value=0.0, target=1e-6, log_contours=False,
+        name="bowl",
+        formula="x² + y²",
+        start=(1.0, -2.0),
+        xlim=(-2, 2),
+        ylim=(-2, 2),
+        minimum=(0.0, 0.0),
+        min_value=0.0,
+        target=1e-6,
+        log_contours=False,
         loss_function=lambda x, y: x * x + y * y,
-        gradient_function=lambda x, y: (2 * x, 2 * y))
+        gradient_function=lambda x, y: (2 * x, 2 * y),
+    )
     # SGD at η = 1/4 halves the point every step: exactly, in binary floating point.
     path = trajectories.run("SGD", bowl, 12, lr=0.25)
-    np.testing.assert_array_equal(path.points, [(1.0 / 2 ** t, -2.0 / 2 ** t)
-                                                for t in range(13)])
-    assert path.steps_to() == 12    # 5 / 4**t <= 1e-6 from t = 12 (5/4**11 = 1.2e-6)
+    np.testing.assert_array_equal(path.points, [(1.0 / 2**t, -2.0 / 2**t) for t in range(13)])
+    assert path.steps_to() == 12  # 5 / 4**t <= 1e-6 from t = 12 (5/4**11 = 1.2e-6)
 
 
 def test_trajectory_records_every_step_and_its_loss():
@@ -138,22 +149,30 @@ def test_steps_to_first_arrival_and_staying():
     assert path.steps_to(1.0, stay=True) == 3
     assert path.steps_to(0.01) is None and path.steps_to(0.01, stay=True) is None
     assert path.steps_to(10.0, stay=True) == 0
-    rising = Trajectory("SGD", surfaces.RAVINE, {}, np.zeros((3, 2)),
-                        np.array([5.0, 0.5, np.nan]), True)
+    rising = Trajectory(
+        "SGD", surfaces.RAVINE, {}, np.zeros((3, 2)), np.array([5.0, 0.5, np.nan]), True
+    )
     assert rising.steps_to(1.0) == 1 and rising.steps_to(1.0, stay=True) is None
 
 
 def sweep_of(pattern: str) -> list[SweepPoint]:
     """'.' did not converge, a digit d converged in d steps; rates 1e-4, 1e-3, ..."""
-    return [SweepPoint(lr=10.0 ** (i - 4), steps_to=None if c == "." else int(c),
-                       stayed=c != ".", final_value=float(i), diverged=False)
-            for i, c in enumerate(pattern)]
+    return [
+        SweepPoint(
+            lr=10.0 ** (i - 4),
+            steps_to=None if c == "." else int(c),
+            stayed=c != ".",
+            final_value=float(i),
+            diverged=False,
+        )
+        for i, c in enumerate(pattern)
+    ]
 
 
 def test_sweep_summaries():
     results = sweep_of(".95.8742.")
-    assert trajectories.best_learning_rate(results) == 1e3    # the 2
-    assert trajectories.working_range(results) == pytest.approx(3.0)   # 1e-0 .. 1e3
+    assert trajectories.best_learning_rate(results) == 1e3  # the 2
+    assert trajectories.working_range(results) == pytest.approx(3.0)  # 1e-0 .. 1e3
     assert trajectories.middle_learning_rate(results) == 1e1  # lower middle of 4
     assert trajectories.working_range(sweep_of("..3..")) == 0.0
     assert trajectories.middle_learning_rate(sweep_of("..3..")) == 1e-2

@@ -1,4 +1,5 @@
 """Figures: written, of the requested size, not blank, hyper-parameters on them."""
+
 from __future__ import annotations
 
 import json
@@ -63,13 +64,14 @@ def test_palette_png_is_smaller_and_keeps_the_rule_colours(tmp_path, saddle_path
         palette = np.array(image.getpalette()[:96]).reshape(-1, 3)
     assert small.stat().st_size < full.stat().st_size
     # Adam's pink survives quantization (nearest palette entry within a few levels).
-    adam = np.array([0xe3, 0x77, 0xc2])
+    adam = np.array([0xE3, 0x77, 0xC2])
     assert np.min(np.abs(palette - adam).sum(axis=1)) < 40
 
 
 def test_animation_frames_grow(tmp_path, saddle_paths):
-    path = viz.animate_trajectories("saddle", saddle_paths, tmp_path / "saddle.gif",
-                                    size=SMALL, frames=4, colors=32)
+    path = viz.animate_trajectories(
+        "saddle", saddle_paths, tmp_path / "saddle.gif", size=SMALL, frames=4, colors=32
+    )
     with Image.open(path) as gif:
         assert gif.size == SMALL
         assert gif.n_frames == len(viz.frame_steps(150, 4)) == 4
@@ -84,17 +86,20 @@ def test_frame_steps_are_log_spaced_and_end_at_the_last_step():
     steps = viz.frame_steps(1000, 10)
     assert steps[0] == 0 and steps[-1] == 1000
     assert np.all(np.diff(steps) > 0)
-    assert steps[len(steps) // 2] < 100    # half the frames for the first tenth
+    assert steps[len(steps) // 2] < 100  # half the frames for the first tenth
     with pytest.raises(ValueError, match="frames"):
         viz.frame_steps(10, 1)
 
 
 def test_loss_curves_from_trajectories_and_from_a_mapping(tmp_path, saddle_paths):
     figure = viz.plot_loss_curves(saddle_paths, tmp_path / "loss.png", size=SMALL)
-    assert figure.axes[0].get_yscale() == "symlog"          # the saddle's J goes negative
+    assert figure.axes[0].get_yscale() == "symlog"  # the saddle's J goes negative
     assert image_size(tmp_path / "loss.png") == SMALL and pixel_std(tmp_path / "loss.png") > 5
-    figure = viz.plot_loss_curves({"Adam lr=0.1": [1.0, 0.5, 0.2], "SGD lr=0.1": [1.0, 0.9]},
-                                  size=SMALL, title="lr in the labels")
+    figure = viz.plot_loss_curves(
+        {"Adam lr=0.1": [1.0, 0.5, 0.2], "SGD lr=0.1": [1.0, 0.9]},
+        size=SMALL,
+        title="lr in the labels",
+    )
     assert figure.axes[0].get_yscale() == "log"
     assert legend_texts(figure) == ["Adam lr=0.1", "SGD lr=0.1"]
     with pytest.raises(ValueError, match="curves"):
@@ -104,14 +109,18 @@ def test_loss_curves_from_trajectories_and_from_a_mapping(tmp_path, saddle_paths
 
 
 def test_histories_in_both_shapes(tmp_path):
-    per_epoch = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "lr": 0.01,
-                  "note": "x"} for e in range(1, 6)]
+    per_epoch = [
+        {"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "lr": 0.01, "note": "x"}
+        for e in range(1, 6)
+    ]
     columns = {"train_loss": [2.0, 1.0, 0.7], "val_loss": [2.1, 1.3, 1.1]}
-    assert viz.history_series(per_epoch)["val_loss"] == pytest.approx([1.2 / e for e in
-                                                                        range(1, 6)])
+    assert viz.history_series(per_epoch)["val_loss"] == pytest.approx(
+        [1.2 / e for e in range(1, 6)]
+    )
     assert "note" not in viz.history_series(per_epoch)
-    figure = viz.plot_histories({"Adam lr=0.001": per_epoch, "SGD lr=0.1": columns},
-                                tmp_path / "history.png", size=SMALL)
+    figure = viz.plot_histories(
+        {"Adam lr=0.001": per_epoch, "SGD lr=0.1": columns}, tmp_path / "history.png", size=SMALL
+    )
     assert image_size(tmp_path / "history.png") == SMALL
     assert "Adam lr=0.001 val_loss" in legend_texts(figure)
     with pytest.raises(ValueError, match="histories"):
@@ -123,16 +132,39 @@ def test_histories_in_both_shapes(tmp_path):
 def synthetic_bench() -> dict:
     rows = []
     for rule, limit in (("SGD", 20.0), ("Adam", 18.0)):
-        for backend, gbps in (("gdfast", 0.8 * limit), ("reference", 0.1 * limit),
-                              ("roofline", limit), ("torch-foreach", 0.5 * limit)):
+        for backend, gbps in (
+            ("gdfast", 0.8 * limit),
+            ("reference", 0.1 * limit),
+            ("roofline", limit),
+            ("torch-foreach", 0.5 * limit),
+        ):
             for dtype in ("float32", "float64"):
-                rows.append({"rule": rule, "dtype": dtype, "size": 1_000_000, "threads": 2,
-                             "backend": backend, "median_s": 1e-3, "gbps": gbps,
-                             "percent_of_limit": 80.0 if backend == "gdfast" else None})
+                rows.append(
+                    {
+                        "rule": rule,
+                        "dtype": dtype,
+                        "size": 1_000_000,
+                        "threads": 2,
+                        "backend": backend,
+                        "median_s": 1e-3,
+                        "gbps": gbps,
+                        "percent_of_limit": 80.0 if backend == "gdfast" else None,
+                    }
+                )
     # The bench's composite case has a name for a size; it must not confuse the default.
-    rows.append({"rule": "SGD", "dtype": "float32", "size": "model", "elements": 10_000_000,
-                 "threads": 2, "backend": "gdfast", "median_s": 1e-2, "gbps": 5.0,
-                 "percent_of_limit": 50.0})
+    rows.append(
+        {
+            "rule": "SGD",
+            "dtype": "float32",
+            "size": "model",
+            "elements": 10_000_000,
+            "threads": 2,
+            "backend": "gdfast",
+            "median_s": 1e-2,
+            "gbps": 5.0,
+            "percent_of_limit": 50.0,
+        }
+    )
     return {"header": {"cpu": "test CPU"}, "rows": rows}
 
 
@@ -144,8 +176,12 @@ def test_benchmark_chart(tmp_path):
     assert pixel_std(tmp_path / "bench.png") > 10
     title = figure._suptitle.get_text()
     assert "float32" in title and "1,000,000" in title and "2 thread" in title
-    assert legend_texts(figure) == ["gdfast", "reference", "torch-foreach",
-                                    "machine limit (roofline)"]
+    assert legend_texts(figure) == [
+        "gdfast",
+        "reference",
+        "torch-foreach",
+        "machine limit (roofline)",
+    ]
     heights = sorted(round(p.get_height(), 6) for p in figure.axes[0].patches)
     assert heights == sorted([16.0, 2.0, 10.0, 14.4, 1.8, 9.0])
     assert [t.get_text() for t in figure.axes[0].texts] == ["80%", "80%"]
@@ -169,8 +205,10 @@ def test_benchmark_named_size():
 
 
 def test_sweep_grid(tmp_path):
-    results = {rule: trajectories.sweep(rule, "ravine", 500, learning_rates=(0.01, 0.1, 1.0))
-               for rule in ("SGD", "Adam")}
+    results = {
+        rule: trajectories.sweep(rule, "ravine", 500, learning_rates=(0.01, 0.1, 1.0))
+        for rule in ("SGD", "Adam")
+    }
     figure = viz.plot_sweep(results, tmp_path / "sweep.png", size=SMALL, title="ravine")
     assert image_size(tmp_path / "sweep.png") == SMALL
     # One number per converged cell: SGD converges at 0.1 only within 500 steps.

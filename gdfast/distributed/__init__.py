@@ -13,17 +13,40 @@ The command line: `mpiexec -n 4 python -m gdfast.distributed train ...` and
 `python -m gdfast.distributed simulate ...` (see `--help`).  mpi4py is imported only
 when `train` runs, so the simulator works without it.
 """
+
 from .config import ALGORITHMS, DistributedConfigError, TrainResult
 from .job import train
-from .objectives import (Dataset, LeastSquares, Logistic, Objective, generated, scikit_learn,
-                         sparse_logistic)
-from .rules import adaptive_revision, adaptive_revision_state, easgd_synchronous, \
-    elastic_exchange
+from .objectives import (
+    Dataset,
+    LeastSquares,
+    Logistic,
+    Objective,
+    generated,
+    scikit_learn,
+    sparse_logistic,
+)
+from .rules import adaptive_revision, adaptive_revision_state, easgd_synchronous, elastic_exchange
 from .simulate import DELAY_MODELS, SimulationResult, simulate
 from .transport import PeerSilentError
 
-__all__ = ["train", "simulate", "TrainResult", "SimulationResult", "DistributedConfigError",
-           "PeerSilentError",
-           "ALGORITHMS", "DELAY_MODELS", "Objective", "LeastSquares", "Logistic", "Dataset",
-           "generated", "scikit_learn", "sparse_logistic", "adaptive_revision",
-           "adaptive_revision_state", "easgd_synchronous", "elastic_exchange"]
+__all__ = [
+    "train",
+    "simulate",
+    "TrainResult",
+    "SimulationResult",
+    "DistributedConfigError",
+    "PeerSilentError",
+    "ALGORITHMS",
+    "DELAY_MODELS",
+    "Objective",
+    "LeastSquares",
+    "Logistic",
+    "Dataset",
+    "generated",
+    "scikit_learn",
+    "sparse_logistic",
+    "adaptive_revision",
+    "adaptive_revision_state",
+    "easgd_synchronous",
+    "elastic_exchange",
+]

@@ -1,5 +1,6 @@
 """`python -m gdfast.distributed train|simulate ...`; under MPI:
 `mpiexec -n 4 python -m gdfast.distributed train ...`."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,11 @@ from .cli import add_commands
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gdfast.distributed", description=CLI_DOC,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m gdfast.distributed",
+        description=CLI_DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_commands(parser)
     args = parser.parse_args(argv)
     return args.command(args)

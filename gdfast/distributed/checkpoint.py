@@ -20,6 +20,7 @@ can pick the largest count that every server has saved (`common_count`).
 A file is written to `<name>.tmp` and renamed over the old one (os.replace is atomic
 on POSIX), so a rank killed while writing leaves the previous checkpoint intact.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,13 +52,22 @@ def common_count(counts_per_server: list[list[int]]) -> int | None:
     return max(common) if common else None
 
 
-def save(path: Path, *, algorithm: str, bounds: tuple[int, int, int, int],
-         count: tuple[int, int], arrays: dict[str, np.ndarray]) -> None:
+def save(
+    path: Path,
+    *,
+    algorithm: str,
+    bounds: tuple[int, int, int, int],
+    count: tuple[int, int],
+    arrays: dict[str, np.ndarray],
+) -> None:
     """Write one checkpoint atomically (layout: the module docstring), then delete this
     writer's files older than its last KEEP."""
-    entries: dict[str, Any] = {"format": np.array(FORMAT), "algorithm": np.array(algorithm),
-                               "bounds": np.asarray(bounds, dtype=np.int64),
-                               "count": np.asarray(count, dtype=np.int64)}
+    entries: dict[str, Any] = {
+        "format": np.array(FORMAT),
+        "algorithm": np.array(algorithm),
+        "bounds": np.asarray(bounds, dtype=np.int64),
+        "count": np.asarray(count, dtype=np.int64),
+    }
     entries["dtype"] = np.array(next(iter(arrays.values())).dtype.name)
     for name, array in arrays.items():
         entries[f"array/{name}"] = array
@@ -72,8 +82,14 @@ def save(path: Path, *, algorithm: str, bounds: tuple[int, int, int, int],
         path_for(path.parent, role, int(index), count).unlink(missing_ok=True)
 
 
-def load(path: str | os.PathLike[str], *, algorithm: str, dtype: np.dtype,
-         bounds: tuple[int, int, int, int], names: tuple[str, ...]) -> tuple[int, dict]:
+def load(
+    path: str | os.PathLike[str],
+    *,
+    algorithm: str,
+    dtype: np.dtype,
+    bounds: tuple[int, int, int, int],
+    names: tuple[str, ...],
+) -> tuple[int, dict]:
     """Read and check a server's checkpoint; returns (updates applied, arrays by name).
 
     Raises ValueError naming the file and what differs when the checkpoint does not
@@ -83,19 +99,26 @@ def load(path: str | os.PathLike[str], *, algorithm: str, dtype: np.dtype,
         entries = {name: archive[name] for name in archive.files}
     where = f"checkpoint {os.fspath(path)!r}"
     if "format" not in entries or str(entries["format"]) != FORMAT:
-        raise ValueError(f"{where}: not a gdfast distributed checkpoint "
-                         f"(expected format {FORMAT!r})")
+        raise ValueError(
+            f"{where}: not a gdfast distributed checkpoint (expected format {FORMAT!r})"
+        )
     if str(entries["algorithm"]) != algorithm:
-        raise ValueError(f"{where}: written by algorithm {str(entries['algorithm'])!r}, "
-                         f"this job runs {algorithm!r}")
+        raise ValueError(
+            f"{where}: written by algorithm {str(entries['algorithm'])!r}, "
+            f"this job runs {algorithm!r}"
+        )
     if str(entries["dtype"]) != np.dtype(dtype).name:
-        raise ValueError(f"{where}: holds {str(entries['dtype'])} parameters, this job has "
-                         f"{np.dtype(dtype).name}")
+        raise ValueError(
+            f"{where}: holds {str(entries['dtype'])} parameters, this job has "
+            f"{np.dtype(dtype).name}"
+        )
     saved_bounds = tuple(int(b) for b in entries["bounds"])
     if saved_bounds != tuple(bounds):
-        raise ValueError(f"{where}: shard [lo, hi, size, n_servers] = {list(saved_bounds)}, "
-                         f"this job has {list(bounds)}; resume with the same parameters "
-                         f"and --servers")
+        raise ValueError(
+            f"{where}: shard [lo, hi, size, n_servers] = {list(saved_bounds)}, "
+            f"this job has {list(bounds)}; resume with the same parameters "
+            f"and --servers"
+        )
     arrays = {}
     for name in names:
         key = f"array/{name}"

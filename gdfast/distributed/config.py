@@ -4,6 +4,7 @@
 arguments); `agree` turns any rank's failure, or a disagreement with rank 0, into the
 same DistributedConfigError on every rank before any training starts.
 """
+
 from __future__ import annotations
 
 import math
@@ -106,22 +107,30 @@ def check_config(size: int, algorithm: str, n_servers: int | None, **options: An
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
     synchronous = bool(options["synchronous"])
     if synchronous and algorithm != "easgd":
-        raise ValueError(f"synchronous: only algorithm='easgd' has a synchronous form, "
-                         f"got algorithm={algorithm!r}")
+        raise ValueError(
+            f"synchronous: only algorithm='easgd' has a synchronous form, "
+            f"got algorithm={algorithm!r}"
+        )
     if synchronous:
         if n_servers not in (None, 0):
-            raise ValueError(f"n_servers: synchronous EASGD keeps the center on every rank "
-                             f"and uses no servers; pass None or 0, got {n_servers!r}")
+            raise ValueError(
+                f"n_servers: synchronous EASGD keeps the center on every rank "
+                f"and uses no servers; pass None or 0, got {n_servers!r}"
+            )
         n_servers = 0
     else:
         n_servers = _int_at_least("n_servers", 1 if n_servers is None else n_servers, 1)
         if n_servers >= size:
-            raise ValueError(f"n_servers: {n_servers} server(s) need at least {n_servers + 1} "
-                             f"ranks (one worker or more), the job has {size}")
+            raise ValueError(
+                f"n_servers: {n_servers} server(s) need at least {n_servers + 1} "
+                f"ranks (one worker or more), the job has {size}"
+            )
     if options["wait"] not in WAIT_MODES:
         raise ValueError(f"wait: expected one of {WAIT_MODES}, got {options['wait']!r}")
     config = Config(
-        algorithm=algorithm, n_servers=n_servers, synchronous=synchronous,
+        algorithm=algorithm,
+        n_servers=n_servers,
+        synchronous=synchronous,
         steps=_int_at_least("steps", options["steps"], 1),
         batch_size=_int_at_least("batch_size", options["batch_size"], 1),
         lr=_real_at_least("lr", options["lr"], 0.0),
@@ -129,12 +138,16 @@ def check_config(size: int, algorithm: str, n_servers: int | None, **options: An
         n_push=_int_at_least("n_push", options["n_push"], 1),
         local_lr=_real_at_least("local_lr", options["local_lr"], 0.0),
         eps=_real_at_least("eps", options["eps"], 0.0, strict=True),
-        rho=(_real_at_least("rho", options["rho"], 0.0) if options["rho"] is not None
-             else default_rho(size - n_servers, options["lr"])),
+        rho=(
+            _real_at_least("rho", options["rho"], 0.0)
+            if options["rho"] is not None
+            else default_rho(size - n_servers, options["lr"])
+        ),
         tau=_int_at_least("tau", options["tau"], 1),
         momentum=_real_at_least("momentum", options["momentum"], 0.0),
         seed=_int_at_least("seed", options["seed"], 0),
-        checkpoint_dir=None if options["checkpoint_dir"] is None
+        checkpoint_dir=None
+        if options["checkpoint_dir"] is None
         else os.fspath(options["checkpoint_dir"]),
         checkpoint_every=_int_at_least("checkpoint_every", options["checkpoint_every"], 0),
         resume=bool(options["resume"]),
@@ -160,24 +173,33 @@ def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, tuple]:
     if not isinstance(params, np.ndarray):
         raise ValueError(f"params: expected a 1-d ndarray, got {type(params).__name__}")
     if params.ndim != 1 or params.dtype not in (np.float32, np.float64):
-        raise ValueError(f"params: expected a 1-d float32 or float64 array, got shape "
-                         f"{params.shape} and dtype {params.dtype}")
+        raise ValueError(
+            f"params: expected a 1-d float32 or float64 array, got shape "
+            f"{params.shape} and dtype {params.dtype}"
+        )
     if role == "worker":
         if not (isinstance(data, (tuple, list)) and len(data) == 2):
             raise ValueError("data: expected a pair (X, y) on every worker rank")
         X, y = data
-        if not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray)) or X.ndim != 2 \
-                or y.ndim != 1:
+        if (
+            not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray))
+            or X.ndim != 2
+            or y.ndim != 1
+        ):
             raise ValueError("data: expected X a 2-d ndarray and y a 1-d ndarray")
         if X.shape[1] != params.shape[0]:
-            raise ValueError(f"data: X has {X.shape[1]} columns but params has "
-                             f"{params.shape[0]} entries")
+            raise ValueError(
+                f"data: X has {X.shape[1]} columns but params has {params.shape[0]} entries"
+            )
         if X.shape[0] != y.shape[0] or X.shape[0] == 0:
-            raise ValueError(f"data: X has {X.shape[0]} rows and y {y.shape[0]}; expected "
-                             f"the same number, at least one")
+            raise ValueError(
+                f"data: X has {X.shape[0]} rows and y {y.shape[0]}; expected "
+                f"the same number, at least one"
+            )
         if X.dtype != params.dtype or y.dtype != params.dtype:
-            raise ValueError(f"data: X ({X.dtype}) and y ({y.dtype}) must have params' dtype "
-                             f"{params.dtype}")
+            raise ValueError(
+                f"data: X ({X.dtype}) and y ({y.dtype}) must have params' dtype {params.dtype}"
+            )
     return params, (params.shape, params.dtype.name)
 
 
@@ -190,10 +212,13 @@ def agree(comm: Any, error: str | None, signature: Any, what: str) -> None:
         messages = {message for _, message in errors}
         if len(messages) == 1 and len(errors) == len(gathered):
             raise DistributedConfigError(f"{errors[0][1]} (on every rank)")
-        raise DistributedConfigError("; ".join(f"rank {rank}: {message}"
-                                               for rank, message in errors))
+        raise DistributedConfigError(
+            "; ".join(f"rank {rank}: {message}" for rank, message in errors)
+        )
     reference = gathered[0][1]
     for rank, (_, other) in enumerate(gathered):
         if other != reference:
-            raise DistributedConfigError(f"{what}: rank {rank} has {other!r} but rank 0 has "
-                                         f"{reference!r}; every rank must pass the same")
+            raise DistributedConfigError(
+                f"{what}: rank {rank} has {other!r} but rank 0 has "
+                f"{reference!r}; every rank must pass the same"
+            )

@@ -14,6 +14,7 @@ deadline, so a stopped server hung its readers (docs/distributed.md).
 The start-up is collective and checked (gdfast.distributed.config); after it, every wait
 has a deadline and any exception on any rank aborts the job with its rank and message.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,16 +32,37 @@ from .transport import Link, abort_on_error, mpi_type, resolve_wait, shard_bound
 from .worker import Worker
 
 
-def train(algorithm: str, objective: Objective, params: np.ndarray,
-          data: tuple[np.ndarray, np.ndarray] | None, *, comm: Any = None,
-          n_servers: int | None = None, steps: int = 1000, batch_size: int = 32,
-          lr: float = 0.1, n_fetch: int = 1, n_push: int = 1, local_lr: float = 0.0,
-          eps: float = 1e-8, rho: float | None = None, tau: int = 4, momentum: float = 0.9,
-          synchronous: bool = False, seed: int = 0, checkpoint_dir: str | None = None,
-          checkpoint_every: int = 0, resume: bool = False, eval_data: Any = None,
-          record_every: int = 0, log_every: int = 0, log: Callable[[str], None] = print,
-          threads: int = 1, wait: str = "auto",
-          timeout: float = DEFAULT_TIMEOUT) -> TrainResult:
+def train(
+    algorithm: str,
+    objective: Objective,
+    params: np.ndarray,
+    data: tuple[np.ndarray, np.ndarray] | None,
+    *,
+    comm: Any = None,
+    n_servers: int | None = None,
+    steps: int = 1000,
+    batch_size: int = 32,
+    lr: float = 0.1,
+    n_fetch: int = 1,
+    n_push: int = 1,
+    local_lr: float = 0.0,
+    eps: float = 1e-8,
+    rho: float | None = None,
+    tau: int = 4,
+    momentum: float = 0.9,
+    synchronous: bool = False,
+    seed: int = 0,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    eval_data: Any = None,
+    record_every: int = 0,
+    log_every: int = 0,
+    log: Callable[[str], None] = print,
+    threads: int = 1,
+    wait: str = "auto",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> TrainResult:
     """Train `params` with `algorithm` on every rank of `comm` (default MPI.COMM_WORLD).
 
     Call it on every rank with the same arguments, except `data` = (X, y), the rank's
@@ -86,13 +108,29 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
     """
     if comm is None:
         from mpi4py import MPI
+
         comm = MPI.COMM_WORLD
-    options = dict(wait=wait, steps=steps, batch_size=batch_size, lr=lr, n_fetch=n_fetch,
-                   n_push=n_push, local_lr=local_lr, eps=eps, rho=rho, tau=tau,
-                   momentum=momentum, synchronous=synchronous, seed=seed,
-                   checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
-                   resume=resume, log_every=log_every, record_every=record_every,
-                   timeout=timeout)
+    options = dict(
+        wait=wait,
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        n_fetch=n_fetch,
+        n_push=n_push,
+        local_lr=local_lr,
+        eps=eps,
+        rho=rho,
+        tau=tau,
+        momentum=momentum,
+        synchronous=synchronous,
+        seed=seed,
+        checkpoint_dir=checkpoint_dir,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        log_every=log_every,
+        record_every=record_every,
+        timeout=timeout,
+    )
     error, config, signature = None, None, None
     try:
         config = check_config(comm.size, algorithm, n_servers, **options)
@@ -120,6 +158,7 @@ def train(algorithm: str, objective: Objective, params: np.ndarray,
 
 def _limit_threads(threads: int):
     from .. import set_num_threads
+
     set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits
@@ -131,25 +170,41 @@ def _limit_threads(threads: int):
 def _resume_count(comm, config, server: Server | None) -> int | None:
     """Collective: the largest update count every server has a checkpoint of."""
     counts = comm.allgather(server.saved_counts() if server and config.resume else None)
-    saved = counts[:config.n_servers]
+    saved = counts[: config.n_servers]
     if not config.resume or not any(saved):
         return None
     common = ckpt.common_count(saved)
     if common is None:
-        raise ValueError(f"checkpoint_dir {config.checkpoint_dir!r}: no update count saved "
-                         f"by every server (saved: {saved})")
+        raise ValueError(
+            f"checkpoint_dir {config.checkpoint_dir!r}: no update count saved "
+            f"by every server (saved: {saved})"
+        )
     return common
 
 
-def _run(comm, config, params: np.ndarray, data, objective: Objective, role: str, eval_data,
-         log, link: Link) -> TrainResult:
+def _run(
+    comm,
+    config,
+    params: np.ndarray,
+    data,
+    objective: Objective,
+    role: str,
+    eval_data,
+    log,
+    link: Link,
+) -> TrainResult:
     rank, n_workers, first_worker = comm.rank, comm.size - config.n_servers, config.n_servers
     bounds = shard_bounds(params.shape[0], config.n_servers) if config.n_servers else []
     # MPI launchers name a dead rank by its pid only: say which rank each pid is.
     pids = comm.gather(os.getpid(), root=0)
     if rank == 0 and comm.size > 1:
-        log("ranks: " + ", ".join(f"{r} {'server' if r < config.n_servers else 'worker'} "
-                                  f"(pid {pid})" for r, pid in enumerate(pids)))
+        log(
+            "ranks: "
+            + ", ".join(
+                f"{r} {'server' if r < config.n_servers else 'worker'} (pid {pid})"
+                for r, pid in enumerate(pids)
+            )
+        )
     # Servers load their checkpoints first; a foreign or unreadable one stops every rank.
     server = loaded = resumed_from = None
     error = None
@@ -166,19 +221,25 @@ def _run(comm, config, params: np.ndarray, data, objective: Objective, role: str
         error = str(exc)
     agree(comm, error, None, "checkpoint")
     if config.resume and rank == 0 and config.n_servers:
-        log(f"resuming from the checkpoints at {resumed_from} updates" if resumed_from
-            is not None else f"no checkpoint in {config.checkpoint_dir!r}: starting from the "
-            f"beginning")
+        log(
+            f"resuming from the checkpoints at {resumed_from} updates"
+            if resumed_from is not None
+            else f"no checkpoint in {config.checkpoint_dir!r}: starting from the beginning"
+        )
     if role == "worker" and eval_data is None:
         eval_data = data
     recorder = Recorder(comm, config, objective, eval_data, rank == first_worker, log)
-    batches = (Batches(data, config.batch_size, config.seed, rank, resumed_from or 0)
-               if role == "worker" else None)
+    batches = (
+        Batches(data, config.batch_size, config.seed, rank, resumed_from or 0)
+        if role == "worker"
+        else None
+    )
 
     if config.synchronous:
         final = params.copy()
-        resumed_from, local = easgd.run(comm, config, final, objective, batches, recorder,
-                                        link, loaded)
+        resumed_from, local = easgd.run(
+            comm, config, final, objective, batches, recorder, link, loaded
+        )
         applied = config.steps
     else:
         if role == "server":

@@ -9,6 +9,7 @@ where w is a flat parameter vector with one entry per column of X.  A bias is a
 column of ones in X.  `gdfast.models` (when present) is not needed here: these two
 are all the distributed engine and the simulator use.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -77,8 +78,15 @@ def _with_bias(X: np.ndarray) -> np.ndarray:
     return np.hstack([X, np.ones((X.shape[0], 1), dtype=X.dtype)])
 
 
-def generated(kind: str = "least_squares", n: int = 4096, d: int = 32, *, noise: float = 0.1,
-              seed: int = 0, dtype: str = "float64") -> Dataset:
+def generated(
+    kind: str = "least_squares",
+    n: int = 4096,
+    d: int = 32,
+    *,
+    noise: float = 0.1,
+    seed: int = 0,
+    dtype: str = "float64",
+) -> Dataset:
     """A synthetic least-squares or logistic problem with mildly ill-conditioned features.
 
     Feature scales are log-spaced in [0.3, 3]; the true weights are standard normal.
@@ -108,10 +116,13 @@ def scikit_learn(name: str, dtype: str = "float64") -> Dataset:
     try:
         from sklearn import datasets
     except ImportError as error:  # pragma: no cover - depends on the environment
-        raise ImportError("scikit-learn data needs the 'data' extra: "
-                          "pip install 'gdfast[data]'") from error
-    loaders = {"diabetes": (datasets.load_diabetes, "least_squares"),
-               "breast_cancer": (datasets.load_breast_cancer, "logistic")}
+        raise ImportError(
+            "scikit-learn data needs the 'data' extra: pip install 'gdfast[data]'"
+        ) from error
+    loaders = {
+        "diabetes": (datasets.load_diabetes, "least_squares"),
+        "breast_cancer": (datasets.load_breast_cancer, "logistic"),
+    }
     if name not in loaders:
         raise ValueError(f"name: expected one of {sorted(loaders)}, got {name!r}")
     loader, kind = loaders[name]
@@ -119,12 +130,14 @@ def scikit_learn(name: str, dtype: str = "float64") -> Dataset:
     X = (X - X.mean(axis=0)) / X.std(axis=0)
     if kind == "least_squares":
         y = (y - y.mean()) / y.std()
-    return Dataset(_with_bias(X).astype(dtype), y.astype(dtype), OBJECTIVES[kind](),
-                   f"sklearn-{name}")
+    return Dataset(
+        _with_bias(X).astype(dtype), y.astype(dtype), OBJECTIVES[kind](), f"sklearn-{name}"
+    )
 
 
-def sparse_logistic(n: int = 20_000, d: int = 1_000, active: int = 10, *, seed: int = 0,
-                    zipf: float = 1.1) -> Dataset:
+def sparse_logistic(
+    n: int = 20_000, d: int = 1_000, active: int = 10, *, seed: int = 0, zipf: float = 1.1
+) -> Dataset:
     """Sparse binary features with power-law frequencies, as in click-through data.
 
     Each row switches on `active` distinct features drawn with probability ∝ rank^−zipf

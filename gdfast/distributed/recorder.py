@@ -1,4 +1,5 @@
 """What a worker draws and what the first worker records: mini-batches, loss history."""
+
 from __future__ import annotations
 
 import time
@@ -14,8 +15,9 @@ from .transport import LOG
 class Batches:
     """Mini-batches of a worker's shard from its own seeded generator."""
 
-    def __init__(self, data: tuple[np.ndarray, np.ndarray], batch_size: int, seed: int,
-                 rank: int, start: int):
+    def __init__(
+        self, data: tuple[np.ndarray, np.ndarray], batch_size: int, seed: int, rank: int, start: int
+    ):
         self.X, self.y = data
         self.batch_size = min(batch_size, len(self.y))
         self.rng = np.random.default_rng([seed, rank, start])
@@ -28,15 +30,21 @@ class Batches:
         """The generator's PCG64 state as uint64 words (for a checkpoint, no pickle)."""
         state = self.rng.bit_generator.state
         words = [state["state"]["state"], state["state"]["inc"]]
-        return np.array([w >> shift & (2**64 - 1) for w in words for shift in (64, 0)]
-                        + [state["has_uint32"], state["uinteger"]], dtype=np.uint64)
+        return np.array(
+            [w >> shift & (2**64 - 1) for w in words for shift in (64, 0)]
+            + [state["has_uint32"], state["uinteger"]],
+            dtype=np.uint64,
+        )
 
     def restore(self, words: np.ndarray) -> None:
         """Continue the stream `state()` saved."""
         high_s, low_s, high_i, low_i, has_uint32, uinteger = (int(w) for w in words)
         self.rng.bit_generator.state = {
-            "bit_generator": "PCG64", "has_uint32": has_uint32, "uinteger": uinteger,
-            "state": {"state": high_s << 64 | low_s, "inc": high_i << 64 | low_i}}
+            "bit_generator": "PCG64",
+            "has_uint32": has_uint32,
+            "uinteger": uinteger,
+            "state": {"state": high_s << 64 | low_s, "inc": high_i << 64 | low_i},
+        }
 
 
 class Recorder:
@@ -44,8 +52,15 @@ class Recorder:
     that evaluation does not slow the run it measures.  Live progress (log_every) goes
     to rank 0 and does cost an evaluation each time."""
 
-    def __init__(self, comm, config: Config, objective: Objective, eval_data, active: bool,
-                 log: Callable[[str], None]):
+    def __init__(
+        self,
+        comm,
+        config: Config,
+        objective: Objective,
+        eval_data,
+        active: bool,
+        log: Callable[[str], None],
+    ):
         self.comm, self.config, self.objective = comm, config, objective
         self.eval_data, self.active, self.log = eval_data, active, log
         self.started = time.perf_counter()
@@ -54,8 +69,12 @@ class Recorder:
     def wants(self, steps: int, final: bool = False) -> bool:
         """Whether a call at `steps` would record or log (to skip fetching a snapshot)."""
         every, log_every = self.config.record_every, self.config.log_every
-        return self.active and (final or steps == 0 or bool(every and steps % every == 0)
-                                or bool(log_every and steps % log_every == 0))
+        return self.active and (
+            final
+            or steps == 0
+            or bool(every and steps % every == 0)
+            or bool(log_every and steps % log_every == 0)
+        )
 
     def __call__(self, steps: int, params: np.ndarray, final: bool = False) -> None:
         if not self.active:
@@ -72,8 +91,10 @@ class Recorder:
                 self.comm.Send(line, dest=0, tag=LOG)
 
     def history(self) -> list[tuple[float, int, float]]:
-        return [(seconds, steps, self.objective.loss(params, *self.eval_data))
-                for seconds, steps, params in self.snapshots]
+        return [
+            (seconds, steps, self.objective.loss(params, *self.eval_data))
+            for seconds, steps, params in self.snapshots
+        ]
 
 
 def progress_line(line: np.ndarray) -> str:

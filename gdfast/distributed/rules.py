@@ -18,14 +18,24 @@ z − δ² and z' − δ² (`sum_sq`, `sum_sq_max`, zeros at start) and computes
 G + ε.  With no delay (ḡ_read = ḡ, so ḡ_fwd = 0) every operation then matches
 Adagrad's `G ← G + g² ; θ ← θ − η g/√(G + ε)` bit for bit, which the tests check.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def adaptive_revision(x: np.ndarray, grad: np.ndarray, gbar_read: np.ndarray,
-                      gbar: np.ndarray, sum_sq: np.ndarray, sum_sq_max: np.ndarray, *,
-                      lr: float, eps: float, scratch: np.ndarray | None = None) -> None:
+def adaptive_revision(
+    x: np.ndarray,
+    grad: np.ndarray,
+    gbar_read: np.ndarray,
+    gbar: np.ndarray,
+    sum_sq: np.ndarray,
+    sum_sq_max: np.ndarray,
+    *,
+    lr: float,
+    eps: float,
+    scratch: np.ndarray | None = None,
+) -> None:
     """Apply one AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max).
 
     x : the parameters (SPEC x); grad : the pushed gradient g; gbar_read : the ḡ
@@ -40,7 +50,7 @@ def adaptive_revision(x: np.ndarray, grad: np.ndarray, gbar_read: np.ndarray,
     np.subtract(gbar, gbar_read, out=gbar_fwd)
     np.add(sum_sq_max, eps, out=eta_old)
     np.sqrt(eta_old, out=eta_old)
-    np.divide(lr, eta_old, out=eta_old)                 # η_old = α/√z'
+    np.divide(lr, eta_old, out=eta_old)  # η_old = α/√z'
     # (z + g²) + 2 g ḡ_fwd, in SPEC order; with ḡ_fwd = 0 the second sum adds an exact 0.
     np.multiply(grad, grad, out=step)
     sum_sq += step
@@ -55,17 +65,16 @@ def adaptive_revision(x: np.ndarray, grad: np.ndarray, gbar_read: np.ndarray,
     np.divide(grad, root, out=step)
     step *= lr
     x -= step
-    np.divide(lr, root, out=root)                       # η = α/√z'
+    np.divide(lr, root, out=root)  # η = α/√z'
     eta_old -= root
     eta_old *= gbar_fwd
-    x += eta_old                                        # + (η_old − η) ḡ_fwd
+    x += eta_old  # + (η_old − η) ḡ_fwd
     gbar += grad
 
 
 def adaptive_revision_state(x: np.ndarray) -> dict[str, np.ndarray]:
     """Fresh AdaptiveRevision state for parameters x: ḡ, z − δ², z' − δ², all zeros."""
-    return {"gbar": np.zeros_like(x), "sum_sq": np.zeros_like(x),
-            "sum_sq_max": np.zeros_like(x)}
+    return {"gbar": np.zeros_like(x), "sum_sq": np.zeros_like(x), "sum_sq_max": np.zeros_like(x)}
 
 
 def elastic_exchange(x_local: np.ndarray, center: np.ndarray, alpha: float) -> None:
@@ -78,8 +87,9 @@ def elastic_exchange(x_local: np.ndarray, center: np.ndarray, alpha: float) -> N
     center += d
 
 
-def easgd_synchronous(workers: list[np.ndarray], grads: list[np.ndarray],
-                      center: np.ndarray, *, lr: float, rho: float) -> None:
+def easgd_synchronous(
+    workers: list[np.ndarray], grads: list[np.ndarray], center: np.ndarray, *, lr: float, rho: float
+) -> None:
     """One synchronous EASGD round, SPEC.md section 3, in place, both from the old values:
 
     x_i ← x_i − η (g_i + ρ (x_i − x̃)) for every i ;

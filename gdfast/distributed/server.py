@@ -6,6 +6,7 @@ updates (pushes, or elastic exchanges), then answers every fetch and exchange wi
 "stop"; later pushes are received and dropped.  A resumed job therefore finishes the
 same amount of work as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,8 +19,22 @@ from . import checkpoint as ckpt
 from .config import Config
 from .recorder import progress_line
 from .rules import adaptive_revision, adaptive_revision_state
-from .transport import (DONE, EXCHANGE, FETCH, GBAR, HEARTBEAT, LOG, PARAMS, PUSH, STATUS,
-                        DELTA, Link, PeerSilentError, idle, mpi_type)
+from .transport import (
+    DONE,
+    EXCHANGE,
+    FETCH,
+    GBAR,
+    HEARTBEAT,
+    LOG,
+    PARAMS,
+    PUSH,
+    STATUS,
+    DELTA,
+    Link,
+    PeerSilentError,
+    idle,
+    mpi_type,
+)
 
 
 # AdaptiveRevision runs in blocks of this many coordinates: the rule's ~20 NumPy passes
@@ -38,12 +53,20 @@ def max_push_rows(config: Config) -> int:
 class Server:
     """Server `index` of the job, holding params[lo:hi]."""
 
-    def __init__(self, comm, config: Config, params: np.ndarray, index: int,
-                 bounds: tuple[int, int], n_workers: int, link: Link,
-                 log: Callable[[str], None]):
+    def __init__(
+        self,
+        comm,
+        config: Config,
+        params: np.ndarray,
+        index: int,
+        bounds: tuple[int, int],
+        n_workers: int,
+        link: Link,
+        log: Callable[[str], None],
+    ):
         self.comm, self.config, self.index, self.link, self.log = comm, config, index, link, log
         self.lo, self.hi = bounds
-        self.x = params[self.lo:self.hi].copy()
+        self.x = params[self.lo : self.hi].copy()
         self.n_workers = n_workers
         self.adagrad = None
         if config.algorithm == "downpour":
@@ -71,26 +94,35 @@ class Server:
     def load(self, count: int) -> None:
         """Restore this server's checkpoint at `count` updates (raises if it is foreign)."""
         path = ckpt.path_for(self.config.checkpoint_dir, "server", self.index, count)
-        applied, arrays = ckpt.load(path, algorithm=self.config.algorithm, dtype=self.x.dtype,
-                                    bounds=self.bounds(), names=tuple(self.arrays()))
+        applied, arrays = ckpt.load(
+            path,
+            algorithm=self.config.algorithm,
+            dtype=self.x.dtype,
+            bounds=self.bounds(),
+            names=tuple(self.arrays()),
+        )
         for name, target in self.arrays().items():
             np.copyto(target, arrays[name])
         self.applied = applied
 
     def save(self) -> None:
-        ckpt.save(ckpt.path_for(self.config.checkpoint_dir, "server", self.index, self.applied),
-                  algorithm=self.config.algorithm, bounds=self.bounds(),
-                  count=(self.applied, self.budget), arrays=self.arrays())
+        ckpt.save(
+            ckpt.path_for(self.config.checkpoint_dir, "server", self.index, self.applied),
+            algorithm=self.config.algorithm,
+            bounds=self.bounds(),
+            count=(self.applied, self.budget),
+            arrays=self.arrays(),
+        )
 
     def status(self) -> np.ndarray:
-        return np.array([self.applied >= self.budget, self.applied, self.budget],
-                        dtype=np.int64)
+        return np.array([self.applied >= self.budget, self.applied, self.budget], dtype=np.int64)
 
     # the loop -----------------------------------------------------------------
     def serve(self, first_worker: int) -> None:
         """Answer workers until every one has said DONE; PeerSilentError if a worker that
         has not finished sends nothing for `timeout` seconds."""
         from mpi4py import MPI
+
         comm = self.comm
         self.received = np.empty((max_push_rows(self.config), self.x.shape[0]), self.x.dtype)
         self.mpi_type = mpi_type(self.x.dtype)
@@ -106,7 +138,8 @@ class Server:
                 if now - heard[quiet] > self.link.timeout:
                     raise PeerSilentError(
                         f"rank {quiet} (a worker) sent nothing to server rank {comm.rank} "
-                        f"for {self.link.timeout:g} s (stopped, killed or hung?)")
+                        f"for {self.link.timeout:g} s (stopped, killed or hung?)"
+                    )
                 idle(self.link.wait, began)
             source, tag = status.Get_source(), status.Get_tag()
             heard[source] = time.monotonic()
@@ -125,8 +158,10 @@ class Server:
                 self.apply_push(self.received[:rows] if self.x.shape[0] else self.received)
         elif tag == FETCH:
             comm.Recv(self.received[:0], source, FETCH)
-            replies = [comm.Isend(self.status(), source, STATUS),
-                       comm.Isend(self.x, source, PARAMS)]
+            replies = [
+                comm.Isend(self.status(), source, STATUS),
+                comm.Isend(self.x, source, PARAMS),
+            ]
             if config.algorithm == "adaptive_revision":
                 replies.append(comm.Isend(self.state["gbar"], source, GBAR))
             self.link.wait_all([(source, reply) for reply in replies], "answering a fetch")
@@ -140,10 +175,10 @@ class Server:
                 delta *= config.lr * config.rho
                 self.x += delta
                 self.count_update()
-            replies = [comm.Isend(self.status(), source, STATUS),
-                       comm.Isend(delta, source, DELTA)]
-            self.link.wait_all([(source, reply) for reply in replies],
-                               "answering an elastic exchange")
+            replies = [comm.Isend(self.status(), source, STATUS), comm.Isend(delta, source, DELTA)]
+            self.link.wait_all(
+                [(source, reply) for reply in replies], "answering an elastic exchange"
+            )
         elif tag == LOG:
             comm.Recv(self.log_line, source, LOG)
             self.log(progress_line(self.log_line))
@@ -165,11 +200,17 @@ class Server:
             for grad, gbar_read in zip(rows[:pairs], rows[pairs:]):
                 for lo in range(0, self.x.shape[0], REVISION_BLOCK):
                     block = slice(lo, lo + REVISION_BLOCK)
-                    adaptive_revision(self.x[block], grad[block], gbar_read[block],
-                                      state["gbar"][block], state["sum_sq"][block],
-                                      state["sum_sq_max"][block], lr=self.config.lr,
-                                      eps=self.config.eps,
-                                      scratch=self.scratch[:, :len(self.x[block])])
+                    adaptive_revision(
+                        self.x[block],
+                        grad[block],
+                        gbar_read[block],
+                        state["gbar"][block],
+                        state["sum_sq"][block],
+                        state["sum_sq_max"][block],
+                        lr=self.config.lr,
+                        eps=self.config.eps,
+                        scratch=self.scratch[:, : len(self.x[block])],
+                    )
         self.count_update()
 
     def count_update(self) -> None:

@@ -30,6 +30,7 @@ Algorithms (SPEC.md section 3):
 With one worker, downpour and adaptive_revision see no delay and produce bitwise
 identical parameters, and synchronous easgd with rho=0 is gdfast.SGD: the tests check both.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -84,8 +85,10 @@ def _delay_model(delay: DelayModel) -> Callable[[np.random.Generator], float]:
     if callable(delay):
         return delay
     if delay not in DELAY_MODELS:
-        raise ValueError(f"delay: expected one of {sorted(DELAY_MODELS)} or a callable "
-                         f"rng -> duration, got {delay!r}")
+        raise ValueError(
+            f"delay: expected one of {sorted(DELAY_MODELS)} or a callable "
+            f"rng -> duration, got {delay!r}"
+        )
     return DELAY_MODELS[delay]
 
 
@@ -98,11 +101,14 @@ def _positive_int(name: str, value: object) -> int:
 class _Shards:
     """Worker i's rows and its mini-batch draws (one shared, seeded generator)."""
 
-    def __init__(self, data: Dataset, workers: int, batch_size: int | None,
-                 rng: np.random.Generator):
+    def __init__(
+        self, data: Dataset, workers: int, batch_size: int | None, rng: np.random.Generator
+    ):
         if workers > len(data.y):
-            raise ValueError(f"workers: {workers} workers need at least as many examples, "
-                             f"the data has {len(data.y)}")
+            raise ValueError(
+                f"workers: {workers} workers need at least as many examples, "
+                f"the data has {len(data.y)}"
+            )
         self.parts = [data.shard(i, workers) for i in range(workers)]
         self.objective = data.objective
         self.batch_size = batch_size
@@ -116,11 +122,24 @@ class _Shards:
         return self.objective.gradient(w, X, y)
 
 
-def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 1000,
-             lr: float = 0.1, delay: DelayModel = "constant", batch_size: int | None = 1,
-             eps: float = 1e-8, rho: float | None = None, tau: int = 1, momentum: float = 0.9,
-             synchronous: bool = False, seed: int = 0, record_every: int | None = None,
-             x0: np.ndarray | None = None) -> SimulationResult:
+def simulate(
+    algorithm: str,
+    data: Dataset,
+    *,
+    workers: int = 1,
+    updates: int = 1000,
+    lr: float = 0.1,
+    delay: DelayModel = "constant",
+    batch_size: int | None = 1,
+    eps: float = 1e-8,
+    rho: float | None = None,
+    tau: int = 1,
+    momentum: float = 0.9,
+    synchronous: bool = False,
+    seed: int = 0,
+    record_every: int | None = None,
+    x0: np.ndarray | None = None,
+) -> SimulationResult:
     """Run `algorithm` with `workers` virtual workers for `updates` gradient deliveries.
 
     lr: η (Adagrad's and AdaptiveRevision's α, EASGD's local step size).  eps: ε of
@@ -135,29 +154,35 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
     workers = _positive_int("workers", workers)
     for name, value in (("lr", lr), ("eps", eps), ("rho", 0.0 if rho is None else rho)):
-        if isinstance(value, bool) or not (isinstance(value, numbers.Real)
-                                           and 0 <= value < math.inf) or (
-                name == "eps" and value == 0):
+        if (
+            isinstance(value, bool)
+            or not (isinstance(value, numbers.Real) and 0 <= value < math.inf)
+            or (name == "eps" and value == 0)
+        ):
             raise ValueError(f"{name}: expected a finite number >= 0 (eps > 0), got {value!r}")
     updates = _positive_int("updates", updates)
     tau = _positive_int("tau", tau)
     if batch_size is not None:
         batch_size = _positive_int("batch_size", batch_size)
     if synchronous and algorithm not in ("easgd", "eamsgd"):
-        raise ValueError(f"synchronous: only easgd and eamsgd have a synchronous form, "
-                         f"got algorithm={algorithm!r}")
+        raise ValueError(
+            f"synchronous: only easgd and eamsgd have a synchronous form, "
+            f"got algorithm={algorithm!r}"
+        )
     if synchronous and algorithm == "eamsgd":
         raise ValueError("synchronous: SPEC.md defines EAMSGD asynchronously only")
     if rho is None:
         rho = 0.9 / (workers * lr) if lr > 0 else 0.0
-    record_every = (max(updates // 100, 1) if record_every is None
-                    else _positive_int("record_every", record_every))
+    record_every = (
+        max(updates // 100, 1)
+        if record_every is None
+        else _positive_int("record_every", record_every)
+    )
     duration = _delay_model(delay)
     dim = data.X.shape[1]
     x = np.zeros(dim, dtype=data.X.dtype) if x0 is None else np.array(x0, dtype=data.X.dtype)
     if x.shape != (dim,):
-        raise ValueError(f"x0: expected shape ({dim},) to match the data's columns, "
-                         f"got {x.shape}")
+        raise ValueError(f"x0: expected shape ({dim},) to match the data's columns, got {x.shape}")
     rng = np.random.default_rng(seed)
     shards = _Shards(data, workers, batch_size, rng)
     objective = data.objective
@@ -173,7 +198,7 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
         rounds = updates // workers
         for round_index in range(1, rounds + 1):
             grads = [shards.gradient(i, local[i]) for i in range(workers)]
-            if (round_index - 1) % tau == 0:   # the elastic round every τ (t from 0)
+            if (round_index - 1) % tau == 0:  # the elastic round every τ (t from 0)
                 easgd_synchronous(local, grads, x, lr=lr, rho=rho)
             else:
                 for w, g in zip(local, grads):
@@ -182,8 +207,9 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
             if done % record_every < workers or round_index == rounds:
                 recorded_updates.append(done)
                 recorded_loss.append(objective.loss(x, data.X, data.y))
-        return SimulationResult(algorithm, workers, x, local, np.array(recorded_updates),
-                                np.array(recorded_loss))
+        return SimulationResult(
+            algorithm, workers, x, local, np.array(recorded_updates), np.array(recorded_loss)
+        )
 
     heap = [(duration(rng), i) for i in range(workers)]
     heapq.heapify(heap)
@@ -208,8 +234,15 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
             local_steps[i] += 1
             heapq.heappush(heap, (now + duration(rng), i))
             record(done, x)
-        return SimulationResult(algorithm, workers, x, local, np.array(recorded_updates),
-                                np.array(recorded_loss), staleness)
+        return SimulationResult(
+            algorithm,
+            workers,
+            x,
+            local,
+            np.array(recorded_updates),
+            np.array(recorded_loss),
+            staleness,
+        )
 
     # Downpour and AdaptiveRevision: each worker holds the gradient it computed at its
     # read and (AdaptiveRevision) the ḡ it read, until its delivery.
@@ -226,12 +259,21 @@ def simulate(algorithm: str, data: Dataset, *, workers: int = 1, updates: int = 
         if algorithm == "downpour":
             adagrad.step(pending[i])
         else:
-            adaptive_revision(x, pending[i], gbar_read[i], state["gbar"], state["sum_sq"],
-                              state["sum_sq_max"], lr=lr, eps=eps)
+            adaptive_revision(
+                x,
+                pending[i],
+                gbar_read[i],
+                state["gbar"],
+                state["sum_sq"],
+                state["sum_sq_max"],
+                lr=lr,
+                eps=eps,
+            )
             np.copyto(gbar_read[i], state["gbar"])
         pending[i] = shards.gradient(i, x)
         read_at[i] = done
         heapq.heappush(heap, (now + duration(rng), i))
         record(done, x)
-    return SimulationResult(algorithm, workers, x, None, np.array(recorded_updates),
-                            np.array(recorded_loss), staleness)
+    return SimulationResult(
+        algorithm, workers, x, None, np.array(recorded_updates), np.array(recorded_loss), staleness
+    )

@@ -21,6 +21,7 @@ Messages between one pair of ranks are not overtaken (MPI's ordering rule), so a
 always received after that worker's last PUSH, and a FETCH is answered after every PUSH
 the same worker sent before it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,6 +53,7 @@ def shard_bounds(size: int, n_servers: int) -> list[tuple[int, int]]:
 
 def mpi_type(dtype: np.dtype):
     from mpi4py import MPI
+
     return MPI.FLOAT if dtype == np.float32 else MPI.DOUBLE
 
 
@@ -86,6 +88,7 @@ class Link:
         """Complete the (peer rank, request) pairs; PeerSilentError naming the peers
         whose requests are still pending after `timeout` seconds."""
         from mpi4py import MPI
+
         if not pending:
             return
         requests = [request for _, request in pending]
@@ -95,7 +98,8 @@ class Link:
                 silent = sorted({peer for peer, request in pending if not request.Test()})
                 raise PeerSilentError(
                     f"{_ranks(silent)} did not answer within {self.timeout:g} s while this "
-                    f"rank was {what} (stopped, killed or hung?)")
+                    f"rank was {what} (stopped, killed or hung?)"
+                )
             idle(self.wait, began)
 
     def barrier(self, what: str) -> None:
@@ -104,7 +108,7 @@ class Link:
 
 
 def _ranks(ranks: Sequence[int]) -> str:
-    """"rank 3", "ranks 1, 2"; peer -1 stands for a collective (MPI cannot say who)."""
+    """ "rank 3", "ranks 1, 2"; peer -1 stands for a collective (MPI cannot say who)."""
     if any(rank < 0 for rank in ranks):
         return "some rank of a collective operation"
     return ("rank " if len(ranks) == 1 else "ranks ") + ", ".join(map(str, ranks))
@@ -123,7 +127,9 @@ def abort_on_error(comm: Any) -> Iterator[None]:
         if comm.size == 1:
             raise
         sys.stderr.write(traceback.format_exc())
-        sys.stderr.write(f"gdfast.distributed: rank {comm.rank}: error: "
-                         f"{type(error).__name__}: {error}; aborting the job\n")
+        sys.stderr.write(
+            f"gdfast.distributed: rank {comm.rank}: error: "
+            f"{type(error).__name__}: {error}; aborting the job\n"
+        )
         sys.stderr.flush()
         comm.Abort(1)

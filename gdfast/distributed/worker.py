@@ -6,6 +6,7 @@ client fetches in the background), and an EASGD worker computes its gradient whi
 elastic exchange travels, exactly as Zhang et al.'s Algorithms 1 and 2 evaluate the
 gradient at the x_i read before the exchange.
 """
+
 from __future__ import annotations
 
 import time
@@ -18,16 +19,23 @@ from .config import Config
 from .objectives import Objective
 from .recorder import Batches, Recorder
 from .server import max_push_rows
-from .transport import (DELTA, DONE, EXCHANGE, FETCH, GBAR, HEARTBEAT, PARAMS, PUSH, STATUS,
-                        Link)
+from .transport import DELTA, DONE, EXCHANGE, FETCH, GBAR, HEARTBEAT, PARAMS, PUSH, STATUS, Link
 
 
 class Worker:
     """One worker rank; `x` is its own copy of the parameters (EASGD: x_i)."""
 
-    def __init__(self, comm, config: Config, params: np.ndarray,
-                 bounds: list[tuple[int, int]], objective: Objective, batches: Batches,
-                 recorder: Recorder, link: Link):
+    def __init__(
+        self,
+        comm,
+        config: Config,
+        params: np.ndarray,
+        bounds: list[tuple[int, int]],
+        objective: Objective,
+        batches: Batches,
+        recorder: Recorder,
+        link: Link,
+    ):
         self.comm, self.config, self.bounds, self.link = comm, config, bounds, link
         self.objective, self.batches, self.recorder = objective, batches, recorder
         self.x = params.copy()
@@ -42,8 +50,9 @@ class Worker:
     def send_all(self, buffers: list[np.ndarray], tag: int) -> list:
         """Isend buffers[s] to every server s; (server, request) pairs."""
         self.last_sent = time.monotonic()
-        return [(server, self.comm.Isend(buffer, server, tag))
-                for server, buffer in enumerate(buffers)]
+        return [
+            (server, self.comm.Isend(buffer, server, tag)) for server, buffer in enumerate(buffers)
+        ]
 
     def receive(self, buffer: np.ndarray, server: int, tag: int) -> tuple:
         return server, self.comm.Irecv(buffer, server, tag)
@@ -52,8 +61,9 @@ class Worker:
         """Tell the servers this worker is alive when it has been quiet for a while
         (long gradients, large n_push), so that they time out only on a silent rank."""
         if time.monotonic() - self.last_sent > self.link.timeout / 4:
-            self.link.wait_all(self.send_all([self.empty] * len(self.servers), HEARTBEAT),
-                               "sending a heartbeat")
+            self.link.wait_all(
+                self.send_all([self.empty] * len(self.servers), HEARTBEAT), "sending a heartbeat"
+            )
 
     def begin_fetch(self, into: np.ndarray, gbar: np.ndarray) -> list:
         """Ask every server for status, x (and ḡ) into `into` (and `gbar`)."""
@@ -81,8 +91,9 @@ class Worker:
             self.run_pushing()
         else:
             self.run_elastic()
-        self.link.wait_all(self.send_all([self.empty] * len(self.servers), DONE),
-                           "saying it is done")
+        self.link.wait_all(
+            self.send_all([self.empty] * len(self.servers), DONE), "saying it is done"
+        )
 
     # Downpour and AdaptiveRevision ---------------------------------------------
     def run_pushing(self) -> None:
@@ -92,12 +103,13 @@ class Worker:
         config, x = self.config, self.x
         revision = config.algorithm == "adaptive_revision"
         rows = max_push_rows(config) // (2 if revision else 1)
-        grads = np.zeros((rows,) + x.shape, dtype=x.dtype)   # Σ g since the push, per read
-        reads = np.zeros_like(grads)                         # ḡ_read of each segment
-        used = 0             # segments of this period (the last one still open)
-        computed = False     # the open segment has a gradient in it
-        outgoing = [np.empty((2 * rows if revision else 1, hi - lo), x.dtype)
-                    for lo, hi in self.bounds]
+        grads = np.zeros((rows,) + x.shape, dtype=x.dtype)  # Σ g since the push, per read
+        reads = np.zeros_like(grads)  # ḡ_read of each segment
+        used = 0  # segments of this period (the last one still open)
+        computed = False  # the open segment has a gradient in it
+        outgoing = [
+            np.empty((2 * rows if revision else 1, hi - lo), x.dtype) for lo, hi in self.bounds
+        ]
         incoming, incoming_gbar = np.empty_like(x), np.empty_like(x)
         local_sgd = SGD(x, lr=config.local_lr) if config.local_lr else None
         if self.finish(self.begin_fetch(x, reads[0]), "fetching"):
@@ -108,8 +120,11 @@ class Worker:
         while True:
             self.heartbeat()
             # the fetch due after this step travels while the gradient is computed
-            fetching = (self.begin_fetch(incoming, incoming_gbar)
-                        if (steps + 1) % config.n_fetch == 0 else None)
+            fetching = (
+                self.begin_fetch(incoming, incoming_gbar)
+                if (steps + 1) % config.n_fetch == 0
+                else None
+            )
             X, y = self.batches.next()
             g = self.objective.gradient(x, X, y)
             grads[used] += g
@@ -123,9 +138,10 @@ class Worker:
                 for (lo, hi), buffer in zip(self.bounds, outgoing):
                     buffer[:count] = grads[:count, lo:hi]
                     if revision:
-                        buffer[count:2 * count] = reads[:count, lo:hi]
-                pushes = self.send_all([buffer[:2 * count if revision else 1]
-                                        for buffer in outgoing], PUSH)
+                        buffer[count : 2 * count] = reads[:count, lo:hi]
+                pushes = self.send_all(
+                    [buffer[: 2 * count if revision else 1] for buffer in outgoing], PUSH
+                )
                 grads[:count] = 0
                 reads[0] = reads[used]
                 used, computed = 0, False
@@ -165,8 +181,7 @@ class Worker:
         if t is None:
             t = 0
             np.copyto(x, center)
-        saved = self.stop_flags[0, 1] // config.checkpoint_every if config.checkpoint_every \
-            else 0
+        saved = self.stop_flags[0, 1] // config.checkpoint_every if config.checkpoint_every else 0
         record = self.recorder.wants
         if record(0):
             self.recorder(0, center)
@@ -175,23 +190,23 @@ class Worker:
             exchanging = None
             if t % config.tau == 0 and t > 0:
                 np.copyto(sent, x)
-                exchanging = [self.receive(self.stop_flags[s], s, STATUS)
-                              for s in self.servers]
-                exchanging += [self.receive(delta[lo:hi], s, DELTA)
-                               for s, (lo, hi) in enumerate(self.bounds)]
+                exchanging = [self.receive(self.stop_flags[s], s, STATUS) for s in self.servers]
+                exchanging += [
+                    self.receive(delta[lo:hi], s, DELTA) for s, (lo, hi) in enumerate(self.bounds)
+                ]
                 exchanging += self.send_all([sent[lo:hi] for lo, hi in self.bounds], EXCHANGE)
             np.multiply(velocity, momentum, out=point)
-            point += x                                          # x + δ v_i
+            point += x  # x + δ v_i
             X, y = self.batches.next()
             g = self.objective.gradient(point, X, y)
             if exchanging is not None:
                 stop = self.finish(exchanging, "in an elastic exchange")
-                x -= delta                                      # x_i ← x_i − α (x − x̃)
+                x -= delta  # x_i ← x_i − α (x − x̃)
                 if stop:
                     break
             velocity *= momentum
             np.multiply(g, config.lr, out=step)
-            velocity -= step                                    # v_i ← δ v_i − η g
+            velocity -= step  # v_i ← δ v_i − η g
             x += velocity
             t += 1
             if config.checkpoint_every and exchanging is not None:
@@ -209,24 +224,37 @@ class Worker:
 
     def save(self, count: int, t: int, velocity: np.ndarray) -> None:
         """x_i, v_i, t and the batch stream, keyed by server 0's update count."""
-        ckpt.save(ckpt.path_for(self.config.checkpoint_dir, "worker", self.comm.rank, count),
-                  algorithm=self.config.algorithm, bounds=self._file_bounds(),
-                  count=(count, self.stop_flags[0, 2]),
-                  arrays={"params": self.x, "velocity": velocity,
-                          "steps": np.array([t], dtype=np.int64), "rng": self.batches.state()})
+        ckpt.save(
+            ckpt.path_for(self.config.checkpoint_dir, "worker", self.comm.rank, count),
+            algorithm=self.config.algorithm,
+            bounds=self._file_bounds(),
+            count=(count, self.stop_flags[0, 2]),
+            arrays={
+                "params": self.x,
+                "velocity": velocity,
+                "steps": np.array([t], dtype=np.int64),
+                "rng": self.batches.state(),
+            },
+        )
 
     def restore(self, velocity: np.ndarray) -> int | None:
         """On resume: this worker's state saved at the largest count not beyond the
         servers' (self.resumed_from); None when it saved none."""
-        counts = [c for c in ckpt.saved_counts(self.config.checkpoint_dir, "worker",
-                                               self.comm.rank)
-                  if self.resumed_from is not None and c <= self.resumed_from]
+        counts = [
+            c
+            for c in ckpt.saved_counts(self.config.checkpoint_dir, "worker", self.comm.rank)
+            if self.resumed_from is not None and c <= self.resumed_from
+        ]
         if not counts:
             return None
         path = ckpt.path_for(self.config.checkpoint_dir, "worker", self.comm.rank, counts[-1])
-        _, arrays = ckpt.load(path, algorithm=self.config.algorithm, dtype=self.x.dtype,
-                              bounds=self._file_bounds(),
-                              names=("params", "velocity", "steps", "rng"))
+        _, arrays = ckpt.load(
+            path,
+            algorithm=self.config.algorithm,
+            dtype=self.x.dtype,
+            bounds=self._file_bounds(),
+            names=("params", "velocity", "steps", "rng"),
+        )
         np.copyto(self.x, arrays["params"])
         np.copyto(velocity, arrays["velocity"])
         self.batches.restore(arrays["rng"])

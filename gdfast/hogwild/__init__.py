@@ -52,6 +52,7 @@ Arithmetic is in double; float32 weights and accumulators are rounded to
 float32 once per update.  Requires scipy (CSR input) and scikit-learn (the
 estimator): the ``data`` extra.
 """
+
 from ._checks import DEFAULTS, LOSSES, MODES, RULES  # noqa: F401 (the settings' names)
 from ._estimator import HogwildClassifier
 from ._native import openmp_enabled
@@ -59,5 +60,14 @@ from ._reference import reference_fit_linear, reference_fit_mf, reference_order
 from ._results import LinearModel, MFModel
 from ._training import fit_linear, fit_mf
 
-__all__ = ["fit_linear", "fit_mf", "LinearModel", "MFModel", "HogwildClassifier",
-           "reference_fit_linear", "reference_fit_mf", "reference_order", "openmp_enabled"]
+__all__ = [
+    "fit_linear",
+    "fit_mf",
+    "LinearModel",
+    "MFModel",
+    "HogwildClassifier",
+    "reference_fit_linear",
+    "reference_fit_mf",
+    "reference_order",
+    "openmp_enabled",
+]

@@ -3,6 +3,7 @@
 Each check returns the value in the form the trainers take, or raises a TypeError
 (wrong kind) / ValueError (wrong value) naming the argument.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -20,8 +21,17 @@ RULES = {"sgd": 0, "adagrad": 1}
 MODES = {"serial": 0, "locked": 1, "hogwild": 2}
 
 # One source of truth for the defaults of fit_linear, fit_mf and HogwildClassifier.
-DEFAULTS = dict(rule="adagrad", lr=0.1, decay=1.0, l2=0.0, eps=1e-8, epochs=5,
-                mode="hogwild", shuffle=True, seed=0)
+DEFAULTS = dict(
+    rule="adagrad",
+    lr=0.1,
+    decay=1.0,
+    l2=0.0,
+    eps=1e-8,
+    epochs=5,
+    mode="hogwild",
+    shuffle=True,
+    seed=0,
+)
 
 _MASK64 = (1 << 64) - 1
 
@@ -72,8 +82,10 @@ def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
     if not np.all(np.isfinite(y)):
         raise ValueError(f"{name}: contains NaN or infinity")
     if loss != "squared" and not np.all(np.abs(y) == 1.0):
-        raise ValueError(f"{name}: the {loss} loss needs labels -1 and +1, got values "
-                         f"{np.unique(y)[:5].tolist()}; HogwildClassifier maps any labels")
+        raise ValueError(
+            f"{name}: the {loss} loss needs labels -1 and +1, got values "
+            f"{np.unique(y)[:5].tolist()}; HogwildClassifier maps any labels"
+        )
     return y
 
 
@@ -91,16 +103,34 @@ class _Settings:
     seed: int
 
     def epoch_lr(self, epoch: int) -> float:
-        return self.lr * self.decay ** epoch
+        return self.lr * self.decay**epoch
 
     def kwargs(self, epoch: int) -> dict[str, Any]:
-        return dict(rule=RULES[self.rule], mode=MODES[self.mode], n_threads=self.n_threads,
-                    shuffle=self.shuffle, lr=self.epoch_lr(epoch), l2=self.l2, eps=self.eps,
-                    seed=self.seed, epoch=epoch)
+        return dict(
+            rule=RULES[self.rule],
+            mode=MODES[self.mode],
+            n_threads=self.n_threads,
+            shuffle=self.shuffle,
+            lr=self.epoch_lr(epoch),
+            l2=self.l2,
+            eps=self.eps,
+            seed=self.seed,
+            epoch=epoch,
+        )
 
 
-def _settings(rule: str, lr: float, decay: float, l2: float, eps: float, epochs: int,
-              mode: str, n_threads: int | None, shuffle: bool, seed: int) -> _Settings:
+def _settings(
+    rule: str,
+    lr: float,
+    decay: float,
+    l2: float,
+    eps: float,
+    epochs: int,
+    mode: str,
+    n_threads: int | None,
+    shuffle: bool,
+    seed: int,
+) -> _Settings:
     _choice("rule", rule, RULES)
     _choice("mode", mode, MODES)
     if not isinstance(shuffle, (bool, np.bool_)):
@@ -108,9 +138,15 @@ def _settings(rule: str, lr: float, decay: float, l2: float, eps: float, epochs:
     decay = check.real_number("decay", decay)
     if not (0.0 < decay <= 1.0):
         raise ValueError(f"decay: expected a factor in (0, 1], got {decay!r}")
-    return _Settings(rule=rule, lr=check.learning_rate("lr", lr), decay=decay,
-                     l2=check.nonnegative("l2", l2), eps=check.positive("eps", eps),
-                     epochs=_count("epochs", epochs, 0), mode=mode,
-                     n_threads=_threads(mode, n_threads), shuffle=bool(shuffle),
-                     seed=_seed(seed))
-
+    return _Settings(
+        rule=rule,
+        lr=check.learning_rate("lr", lr),
+        decay=decay,
+        l2=check.nonnegative("l2", l2),
+        eps=check.positive("eps", eps),
+        epochs=_count("epochs", epochs, 0),
+        mode=mode,
+        n_threads=_threads(mode, n_threads),
+        shuffle=bool(shuffle),
+        seed=_seed(seed),
+    )

@@ -1,4 +1,5 @@
 """HogwildClassifier: fit_linear as a scikit-learn classifier."""
+
 from __future__ import annotations
 
 import numbers
@@ -20,7 +21,6 @@ from ._native import _c_linear_epoch, _margins
 from ._results import LinearModel
 from ._sparse import _CSR, any_sparse_to_csr, csr, model_array
 from ._training import _train_linear
-
 
 
 class HogwildClassifier(ClassifierMixin, BaseEstimator):
@@ -58,14 +58,25 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         Epochs run by the last call of fit or partial_fit.
     """
 
-    def __init__(self, loss: str = "logistic", rule: str = DEFAULTS["rule"],
-                 lr: float = DEFAULTS["lr"], decay: float = DEFAULTS["decay"],
-                 l2: float = DEFAULTS["l2"], eps: float = DEFAULTS["eps"],
-                 epochs: int = DEFAULTS["epochs"], mode: str = DEFAULTS["mode"],
-                 n_threads: int | None = None, fit_intercept: bool = True,
-                 shuffle: bool = DEFAULTS["shuffle"], random_state: Any = None,
-                 dtype: Any = np.float64, record_loss: bool = False, warm_start: bool = False,
-                 progress: bool = False):
+    def __init__(
+        self,
+        loss: str = "logistic",
+        rule: str = DEFAULTS["rule"],
+        lr: float = DEFAULTS["lr"],
+        decay: float = DEFAULTS["decay"],
+        l2: float = DEFAULTS["l2"],
+        eps: float = DEFAULTS["eps"],
+        epochs: int = DEFAULTS["epochs"],
+        mode: str = DEFAULTS["mode"],
+        n_threads: int | None = None,
+        fit_intercept: bool = True,
+        shuffle: bool = DEFAULTS["shuffle"],
+        random_state: Any = None,
+        dtype: Any = np.float64,
+        record_loss: bool = False,
+        warm_start: bool = False,
+        progress: bool = False,
+    ):
         self.loss = loss
         self.rule = rule
         self.lr = lr
@@ -92,8 +103,9 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
     def _validate(self, X: Any, reset: bool, **y: Any):
         if sp.issparse(X):  # its structure checked on a private copy before scipy touches it
             X = any_sparse_to_csr("X", X)
-        return validate_data(self, X, accept_sparse="csr", dtype=_dtype(self.dtype),
-                             reset=reset, **y)
+        return validate_data(
+            self, X, accept_sparse="csr", dtype=_dtype(self.dtype), reset=reset, **y
+        )
 
     def _seed(self) -> int:
         if isinstance(self.random_state, numbers.Integral):
@@ -103,28 +115,61 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
     def _fitted_models(self) -> list[LinearModel]:
         """The fitted binary models, as warm starts."""
         sums = self.sum_sq_ if self.sum_sq_ is not None else [None] * self.coef_.shape[0]
-        return [LinearModel(coef=coef, intercept=float(intercept), sum_sq=sum_sq,
-                            history=history, loss=self.loss, fit_intercept=self.fit_intercept)
-                for coef, intercept, sum_sq, history
-                in zip(self.coef_, self.intercept_, sums, self.history_)]
+        return [
+            LinearModel(
+                coef=coef,
+                intercept=float(intercept),
+                sum_sq=sum_sq,
+                history=history,
+                loss=self.loss,
+                fit_intercept=self.fit_intercept,
+            )
+            for coef, intercept, sum_sq, history in zip(
+                self.coef_, self.intercept_, sums, self.history_
+            )
+        ]
 
-    def _train(self, X: Any, encoded: np.ndarray, classes: np.ndarray, epochs: int,
-               initial: list[LinearModel] | None) -> "HogwildClassifier":
+    def _train(
+        self,
+        X: Any,
+        encoded: np.ndarray,
+        classes: np.ndarray,
+        epochs: int,
+        initial: list[LinearModel] | None,
+    ) -> "HogwildClassifier":
         """Train every binary model (from `initial` if given), then, only if all succeeded,
         set the fitted attributes."""
         _choice("loss", self.loss, LOSSES)
-        settings = _settings(self.rule, self.lr, self.decay, self.l2, self.eps, epochs,
-                             self.mode, self.n_threads, self.shuffle, self._seed())
+        settings = _settings(
+            self.rule,
+            self.lr,
+            self.decay,
+            self.l2,
+            self.eps,
+            epochs,
+            self.mode,
+            self.n_threads,
+            self.shuffle,
+            self._seed(),
+        )
         data = csr("X", sp.csr_matrix(X))  # checked once, shared by every class
         positives = [1] if classes.shape[0] == 2 else list(range(classes.shape[0]))
         side_by_side = len(positives) > 1 and settings.n_threads > 1
         per_model = replace(settings, n_threads=1) if side_by_side else settings
 
         def train(index: int) -> LinearModel:
-            return _train_linear(data, np.where(encoded == positives[index], 1.0, -1.0),
-                                 self.loss, per_model, self.fit_intercept, None,
-                                 self.record_loss, self.progress, _c_linear_epoch,
-                                 initial[index] if initial is not None else None)
+            return _train_linear(
+                data,
+                np.where(encoded == positives[index], 1.0, -1.0),
+                self.loss,
+                per_model,
+                self.fit_intercept,
+                None,
+                self.record_loss,
+                self.progress,
+                _c_linear_epoch,
+                initial[index] if initial is not None else None,
+            )
 
         if side_by_side:  # each call releases the GIL in C: the classes run in parallel
             with ThreadPoolExecutor(min(settings.n_threads, len(positives))) as pool:
@@ -134,8 +179,9 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.coef_ = np.stack([model.coef for model in models])
         self.intercept_ = np.array([model.intercept for model in models], dtype=self.coef_.dtype)
-        self.sum_sq_ = None if settings.rule == "sgd" else np.stack(
-            [model.sum_sq for model in models])
+        self.sum_sq_ = (
+            None if settings.rule == "sgd" else np.stack([model.sum_sq for model in models])
+        )
         self.history_ = [model.history for model in models]
         self.n_iter_ = settings.epochs
         return self
@@ -150,13 +196,17 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         encoded = encoder.fit_transform(y)
         classes = encoder.classes_
         if classes.shape[0] < 2:
-            raise ValueError(f"y: needs samples of at least 2 classes, got one class "
-                             f"({classes[0]!r})")
+            raise ValueError(
+                f"y: needs samples of at least 2 classes, got one class ({classes[0]!r})"
+            )
         if warm and not np.array_equal(classes, self.classes_):
-            raise ValueError(f"y: warm_start needs the classes of the fitted model "
-                             f"{self.classes_.tolist()}, got {classes.tolist()}")
-        return self._train(X, encoded, classes, self.epochs,
-                           self._fitted_models() if warm else None)
+            raise ValueError(
+                f"y: warm_start needs the classes of the fitted model "
+                f"{self.classes_.tolist()}, got {classes.tolist()}"
+            )
+        return self._train(
+            X, encoded, classes, self.epochs, self._fitted_models() if warm else None
+        )
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "HogwildClassifier":
         """One epoch over (X, y), from the fitted model if any.  The first call needs
@@ -164,24 +214,30 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         first = not hasattr(self, "coef_")
         if first:
             if classes is None:
-                raise ValueError("classes: the first call to partial_fit needs every class "
-                                 "label (e.g. classes=np.unique(y_all))")
+                raise ValueError(
+                    "classes: the first call to partial_fit needs every class "
+                    "label (e.g. classes=np.unique(y_all))"
+                )
             classes = np.unique(np.asarray(classes))
             if classes.shape[0] < 2:
                 raise ValueError(f"classes: expected at least 2 classes, got {classes.tolist()}")
         elif classes is not None and not np.array_equal(np.unique(classes), self.classes_):
-            raise ValueError(f"classes: expected {self.classes_.tolist()} as in the first call, "
-                             f"got {np.unique(classes).tolist()}")
+            raise ValueError(
+                f"classes: expected {self.classes_.tolist()} as in the first call, "
+                f"got {np.unique(classes).tolist()}"
+            )
         else:
             classes = self.classes_
         X, y = self._validate(X, first, y=y)
         check_classification_targets(y)
         unknown = np.setdiff1d(y, classes)
         if unknown.size:
-            raise ValueError(f"y: labels {unknown[:5].tolist()} are not in classes "
-                             f"{classes.tolist()}")
-        return self._train(X, np.searchsorted(classes, y), classes, 1,
-                           None if first else self._fitted_models())
+            raise ValueError(
+                f"y: labels {unknown[:5].tolist()} are not in classes {classes.tolist()}"
+            )
+        return self._train(
+            X, np.searchsorted(classes, y), classes, 1, None if first else self._fitted_models()
+        )
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Margins: shape (n,) for two classes (> 0 means classes_[1]), else (n, n_classes),
@@ -191,8 +247,7 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         data = csr("X", sp.csr_matrix(X))
         coef = model_array("coef_", self.coef_, 2)
         if data.dtype != coef.dtype:
-            data = _CSR(data.indptr, data.indices, data.data.astype(coef.dtype),
-                        data.n_features)
+            data = _CSR(data.indptr, data.indices, data.data.astype(coef.dtype), data.n_features)
         scores = np.empty((data.n_rows, coef.shape[0]), dtype=np.float64)
         for k in range(coef.shape[0]):
             weights = np.append(coef[k], coef.dtype.type(self.intercept_[k]))

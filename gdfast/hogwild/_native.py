@@ -1,4 +1,5 @@
 """The C trainers of src_c/hogwild.c (through gdfast._hogwild), one call each."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,21 +22,36 @@ def _evaluation_threads(work: int) -> int:
 
 def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray:
     out = np.empty(data.n_rows, dtype=np.float64)
-    _hogwild.linear_margin(data.indptr, data.indices, data.data, weights, fit_intercept,
-                           _evaluation_threads(data.indices.shape[0]), out)
+    _hogwild.linear_margin(
+        data.indptr,
+        data.indices,
+        data.data,
+        weights,
+        fit_intercept,
+        _evaluation_threads(data.indices.shape[0]),
+        out,
+    )
     return out
 
 
-def _c_linear_epoch(data: _CSR, y: np.ndarray, weights: np.ndarray,
-                    sum_sq: np.ndarray | None, kwargs: dict) -> float:
+def _c_linear_epoch(
+    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
+) -> float:
     order = np.empty(data.n_rows, dtype=np.int64)
-    return _hogwild.linear_epoch(data.indptr, data.indices, data.data, y, weights, sum_sq,
-                                 order, **kwargs)
+    return _hogwild.linear_epoch(
+        data.indptr, data.indices, data.data, y, weights, sum_sq, order, **kwargs
+    )
 
-def _c_mf_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
-                factors: tuple[np.ndarray, np.ndarray],
-                sums: tuple[np.ndarray | None, np.ndarray | None], kwargs: dict) -> float:
+
+def _c_mf_epoch(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    factors: tuple[np.ndarray, np.ndarray],
+    sums: tuple[np.ndarray | None, np.ndarray | None],
+    kwargs: dict,
+) -> float:
     order = np.empty(ratings.shape[0], dtype=np.int64)
-    return _hogwild.mf_epoch(users, items, ratings, factors[0], factors[1], sums[0], sums[1],
-                             order, **kwargs)
-
+    return _hogwild.mf_epoch(
+        users, items, ratings, factors[0], factors[1], sums[0], sums[1], order, **kwargs
+    )

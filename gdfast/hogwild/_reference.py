@@ -1,4 +1,5 @@
 """The Python reference: serial mode written literally, for tests (slow)."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,6 @@ from ._checks import DEFAULTS, LOSSES, _MASK64, _settings
 from ._sparse import _CSR
 from ._results import LinearModel, MFModel
 from ._training import _train_linear, _train_mf
-
 
 
 def _reference_next(state: int) -> tuple[int, int]:
@@ -57,8 +57,9 @@ def _reference_loss(loss: str, z: float, y: float) -> tuple[float, float]:
     return (slack, -y) if slack > 0.0 else (0.0, 0.0)
 
 
-def _reference_step(param: np.ndarray, sum_sq: np.ndarray | None, j: int, grad: float,
-                    lr: float, eps: float) -> None:
+def _reference_step(
+    param: np.ndarray, sum_sq: np.ndarray | None, j: int, grad: float, lr: float, eps: float
+) -> None:
     """SGD or Adagrad on param[j]; assigning a Python float rounds to the array's dtype."""
     if sum_sq is not None:
         sum_sq[j] = float(sum_sq[j]) + grad * grad
@@ -67,8 +68,9 @@ def _reference_step(param: np.ndarray, sum_sq: np.ndarray | None, j: int, grad: 
         param[j] = float(param[j]) - lr * grad
 
 
-def _reference_linear_epoch(data: _CSR, y: np.ndarray, weights: np.ndarray,
-                            sum_sq: np.ndarray | None, kwargs: dict) -> float:
+def _reference_linear_epoch(
+    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
+) -> float:
     loss = {code: name for name, code in LOSSES.items()}[kwargs["loss"]]
     lr, l2, eps, fit_intercept = kwargs["lr"], kwargs["l2"], kwargs["eps"], kwargs["fit_intercept"]
     bias = data.n_features
@@ -84,37 +86,58 @@ def _reference_linear_epoch(data: _CSR, y: np.ndarray, weights: np.ndarray,
             continue
         for k in columns:
             j = int(data.indices[k])
-            _reference_step(weights, sum_sq, j, derivative * float(data.data[k])
-                            + l2 * float(weights[j]), lr, eps)
+            _reference_step(
+                weights,
+                sum_sq,
+                j,
+                derivative * float(data.data[k]) + l2 * float(weights[j]),
+                lr,
+                eps,
+            )
         if fit_intercept:
             _reference_step(weights, sum_sq, bias, derivative, lr, eps)
     return total
 
 
-def reference_fit_linear(X: Any, y: Any, *, loss: str = "logistic",
-                         rule: str = DEFAULTS["rule"], lr: float = DEFAULTS["lr"],
-                         decay: float = DEFAULTS["decay"], l2: float = DEFAULTS["l2"],
-                         eps: float = DEFAULTS["eps"], epochs: int = DEFAULTS["epochs"],
-                         fit_intercept: bool = True, shuffle: bool = DEFAULTS["shuffle"],
-                         seed: int = DEFAULTS["seed"], dtype: Any = None,
-                         record_loss: bool = True) -> LinearModel:
+def reference_fit_linear(
+    X: Any,
+    y: Any,
+    *,
+    loss: str = "logistic",
+    rule: str = DEFAULTS["rule"],
+    lr: float = DEFAULTS["lr"],
+    decay: float = DEFAULTS["decay"],
+    l2: float = DEFAULTS["l2"],
+    eps: float = DEFAULTS["eps"],
+    epochs: int = DEFAULTS["epochs"],
+    fit_intercept: bool = True,
+    shuffle: bool = DEFAULTS["shuffle"],
+    seed: int = DEFAULTS["seed"],
+    dtype: Any = None,
+    record_loss: bool = True,
+) -> LinearModel:
     """:func:`fit_linear` in serial mode, written literally in Python (slow; for tests).
 
     Same checks, same order of examples, same arithmetic in double, same rounding of
     stored values: float64 results equal the C serial mode to rounding.
     """
     settings = _settings(rule, lr, decay, l2, eps, epochs, "serial", 1, shuffle, seed)
-    return _train_linear(X, y, loss, settings, fit_intercept, dtype, record_loss, False,
-                         _reference_linear_epoch)
+    return _train_linear(
+        X, y, loss, settings, fit_intercept, dtype, record_loss, False, _reference_linear_epoch
+    )
 
 
-def _reference_mf_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarray,
-                        factors: tuple[np.ndarray, np.ndarray],
-                        sums: tuple[np.ndarray | None, np.ndarray | None], kwargs: dict) -> float:
+def _reference_mf_epoch(
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    factors: tuple[np.ndarray, np.ndarray],
+    sums: tuple[np.ndarray | None, np.ndarray | None],
+    kwargs: dict,
+) -> float:
     lr, l2, eps = kwargs["lr"], kwargs["l2"], kwargs["eps"]
     total = 0.0
-    for n in reference_order(ratings.shape[0], kwargs["seed"], kwargs["epoch"],
-                             kwargs["shuffle"]):
+    for n in reference_order(ratings.shape[0], kwargs["seed"], kwargs["epoch"], kwargs["shuffle"]):
         user_row, item_row = factors[0][users[n]], factors[1][items[n]]  # views
         user_sum = sums[0][users[n]] if sums[0] is not None else None
         item_sum = sums[1][items[n]] if sums[1] is not None else None
@@ -130,16 +153,39 @@ def _reference_mf_epoch(users: np.ndarray, items: np.ndarray, ratings: np.ndarra
     return total
 
 
-def reference_fit_mf(users: Any, items: Any, ratings: Any, *, n_users: int | None = None,
-                     n_items: int | None = None, rank: int = 10, rule: str = DEFAULTS["rule"],
-                     lr: float = DEFAULTS["lr"], decay: float = DEFAULTS["decay"],
-                     l2: float = DEFAULTS["l2"], eps: float = DEFAULTS["eps"],
-                     epochs: int = DEFAULTS["epochs"], shuffle: bool = DEFAULTS["shuffle"],
-                     seed: int = DEFAULTS["seed"], init_scale: float = 0.1,
-                     dtype: Any = np.float64, record_loss: bool = True) -> MFModel:
+def reference_fit_mf(
+    users: Any,
+    items: Any,
+    ratings: Any,
+    *,
+    n_users: int | None = None,
+    n_items: int | None = None,
+    rank: int = 10,
+    rule: str = DEFAULTS["rule"],
+    lr: float = DEFAULTS["lr"],
+    decay: float = DEFAULTS["decay"],
+    l2: float = DEFAULTS["l2"],
+    eps: float = DEFAULTS["eps"],
+    epochs: int = DEFAULTS["epochs"],
+    shuffle: bool = DEFAULTS["shuffle"],
+    seed: int = DEFAULTS["seed"],
+    init_scale: float = 0.1,
+    dtype: Any = np.float64,
+    record_loss: bool = True,
+) -> MFModel:
     """:func:`fit_mf` in serial mode, written literally in Python (slow; for tests)."""
     settings = _settings(rule, lr, decay, l2, eps, epochs, "serial", 1, shuffle, seed)
-    return _train_mf(users, items, ratings, n_users, n_items, rank, settings, init_scale,
-                     dtype, record_loss, False, _reference_mf_epoch)
-
-
+    return _train_mf(
+        users,
+        items,
+        ratings,
+        n_users,
+        n_items,
+        rank,
+        settings,
+        init_scale,
+        dtype,
+        record_loss,
+        False,
+        _reference_mf_epoch,
+    )

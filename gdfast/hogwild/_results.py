@@ -1,4 +1,5 @@
 """What the trainers return: a linear model and a factorization."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +11,6 @@ from .. import _hogwild
 from .. import _validation as check
 from ._sparse import _CSR, csr, index_array, model_array
 from ._native import _evaluation_threads, _margins
-
 
 
 @dataclass
@@ -48,11 +48,9 @@ class LinearModel:
         weights = self._weights()
         data = csr("X", X)
         if data.n_features != weights.shape[0] - 1:
-            raise ValueError(f"X: expected {weights.shape[0] - 1} features, got "
-                             f"{data.n_features}")
+            raise ValueError(f"X: expected {weights.shape[0] - 1} features, got {data.n_features}")
         if data.dtype != weights.dtype:
-            data = _CSR(data.indptr, data.indices, data.data.astype(weights.dtype),
-                        data.n_features)
+            data = _CSR(data.indptr, data.indices, data.data.astype(weights.dtype), data.n_features)
         return _margins(data, weights, self.fit_intercept)
 
     def _weights(self) -> np.ndarray:
@@ -83,20 +81,24 @@ class MFModel:
         """Predicted ratings of (users[n], items[n]) pairs, float64."""
         user_factors = model_array("user_factors", self.user_factors, 2)
         item_factors = model_array("item_factors", self.item_factors, 2)
-        if item_factors.shape[1] != user_factors.shape[1] or \
-                item_factors.dtype != user_factors.dtype:
-            raise ValueError(f"item_factors: expected {user_factors.shape[1]} columns of "
-                             f"{user_factors.dtype} like user_factors, got shape "
-                             f"{item_factors.shape} {item_factors.dtype}")
+        if (
+            item_factors.shape[1] != user_factors.shape[1]
+            or item_factors.dtype != user_factors.dtype
+        ):
+            raise ValueError(
+                f"item_factors: expected {user_factors.shape[1]} columns of "
+                f"{user_factors.dtype} like user_factors, got shape "
+                f"{item_factors.shape} {item_factors.dtype}"
+            )
         users = index_array("users", users, user_factors.shape[0])
         items = index_array("items", items, item_factors.shape[0])
         if users.shape != items.shape:
-            raise ValueError(f"items: expected {users.shape[0]} entries like users, "
-                             f"got {items.shape[0]}")
+            raise ValueError(
+                f"items: expected {users.shape[0]} entries like users, got {items.shape[0]}"
+            )
         out = np.empty(users.shape[0], dtype=np.float64)
         work = users.shape[0] * user_factors.shape[1]
-        _hogwild.mf_predict(users, items, user_factors, item_factors,
-                            _evaluation_threads(work), out)
+        _hogwild.mf_predict(
+            users, items, user_factors, item_factors, _evaluation_threads(work), out
+        )
         return out
-
-

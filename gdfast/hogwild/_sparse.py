@@ -11,6 +11,7 @@ row pointers (first 0, never decreasing, last within ``indices``), index range,
 finite values.  Only then is anything handed to scipy or C.  Each failure is a
 TypeError (wrong kind) or ValueError (wrong value) naming the argument.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -27,16 +28,16 @@ MAX_FEATURES = 2**31 - 2
 class _CSR:
     """The arrays of a validated CSR matrix, in the dtypes the C side takes."""
 
-    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
-                 n_features: int):
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, n_features: int):
         self.indptr, self.indices, self.data, self.n_features = indptr, indices, data, n_features
         self.n_rows = indptr.shape[0] - 1
         self.dtype = data.dtype
 
     def to_scipy(self) -> sp.csr_matrix:
         """A scipy matrix over these (already checked, private) arrays."""
-        return sp.csr_matrix((self.data, self.indices, self.indptr),
-                             shape=(self.n_rows, self.n_features), copy=False)
+        return sp.csr_matrix(
+            (self.data, self.indices, self.indptr), shape=(self.n_rows, self.n_features), copy=False
+        )
 
 
 def _private_copy(name: str, value: Any) -> np.ndarray:
@@ -79,11 +80,16 @@ def index_array(name: str, value: Any, size: int) -> np.ndarray:
 def model_array(name: str, value: Any, ndim: int) -> np.ndarray:
     """A model's array attribute (the caller may have replaced it) as a C-contiguous float32
     or float64 array of `ndim` dimensions."""
-    if not isinstance(value, np.ndarray) or value.dtype not in check.FLOAT_DTYPES \
-            or value.ndim != ndim:
-        raise TypeError(f"{name}: expected a {ndim}-D float32 or float64 array, got "
-                        f"{getattr(value, 'shape', type(value).__name__)} "
-                        f"{getattr(value, 'dtype', '')}")
+    if (
+        not isinstance(value, np.ndarray)
+        or value.dtype not in check.FLOAT_DTYPES
+        or value.ndim != ndim
+    ):
+        raise TypeError(
+            f"{name}: expected a {ndim}-D float32 or float64 array, got "
+            f"{getattr(value, 'shape', type(value).__name__)} "
+            f"{getattr(value, 'dtype', '')}"
+        )
     return np.ascontiguousarray(value)
 
 
@@ -101,13 +107,21 @@ def _values(name: str, data: Any, ndim: int = 1, any_real: bool = False) -> np.n
     """The stored values: float32 or float64 (with `any_real`, also integers, bools and
     other floats, converted to float64), finite, in `ndim` dimensions."""
     data = _private_copy(f"{name}.data", data)
-    if any_real and data.dtype not in check.FLOAT_DTYPES and (
-            data.dtype == np.bool_ or np.issubdtype(data.dtype, np.integer)
-            or np.issubdtype(data.dtype, np.floating)):
+    if (
+        any_real
+        and data.dtype not in check.FLOAT_DTYPES
+        and (
+            data.dtype == np.bool_
+            or np.issubdtype(data.dtype, np.integer)
+            or np.issubdtype(data.dtype, np.floating)
+        )
+    ):
         data = data.astype(np.float64)
     if data.dtype not in check.FLOAT_DTYPES:
-        raise TypeError(f"{name}: dtype {data.dtype} is not supported; expected float32 or "
-                        f"float64 (use {name}.astype(np.float32))")
+        raise TypeError(
+            f"{name}: dtype {data.dtype} is not supported; expected float32 or "
+            f"float64 (use {name}.astype(np.float32))"
+        )
     if data.ndim != ndim:
         raise ValueError(f"{name}.data: expected a 1-D array, got shape {data.shape}")
     if not np.all(np.isfinite(data)):
@@ -115,8 +129,15 @@ def _values(name: str, data: Any, ndim: int = 1, any_real: bool = False) -> np.n
     return data
 
 
-def _compressed(name: str, indptr: Any, indices: Any, n_major: int, n_minor: int,
-                n_values: int, major: str = "row") -> tuple[np.ndarray, np.ndarray]:
+def _compressed(
+    name: str,
+    indptr: Any,
+    indices: Any,
+    n_major: int,
+    n_minor: int,
+    n_values: int,
+    major: str = "row",
+) -> tuple[np.ndarray, np.ndarray]:
     """Check (on private copies) the row pointers and indices of a compressed matrix with
     `n_major` rows (columns for CSC, block rows for BSR) and `n_values` stored values.
 
@@ -125,19 +146,24 @@ def _compressed(name: str, indptr: Any, indices: Any, n_major: int, n_minor: int
     indptr = index_copy(f"{name}.indptr", indptr)
     indices = index_copy(f"{name}.indices", indices)
     if indptr.shape[0] != n_major + 1:
-        raise ValueError(f"{name}.indptr: expected {n_major + 1} entries (one per {major} "
-                         f"plus one), got {indptr.shape[0]}")
+        raise ValueError(
+            f"{name}.indptr: expected {n_major + 1} entries (one per {major} "
+            f"plus one), got {indptr.shape[0]}"
+        )
     if indices.shape[0] != n_values:
-        raise ValueError(f"{name}: indices and data differ in length ({indices.shape[0]} "
-                         f"and {n_values})")
+        raise ValueError(
+            f"{name}: indices and data differ in length ({indices.shape[0]} and {n_values})"
+        )
     if indptr[0] != 0:
         raise ValueError(f"{name}.indptr: must start at 0, got {indptr[0]}")
     if np.any(indptr[1:] < indptr[:-1]):
-        raise ValueError(f"{name}.indptr: must never decrease (each {major} is "
-                         f"indices[indptr[i]:indptr[i+1]])")
+        raise ValueError(
+            f"{name}.indptr: must never decrease (each {major} is indices[indptr[i]:indptr[i+1]])"
+        )
     if indptr[-1] > n_values:
-        raise ValueError(f"{name}.indptr: its last entry {indptr[-1]} exceeds the "
-                         f"{n_values} stored values")
+        raise ValueError(
+            f"{name}.indptr: its last entry {indptr[-1]} exceeds the {n_values} stored values"
+        )
     end = int(indptr[-1])
     indices = check_index_range(f"{name}.indices", indices[:end], n_minor)
     return indptr.astype(np.int64), indices
@@ -156,8 +182,9 @@ def _is_canonical(indptr: np.ndarray, indices: np.ndarray) -> bool:
 
 def _flatten(lists: list, dtype: Any) -> np.ndarray:
     """The concatenation of a LIL matrix's per-row lists (their own dtype: checked later)."""
-    return np.concatenate([np.asarray(entries) for entries in lists if len(entries)]
-                          + [np.empty(0, dtype)])
+    return np.concatenate(
+        [np.asarray(entries) for entries in lists if len(entries)] + [np.empty(0, dtype)]
+    )
 
 
 def csr(name: str, X: Any, any_real: bool = False) -> _CSR:
@@ -167,22 +194,27 @@ def csr(name: str, X: Any, any_real: bool = False) -> _CSR:
     """
     if not (sp.issparse(X) and X.format == "csr"):
         kind = f"a scipy.sparse {X.format} matrix" if sp.issparse(X) else type(X).__name__
-        raise TypeError(f"{name}: expected a scipy.sparse CSR matrix, got {kind}; "
-                        "convert with scipy.sparse.csr_matrix(...) (HogwildClassifier "
-                        "accepts dense input)")
+        raise TypeError(
+            f"{name}: expected a scipy.sparse CSR matrix, got {kind}; "
+            "convert with scipy.sparse.csr_matrix(...) (HogwildClassifier "
+            "accepts dense input)"
+        )
     n_rows, n_features = _shape(name, X)
     if n_features > MAX_FEATURES:
         raise ValueError(f"{name}: at most 2**31 - 2 features are supported, got {n_features}")
     data = _values(name, X.data, any_real=any_real)
-    indptr, indices = _compressed(name, X.indptr, X.indices, n_rows, n_features,
-                                  data.shape[0])
-    data = data[:int(indptr[-1])]
+    indptr, indices = _compressed(name, X.indptr, X.indices, n_rows, n_features, data.shape[0])
+    data = data[: int(indptr[-1])]
     if not _is_canonical(indptr, indices):  # one write per coordinate: sum duplicates
         matrix = sp.csr_matrix((data, indices, indptr), shape=(n_rows, n_features))
         matrix.sum_duplicates()  # safe now: every index and pointer was checked
         indptr, indices, data = matrix.indptr.astype(np.int64), matrix.indices, matrix.data
-    return _CSR(np.ascontiguousarray(indptr), np.ascontiguousarray(indices, dtype=np.int32),
-                np.ascontiguousarray(data), n_features)
+    return _CSR(
+        np.ascontiguousarray(indptr),
+        np.ascontiguousarray(indices, dtype=np.int32),
+        np.ascontiguousarray(data),
+        n_features,
+    )
 
 
 def any_sparse_to_csr(name: str, X: Any) -> sp.csr_matrix:
@@ -199,24 +231,38 @@ def any_sparse_to_csr(name: str, X: Any) -> sp.csr_matrix:
     n_rows, n_columns = _shape(name, X)
     if fmt == "csc":
         data = _values(name, X.data, any_real=True)
-        column_ptr, rows = _compressed(name, X.indptr, X.indices, n_columns, n_rows,
-                                       data.shape[0], major="column")
+        column_ptr, rows = _compressed(
+            name, X.indptr, X.indices, n_columns, n_rows, data.shape[0], major="column"
+        )
         columns = np.repeat(np.arange(n_columns, dtype=np.int64), np.diff(column_ptr))
-        data = data[:rows.shape[0]]
+        data = data[: rows.shape[0]]
     elif fmt == "bsr":
         data = _private_copy(f"{name}.data", X.data)
         block_rows, block_columns = (int(size) for size in X.blocksize)
-        if (block_rows < 1 or block_columns < 1 or data.ndim != 3 or data.shape[1:] != (block_rows, block_columns)
-                or n_rows % block_rows or n_columns % block_columns):
-            raise ValueError(f"{name}: blocks of shape {data.shape[1:]} do not fit blocksize "
-                             f"{X.blocksize} and shape {X.shape}")
+        if (
+            block_rows < 1
+            or block_columns < 1
+            or data.ndim != 3
+            or data.shape[1:] != (block_rows, block_columns)
+            or n_rows % block_rows
+            or n_columns % block_columns
+        ):
+            raise ValueError(
+                f"{name}: blocks of shape {data.shape[1:]} do not fit blocksize "
+                f"{X.blocksize} and shape {X.shape}"
+            )
         data = _values(name, data, ndim=3, any_real=True)
-        block_ptr, block_column = _compressed(name, X.indptr, X.indices,
-                                              n_rows // block_rows, n_columns // block_columns,
-                                              data.shape[0], major="block row")
-        data = data[:block_column.shape[0]]
-        block_row = np.repeat(np.arange(n_rows // block_rows, dtype=np.int64),
-                              np.diff(block_ptr))
+        block_ptr, block_column = _compressed(
+            name,
+            X.indptr,
+            X.indices,
+            n_rows // block_rows,
+            n_columns // block_columns,
+            data.shape[0],
+            major="block row",
+        )
+        data = data[: block_column.shape[0]]
+        block_row = np.repeat(np.arange(n_rows // block_rows, dtype=np.int64), np.diff(block_ptr))
         inner_row, inner_column = np.indices((block_rows, block_columns)).reshape(2, 1, -1)
         rows = (block_row[:, None] * block_rows + inner_row).ravel()
         columns = (block_column[:, None] * block_columns + inner_column).ravel()
@@ -237,8 +283,10 @@ def any_sparse_to_csr(name: str, X: Any) -> sp.csr_matrix:
         rows = index_copy(f"{name}.row", coo.coords[0])
         columns = index_copy(f"{name}.col", coo.coords[1])
         if not (rows.shape[0] == columns.shape[0] == data.shape[0]):
-            raise ValueError(f"{name}: row, col and data differ in length ({rows.shape[0]}, "
-                             f"{columns.shape[0]}, {data.shape[0]})")
+            raise ValueError(
+                f"{name}: row, col and data differ in length ({rows.shape[0]}, "
+                f"{columns.shape[0]}, {data.shape[0]})"
+            )
         rows = check_index_range(f"{name}.row", rows, n_rows)
         columns = check_index_range(f"{name}.col", columns, n_columns)
     if n_columns > MAX_FEATURES:

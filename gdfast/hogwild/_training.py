@@ -1,5 +1,6 @@
 """The epoch loop shared by the C trainers and the Python reference, and the public
 trainers fit_linear and fit_mf."""
+
 from __future__ import annotations
 
 import math
@@ -16,6 +17,7 @@ from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
 
 LinearEpoch = Callable[[_CSR, np.ndarray, np.ndarray, "np.ndarray | None", dict], float]
+
 
 class _Progress:
     """A tqdm bar over epochs (the ``progress`` extra) or, without tqdm, a line per epoch
@@ -38,9 +40,12 @@ class _Progress:
             self.bar.update(1)
             self.bar.set_postfix({metric: value})
         else:
-            print(f"{self.desc}: epoch {entry['epoch']}/{self.total}  {metric} {value:.6g}  "
-                  f"{entry['seconds']:.2f} s  {entry['updates_per_second']:,.0f} updates/s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: epoch {entry['epoch']}/{self.total}  {metric} {value:.6g}  "
+                f"{entry['seconds']:.2f} s  {entry['updates_per_second']:,.0f} updates/s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -87,8 +92,9 @@ def _pack_vector(vector: np.ndarray, order_by_count: np.ndarray) -> np.ndarray:
     return np.append(vector[:-1][order_by_count], vector[-1])
 
 
-def _initial_state(initial: LinearModel | None, n_features: int, dtype: np.dtype,
-                   rule: str) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, float]]]:
+def _initial_state(
+    initial: LinearModel | None, n_features: int, dtype: np.dtype, rule: str
+) -> tuple[np.ndarray, np.ndarray | None, list[dict[str, float]]]:
     """Weights (coef then intercept), Adagrad's sums and history to start from: zeros and
     no history, or a private copy of `initial`'s (a warm start)."""
     weights = np.zeros(n_features + 1, dtype=dtype)
@@ -105,8 +111,9 @@ def _initial_state(initial: LinearModel | None, n_features: int, dtype: np.dtype
     if sum_sq is not None and initial.sum_sq is not None:
         previous = model_array("initial_model.sum_sq", initial.sum_sq, 1)
         if previous.shape != sum_sq.shape:
-            raise ValueError(f"initial_model.sum_sq: expected shape {sum_sq.shape}, got "
-                             f"{previous.shape}")
+            raise ValueError(
+                f"initial_model.sum_sq: expected shape {sum_sq.shape}, got {previous.shape}"
+            )
         sum_sq[:] = previous
     if not (np.all(np.isfinite(weights)) and (sum_sq is None or np.all(np.isfinite(sum_sq)))):
         raise ValueError("initial_model: contains NaN or infinity")
@@ -120,13 +127,22 @@ def _check_finite_weights(weights: np.ndarray, epoch: int, settings: _Settings) 
             f"the weights became NaN or infinite in epoch {epoch + 1} (lr={settings.lr}, "
             f"rule={settings.rule!r}): the steps diverged. Try a smaller lr, "
             f"rule='adagrad', a decay below 1, a larger l2, or scaling X's columns "
-            f"(e.g. sklearn.preprocessing.MaxAbsScaler)")
+            f"(e.g. sklearn.preprocessing.MaxAbsScaler)"
+        )
 
 
-def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept: bool,
-                  dtype: Any, record_loss: bool, progress: bool,
-                  epoch_function: LinearEpoch, initial: LinearModel | None = None
-                  ) -> LinearModel:
+def _train_linear(
+    X: Any,
+    y: Any,
+    loss: str,
+    settings: _Settings,
+    fit_intercept: bool,
+    dtype: Any,
+    record_loss: bool,
+    progress: bool,
+    epoch_function: LinearEpoch,
+    initial: LinearModel | None = None,
+) -> LinearModel:
     """Validate, then run `epochs` epochs of `epoch_function` (C or reference), from zeros
     or from `initial`'s state, counting epochs on from its history (for the step decay and
     the permutations).  Nothing the caller passed is written to."""
@@ -137,8 +153,7 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
     if dtype is not None and _dtype(dtype) != data.dtype:
         data = _CSR(data.indptr, data.indices, data.data.astype(_dtype(dtype)), data.n_features)
     targets = _targets("y", y, data.n_rows, loss)
-    weights, sum_sq, history = _initial_state(initial, data.n_features, data.dtype,
-                                              settings.rule)
+    weights, sum_sq, history = _initial_state(initial, data.n_features, data.dtype, settings.rule)
     first_epoch = len(history)
     # Each feature's share of the rows: the weight of its penalty in the objective.
     counts = np.bincount(data.indices, minlength=data.n_features)
@@ -152,24 +167,30 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
     bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
-            kwargs = dict(settings.kwargs(epoch), loss=loss_code,
-                          fit_intercept=bool(fit_intercept))
+            kwargs = dict(settings.kwargs(epoch), loss=loss_code, fit_intercept=bool(fit_intercept))
             start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(data, targets, weights, sum_sq, kwargs)
             seconds = time.perf_counter() - start
             _check_finite_weights(weights, epoch, settings)
-            entry = {"epoch": epoch + 1, "lr": kwargs["lr"], "seconds": seconds,
-                     "cpu_seconds": time.process_time() - start_cpu, "updates": data.n_rows,
-                     "updates_per_second": data.n_rows / seconds if seconds > 0 else math.inf,
-                     "progressive_loss": total / max(data.n_rows, 1)}
+            entry = {
+                "epoch": epoch + 1,
+                "lr": kwargs["lr"],
+                "seconds": seconds,
+                "cpu_seconds": time.process_time() - start_cpu,
+                "updates": data.n_rows,
+                "updates_per_second": data.n_rows / seconds if seconds > 0 else math.inf,
+                "progressive_loss": total / max(data.n_rows, 1),
+            }
             if record_loss:
                 margin = _margins(data, weights, bool(fit_intercept))
-                mean_loss = float(np.mean(_pointwise_loss(loss, margin, targets))) \
-                    if data.n_rows else 0.0
+                mean_loss = (
+                    float(np.mean(_pointwise_loss(loss, margin, targets))) if data.n_rows else 0.0
+                )
                 coef = weights[:-1].astype(np.float64)
                 entry["loss"] = mean_loss
                 entry["objective"] = mean_loss + 0.5 * settings.l2 * float(
-                    np.dot(row_share, coef * coef))
+                    np.dot(row_share, coef * coef)
+                )
             history.append(entry)
             bar.update(entry, "loss")
     finally:
@@ -177,20 +198,37 @@ def _train_linear(X: Any, y: Any, loss: str, settings: _Settings, fit_intercept:
     if order_by_count is not None:  # back to the caller's feature numbering
         weights = _unpack_features(weights, order_by_count)
         sum_sq = _unpack_features(sum_sq, order_by_count) if sum_sq is not None else None
-    return LinearModel(coef=weights[:-1].copy(),
-                       intercept=float(weights[-1]) if fit_intercept else 0.0,
-                       sum_sq=sum_sq, history=history, loss=loss,
-                       fit_intercept=bool(fit_intercept))
+    return LinearModel(
+        coef=weights[:-1].copy(),
+        intercept=float(weights[-1]) if fit_intercept else 0.0,
+        sum_sq=sum_sq,
+        history=history,
+        loss=loss,
+        fit_intercept=bool(fit_intercept),
+    )
 
 
-def fit_linear(X: Any, y: Any, *, loss: str = "logistic", rule: str = DEFAULTS["rule"],
-               lr: float = DEFAULTS["lr"], decay: float = DEFAULTS["decay"],
-               l2: float = DEFAULTS["l2"], eps: float = DEFAULTS["eps"],
-               epochs: int = DEFAULTS["epochs"], mode: str = DEFAULTS["mode"],
-               n_threads: int | None = None, fit_intercept: bool = True,
-               shuffle: bool = DEFAULTS["shuffle"], seed: int = DEFAULTS["seed"],
-               dtype: Any = None, record_loss: bool = True, progress: bool = False,
-               initial_model: LinearModel | None = None) -> LinearModel:
+def fit_linear(
+    X: Any,
+    y: Any,
+    *,
+    loss: str = "logistic",
+    rule: str = DEFAULTS["rule"],
+    lr: float = DEFAULTS["lr"],
+    decay: float = DEFAULTS["decay"],
+    l2: float = DEFAULTS["l2"],
+    eps: float = DEFAULTS["eps"],
+    epochs: int = DEFAULTS["epochs"],
+    mode: str = DEFAULTS["mode"],
+    n_threads: int | None = None,
+    fit_intercept: bool = True,
+    shuffle: bool = DEFAULTS["shuffle"],
+    seed: int = DEFAULTS["seed"],
+    dtype: Any = None,
+    record_loss: bool = True,
+    progress: bool = False,
+    initial_model: LinearModel | None = None,
+) -> LinearModel:
     """Train a sparse linear model with Hogwild!-style SGD or Adagrad (see the module docstring).
 
     Parameters
@@ -244,38 +282,66 @@ def fit_linear(X: Any, y: Any, *, loss: str = "logistic", rule: str = DEFAULTS["
         says what to try).
     """
     settings = _settings(rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed)
-    return _train_linear(X, y, loss, settings, fit_intercept, dtype, record_loss, progress,
-                         _c_linear_epoch, initial_model)
+    return _train_linear(
+        X,
+        y,
+        loss,
+        settings,
+        fit_intercept,
+        dtype,
+        record_loss,
+        progress,
+        _c_linear_epoch,
+        initial_model,
+    )
 
 
 # --------------------------------------------------------------------------- matrix factorization
 
 
-def _initial_factors(n: int, rank: int, scale: float, rng: np.random.Generator,
-                     dtype: np.dtype) -> np.ndarray:
+def _initial_factors(
+    n: int, rank: int, scale: float, rng: np.random.Generator, dtype: np.dtype
+) -> np.ndarray:
     return (rng.standard_normal((n, rank)) * (scale / math.sqrt(rank))).astype(dtype)
 
 
-
-def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items: int | None,
-              rank: int, settings: _Settings, init_scale: float, dtype: Any,
-              record_loss: bool, progress: bool, epoch_function: Callable) -> MFModel:
+def _train_mf(
+    users: Any,
+    items: Any,
+    ratings: Any,
+    n_users: int | None,
+    n_items: int | None,
+    rank: int,
+    settings: _Settings,
+    init_scale: float,
+    dtype: Any,
+    record_loss: bool,
+    progress: bool,
+    epoch_function: Callable,
+) -> MFModel:
     rank = _count("rank", rank, 1)
     init_scale = check.nonnegative("init_scale", init_scale)
     dtype = _dtype(dtype)
     ratings = _private_copy("ratings", ratings)
-    if ratings.ndim != 1 or not np.issubdtype(ratings.dtype, np.number) \
-            or np.issubdtype(ratings.dtype, np.complexfloating):
-        raise ValueError(f"ratings: expected a 1-D array of real numbers, got shape "
-                         f"{ratings.shape} dtype {ratings.dtype}")
+    if (
+        ratings.ndim != 1
+        or not np.issubdtype(ratings.dtype, np.number)
+        or np.issubdtype(ratings.dtype, np.complexfloating)
+    ):
+        raise ValueError(
+            f"ratings: expected a 1-D array of real numbers, got shape "
+            f"{ratings.shape} dtype {ratings.dtype}"
+        )
     ratings = ratings.astype(np.float64)
     if not np.all(np.isfinite(ratings)):
         raise ValueError("ratings: contains NaN or infinity")
     users_array, items_array = index_copy("users", users), index_copy("items", items)
     for name, array in (("users", users_array), ("items", items_array)):
         if array.shape != ratings.shape:
-            raise ValueError(f"{name}: expected {ratings.shape[0]} entries (one per rating), "
-                             f"got shape {array.shape}")
+            raise ValueError(
+                f"{name}: expected {ratings.shape[0]} entries (one per rating), "
+                f"got shape {array.shape}"
+            )
     if n_users is None:
         n_users = int(users_array.max()) + 1 if users_array.size else 0
     if n_items is None:
@@ -284,10 +350,15 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
     users_array = check_index_range("users", users_array, n_users)
     items_array = check_index_range("items", items_array, n_items)
     rng = np.random.default_rng(settings.seed)
-    factors = (_initial_factors(n_users, rank, init_scale, rng, dtype),
-               _initial_factors(n_items, rank, init_scale, rng, dtype))
-    sums = ((np.zeros_like(factors[0]), np.zeros_like(factors[1]))
-            if settings.rule == "adagrad" else (None, None))
+    factors = (
+        _initial_factors(n_users, rank, init_scale, rng, dtype),
+        _initial_factors(n_items, rank, init_scale, rng, dtype),
+    )
+    sums = (
+        (np.zeros_like(factors[0]), np.zeros_like(factors[1]))
+        if settings.rule == "adagrad"
+        else (None, None)
+    )
     history: list[dict[str, float]] = []
     n = ratings.shape[0]
     bar = _Progress(progress, settings.epochs, "hogwild fit_mf")
@@ -298,10 +369,15 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
             start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(users_array, items_array, ratings, factors, sums, kwargs)
             seconds = time.perf_counter() - start
-            entry = {"epoch": epoch + 1, "lr": kwargs["lr"], "seconds": seconds,
-                     "cpu_seconds": time.process_time() - start_cpu, "updates": n,
-                     "updates_per_second": n / seconds if seconds > 0 else math.inf,
-                     "progressive_loss": total / max(n, 1)}
+            entry = {
+                "epoch": epoch + 1,
+                "lr": kwargs["lr"],
+                "seconds": seconds,
+                "cpu_seconds": time.process_time() - start_cpu,
+                "updates": n,
+                "updates_per_second": n / seconds if seconds > 0 else math.inf,
+                "progressive_loss": total / max(n, 1),
+            }
             if record_loss:
                 error = model.predict(users_array, items_array) - ratings
                 entry["loss"] = float(0.5 * np.mean(error * error)) if n else 0.0
@@ -313,14 +389,29 @@ def _train_mf(users: Any, items: Any, ratings: Any, n_users: int | None, n_items
     return model
 
 
-def fit_mf(users: Any, items: Any, ratings: Any, *, n_users: int | None = None,
-           n_items: int | None = None, rank: int = 10, rule: str = DEFAULTS["rule"],
-           lr: float = DEFAULTS["lr"], decay: float = DEFAULTS["decay"],
-           l2: float = DEFAULTS["l2"], eps: float = DEFAULTS["eps"],
-           epochs: int = DEFAULTS["epochs"], mode: str = DEFAULTS["mode"],
-           n_threads: int | None = None, shuffle: bool = DEFAULTS["shuffle"],
-           seed: int = DEFAULTS["seed"], init_scale: float = 0.1, dtype: Any = np.float64,
-           record_loss: bool = True, progress: bool = False) -> MFModel:
+def fit_mf(
+    users: Any,
+    items: Any,
+    ratings: Any,
+    *,
+    n_users: int | None = None,
+    n_items: int | None = None,
+    rank: int = 10,
+    rule: str = DEFAULTS["rule"],
+    lr: float = DEFAULTS["lr"],
+    decay: float = DEFAULTS["decay"],
+    l2: float = DEFAULTS["l2"],
+    eps: float = DEFAULTS["eps"],
+    epochs: int = DEFAULTS["epochs"],
+    mode: str = DEFAULTS["mode"],
+    n_threads: int | None = None,
+    shuffle: bool = DEFAULTS["shuffle"],
+    seed: int = DEFAULTS["seed"],
+    init_scale: float = 0.1,
+    dtype: Any = np.float64,
+    record_loss: bool = True,
+    progress: bool = False,
+) -> MFModel:
     """Matrix factorization by Hogwild!-style SGD or Adagrad (the paper's second example).
 
     Minimizes Σ_(u,i,r) ½ (U_u · V_i − r)² by visiting the ratings; a rating
@@ -346,7 +437,17 @@ def fit_mf(users: Any, items: Any, ratings: Any, *, n_users: int | None = None,
     MFModel
     """
     settings = _settings(rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed)
-    return _train_mf(users, items, ratings, n_users, n_items, rank, settings, init_scale,
-                     dtype, record_loss, progress, _c_mf_epoch)
-
-
+    return _train_mf(
+        users,
+        items,
+        ratings,
+        n_users,
+        n_items,
+        rank,
+        settings,
+        init_scale,
+        dtype,
+        record_loss,
+        progress,
+        _c_mf_epoch,
+    )
