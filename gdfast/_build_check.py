@@ -7,15 +7,25 @@ built, instead of the installed package.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.machinery
 from pathlib import Path
 
 EXTENSIONS = ("gdfast._kernels", "gdfast._hogwild")
 
 
 def missing_extensions() -> list[str]:
-    """The compiled modules of gdfast that Python cannot find."""
-    return [name for name in EXTENSIONS if importlib.util.find_spec(name) is None]
+    """The compiled modules of gdfast missing from the folder this gdfast was imported from.
+
+    Looked up in that folder only (not through every finder on sys.meta_path): an editable
+    install elsewhere maps the name `gdfast._kernels` to its own build, which this source
+    tree's `gdfast/__init__.py` would not find at import time.
+    """
+    package_dir = [str(Path(__file__).resolve().parent)]
+    return [
+        name
+        for name in EXTENSIONS
+        if importlib.machinery.PathFinder.find_spec(name, package_dir) is None
+    ]
 
 
 def message(missing: list[str], package_dir: Path) -> str:
