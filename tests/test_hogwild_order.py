@@ -84,7 +84,10 @@ def test_sorted_ratings_factorize_like_shuffled_ratings(rule, lr):
         model = hogwild.fit_mf(
             users[order], items[order], ratings[order], mode=mode, n_threads=n_threads, **settings
         )
-        assert model.history[-1]["rmse"] == pytest.approx(serial.history[-1]["rmse"], rel=0.005), (
+        # Threads interleave updates of shared items in whatever order the OS schedules them:
+        # that alone moved the final training RMSE by 0.64% once (2 threads, locked, clang
+        # build), so the bound here is 2%, not the 0.5% of the linear models above.
+        assert model.history[-1]["rmse"] == pytest.approx(serial.history[-1]["rmse"], rel=0.02), (
             mode,
             n_threads,
         )
