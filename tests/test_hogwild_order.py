@@ -71,8 +71,20 @@ def test_sorted_rows_train_like_shuffled_rows(problem, rule, sort_by):
         assert loss == pytest.approx(expected_loss, rel=0.005), (mode, n_threads)
 
 
+MF_THREADED_DEFECT = pytest.mark.xfail(
+    strict=False,
+    reason="open defect (issue 16): two-thread matrix factorization ends 0.6-8% above the "
+    "serial RMSE depending on scheduling (8.4% under AddressSanitizer, locked mode): not yet "
+    "explained",
+)
+
+
+@pytest.mark.parametrize(
+    "mode, n_threads",
+    [run if run[1] == 1 else pytest.param(*run, marks=MF_THREADED_DEFECT) for run in RUNS],
+)
 @pytest.mark.parametrize("rule, lr", [("adagrad", 0.3), ("sgd", 0.05)])
-def test_sorted_ratings_factorize_like_shuffled_ratings(rule, lr):
+def test_sorted_ratings_factorize_like_shuffled_ratings(rule, lr, mode, n_threads):
     rng = np.random.default_rng(1)
     users, items = rng.integers(0, 100, 10000), rng.integers(0, 80, 10000)
     truth_u, truth_v = rng.standard_normal((100, 3)), rng.standard_normal((80, 3))
@@ -80,17 +92,10 @@ def test_sorted_ratings_factorize_like_shuffled_ratings(rule, lr):
     settings = dict(rank=3, rule=rule, lr=lr, decay=0.8, epochs=15, seed=0)
     serial = hogwild.fit_mf(users, items, ratings, mode="serial", **settings)
     order = np.argsort(users, kind="stable")
-    for mode, n_threads in RUNS:
-        model = hogwild.fit_mf(
-            users[order], items[order], ratings[order], mode=mode, n_threads=n_threads, **settings
-        )
-        # Threads interleave updates of shared items in whatever order the OS schedules them:
-        # that alone moved the final training RMSE by 0.64% once (2 threads, locked, clang
-        # build), so the bound here is 2%, not the 0.5% of the linear models above.
-        assert model.history[-1]["rmse"] == pytest.approx(serial.history[-1]["rmse"], rel=0.02), (
-            mode,
-            n_threads,
-        )
+    model = hogwild.fit_mf(
+        users[order], items[order], ratings[order], mode=mode, n_threads=n_threads, **settings
+    )
+    assert model.history[-1]["rmse"] == pytest.approx(serial.history[-1]["rmse"], rel=0.005)
 
 
 def test_one_thread_visits_the_reference_permutation():
