@@ -1,7 +1,9 @@
-"""Argument checks shared by every optimizer: one message style, raised before any write.
+"""Argument checks for all of gdfast: one message style, raised before any write.
 
 Every check either returns the normalized value or raises TypeError (wrong kind
-of object) or ValueError (right kind, wrong value), naming the argument.
+of object) or ValueError (right kind, wrong value), naming the argument.  The
+optimizers, the training loop and its models, schedules and strategies, and the
+Hogwild! trainers all check their arguments here.
 """
 
 from __future__ import annotations
@@ -68,8 +70,22 @@ def decay_rate(name: str, value: Any) -> float:
     return value
 
 
+def integer(name: str, value: Any, minimum: int) -> int:
+    """An int (Python or NumPy, not a bool) >= minimum, as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
 def flag(name: str, value: Any) -> bool:
-    """A yes/no option: a bool (or 0/1, the form a state file stores it in)."""
+    """A yes/no option: a bool (Python or NumPy), or 0/1 (the form a state file stores it in).
+
+    The one check for every flag (an optimizer's option, fit's shuffle and progress, a
+    model's batch_norm, ...): 1 and 0 are unambiguous, anything else (2, "yes", None)
+    is a TypeError that shows the value.
+    """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, numbers.Real) and value in (0, 1):
@@ -103,6 +119,22 @@ def betas(name: str, value: Any) -> tuple[float, float]:
         if not (0.0 <= beta < 1.0):
             raise ValueError(f"{name}[{index}]: expected a number in [0, 1), got {beta!r}")
     return pair
+
+
+def float_dtype(name: str, value: Any) -> np.dtype:
+    """float32 or float64, from anything numpy.dtype understands."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected float32 or float64, got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype}")
+    return dtype
+
+
+def is_sparse(X: Any) -> bool:
+    """Whether X is a scipy.sparse matrix or array (without importing scipy)."""
+    return type(X).__module__.startswith("scipy.sparse")
 
 
 def not_masked(name: str, value: Any) -> None:

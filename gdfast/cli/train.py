@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _validation, models, schedules
-from .rule_names import parse_list as parse_rules
-from .strategies import Curriculum, EarlyStopping, GradientNoise
-from .training import History, fit
+from .. import _validation
+from ..rule_names import parse_list as parse_rules
+from ..train import History, fit, models, schedules
+from ..train.strategies import Curriculum, EarlyStopping, GradientNoise
 
 MODELS = ("linear", "logistic", "softmax", "mlp")
 DATASETS = ("digits", "breast_cancer", "synthetic")
@@ -405,9 +405,3 @@ def main(args: argparse.Namespace) -> int:
             json.dump(histories, handle, indent=1)
     return 0
 
-
-if __name__ == "__main__":  # `python -m gdfast.train_cli ...` = `python -m gdfast train ...`
-    _parser = argparse.ArgumentParser(prog="python -m gdfast.train_cli")
-    add_parser(_parser.add_subparsers())
-    _args = _parser.parse_args(["train", *sys.argv[1:]])
-    sys.exit(_args.command(_args))

@@ -1,0 +1,93 @@
+"""gdfast._validation, the one module of argument checks: the flag rule everywhere, the
+checks the training modules took over from _training_checks."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import gdfast
+from gdfast import _validation as check
+from gdfast.train import fit, models
+from gdfast.train.strategies import Curriculum, EarlyStopping
+
+YES_OR_NO = [
+    (True, True),
+    (False, False),
+    (np.True_, True),
+    (np.False_, False),
+    (1, True),
+    (0, False),
+]
+NOT_A_FLAG = [2, -1, 0.5, "yes", "", None, [True], np.array([True, False])]
+
+
+@pytest.mark.parametrize("value, expected", YES_OR_NO)
+def test_flag_accepts_bools_and_0_or_1(value, expected):
+    assert check.flag("f", value) is expected
+
+
+@pytest.mark.parametrize("value", NOT_A_FLAG)
+def test_flag_refuses_anything_else_and_shows_it(value):
+    with pytest.raises(TypeError, match=r"^f: expected True or False, got "):
+        check.flag("f", value)
+
+
+def _objective(params, X, y):
+    return 0.0, [np.zeros_like(params[0])]
+
+
+@pytest.mark.parametrize("value, expected", YES_OR_NO)
+def test_one_flag_rule_in_the_optimizers_and_in_training(value, expected):
+    """Before, an optimizer took maximize=1 while fit refused shuffle=1 ("expected a bool"):
+    both call sites now follow _validation.flag."""
+    w = np.zeros(2)
+    assert gdfast.Adam([w], maximize=value).maximize is expected
+    assert Curriculum([1.0, 2.0], shuffle_slice=value).shuffle_slice is expected
+    assert EarlyStopping(restore_best=value).restore_best is expected
+    assert models.MLP(2, 2, hidden=(2,), batch_norm=value).batch_norm is expected
+    shown = io.StringIO()
+    history = fit(
+        _objective,
+        [w],
+        np.zeros((4, 1)),
+        shuffle=value,
+        epochs=1,
+        progress=value,
+        progress_file=shown,
+    )
+    assert history.epochs == 1 and bool(shown.getvalue()) is expected
+
+
+@pytest.mark.parametrize("value", [2, "yes", None])
+def test_one_flag_message_in_the_optimizers_and_in_training(value):
+    w = np.zeros(2)
+    message = r"expected True or False, got "
+    for name, build in [
+        ("maximize", lambda: gdfast.Adam([w], maximize=value)),
+        ("shuffle_slice", lambda: Curriculum([1.0, 2.0], shuffle_slice=value)),
+        ("restore_best", lambda: EarlyStopping(restore_best=value)),
+        ("batch_norm", lambda: models.MLP(2, 2, hidden=(2,), batch_norm=value)),
+        ("progress", lambda: fit(_objective, [w], np.zeros((4, 1)), progress=value)),
+    ]:
+        with pytest.raises(TypeError, match=f"^{name}: {message}"):
+            build()
+    with pytest.raises(TypeError, match=f"^shuffle: {message}"):
+        fit(_objective, [w], np.zeros((4, 1)), shuffle="yes", progress=False)
+
+
+def test_integer_and_float_dtype_and_is_sparse():
+    assert check.integer("n", np.int64(3), 1) == 3 and type(check.integer("n", 3, 1)) is int
+    with pytest.raises(TypeError, match="n: expected an int, got bool"):
+        check.integer("n", True, 0)
+    with pytest.raises(ValueError, match="n: expected an int >= 1, got 0"):
+        check.integer("n", 0, 1)
+    assert check.float_dtype("dtype", "float32") == np.float32
+    with pytest.raises(TypeError, match="dtype: expected float32 or float64, got float16"):
+        check.float_dtype("dtype", np.float16)
+    with pytest.raises(TypeError, match="dtype: expected float32 or float64, got 'nope'"):
+        check.float_dtype("dtype", "nope")
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    assert check.is_sparse(scipy_sparse.csr_matrix((2, 2))) and not check.is_sparse(np.zeros(2))
