@@ -1,10 +1,10 @@
 """The gdfast command line: `python -m gdfast <command> ...` (also installed as `gdfast`).
 
-    demo    gdfast.cli.demo     all rules, C kernels against the NumPy reference
-    bench   gdfast.bench        the benchmark (the module lives with the optimizers)
-    train   gdfast.cli.train    one of gdfast's models trained with gdfast.fit
-    plot    gdfast.cli.plot     the gallery's figures (gdfast.viz)
-    distributed  gdfast.distributed.cli   distributed SGD: train, simulate
+demo    gdfast.cli.demo     all rules, C kernels against the NumPy reference
+bench   gdfast.bench        the benchmark (the module lives with the optimizers)
+train   gdfast.cli.train    one of gdfast's models trained with gdfast.fit
+plot    gdfast.cli.plot     the gallery's figures (gdfast.viz)
+distributed  gdfast.distributed.cli   distributed SGD: train, simulate
 """
 
 from __future__ import annotations
@@ -49,4 +49,3 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     return args.command(args)
-

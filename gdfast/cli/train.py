@@ -114,11 +114,11 @@ def _split(
         if stratify
         else [np.arange(y.shape[0])]
     )
-    val = []
+    held_out = []
     for members in groups:
         members = rng.permutation(members)
-        val.append(members[: int(round(val_fraction * members.shape[0]))])
-    val = np.sort(np.concatenate(val))
+        held_out.append(members[: int(round(val_fraction * members.shape[0]))])
+    val = np.sort(np.concatenate(held_out))
     train = np.setdiff1d(np.arange(y.shape[0]), val)
     return train, val
 
@@ -404,4 +404,3 @@ def main(args: argparse.Namespace) -> int:
         with open(args.history_json, "w", encoding="utf-8") as handle:
             json.dump(histories, handle, indent=1)
     return 0
-

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
 
 __all__ = ["fit"]
 
+T = TypeVar("T")
 Objective = Callable[[Sequence[np.ndarray], Any, Any], tuple[float, Sequence[Any]]]
 
 
@@ -60,8 +61,8 @@ def _check_options(
 
 
 def _strategy(
-    name: str, value: Any, cls: type, convert: Callable[[Any], Any], alternative: str
-) -> Any:
+    name: str, value: Any, cls: type[T], convert: Callable[[Any], T], alternative: str
+) -> T | None:
     """`value` if it is None or a `cls`, else `convert(value)` with errors naming `name`."""
     if value is None or isinstance(value, cls):
         return value
@@ -206,7 +207,7 @@ def fit(
     opt = make_optimizer(optimizer, params, **hyperparameters)
     # the objective gets params as given: one array stays one array
     given = params if isinstance(params, np.ndarray) else opt.params
-    params = opt.params
+    arrays = opt.params  # the parameters, updated in place
     curriculum = _strategy(
         "curriculum",
         curriculum,
@@ -266,7 +267,7 @@ def fit(
         if plateau is not None:
             opt.lr = plateau.update(monitored)
         if stopper is not None:
-            return stopper.update(monitored, params)
+            return stopper.update(monitored, arrays)
         return False
 
     step = 0
@@ -274,7 +275,7 @@ def fit(
     # the hot loop's callables as locals: each attribute lookup is ~20 ns a step
     isfinite, take_step = math.isfinite, opt.step
     tick = display.tick
-    history.blas_threads = blas.thread_limit(blas_threads, params, batch_size or n)
+    history.blas_threads = blas.thread_limit(blas_threads, arrays, batch_size or n)
     limiter = blas.limiter(history.blas_threads)
     try:
         for epoch in range(epochs):
@@ -290,7 +291,7 @@ def fit(
             display.retarget(
                 step + -(-length // size) * (epochs - epoch), f"epoch {epoch + 1}/{epochs}"
             )
-            snapshot = [p.copy() for p in params]
+            snapshot = [p.copy() for p in arrays]
             loss_sum = 0.0
             seen = 0
             for X_batch, y_batch, rows in batches(X, y, order, size):
@@ -304,7 +305,7 @@ def fit(
                     ) from None
                 loss = float(loss)
                 if not isfinite(loss):
-                    stop = _non_finite(loss, epoch, step, params, snapshot)
+                    stop = _non_finite(loss, epoch, step, arrays, snapshot)
                     break
                 if noise is not None:
                     grads = noise(grads, step + 1)
@@ -351,7 +352,7 @@ def fit(
         if limiter is not None:
             limiter.restore_original_limits()
 
-    _finish(history, stop or "completed", stopper, params, epochs, step)
+    _finish(history, stop or "completed", stopper, arrays, epochs, step)
     return history
 
 
@@ -418,7 +419,7 @@ def _finish(
             history.restored_best = stopper.restore(params)
     if reason == "completed":
         message = f"completed {epochs} epoch(s), {step} update(s)"
-    elif reason == "early_stopping":
+    elif reason == "early_stopping" and stopper is not None:
         best_step, best_value = history.evaluations[stopper.best_evaluation]
         message = (
             f"early stopping after {stopper.evaluations} evaluation(s): no improvement "

@@ -29,7 +29,7 @@ and ReduceOnPlateau, which divides η by ``1/factor`` when the monitored value
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 from .. import _validation as check
 
@@ -93,11 +93,7 @@ class Schedule:
         """
         if lr is not None:
             self.base_lr = check.learning_rate("lr", lr)
-        if self.base_lr is None:
-            raise ValueError(
-                f"lr: {type(self).__name__} has no base learning rate; "
-                "give one to the constructor or to start()"
-            )
+        self._eta0()
         self.t = 0
         self._reset()
         self._lr = self._first()
@@ -136,12 +132,17 @@ class Schedule:
     def _next(self, metric: float | None) -> float:
         return self.value(self.t)
 
-    def _check_t(self, t: Any) -> int:
+    def _eta0(self) -> float:
+        """η0, the base rate; a ValueError when neither the constructor nor start() gave it."""
         if self.base_lr is None:
             raise ValueError(
                 f"lr: {type(self).__name__} has no base learning rate; "
                 "give one to the constructor or to start()"
             )
+        return self.base_lr
+
+    def _check_t(self, t: Any) -> int:
+        self._eta0()
         return check.integer("t", t, 0)
 
     def __repr__(self) -> str:
@@ -158,7 +159,7 @@ class Constant(Schedule):
     def value(self, t: int) -> float:
         """η0."""
         self._check_t(t)
-        return self.base_lr
+        return self._eta0()
 
 
 class StepDecay(Schedule):
@@ -183,7 +184,7 @@ class StepDecay(Schedule):
     def value(self, t: int) -> float:
         """η0 · γ^⌊t / step_size⌋."""
         t = self._check_t(t)
-        return self.base_lr * self.gamma ** (t // self.step_size)
+        return self._eta0() * self.gamma ** (t // self.step_size)
 
     def _settings(self) -> dict[str, Any]:
         return {"step_size": self.step_size, "gamma": self.gamma, **super()._settings()}
@@ -206,7 +207,7 @@ class ExponentialDecay(Schedule):
     def value(self, t: int) -> float:
         """η0 · γ^t."""
         t = self._check_t(t)
-        return self.base_lr * self.gamma**t
+        return self._eta0() * self.gamma**t
 
     def _settings(self) -> dict[str, Any]:
         return {"gamma": self.gamma, **super()._settings()}
@@ -231,7 +232,7 @@ class InverseTimeDecay(Schedule):
     def value(self, t: int) -> float:
         """η0 / (1 + k t)."""
         t = self._check_t(t)
-        return self.base_lr / (1.0 + self.decay * t)
+        return self._eta0() / (1.0 + self.decay * t)
 
     def _settings(self) -> dict[str, Any]:
         return {"decay": self.decay, **super()._settings()}
@@ -289,7 +290,7 @@ class ReduceOnPlateau(Schedule):
         self._reset()
 
     def _first(self) -> float:
-        return self.base_lr
+        return self._eta0()
 
     def _reset(self) -> None:
         self.best = math.inf
@@ -318,11 +319,11 @@ class ReduceOnPlateau(Schedule):
             self._cooldown_left -= 1
             self.bad_updates = 0
         if self.bad_updates >= self.patience:
-            self._lr = max(self._lr * self.factor, self.min_lr)
+            self._lr = max(self.lr * self.factor, self.min_lr)
             self.reductions += 1
             self._cooldown_left = self.cooldown
             self.bad_updates = 0
-        return self._lr
+        return self.lr
 
     def _settings(self) -> dict[str, Any]:
         return {
@@ -336,7 +337,7 @@ class ReduceOnPlateau(Schedule):
         }
 
 
-_PARSERS = {
+_PARSERS: dict[str, tuple[Callable[..., Schedule], tuple[Callable[[str], Any], ...]]] = {
     "constant": (Constant, ()),
     "step": (StepDecay, (int, float)),
     "exp": (ExponentialDecay, (float,)),
@@ -372,7 +373,7 @@ def parse(text: str) -> Schedule:
             "plateau[:FACTOR[:PATIENCE[:THRESHOLD]]]"
         )
     try:
-        values = [convert(field) for convert, field in zip(types, fields)]
+        values: list[Any] = [convert(field) for convert, field in zip(types, fields)]
     except ValueError:
         raise ValueError(f"schedule: cannot read the numbers in {text!r}") from None
     if cls is ReduceOnPlateau:

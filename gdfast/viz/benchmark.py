@@ -80,7 +80,7 @@ def plot_benchmark(
     axes = figure.add_axes((0.08, 0.15, 0.74, 0.72))
     width = 0.8 / max(len(backends), 1)
     bar_colors = ["#d62728", "#7f7f7f", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
-    handles = []
+    handles: list[Any] = []
     for index, backend in enumerate(backends):
         xs, heights = [], []
         for position, rule in enumerate(rules):

@@ -82,14 +82,14 @@ def plot_loss_curves(
                     f"curves[{index}]: expected a Trajectory, got {type(trajectory).__name__}"
                 )
         line_colors = {t.label: RULE_COLORS.get(t.rule) for t in paths}
-        curves = {t.label: t.values for t in paths}
+        curves = {t.label: list(t.values) for t in paths}
     else:
         line_colors = {label: RULE_COLORS.get(label.split()[0]) for label in curves}
     figure = new_figure(size)
     axes = figure.add_axes((0.1, 0.12, 0.55, 0.76))
     lowest = math.inf
-    for label, values in curves.items():
-        values = np.asarray(values, dtype=np.float64)
+    for label, series in curves.items():
+        values = np.asarray(series, dtype=np.float64)
         if values.ndim != 1:
             raise ValueError(f"curves[{label!r}]: expected a 1-D sequence of losses")
         finite = values[np.isfinite(values)]

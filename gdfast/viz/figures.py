@@ -107,5 +107,6 @@ def check_colors(colors: Any) -> None:
 
 
 def rgb_frame(figure: "Figure") -> np.ndarray:
-    figure.canvas.draw()
-    return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    canvas: Any = figure.canvas  # the Agg canvas new_figure attached
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

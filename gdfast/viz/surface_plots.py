@@ -214,7 +214,7 @@ def plot_sweep(
                 f"results[{rule!r}]: its learning rates differ from results[{rules[0]!r}]'s"
             )
         for column, point in enumerate(results[rule]):
-            if point.converged:
+            if point.converged and point.steps_to is not None:
                 grid[row, column] = max(point.steps_to, 1)
     figure = new_figure(size)
     axes = figure.add_axes((0.13, 0.14, 0.72, 0.74))
