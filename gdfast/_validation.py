@@ -177,6 +177,18 @@ def parameter(name: str, value: Any) -> np.ndarray:
     return value
 
 
+def parameters(name: str, value: Any) -> list[np.ndarray]:
+    """One parameter array, or a list or tuple of them, as a list (each checked by
+    `parameter`; named `name` when one array is given, `name[i]` in a list)."""
+    if isinstance(value, np.ndarray):
+        return [parameter(name, value)]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"{name}: expected an ndarray or a list of ndarrays, got {type(value).__name__}"
+        )
+    return [parameter(f"{name}[{index}]", array) for index, array in enumerate(value)]
+
+
 def byte_span(array: np.ndarray) -> tuple[int, int]:
     """[low, high) addresses of the memory an array's elements occupy."""
     low, high = np.lib.array_utils.byte_bounds(array)

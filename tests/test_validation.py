@@ -91,3 +91,15 @@ def test_integer_and_float_dtype_and_is_sparse():
         check.float_dtype("dtype", "nope")
     scipy_sparse = pytest.importorskip("scipy.sparse")
     assert check.is_sparse(scipy_sparse.csr_matrix((2, 2))) and not check.is_sparse(np.zeros(2))
+
+
+def test_parameters_one_array_or_a_list():
+    w, v = np.zeros(3), np.zeros((2, 2), dtype=np.float32)
+    assert check.parameters("params", w)[0] is w
+    assert [a is b for a, b in zip(check.parameters("params", (w, v)), (w, v))] == [True, True]
+    with pytest.raises(TypeError, match=r"^params: expected an ndarray or a list of ndarrays"):
+        check.parameters("params", "w")
+    with pytest.raises(ValueError, match=r"^params\[1\]: expected a C-contiguous array"):
+        check.parameters("params", [w, np.zeros((3, 3))[:, 0]])
+    with pytest.raises(ValueError, match=r"^params: expected a C-contiguous array"):
+        check.parameters("params", np.zeros((3, 3))[:, 0])

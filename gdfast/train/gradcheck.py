@@ -28,20 +28,6 @@ __all__ = ["check_grad", "numerical_gradient"]
 Objective = Callable[[Any, Any, Any], tuple[float, Any]]
 
 
-def _as_list(params: Any) -> list[np.ndarray]:
-    if isinstance(params, np.ndarray):
-        arrays = [params]
-    elif isinstance(params, (list, tuple)):
-        arrays = list(params)
-    else:
-        raise TypeError(
-            f"params: expected an ndarray or a list of ndarrays, got {type(params).__name__}"
-        )
-    for index, array in enumerate(arrays):
-        check.parameter(f"params[{index}]", array)
-    return arrays
-
-
 def _step_size(eps: float | None, dtype: np.dtype) -> float:
     if eps is None:
         return float(np.finfo(dtype).eps ** (1.0 / 3.0))
@@ -97,7 +83,7 @@ def _differences(
 
     The objective gets `params` as given (one array stays one array).
     """
-    arrays = _as_list(params)
+    arrays = check.parameters("params", params)
     if max_entries is not None:
         if isinstance(max_entries, bool) or not isinstance(max_entries, int) or max_entries < 1:
             raise ValueError(f"max_entries: expected an int >= 1 or None, got {max_entries!r}")
@@ -155,7 +141,7 @@ def check_grad(
     ndarray of float64, shape (len(params),)
         ‖a − d‖ / max(‖a‖ + ‖d‖, tiny) per parameter over its checked entries.
     """
-    arrays = _as_list(params)
+    arrays = check.parameters("params", params)
     loss, returned = objective(params, X, y)
     analytic = [returned] if isinstance(returned, np.ndarray) else list(returned)
     if len(analytic) != len(arrays):

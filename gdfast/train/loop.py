@@ -36,7 +36,7 @@ T = TypeVar("T")
 Objective = Callable[[Sequence[np.ndarray], Any, Any], tuple[float, Sequence[Any]]]
 
 
-# --------------------------------------------------------------------- checks
+# ------------------------------------------------------- fit's own arguments
 def _check_options(
     batch_size: Any, epochs: Any, shuffle: Any, eval_every: Any, callbacks: Any, validation: Any
 ) -> tuple[int | None, int, int | None, list]:
@@ -74,7 +74,6 @@ def _strategy(
         raise type(error)(f"{name}: expected a {cls.__name__} or {alternative}; {error}") from None
 
 
-# --------------------------------------------------------------------- batches
 # ------------------------------------------------------------------------- fit
 def fit(
     objective: Objective,

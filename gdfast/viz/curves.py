@@ -21,11 +21,11 @@ def history_series(history: Any) -> dict[str, list[float]]:
 
     Accepts a list of per-epoch dicts ([{"epoch": 1, "train_loss": ..., ...}, ...]),
     a dict of lists ({"train_loss": [...], ...}), an object with an `as_dict()`
-    method returning one (gdfast.training.History), or an object with either as its
+    method returning one (gdfast.History), or an object with either as its
     `history` or `records` attribute.  A series with any non-numeric entry is dropped.
     """
     if hasattr(history, "as_dict") and not isinstance(history, (dict, list, tuple)):
-        history = history.as_dict()  # gdfast.training.History
+        history = history.as_dict()  # gdfast.History
     for attribute in ("history", "records"):
         if hasattr(history, attribute) and not isinstance(history, (dict, list, tuple)):
             history = getattr(history, attribute)
