@@ -25,12 +25,18 @@ class Progress:
     ----------
     enabled : bool
         Whether anything is shown.
+    total : int
+        The units expected.
+    desc : str
+        What is counted, shown before the bar (and available to the plain lines).
     bar : tqdm or None
         The tqdm bar, None without tqdm or when disabled.
     """
 
     def __init__(self, enabled: bool, total: int, *, unit: str, desc: str = "", stream: Any = None):
         self.enabled = bool(enabled)
+        self.total = total
+        self.desc = desc
         self.stream = stream if stream is not None else sys.stderr
         self.bar: Any = None
         if not self.enabled:
@@ -60,6 +66,7 @@ class Progress:
 
     def retarget(self, total: int, desc: str) -> None:
         """A corrected expected total, and a new description."""
+        self.total, self.desc = total, desc
         if self.bar is not None:
             # no forced refresh: tqdm redraws at most every 0.1 s, so short epochs stay cheap
             self.bar.total = total
