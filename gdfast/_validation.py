@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -96,18 +96,20 @@ def flag(name: str, value: Any) -> bool:
 CONVENTIONS = ("paper", "torch", "keras")
 
 
+def one_of(name: str, value: Any, options: Iterable[str]) -> str:
+    """One of the strings `options` (a TypeError for a non-str, a ValueError for another str)."""
+    options = tuple(options)
+    expected = f"{name}: expected one of {', '.join(map(repr, options))}"
+    if not isinstance(value, str):
+        raise TypeError(f"{expected}, got {type(value).__name__}")
+    if value not in options:
+        raise ValueError(f"{expected}, got {value!r}")
+    return value
+
+
 def convention(name: str, value: Any) -> str:
     """One of CONVENTIONS: whose formulas the named options default to."""
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
-            f"got {type(value).__name__}"
-        )
-    if value not in CONVENTIONS:
-        raise ValueError(
-            f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, got {value!r}"
-        )
-    return value
+    return one_of(name, value, CONVENTIONS)
 
 
 def betas(name: str, value: Any) -> tuple[float, float]:

@@ -103,3 +103,19 @@ def test_parameters_one_array_or_a_list():
         check.parameters("params", [w, np.zeros((3, 3))[:, 0]])
     with pytest.raises(ValueError, match=r"^params: expected a C-contiguous array"):
         check.parameters("params", np.zeros((3, 3))[:, 0])
+
+
+def test_one_of():
+    assert check.one_of("mode", "serial", ("serial", "locked")) == "serial"
+    assert check.one_of("mode", "locked", {"serial": 0, "locked": 1}) == "locked"
+    with pytest.raises(TypeError, match=r"^mode: expected one of 'serial', 'locked', got int$"):
+        check.one_of("mode", 1, ("serial", "locked"))
+    with pytest.raises(ValueError, match=r"^mode: expected one of 'serial', 'locked', got 'x'$"):
+        check.one_of("mode", "x", ("serial", "locked"))
+    # convention() is one_of over CONVENTIONS, its messages unchanged
+    with pytest.raises(TypeError, match=r"^c: expected one of 'paper', 'torch', 'keras', got int$"):
+        check.convention("c", 3)
+    with pytest.raises(
+        ValueError, match=r"^c: expected one of 'paper', 'torch', 'keras', got 'x'$"
+    ):
+        check.convention("c", "x")
