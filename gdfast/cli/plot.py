@@ -1,9 +1,19 @@
-"""`python -m gdfast plot --out DIR`: pictures of the rules at work.
+"""`python -m gdfast plot --out DIR`: pictures of the ten rules at work.
 
-Per surface (default: all four) the paths on the contours, the loss per step and, with
---gif, the animation; with --bench FILE the benchmark's chart, with --history FILE the
-training histories' curves (gdfast.viz.gallery lists the files).  Needs the `viz` extra
-(matplotlib, Pillow).
+For each surface chosen (default: all four) it writes, into DIR,
+    SURFACE.png        the contours with every rule's path (hyper-parameters in the legend)
+    SURFACE_loss.png   the loss against the step, one line per rule
+    SURFACE.gif        the paths growing, frame by frame (with --gif)
+and, if given,
+    bench.png          GB/s per rule against the machine limit and torch (--bench FILE, the
+                       JSON of `python -m gdfast bench`)
+    history.png        loss per epoch of training histories (--history FILE: a JSON object
+                       mapping a label to a history, a list of per-epoch dicts or a dict
+                       of lists, with train_loss / val_loss series)
+
+Each rule runs with its gallery learning rate (gdfast.trajectories.GALLERY_LR: the middle
+of its working range in the guide's sweep; a common 0.01 on the saddle) and the SPEC.md
+defaults for the rest.  Needs the `viz` extra (matplotlib, Pillow).
 """
 
 from __future__ import annotations

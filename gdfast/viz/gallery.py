@@ -1,19 +1,9 @@
-"""The set of figures `python -m gdfast plot --out DIR` writes.
+"""The set of figures `python -m gdfast plot --out DIR` writes (its --help lists the files):
+per surface the paths on the contours, the loss per step and the animation; the
+benchmark's chart; training histories' curves.
 
-For each surface chosen it writes, into DIR,
-    SURFACE.png        the contours with every rule's path (hyper-parameters in the legend)
-    SURFACE_loss.png   the loss against the step, one line per rule
-    SURFACE.gif        the paths growing, frame by frame (gif=True)
-and, if given,
-    bench.png          GB/s per rule against the machine limit and torch (bench: the
-                       JSON of `python -m gdfast bench`)
-    history.png        loss per epoch of training histories (history: a JSON object
-                       mapping a label to a history, a list of per-epoch dicts or a dict
-                       of lists, with train_loss / val_loss series)
-
-Each rule runs with its gallery learning rate (gdfast.trajectories.GALLERY_LR: the middle
-of its working range in the guide's sweep; a common 0.01 on the saddle) and the SPEC.md
-defaults for the rest.
+Each rule runs with its gallery learning rate (gdfast.trajectories.GALLERY_LR) and the
+SPEC.md defaults for the rest.
 """
 
 from __future__ import annotations
@@ -45,7 +35,7 @@ def write_figures(
     loss: bool = True,
     rules: list[str] | None = None,
 ) -> list[str]:
-    """Write the figures listed in this module's docstring into `out`; return their paths.
+    """Write the figures into `out` (see gdfast.cli.plot for the files); return their paths.
 
     `steps` overrides each surface's budget; `colors` is the palette size of the PNGs
     and GIFs (None: full-colour PNGs); loss=False skips the SURFACE_loss.png files;
