@@ -62,12 +62,19 @@ def nonnegative(name: str, value: Any) -> float:
     return value
 
 
+def unit_interval(name: str, value: Any, closed: bool = True) -> float:
+    """A real number in [0, 1], or in [0, 1) when not `closed`."""
+    value = real_number(name, value)
+    if not (0.0 <= value <= 1.0) or (not closed and value == 1.0):
+        raise ValueError(
+            f"{name}: expected a number in {'[0, 1]' if closed else '[0, 1)'}, got {value!r}"
+        )
+    return value
+
+
 def decay_rate(name: str, value: Any) -> float:
     """A decay factor ρ in [0, 1]."""
-    value = real_number(name, value)
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
-    return value
+    return unit_interval(name, value)
 
 
 def integer(name: str, value: Any, minimum: int) -> int:
@@ -117,10 +124,10 @@ def betas(name: str, value: Any) -> tuple[float, float]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name}: expected a pair (beta1, beta2), got {value!r}")
     pair = (real_number(f"{name}[0]", value[0]), real_number(f"{name}[1]", value[1]))
-    for index, beta in enumerate(pair):
-        if not (0.0 <= beta < 1.0):
-            raise ValueError(f"{name}[{index}]: expected a number in [0, 1), got {beta!r}")
-    return pair
+    return (
+        unit_interval(f"{name}[0]", pair[0], closed=False),
+        unit_interval(f"{name}[1]", pair[1], closed=False),
+    )
 
 
 def float_dtype(name: str, value: Any) -> np.dtype:

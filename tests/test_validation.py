@@ -119,3 +119,18 @@ def test_one_of():
         ValueError, match=r"^c: expected one of 'paper', 'torch', 'keras', got 'x'$"
     ):
         check.convention("c", "x")
+
+
+def test_unit_interval_and_the_checks_built_on_it():
+    assert check.unit_interval("rho", 1) == 1.0 and check.unit_interval("b", 0.0, closed=False) == 0
+    with pytest.raises(ValueError, match=r"^b: expected a number in \[0, 1\), got 1.0$"):
+        check.unit_interval("b", 1.0, closed=False)
+    with pytest.raises(ValueError, match=r"^rho: expected a number in \[0, 1\], got 1.5$"):
+        check.decay_rate("rho", 1.5)
+    with pytest.raises(TypeError, match=r"^rho: expected a real number, got str$"):
+        check.decay_rate("rho", "0.5")
+    assert check.betas("betas", (0.9, 0)) == (0.9, 0.0)
+    with pytest.raises(ValueError, match=r"^betas\[1\]: expected a number in \[0, 1\), got 1.0$"):
+        check.betas("betas", [0.9, 1.0])
+    with pytest.raises(TypeError, match=r"^betas\[1\]: expected a real number, got bool$"):
+        check.betas("betas", (1.5, True))  # both converted before either is range-checked
