@@ -35,8 +35,7 @@ from .optim import (
 from .rows import RowGrad
 from .state_file import load_state, save_state
 from . import models, schedules, strategies
-from .gradcheck import check_grad
-from .training import History, fit
+from .train import History, check_grad, fit
 
 
 __all__ = [

@@ -1,14 +1,16 @@
-"""Argument checks shared by every optimizer: one message style, raised before any write.
+"""Argument checks for all of gdfast: one message style, raised before any write.
 
 Every check either returns the normalized value or raises TypeError (wrong kind
-of object) or ValueError (right kind, wrong value), naming the argument.
+of object) or ValueError (right kind, wrong value), naming the argument.  The
+optimizers, the training loop and its models, schedules and strategies, and the
+Hogwild! trainers all check their arguments here.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -60,16 +62,37 @@ def nonnegative(name: str, value: Any) -> float:
     return value
 
 
-def decay_rate(name: str, value: Any) -> float:
-    """A decay factor ρ in [0, 1]."""
+def unit_interval(name: str, value: Any, closed: bool = True) -> float:
+    """A real number in [0, 1], or in [0, 1) when not `closed`."""
     value = real_number(name, value)
-    if not (0.0 <= value <= 1.0):
-        raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
+    if not (0.0 <= value <= 1.0) or (not closed and value == 1.0):
+        raise ValueError(
+            f"{name}: expected a number in {'[0, 1]' if closed else '[0, 1)'}, got {value!r}"
+        )
     return value
 
 
+def decay_rate(name: str, value: Any) -> float:
+    """A decay factor ρ in [0, 1]."""
+    return unit_interval(name, value)
+
+
+def integer(name: str, value: Any, minimum: int) -> int:
+    """An int (Python or NumPy, not a bool) >= minimum, as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
 def flag(name: str, value: Any) -> bool:
-    """A yes/no option: a bool (or 0/1, the form a state file stores it in)."""
+    """A yes/no option: a bool (Python or NumPy), or 0/1 (the form a state file stores it in).
+
+    The one check for every flag (an optimizer's option, fit's shuffle and progress, a
+    model's batch_norm, ...): 1 and 0 are unambiguous, anything else (2, "yes", None)
+    is a TypeError that shows the value.
+    """
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, numbers.Real) and value in (0, 1):
@@ -80,18 +103,20 @@ def flag(name: str, value: Any) -> bool:
 CONVENTIONS = ("paper", "torch", "keras")
 
 
+def one_of(name: str, value: Any, options: Iterable[str]) -> str:
+    """One of the strings `options` (a TypeError for a non-str, a ValueError for another str)."""
+    options = tuple(options)
+    expected = f"{name}: expected one of {', '.join(map(repr, options))}"
+    if not isinstance(value, str):
+        raise TypeError(f"{expected}, got {type(value).__name__}")
+    if value not in options:
+        raise ValueError(f"{expected}, got {value!r}")
+    return value
+
+
 def convention(name: str, value: Any) -> str:
     """One of CONVENTIONS: whose formulas the named options default to."""
-    if not isinstance(value, str):
-        raise TypeError(
-            f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, "
-            f"got {type(value).__name__}"
-        )
-    if value not in CONVENTIONS:
-        raise ValueError(
-            f"{name}: expected one of {', '.join(map(repr, CONVENTIONS))}, got {value!r}"
-        )
-    return value
+    return one_of(name, value, CONVENTIONS)
 
 
 def betas(name: str, value: Any) -> tuple[float, float]:
@@ -99,10 +124,26 @@ def betas(name: str, value: Any) -> tuple[float, float]:
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise TypeError(f"{name}: expected a pair (beta1, beta2), got {value!r}")
     pair = (real_number(f"{name}[0]", value[0]), real_number(f"{name}[1]", value[1]))
-    for index, beta in enumerate(pair):
-        if not (0.0 <= beta < 1.0):
-            raise ValueError(f"{name}[{index}]: expected a number in [0, 1), got {beta!r}")
-    return pair
+    return (
+        unit_interval(f"{name}[0]", pair[0], closed=False),
+        unit_interval(f"{name}[1]", pair[1], closed=False),
+    )
+
+
+def float_dtype(name: str, value: Any) -> np.dtype:
+    """float32 or float64, from anything numpy.dtype understands."""
+    try:
+        dtype = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"{name}: expected float32 or float64, got {value!r}") from None
+    if dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name}: expected float32 or float64, got {dtype}")
+    return dtype
+
+
+def is_sparse(X: Any) -> bool:
+    """Whether X is a scipy.sparse matrix or array (without importing scipy)."""
+    return type(X).__module__.startswith("scipy.sparse")
 
 
 def not_masked(name: str, value: Any) -> None:
@@ -143,6 +184,18 @@ def parameter(name: str, value: Any) -> np.ndarray:
     if not value.flags.writeable:
         raise ValueError(f"{name}: expected a writeable array (the optimizer updates it in place)")
     return value
+
+
+def parameters(name: str, value: Any) -> list[np.ndarray]:
+    """One parameter array, or a list or tuple of them, as a list (each checked by
+    `parameter`; named `name` when one array is given, `name[i]` in a list)."""
+    if isinstance(value, np.ndarray):
+        return [parameter(name, value)]
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"{name}: expected an ndarray or a list of ndarrays, got {type(value).__name__}"
+        )
+    return [parameter(f"{name}[{index}]", array) for index, array in enumerate(value)]
 
 
 def byte_span(array: np.ndarray) -> tuple[int, int]:

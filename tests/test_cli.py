@@ -5,8 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gdfast import demo
-from gdfast.__main__ import main
+from gdfast.cli import demo, main
 
 
 def test_demo_rows_agree_with_the_reference():
@@ -84,7 +83,7 @@ def test_rule_names_one_spelling_any_case():
 
     import pytest
 
-    from gdfast import rule_names, training
+    from gdfast import rule_names, train as training
 
     assert rule_names.canonical(" adamax ") == "AdaMax"
     assert rule_names.canonical("AMSGRAD") == "AMSGrad"
@@ -104,7 +103,7 @@ def test_rule_names_one_spelling_any_case():
 
 
 def test_every_command_line_reads_rule_names_in_any_case():
-    from gdfast.__main__ import build_parser
+    from gdfast.cli import build_parser
 
     parser = build_parser()
     assert parser.parse_args(["bench", "--rules", "ADAM,sgd"]).rules == ["Adam", "SGD"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gdfast.gradcheck import check_grad, numerical_gradient
+from gdfast.train.gradcheck import check_grad, numerical_gradient
 
 RNG = np.random.default_rng(0)
 A = RNG.standard_normal((6, 6))

@@ -5,8 +5,8 @@ import functools
 import numpy as np
 import pytest
 
-from gdfast import models
-from gdfast.gradcheck import check_grad
+from gdfast.train import models
+from gdfast.train import check_grad
 
 sparse = pytest.importorskip("scipy.sparse")
 datasets = pytest.importorskip("sklearn.datasets")

@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
-from gdfast import __main__ as cli  # noqa: E402
-from gdfast import plot_cli  # noqa: E402
+from gdfast import cli  # noqa: E402
+from gdfast.cli import plot as plot_cli  # noqa: E402
 
 
 def run_plot(argv: list[str]) -> int:
@@ -162,7 +162,7 @@ def test_argument_errors(tmp_path, capsys):
 
 
 @pytest.mark.skipif(
-    "gdfast.plot_cli" not in cli.COMMAND_MODULES,
+    "gdfast.cli.plot" not in cli.COMMAND_MODULES,
     reason="plot is not yet registered in gdfast/__main__.py COMMAND_MODULES",
 )
 def test_registered_in_the_gdfast_command_line(tmp_path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import gdfast
-from gdfast import schedules
+from gdfast.train import schedules
 from gdfast.optim import OPTIMIZERS
-from gdfast.training import fit
+from gdfast.train import fit
 
 
 def run(schedule, lr, metrics):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from gdfast import train_cli
+from gdfast.cli import train as train_cli
 
 pytest.importorskip("sklearn")
 

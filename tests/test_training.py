@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import gdfast
-from gdfast import models
+from gdfast.train import models
 from gdfast.optim import OPTIMIZERS
-from gdfast.schedules import ReduceOnPlateau
-from gdfast.strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
-from gdfast.training import History, fit, make_optimizer
+from gdfast.train.schedules import ReduceOnPlateau
+from gdfast.train.strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
+from gdfast.train import History, fit, make_optimizer
 
 
 class Recorder:
@@ -108,9 +108,9 @@ def test_no_shuffle_keeps_the_stored_order_and_y_follows_x():
 
 
 def test_batches_gathered_one_by_one_for_large_data(monkeypatch):
-    from gdfast import training
+    from gdfast.train import batches
 
-    monkeypatch.setattr(training, "_EPOCH_GATHER_LIMIT", 0)
+    monkeypatch.setattr(batches, "EPOCH_GATHER_LIMIT", 0)
     objective = Recorder()
     fit(
         objective,
@@ -669,7 +669,7 @@ def test_blas_threads_limited_during_fit_and_restored():
     )
     assert history.blas_threads is None and seen[0] == before
     big = [np.zeros(2**25)]
-    assert gdfast.training._blas_threads("auto", big, 2) is None  # large work: left alone
+    assert gdfast.train.blas.thread_limit("auto", big, 2) is None  # large work: left alone
     with pytest.raises(ValueError, match="blas_threads"):
         gdfast.fit(objective, params, X, epochs=1, progress=False, blas_threads="many")
     with pytest.raises(ValueError, match="blas_threads"):

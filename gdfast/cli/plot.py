@@ -19,13 +19,11 @@ defaults for the rest.  Needs the `viz` extra (matplotlib, Pillow).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
-from . import surfaces, trajectories
-from .rule_names import parse_list as parse_rules
-
-SIZE = (800, 460)
+from .. import surfaces, trajectories
+from ..rule_names import parse_list as parse_rules
+from ..viz.gallery import SIZE, write_figures
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -46,72 +44,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
-
-
-def write_figures(
-    out: str,
-    names: list[str],
-    steps: int | None = None,
-    gif: bool = False,
-    size: tuple[int, int] = SIZE,
-    frames: int = 30,
-    colors: int | None = 64,
-    bench: str | None = None,
-    history: str | None = None,
-    loss: bool = True,
-    rules: list[str] | None = None,
-) -> list[str]:
-    """Write the figures described in this module's docstring; return their paths.
-
-    `steps` overrides each surface's budget; `colors` is the palette size of the PNGs
-    and GIFs (None: full-colour PNGs); loss=False skips the SURFACE_loss.png files;
-    `rules`: the rules drawn (canonical names; default all ten).
-    """
-    from . import viz
-
-    written = []
-    for name in names:
-        surface = surfaces.get(name)
-        paths = trajectories.run_all(surface, steps, rules or trajectories.RULE_NAMES)
-        figure = viz.plot_trajectories(surface, paths, size=size)
-        written.append(viz.save_figure(figure, os.path.join(out, f"{name}.png"), colors))
-        if loss:
-            figure = viz.plot_loss_curves(
-                paths,
-                size=size,
-                title=f"{name}: J = {surface.formula}, start {surface.start}; "
-                f"legend: hyper-parameters (other than lr: SPEC.md defaults)",
-                # Escaping the saddle sends J to -inf; the story is over well before -100.
-                ylim=None if surface.minimum is not None else (-100.0, None),
-            )
-            written.append(viz.save_figure(figure, os.path.join(out, f"{name}_loss.png"), colors))
-        if gif:
-            written.append(
-                viz.animate_trajectories(
-                    surface,
-                    paths,
-                    os.path.join(out, f"{name}.gif"),
-                    size=size,
-                    frames=frames,
-                    colors=colors or 256,
-                )
-            )
-    if bench is not None:
-        figure = viz.plot_benchmark(bench, figure_size=size)
-        written.append(viz.save_figure(figure, os.path.join(out, "bench.png"), colors))
-    if history is not None:
-        with open(history, encoding="utf-8") as handle:
-            histories = json.load(handle)
-        if not isinstance(histories, dict):
-            raise ValueError(
-                f"--history: expected a JSON object mapping a label to a "
-                f"history, got {type(histories).__name__}"
-            )
-        figure = viz.plot_histories(
-            histories, size=size, title=f"training histories from {os.path.basename(history)}"
-        )
-        written.append(viz.save_figure(figure, os.path.join(out, "history.png"), colors))
-    return written
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

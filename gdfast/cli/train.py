@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _validation, models, schedules
-from .rule_names import parse_list as parse_rules
-from .strategies import Curriculum, EarlyStopping, GradientNoise
-from .training import History, fit
+from .. import _validation
+from ..rule_names import parse_list as parse_rules
+from ..train import History, fit, models, schedules
+from ..train.strategies import Curriculum, EarlyStopping, GradientNoise
 
 MODELS = ("linear", "logistic", "softmax", "mlp")
 DATASETS = ("digits", "breast_cancer", "synthetic")
@@ -114,11 +114,11 @@ def _split(
         if stratify
         else [np.arange(y.shape[0])]
     )
-    val = []
+    held_out = []
     for members in groups:
         members = rng.permutation(members)
-        val.append(members[: int(round(val_fraction * members.shape[0]))])
-    val = np.sort(np.concatenate(val))
+        held_out.append(members[: int(round(val_fraction * members.shape[0]))])
+    val = np.sort(np.concatenate(held_out))
     train = np.setdiff1d(np.arange(y.shape[0]), val)
     return train, val
 
@@ -404,10 +404,3 @@ def main(args: argparse.Namespace) -> int:
         with open(args.history_json, "w", encoding="utf-8") as handle:
             json.dump(histories, handle, indent=1)
     return 0
-
-
-if __name__ == "__main__":  # `python -m gdfast.train_cli ...` = `python -m gdfast train ...`
-    _parser = argparse.ArgumentParser(prog="python -m gdfast.train_cli")
-    add_parser(_parser.add_subparsers())
-    _args = _parser.parse_args(["train", *sys.argv[1:]])
-    sys.exit(_args.command(_args))

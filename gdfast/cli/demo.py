@@ -17,8 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import optim, reference
-from .rule_names import canonical, parse_list as parse_rules, rule_names
+from .. import optim, reference
+from ..rule_names import canonical, parse_list as parse_rules, rule_names
 
 
 def quadratic_problem(size: int, dtype: np.dtype, seed: int = 0):

@@ -1,0 +1,68 @@
+"""The optimizer `gdfast.fit` trains with: one built on the parameters, from a name, a class
+or an instance."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence, Union
+
+import numpy as np
+
+from .. import optim, reference
+from .._optimizer import Optimizer
+from ..rule_names import canonical
+
+__all__ = ["make_optimizer", "OptimizerSpec"]
+
+OptimizerSpec = Union[str, Optimizer, type]
+
+
+def make_optimizer(
+    optimizer: OptimizerSpec, params: np.ndarray | Sequence[np.ndarray], **hyperparameters: Any
+) -> Optimizer:
+    """The optimizer `fit` uses: an instance (checked to own `params`), a class, or a name.
+
+    A name is a rule's name in any case ("adam", "AMSGrad"), or
+    "reference.<name>" for gdfast.reference's NumPy implementation;
+    `hyperparameters` go to the constructor.
+    """
+    if isinstance(optimizer, Optimizer):
+        if hyperparameters:
+            raise TypeError(
+                f"{', '.join(sorted(hyperparameters))}: hyper-parameters are for an "
+                "optimizer given by name or class; set them on the optimizer object "
+                "(e.g. opt.lr = 0.01)"
+            )
+        arrays = [params] if isinstance(params, np.ndarray) else list(params)
+        if len(arrays) != len(optimizer.params) or any(
+            a is not b for a, b in zip(arrays, optimizer.params)
+        ):
+            raise ValueError(
+                "optimizer: it was built on other arrays than params; build it on "
+                "the same list (gdfast.Adam(params)) or pass its name"
+            )
+        return optimizer
+    if isinstance(optimizer, str):
+        prefix, _, name = optimizer.strip().rpartition(".")
+        if prefix.casefold() not in ("", "reference"):
+            raise ValueError(
+                f"optimizer: unknown name {optimizer!r}; expected a rule name or 'reference.<name>'"
+            )
+        try:
+            rule = canonical(name)
+        except ValueError as error:
+            raise ValueError(f"optimizer: {error} (or 'reference.<name>')") from None
+        cls = getattr(reference if prefix else optim, rule)
+    elif isinstance(optimizer, type) and issubclass(optimizer, Optimizer):
+        cls = optimizer
+    else:
+        raise TypeError(
+            "optimizer: expected a gdfast optimizer, an optimizer class or a name "
+            f"such as 'adam', got {type(optimizer).__name__}"
+        )
+    unknown = sorted(set(hyperparameters) - set(cls.hyperparameter_names))
+    if unknown:
+        raise TypeError(
+            f"{', '.join(unknown)}: not a hyper-parameter of {cls.__name__} "
+            f"(it takes {', '.join(cls.hyperparameter_names)})"
+        )
+    return cls(params, **hyperparameters)
