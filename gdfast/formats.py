@@ -127,21 +127,21 @@ DYNAMIC_UNSIGNED.flags.writeable = False
 
 
 # ---------------------------------------------------------------------------- argument checks
-def _float32_array(x: object, name: str) -> np.ndarray:
+def check_float32(x: object, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype != np.float32:
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(f"{name}: expected a numpy float32 array, got {got}")
     return x
 
 
-def _uint_array(x: object, dtype: type, name: str) -> np.ndarray:
+def check_uint(x: object, dtype: type, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype != dtype:
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
         raise TypeError(f"{name}: expected a numpy {np.dtype(dtype).name} array, got {got}")
     return x
 
 
-def _counter(value: object, name: str, bits: int = 64) -> int:
+def check_counter(value: object, name: str, bits: int = 64) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an integer, got {type(value).__name__}")
     if not 0 <= int(value) < (1 << bits):
@@ -149,7 +149,7 @@ def _counter(value: object, name: str, bits: int = 64) -> int:
     return int(value)
 
 
-def _rounding(rounding: object) -> str:
+def check_rounding(rounding: object) -> str:
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {rounding!r}")
     return str(rounding)
@@ -168,7 +168,7 @@ def check_block_size(block_size: object) -> int:
 
 def check_code(code: object) -> np.ndarray:
     """A quantization map: 256 finite float32 values, strictly increasing (SPEC L.4)."""
-    code = _float32_array(code, "code")
+    code = check_float32(code, "code")
     if code.shape != (256,):
         raise ValueError(f"code: expected shape (256,), got {code.shape}")
     if not np.all(np.isfinite(code)) or not np.all(code[1:] > code[:-1]):
@@ -193,11 +193,11 @@ def _absorb(key: int, word: int) -> int:
 
 def random_key(seed: int, step: int, tensor: int, stream: int, high: int = 0) -> int:
     """The 32-bit key of elements high·2**32 ... high·2**32 + 2**32 − 1 (SPEC L.2)."""
-    seed = _counter(seed, "seed")
-    step = _counter(step, "step")
-    tensor = _counter(tensor, "tensor")
-    stream = _counter(stream, "stream", 32)
-    high = _counter(high, "high", 32)
+    seed = check_counter(seed, "seed")
+    step = check_counter(step, "step")
+    tensor = check_counter(tensor, "tensor")
+    stream = check_counter(stream, "stream", 32)
+    high = check_counter(high, "high", 32)
     key = _mix64((seed + _GOLDEN64) & _MASK64)
     key = _absorb(key, step)
     key = _absorb(key, tensor)
@@ -219,8 +219,8 @@ def random_bits(
 ) -> np.ndarray:
     """The 32-bit random words of elements offset ... offset + count − 1 (SPEC L.2):
     r_i = lowbias32((i mod 2**32) XOR key(seed, step, tensor, stream, i div 2**32))."""
-    count = _counter(count, "count")
-    offset = _counter(offset, "offset")
+    count = check_counter(count, "count")
+    offset = check_counter(offset, "offset")
     if offset + count > (1 << 64):
         raise ValueError("offset + count: expected at most 2**64 elements")
     index = np.arange(count, dtype=np.uint64) + np.uint64(offset)
@@ -257,8 +257,8 @@ def to_bfloat16(
     zero with probability (discarded bits) / 2**16.  Both carry into the exponent, so a finite
     value above the largest bfloat16 becomes ±inf as IEEE rounding would.  NaN: quiet, sign and
     the 7 leading payload bits kept (b >> 16 | 0x0040)."""
-    x = _float32_array(x, "x")
-    rounding = _rounding(rounding)
+    x = check_float32(x, "x")
+    rounding = check_rounding(rounding)
     r = _random_for(x, rounding, seed, step, tensor, stream, offset)
     b = x.view(np.uint32)
     if rounding == "nearest":
@@ -272,7 +272,7 @@ def to_bfloat16(
 
 def from_bfloat16(bits: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns → float32 (exact: the 16 bits are the float32's top half)."""
-    bits = _uint_array(bits, np.uint16, "bits")
+    bits = check_uint(bits, np.uint16, "bits")
     return (bits.astype(np.uint32) << _U32(16)).view(np.float32)
 
 
@@ -296,8 +296,8 @@ def to_float16(
     |x| ≥ 2**16: ±inf for both roundings (nearest turns everything from 65520 up into inf; a
     stochastic carry out of 65504 also gives inf).  NaN: quiet, sign and the 9 leading payload
     bits kept (0x7E00 | mantissa >> 13)."""
-    x = _float32_array(x, "x")
-    rounding = _rounding(rounding)
+    x = check_float32(x, "x")
+    rounding = check_rounding(rounding)
     r = _random_for(x, rounding, seed, step, tensor, stream, offset).astype(np.uint64)
     b = x.view(np.uint32).astype(np.uint64)
     sign = (b >> np.uint64(16)) & np.uint64(0x8000)
@@ -336,7 +336,7 @@ def to_float16(
 
 def from_float16(bits: np.ndarray) -> np.ndarray:
     """IEEE binary16 bit patterns → float32 (exact; NaN payloads kept)."""
-    bits = _uint_array(bits, np.uint16, "bits")
+    bits = check_uint(bits, np.uint16, "bits")
     h = bits.astype(np.uint32)
     sign = (h & _U32(0x8000)) << _U32(16)
     exponent = (h >> _U32(10)) & _U32(0x1F)
@@ -361,7 +361,7 @@ def map_midpoints(code: np.ndarray) -> np.ndarray:
 def block_absmax(x: np.ndarray, block_size: int) -> np.ndarray:
     """max |x| over each block of block_size elements (the last may be shorter); the default
     NaN (0x7FC00000) for a block holding a NaN."""
-    x = _float32_array(x, "x").reshape(-1)
+    x = check_float32(x, "x").reshape(-1)
     block_size = check_block_size(block_size)
     n_blocks = -(-x.size // block_size)
     absmax = np.empty(n_blocks, dtype=np.float32)
@@ -382,7 +382,7 @@ def quantize_blockwise(
         q = #{ j : midpoint_j < y }          (a tie goes to the lower code).
     A block with a NaN or an infinity dequantizes to NaN in every element; a block of zeros
     to zeros."""
-    x = _float32_array(x, "x")
+    x = check_float32(x, "x")
     code = check_code(code)
     block_size = check_block_size(block_size)
     flat = x.reshape(-1)
@@ -399,8 +399,8 @@ def dequantize_blockwise(
     q: np.ndarray, absmax: np.ndarray, code: np.ndarray, block_size: int
 ) -> np.ndarray:
     """(codes, absmax) → float32, q's shape: x = fl32(code[q] · a_b)."""
-    q = _uint_array(q, np.uint8, "q")
-    absmax = _float32_array(absmax, "absmax")
+    q = check_uint(q, np.uint8, "q")
+    absmax = check_float32(absmax, "absmax")
     code = check_code(code)
     block_size = check_block_size(block_size)
     n_blocks = -(-q.size // block_size)
