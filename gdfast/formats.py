@@ -364,11 +364,11 @@ def block_absmax(x: np.ndarray, block_size: int) -> np.ndarray:
     x = check_float32(x, "x").reshape(-1)
     block_size = check_block_size(block_size)
     n_blocks = -(-x.size // block_size)
-    absmax = np.empty(n_blocks, dtype=np.float32)
-    for b in range(n_blocks):
-        block = x[b * block_size : (b + 1) * block_size]
-        absmax[b] = _DEFAULT_NAN if np.isnan(block).any() else np.max(np.abs(block))
-    return absmax
+    blocks = np.zeros(n_blocks * block_size, dtype=np.float32)  # the last block padded with 0
+    blocks[: x.size] = x
+    blocks = blocks.reshape(n_blocks, block_size)
+    largest = np.max(np.abs(blocks), axis=1, initial=np.float32(0.0))
+    return np.where(np.isnan(blocks).any(axis=1), _DEFAULT_NAN, largest).astype(np.float32)
 
 
 def quantize_blockwise(
