@@ -69,9 +69,7 @@ def build(out: Path) -> Path:
     """Compiles the benchmark with the project's flags (gcc target_clones as in kernels.c)."""
     exe = out / "bytes_per_param"
     cc = os.environ.get("CC", sysconfig.get_config_var("CC").split()[0] or "gcc")
-    subprocess.run(
-        [cc, *FLAGS, str(HERE / "bytes_per_param.c"), "-o", str(exe), "-lm"], check=True
-    )
+    subprocess.run([cc, *FLAGS, str(HERE / "bytes_per_param.c"), "-o", str(exe), "-lm"], check=True)
     return exe
 
 
@@ -84,24 +82,41 @@ def write_maps(out: Path) -> Path:
     return path
 
 
-def run_c(exe: Path, maps: Path, n: float, threads: int, steps: int, huge: int, nt: int,
-          configs: list[str]) -> dict[str, dict[str, float]]:
+def run_c(
+    exe: Path,
+    maps: Path,
+    n: float,
+    threads: int,
+    steps: int,
+    huge: int,
+    nt: int,
+    configs: list[str],
+) -> dict[str, dict[str, float]]:
     env = dict(os.environ, GD_MAPS=str(maps))
     args = [str(exe), f"{n:g}", str(threads), str(steps), str(huge), str(nt), *configs]
     out = subprocess.run(args, env=env, check=True, capture_output=True, text=True).stdout
     rows = {}
     for line in out.splitlines():
         name, bytes_, median, low, p90, cpu, cpu_min = line.split()
-        rows[name] = {"bytes": float(bytes_), "ms": float(median), "min_ms": float(low),
-                      "p90_ms": float(p90), "cpu_ms": float(cpu), "cpu_min_ms": float(cpu_min)}
+        rows[name] = {
+            "bytes": float(bytes_),
+            "ms": float(median),
+            "min_ms": float(low),
+            "p90_ms": float(p90),
+            "cpu_ms": float(cpu),
+            "cpu_min_ms": float(cpu_min),
+        }
     return rows
 
 
 def run_torch(n: float, threads: int, steps: int, dtype: str) -> dict[str, float] | None:
     try:
-        out = subprocess.run([sys.executable, "-c", TORCH_STEP, f"{n:g}", str(threads),
-                              str(steps), dtype], check=True, capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", TORCH_STEP, f"{n:g}", str(threads), str(steps), dtype],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     except subprocess.CalledProcessError as error:
         print(f"torch {dtype} n={n:g}: failed: {error.stderr.strip()[-200:]}", file=sys.stderr)
         return None
@@ -153,9 +168,11 @@ def main() -> None:
                     results.setdefault(key, []).append(runs)
                     if args.json:
                         args.json.write_text(json.dumps({"results": results, "loads": loads}))
-                    print(f"round {round_ + 1} n={n:g} threads={threads}: "
-                          f"{time.perf_counter() - started:.0f} s, load {loads[-1]}",
-                          file=sys.stderr)
+                    print(
+                        f"round {round_ + 1} n={n:g} threads={threads}: "
+                        f"{time.perf_counter() - started:.0f} s, load {loads[-1]}",
+                        file=sys.stderr,
+                    )
     report(results, loads)
 
 
@@ -174,13 +191,17 @@ def median_of(runs: list, variant: str, name: str | None, field: str) -> float:
 def report(results: dict, loads: list[str]) -> None:
     variants = ("4k", "huge", "nt", "huge+nt")
     print(f"# load averages during the run (1/5/15 min): {', '.join(loads)}")
-    print("# wall: median over rounds of each run's median step (ms); cpu: the same for the "
-          "step's process CPU time / threads (ms)")
+    print(
+        "# wall: median over rounds of each run's median step (ms); cpu: the same for the "
+        "step's process CPU time / threads (ms)"
+    )
     for key, runs in results.items():
         n, threads = key.split("/")
         print(f"\n## {n} parameters, {threads} thread(s)")
-        print("| config | bytes/param | 4k wall | 4k cpu | huge cpu | NT cpu | huge+NT cpu "
-              "| own traffic loop / this (cpu, best variant of each) | torch fp32 / this (cpu) |")
+        print(
+            "| config | bytes/param | 4k wall | 4k cpu | huge cpu | NT cpu | huge+NT cpu "
+            "| own traffic loop / this (cpu, best variant of each) | torch fp32 / this (cpu) |"
+        )
         print("|---|---|---|---|---|---|---|---|---|")
         torch32 = median_of(runs, "torch-float32", None, "cpu_ms")
 
@@ -193,14 +214,18 @@ def report(results: dict, loads: list[str]) -> None:
             own = f"{best(SAME_TRAFFIC[name]) / best(name):.2f}" if name in SAME_TRAFFIC else ""
             versus = f"{torch32 / best(name):.2f}" if torch32 == torch32 else ""
             cells = " | ".join("" if v != v else f"{v:.2f}" for v in cpus)
-            print(f"| {name} | {median_of(runs, '4k', name, 'bytes'):g} "
-                  f"| {median_of(runs, '4k', name, 'ms'):.2f} | {cells} | {own} | {versus} |")
+            print(
+                f"| {name} | {median_of(runs, '4k', name, 'bytes'):g} "
+                f"| {median_of(runs, '4k', name, 'ms'):.2f} | {cells} | {own} | {versus} |"
+            )
         for dtype in ("float32", "bfloat16"):
             cpu = median_of(runs, f"torch-{dtype}", None, "cpu_ms")
             if cpu == cpu:
                 wall = median_of(runs, f"torch-{dtype}", None, "ms")
-                print(f"| torch Adam(fused=True) {dtype} | {28 if dtype == 'float32' else 14} "
-                      f"| {wall:.2f} | {cpu:.2f} | | | | | {torch32 / cpu:.2f} |")
+                print(
+                    f"| torch Adam(fused=True) {dtype} | {28 if dtype == 'float32' else 14} "
+                    f"| {wall:.2f} | {cpu:.2f} | | | | | {torch32 / cpu:.2f} |"
+                )
 
 
 if __name__ == "__main__":

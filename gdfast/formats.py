@@ -51,6 +51,7 @@ _MASK64 = (1 << 64) - 1
 # formula in exact arithmetic, which is why the table, not the formula, is the definition).
 # Sorted ascending; signed: 127 negative codes, 0 at index 127, 128 positive codes ending with
 # 1.0 (there is no -1.0); unsigned: 0 at index 0, 255 positive codes ending with 1.0.
+# fmt: off
 _DYNAMIC_SIGNED_BITS = (
     0xBF7E3333, 0xBF7A999A, 0xBF770000, 0xBF736666, 0xBF6FCCCD, 0xBF6C3333, 0xBF68999A, 0xBF650000,
     0xBF616666, 0xBF5DCCCD, 0xBF5A3333, 0xBF56999A, 0xBF530000, 0xBF4F6666, 0xBF4BCCCD, 0xBF483333,
@@ -119,6 +120,8 @@ _DYNAMIC_UNSIGNED_BITS = (
     0x3F65E666, 0x3F67B334, 0x3F698000, 0x3F6B4CCC, 0x3F6D199A, 0x3F6EE666, 0x3F70B334, 0x3F728000,
     0x3F744CCC, 0x3F76199A, 0x3F77E666, 0x3F79B334, 0x3F7B8000, 0x3F7D4CCC, 0x3F7F199A, 0x3F800000,
 )
+
+# fmt: on
 
 DYNAMIC_SIGNED = np.array(_DYNAMIC_SIGNED_BITS, dtype=np.uint32).view(np.float32)
 DYNAMIC_UNSIGNED = np.array(_DYNAMIC_UNSIGNED_BITS, dtype=np.uint32).view(np.float32)
@@ -232,8 +235,9 @@ def random_bits(
     return _lowbias32(low ^ keys)
 
 
-def _random_for(x: np.ndarray, rounding: str, seed: int, step: int, tensor: int, stream: int,
-                offset: int) -> np.ndarray:
+def _random_for(
+    x: np.ndarray, rounding: str, seed: int, step: int, tensor: int, stream: int, offset: int
+) -> np.ndarray:
     if rounding == "nearest":
         return np.zeros(x.shape, dtype=np.uint32)
     return random_bits(x.size, seed, step, tensor, stream, offset).reshape(x.shape)
@@ -364,9 +368,9 @@ def block_absmax(x: np.ndarray, block_size: int) -> np.ndarray:
     x = check_float32(x, "x").reshape(-1)
     block_size = check_block_size(block_size)
     n_blocks = -(-x.size // block_size)
-    blocks = np.zeros(n_blocks * block_size, dtype=np.float32)  # the last block padded with 0
-    blocks[: x.size] = x
-    blocks = blocks.reshape(n_blocks, block_size)
+    padded = np.zeros(n_blocks * block_size, dtype=np.float32)  # the last block padded with 0
+    padded[: x.size] = x
+    blocks = padded.reshape(n_blocks, block_size)
     largest = np.max(np.abs(blocks), axis=1, initial=np.float32(0.0))
     return np.where(np.isnan(blocks).any(axis=1), _DEFAULT_NAN, largest).astype(np.float32)
 

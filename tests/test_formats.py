@@ -15,9 +15,34 @@ BLOCK_SIZES = [16, 64, 256, 2048]
 MAPS = {"signed": ref.DYNAMIC_SIGNED, "unsigned": ref.DYNAMIC_UNSIGNED}
 CONVERSIONS = {"bfloat16": "to_bfloat16", "float16": "to_float16"}
 SPECIAL = np.array(
-    [0.0, -0.0, np.inf, -np.inf, np.nan, -np.nan, 1e-40, -1e-45, 1.17e-38, 3.39e38, -3.4e38,
-     3.4028235e38, 65504.0, 65519.0, 65520.0, -65536.0, 1e5, 6.0e-8, 5.96e-8, 2.98e-8, 1e-10,
-     6.1e-5, 1.0, -1.0, 1.00390625, 1.0 + 2.0**-8],
+    [
+        0.0,
+        -0.0,
+        np.inf,
+        -np.inf,
+        np.nan,
+        -np.nan,
+        1e-40,
+        -1e-45,
+        1.17e-38,
+        3.39e38,
+        -3.4e38,
+        3.4028235e38,
+        65504.0,
+        65519.0,
+        65520.0,
+        -65536.0,
+        1e5,
+        6.0e-8,
+        5.96e-8,
+        2.98e-8,
+        1e-10,
+        6.1e-5,
+        1.0,
+        -1.0,
+        1.00390625,
+        1.0 + 2.0**-8,
+    ],
     dtype=np.float32,
 )
 
@@ -72,8 +97,9 @@ def test_widen_every_16_bit_pattern(fmt):
     widen = "from_" + fmt
     expected = getattr(ref, widen)(every)
     for threads in (1, 2):
-        np.testing.assert_array_equal(bits32(getattr(fast, widen)(every, threads=threads)),
-                                      bits32(expected))
+        np.testing.assert_array_equal(
+            bits32(getattr(fast, widen)(every, threads=threads)), bits32(expected)
+        )
     # Rounding a widened value gives back its bits (NaNs: quieted).
     again = getattr(ref, CONVERSIONS[fmt])(expected)
     finite_or_inf = ~np.isnan(expected)
@@ -84,8 +110,7 @@ def test_widen_every_16_bit_pattern(fmt):
 def test_random_bits_match_reference(n):
     for offset in (0, 2**32 - 17):
         expected = ref.random_bits(n, 5, 6, 7, 8, offset)
-        np.testing.assert_array_equal(fast.random_bits(n, 5, 6, 7, 8, offset, threads=2),
-                                      expected)
+        np.testing.assert_array_equal(fast.random_bits(n, 5, 6, 7, 8, offset, threads=2), expected)
 
 
 @pytest.mark.parametrize("name", MAPS)
@@ -115,9 +140,17 @@ def test_encoding_at_every_decision_point(name):
     code = MAPS[name]
     mid = ref.map_midpoints(code)
     up, down = np.float32(np.inf), np.float32(-np.inf)
-    y = np.concatenate([mid, np.nextafter(mid, up), np.nextafter(mid, down), code,
-                        np.nextafter(code, up), np.nextafter(code, down),
-                        np.float32([0.0, -0.0, 1e-30, -1e-30, 1.0, -1.0])])
+    y = np.concatenate(
+        [
+            mid,
+            np.nextafter(mid, up),
+            np.nextafter(mid, down),
+            code,
+            np.nextafter(code, up),
+            np.nextafter(code, down),
+            np.float32([0.0, -0.0, 1e-30, -1e-30, 1.0, -1.0]),
+        ]
+    )
     y = np.concatenate([y, -y]).astype(np.float32)
     y = np.clip(y, -1, 1)
     blocks = np.full((y.size, 16), np.float32(1.0))
@@ -130,8 +163,10 @@ def test_encoding_at_every_decision_point(name):
     chosen = q.reshape(-1, 16)[:, 0].astype(np.int64)
     distance = np.abs(code[None, :].astype(np.float64) - y[:, None].astype(np.float64))
     nearest = distance.min(axis=1)
-    assert np.all(distance[np.arange(y.size), chosen] <= nearest + 1e-12 * (1 + nearest)
-                  + np.spacing(np.abs(y).astype(np.float32)))
+    assert np.all(
+        distance[np.arange(y.size), chosen]
+        <= nearest + 1e-12 * (1 + nearest) + np.spacing(np.abs(y).astype(np.float32))
+    )
 
 
 # ------------------------------------------------------------------ the reference vs the field
@@ -146,8 +181,10 @@ def test_nearest_matches_ml_dtypes_and_numpy():
     np.testing.assert_array_equal(ref.to_float16(x)[number], f16[number])
     # NaN: a quiet NaN of the same sign.
     nan = np.isnan(x)
-    for out, exponent, quiet in ((ref.to_bfloat16(x), 0x7F80, 0x0040),
-                                 (ref.to_float16(x), 0x7C00, 0x0200)):
+    for out, exponent, quiet in (
+        (ref.to_bfloat16(x), 0x7F80, 0x0040),
+        (ref.to_float16(x), 0x7C00, 0x0200),
+    ):
         assert np.all(out[nan] & exponent == exponent)
         assert np.all(out[nan] & quiet == quiet)
         np.testing.assert_array_equal(out[nan] >> 15, bits32(x[nan]) >> 31)
@@ -172,20 +209,22 @@ def test_maps_are_bitsandbytes_create_dynamic_map():
         return torch.Tensor(data).numpy()
 
     np.testing.assert_array_equal(bits32(create_dynamic_map(True)), bits32(ref.DYNAMIC_SIGNED))
-    np.testing.assert_array_equal(bits32(create_dynamic_map(False)),
-                                  bits32(ref.DYNAMIC_UNSIGNED))
+    np.testing.assert_array_equal(bits32(create_dynamic_map(False)), bits32(ref.DYNAMIC_UNSIGNED))
     assert ref.DYNAMIC_SIGNED[127] == 0 and ref.DYNAMIC_SIGNED[255] == 1.0
     assert ref.DYNAMIC_UNSIGNED[0] == 0 and ref.DYNAMIC_UNSIGNED[255] == 1.0
 
 
 # ------------------------------------------------------------------ stochastic rounding
-@pytest.mark.parametrize("fmt, lower, ulp", [
-    ("bfloat16", 1.0, 2.0**-7),
-    ("bfloat16", -(2.0**-127), 2.0**-133),    # bf16 subnormal range
-    ("float16", 1.0, 2.0**-10),
-    ("float16", 2.0**-20, 2.0**-24),           # float16 subnormal range
-    ("float16", 60000.0, 32.0),
-])
+@pytest.mark.parametrize(
+    "fmt, lower, ulp",
+    [
+        ("bfloat16", 1.0, 2.0**-7),
+        ("bfloat16", -(2.0**-127), 2.0**-133),  # bf16 subnormal range
+        ("float16", 1.0, 2.0**-10),
+        ("float16", 2.0**-20, 2.0**-24),  # float16 subnormal range
+        ("float16", 60000.0, 32.0),
+    ],
+)
 @pytest.mark.parametrize("fraction", [0.01, 0.25, 0.5, 0.9])
 def test_stochastic_rounding_is_unbiased(fmt, lower, ulp, fraction):
     """x between two neighbours a < b: the result is a or b, b with probability (x − a)/(b − a),
@@ -257,8 +296,14 @@ def test_quantization_error_is_within_half_a_gap():
 def test_bad_input_names_the_argument(module):
     x = np.ones(32, dtype=np.float32)
     code = ref.DYNAMIC_SIGNED
-    for block_size, error in ((0, ValueError), (-16, ValueError), (17, ValueError),
-                              (8, ValueError), (16.0, TypeError), (True, TypeError)):
+    for block_size, error in (
+        (0, ValueError),
+        (-16, ValueError),
+        (17, ValueError),
+        (8, ValueError),
+        (16.0, TypeError),
+        (True, TypeError),
+    ):
         with pytest.raises(error, match="block_size"):
             module.quantize_blockwise(x, code, block_size)
     with pytest.raises(TypeError, match="x: expected a numpy float32 array"):
@@ -291,5 +336,6 @@ def test_c_bad_input_threads_and_layout():
     with pytest.raises(ValueError, match="x: expected a C-contiguous array"):
         fast.to_bfloat16(np.ones((4, 8), dtype=np.float32).T)
     with pytest.raises(ValueError, match="q: expected a C-contiguous array"):
-        fast.dequantize_blockwise(np.zeros(64, np.uint8)[::2], np.ones(2, np.float32),
-                                  ref.DYNAMIC_SIGNED, 16)
+        fast.dequantize_blockwise(
+            np.zeros(64, np.uint8)[::2], np.ones(2, np.float32), ref.DYNAMIC_SIGNED, 16
+        )
