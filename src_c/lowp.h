@@ -102,23 +102,23 @@ static inline uint32_t gd_random_bits(uint32_t key, int64_t index)
 
 static inline float gd_bf16_to_f32(uint16_t h) { return gd_bits_f32((uint32_t)h << 16); }
 
-/* NaN: quiet, sign and 7 leading payload bits kept. */
-static inline uint16_t gd_bf16_nan_or(uint32_t b, uint32_t rounded)
+/* The rounded 32-bit pattern, or for a NaN the quiet one (sign and payload kept), shifted into
+ * 16 bits once: one narrowing per store (the NaN test is a float comparison, one instruction). */
+static inline uint16_t gd_bf16_finish(float x, uint32_t rounded)
 {
-    return (uint16_t)((b & 0x7FFFFFFFu) > 0x7F800000u ? (b >> 16) | 0x0040u : rounded);
+    return (uint16_t)((x != x ? gd_f32_bits(x) | 0x00400000u : rounded) >> 16);
 }
 
 static inline uint16_t gd_f32_to_bf16(float x)
 {
     const uint32_t b = gd_f32_bits(x);
-    return gd_bf16_nan_or(b, (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16);
+    return gd_bf16_finish(x, b + 0x7FFFu + ((b >> 16) & 1u));
 }
 
 /* Stochastic: the top 16 random bits added to the 16 dropped ones, then truncation. */
 static inline uint16_t gd_f32_to_bf16_sr(float x, uint32_t random)
 {
-    const uint32_t b = gd_f32_bits(x);
-    return gd_bf16_nan_or(b, (b + (random >> 16)) >> 16);
+    return gd_bf16_finish(x, gd_f32_bits(x) + (random >> 16));
 }
 
 /* ---- L.1/L.3 IEEE float16 -------------------------------------------------------------- */
