@@ -63,6 +63,20 @@ static inline void copy_out(uint16_t *restrict dst, const uint16_t *restrict tmp
 }
 
 /* ---- the pure-traffic loops: each buffer read / written as its configuration does ---- */
+
+/* fp32 master read and written, bf16 gradient read, two state buffers of type T read and
+ * written, the bf16 copy-out written. */
+#define TRAFFIC_WITH_MASTER(s1, s2, T)                                                      \
+    do {                                                                                    \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++)                                 \
+        {                                                                                   \
+            p[i] += (float)g16[i];                                                          \
+            s1[i] = (T)(s1[i] + g16[i]);                                                    \
+            s2[i] = (T)(s2[i] + g16[i]);                                                    \
+            tmp[i] = (uint16_t)(g16[i] + 1);                                                \
+        }                                                                                   \
+        copy_out(b->c16 + lo, tmp, n, b->nt);                                               \
+    } while (0)
 CLONES static void traffic(const buffers *b, int bytes, int64_t lo, int64_t n)
 {
     float *restrict p = b->p + lo, *restrict m = b->m + lo, *restrict v = b->v + lo;
@@ -85,24 +99,10 @@ CLONES static void traffic(const buffers *b, int bytes, int64_t lo, int64_t n)
         }
         break;
     case 20:
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            p[i] += (float)g16[i];
-            m16[i] = (uint16_t)(m16[i] + g16[i]);
-            v16[i] = (uint16_t)(v16[i] + g16[i]);
-            tmp[i] = (uint16_t)(g16[i] + 1);
-        }
-        copy_out(b->c16 + lo, tmp, n, b->nt);
+        TRAFFIC_WITH_MASTER(m16, v16, uint16_t);
         break;
     case 16:
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            p[i] += (float)g16[i];
-            qm[i] = (uint8_t)(qm[i] + g16[i]);
-            qv[i] = (uint8_t)(qv[i] + g16[i]);
-            tmp[i] = (uint16_t)(g16[i] + 1);
-        }
-        copy_out(b->c16 + lo, tmp, n, b->nt);
+        TRAFFIC_WITH_MASTER(qm, qv, uint8_t);
         break;
     default: /* 14 */
 #pragma omp simd

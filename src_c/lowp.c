@@ -30,73 +30,52 @@ static int gd_lowp_team(int64_t chunks, int threads)
     return chunks < threads ? (int)(chunks > 0 ? chunks : 1) : threads;
 }
 
-GD_LOWP_CLONES static void gd_to_bf16_span(const float *restrict x, uint16_t *restrict out,
-                                           int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) GD_STORE_BF16(out, i, x[i]);
-}
-
-GD_LOWP_CLONES static void gd_to_bf16_sr_span(const float *restrict x, uint16_t *restrict out,
-                                              int64_t n, uint32_t key, int64_t index)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) GD_STORE_BF16_SR(out, i, x[i], key, index + i);
-}
-
-GD_LOWP_CLONES static void gd_to_f16_span(const float *restrict x, uint16_t *restrict out,
-                                          int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) GD_STORE_F16(out, i, x[i]);
-}
-
-GD_LOWP_CLONES static void gd_to_f16_sr_span(const float *restrict x, uint16_t *restrict out,
-                                             int64_t n, uint32_t key, int64_t index)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) GD_STORE_F16_SR(out, i, x[i], key, index + i);
-}
-
-GD_LOWP_CLONES static void gd_from_bf16_span(const uint16_t *restrict h, float *restrict out,
-                                             int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) out[i] = GD_LOAD_BF16(h, i);
-}
-
-GD_LOWP_CLONES static void gd_from_f16_span(const uint16_t *restrict h, float *restrict out,
-                                            int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) out[i] = GD_LOAD_F16(h, i);
-}
-
-GD_LOWP_CLONES static void gd_random_span(uint32_t *restrict out, int64_t n, uint32_t key,
-                                          int64_t index)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) out[i] = gd_random_bits(key, index + i);
-}
-
-/* Elements [begin, end) of a rounding to 16 bits; `index` is that of element 0. */
-static void gd_round_chunk(const gd_round_args *a, int64_t begin, int64_t end)
-{
-    if (!a->stochastic) {
-        (a->format == GD_FORMAT_BF16 ? gd_to_bf16_span : gd_to_f16_span)(a->x + begin,
-                                                                          a->out + begin,
-                                                                          end - begin);
-        return;
+/* One span loop per conversion, all with one signature: `index` is that of element 0 in its
+ * tensor and `key` the generator's key of the span (used by the stochastic ones only). */
+#define GD_LOWP_SPAN(name, in_t, out_t, element)                                           \
+    GD_LOWP_CLONES static void name(const void *in, void *to, int64_t n, uint32_t key,      \
+                                    int64_t index)                                         \
+    {                                                                                      \
+        const in_t *restrict x = (const in_t *)in;                                         \
+        out_t *restrict out = (out_t *)to;                                                 \
+        (void)x;                                                                           \
+        (void)key;                                                                         \
+        (void)index;                                                                       \
+        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) element;                       \
     }
+GD_LOWP_SPAN(gd_to_bf16_span, float, uint16_t, GD_STORE_BF16(out, i, x[i]))
+GD_LOWP_SPAN(gd_to_bf16_sr_span, float, uint16_t, GD_STORE_BF16_SR(out, i, x[i], key, index + i))
+GD_LOWP_SPAN(gd_to_f16_span, float, uint16_t, GD_STORE_F16(out, i, x[i]))
+GD_LOWP_SPAN(gd_to_f16_sr_span, float, uint16_t, GD_STORE_F16_SR(out, i, x[i], key, index + i))
+GD_LOWP_SPAN(gd_from_bf16_span, uint16_t, float, out[i] = GD_LOAD_BF16(x, i))
+GD_LOWP_SPAN(gd_from_f16_span, uint16_t, float, out[i] = GD_LOAD_F16(x, i))
+GD_LOWP_SPAN(gd_random_span, uint32_t, uint32_t, out[i] = gd_random_bits(key, index + i))
+
+typedef void (*gd_lowp_span_fn)(const void *x, void *out, int64_t n, uint32_t key, int64_t index);
+
+/* Runs `span` over [begin, end) in pieces that share a generator key (2^32 elements). */
+static void gd_keyed_spans(gd_lowp_span_fn span, const char *x, size_t in_size, char *out,
+                           size_t out_size, int64_t begin, int64_t end, const gd_round_args *key)
+{
     for (int64_t i = begin; i < end;) {
-        const int64_t index = a->offset + i;
+        const int64_t index = key->offset + i;
         const int64_t len = gd_span_within_key(index, end - i);
-        const uint32_t key = gd_random_key(a->seed, a->step, a->tensor, a->stream,
-                                           (uint32_t)((uint64_t)index >> 32));
-        (a->format == GD_FORMAT_BF16 ? gd_to_bf16_sr_span : gd_to_f16_sr_span)(
-            a->x + i, a->out + i, len, key, index);
+        span(x ? x + (size_t)i * in_size : NULL, out + (size_t)i * out_size, len,
+             gd_random_key(key->seed, key->step, key->tensor, key->stream,
+                           (uint32_t)((uint64_t)index >> 32)),
+             index);
         i += len;
     }
+}
+
+/* Elements [begin, end) of a rounding to 16 bits. */
+static void gd_round_chunk(const gd_round_args *a, int64_t begin, int64_t end)
+{
+    const int bf16 = a->format == GD_FORMAT_BF16;
+    const gd_lowp_span_fn span = a->stochastic ? (bf16 ? gd_to_bf16_sr_span : gd_to_f16_sr_span)
+                                               : (bf16 ? gd_to_bf16_span : gd_to_f16_span);
+    gd_keyed_spans(span, (const char *)a->x, sizeof(float), (char *)a->out, sizeof(uint16_t),
+                   begin, end, a);
 }
 
 void gd_round_to_16(const gd_round_args *a, int threads)
@@ -120,27 +99,22 @@ void gd_widen_from_16(const uint16_t *h, float *out, int64_t n, int format, int 
         const int64_t begin = c * GD_LOWP_CHUNK;
         const int64_t len = begin + GD_LOWP_CHUNK < n ? GD_LOWP_CHUNK : n - begin;
         (format == GD_FORMAT_BF16 ? gd_from_bf16_span : gd_from_f16_span)(h + begin, out + begin,
-                                                                          len);
+                                                                          len, 0, 0);
     }
 }
 
 void gd_random_words(uint32_t *out, int64_t n, uint64_t seed, uint64_t step, uint64_t tensor,
                      uint32_t stream, int64_t offset, int threads)
 {
+    const gd_round_args key = {.seed = seed, .step = step, .tensor = tensor, .stream = stream,
+                               .offset = offset};
     const int64_t chunks = (n + GD_LOWP_CHUNK - 1) / GD_LOWP_CHUNK;
     (void)threads;
 #pragma omp parallel for schedule(static) num_threads(gd_lowp_team(chunks, threads))
     for (int64_t c = 0; c < chunks; c++) {
         const int64_t end = (c + 1) * GD_LOWP_CHUNK < n ? (c + 1) * GD_LOWP_CHUNK : n;
-        for (int64_t i = c * GD_LOWP_CHUNK; i < end;) {
-            const int64_t index = offset + i;
-            const int64_t len = gd_span_within_key(index, end - i);
-            gd_random_span(out + i, len,
-                           gd_random_key(seed, step, tensor, stream,
-                                         (uint32_t)((uint64_t)index >> 32)),
-                           index);
-            i += len;
-        }
+        gd_keyed_spans(gd_random_span, NULL, 0, (char *)out, sizeof(uint32_t),
+                       c * GD_LOWP_CHUNK, end, &key);
     }
 }
 
