@@ -152,31 +152,29 @@ CLONES static void adam20(const buffers *b, const hyper *h, int64_t lo, int64_t 
     const uint16_t *restrict g16 = b->g16 + lo;
     uint16_t *restrict m16 = b->m16 + lo, *restrict v16 = b->v16 + lo;
     uint16_t tmp[CHUNK] __attribute__((aligned(64)));
-    if (sr) {
-        const uint32_t key_m = gd_random_key(7, h->step, 0, 1, 0);
-        const uint32_t key_v = gd_random_key(7, h->step, 0, 2, 0);
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            float gv = GD_LOAD_BF16(g16, i), mv = GD_LOAD_BF16(m16, i), vv = GD_LOAD_BF16(v16, i);
-            float pv = p[i];
-            ADAM_MATH(gv, mv, vv, pv);
-            p[i] = pv;
-            GD_STORE_BF16_SR(m16, i, mv, key_m, lo + i);
-            GD_STORE_BF16_SR(v16, i, vv, key_v, lo + i);
-            GD_STORE_BF16(tmp, i, pv);
-        }
-    } else {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            float gv = GD_LOAD_BF16(g16, i), mv = GD_LOAD_BF16(m16, i), vv = GD_LOAD_BF16(v16, i);
-            float pv = p[i];
-            ADAM_MATH(gv, mv, vv, pv);
-            p[i] = pv;
-            GD_STORE_BF16(m16, i, mv);
-            GD_STORE_BF16(v16, i, vv);
-            GD_STORE_BF16(tmp, i, pv);
-        }
+    const uint32_t key_m = gd_random_key(7, h->step, 0, 1, 0);
+    const uint32_t key_v = gd_random_key(7, h->step, 0, 2, 0);
+/* STORE_M, STORE_V: how m and v are rounded to bf16. */
+#define ADAM20_LOOP(STORE_M, STORE_V)                                                           \
+    _Pragma("omp simd") for (int64_t i = 0; i < n; i++)                                         \
+    {                                                                                           \
+        float gv = GD_LOAD_BF16(g16, i), mv = GD_LOAD_BF16(m16, i), vv = GD_LOAD_BF16(v16, i); \
+        float pv = p[i];                                                                        \
+        ADAM_MATH(gv, mv, vv, pv);                                                              \
+        p[i] = pv;                                                                              \
+        STORE_M;                                                                                \
+        STORE_V;                                                                                \
+        GD_STORE_BF16(tmp, i, pv);                                                              \
     }
+    if (sr) {
+        ADAM20_LOOP(GD_STORE_BF16_SR(m16, i, mv, key_m, lo + i),
+                    GD_STORE_BF16_SR(v16, i, vv, key_v, lo + i))
+    } else {
+        (void)key_m;
+        (void)key_v;
+        ADAM20_LOOP(GD_STORE_BF16(m16, i, mv), GD_STORE_BF16(v16, i, vv))
+    }
+#undef ADAM20_LOOP
     copy_out(b->c16 + lo, tmp, n, b->nt);
 }
 

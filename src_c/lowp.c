@@ -24,11 +24,26 @@
  * is a power of two; other block sizes are chunked by whole blocks). */
 #define GD_LOWP_CHUNK ((int64_t)65536)
 
-static int gd_lowp_team(int64_t chunks, int threads)
+static inline int gd_lowp_team(int64_t chunks, int threads)
 {
     if (threads < 1) threads = 1;
     return chunks < threads ? (int)(chunks > 0 ? chunks : 1) : threads;
 }
+
+/* Runs `body` for each piece [begin, end) of [0, total) cut every `piece` elements, the pieces
+ * shared by an OpenMP team of `threads` (the enclosing function's argument) with a static
+ * schedule. */
+#define GD_LOWP_FOR_PIECES(total, piece, begin, end, body)                                   \
+    do {                                                                                     \
+        const int64_t pieces_ = ((total) + (piece) - 1) / (piece);                           \
+        (void)threads;                                                                       \
+        _Pragma("omp parallel for schedule(static) num_threads(gd_lowp_team(pieces_, threads))") \
+        for (int64_t k_ = 0; k_ < pieces_; k_++) {                                           \
+            const int64_t begin = k_ * (piece);                                              \
+            const int64_t end = begin + (piece) < (total) ? begin + (piece) : (total);       \
+            body;                                                                            \
+        }                                                                                    \
+    } while (0)
 
 /* One span loop per conversion, all with one signature: `index` is that of element 0 in its
  * tensor and `key` the generator's key of the span (used by the stochastic ones only). */
@@ -80,27 +95,14 @@ static void gd_round_chunk(const gd_round_args *a, int64_t begin, int64_t end)
 
 void gd_round_to_16(const gd_round_args *a, int threads)
 {
-    const int64_t chunks = (a->n + GD_LOWP_CHUNK - 1) / GD_LOWP_CHUNK;
-    (void)threads;
-#pragma omp parallel for schedule(static) num_threads(gd_lowp_team(chunks, threads))
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t begin = c * GD_LOWP_CHUNK;
-        const int64_t end = begin + GD_LOWP_CHUNK < a->n ? begin + GD_LOWP_CHUNK : a->n;
-        gd_round_chunk(a, begin, end);
-    }
+    GD_LOWP_FOR_PIECES(a->n, GD_LOWP_CHUNK, begin, end, gd_round_chunk(a, begin, end));
 }
 
 void gd_widen_from_16(const uint16_t *h, float *out, int64_t n, int format, int threads)
 {
-    const int64_t chunks = (n + GD_LOWP_CHUNK - 1) / GD_LOWP_CHUNK;
-    (void)threads;
-#pragma omp parallel for schedule(static) num_threads(gd_lowp_team(chunks, threads))
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t begin = c * GD_LOWP_CHUNK;
-        const int64_t len = begin + GD_LOWP_CHUNK < n ? GD_LOWP_CHUNK : n - begin;
-        (format == GD_FORMAT_BF16 ? gd_from_bf16_span : gd_from_f16_span)(h + begin, out + begin,
-                                                                          len, 0, 0);
-    }
+    const gd_lowp_span_fn span = format == GD_FORMAT_BF16 ? gd_from_bf16_span : gd_from_f16_span;
+    GD_LOWP_FOR_PIECES(n, GD_LOWP_CHUNK, begin, end,
+                       span(h + begin, out + begin, end - begin, 0, 0));
 }
 
 void gd_random_words(uint32_t *out, int64_t n, uint64_t seed, uint64_t step, uint64_t tensor,
@@ -108,14 +110,9 @@ void gd_random_words(uint32_t *out, int64_t n, uint64_t seed, uint64_t step, uin
 {
     const gd_round_args key = {.seed = seed, .step = step, .tensor = tensor, .stream = stream,
                                .offset = offset};
-    const int64_t chunks = (n + GD_LOWP_CHUNK - 1) / GD_LOWP_CHUNK;
-    (void)threads;
-#pragma omp parallel for schedule(static) num_threads(gd_lowp_team(chunks, threads))
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t end = (c + 1) * GD_LOWP_CHUNK < n ? (c + 1) * GD_LOWP_CHUNK : n;
-        gd_keyed_spans(gd_random_span, NULL, 0, (char *)out, sizeof(uint32_t),
-                       c * GD_LOWP_CHUNK, end, &key);
-    }
+    GD_LOWP_FOR_PIECES(n, GD_LOWP_CHUNK, begin, end,
+                       gd_keyed_spans(gd_random_span, NULL, 0, (char *)out, sizeof(uint32_t),
+                                      begin, end, &key));
 }
 
 int gd_q8_map_build(gd_q8_map *map, const float *code) { return gd_q8_map_init(map, code); }
@@ -135,25 +132,15 @@ GD_LOWP_CLONES static void gd_q8_dequantize_one(const gd_q8_map *map, const uint
 void gd_q8_quantize(const gd_q8_map *map, const float *x, int64_t n, int64_t block, uint8_t *q,
                     float *absmax, int threads)
 {
-    const int64_t blocks = (n + block - 1) / block;
-    (void)threads;
-#pragma omp parallel for schedule(static) num_threads(gd_lowp_team(blocks, threads))
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t begin = b * block;
-        const int64_t len = begin + block < n ? block : n - begin;
-        absmax[b] = gd_q8_quantize_one(map, x + begin, len, q + begin);
-    }
+    GD_LOWP_FOR_PIECES(n, block, begin, end,
+                       absmax[begin / block] =
+                           gd_q8_quantize_one(map, x + begin, end - begin, q + begin));
 }
 
 void gd_q8_dequantize(const gd_q8_map *map, const uint8_t *q, const float *absmax, int64_t n,
                       int64_t block, float *x, int threads)
 {
-    const int64_t blocks = (n + block - 1) / block;
-    (void)threads;
-#pragma omp parallel for schedule(static) num_threads(gd_lowp_team(blocks, threads))
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t begin = b * block;
-        const int64_t len = begin + block < n ? block : n - begin;
-        gd_q8_dequantize_one(map, q + begin, len, absmax[b], x + begin);
-    }
+    GD_LOWP_FOR_PIECES(n, block, begin, end,
+                       gd_q8_dequantize_one(map, q + begin, end - begin, absmax[begin / block],
+                                            x + begin));
 }
