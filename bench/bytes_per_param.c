@@ -7,7 +7,8 @@
  * N parameters, an OpenMP team of THREADS (static schedule, chunks of 4096 elements), STEPS
  * steps per configuration, interleaved (step s of every configuration before step s + 1 of
  * any), buffers on transparent huge pages when HUGE=1 (lowp.h gd_alloc_state), the write-only
- * bf16 copy-out through non-temporal stores when NT=1.  Prints, per configuration, one line:
+ * bf16 copy-out through non-temporal stores when NT=1, the buffers' starts staggered by
+ * 4 KiB + 64 B each when the environment has STAGGER=1.  Prints, per configuration, one line:
  *   name bytes_per_param median_ms min_ms p90_ms median_cpu_ms min_cpu_ms
  * (wall-clock times of a step; the CPU time of the process during the step, divided by THREADS:
  * on a loaded machine, the time the step's work took when it ran)
@@ -266,14 +267,20 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The k-th buffer starts k * (4 KiB + 64 B) into its allocation when STAGGER=1: buffers that
+ * all start on a 2 MiB boundary (huge pages) would otherwise map element i of every stream to
+ * the same cache set and the same 4 KiB alias. */
 static void *alloc_or_die(size_t bytes, int huge)
 {
-    void *p = gd_alloc_state(bytes, huge);
+    static int count = 0;
+    const char *stagger = getenv("STAGGER");
+    const size_t offset = stagger && atoi(stagger) ? (size_t)(count++ % 16) * (4096 + 64) : 0;
+    char *p = gd_alloc_state(bytes + offset, huge);
     if (!p) {
         fprintf(stderr, "out of memory (%zu bytes)\n", bytes);
         exit(1);
     }
-    return p;
+    return p + offset;
 }
 
 int main(int argc, char **argv)
