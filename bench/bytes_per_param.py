@@ -26,6 +26,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,7 +157,7 @@ def main() -> None:
                     key = f"{n:g}/{threads}"
                     loads.append(load_average())
                     started = time.perf_counter()
-                    runs = {
+                    runs: dict[str, Any] = {
                         "4k": run_c(exe, maps, n, threads, args.steps, 0, 0, TRAFFIC + ADAMS),
                         "huge": run_c(exe, maps, n, threads, args.steps, 1, 0, TRAFFIC + ADAMS),
                         "nt": run_c(exe, maps, n, threads, args.steps, 0, 1, WITH_COPY_OUT),
