@@ -1,5 +1,6 @@
-"""Build of gdfast's two extension modules (Cython + C99):
-gdfast._kernels (the update rules, src_c/kernels.c) and gdfast._hogwild (src_c/hogwild.c).
+"""Build of gdfast's extension modules (Cython + C99):
+gdfast._kernels (the update rules, src_c/kernels.c), gdfast._hogwild (src_c/hogwild.c) and
+gdfast._formats (low-precision conversions, src_c/lowp.c).
 
 Flags, and why:
   -O3                  the kernels are plain loops that the compiler vectorizes with `omp simd`
@@ -129,6 +130,14 @@ EXTENSIONS = [
         "gdfast._hogwild",
         sources=["gdfast/_hogwild.pyx", "src_c/hogwild.c"],
         depends=["src_c/hogwild.h"],
+        extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=[],
+        **common,
+    ),
+    Extension(
+        "gdfast._formats",
+        sources=["gdfast/_formats.pyx", "src_c/lowp.c"],
+        depends=["src_c/lowp.h", "src_c/lowp_bulk.h"],
         extra_compile_args=list(BASE_FLAGS),
         extra_link_args=[],
         **common,
