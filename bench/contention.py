@@ -19,10 +19,10 @@ time bound runs out) and each size, the two thread counts are timed interleaved,
 by round, one step per sample.  The table gives the median and the 99th percentile of the
 per-step wall times, their ratio default / one thread (below 1: the default is faster),
 the CPU time of a step (all the process's threads) for each, and "alone": the share of
-the default's steps the runtime ran on the calling thread alone because an earlier step
-with helpers had been slower than one thread (src_c/threads.inc, GD_GAIN).  Beside the "as is"
-rows: the same ratio for the roofline loop (the memory traffic of the step with next to no
-arithmetic), the gain RAM bandwidth allows.  The load average at the start of each
+the default's steps the runtime ran on the calling thread alone because recent steps of
+that size with helpers had been no clear gain over one thread (src_c/threads.inc,
+GD_GAIN).  Beside the "as is" rows: the same ratio for the roofline loop (the memory
+traffic of the step with next to no arithmetic), the gain RAM bandwidth allows.  The load average at the start of each
 condition is printed: other programs on the machine change every figure.
 
 It measures and reports; it asserts nothing about timings.
@@ -251,7 +251,7 @@ def main(argv=None) -> None:
             for size in sizes:
                 timing = time_interleaved(
                     variants_of(adam_step, size, args.dtype, builds, counts),
-                    args.seconds * len(builds),
+                    args.seconds,
                     args.rounds,
                 )
                 row = {
