@@ -196,7 +196,7 @@ def main(argv=None) -> None:
         default=2.0,
         help="timing budget per size, thread count and condition (default 2)",
     )
-    parser.add_argument("--rounds", type=int, default=8, help="interleaving rounds (default 8)")
+    parser.add_argument("--rounds", type=int, default=32, help="interleaving rounds (default 32)")
     parser.add_argument(
         "--conditions", default="as-is,hogs", help="comma-separated: as-is, hogs (default both)"
     )
