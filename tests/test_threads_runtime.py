@@ -65,7 +65,7 @@ def test_two_threads_on_one_cpu_run_most_steps_on_the_caller_alone_same_bits():
     stats_steps, backed_off, slower = int(stats_steps), int(backed_off), int(slower)
     assert stats_steps == steps
     assert steps - backed_off >= 1  # the first step tried the helper
-    assert backed_off >= steps // 2, (backed_off, steps)
+    assert backed_off >= steps // 3, (backed_off, steps)
     assert slower <= steps - backed_off
 
 
