@@ -9,7 +9,10 @@ to gain from more.  Results do not depend on the count.
 The threads are gdfast's own (src_c/threads.inc), not an OpenMP team: a step never waits
 for a thread the operating system has not scheduled, and a forked child (os.fork,
 multiprocessing's fork start method, torch DataLoader workers) starts its own helpers at
-its first large step.
+its first large step.  On a busy machine, where helpers start late or lose their CPU
+mid-step, each step size whose steps with helpers have not clearly beaten the calling
+thread alone runs on the calling thread alone (trying the helpers again now and then),
+so that more threads do not make a step slower than one.
 """
 
 from __future__ import annotations

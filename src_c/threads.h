@@ -21,8 +21,10 @@ void gd_set_cpu_limit(int n);
  * until its first parallel step). */
 int gd_helper_threads(void);
 /* Counts since the process (or forked child) started, of steps large enough for helpers:
- * all of them, those run on the caller alone because an earlier one was slower than the
- * caller alone would have been (backing off), and those slower ones. */
+ * all of them; those run on the caller alone because recent steps of their size with
+ * helpers were, on a smoothed average, no clear gain over the caller alone (backing off,
+ * threads.inc GD_GAIN); and the steps with helpers slower than the caller alone would
+ * have been. */
 enum { GD_STAT_STEPS = 0, GD_STAT_BACKED_OFF = 1, GD_STAT_SLOWER = 2, GD_STATS = 3 };
 void gd_thread_stats(int64_t counts[GD_STATS]);
 
