@@ -348,7 +348,7 @@ def test_packing_frequent_features_changes_no_result():
     )
     assert not np.array_equal(packed.indices, data.indices)
     settings = _checks._settings("adagrad", 0.3, 1.0, 0.01, 1e-8, 1, "serial", 1, True, 3)
-    options = dict(settings.kwargs(0), loss=0, fit_intercept=True)
+    options = settings.linear_kwargs(0, 0, True, 60)
     plain = [np.zeros(61), np.zeros(61)]
     renumbered = [np.zeros(61), np.zeros(61)]
     _native._c_linear_epoch(data, y, plain[0], plain[1], options)

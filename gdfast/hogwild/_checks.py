@@ -31,6 +31,8 @@ DEFAULTS = dict(
     mode="hogwild",
     shuffle=True,
     seed=0,
+    sync_every=None,
+    hot_features=64,
 )
 
 _MASK64 = (1 << 64) - 1
@@ -101,6 +103,13 @@ class _Settings:
     n_threads: int
     shuffle: bool
     seed: int
+    sync_every: int | None = None  # linear model, hogwild mode: replicas (None: off)
+    hot_features: int = 0
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the threads keep replicas of the hot coordinates (fit_linear)."""
+        return self.mode == "hogwild" and self.n_threads > 1 and self.sync_every is not None
 
     def epoch_lr(self, epoch: int) -> float:
         return self.lr * self.decay**epoch
@@ -118,6 +127,19 @@ class _Settings:
             epoch=epoch,
         )
 
+    def linear_kwargs(
+        self, epoch: int, loss: int, fit_intercept: bool, n_features: int
+    ) -> dict[str, Any]:
+        """kwargs(epoch) and the linear model's own settings: its loss, the intercept and
+        the replicas (the hot features are numbered last: see _pack_frequent_features)."""
+        return dict(
+            self.kwargs(epoch),
+            loss=loss,
+            fit_intercept=fit_intercept,
+            sync_every=self.sync_every if self.replicated else 0,
+            hot_begin=n_features - min(self.hot_features, n_features),
+        )
+
 
 def _settings(
     rule: str,
@@ -130,6 +152,8 @@ def _settings(
     n_threads: int | None,
     shuffle: bool,
     seed: int,
+    sync_every: int | None = None,
+    hot_features: int = 0,
 ) -> _Settings:
     _choice("rule", rule, RULES)
     _choice("mode", mode, MODES)
@@ -149,4 +173,6 @@ def _settings(
         n_threads=_threads(mode, n_threads),
         shuffle=bool(shuffle),
         seed=_seed(seed),
+        sync_every=None if sync_every is None else _count("sync_every", sync_every, 1),
+        hot_features=_count("hot_features", hot_features, 0),
     )

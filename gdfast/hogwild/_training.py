@@ -167,7 +167,7 @@ def _train_linear(
     bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
-            kwargs = dict(settings.kwargs(epoch), loss=loss_code, fit_intercept=bool(fit_intercept))
+            kwargs = settings.linear_kwargs(epoch, loss_code, bool(fit_intercept), data.n_features)
             start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(data, targets, weights, sum_sq, kwargs)
             seconds = time.perf_counter() - start
@@ -228,6 +228,8 @@ def fit_linear(
     record_loss: bool = True,
     progress: bool = False,
     initial_model: LinearModel | None = None,
+    sync_every: int | None = DEFAULTS["sync_every"],
+    hot_features: int = DEFAULTS["hot_features"],
 ) -> LinearModel:
     """Train a sparse linear model with Hogwild!-style SGD or Adagrad (see the module docstring).
 
@@ -270,6 +272,15 @@ def fit_linear(
         A warm start: continue from this model's coefficients, intercept and Adagrad sums
         (copied, never written), numbering epochs on from its history, so the step decay
         and the permutations carry on where it stopped.
+    sync_every : int >= 1 or None
+        ``mode="hogwild"`` with more than one thread: each thread keeps a private replica of
+        the intercept and of the `hot_features` most frequent features (and of their Adagrad
+        sums), steps it, and every `sync_every` examples adds what it moved to the shared
+        coordinates (atomically) and reloads them.  None: no replicas, every coordinate is
+        shared (plain Hogwild!).  No effect on other modes or on one thread.
+    hot_features : int >= 0
+        How many of the most frequent features (by their count in X) are replicated
+        besides the intercept.
 
     Returns
     -------
@@ -281,7 +292,9 @@ def fit_linear(
         Also when an epoch leaves a non-finite weight (the steps diverged; the message
         says what to try).
     """
-    settings = _settings(rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed)
+    settings = _settings(
+        rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed, sync_every, hot_features
+    )
     return _train_linear(
         X,
         y,
