@@ -223,43 +223,47 @@ static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, 
     }
 }
 
-/* Where this thread keeps coordinate j: in its replica (hot coordinates, j >= hot_begin,
- * when it has one), else in the shared array. */
-static inline HW_REAL *HW_FN(hw_slot)(HW_REAL *shared, HW_REAL *replica, int64_t hot_begin,
-                                      int64_t j)
-{
-    return replica != NULL && j >= hot_begin ? &replica[j - hot_begin] : &shared[j];
-}
-
-/* One example of the linear model; returns its loss before the update.  replica_weights and
- * replica_sum_sq are NULL without replicas: always inlined, so that path has no extra test. */
+/* One example of the linear model; returns its loss before the update.
+ * Without replicas (replica_weights NULL) every coordinate is in the shared arrays.  With
+ * them, the coordinates from hot_begin on (the intercept last) are this thread's replicas
+ * replica_weights/replica_sum_sq[j - hot_begin]; the row's indices ascend (the caller sorts
+ * them), so its hot non-zeros are its last ones, from `split` on, and each loop runs
+ * without a test per non-zero.  Always inlined: the path without replicas has no trace of
+ * them. */
 static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     const int32_t *indices, const HW_REAL *values, int64_t nnz, double y, HW_REAL *weights,
     int64_t n_features, HW_REAL *sum_sq, HW_REAL *replica_weights, HW_REAL *replica_sum_sq,
     const hw_options *options)
 {
     const int64_t hot = options->hot_begin;
-    double margin = options->fit_intercept
-                        ? (double)*HW_FN(hw_slot)(weights, replica_weights, hot, n_features)
-                        : 0.0;
-    for (int64_t k = 0; k < nnz; ++k)
-        margin += (double)values[k] *
-                  (double)*HW_FN(hw_slot)(weights, replica_weights, hot, indices[k]);
+    int64_t split = nnz;
+    HW_REAL *intercept = &weights[n_features];
+    HW_REAL *intercept_sum_sq = sum_sq ? &sum_sq[n_features] : NULL;
+    if (replica_weights != NULL) {
+        while (split > 0 && indices[split - 1] >= hot) --split;
+        intercept = &replica_weights[n_features - hot];
+        intercept_sum_sq = sum_sq ? &replica_sum_sq[n_features - hot] : NULL;
+    }
+    double margin = options->fit_intercept ? (double)*intercept : 0.0;
+    for (int64_t k = 0; k < split; ++k)
+        margin += (double)values[k] * (double)weights[indices[k]];
+    for (int64_t k = split; k < nnz; ++k)
+        margin += (double)values[k] * (double)replica_weights[indices[k] - hot];
     double derivative;
     double loss = hw_loss(options->loss, margin, y, &derivative);
     const double lr = options->lr, l2 = options->l2, eps = options->eps;
     if (derivative == 0.0 && l2 == 0.0) return loss; /* every step would be θ − 0 */
-    for (int64_t k = 0; k < nnz; ++k) {
+    for (int64_t k = 0; k < split; ++k) {
         int32_t j = indices[k];
-        HW_REAL *weight = HW_FN(hw_slot)(weights, replica_weights, hot, j);
-        double grad = derivative * (double)values[k] + l2 * (double)*weight;
-        HW_FN(hw_step)(weight, sum_sq ? HW_FN(hw_slot)(sum_sq, replica_sum_sq, hot, j) : NULL,
-                       grad, lr, eps);
+        double grad = derivative * (double)values[k] + l2 * (double)weights[j];
+        HW_FN(hw_step)(&weights[j], sum_sq ? &sum_sq[j] : NULL, grad, lr, eps);
     }
-    if (options->fit_intercept)
-        HW_FN(hw_step)(HW_FN(hw_slot)(weights, replica_weights, hot, n_features),
-                       sum_sq ? HW_FN(hw_slot)(sum_sq, replica_sum_sq, hot, n_features) : NULL,
-                       derivative, lr, eps);
+    for (int64_t k = split; k < nnz; ++k) {
+        int64_t j = indices[k] - hot;
+        double grad = derivative * (double)values[k] + l2 * (double)replica_weights[j];
+        HW_FN(hw_step)(&replica_weights[j], sum_sq ? &replica_sum_sq[j] : NULL, grad, lr, eps);
+    }
+    if (options->fit_intercept) HW_FN(hw_step)(intercept, intercept_sum_sq, derivative, lr, eps);
     return loss;
 }
 

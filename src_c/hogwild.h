@@ -30,7 +30,8 @@
  * what its replica moved since the last flush to the shared coordinates
  * (atomically) and reloads them (DimmWitted's per-core replicas, HOGWILD!++).
  * Adagrad's sums of those coordinates are replicated the same way.  The other
- * coordinates stay shared as in plain Hogwild!.
+ * coordinates stay shared as in plain Hogwild!.  With replicas, the caller
+ * gives rows whose indices ascend (the hot ones are then each row's last).
  *
  * Arithmetic is done in double; weights and accumulators are stored in the
  * array's dtype after each update (float32 storage rounds there, and only

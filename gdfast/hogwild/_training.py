@@ -9,6 +9,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import _validation as check
 from ._checks import DEFAULTS, LOSSES, _choice, _count, _dtype, _Settings, _settings, _targets
@@ -77,6 +78,25 @@ def _pack_frequent_features(data: _CSR, counts: np.ndarray) -> tuple[_CSR, np.nd
     new_number = np.empty(data.n_features, dtype=np.int32)
     new_number[order_by_count] = np.arange(data.n_features, dtype=np.int32)
     return _CSR(data.indptr, new_number[data.indices], data.data, data.n_features), order_by_count
+
+
+def _sort_rows(data: _CSR) -> _CSR:
+    """Each row's non-zeros by increasing (new) feature number: with replicas, the C loop
+    finds a row's hot features at its end.  This changes the order of each row's sums, so
+    replicated runs are not the arithmetic of unreplicated ones (multi-threaded anyway)."""
+    matrix = sp.csr_matrix(
+        (data.data.copy(), data.indices.copy(), data.indptr),
+        shape=(data.n_rows, data.n_features),
+        copy=False,
+    )
+    matrix.has_sorted_indices = False
+    matrix.sort_indices()
+    return _CSR(
+        data.indptr,
+        matrix.indices.astype(np.int32, copy=False),
+        matrix.data.astype(data.dtype, copy=False),
+        data.n_features,
+    )
 
 
 def _unpack_features(packed: np.ndarray, order_by_count: np.ndarray) -> np.ndarray:
@@ -161,6 +181,8 @@ def _train_linear(
     order_by_count = None
     if settings.n_threads > 1 and data.n_features > 1:
         data, order_by_count = _pack_frequent_features(data, counts)
+        if settings.replicated:
+            data = _sort_rows(data)
         row_share = row_share[order_by_count]
         weights = _pack_vector(weights, order_by_count)
         sum_sq = _pack_vector(sum_sq, order_by_count) if sum_sq is not None else None
