@@ -401,7 +401,9 @@ def main(argv: list[str] | None = None) -> None:
         print("Vowpal Wabbit: unavailable (the vowpalwabbit package is not installed; a wheel")
         print("  for CPython 3.11 x86-64 Linux exists: pip install vowpalwabbit==9.11.9)")
     else:
-        configs.append((f"Vowpal Wabbit {vw_version} (defaults, 1 learner)", "vw", None, None, 1, {}))
+        configs.append(
+            (f"Vowpal Wabbit {vw_version} (defaults, 1 learner)", "vw", None, None, 1, {})
+        )
     workdir = tempfile.mkdtemp(prefix="bench_hogwild_")
     runs: dict[str, list[dict]] = {name: [] for name, *_ in configs}
     for repeat in range(args.repeats):

@@ -223,7 +223,8 @@ static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, 
     }
 }
 
-/* One example of the linear model; returns its loss before the update.
+/* One example of the linear model; returns its loss before the update, times row_weight
+ * (which also scales the loss's derivative: 1.0 changes nothing, bit for bit).
  * Without replicas (replica_weights NULL) every coordinate is in the shared arrays.  With
  * them, the coordinates from hot_begin on (the intercept last) are this thread's replicas
  * replica_weights/replica_sum_sq[j - hot_begin]; the row's indices ascend (the caller sorts
@@ -231,9 +232,9 @@ static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, 
  * without a test per non-zero.  Always inlined: the path without replicas has no trace of
  * them. */
 static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
-    const int32_t *indices, const HW_REAL *values, int64_t nnz, double y, HW_REAL *weights,
-    int64_t n_features, HW_REAL *sum_sq, HW_REAL *replica_weights, HW_REAL *replica_sum_sq,
-    const hw_options *options)
+    const int32_t *indices, const HW_REAL *values, int64_t nnz, double y, double row_weight,
+    HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq, HW_REAL *replica_weights,
+    HW_REAL *replica_sum_sq, const hw_options *options)
 {
     const int64_t hot = options->hot_begin;
     int64_t split = nnz;
@@ -250,7 +251,8 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     for (int64_t k = split; k < nnz; ++k)
         margin += (double)values[k] * (double)replica_weights[indices[k] - hot];
     double derivative;
-    double loss = hw_loss(options->loss, margin, y, &derivative);
+    double loss = row_weight * hw_loss(options->loss, margin, y, &derivative);
+    derivative *= row_weight; /* the row's weight scales its loss, not the L2 term */
     const double lr = options->lr, l2 = options->l2, eps = options->eps;
     if (derivative == 0.0 && l2 == 0.0) return loss; /* every step would be θ − 0 */
     for (int64_t k = 0; k < split; ++k) {
@@ -314,7 +316,8 @@ static HW_FN(hw_replica) HW_FN(hw_replica_open)(HW_REAL *block, int64_t n_hot, H
  * Prefetches the following rows' data (shuffled rows sit at random places in memory). */
 static inline __attribute__((always_inline)) double HW_FN(hw_linear_position)(
     const int64_t *indptr, const int32_t *indices, const HW_REAL *data, const double *y,
-    HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq, const int64_t *order,
+    const double *row_weights, HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq,
+    const int64_t *order,
     int64_t position, int64_t end, HW_REAL *replica_weights, HW_REAL *replica_sum_sq,
     const hw_options *options)
 {
@@ -330,14 +333,16 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_position)(
         }
     }
     return HW_FN(hw_linear_example)(indices + start, data + start, indptr[row + 1] - start,
-                                     y[row], weights, n_features, sum_sq, replica_weights,
-                                     replica_sum_sq, options);
+                                     y[row], row_weights ? row_weights[row] : 1.0, weights,
+                                     n_features, sum_sq, replica_weights, replica_sum_sq,
+                                     options);
 }
 
 double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                               const HW_REAL *data, int64_t n_rows, const double *y,
-                              HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq,
-                              int64_t *order, HW_REAL *replicas, const hw_options *options)
+                              const double *row_weights, HW_REAL *weights, int64_t n_features,
+                              HW_REAL *sum_sq, int64_t *order, HW_REAL *replicas,
+                              const hw_options *options)
 {
     const int locked = options->mode == HW_MODE_LOCKED;
     const int n_threads = hw_team(options, n_rows);
@@ -365,9 +370,9 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
             const int64_t end = begin + chunk < n_rows ? begin + chunk : n_rows;
             for (int64_t position = begin; position < end; ++position) {
                 if (replicated) {
-                    local += HW_FN(hw_linear_position)(indptr, indices, data, y, weights,
-                                                       n_features, sum_sq, order, position, end,
-                                                       replica.weights, replica.sum_sq, options);
+                    local += HW_FN(hw_linear_position)(
+                        indptr, indices, data, y, row_weights, weights, n_features, sum_sq,
+                        order, position, end, replica.weights, replica.sum_sq, options);
                     if (++since_flush == sync_every) {
                         HW_FN(hw_flush)(weights + hot_begin, replica.weights,
                                         replica.weights_flushed, n_hot);
@@ -379,9 +384,9 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                     continue;
                 }
                 if (locked) hw_lock_set(&lock);
-                local += HW_FN(hw_linear_position)(indptr, indices, data, y, weights, n_features,
-                                                   sum_sq, order, position, end, NULL, NULL,
-                                                   options);
+                local += HW_FN(hw_linear_position)(indptr, indices, data, y, row_weights,
+                                                   weights, n_features, sum_sq, order, position,
+                                                   end, NULL, NULL, options);
                 if (locked) hw_lock_unset(&lock);
             }
         }

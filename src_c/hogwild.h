@@ -79,7 +79,9 @@ uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread);
 uint64_t hw_next(uint64_t *state);
 
 /* One epoch of a linear model.  Row i of X is indices/data[indptr[i]..indptr[i+1]),
- * target y[i] (±1 for logistic and hinge).  weights has n_features + 1
+ * target y[i] (±1 for logistic and hinge), weight row_weights[i] (a factor on
+ * the row's loss and so on its gradient, not on the L2 term; NULL: every row
+ * weighs 1, bit for bit the unweighted algorithm).  weights has n_features + 1
  * entries, the last the intercept (left alone unless fit_intercept).  sum_sq
  * (Adagrad's G, same size) is NULL for SGD.  order is scratch of n_rows
  * entries.  replicas is scratch of hw_replica_size(...) entries per thread
@@ -87,12 +89,14 @@ uint64_t hw_next(uint64_t *state);
  * over rows of the loss at the weights each row saw just before its update
  * (the "progressive" loss). */
 double hw_linear_epoch_f32(const int64_t *indptr, const int32_t *indices, const float *data,
-                           int64_t n_rows, const double *y, float *weights, int64_t n_features,
-                           float *sum_sq, int64_t *order, float *replicas,
+                           int64_t n_rows, const double *y, const double *row_weights,
+                           float *weights, int64_t n_features, float *sum_sq, int64_t *order,
+                           float *replicas,
                            const hw_options *options);
 double hw_linear_epoch_f64(const int64_t *indptr, const int32_t *indices, const double *data,
-                           int64_t n_rows, const double *y, double *weights, int64_t n_features,
-                           double *sum_sq, int64_t *order, double *replicas,
+                           int64_t n_rows, const double *y, const double *row_weights,
+                           double *weights, int64_t n_features, double *sum_sq, int64_t *order,
+                           double *replicas,
                            const hw_options *options);
 
 /* Entries of one thread's replica scratch for n_hot replicated coordinates of

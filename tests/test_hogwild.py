@@ -351,7 +351,33 @@ def test_packing_frequent_features_changes_no_result():
     options = settings.linear_kwargs(0, 0, True, 60)
     plain = [np.zeros(61), np.zeros(61)]
     renumbered = [np.zeros(61), np.zeros(61)]
-    _native._c_linear_epoch(data, y, plain[0], plain[1], options)
-    _native._c_linear_epoch(packed, y, renumbered[0], renumbered[1], options)
+    _native._c_linear_epoch(data, y, None, plain[0], plain[1], options)
+    _native._c_linear_epoch(packed, y, None, renumbered[0], renumbered[1], options)
     for a, b in zip(plain, renumbered):
         np.testing.assert_array_equal(_training._unpack_features(b, order_by_count), a)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adagrad"])
+def test_sample_weight_serial_equals_reference(rule):
+    """A row's weight scales its loss and gradient (not the L2 term), as in the reference."""
+    X, y = problem()
+    weights = np.random.default_rng(5).uniform(0.0, 3.0, y.shape[0])
+    settings = dict(rule=rule, lr=0.3, l2=0.01, epochs=2, seed=2, sample_weight=weights)
+    fast = hogwild.fit_linear(X, y, mode="serial", **settings)
+    slow = hogwild.reference_fit_linear(X, y, **settings)
+    assert relative_error(fast.coef, slow.coef) <= 1e-12
+    for a, b in zip(fast.history, slow.history):
+        assert a["progressive_loss"] == pytest.approx(b["progressive_loss"], rel=1e-12)
+    plain = hogwild.fit_linear(X, y, mode="serial", **dict(settings, sample_weight=None))
+    assert relative_error(fast.coef, plain.coef) > 1e-3
+    ones = hogwild.fit_linear(X, y, mode="serial", **dict(settings, sample_weight=np.ones(120)))
+    np.testing.assert_array_equal(ones.coef, plain.coef)
+
+
+def test_zero_weight_rows_are_skipped():
+    X, y = problem()
+    keep = np.arange(y.shape[0]) % 3 != 0
+    settings = dict(rule="sgd", lr=0.3, epochs=1, mode="serial", shuffle=False)
+    weighted = hogwild.fit_linear(X, y, sample_weight=keep.astype(float), **settings)
+    subset = hogwild.fit_linear(X[keep], y[keep], **settings)
+    np.testing.assert_allclose(weighted.coef, subset.coef, rtol=1e-12, atol=1e-15)

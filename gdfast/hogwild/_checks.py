@@ -72,17 +72,35 @@ def _dtype(value: Any) -> np.dtype:
     return float_dtype("dtype", value)
 
 
-def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {y.shape}")
-    if y.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} entries (one per row of X), got {y.shape[0]}")
-    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
-        raise TypeError(f"{name}: expected real numbers, got dtype {y.dtype}")
-    y = y.astype(np.float64)  # a private copy
-    if not np.all(np.isfinite(y)):
+def _row_values(name: str, value: Any, n: int) -> np.ndarray:
+    """A private float64 copy of one finite real number per row of X."""
+    array = np.asarray(value)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
+    if array.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} entries (one per row of X), got {array.shape[0]}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)  # a private copy
+    if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or infinity")
+    return array
+
+
+def _sample_weights(name: str, value: Any, n: int) -> np.ndarray | None:
+    """None (every row weighs 1) or a private copy of n finite weights >= 0."""
+    if value is None:
+        return None
+    weights = _row_values(name, value, n)
+    if np.any(weights < 0):
+        raise ValueError(f"{name}: expected weights >= 0, got {weights.min()!r}")
+    if weights.size and not np.any(weights > 0):
+        raise ValueError(f"{name}: every weight is zero, nothing to learn from")
+    return weights
+
+
+def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
+    y = _row_values(name, y, n)
     if loss != "squared" and not np.all(np.abs(y) == 1.0):
         raise ValueError(
             f"{name}: the {loss} loss needs labels -1 and +1, got values "
