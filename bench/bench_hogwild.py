@@ -15,15 +15,21 @@ sign of a random linear score plus noise (about 10% disagree with the score):
            summed: the top features are in nearly every row (the most contended case);
   uniform  every feature equally likely: nnz/d of the rows each (the least contended).
 
-For SGD and Adagrad it runs serial, locked and hogwild at 1 and 2 threads, and
+For SGD and Adagrad it runs serial, locked and hogwild at 1 and 2 threads, hogwild at 2
+threads with per-thread replicas of the hot coordinates (``--sync-every K --hot-features H``),
+Vowpal Wabbit (the ``vowpalwabbit`` package, if installed; the run says when it is not) with
+its defaults on the same rows, and
 scikit-learn's SGDClassifier(loss="log_loss") one epoch per partial_fit call (losses; the
 time includes its input checks) and as one fit(max_iter=epochs, tol=None) (time), all on
 the same data and epochs, repeats everything `--repeats` times interleaved (the machine is
 shared) and prints medians: training seconds per epoch (the loss evaluation is excluded),
 updates per second, CPUs (CPU seconds of all threads / wall seconds: below 2 for a
 2-thread run means the threads did not have two free cores), CPU-s (CPU seconds of all
-threads per epoch: the work, stalls on shared cache lines included), the mean training
-log-loss after each epoch.  It measures and reports,
+threads per epoch: the work, stalls on shared cache lines included), CPU-ns/upd (the same
+per example), the mean training log-loss after each epoch, and for each run against serial
+of its rule the speed-up and the ratio of CPU seconds per update.  On a loaded machine the
+threads seldom run at the same time (CPUs well below 2), so CPU/update then measures the
+work without most of the contention; only runs with CPUs near 2 show the contention.  It measures and reports,
 it never asserts.  `--json PATH` also writes every raw run.
 """
 
