@@ -410,8 +410,8 @@ def test_packing_frequent_features_changes_no_result():
     options = settings.linear_kwargs(0, 0, True, 60)
     plain = [np.zeros(61), np.zeros(61)]
     renumbered = [np.zeros(61), np.zeros(61)]
-    _native._c_linear_epoch(data, y, None, plain[0], plain[1], options)
-    _native._c_linear_epoch(packed, y, None, renumbered[0], renumbered[1], options)
+    _native._c_linear_epoch(data, y, plain[0], plain[1], options)
+    _native._c_linear_epoch(packed, y, renumbered[0], renumbered[1], options)
     for a, b in zip(plain, renumbered):
         np.testing.assert_array_equal(_training._unpack_features(b, order_by_count), a)
 

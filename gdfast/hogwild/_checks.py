@@ -146,14 +146,21 @@ class _Settings:
         )
 
     def linear_kwargs(
-        self, epoch: int, loss: int, fit_intercept: bool, n_features: int
+        self,
+        epoch: int,
+        loss: int,
+        fit_intercept: bool,
+        n_features: int,
+        row_weights: np.ndarray | None = None,
     ) -> dict[str, Any]:
-        """kwargs(epoch) and the linear model's own settings: its loss, the intercept and
-        the replicas (the hot features are numbered last: see _pack_frequent_features)."""
+        """kwargs(epoch) and the linear model's own settings: its loss, the intercept, the
+        rows' weights (None: 1) and the replicas (the hot features are numbered last: see
+        _pack_frequent_features)."""
         return dict(
             self.kwargs(epoch),
             loss=loss,
             fit_intercept=fit_intercept,
+            row_weights=row_weights,
             sync_every=self.sync_every if self.replicated else 0,
             hot_begin=n_features - min(self.hot_features, n_features),
         )

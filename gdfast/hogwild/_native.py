@@ -35,15 +35,12 @@ def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray
 
 
 def _c_linear_epoch(
-    data: _CSR,
-    y: np.ndarray,
-    row_weights: np.ndarray | None,
-    weights: np.ndarray,
-    sum_sq: np.ndarray | None,
-    kwargs: dict,
+    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
 ) -> float:
     """One epoch in C.  With kwargs["sync_every"] > 0, every thread gets replica scratch for
     the coordinates from kwargs["hot_begin"] on (the hot features and the intercept)."""
+    kwargs = dict(kwargs)
+    row_weights = kwargs.pop("row_weights")
     order = np.empty(data.n_rows, dtype=np.int64)
     replicas = None
     if kwargs["sync_every"] > 0:

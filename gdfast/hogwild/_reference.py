@@ -70,16 +70,11 @@ def _reference_step(
 
 
 def _reference_linear_epoch(
-    data: _CSR,
-    y: np.ndarray,
-    row_weights: np.ndarray | None,
-    weights: np.ndarray,
-    sum_sq: np.ndarray | None,
-    kwargs: dict,
+    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
 ) -> float:
     loss = {code: name for name, code in LOSSES.items()}[kwargs["loss"]]
     lr, l2, eps, fit_intercept = kwargs["lr"], kwargs["l2"], kwargs["eps"], kwargs["fit_intercept"]
-    bias = data.n_features
+    bias, row_weights = data.n_features, kwargs["row_weights"]
     total = 0.0
     for row in reference_order(data.n_rows, kwargs["seed"], kwargs["epoch"], kwargs["shuffle"]):
         columns = range(int(data.indptr[row]), int(data.indptr[row + 1]))

@@ -27,9 +27,7 @@ from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy, mo
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
 
-LinearEpoch = Callable[
-    [_CSR, np.ndarray, "np.ndarray | None", np.ndarray, "np.ndarray | None", dict], float
-]
+LinearEpoch = Callable[[_CSR, np.ndarray, np.ndarray, "np.ndarray | None", dict], float]
 
 
 class _Progress:
@@ -203,9 +201,11 @@ def _train_linear(
     bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
-            kwargs = settings.linear_kwargs(epoch, loss_code, bool(fit_intercept), data.n_features)
+            kwargs = settings.linear_kwargs(
+                epoch, loss_code, bool(fit_intercept), data.n_features, row_weights
+            )
             start, start_cpu = time.perf_counter(), time.process_time()
-            total = epoch_function(data, targets, row_weights, weights, sum_sq, kwargs)
+            total = epoch_function(data, targets, weights, sum_sq, kwargs)
             seconds = time.perf_counter() - start
             _check_finite_weights(weights, epoch, settings)
             entry = {
