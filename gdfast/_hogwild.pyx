@@ -22,19 +22,22 @@ cdef extern from "hogwild.h" nogil:
         double eps
         uint64_t seed
         int64_t epoch
+        int64_t sync_every
+        int64_t hot_begin
 
     int hw_openmp_enabled()
     uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread)
     uint64_t hw_next(uint64_t *state)
+    int64_t hw_replica_size(int64_t n_hot, int64_t itemsize)
 
     double hw_linear_epoch_f32(const int64_t *indptr, const int32_t *indices, const float *data,
-                               int64_t n_rows, const double *y, float *weights,
-                               int64_t n_features, float *sum_sq, int64_t *order,
-                               const hw_options *options)
+                               int64_t n_rows, const double *y, const double *row_weights,
+                               float *weights, int64_t n_features, float *sum_sq, int64_t *order,
+                               float *replicas, const hw_options *options)
     double hw_linear_epoch_f64(const int64_t *indptr, const int32_t *indices, const double *data,
-                               int64_t n_rows, const double *y, double *weights,
-                               int64_t n_features, double *sum_sq, int64_t *order,
-                               const hw_options *options)
+                               int64_t n_rows, const double *y, const double *row_weights,
+                               double *weights, int64_t n_features, double *sum_sq, int64_t *order,
+                               double *replicas, const hw_options *options)
     void hw_linear_margin_f32(const int64_t *indptr, const int32_t *indices, const float *data,
                               int64_t n_rows, const float *weights, int64_t n_features,
                               int fit_intercept, int n_threads, double *margin)
@@ -62,6 +65,11 @@ def openmp_enabled() -> bool:
     return bool(hw_openmp_enabled())
 
 
+def replica_size(int64_t n_hot, int64_t itemsize) -> int:
+    """Entries of one thread's replica scratch for `n_hot` coordinates (hw_replica_size)."""
+    return hw_replica_size(n_hot, itemsize)
+
+
 def stream_draws(uint64_t seed, int64_t epoch, int thread, Py_ssize_t count) -> list:
     """The first `count` draws of the generator of (seed, epoch, thread)."""
     cdef uint64_t state = hw_stream_state(seed, epoch, thread)
@@ -70,7 +78,7 @@ def stream_draws(uint64_t seed, int64_t epoch, int thread, Py_ssize_t count) -> 
 
 cdef hw_options make_options(int loss, int rule, int mode, int n_threads, bint fit_intercept,
                              bint shuffle, double lr, double l2, double eps, uint64_t seed,
-                             int64_t epoch):
+                             int64_t epoch, int64_t sync_every=0, int64_t hot_begin=0):
     cdef hw_options options
     options.loss = loss
     options.rule = rule
@@ -83,20 +91,31 @@ cdef hw_options make_options(int loss, int rule, int mode, int n_threads, bint f
     options.eps = eps
     options.seed = seed
     options.epoch = epoch
+    options.sync_every = sync_every
+    options.hot_begin = hot_begin
     return options
 
 
 def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
-                 const floating[::1] data, const double[::1] y, floating[::1] weights,
-                 floating[::1] sum_sq, int64_t[::1] order, *, int loss, int rule, int mode,
-                 int n_threads, bint fit_intercept, bint shuffle, double lr, double l2,
-                 double eps, uint64_t seed, int64_t epoch) -> float:
+                 const floating[::1] data, const double[::1] y,
+                 const double[::1] row_weights, floating[::1] weights, floating[::1] sum_sq,
+                 int64_t[::1] order, floating[::1] replicas, *,
+                 int loss, int rule, int mode, int n_threads, bint fit_intercept, bint shuffle,
+                 double lr, double l2, double eps, uint64_t seed, int64_t epoch,
+                 int64_t sync_every, int64_t hot_begin) -> float:
     """One epoch of the linear model in place; returns the progressive loss sum.
 
-    `sum_sq` is None for SGD.  `weights` has n_features + 1 entries.
+    `row_weights` is None when every row weighs 1, `sum_sq` None for SGD.  `weights` has
+    n_features + 1 entries.  `replicas` is None
+    when `sync_every` is 0, else n_threads * replica_size(n_features + 1 - hot_begin)
+    entries of scratch.
     """
     cdef hw_options options = make_options(loss, rule, mode, n_threads, fit_intercept,
-                                           shuffle, lr, l2, eps, seed, epoch)
+                                           shuffle, lr, l2, eps, seed, epoch, sync_every,
+                                           hot_begin)
+    cdef floating *replica_block = &replicas[0] if replicas is not None else NULL
+    cdef const double *row_weight = (
+        &row_weights[0] if row_weights is not None and row_weights.shape[0] else NULL)
     cdef int64_t n_rows = indptr.shape[0] - 1
     cdef int64_t n_features = weights.shape[0] - 1
     cdef floating *accumulator = &sum_sq[0] if sum_sq is not None else NULL
@@ -105,15 +124,17 @@ def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
         if floating is float:
             total = hw_linear_epoch_f32(&indptr[0], &indices[0] if indices.shape[0] else NULL,
                                         &data[0] if data.shape[0] else NULL, n_rows,
-                                        &y[0] if y.shape[0] else NULL, &weights[0],
+                                        &y[0] if y.shape[0] else NULL, row_weight, &weights[0],
                                         n_features, accumulator,
-                                        &order[0] if order.shape[0] else NULL, &options)
+                                        &order[0] if order.shape[0] else NULL, replica_block,
+                                        &options)
         else:
             total = hw_linear_epoch_f64(&indptr[0], &indices[0] if indices.shape[0] else NULL,
                                         &data[0] if data.shape[0] else NULL, n_rows,
-                                        &y[0] if y.shape[0] else NULL, &weights[0],
+                                        &y[0] if y.shape[0] else NULL, row_weight, &weights[0],
                                         n_features, accumulator,
-                                        &order[0] if order.shape[0] else NULL, &options)
+                                        &order[0] if order.shape[0] else NULL, replica_block,
+                                        &options)
     return total
 
 

@@ -153,6 +153,29 @@ static int hw_team(const hw_options *options, int64_t n)
 #endif
 }
 
+/* This thread's number in its team (0 without OpenMP). */
+static inline int hw_thread_number(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Each of the four arrays of a replica fills whole 64-byte lines, so no two threads'
+ * replicas (nor a replica and its flushed copy) share a cache line. */
+static int64_t hw_replica_line(int64_t n_hot, int64_t itemsize)
+{
+    const int64_t per_line = 64 / itemsize;
+    return (n_hot + per_line - 1) / per_line * per_line;
+}
+
+int64_t hw_replica_size(int64_t n_hot, int64_t itemsize)
+{
+    return 4 * hw_replica_line(n_hot, itemsize) + 64 / itemsize; /* + slack to align */
+}
+
 /* The one lock of locked mode (a no-op without OpenMP, where one thread runs). */
 #ifdef _OPENMP
 typedef omp_lock_t hw_lock;
@@ -200,36 +223,133 @@ static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, 
     }
 }
 
-/* One example of the linear model; returns its loss before the update. */
-static inline double HW_FN(hw_linear_example)(const int32_t *indices, const HW_REAL *values,
-                                              int64_t nnz, double y, HW_REAL *weights,
-                                              int64_t n_features, HW_REAL *sum_sq,
-                                              const hw_options *options)
+/* One example of the linear model; returns its loss before the update, times row_weight
+ * (which also scales the loss's derivative: 1.0 changes nothing, bit for bit).
+ * Without replicas (replica_weights NULL) every coordinate is in the shared arrays.  With
+ * them, the coordinates from hot_begin on (the intercept last) are this thread's replicas
+ * replica_weights/replica_sum_sq[j - hot_begin]; the row's indices ascend (the caller sorts
+ * them), so its hot non-zeros are its last ones, from `split` on, and each loop runs
+ * without a test per non-zero.  Always inlined: the path without replicas has no trace of
+ * them. */
+static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
+    const int32_t *indices, const HW_REAL *values, int64_t nnz, double y, double row_weight,
+    HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq, HW_REAL *replica_weights,
+    HW_REAL *replica_sum_sq, const hw_options *options)
 {
-    double margin = options->fit_intercept ? (double)weights[n_features] : 0.0;
-    for (int64_t k = 0; k < nnz; ++k) margin += (double)values[k] * (double)weights[indices[k]];
+    const int64_t hot = options->hot_begin;
+    int64_t split = nnz;
+    HW_REAL *intercept = &weights[n_features];
+    HW_REAL *intercept_sum_sq = sum_sq ? &sum_sq[n_features] : NULL;
+    if (replica_weights != NULL) {
+        while (split > 0 && indices[split - 1] >= hot) --split;
+        intercept = &replica_weights[n_features - hot];
+        intercept_sum_sq = sum_sq ? &replica_sum_sq[n_features - hot] : NULL;
+    }
+    double margin = options->fit_intercept ? (double)*intercept : 0.0;
+    for (int64_t k = 0; k < split; ++k)
+        margin += (double)values[k] * (double)weights[indices[k]];
+    for (int64_t k = split; k < nnz; ++k)
+        margin += (double)values[k] * (double)replica_weights[indices[k] - hot];
     double derivative;
-    double loss = hw_loss(options->loss, margin, y, &derivative);
+    double loss = row_weight * hw_loss(options->loss, margin, y, &derivative);
+    derivative *= row_weight; /* the row's weight scales its loss, not the L2 term */
     const double lr = options->lr, l2 = options->l2, eps = options->eps;
     if (derivative == 0.0 && l2 == 0.0) return loss; /* every step would be θ − 0 */
-    for (int64_t k = 0; k < nnz; ++k) {
+    for (int64_t k = 0; k < split; ++k) {
         int32_t j = indices[k];
         double grad = derivative * (double)values[k] + l2 * (double)weights[j];
         HW_FN(hw_step)(&weights[j], sum_sq ? &sum_sq[j] : NULL, grad, lr, eps);
     }
-    if (options->fit_intercept)
-        HW_FN(hw_step)(&weights[n_features], sum_sq ? &sum_sq[n_features] : NULL, derivative,
-                       lr, eps);
+    for (int64_t k = split; k < nnz; ++k) {
+        int64_t j = indices[k] - hot;
+        double grad = derivative * (double)values[k] + l2 * (double)replica_weights[j];
+        HW_FN(hw_step)(&replica_weights[j], sum_sq ? &replica_sum_sq[j] : NULL, grad, lr, eps);
+    }
+    if (options->fit_intercept) HW_FN(hw_step)(intercept, intercept_sum_sq, derivative, lr, eps);
     return loss;
+}
+
+/* Adds what each replicated coordinate moved since the last flush (value − flushed) to the
+ * shared one, atomically (other threads flush the same coordinates; nothing else writes
+ * them while replicas are on), then reloads value and flushed from the shared sum. */
+static void HW_FN(hw_flush)(HW_REAL *shared, HW_REAL *value, HW_REAL *flushed, int64_t n_hot)
+{
+    for (int64_t i = 0; i < n_hot; ++i) {
+        double moved = (double)value[i] - (double)flushed[i];
+        HW_REAL current;
+        __atomic_load(&shared[i], &current, __ATOMIC_RELAXED);
+        if (moved != 0.0) {
+            HW_REAL sum = (HW_REAL)((double)current + moved);
+            while (!__atomic_compare_exchange(&shared[i], &current, &sum, 1, __ATOMIC_RELAXED,
+                                              __ATOMIC_RELAXED))
+                sum = (HW_REAL)((double)current + moved);
+            current = sum;
+        }
+        value[i] = current;
+        flushed[i] = current;
+    }
+}
+
+/* A thread's replica: the four arrays of hw_replica_size, from the first 64-byte line of
+ * its block. */
+typedef struct {
+    HW_REAL *weights, *weights_flushed, *sum_sq, *sum_sq_flushed;
+} HW_FN(hw_replica);
+
+static HW_FN(hw_replica) HW_FN(hw_replica_open)(HW_REAL *block, int64_t n_hot, HW_REAL *weights,
+                                                HW_REAL *sum_sq, int64_t hot_begin)
+{
+    const int64_t line = hw_replica_line(n_hot, (int64_t)sizeof(HW_REAL));
+    while (((uintptr_t)block & 63) != 0) ++block;
+    HW_FN(hw_replica) replica = {block, block + line, block + 2 * line, block + 3 * line};
+    for (int64_t i = 0; i < n_hot; ++i) {
+        replica.weights[i] = replica.weights_flushed[i] = 0;
+        replica.sum_sq[i] = replica.sum_sq_flushed[i] = 0;
+    }
+    HW_FN(hw_flush)(weights + hot_begin, replica.weights, replica.weights_flushed, n_hot);
+    if (sum_sq != NULL)
+        HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq, replica.sum_sq_flushed, n_hot);
+    return replica;
+}
+
+/* The next example of this thread: the row at `position` of the order, its loss returned.
+ * Prefetches the following rows' data (shuffled rows sit at random places in memory). */
+static inline __attribute__((always_inline)) double HW_FN(hw_linear_position)(
+    const int64_t *indptr, const int32_t *indices, const HW_REAL *data, const double *y,
+    const double *row_weights, HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq,
+    const int64_t *order,
+    int64_t position, int64_t end, HW_REAL *replica_weights, HW_REAL *replica_sum_sq,
+    const hw_options *options)
+{
+    int64_t row = order[position];
+    int64_t start = indptr[row];
+    if (position + 2 < end) __builtin_prefetch(&indptr[order[position + 2]]);
+    if (position + 1 < end) {
+        int64_t following = order[position + 1];
+        for (int64_t k = indptr[following]; k < indptr[following + 1]; k += 16) {
+            __builtin_prefetch(&indices[k]);
+            __builtin_prefetch(&data[k]);
+            if (sizeof(HW_REAL) == 8) __builtin_prefetch(&data[k + 8]);
+        }
+    }
+    return HW_FN(hw_linear_example)(indices + start, data + start, indptr[row + 1] - start,
+                                     y[row], row_weights ? row_weights[row] : 1.0, weights,
+                                     n_features, sum_sq, replica_weights, replica_sum_sq,
+                                     options);
 }
 
 double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                               const HW_REAL *data, int64_t n_rows, const double *y,
-                              HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq,
-                              int64_t *order, const hw_options *options)
+                              const double *row_weights, HW_REAL *weights, int64_t n_features,
+                              HW_REAL *sum_sq, int64_t *order, HW_REAL *replicas,
+                              const hw_options *options)
 {
     const int locked = options->mode == HW_MODE_LOCKED;
     const int n_threads = hw_team(options, n_rows);
+    const int replicated = options->mode == HW_MODE_HOGWILD && n_threads > 1 &&
+                           options->sync_every > 0 && replicas != NULL;
+    const int64_t hot_begin = options->hot_begin, n_hot = n_features + 1 - hot_begin;
+    const int64_t sync_every = options->sync_every;
     const int64_t chunk = hw_chunk_size(n_rows, n_threads);
     int64_t next = 0;
     double total = 0.0;
@@ -239,29 +359,42 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
 #pragma omp parallel num_threads(n_threads) reduction(+ : total)
     {
         double local = 0.0;
+        HW_FN(hw_replica) replica = {NULL, NULL, NULL, NULL};
+        int64_t since_flush = 0;
+        if (replicated)
+            replica = HW_FN(hw_replica_open)(
+                replicas + hw_thread_number() * hw_replica_size(n_hot, (int64_t)sizeof(HW_REAL)),
+                n_hot, weights, sum_sq, hot_begin);
         for (int64_t begin = hw_claim(&next, chunk); begin < n_rows;
              begin = hw_claim(&next, chunk)) {
             const int64_t end = begin + chunk < n_rows ? begin + chunk : n_rows;
             for (int64_t position = begin; position < end; ++position) {
-                int64_t row = order[position];
-                int64_t start = indptr[row];
-                /* Shuffled rows sit at random places in memory: ask for the next row's
-                 * non-zeros, and for the row pointer of the one after, ahead of time. */
-                if (position + 2 < end) __builtin_prefetch(&indptr[order[position + 2]]);
-                if (position + 1 < end) {
-                    int64_t following = order[position + 1];
-                    for (int64_t k = indptr[following]; k < indptr[following + 1]; k += 16) {
-                        __builtin_prefetch(&indices[k]);
-                        __builtin_prefetch(&data[k]);
-                        if (sizeof(HW_REAL) == 8) __builtin_prefetch(&data[k + 8]);
+                if (replicated) {
+                    local += HW_FN(hw_linear_position)(
+                        indptr, indices, data, y, row_weights, weights, n_features, sum_sq,
+                        order, position, end, replica.weights, replica.sum_sq, options);
+                    if (++since_flush == sync_every) {
+                        HW_FN(hw_flush)(weights + hot_begin, replica.weights,
+                                        replica.weights_flushed, n_hot);
+                        if (sum_sq != NULL)
+                            HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq,
+                                            replica.sum_sq_flushed, n_hot);
+                        since_flush = 0;
                     }
+                    continue;
                 }
                 if (locked) hw_lock_set(&lock);
-                local += HW_FN(hw_linear_example)(indices + start, data + start,
-                                                  indptr[row + 1] - start, y[row], weights,
-                                                  n_features, sum_sq, options);
+                local += HW_FN(hw_linear_position)(indptr, indices, data, y, row_weights,
+                                                   weights, n_features, sum_sq, order, position,
+                                                   end, NULL, NULL, options);
                 if (locked) hw_lock_unset(&lock);
             }
+        }
+        if (replicated) {
+            HW_FN(hw_flush)(weights + hot_begin, replica.weights, replica.weights_flushed, n_hot);
+            if (sum_sq != NULL)
+                HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq, replica.sum_sq_flushed,
+                                n_hot);
         }
         total += local;
     }

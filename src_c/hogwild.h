@@ -21,6 +21,18 @@
  * Multi-threaded runs are not bitwise repeatable: threads
  * read coordinates that others are writing.
  *
+ * Replicas of the hot coordinates (linear model, HW_MODE_HOGWILD with more than
+ * one thread, options->sync_every > 0): the coordinates hot_begin .. n_features
+ * (the most frequent features, numbered last by the caller, and the intercept)
+ * are written by nearly every update, so their cache lines bounce between the
+ * cores.  Each thread then keeps a private replica of them: its updates read
+ * and step the replica, and every sync_every examples (and at the end) it adds
+ * what its replica moved since the last flush to the shared coordinates
+ * (atomically) and reloads them (DimmWitted's per-core replicas, HOGWILD!++).
+ * Adagrad's sums of those coordinates are replicated the same way.  The other
+ * coordinates stay shared as in plain Hogwild!.  With replicas, the caller
+ * gives rows whose indices ascend (the hot ones are then each row's last).
+ *
  * Arithmetic is done in double; weights and accumulators are stored in the
  * array's dtype after each update (float32 storage rounds there, and only
  * there).  Functions never allocate, never fail and never touch Python:
@@ -52,6 +64,9 @@ typedef struct {
     double eps;         /* Adagrad's ε, inside the square root */
     uint64_t seed;
     int64_t epoch;      /* counts from 0; selects the generators' streams */
+    int64_t sync_every; /* linear model, hogwild mode: examples between a thread's flushes of
+                           its replicas; 0: no replicas (every coordinate shared) */
+    int64_t hot_begin;  /* the first replicated coordinate (<= n_features, the intercept) */
 } hw_options;
 
 /* 1 when compiled with OpenMP (otherwise every mode runs on one thread). */
@@ -64,17 +79,30 @@ uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread);
 uint64_t hw_next(uint64_t *state);
 
 /* One epoch of a linear model.  Row i of X is indices/data[indptr[i]..indptr[i+1]),
- * target y[i] (±1 for logistic and hinge).  weights has n_features + 1
+ * target y[i] (±1 for logistic and hinge), weight row_weights[i] (a factor on
+ * the row's loss and so on its gradient, not on the L2 term; NULL: every row
+ * weighs 1, bit for bit the unweighted algorithm).  weights has n_features + 1
  * entries, the last the intercept (left alone unless fit_intercept).  sum_sq
  * (Adagrad's G, same size) is NULL for SGD.  order is scratch of n_rows
- * entries.  Returns the sum over rows of the loss at the weights each row saw
- * just before its update (the "progressive" loss). */
+ * entries.  replicas is scratch of hw_replica_size(...) entries per thread
+ * (n_threads of them; NULL when options->sync_every is 0).  Returns the sum
+ * over rows of the loss at the weights each row saw just before its update
+ * (the "progressive" loss). */
 double hw_linear_epoch_f32(const int64_t *indptr, const int32_t *indices, const float *data,
-                           int64_t n_rows, const double *y, float *weights, int64_t n_features,
-                           float *sum_sq, int64_t *order, const hw_options *options);
+                           int64_t n_rows, const double *y, const double *row_weights,
+                           float *weights, int64_t n_features, float *sum_sq, int64_t *order,
+                           float *replicas,
+                           const hw_options *options);
 double hw_linear_epoch_f64(const int64_t *indptr, const int32_t *indices, const double *data,
-                           int64_t n_rows, const double *y, double *weights, int64_t n_features,
-                           double *sum_sq, int64_t *order, const hw_options *options);
+                           int64_t n_rows, const double *y, const double *row_weights,
+                           double *weights, int64_t n_features, double *sum_sq, int64_t *order,
+                           double *replicas,
+                           const hw_options *options);
+
+/* Entries of one thread's replica scratch for n_hot replicated coordinates of
+ * `itemsize`-byte values: four arrays (weights and Adagrad sums, each as the
+ * thread's value and as last flushed), each padded to whole 64-byte lines. */
+int64_t hw_replica_size(int64_t n_hot, int64_t itemsize);
 
 /* margin[i] = intercept + Σ_k data_k · weights[indices_k] over row i, in that order. */
 void hw_linear_margin_f32(const int64_t *indptr, const int32_t *indices, const float *data,

@@ -206,6 +206,62 @@ def test_threads_converge_to_serial(larger_problem, mode, rule, lr):
     assert threaded.history[-1]["objective"] < 0.8 * math.log(2.0)
 
 
+@pytest.mark.parametrize(
+    "rule, lr, sync_every, hot_features",
+    [("sgd", 0.5, 1, 0), ("sgd", 0.5, 64, 64), ("adagrad", 0.2, 512, 2000)],
+)
+def test_replicas_converge_to_serial(larger_problem, rule, lr, sync_every, hot_features):
+    """Per-thread replicas of the intercept and the hot features (flushed every sync_every
+    examples): the same bounds as plain Hogwild! against serial."""
+    X, y = larger_problem
+    settings = dict(rule=rule, lr=lr, decay=0.8, l2=1e-3, epochs=15, seed=3)
+    serial = hogwild.fit_linear(X, y, mode="serial", **settings)
+    replicated = hogwild.fit_linear(
+        X, y, n_threads=2, sync_every=sync_every, hot_features=hot_features, **settings
+    )
+    assert replicated.history[-1]["objective"] == pytest.approx(
+        serial.history[-1]["objective"], rel=0.01
+    )
+    assert np.linalg.norm(replicated.coef - serial.coef) <= 0.1 * np.linalg.norm(serial.coef)
+
+
+def test_replicas_leave_one_thread_and_other_modes_alone():
+    X, y = problem()
+    settings = dict(rule="adagrad", lr=0.3, epochs=2, seed=1)
+    serial = hogwild.fit_linear(X, y, mode="serial", **settings)
+    for mode, n_threads in (("hogwild", 1), ("serial", 2)):
+        model = hogwild.fit_linear(
+            X, y, mode=mode, n_threads=n_threads, sync_every=4, hot_features=10, **settings
+        )
+        np.testing.assert_array_equal(model.coef, serial.coef)
+        np.testing.assert_array_equal(model.sum_sq, serial.sum_sq)
+
+
+def test_replica_flushes_lose_no_update():
+    """Squared loss on one feature shared by every row, lr small: the intercept and the
+    feature are replicated and flushed every 7 examples by two threads; SGD's total move
+    of the intercept over an epoch from w = 0 is lr * sum(y) to first order, so a lost
+    flush (~7 rows of 200 000) would show as a 3.5e-5 relative shortfall."""
+    n = 200_000
+    X = sp.csr_matrix((np.ones(n), np.zeros(n, dtype=np.int32), np.arange(n + 1)), shape=(n, 1))
+    y = np.random.default_rng(0).uniform(1.0, 2.0, n)
+    lr = 1e-12
+    model = hogwild.fit_linear(
+        X,
+        y,
+        loss="squared",
+        rule="sgd",
+        lr=lr,
+        epochs=1,
+        n_threads=2,
+        sync_every=7,
+        hot_features=1,
+        record_loss=False,
+    )
+    assert model.intercept == pytest.approx(lr * y.sum(), rel=1e-6)
+    assert model.coef[0] == pytest.approx(lr * y.sum(), rel=1e-6)
+
+
 def test_decision_function_matches_coefficients():
     X, y = problem()
     model = hogwild.fit_linear(X, y, mode="serial")
@@ -325,6 +381,9 @@ X_OK, Y_OK = problem(n_rows=10, n_features=4, density=0.5)
         (X_OK, Y_OK, {"seed": 2**64}, ValueError, r"seed: expected an int below 2\*\*64"),
         (X_OK, Y_OK, {"dtype": np.int32}, TypeError, r"dtype: expected float32 or float64"),
         (X_OK, Y_OK, {"shuffle": "yes"}, TypeError, r"shuffle: expected a bool"),
+        (X_OK, Y_OK, {"sync_every": 0}, ValueError, r"sync_every: expected an int >= 1"),
+        (X_OK, Y_OK, {"hot_features": -1}, ValueError, r"hot_features: expected an int >= 0"),
+        (X_OK, Y_OK, {"sample_weight": np.zeros(10)}, ValueError, r"sample_weight: every"),
     ],
 )
 def test_bad_input_is_named(X, y, kwargs, error, match):
@@ -348,10 +407,36 @@ def test_packing_frequent_features_changes_no_result():
     )
     assert not np.array_equal(packed.indices, data.indices)
     settings = _checks._settings("adagrad", 0.3, 1.0, 0.01, 1e-8, 1, "serial", 1, True, 3)
-    options = dict(settings.kwargs(0), loss=0, fit_intercept=True)
+    options = settings.linear_kwargs(0, 0, True, 60)
     plain = [np.zeros(61), np.zeros(61)]
     renumbered = [np.zeros(61), np.zeros(61)]
     _native._c_linear_epoch(data, y, plain[0], plain[1], options)
     _native._c_linear_epoch(packed, y, renumbered[0], renumbered[1], options)
     for a, b in zip(plain, renumbered):
         np.testing.assert_array_equal(_training._unpack_features(b, order_by_count), a)
+
+
+@pytest.mark.parametrize("rule", ["sgd", "adagrad"])
+def test_sample_weight_serial_equals_reference(rule):
+    """A row's weight scales its loss and gradient (not the L2 term), as in the reference."""
+    X, y = problem()
+    weights = np.random.default_rng(5).uniform(0.0, 3.0, y.shape[0])
+    settings = dict(rule=rule, lr=0.3, l2=0.01, epochs=2, seed=2, sample_weight=weights)
+    fast = hogwild.fit_linear(X, y, mode="serial", **settings)
+    slow = hogwild.reference_fit_linear(X, y, **settings)
+    assert relative_error(fast.coef, slow.coef) <= 1e-12
+    for a, b in zip(fast.history, slow.history):
+        assert a["progressive_loss"] == pytest.approx(b["progressive_loss"], rel=1e-12)
+    plain = hogwild.fit_linear(X, y, mode="serial", **dict(settings, sample_weight=None))
+    assert relative_error(fast.coef, plain.coef) > 1e-3
+    ones = hogwild.fit_linear(X, y, mode="serial", **dict(settings, sample_weight=np.ones(120)))
+    np.testing.assert_array_equal(ones.coef, plain.coef)
+
+
+def test_zero_weight_rows_are_skipped():
+    X, y = problem()
+    keep = np.arange(y.shape[0]) % 3 != 0
+    settings = dict(rule="sgd", lr=0.3, epochs=1, mode="serial", shuffle=False)
+    weighted = hogwild.fit_linear(X, y, sample_weight=keep.astype(float), **settings)
+    subset = hogwild.fit_linear(X[keep], y[keep], **settings)
+    np.testing.assert_allclose(weighted.coef, subset.coef, rtol=1e-12, atol=1e-15)

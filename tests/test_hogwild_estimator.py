@@ -24,14 +24,28 @@ TWO_FITS_COMPARED = [
 ]
 
 
+# SGD takes one step per row: a row of weight 2 is one step twice as long, not two steps
+# (scikit-learn's SGDClassifier fails these checks for the same reason).
+SAMPLE_WEIGHT_NOT_REPETITION = {
+    name: "one SGD step of weight 2 is not two steps of weight 1"
+    for name in (
+        "check_sample_weight_equivalence_on_dense_data",
+        "check_sample_weight_equivalence_on_sparse_data",
+    )
+}
+
+
 @parametrize_with_checks(
     [HogwildClassifier(mode="serial"), HogwildClassifier(mode="hogwild", n_threads=2)],
     expected_failed_checks=lambda estimator: (
-        {}
+        SAMPLE_WEIGHT_NOT_REPETITION
         if estimator.mode == "serial"
         else {
-            name: "two threads without locks are not bitwise repeatable"
-            for name in TWO_FITS_COMPARED
+            **SAMPLE_WEIGHT_NOT_REPETITION,
+            **{
+                name: "two threads without locks are not bitwise repeatable"
+                for name in TWO_FITS_COMPARED
+            },
         }
     ),
 )
@@ -235,3 +249,91 @@ def test_multiclass_trains_the_classes_side_by_side():
     np.testing.assert_array_equal(threaded.coef_, serial.coef_)
     expected = X @ serial.coef_.T.astype(np.float64) + serial.intercept_
     np.testing.assert_allclose(threaded.decision_function(X), expected, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- weights
+
+
+def imbalanced(n_classes: int = 2, seed: int = 0):
+    X, y = make_classification(
+        n_samples=600,
+        n_features=20,
+        n_informative=6,
+        n_classes=n_classes,
+        n_clusters_per_class=1,
+        weights=[0.8] + [0.2 / (n_classes - 1)] * (n_classes - 1),
+        flip_y=0.02,
+        random_state=seed,
+    )
+    return sp.csr_matrix(X), np.array(["a", "b", "c", "d"])[y]
+
+
+SERIAL = dict(mode="serial", rule="sgd", lr=0.05, epochs=4, random_state=3)
+
+
+def test_class_weight_is_a_sample_weight_per_class():
+    """Binary: classes_[1]'s weight on its rows, classes_[0]'s on the others."""
+    X, y = imbalanced()
+    by_class = HogwildClassifier(class_weight={"a": 0.5, "b": 3.0}, **SERIAL).fit(X, y)
+    by_row = HogwildClassifier(**SERIAL).fit(X, y, sample_weight=np.where(y == "b", 3.0, 0.5))
+    np.testing.assert_array_equal(by_class.coef_, by_row.coef_)
+    plain = HogwildClassifier(**SERIAL).fit(X, y)
+    ones = HogwildClassifier(**SERIAL).fit(X, y, sample_weight=np.ones(y.shape[0]))
+    np.testing.assert_array_equal(ones.coef_, plain.coef_)  # weight 1: bit for bit
+    assert not np.array_equal(by_class.coef_, plain.coef_)
+
+
+def test_balanced_class_weight_is_scikit_learns():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    X, y = imbalanced()
+    balanced = HogwildClassifier(class_weight="balanced", **SERIAL).fit(X, y)
+    weights = compute_class_weight("balanced", classes=np.unique(y), y=y)
+    explicit = HogwildClassifier(class_weight=dict(zip(np.unique(y), weights)), **SERIAL)
+    np.testing.assert_array_equal(balanced.coef_, explicit.fit(X, y).coef_)
+    # the minority class is found more often
+    plain = HogwildClassifier(**SERIAL).fit(X, y)
+    minority = y == "b"
+    assert np.mean(balanced.predict(X)[minority] == "b") > np.mean(
+        plain.predict(X)[minority] == "b"
+    )
+
+
+def test_one_vs_rest_class_weight_weighs_only_its_own_model():
+    """scikit-learn's one-vs-rest: model k weighs class k's rows by its weight, others by 1."""
+    X, y = imbalanced(n_classes=3)
+    weighted = HogwildClassifier(class_weight={"b": 4.0}, **SERIAL).fit(X, y)
+    plain = HogwildClassifier(**SERIAL).fit(X, y)
+    np.testing.assert_array_equal(weighted.coef_[[0, 2]], plain.coef_[[0, 2]])
+    assert not np.array_equal(weighted.coef_[1], plain.coef_[1])
+
+
+def test_partial_fit_takes_sample_weight_but_not_balanced():
+    X, y = imbalanced()
+    weights = np.linspace(0.5, 2.0, y.shape[0])
+    stepwise = HogwildClassifier(**SERIAL).partial_fit(
+        X, y, classes=["a", "b"], sample_weight=weights
+    )
+    once = HogwildClassifier(**dict(SERIAL, epochs=1)).fit(X, y, sample_weight=weights)
+    np.testing.assert_array_equal(stepwise.coef_, once.coef_)
+    with pytest.raises(ValueError, match="class_weight: 'balanced' is not available"):
+        HogwildClassifier(class_weight="balanced").partial_fit(X, y, classes=["a", "b"])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(sample_weight=-np.ones(600)), r"sample_weight: expected weights >= 0"),
+        (dict(sample_weight=np.ones(5)), r"sample_weight: expected 600 entries"),
+        (dict(sample_weight=np.full(600, np.nan)), r"sample_weight: contains NaN"),
+    ],
+)
+def test_bad_sample_weight_is_named_and_changes_nothing(kwargs, match):
+    X, y = imbalanced()
+    classifier = HogwildClassifier(**SERIAL).fit(X, y)
+    before = classifier.coef_.copy()
+    with pytest.raises(ValueError, match=match):
+        classifier.fit(X, y, **kwargs)
+    np.testing.assert_array_equal(classifier.coef_, before)
+    with pytest.raises(ValueError, match=r"class_weight: the classes \['z'\]"):
+        HogwildClassifier(class_weight={"z": 2.0}).fit(X, y)

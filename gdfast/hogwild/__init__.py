@@ -43,6 +43,11 @@ repeatable**: a thread may read a coordinate another thread is writing, and
 the interleaving depends on the machine's scheduling (as in gensim and
 LightFM).  They converge to within a small tolerance of serial on sparse data.
 
+Options (see docs/hogwild.md): ``sync_every``/``hot_features`` give each hogwild thread a
+private replica of the intercept and the most frequent features, flushed into the shared
+vector every ``sync_every`` examples (DimmWitted, HOGWILD!++), off by default;
+``sample_weight`` scales each row's loss and step (d above times s_i).
+
 With more than one thread, features are renumbered internally by frequency
 so that the few features most rows share sit in a few cache lines next to the
 intercept (fewer lines bouncing between cores); every sum and update is the

@@ -31,6 +31,8 @@ DEFAULTS = dict(
     mode="hogwild",
     shuffle=True,
     seed=0,
+    sync_every=None,
+    hot_features=64,
 )
 
 _MASK64 = (1 << 64) - 1
@@ -70,17 +72,35 @@ def _dtype(value: Any) -> np.dtype:
     return float_dtype("dtype", value)
 
 
-def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {y.shape}")
-    if y.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} entries (one per row of X), got {y.shape[0]}")
-    if not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
-        raise TypeError(f"{name}: expected real numbers, got dtype {y.dtype}")
-    y = y.astype(np.float64)  # a private copy
-    if not np.all(np.isfinite(y)):
+def _row_values(name: str, value: Any, n: int) -> np.ndarray:
+    """A private float64 copy of one finite real number per row of X."""
+    array = np.asarray(value)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
+    if array.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} entries (one per row of X), got {array.shape[0]}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)  # a private copy
+    if not np.all(np.isfinite(array)):
         raise ValueError(f"{name}: contains NaN or infinity")
+    return array
+
+
+def _sample_weights(name: str, value: Any, n: int) -> np.ndarray | None:
+    """None (every row weighs 1) or a private copy of n finite weights >= 0."""
+    if value is None:
+        return None
+    weights = _row_values(name, value, n)
+    if np.any(weights < 0):
+        raise ValueError(f"{name}: expected weights >= 0, got {weights.min()!r}")
+    if weights.size and not np.any(weights > 0):
+        raise ValueError(f"{name}: every weight is zero, nothing to learn from")
+    return weights
+
+
+def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
+    y = _row_values(name, y, n)
     if loss != "squared" and not np.all(np.abs(y) == 1.0):
         raise ValueError(
             f"{name}: the {loss} loss needs labels -1 and +1, got values "
@@ -101,6 +121,13 @@ class _Settings:
     n_threads: int
     shuffle: bool
     seed: int
+    sync_every: int | None = None  # linear model, hogwild mode: replicas (None: off)
+    hot_features: int = 0
+
+    @property
+    def replicated(self) -> bool:
+        """Whether the threads keep replicas of the hot coordinates (fit_linear)."""
+        return self.mode == "hogwild" and self.n_threads > 1 and self.sync_every is not None
 
     def epoch_lr(self, epoch: int) -> float:
         return self.lr * self.decay**epoch
@@ -118,6 +145,26 @@ class _Settings:
             epoch=epoch,
         )
 
+    def linear_kwargs(
+        self,
+        epoch: int,
+        loss: int,
+        fit_intercept: bool,
+        n_features: int,
+        row_weights: np.ndarray | None = None,
+    ) -> dict[str, Any]:
+        """kwargs(epoch) and the linear model's own settings: its loss, the intercept, the
+        rows' weights (None: 1) and the replicas (the hot features are numbered last: see
+        _pack_frequent_features)."""
+        return dict(
+            self.kwargs(epoch),
+            loss=loss,
+            fit_intercept=fit_intercept,
+            row_weights=row_weights,
+            sync_every=self.sync_every if self.replicated else 0,
+            hot_begin=n_features - min(self.hot_features, n_features),
+        )
+
 
 def _settings(
     rule: str,
@@ -130,6 +177,8 @@ def _settings(
     n_threads: int | None,
     shuffle: bool,
     seed: int,
+    sync_every: int | None = None,
+    hot_features: int = 0,
 ) -> _Settings:
     _choice("rule", rule, RULES)
     _choice("mode", mode, MODES)
@@ -149,4 +198,6 @@ def _settings(
         n_threads=_threads(mode, n_threads),
         shuffle=bool(shuffle),
         seed=_seed(seed),
+        sync_every=None if sync_every is None else _count("sync_every", sync_every, 1),
+        hot_features=_count("hot_features", hot_features, 0),
     )

@@ -12,11 +12,12 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import DEFAULTS, LOSSES, _choice, _dtype, _settings
+from ._checks import DEFAULTS, LOSSES, _choice, _dtype, _sample_weights, _settings
 from ._native import _c_linear_epoch, _margins
 from ._results import LinearModel
 from ._sparse import _CSR, any_sparse_to_csr, csr, model_array
@@ -42,6 +43,15 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
     epoch on the data it is given.  Epochs are counted on across calls, so the step
     decay carries on.  An epoch that leaves a non-finite weight raises a ValueError that
     says what to try, and leaves the estimator as it was.
+
+    ``class_weight`` (None, ``"balanced"`` or a dict class -> weight) and ``sample_weight``
+    (in :meth:`fit` and :meth:`partial_fit`) weigh each row's loss, hence its step, with
+    scikit-learn's SGD semantics: a binary model weighs its positive rows by the weight
+    of ``classes_[1]`` and its negative rows by that of ``classes_[0]``; one-vs-rest model
+    k weighs its positive rows by class k's weight and the others by 1; sample weights
+    multiply in.  ``"balanced"`` is n / (n_classes * count(class)) on the data given to
+    :meth:`fit` (as in scikit-learn, not available to :meth:`partial_fit`).
+    ``sync_every`` and ``hot_features`` are :func:`fit_linear`'s replicas.
 
     Attributes
     ----------
@@ -76,6 +86,9 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         record_loss: bool = False,
         warm_start: bool = False,
         progress: bool = False,
+        class_weight: Any = None,
+        sync_every: int | None = DEFAULTS["sync_every"],
+        hot_features: int = DEFAULTS["hot_features"],
     ):
         self.loss = loss
         self.rule = rule
@@ -93,6 +106,9 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         self.record_loss = record_loss
         self.warm_start = warm_start
         self.progress = progress
+        self.class_weight = class_weight
+        self.sync_every = sync_every
+        self.hot_features = hot_features
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -136,10 +152,17 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         classes: np.ndarray,
         epochs: int,
         initial: list[LinearModel] | None,
+        sample_weight: Any = None,
     ) -> "HogwildClassifier":
         """Train every binary model (from `initial` if given), then, only if all succeeded,
         set the fitted attributes."""
         _choice("loss", self.loss, LOSSES)
+        sample_weight = _sample_weights("sample_weight", sample_weight, encoded.shape[0])
+        class_weights = (
+            compute_class_weight(self.class_weight, classes=np.arange(classes.shape[0]), y=encoded)
+            if not isinstance(self.class_weight, dict)
+            else self._dict_class_weights(classes)
+        )
         settings = _settings(
             self.rule,
             self.lr,
@@ -151,6 +174,8 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
             self.n_threads,
             self.shuffle,
             self._seed(),
+            self.sync_every,
+            self.hot_features,
         )
         data = csr("X", sp.csr_matrix(X))  # checked once, shared by every class
         positives = [1] if classes.shape[0] == 2 else list(range(classes.shape[0]))
@@ -158,9 +183,18 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         per_model = replace(settings, n_threads=1) if side_by_side else settings
 
         def train(index: int) -> LinearModel:
+            positive = encoded == positives[index]
+            row_weights = None
+            if sample_weight is not None or self.class_weight is not None:
+                # scikit-learn's SGD: binary, classes_[1] +1 and classes_[0] -1;
+                # one-vs-rest, class k's weight on its rows, 1 on the others
+                negative_weight = class_weights[0] if len(positives) == 1 else 1.0
+                row_weights = np.where(positive, class_weights[positives[index]], negative_weight)
+                if sample_weight is not None:
+                    row_weights = row_weights * sample_weight
             return _train_linear(
                 data,
-                np.where(encoded == positives[index], 1.0, -1.0),
+                np.where(positive, 1.0, -1.0),
                 self.loss,
                 per_model,
                 self.fit_intercept,
@@ -169,6 +203,7 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
                 self.progress,
                 _c_linear_epoch,
                 initial[index] if initial is not None else None,
+                row_weights,
             )
 
         if side_by_side:  # each call releases the GIL in C: the classes run in parallel
@@ -186,9 +221,21 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         self.n_iter_ = settings.epochs
         return self
 
-    def fit(self, X: Any, y: Any) -> "HogwildClassifier":
-        """Train on X (dense or sparse, converted to CSR) and labels y of any type; with
-        ``warm_start``, continue from the fitted model."""
+    def _dict_class_weights(self, classes: np.ndarray) -> np.ndarray:
+        """A weight per class from the dict class_weight (1 for a class it leaves out)."""
+        unknown = [label for label in self.class_weight if label not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight: the classes {unknown[:5]} are not in the data's classes "
+                f"{classes.tolist()}"
+            )
+        weights = np.array([self.class_weight.get(label, 1.0) for label in classes.tolist()])
+        return _sample_weights("class_weight", weights.astype(np.float64), classes.shape[0])
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "HogwildClassifier":
+        """Train on X (dense or sparse, converted to CSR) and labels y of any type, each row
+        weighted by ``sample_weight`` (None: 1) and ``class_weight``; with ``warm_start``,
+        continue from the fitted model."""
         warm = self.warm_start and hasattr(self, "coef_")
         X, y = self._validate(X, not warm, y=y)
         check_classification_targets(y)
@@ -205,12 +252,26 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
                 f"{self.classes_.tolist()}, got {classes.tolist()}"
             )
         return self._train(
-            X, encoded, classes, self.epochs, self._fitted_models() if warm else None
+            X,
+            encoded,
+            classes,
+            self.epochs,
+            self._fitted_models() if warm else None,
+            sample_weight,
         )
 
-    def partial_fit(self, X: Any, y: Any, classes: Any = None) -> "HogwildClassifier":
-        """One epoch over (X, y), from the fitted model if any.  The first call needs
-        ``classes``, every label that will ever occur."""
+    def partial_fit(
+        self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
+    ) -> "HogwildClassifier":
+        """One epoch over (X, y), from the fitted model if any, rows weighted as in
+        :meth:`fit`.  The first call needs ``classes``, every label that will ever occur."""
+        if isinstance(self.class_weight, str):
+            raise ValueError(
+                f"class_weight: {self.class_weight!r} is not available to partial_fit (one "
+                f"batch's class counts are not the data's); pass a dict, e.g. from "
+                f"sklearn.utils.class_weight.compute_class_weight('balanced', classes=..., "
+                f"y=a large sample of the labels)"
+            )
         first = not hasattr(self, "coef_")
         if first:
             if classes is None:
@@ -236,7 +297,12 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
                 f"y: labels {unknown[:5].tolist()} are not in classes {classes.tolist()}"
             )
         return self._train(
-            X, np.searchsorted(classes, y), classes, 1, None if first else self._fitted_models()
+            X,
+            np.searchsorted(classes, y),
+            classes,
+            1,
+            None if first else self._fitted_models(),
+            sample_weight,
         )
 
     def decision_function(self, X: Any) -> np.ndarray:

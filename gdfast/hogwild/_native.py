@@ -37,9 +37,27 @@ def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray
 def _c_linear_epoch(
     data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
 ) -> float:
+    """One epoch in C.  With kwargs["sync_every"] > 0, every thread gets replica scratch for
+    the coordinates from kwargs["hot_begin"] on (the hot features and the intercept)."""
+    kwargs = dict(kwargs)
+    row_weights = kwargs.pop("row_weights")
     order = np.empty(data.n_rows, dtype=np.int64)
+    replicas = None
+    if kwargs["sync_every"] > 0:
+        n_hot = weights.shape[0] - kwargs["hot_begin"]
+        per_thread = _hogwild.replica_size(n_hot, weights.dtype.itemsize)
+        replicas = np.empty(kwargs["n_threads"] * per_thread, dtype=weights.dtype)
     return _hogwild.linear_epoch(
-        data.indptr, data.indices, data.data, y, weights, sum_sq, order, **kwargs
+        data.indptr,
+        data.indices,
+        data.data,
+        y,
+        row_weights,
+        weights,
+        sum_sq,
+        order,
+        replicas,
+        **kwargs,
     )
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from ._checks import DEFAULTS, LOSSES, _MASK64, _settings
+from ._checks import LOSSES, _MASK64
 from ._sparse import _CSR
 from ._results import LinearModel, MFModel
-from ._training import _train_linear, _train_mf
+from ._training import _fit_linear, _train_mf, fit_linear, fit_mf
 
 
 def _reference_next(state: int) -> tuple[int, int]:
@@ -73,7 +74,7 @@ def _reference_linear_epoch(
 ) -> float:
     loss = {code: name for name, code in LOSSES.items()}[kwargs["loss"]]
     lr, l2, eps, fit_intercept = kwargs["lr"], kwargs["l2"], kwargs["eps"], kwargs["fit_intercept"]
-    bias = data.n_features
+    bias, row_weights = data.n_features, kwargs["row_weights"]
     total = 0.0
     for row in reference_order(data.n_rows, kwargs["seed"], kwargs["epoch"], kwargs["shuffle"]):
         columns = range(int(data.indptr[row]), int(data.indptr[row + 1]))
@@ -81,6 +82,9 @@ def _reference_linear_epoch(
         for k in columns:
             z += float(data.data[k]) * float(weights[data.indices[k]])
         value, derivative = _reference_loss(loss, z, float(y[row]))
+        if row_weights is not None:  # the row's weight scales its loss (not the L2 term)
+            weight = float(row_weights[row])
+            value, derivative = weight * value, weight * derivative
         total += value
         if derivative == 0.0 and l2 == 0.0:
             continue
@@ -99,32 +103,26 @@ def _reference_linear_epoch(
     return total
 
 
-def reference_fit_linear(
-    X: Any,
-    y: Any,
-    *,
-    loss: str = "logistic",
-    rule: str = DEFAULTS["rule"],
-    lr: float = DEFAULTS["lr"],
-    decay: float = DEFAULTS["decay"],
-    l2: float = DEFAULTS["l2"],
-    eps: float = DEFAULTS["eps"],
-    epochs: int = DEFAULTS["epochs"],
-    fit_intercept: bool = True,
-    shuffle: bool = DEFAULTS["shuffle"],
-    seed: int = DEFAULTS["seed"],
-    dtype: Any = None,
-    record_loss: bool = True,
-) -> LinearModel:
+def _serial_arguments(public: Callable, args: tuple, options: dict[str, Any]) -> dict[str, Any]:
+    """All the arguments, by name, of a serial call of `public` (fit_linear or fit_mf) with
+    `args` and the keyword arguments `options` (any of `public`'s but the thread settings)."""
+    for name in ("mode", "n_threads", "progress", "sync_every", "hot_features"):
+        if name in options:
+            raise TypeError(f"{name}: the reference is the serial algorithm, it takes no {name}")
+    bound = inspect.signature(public).bind(*args, mode="serial", n_threads=1, **options)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def reference_fit_linear(X: Any, y: Any, **options: Any) -> LinearModel:
     """:func:`fit_linear` in serial mode, written literally in Python (slow; for tests).
 
-    Same checks, same order of examples, same arithmetic in double, same rounding of
-    stored values: float64 results equal the C serial mode to rounding.
+    Takes fit_linear's arguments but the thread settings (mode, n_threads, progress,
+    sync_every, hot_features).  Same checks, same order of examples, same arithmetic in
+    double, same rounding of stored values: float64 results equal the C serial mode to
+    rounding.
     """
-    settings = _settings(rule, lr, decay, l2, eps, epochs, "serial", 1, shuffle, seed)
-    return _train_linear(
-        X, y, loss, settings, fit_intercept, dtype, record_loss, False, _reference_linear_epoch
-    )
+    return _fit_linear(_serial_arguments(fit_linear, (X, y), options), _reference_linear_epoch)
 
 
 def _reference_mf_epoch(
@@ -153,39 +151,10 @@ def _reference_mf_epoch(
     return total
 
 
-def reference_fit_mf(
-    users: Any,
-    items: Any,
-    ratings: Any,
-    *,
-    n_users: int | None = None,
-    n_items: int | None = None,
-    rank: int = 10,
-    rule: str = DEFAULTS["rule"],
-    lr: float = DEFAULTS["lr"],
-    decay: float = DEFAULTS["decay"],
-    l2: float = DEFAULTS["l2"],
-    eps: float = DEFAULTS["eps"],
-    epochs: int = DEFAULTS["epochs"],
-    shuffle: bool = DEFAULTS["shuffle"],
-    seed: int = DEFAULTS["seed"],
-    init_scale: float = 0.1,
-    dtype: Any = np.float64,
-    record_loss: bool = True,
-) -> MFModel:
-    """:func:`fit_mf` in serial mode, written literally in Python (slow; for tests)."""
-    settings = _settings(rule, lr, decay, l2, eps, epochs, "serial", 1, shuffle, seed)
+def reference_fit_mf(users: Any, items: Any, ratings: Any, **options: Any) -> MFModel:
+    """:func:`fit_mf` in serial mode, written literally in Python (slow; for tests).
+
+    Takes fit_mf's arguments but the thread settings (mode, n_threads, progress)."""
     return _train_mf(
-        users,
-        items,
-        ratings,
-        n_users,
-        n_items,
-        rank,
-        settings,
-        init_scale,
-        dtype,
-        record_loss,
-        False,
-        _reference_mf_epoch,
+        _serial_arguments(fit_mf, (users, items, ratings), options), _reference_mf_epoch
     )

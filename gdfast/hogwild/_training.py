@@ -9,9 +9,20 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import _validation as check
-from ._checks import DEFAULTS, LOSSES, _choice, _count, _dtype, _Settings, _settings, _targets
+from ._checks import (
+    DEFAULTS,
+    LOSSES,
+    _choice,
+    _count,
+    _dtype,
+    _sample_weights,
+    _Settings,
+    _settings,
+    _targets,
+)
 from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy, model_array
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
@@ -79,6 +90,25 @@ def _pack_frequent_features(data: _CSR, counts: np.ndarray) -> tuple[_CSR, np.nd
     return _CSR(data.indptr, new_number[data.indices], data.data, data.n_features), order_by_count
 
 
+def _sort_rows(data: _CSR) -> _CSR:
+    """Each row's non-zeros by increasing (new) feature number: with replicas, the C loop
+    finds a row's hot features at its end.  This changes the order of each row's sums, so
+    replicated runs are not the arithmetic of unreplicated ones (multi-threaded anyway)."""
+    matrix = sp.csr_matrix(
+        (data.data.copy(), data.indices.copy(), data.indptr),
+        shape=(data.n_rows, data.n_features),
+        copy=False,
+    )
+    matrix.has_sorted_indices = False
+    matrix.sort_indices()
+    return _CSR(
+        data.indptr,
+        matrix.indices.astype(np.int32, copy=False),
+        matrix.data.astype(data.dtype, copy=False),
+        data.n_features,
+    )
+
+
 def _unpack_features(packed: np.ndarray, order_by_count: np.ndarray) -> np.ndarray:
     """Undo _pack_frequent_features on a (n_features + 1) vector."""
     unpacked = np.empty_like(packed)
@@ -142,6 +172,7 @@ def _train_linear(
     progress: bool,
     epoch_function: LinearEpoch,
     initial: LinearModel | None = None,
+    sample_weight: Any = None,
 ) -> LinearModel:
     """Validate, then run `epochs` epochs of `epoch_function` (C or reference), from zeros
     or from `initial`'s state, counting epochs on from its history (for the step decay and
@@ -153,6 +184,7 @@ def _train_linear(
     if dtype is not None and _dtype(dtype) != data.dtype:
         data = _CSR(data.indptr, data.indices, data.data.astype(_dtype(dtype)), data.n_features)
     targets = _targets("y", y, data.n_rows, loss)
+    row_weights = _sample_weights("sample_weight", sample_weight, data.n_rows)
     weights, sum_sq, history = _initial_state(initial, data.n_features, data.dtype, settings.rule)
     first_epoch = len(history)
     # Each feature's share of the rows: the weight of its penalty in the objective.
@@ -161,13 +193,17 @@ def _train_linear(
     order_by_count = None
     if settings.n_threads > 1 and data.n_features > 1:
         data, order_by_count = _pack_frequent_features(data, counts)
+        if settings.replicated:
+            data = _sort_rows(data)
         row_share = row_share[order_by_count]
         weights = _pack_vector(weights, order_by_count)
         sum_sq = _pack_vector(sum_sq, order_by_count) if sum_sq is not None else None
     bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
-            kwargs = dict(settings.kwargs(epoch), loss=loss_code, fit_intercept=bool(fit_intercept))
+            kwargs = settings.linear_kwargs(
+                epoch, loss_code, bool(fit_intercept), data.n_features, row_weights
+            )
             start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(data, targets, weights, sum_sq, kwargs)
             seconds = time.perf_counter() - start
@@ -183,9 +219,10 @@ def _train_linear(
             }
             if record_loss:
                 margin = _margins(data, weights, bool(fit_intercept))
-                mean_loss = (
-                    float(np.mean(_pointwise_loss(loss, margin, targets))) if data.n_rows else 0.0
-                )
+                pointwise = _pointwise_loss(loss, margin, targets)
+                if row_weights is not None:
+                    pointwise *= row_weights
+                mean_loss = float(np.mean(pointwise)) if data.n_rows else 0.0
                 coef = weights[:-1].astype(np.float64)
                 entry["loss"] = mean_loss
                 entry["objective"] = mean_loss + 0.5 * settings.l2 * float(
@@ -228,6 +265,9 @@ def fit_linear(
     record_loss: bool = True,
     progress: bool = False,
     initial_model: LinearModel | None = None,
+    sync_every: int | None = DEFAULTS["sync_every"],
+    hot_features: int = DEFAULTS["hot_features"],
+    sample_weight: Any = None,
 ) -> LinearModel:
     """Train a sparse linear model with Hogwild!-style SGD or Adagrad (see the module docstring).
 
@@ -270,6 +310,19 @@ def fit_linear(
         A warm start: continue from this model's coefficients, intercept and Adagrad sums
         (copied, never written), numbering epochs on from its history, so the step decay
         and the permutations carry on where it stopped.
+    sync_every : int >= 1 or None
+        ``mode="hogwild"`` with more than one thread: each thread keeps a private replica of
+        the intercept and of the `hot_features` most frequent features (and of their Adagrad
+        sums), steps it, and every `sync_every` examples adds what it moved to the shared
+        coordinates (atomically) and reloads them.  None: no replicas, every coordinate is
+        shared (plain Hogwild!).  No effect on other modes or on one thread.
+    hot_features : int >= 0
+        How many of the most frequent features (by their count in X) are replicated
+        besides the intercept.
+    sample_weight : None or array of shape (n_rows,), finite, >= 0
+        A factor on each row's loss, hence on its gradient step (not on the L2 term, as in
+        scikit-learn's SGD); None: every row weighs 1.  The losses in ``history`` are then
+        weighted too: (1/n) Σ_i s_i loss_i.
 
     Returns
     -------
@@ -281,18 +334,34 @@ def fit_linear(
         Also when an epoch leaves a non-finite weight (the steps diverged; the message
         says what to try).
     """
-    settings = _settings(rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed)
+    return _fit_linear(dict(locals()), _c_linear_epoch)
+
+
+def _settings_of(arguments: dict[str, Any]) -> _Settings:
+    """The checked settings among the arguments of fit_linear or fit_mf (all, by name)."""
+    names = ("rule", "lr", "decay", "l2", "eps", "epochs", "mode", "n_threads", "shuffle", "seed")
+    return _settings(
+        *(arguments[name] for name in names),
+        sync_every=arguments.get("sync_every"),
+        hot_features=arguments.get("hot_features", 0),
+    )
+
+
+def _fit_linear(arguments: dict[str, Any], epoch_function: LinearEpoch) -> LinearModel:
+    """fit_linear with these arguments (all of them, by name), by `epoch_function`: one way
+    through for the C trainers and the reference."""
     return _train_linear(
-        X,
-        y,
-        loss,
-        settings,
-        fit_intercept,
-        dtype,
-        record_loss,
-        progress,
-        _c_linear_epoch,
-        initial_model,
+        arguments["X"],
+        arguments["y"],
+        arguments["loss"],
+        _settings_of(arguments),
+        arguments["fit_intercept"],
+        arguments["dtype"],
+        arguments["record_loss"],
+        arguments["progress"],
+        epoch_function,
+        arguments["initial_model"],
+        arguments["sample_weight"],
     )
 
 
@@ -305,20 +374,14 @@ def _initial_factors(
     return (rng.standard_normal((n, rank)) * (scale / math.sqrt(rank))).astype(dtype)
 
 
-def _train_mf(
-    users: Any,
-    items: Any,
-    ratings: Any,
-    n_users: int | None,
-    n_items: int | None,
-    rank: int,
-    settings: _Settings,
-    init_scale: float,
-    dtype: Any,
-    record_loss: bool,
-    progress: bool,
-    epoch_function: Callable,
-) -> MFModel:
+def _train_mf(arguments: dict[str, Any], epoch_function: Callable) -> MFModel:
+    """fit_mf with these arguments (all of them, by name), by `epoch_function`: one way
+    through for the C trainers and the reference."""
+    settings = _settings_of(arguments)
+    users, items, ratings = arguments["users"], arguments["items"], arguments["ratings"]
+    n_users, n_items, rank = arguments["n_users"], arguments["n_items"], arguments["rank"]
+    init_scale, dtype = arguments["init_scale"], arguments["dtype"]
+    record_loss, progress = arguments["record_loss"], arguments["progress"]
     rank = _count("rank", rank, 1)
     init_scale = check.nonnegative("init_scale", init_scale)
     dtype = _dtype(dtype)
@@ -436,18 +499,4 @@ def fit_mf(
     -------
     MFModel
     """
-    settings = _settings(rule, lr, decay, l2, eps, epochs, mode, n_threads, shuffle, seed)
-    return _train_mf(
-        users,
-        items,
-        ratings,
-        n_users,
-        n_items,
-        rank,
-        settings,
-        init_scale,
-        dtype,
-        record_loss,
-        progress,
-        _c_mf_epoch,
-    )
+    return _train_mf(dict(locals()), _c_mf_epoch)
