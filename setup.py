@@ -1,6 +1,7 @@
 """Build of gdfast's extension modules (Cython + C99):
-gdfast._kernels (the update rules, src_c/kernels.c), gdfast._hogwild (src_c/hogwild.c) and
-gdfast._formats (low-precision conversions, src_c/lowp.c).
+gdfast._kernels (the update rules, src_c/kernels.c), gdfast._hogwild (src_c/hogwild.c),
+gdfast._formats (low-precision conversions, src_c/lowp.c) and
+gdfast.distributed._server_kernels (AdaptiveRevision's server rule, src_c/adaptive_revision.c).
 
 Flags, and why:
   -O3                  the kernels are plain loops that the compiler vectorizes with `omp simd`
@@ -138,6 +139,14 @@ EXTENSIONS = [
         "gdfast._formats",
         sources=["gdfast/_formats.pyx", "src_c/lowp.c"],
         depends=["src_c/lowp.h", "src_c/lowp_bulk.h"],
+        extra_compile_args=list(BASE_FLAGS),
+        extra_link_args=[],
+        **common,
+    ),
+    Extension(
+        "gdfast.distributed._server_kernels",
+        sources=["gdfast/distributed/_server_kernels.pyx", "src_c/adaptive_revision.c"],
+        depends=["src_c/adaptive_revision.h"],
         extra_compile_args=list(BASE_FLAGS),
         extra_link_args=[],
         **common,

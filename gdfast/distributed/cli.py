@@ -43,7 +43,10 @@ DATA_CHOICES = [
 ]
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+def _command(commands, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A `train` or `simulate` sub-command with the options both take."""
+    parser = commands.add_parser(name, help=help, description=description)
+    parser.add_argument("--synchronous", action="store_true", help="synchronous EASGD")
     parser.add_argument(
         "--algorithm",
         choices=ALGORITHMS,
@@ -85,6 +88,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="seed of the generated data and of every worker's batches",
     )
+    return parser
 
 
 def add_parser(subparsers) -> None:
@@ -100,19 +104,15 @@ def add_parser(subparsers) -> None:
 
 def add_commands(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(title="commands", dest="distributed_command", required=True)
-    train = commands.add_parser(
-        "train",
-        help="train on MPI (run under mpiexec)",
-        description="Train on every rank of the MPI job.",
+    train = _command(
+        commands, "train", "train on MPI (run under mpiexec)", "Train on every rank of the MPI job."
     )
-    _add_common(train)
     train.add_argument(
         "--servers",
         type=int,
         default=None,
         help="parameter-server ranks (default 1; none with --synchronous)",
     )
-    train.add_argument("--synchronous", action="store_true", help="synchronous EASGD")
     train.add_argument(
         "--steps",
         type=int,
@@ -193,13 +193,20 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         "naming its rank (default %(default)s); must exceed a worker's "
         "longest step",
     )
-    train.set_defaults(command=main_train)
-    simulate = commands.add_parser(
-        "simulate",
-        help="the staleness simulator (one process)",
-        description="p virtual workers, deterministic delays.",
+    train.add_argument(
+        "--sparse",
+        action="store_true",
+        help="Downpour/AdaptiveRevision: keep the data as CSR (scipy) and send only the "
+        "coordinates a worker touches: pushes of (indices, values), fetches of the "
+        "coordinates of the next batches",
     )
-    _add_common(simulate)
+    train.set_defaults(command=main_train)
+    simulate = _command(
+        commands,
+        "simulate",
+        "the staleness simulator (one process)",
+        "p virtual workers, deterministic delays.",
+    )
     simulate.add_argument(
         "--workers",
         type=int,
@@ -220,7 +227,6 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
         help="each worker's compute time, in units of p updates: constant "
         "(staleness p - 1), uniform U(0, 2), heavy_tailed Lomax(1.5)/2",
     )
-    simulate.add_argument("--synchronous", action="store_true", help="synchronous EASGD")
     simulate.set_defaults(command=main_simulate)
 
 
@@ -231,11 +237,16 @@ def main_train(args: argparse.Namespace) -> int:
 
     comm = MPI.COMM_WORLD
     data = load_data(args.data, args.rows, args.features, args.seed, args.dtype)
+    if args.sparse:
+        from scipy import sparse
+
+        data = Dataset(sparse.csr_matrix(data.X), data.y, data.objective, data.name)
     n_servers = 0 if args.synchronous else (1 if args.servers is None else args.servers)
     n_workers = comm.size - n_servers
     worker = comm.rank - n_servers
     mine = data.shard(worker, n_workers) if 0 <= worker < n_workers else None
     params = np.zeros(data.X.shape[1], dtype=args.dtype)
+    cpu_began = time.process_time()
     began = time.perf_counter()
     try:
         result = train(
@@ -266,6 +277,7 @@ def main_train(args: argparse.Namespace) -> int:
             threads=args.threads,
             wait=args.wait,
             timeout=args.timeout,
+            sparse=args.sparse,
             log=lambda line: print(line, flush=True),
         )
     except DistributedConfigError as error:
@@ -273,6 +285,9 @@ def main_train(args: argparse.Namespace) -> int:
         comm.Barrier()  # every rank has printed before any exits (and aborts the job)
         return 2
     seconds = time.perf_counter() - began
+    # every rank's CPU seconds and messages, for rank 0 to print (allgather: never None)
+    cpu = comm.allgather(time.process_time() - cpu_began)
+    traffic = comm.allgather(result.traffic)
     if comm.rank == 0:
         for elapsed, steps, loss in result.history:
             print(f"history {elapsed:9.3f} s  step {steps:>8d}  loss {loss:.6g}")
@@ -282,6 +297,15 @@ def main_train(args: argparse.Namespace) -> int:
             f"{data.name}: {n_workers} worker(s), {n_servers} server(s), "
             f"{result.applied} updates{resumed}, {seconds:.2f} s"
         )
+        print(f"cpu {sum(cpu):.2f} s (ranks: {', '.join(f'{c:.2f}' for c in cpu)})")
+        for rank, counts in enumerate(traffic):
+            if counts.get("pushes") and counts.get("fetches"):
+                print(
+                    f"rank {rank}: {counts['pushes']} pushes, "
+                    f"{counts['push_bytes'] / counts['pushes']:.0f} bytes each; "
+                    f"{counts['fetches']} fetches, "
+                    f"{counts['fetch_bytes'] / counts['fetches']:.0f} bytes each"
+                )
         print(f"final loss {data.objective.loss(result.params, data.X, data.y):.10g}", flush=True)
     return 0
 

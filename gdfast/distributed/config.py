@@ -34,7 +34,11 @@ class TrainResult:
     resumed_from: the update count of the checkpoint the job resumed from, or None.
     role: "server" or "worker" for this rank.
     local_params: this worker's own parameters at the end (EASGD: x_i; Downpour and
-    AdaptiveRevision: its last fetched copy), None on servers.
+    AdaptiveRevision: its last fetched copy, with sparse=True fresh only at the
+    coordinates of its last fetch), None on servers.
+    traffic: on a Downpour/AdaptiveRevision worker, what it sent and received:
+    "pushes", "push_bytes" (payload of its pushes), "fetches", "fetch_bytes" (payload
+    of its fetch requests and of the replies); empty elsewhere.
     """
 
     params: np.ndarray
@@ -43,6 +47,7 @@ class TrainResult:
     resumed_from: int | None = None
     role: str = "worker"
     local_params: np.ndarray | None = None
+    traffic: dict[str, int] = field(default_factory=dict)
 
 
 def _int_at_least(name: str, value: Any, low: int) -> int:
@@ -85,6 +90,7 @@ class Config:
     log_every: int
     record_every: int
     timeout: float
+    sparse: bool = False
 
     def signature(self) -> tuple:
         """Everything that must be equal on all ranks."""
@@ -154,7 +160,18 @@ def check_config(size: int, algorithm: str, n_servers: int | None, **options: An
         log_every=_int_at_least("log_every", options["log_every"], 0),
         record_every=_int_at_least("record_every", options["record_every"], 0),
         timeout=_real_at_least("timeout", options["timeout"], 0.0, strict=True),
+        sparse=bool(options.get("sparse", False)),
     )
+    if config.sparse and not config.pushes_gradients:
+        raise ValueError(
+            f"sparse: sparse messages are for the algorithms that push gradients "
+            f"(downpour, adaptive_revision), got algorithm={algorithm!r}"
+        )
+    if config.sparse and config.local_lr:
+        raise ValueError(
+            f"local_lr: a worker's own step is not available with sparse messages (its "
+            f"copy is fresh only at the coordinates it fetched), got {config.local_lr!r}"
+        )
     if config.momentum >= 1.0:
         raise ValueError(f"momentum: expected a number in [0, 1), got {config.momentum!r}")
     if (config.checkpoint_every or config.resume) and config.checkpoint_dir is None:
@@ -168,8 +185,9 @@ def default_rho(n_workers: int, lr: Any) -> float:
     return 0.9 / (n_workers * lr) if lr > 0 else 0.0
 
 
-def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, tuple]:
-    """params a 1-d float array; on a worker, data = (X, y) matching it."""
+def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, Any, tuple]:
+    """params a 1-d float array; on a worker, data = (X, y) matching it, X dense or
+    CSR (then a checked private copy).  Returns params, data and the signature."""
     if not isinstance(params, np.ndarray):
         raise ValueError(f"params: expected a 1-d ndarray, got {type(params).__name__}")
     if params.ndim != 1 or params.dtype not in (np.float32, np.float64):
@@ -181,12 +199,15 @@ def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, tuple]:
         if not (isinstance(data, (tuple, list)) and len(data) == 2):
             raise ValueError("data: expected a pair (X, y) on every worker rank")
         X, y = data
+        X = _csr_copy(X) if _is_sparse(X) else X
         if (
-            not (isinstance(X, np.ndarray) and isinstance(y, np.ndarray))
+            not ((isinstance(X, np.ndarray) or _is_sparse(X)) and isinstance(y, np.ndarray))
             or X.ndim != 2
             or y.ndim != 1
         ):
-            raise ValueError("data: expected X a 2-d ndarray and y a 1-d ndarray")
+            raise ValueError(
+                "data: expected X a 2-d ndarray or scipy.sparse CSR matrix and y a 1-d ndarray"
+            )
         if X.shape[1] != params.shape[0]:
             raise ValueError(
                 f"data: X has {X.shape[1]} columns but params has {params.shape[0]} entries"
@@ -200,7 +221,31 @@ def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, tuple]:
             raise ValueError(
                 f"data: X ({X.dtype}) and y ({y.dtype}) must have params' dtype {params.dtype}"
             )
-    return params, (params.shape, params.dtype.name)
+        data = (X, y)
+    return params, data, (params.shape, params.dtype.name)
+
+
+def _is_sparse(X: Any) -> bool:
+    """A scipy.sparse matrix or array (scipy, slow to import, is imported only for one)."""
+    if not type(X).__module__.startswith("scipy.sparse"):
+        return False
+    from scipy import sparse
+
+    return bool(sparse.issparse(X))
+
+
+def _csr_copy(X: Any) -> Any:
+    """A private CSR copy of a scipy.sparse matrix, its structure checked (scikit-learn's
+    practice): a malformed or later-changed caller's matrix cannot make a gradient read
+    outside its arrays."""
+    if X.format != "csr":
+        raise ValueError(
+            f"data: expected X in CSR format (scipy.sparse csr_matrix or csr_array), got "
+            f"{X.format!r}; convert it with X.tocsr()"
+        )
+    X = X.copy()
+    X.check_format(full_check=True)
+    return X
 
 
 def agree(comm: Any, error: str | None, signature: Any, what: str) -> None:

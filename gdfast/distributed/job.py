@@ -62,6 +62,7 @@ def train(
     threads: int = 1,
     wait: str = "auto",
     timeout: float = DEFAULT_TIMEOUT,
+    sparse: bool = False,
 ) -> TrainResult:
     """Train `params` with `algorithm` on every rank of `comm` (default MPI.COMM_WORLD).
 
@@ -130,6 +131,7 @@ def train(
         log_every=log_every,
         record_every=record_every,
         timeout=timeout,
+        sparse=sparse,
     )
     error, config, signature = None, None, None
     try:
@@ -140,7 +142,7 @@ def train(
     role = "server" if comm.rank < config.n_servers else "worker"
     error = None
     try:
-        params, signature = check_arrays(params, data, role)
+        params, data, signature = check_arrays(params, data, role)
         if config.checkpoint_dir is not None and comm.rank == 0:
             os.makedirs(config.checkpoint_dir, exist_ok=True)
     except (ValueError, OSError) as exc:
@@ -235,6 +237,7 @@ def _run(
         else None
     )
 
+    traffic: dict[str, int] = {}  # a pushing worker's messages
     if config.synchronous:
         final = params.copy()
         resumed_from, local = easgd.run(
@@ -250,6 +253,8 @@ def _run(
             worker.resumed_from = resumed_from
             worker.run()
             shard, applied, local = params[:0], 0, worker.x
+            if config.pushes_gradients:
+                traffic = worker.traffic
         link.barrier("the job")
         # The final parameters: servers' shards, gathered on every rank.
         final = np.empty_like(params)
@@ -260,4 +265,4 @@ def _run(
         applied = comm.bcast(applied, root=0)
     history = recorder.history() if rank == first_worker else None
     history = comm.bcast(history, root=first_worker)
-    return TrainResult(final, history, applied, resumed_from, role, local)
+    return TrainResult(final, history, applied, resumed_from, role, local, traffic)

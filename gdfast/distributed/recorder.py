@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Callable
 
 import numpy as np
@@ -13,7 +14,12 @@ from .transport import LOG
 
 
 class Batches:
-    """Mini-batches of a worker's shard from its own seeded generator."""
+    """Mini-batches of a worker's shard from its own seeded generator.
+
+    `peek(k)` draws the next k batches ahead (a sparse worker fetches the coordinates of
+    the batches it will compute next); `next` then returns them in order, so the stream
+    is the same whether or not anyone peeked.  `state` is the generator's, so a
+    checkpoint is taken with nothing drawn ahead (EASGD workers never peek)."""
 
     def __init__(
         self, data: tuple[np.ndarray, np.ndarray], batch_size: int, seed: int, rank: int, start: int
@@ -21,10 +27,20 @@ class Batches:
         self.X, self.y = data
         self.batch_size = min(batch_size, len(self.y))
         self.rng = np.random.default_rng([seed, rank, start])
+        self.ahead: deque = deque()
 
-    def next(self) -> tuple[np.ndarray, np.ndarray]:
+    def draw(self) -> tuple[np.ndarray, np.ndarray]:
         rows = self.rng.integers(len(self.y), size=self.batch_size)
         return self.X[rows], self.y[rows]
+
+    def next(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ahead.popleft() if self.ahead else self.draw()
+
+    def peek(self, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The next `count` batches, without consuming them."""
+        while len(self.ahead) < count:
+            self.ahead.append(self.draw())
+        return [self.ahead[i] for i in range(count)]
 
     def state(self) -> np.ndarray:
         """The generator's PCG64 state as uint64 words (for a checkpoint, no pickle)."""
@@ -45,6 +61,26 @@ class Batches:
             "uinteger": uinteger,
             "state": {"state": high_s << 64 | low_s, "inc": high_i << 64 | low_i},
         }
+
+
+def columns(X) -> np.ndarray:
+    """The sorted columns in which a batch has entries (CSR: stored ones; dense: non-zeros):
+    for an objective of X w (least squares, logistic) the only coordinates its gradient
+    depends on and touches."""
+    if isinstance(X, np.ndarray):
+        return np.flatnonzero((X != 0).any(axis=0))
+    return np.unique(X.indices).astype(np.int64, copy=False)
+
+
+def restricted(X, cols: np.ndarray):
+    """The batch X with only the columns `cols` (sorted, every column where X has an
+    entry), numbered 0 .. len(cols) − 1.  Each row keeps its entries in their order, so
+    X w and Xᵀ r are summed in the same order as on the whole X."""
+    if isinstance(X, np.ndarray):
+        return X[:, cols]
+    return type(X)(
+        (X.data, np.searchsorted(cols, X.indices), X.indptr), shape=(X.shape[0], len(cols))
+    )
 
 
 class Recorder:

@@ -1,8 +1,11 @@
-"""The server-side update rules of SPEC.md section 3 that are not gdfast kernels.
+"""The server-side update rules of SPEC.md section 3 that are not gdfast kernels, in NumPy:
+the reference (the spec in code), and what the staleness simulator runs.
 
-Downpour's server rule is Adagrad and runs on gdfast's C kernel
-(`gdfast.Adagrad` on the shard); the rules here are written in vectorized NumPy on
-one flat array (a server's shard), updated in place.
+Downpour's server rule is Adagrad and runs on gdfast's C kernel (`gdfast.Adagrad` on the
+shard).  The parameter server runs AdaptiveRevision as a C kernel
+(gdfast.distributed._server_kernels, src_c/adaptive_revision.c), which
+tests/test_distributed_kernels.py holds to `adaptive_revision` below bit for bit.  The
+rules here work on one flat array (a server's shard), updated in place.
 
 AdaptiveRevision (McMahan & Streeter 2014, "Delay-Tolerant Algorithms for
 Asynchronous Distributed Online Learning"), per coordinate, SPEC.md section 3:

@@ -15,6 +15,9 @@ Protocol, worker → server s (tags below):
                ḡ_read_1 .. ḡ_read_k], one pair per fetch the gradients were computed on
     EXCHANGE   x_i[s]                   → STATUS, DELTA d = α (x_i − x̃)   (EASGD)
     HEARTBEAT  ()                       the worker is alive (sent when it has been quiet)
+  sparse=True (only the coordinates a worker touches; int64 indices into the shard):
+    SPARSE_FETCH  indices               → STATUS, PARAMS x[s][indices] (+ GBAR ḡ[s][indices])
+    SPARSE_PUSH   bytes: k, k indices, then the push's rows of k values each (as PUSH)
     DONE       ()                       the worker has stopped
     LOG        [steps, seconds, loss]   progress from the first worker to rank 0
 Messages between one pair of ranks are not overtaken (MPI's ordering rule), so a DONE is
@@ -36,6 +39,7 @@ import numpy as np
 from .config import DistributedConfigError
 
 FETCH, STATUS, PARAMS, GBAR, PUSH, EXCHANGE, DELTA, DONE, LOG, HEARTBEAT = range(1, 11)
+SPARSE_FETCH, SPARSE_PUSH = 11, 12
 
 SLEEP_SECONDS = 1e-4
 BACKOFF_SECONDS = 2e-4  # "backoff": yield this long, then sleep
@@ -49,6 +53,28 @@ def shard_bounds(size: int, n_servers: int) -> list[tuple[int, int]]:
     """[lo, hi) of each server's contiguous slice of a flat vector of `size` entries."""
     edges = np.linspace(0, size, n_servers + 1).round().astype(int)
     return [(int(edges[s]), int(edges[s + 1])) for s in range(n_servers)]
+
+
+def pack_sparse_push(indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """One SPARSE_PUSH message: k (int64), the k shard indices (int64), then `rows`
+    (shape (r, k), the parameters' dtype) row by row, as bytes."""
+    k = indices.shape[0]
+    header = np.array([k], dtype=np.int64)
+    return np.concatenate(
+        [
+            header.view(np.uint8),
+            indices.astype(np.int64).view(np.uint8),
+            rows.reshape(-1).view(np.uint8),
+        ]
+    )
+
+
+def unpack_sparse_push(message: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, rows) views of a SPARSE_PUSH message (`pack_sparse_push`'s inverse)."""
+    k = int(message[:8].view(np.int64)[0])
+    indices = message[8 : 8 * (k + 1)].view(np.int64)
+    values = message[8 * (k + 1) :].view(dtype)
+    return indices, values.reshape(-1, k) if k else values.reshape(0, 0)
 
 
 def mpi_type(dtype: np.dtype):

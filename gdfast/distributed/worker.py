@@ -17,9 +17,23 @@ from .. import SGD
 from . import checkpoint as ckpt
 from .config import Config
 from .objectives import Objective
-from .recorder import Batches, Recorder
+from .recorder import Batches, Recorder, columns, restricted
 from .server import max_push_rows
-from .transport import DELTA, DONE, EXCHANGE, FETCH, GBAR, HEARTBEAT, PARAMS, PUSH, STATUS, Link
+from .transport import (
+    DELTA,
+    DONE,
+    EXCHANGE,
+    FETCH,
+    GBAR,
+    HEARTBEAT,
+    PARAMS,
+    PUSH,
+    SPARSE_FETCH,
+    SPARSE_PUSH,
+    STATUS,
+    Link,
+    pack_sparse_push,
+)
 
 
 class Worker:
@@ -45,6 +59,9 @@ class Worker:
         self.servers = list(range(len(bounds)))
         self.last_sent = time.monotonic()
         self.resumed_from: int | None = None  # set by the job before run()
+        self.traffic = {"pushes": 0, "push_bytes": 0, "fetches": 0, "fetch_bytes": 0}
+        self.requested: list[np.ndarray] = []  # a sparse fetch's indices, until it completes
+        self.outgoing: list[np.ndarray] = []  # dense pushes' buffers, one per server
 
     # messages -----------------------------------------------------------------
     def send_all(self, buffers: list[np.ndarray], tag: int) -> list:
@@ -65,15 +82,38 @@ class Worker:
                 self.send_all([self.empty] * len(self.servers), HEARTBEAT), "sending a heartbeat"
             )
 
-    def begin_fetch(self, into: np.ndarray, gbar: np.ndarray) -> list:
-        """Ask every server for status, x (and ḡ) into `into` (and `gbar`)."""
-        requests = []
+    def begin_fetch(
+        self, into: np.ndarray, gbar: np.ndarray, wanted: np.ndarray | None = None
+    ) -> list:
+        """Ask every server for status, x (and ḡ) into `into` (and `gbar`); `wanted`
+        (sorted coordinates): only those, into into[:len(wanted)] (a sparse fetch)."""
+        from mpi4py import MPI
+
+        revision = self.config.algorithm == "adaptive_revision"
+        requests, asks = [], []
+        self.requested = []
         for server, (lo, hi) in enumerate(self.bounds):
+            if wanted is not None:
+                lo, hi = np.searchsorted(wanted, self.bounds[server])
+                self.requested.append(wanted[lo:hi] - self.bounds[server][0])
+                asks.append([self.requested[-1], MPI.INT64_T])
             requests.append(self.receive(self.stop_flags[server], server, STATUS))
             requests.append(self.receive(into[lo:hi], server, PARAMS))
-            if self.config.algorithm == "adaptive_revision":
+            if revision:
                 requests.append(self.receive(gbar[lo:hi], server, GBAR))
-        return requests + self.send_all([self.empty] * len(self.servers), FETCH)
+        if wanted is None:
+            return requests + self.send_all([self.empty] * len(self.servers), FETCH)
+        return requests + self.send_all(asks, SPARSE_FETCH)
+
+    def count_fetch(self, wanted: np.ndarray | None) -> None:
+        """Add a training fetch's request and replies to `traffic`."""
+        k = self.x.shape[0] if wanted is None else wanted.shape[0]
+        replies = 2 if self.config.algorithm == "adaptive_revision" else 1
+        asked = 0 if wanted is None else 8 * k
+        self.traffic["fetches"] += 1
+        self.traffic["fetch_bytes"] += (
+            asked + self.stop_flags.nbytes + replies * k * self.x.dtype.itemsize
+        )
 
     def finish(self, requests: list, what: str) -> bool:
         """Complete `requests` to the servers; True when every server has spent its budget."""
@@ -99,7 +139,12 @@ class Worker:
     def run_pushing(self) -> None:
         """Dean et al.'s client: fetch every n_fetch steps, push the accumulated gradient
         every n_push steps, optionally step locally (local_lr).  AdaptiveRevision pushes
-        one (Σ g, ḡ_read) pair per fetch the period's gradients were computed on."""
+        one (Σ g, ḡ_read) pair per fetch the period's gradients were computed on.
+
+        sparse=True: a fetch asks only for the coordinates of the n_fetch batches that will
+        be computed on it (drawn ahead), a push sends only the coordinates of its period's
+        batches; every other coordinate has g = 0, where the servers' rules change nothing,
+        so the servers end with the dense protocol's bits."""
         config, x = self.config, self.x
         revision = config.algorithm == "adaptive_revision"
         rows = max_push_rows(config) // (2 if revision else 1)
@@ -107,27 +152,48 @@ class Worker:
         reads = np.zeros_like(grads)  # ḡ_read of each segment
         used = 0  # segments of this period (the last one still open)
         computed = False  # the open segment has a gradient in it
-        outgoing = [
-            np.empty((2 * rows if revision else 1, hi - lo), x.dtype) for lo, hi in self.bounds
-        ]
+        touched: list[np.ndarray] = []  # sparse: the columns of this period's batches
         incoming, incoming_gbar = np.empty_like(x), np.empty_like(x)
         local_sgd = SGD(x, lr=config.local_lr) if config.local_lr else None
-        if self.finish(self.begin_fetch(x, reads[0]), "fetching"):
+
+        def wanted(skip: int) -> np.ndarray | None:
+            """sparse: the columns of the n_fetch batches after the next `skip`."""
+            if not config.sparse:
+                return None
+            ahead = self.batches.peek(skip + config.n_fetch)[skip:]
+            return np.unique(np.concatenate([columns(X) for X, _ in ahead]))
+
+        def land(fetched: np.ndarray | None, target: np.ndarray, values: np.ndarray) -> None:
+            if fetched is None:
+                np.copyto(target, values)
+            else:
+                target[fetched] = values[: fetched.shape[0]]
+
+        fetched = wanted(0)
+        if self.finish(self.begin_fetch(incoming, incoming_gbar, fetched), "fetching"):
             return
+        self.count_fetch(fetched)
+        land(fetched, x, incoming)
+        land(fetched, reads[0], incoming_gbar)
+        landed = fetched  # the coordinates of the last fetch that arrived
         pushes: list = []
         steps = 0
-        self.recorder(0, x)
+        self.record(0)
         while True:
             self.heartbeat()
             # the fetch due after this step travels while the gradient is computed
-            fetching = (
-                self.begin_fetch(incoming, incoming_gbar)
-                if (steps + 1) % config.n_fetch == 0
-                else None
-            )
+            fetching = None
+            if (steps + 1) % config.n_fetch == 0:
+                fetched = wanted(1)
+                fetching = self.begin_fetch(incoming, incoming_gbar, fetched)
             X, y = self.batches.next()
-            g = self.objective.gradient(x, X, y)
-            grads[used] += g
+            if config.sparse:  # the gradient on the batch's columns only
+                cols = columns(X)
+                grads[used, cols] += self.objective.gradient(x[cols], restricted(X, cols), y)
+                touched.append(cols)
+            else:
+                g = self.objective.gradient(x, X, y)
+                grads[used] += g
             computed = True
             if local_sgd is not None:
                 local_sgd.step(g.astype(x.dtype, copy=False))
@@ -135,28 +201,73 @@ class Worker:
             if steps % config.n_push == 0:
                 self.link.wait_all(pushes, "pushing")
                 count = used + 1
-                for (lo, hi), buffer in zip(self.bounds, outgoing):
-                    buffer[:count] = grads[:count, lo:hi]
-                    if revision:
-                        buffer[count : 2 * count] = reads[:count, lo:hi]
-                pushes = self.send_all(
-                    [buffer[: 2 * count if revision else 1] for buffer in outgoing], PUSH
-                )
-                grads[:count] = 0
-                reads[0] = reads[used]
+                period = np.unique(np.concatenate(touched)) if config.sparse else None
+                pushes = self.push(grads, reads, count, period)
+                if period is None:
+                    grads[:count] = 0
+                else:
+                    grads[:count, period] = 0
+                touched = []
+                if used:  # the open segment's read becomes the first of the next period
+                    land(landed, reads[0], reads[used] if landed is None else reads[used, landed])
                 used, computed = 0, False
             if fetching is not None:
                 stop = self.finish(fetching, "fetching")
-                np.copyto(x, incoming)
+                self.count_fetch(fetched)
+                land(fetched, x, incoming)
+                landed = fetched
                 if stop:
                     break
                 if computed and revision:  # gradients were computed on the previous read
                     used += 1
                     computed = False
-                reads[used] = incoming_gbar
-            self.recorder(steps, x)
+                land(fetched, reads[used], incoming_gbar)
+            self.record(steps)
         self.link.wait_all(pushes, "pushing")
-        self.recorder(steps, x, final=True)
+        self.record(steps, final=True)
+
+    def push(
+        self, grads: np.ndarray, reads: np.ndarray, count: int, period: np.ndarray | None
+    ) -> list:
+        """Send the period's `count` segments to every server: Downpour [Σ g],
+        AdaptiveRevision [g_1 .. g_count, ḡ_read_1 .. ḡ_read_count], each server its
+        shard; `period` (sorted coordinates): a sparse push of only those."""
+        from mpi4py import MPI
+
+        revision = self.config.algorithm == "adaptive_revision"
+        if period is None and not self.outgoing:  # reused: large temporaries fault pages
+            self.outgoing = [
+                np.empty((grads.shape[0] * (2 if revision else 1), hi - lo), grads.dtype)
+                for lo, hi in self.bounds
+            ]
+        messages = []
+        for server, (lo, hi) in enumerate(self.bounds):
+            if period is None:  # the previous push has completed: its buffer is free
+                buffer = self.outgoing[server]
+                buffer[:count] = grads[:count, lo:hi]
+                if revision:
+                    buffer[count : 2 * count] = reads[:count, lo:hi]
+                messages.append(buffer[: 2 * count if revision else 1])
+            else:
+                a, b = np.searchsorted(period, (lo, hi))
+                part = period[a:b]
+                rows = grads[:count, part]
+                if revision:
+                    rows = np.concatenate([rows, reads[:count, part]])
+                messages.append([pack_sparse_push(part - lo, rows), MPI.BYTE])
+        self.traffic["pushes"] += 1
+        self.traffic["push_bytes"] += sum(
+            (message if period is None else message[0]).nbytes for message in messages
+        )
+        return self.send_all(messages, PUSH if period is None else SPARSE_PUSH)
+
+    def record(self, steps: int, final: bool = False) -> None:
+        """Record the parameters: this worker's copy, or (sparse, where the copy is fresh
+        only at the coordinates it fetched last) the servers' x, fetched for it."""
+        if not self.config.sparse:
+            self.recorder(steps, self.x, final=final)
+        elif self.recorder.wants(steps, final=final):
+            self.recorder(steps, self.fetch_center(), final=final)
 
     # EASGD and EAMSGD -----------------------------------------------------------
     def run_elastic(self) -> None:

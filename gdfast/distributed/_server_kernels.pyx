@@ -1,0 +1,158 @@
+# cython: language_level=3
+"""The parameter server's AdaptiveRevision rule in C (src_c/adaptive_revision.c).
+
+`adaptive_revision` checks every argument first (a TypeError or ValueError naming it, and
+nothing written), then runs the kernel with the GIL released.  Its results are the bits of
+the NumPy reference gdfast.distributed.rules.adaptive_revision for any thread count.
+"""
+from libc.stdint cimport int64_t
+
+import numpy as np
+
+from gdfast import _validation as check
+
+cdef extern from "adaptive_revision.h" nogil:
+    void adaptive_revision_f32(float *x, const float *grad, const float *gbar_read,
+                               float *gbar, float *sum_sq, float *sum_sq_max, int64_t n,
+                               double lr, double eps, int threads)
+    void adaptive_revision_f64(double *x, const double *grad, const double *gbar_read,
+                               double *gbar, double *sum_sq, double *sum_sq_max, int64_t n,
+                               double lr, double eps, int threads)
+    void adaptive_revision_indexed_f32(float *x, const int64_t *index, const float *grad,
+                                       const float *gbar_read, float *gbar, float *sum_sq,
+                                       float *sum_sq_max, int64_t n_index, double lr,
+                                       double eps, int threads)
+    void adaptive_revision_indexed_f64(double *x, const int64_t *index, const double *grad,
+                                       const double *gbar_read, double *gbar, double *sum_sq,
+                                       double *sum_sq_max, int64_t n_index, double lr,
+                                       double eps, int threads)
+    int adaptive_revision_openmp()
+
+MAX_THREADS = 256
+
+
+def openmp_enabled() -> bool:
+    """Whether the kernel was built with OpenMP (otherwise `threads` > 1 runs one thread)."""
+    return bool(adaptive_revision_openmp())
+
+
+def _vector(name, value, dtype, writeable):
+    """A 1-d float32/float64 C-contiguous array of `dtype` (x's dtype unless it is x)."""
+    if writeable:
+        check.parameter(name, value)
+    else:
+        check.float_array(name, value)
+        if not value.flags.c_contiguous:
+            raise ValueError(f"{name}: expected a C-contiguous array")
+    if value.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array, got shape {value.shape}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (x's), got {value.dtype}")
+    return value
+
+
+def _index(indices, size):
+    """A private int64 copy of `indices`, checked: 1-d, distinct, in [0, size)."""
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(f"indices: expected a numpy.ndarray of integers, got {type(indices).__name__}")
+    check.not_masked("indices", indices)
+    if indices.dtype == np.bool_ or not np.issubdtype(indices.dtype, np.integer):
+        raise TypeError(f"indices: expected an integer dtype, got {indices.dtype}")
+    if indices.ndim != 1:
+        raise ValueError(f"indices: expected a 1-d array, got shape {indices.shape}")
+    # Checked on a private copy: another thread changing `indices` meanwhile cannot make
+    # the kernel write outside x.  Values beyond int64 wrap negative here and are refused.
+    copy = np.array(indices, dtype=np.int64, order="C", copy=True)
+    if copy.size and (copy.min() < 0 or copy.max() >= size):
+        raise ValueError(
+            f"indices: expected values in [0, {size}) (x's coordinates), got "
+            f"[{indices.min()}, {indices.max()}]"
+        )
+    ordered = copy if (copy[1:] > copy[:-1]).all() else np.sort(copy)  # sorted: one pass
+    if (ordered[1:] == ordered[:-1]).any():
+        raise ValueError("indices: expected distinct coordinates (a sparse push names each once)")
+    return copy
+
+
+def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
+                      indices=None, threads=1):
+    """One AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max), in C.
+
+    The arguments are the NumPy reference's (gdfast.distributed.rules.adaptive_revision):
+    lr = α ≥ 0, eps = δ² > 0, all arrays 1-d, C-contiguous, of x's dtype (float32 or
+    float64), the four updated ones writeable and sharing no memory with any other.
+    indices=None: grad and gbar_read have x's length.  indices (distinct integers in
+    [0, len(x))): a sparse push, grad[j] and gbar_read[j] are coordinate indices[j]'s
+    and every other coordinate is neither read nor written (where the dense rule with
+    g = 0 leaves it unchanged too, up to the sign of a zero x).  threads ≥ 1: OpenMP
+    threads; the results are the same bits for any count.
+    """
+    lr = check.learning_rate("lr", lr)
+    eps = check.positive("eps", eps)
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads: expected an integer, got {type(threads).__name__}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads: expected an integer in [1, {MAX_THREADS}], got {threads}")
+    x = _vector("x", x, None, True)
+    written = {"x": x}
+    for name, value in (("gbar", gbar), ("sum_sq", sum_sq), ("sum_sq_max", sum_sq_max)):
+        written[name] = _vector(name, value, x.dtype, True)
+        if value.shape != x.shape:
+            raise ValueError(f"{name}: expected x's shape {x.shape}, got {value.shape}")
+    index = None if indices is None else _index(indices, x.shape[0])
+    pushed = x.shape[0] if index is None else index.shape[0]
+    read = {"grad": grad, "gbar_read": gbar_read}
+    for name, value in read.items():
+        _vector(name, value, x.dtype, False)
+        if value.shape[0] != pushed:
+            what = "x's length" if index is None else "one value per index"
+            raise ValueError(f"{name}: expected {pushed} entries ({what}), got {value.shape[0]}")
+    spans = {
+        name: check.byte_span(value) for name, value in {**written, **read}.items() if value.size
+    }
+    for name in written:
+        for other, span in spans.items():
+            if other != name and name in spans and check.spans_overlap(spans[name], span):
+                raise ValueError(
+                    f"{name} and {other}: expected arrays that share no memory ({name} is "
+                    "updated in place)"
+                )
+    _run(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, index, lr, eps, int(threads))
+
+
+cdef void _run(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, index, double lr, double eps,
+               int threads):
+    cdef int64_t n = x.shape[0] if index is None else index.shape[0]
+    cdef const int64_t[::1] index_view
+    cdef const int64_t *index_pointer = NULL
+    cdef float[::1] x32, gbar32, sum_sq32, sum_sq_max32
+    cdef const float[::1] grad32, read32
+    cdef double[::1] x64, gbar64, sum_sq64, sum_sq_max64
+    cdef const double[::1] grad64, read64
+    if n == 0:
+        return
+    if index is not None:
+        index_view = index
+        index_pointer = &index_view[0]
+    if x.dtype == np.float32:
+        x32, gbar32, sum_sq32, sum_sq_max32 = x, gbar, sum_sq, sum_sq_max
+        grad32, read32 = grad, gbar_read
+        with nogil:
+            if index_pointer == NULL:
+                adaptive_revision_f32(&x32[0], &grad32[0], &read32[0], &gbar32[0],
+                                      &sum_sq32[0], &sum_sq_max32[0], n, lr, eps, threads)
+            else:
+                adaptive_revision_indexed_f32(&x32[0], index_pointer, &grad32[0], &read32[0],
+                                              &gbar32[0], &sum_sq32[0], &sum_sq_max32[0], n,
+                                              lr, eps, threads)
+    else:
+        x64, gbar64, sum_sq64, sum_sq_max64 = x, gbar, sum_sq, sum_sq_max
+        grad64, read64 = grad, gbar_read
+        with nogil:
+            if index_pointer == NULL:
+                adaptive_revision_f64(&x64[0], &grad64[0], &read64[0], &gbar64[0],
+                                      &sum_sq64[0], &sum_sq_max64[0], n, lr, eps, threads)
+            else:
+                adaptive_revision_indexed_f64(&x64[0], index_pointer, &grad64[0], &read64[0],
+                                              &gbar64[0], &sum_sq64[0], &sum_sq_max64[0], n,
+                                              lr, eps, threads)

@@ -1,0 +1,138 @@
+/*
+ * AdaptiveRevision's server rule; see adaptive_revision.h for the equations and the
+ * contract.  Build flags (setup.py): -O3 -fno-math-errno -fno-trapping-math
+ * -ffp-contract=off, OpenMP when available, never -ffast-math.
+ */
+#include "adaptive_revision.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+#define AR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define AR_CLONES
+#endif
+
+/* OpenMP pragmas only in an OpenMP build (a serial build runs the same loops, warning-free). */
+#ifdef _OPENMP
+#define AR_OMP(text) _Pragma(text)
+#else
+#define AR_OMP(text)
+#endif
+
+/* Below this many coordinates per thread a team costs more than it gains; chunks start on
+ * multiples of 64 coordinates (whole cache lines for both dtypes). */
+#define AR_MIN_PER_THREAD ((int64_t)32768)
+#define AR_ALIGN ((int64_t)64)
+
+int adaptive_revision_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* One coordinate: x, gbar, sum_sq, sum_sq_max at `at`, the pushed pair at `j`.  Written
+ * in the reference's order of operations (rules.py); `(z >= zmax || z != z) ? z : zmax`
+ * is numpy.maximum(z, zmax): the first NaN wins. */
+#define AR_COORDINATE(at, j)                                                    \
+    do {                                                                        \
+        const REAL g = grad[j];                                                 \
+        const REAL forward = gbar[at] - gbar_read[j];                           \
+        const REAL eta_old = lr / SQRT(sum_sq_max[at] + eps);                   \
+        const REAL z = (sum_sq[at] + g * g) + (g * (REAL)2) * forward;          \
+        const REAL zmax = (z >= sum_sq_max[at] || z != z) ? z : sum_sq_max[at]; \
+        const REAL root = SQRT(zmax + eps);                                     \
+        const REAL stepped = x[at] - (g / root) * lr;                           \
+        sum_sq[at] = z;                                                         \
+        sum_sq_max[at] = zmax;                                                  \
+        x[at] = stepped + (eta_old - lr / root) * forward;                      \
+        gbar[at] = gbar[at] + g;                                                \
+    } while (0)
+
+/* The threads worth using for n coordinates, at most `threads`. */
+static int ar_team(int64_t n, int threads)
+{
+    int64_t useful = n / AR_MIN_PER_THREAD;
+    int64_t team = threads < useful ? threads : useful;
+    return team < 1 ? 1 : (int)team;
+}
+
+/* [lo, hi) of part `part` of `parts` of n coordinates, parts starting on AR_ALIGN. */
+static void ar_part(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
+{
+    int64_t per = (n + parts - 1) / parts;
+    per = (per + AR_ALIGN - 1) / AR_ALIGN * AR_ALIGN;
+    *lo = per * part < n ? per * part : n;
+    *hi = per * (part + 1) < n ? per * (part + 1) : n;
+}
+
+/* The kernels of one dtype: REAL and SQRT are #defined before each use. */
+#define AR_DEFINE(SUFFIX)                                                        \
+    AR_CLONES static void ar_span_##SUFFIX(                                                  \
+        REAL *restrict x, const REAL *restrict grad, const REAL *restrict gbar_read,          \
+        REAL *restrict gbar, REAL *restrict sum_sq, REAL *restrict sum_sq_max, int64_t n,     \
+        REAL lr, REAL eps)                                                                   \
+    {                                                                                        \
+        AR_OMP("omp simd") for (int64_t i = 0; i < n; i++) AR_COORDINATE(i, i);             \
+    }                                                                                        \
+    static void ar_indexed_span_##SUFFIX(                                                    \
+        REAL *restrict x, const int64_t *restrict index, const REAL *restrict grad,          \
+        const REAL *restrict gbar_read, REAL *restrict gbar, REAL *restrict sum_sq,          \
+        REAL *restrict sum_sq_max, int64_t n, REAL lr, REAL eps)                             \
+    {                                                                                        \
+        for (int64_t j = 0; j < n; j++) {                                                    \
+            const int64_t i = index[j];                                                      \
+            AR_COORDINATE(i, j);                                                             \
+        }                                                                                    \
+    }                                                                                        \
+    void adaptive_revision_##SUFFIX(REAL *x, const REAL *grad, const REAL *gbar_read,        \
+                                    REAL *gbar, REAL *sum_sq, REAL *sum_sq_max, int64_t n,   \
+                                    double lr, double eps, int threads)                      \
+    {                                                                                        \
+        const int team = ar_team(n, threads);                                                \
+        if (team == 1) {                                                                     \
+            ar_span_##SUFFIX(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, n, (REAL)lr,      \
+                             (REAL)eps);                                                     \
+            return;                                                                          \
+        }                                                                                    \
+        AR_OMP("omp parallel for schedule(static, 1) num_threads(team)")                    \
+        for (int part = 0; part < team; part++) {                                            \
+            int64_t lo, hi;                                                                  \
+            ar_part(n, part, team, &lo, &hi);                                                \
+            ar_span_##SUFFIX(x + lo, grad + lo, gbar_read + lo, gbar + lo, sum_sq + lo,      \
+                             sum_sq_max + lo, hi - lo, (REAL)lr, (REAL)eps);                 \
+        }                                                                                    \
+    }                                                                                        \
+    void adaptive_revision_indexed_##SUFFIX(REAL *x, const int64_t *index, const REAL *grad, \
+                                            const REAL *gbar_read, REAL *gbar, REAL *sum_sq, \
+                                            REAL *sum_sq_max, int64_t n_index, double lr,    \
+                                            double eps, int threads)                         \
+    {                                                                                        \
+        const int team = ar_team(n_index, threads);                                          \
+        AR_OMP("omp parallel for schedule(static, 1) num_threads(team) if (team > 1)")      \
+        for (int part = 0; part < team; part++) {                                            \
+            int64_t lo, hi;                                                                  \
+            ar_part(n_index, part, team, &lo, &hi);                                          \
+            ar_indexed_span_##SUFFIX(x, index + lo, grad + lo, gbar_read + lo, gbar, sum_sq, \
+                                     sum_sq_max, hi - lo, (REAL)lr, (REAL)eps);              \
+        }                                                                                    \
+    }
+
+#define REAL float
+#define SQRT sqrtf
+AR_DEFINE(f32)
+#undef REAL
+#undef SQRT
+#define REAL double
+#define SQRT sqrt
+AR_DEFINE(f64)
+#undef REAL
+#undef SQRT

@@ -1,0 +1,166 @@
+"""AdaptiveRevision's C kernel (gdfast.distributed._server_kernels, src_c/adaptive_revision.c)
+held to the NumPy reference gdfast.distributed.rules.adaptive_revision, bit for bit."""
+
+import numpy as np
+import pytest
+
+from gdfast.distributed.rules import adaptive_revision as reference
+
+kernels = pytest.importorskip("gdfast.distributed._server_kernels")
+NAMES = ("x", "gbar", "sum_sq", "sum_sq_max")
+
+
+def state(rng, n, dtype):
+    """x, ḡ, z − δ², z' − δ² of a server some updates into a job (z ≤ z' and z may be < 0)."""
+    sum_sq_max = np.abs(rng.standard_normal(n)).astype(dtype)
+    sum_sq = (sum_sq_max - np.abs(rng.standard_normal(n))).astype(dtype)
+    arrays = [rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)]
+    return dict(zip(NAMES, arrays + [sum_sq, sum_sq_max]))
+
+
+def apply(rule, arrays, grad, gbar_read, **options):
+    """rule (the reference or the kernel) on a dict of x, gbar, sum_sq, sum_sq_max."""
+    rule(
+        arrays["x"],
+        grad,
+        gbar_read,
+        arrays["gbar"],
+        arrays["sum_sq"],
+        arrays["sum_sq_max"],
+        **options,
+    )
+
+
+def bits(arrays):
+    return [a.view(np.uint8).tobytes() for a in arrays.values()]
+
+
+def copy(arrays):
+    return {name: a.copy() for name, a in arrays.items()}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 63, 64, 65, 1000, 70_001])
+@pytest.mark.parametrize("lr,eps", [(0.3, 1e-8), (1.0, 1e-3), (0.0, 1e-8), (7.5, 2.0)])
+def test_kernel_is_the_reference_bit_for_bit(dtype, n, lr, eps):
+    rng = np.random.default_rng(n)
+    start = state(rng, n, dtype)
+    grad = rng.standard_normal(n).astype(dtype)
+    gbar_read = rng.standard_normal(n).astype(dtype)
+    gbar_read[: n // 3] = start["gbar"][: n // 3]  # no delay there: Adagrad's arithmetic
+    expected = copy(start)
+    apply(reference, expected, grad, gbar_read, lr=lr, eps=eps)
+    for threads in (1, 2, 3):
+        got = copy(start)
+        apply(kernels.adaptive_revision, got, grad, gbar_read, lr=lr, eps=eps, threads=threads)
+        assert bits(got) == bits(expected), threads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_many_updates_and_non_finite_values_follow_the_reference(dtype):
+    rng = np.random.default_rng(1)
+    n = 4099
+    expected = state(rng, n, dtype)
+    got = copy(expected)
+    for step in range(20):
+        grad = (rng.standard_normal(n) * 10.0 ** rng.integers(-3, 3)).astype(dtype)
+        if step == 10:
+            grad[[5, 6, 7]] = [np.inf, -np.inf, np.nan]
+        read = expected["gbar"] - rng.standard_normal(n).astype(dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            apply(reference, expected, grad, read, lr=0.5, eps=1e-8)
+        apply(kernels.adaptive_revision, got, grad, read, lr=0.5, eps=1e-8, threads=2)
+    for name in NAMES:
+        finite = np.isfinite(expected[name])
+        np.testing.assert_array_equal(np.isnan(got[name]), np.isnan(expected[name]))
+        assert got[name][finite].tobytes() == expected[name][finite].tobytes(), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_indexed_push_equals_the_dense_push_with_zeros_elsewhere(dtype):
+    """A sparse push (indices, values) is the dense rule with g = 0 off the indices."""
+    rng = np.random.default_rng(2)
+    n = 70_000
+    start = state(rng, n, dtype)
+    index = rng.choice(n, size=5000, replace=False)  # unsorted, distinct
+    values = rng.standard_normal(5000).astype(dtype)
+    reads = rng.standard_normal(5000).astype(dtype)
+    grad, gbar_read = np.zeros(n, dtype), rng.standard_normal(n).astype(dtype)
+    grad[index], gbar_read[index] = values, reads
+    expected = copy(start)
+    apply(reference, expected, grad, gbar_read, lr=0.3, eps=1e-8)
+    for threads in (1, 3):
+        got = copy(start)
+        apply(
+            kernels.adaptive_revision,
+            got,
+            values,
+            reads,
+            lr=0.3,
+            eps=1e-8,
+            indices=index,
+            threads=threads,
+        )
+        assert bits(got) == bits(expected)
+
+
+def bad_cases():
+    n = 10
+    f64 = lambda: np.ones(n)  # noqa: E731
+    read_only = np.ones(n)
+    read_only.flags.writeable = False
+    shared = np.ones(2 * n)
+    yield "lr", dict(lr=-1.0), ValueError
+    yield "lr", dict(lr=float("nan")), ValueError
+    yield "lr", dict(lr="0.1"), TypeError
+    yield "eps", dict(eps=0.0), ValueError
+    yield "threads", dict(threads=0), ValueError
+    yield "threads", dict(threads=2.0), TypeError
+    yield "x", dict(x=[0.0] * n), TypeError
+    yield "x", dict(x=np.ones(n, np.int64)), TypeError
+    yield "x", dict(x=np.ones((n, 1))), ValueError
+    yield "x", dict(x=read_only), ValueError
+    yield "gbar", dict(gbar=np.ones(n, np.float32)), TypeError
+    yield "sum_sq", dict(sum_sq=np.ones(n + 1)), ValueError
+    yield "sum_sq_max", dict(sum_sq_max=np.ones(2 * n)[::2]), ValueError
+    yield "grad", dict(grad=np.ones(n + 1)), ValueError
+    yield "grad", dict(grad=np.ones(2 * n)[::2]), ValueError
+    yield "gbar_read", dict(gbar_read=np.ones(n, np.float32)), TypeError
+    yield "x and grad", dict(x=shared[:n], grad=shared[n // 2 : n // 2 + n]), ValueError
+    yield "sum_sq and gbar", dict(gbar=shared[:n], sum_sq=shared[:n]), ValueError
+    yield "indices", dict(indices=[1, 2]), TypeError
+    yield "indices", dict(indices=np.array([1.0])), TypeError
+    yield "indices", dict(indices=np.array([0, n]), grad=f64()[:2], gbar_read=f64()[:2]), ValueError
+    yield "indices", dict(indices=np.array([-1]), grad=f64()[:1], gbar_read=f64()[:1]), ValueError
+    yield "indices", dict(indices=np.array([3, 3]), grad=f64()[:2], gbar_read=f64()[:2]), ValueError
+    yield (
+        "indices",
+        dict(indices=np.array([2**64 - 1], np.uint64), grad=f64()[:1], gbar_read=f64()[:1]),
+        ValueError,
+    )
+    yield "grad", dict(indices=np.array([1, 2]), grad=f64()[:3], gbar_read=f64()[:2]), ValueError
+
+
+@pytest.mark.parametrize("name,override,error", list(bad_cases()))
+def test_bad_input_is_refused_and_nothing_is_written(name, override, error):
+    n = 10
+    rng = np.random.default_rng(3)
+    arrays = state(rng, n, np.float64)
+    arguments = dict(
+        arrays,
+        grad=rng.standard_normal(n),
+        gbar_read=rng.standard_normal(n),
+        lr=0.1,
+        eps=1e-8,
+        threads=1,
+    )
+    arguments.update(override)
+    before = {
+        key: np.array(value, copy=True)
+        for key, value in arguments.items()
+        if isinstance(value, np.ndarray)
+    }
+    with pytest.raises(error, match=name.split()[0]):
+        kernels.adaptive_revision(**arguments)
+    for key, value in before.items():
+        assert np.array_equal(arguments[key], value, equal_nan=True), key
