@@ -1,0 +1,442 @@
+"""The NumPy reference of the second set of rules: docs/spec-rules-2.md in code.
+
+Lion, RAdam, Rprop, ASGD, Schedule-Free AdamW and SGD, LAMB, Adafactor and Muon, each a
+functional core with the signature of gdfast.reference's cores,
+
+    core(params, grads, *state_buffers, steps, **hyperparameters)
+
+(parallel lists of the tensors that have a gradient this step, an int64 array of their
+step counts t, this step included), updating parameters and state in place, line by line
+as the spec writes the rule (its section number is beside each core).  Arithmetic is in
+the dtype of the parameters (NumPy >= 2, NEP 50) and IEEE non-stop, as in
+gdfast.reference.  Per-step scalars (bias corrections, step sizes) are Python floats,
+computed in double.
+
+`lerp(a, b, w)` is a + w (b − a) computed as torch.lerp computes it (spec section 0): the
+rules whose libraries write their averages as lerp (torch's Muon and Adafactor, the
+schedulefree package) are written with it, so that they round as those libraries do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .reference import _gradient, _ieee_nonstop
+
+
+def lerp(start, end, weight):
+    """start + weight (end − start), as torch.lerp computes it: from the nearer end
+    (end − (end − start)(1 − weight) when |weight| >= 0.5), so a weight of 1 gives `end`
+    exactly."""
+    if abs(weight) < 0.5:
+        return start + weight * (end - start)
+    return end - (end - start) * (1 - weight)
+
+
+def _scaled(g, maximize, grad_scale):
+    """g · c, then −g to maximize: the start of gdfast's gradient transform, for the rules
+    whose weight decay is their own (Rprop has none; LAMB, Schedule-Free and Adafactor
+    place it themselves)."""
+    return _gradient(None, g, 0.0, 0.0, False, maximize, grad_scale)
+
+
+# ----------------------------------------------------------------- 1. Lion
+@_ieee_nonstop
+def lion(
+    params,
+    grads,
+    exp_avg,
+    steps,
+    *,
+    lr,
+    betas,
+    weight_decay=0.0,
+    decoupled_weight_decay=True,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 1: c = β1 m + (1 − β1) g ; θ ← θ − η sign(c) ; m ← β2 m + (1 − β2) g."""
+    beta1, beta2 = betas
+    for theta, g, m in zip(params, grads, exp_avg):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
+        c = beta1 * m + (1 - beta1) * g
+        theta -= lr * np.sign(c)
+        m[...] = beta2 * m + (1 - beta2) * g
+
+
+# ---------------------------------------------------------------- 2. RAdam
+@_ieee_nonstop
+def radam(
+    params,
+    grads,
+    exp_avg,
+    exp_avg_sq,
+    steps,
+    *,
+    lr,
+    betas,
+    eps,
+    rectify_threshold=4.0,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 2: Adam's m, v; rectified step where ρ_t > rectify_threshold, else SGD with
+    momentum on m̂."""
+    beta1, beta2 = betas
+    rho_inf = 2 / (1 - beta2) - 1
+    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
+        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
+        m[...] = beta1 * m + (1 - beta1) * g
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        m_hat = m / (1 - beta1**t)
+        rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
+        if rho_t > rectify_threshold:
+            adaptive = math.sqrt(1 - beta2**t) / (np.sqrt(v) + eps)
+            rect = math.sqrt(
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            )
+            theta -= m_hat * lr * adaptive * rect
+        else:
+            theta -= m_hat * lr
+
+
+# ---------------------------------------------------------------- 3. Rprop
+@_ieee_nonstop
+def rprop(
+    params,
+    grads,
+    prev,
+    step_size,
+    steps,
+    *,
+    lr,
+    etas,
+    step_sizes,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 3 (iRprop−): the step sizes grow where the gradient kept its sign, shrink
+    where it changed (and that gradient is then taken as 0); θ moves by sign(g) · step.
+    `lr` is the step sizes' initial value (the class fills step_size with it)."""
+    eta_minus, eta_plus = etas
+    smallest, largest = step_sizes
+    for theta, g, g_prev, delta in zip(params, grads, prev, step_size):
+        g = _scaled(g, maximize, grad_scale)
+        product = g * g_prev
+        factor = np.where(product > 0, eta_plus, np.where(product < 0, eta_minus, 1.0))
+        delta[...] = np.minimum(np.maximum(delta * factor.astype(delta.dtype), smallest), largest)
+        g = np.where(product < 0, g.dtype.type(0), g)
+        theta -= np.sign(g) * delta
+        g_prev[...] = g
+
+
+# ----------------------------------------------------------------- 4. ASGD
+def asgd_scalars(t, *, lr, lambd, alpha, t0):
+    """(η_t, μ_t) of step t (spec 4): the values torch keeps in state['eta'] and
+    state['mu'] after step t − 1."""
+    eta = lr / (1 + lambd * lr * (t - 1)) ** alpha
+    mu = 1.0 if t == 1 else 1 / max(1, t - 1 - t0)
+    return eta, mu
+
+
+@_ieee_nonstop
+def asgd(
+    params,
+    grads,
+    ax,
+    steps,
+    *,
+    lr,
+    lambd,
+    alpha,
+    t0,
+    weight_decay=0.0,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 4: θ ← θ (1 − λ η_t) − η_t g ; the average ā of θ from step ⌈t0⌉ + 1 on."""
+    for theta, g, average, t in zip(params, grads, ax, map(int, steps)):
+        eta, mu = asgd_scalars(t, lr=lr, lambd=lambd, alpha=alpha, t0=t0)
+        g = _gradient(theta, g, lr, weight_decay, False, maximize, grad_scale)
+        theta *= 1 - lambd * eta
+        theta -= eta * g
+        if mu != 1:
+            average[...] = average + (theta - average) * mu
+        else:
+            average[...] = theta
+
+
+# ----------------------------------------------------- 5. Schedule-Free AdamW
+def schedule_free_weight(t, lr_t, weight_sum, lr_max, *, r, weight_lr_power):
+    """Spec 5: this step's averaging weight c_t, with the running sum and maximum (0-d
+    float64 arrays) updated in place."""
+    lr_max[...] = max(float(lr_max), lr_t)
+    weight = t**r * float(lr_max) ** weight_lr_power
+    weight_sum[...] = float(weight_sum) + weight
+    return weight / float(weight_sum) if float(weight_sum) != 0 else 0.0
+
+
+def schedule_free_warmup(t, warmup_steps):
+    """min(1, t / T_warmup): the linear warm-up of the schedule-free rules."""
+    return t / warmup_steps if t <= warmup_steps else 1.0
+
+
+@_ieee_nonstop
+def schedule_free_adamw(
+    params,
+    grads,
+    z,
+    exp_avg_sq,
+    weight_sum,
+    lr_max,
+    steps,
+    *,
+    lr,
+    betas,
+    eps,
+    weight_decay=0.0,
+    warmup_steps=0,
+    r=0.0,
+    weight_lr_power=2.0,
+    lr_bias_correction=True,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 5: the parameters hold y (the point the gradient is taken at); z is the base
+    sequence, x (what `schedule_free_eval` gives) their average."""
+    beta1, beta2 = betas
+    for y, g, base, v, total, top, t in zip(
+        params, grads, z, exp_avg_sq, weight_sum, lr_max, map(int, steps)
+    ):
+        g = _scaled(g, maximize, grad_scale)
+        correction2 = 1 - beta2**t
+        if lr_bias_correction:  # the paper: γ_t = η √(1 − β2^t) min(1, t/T), D = √v + ε
+            lr_t = lr * schedule_free_warmup(t, warmup_steps) * math.sqrt(correction2)
+            v_divisor = 1.0
+        else:  # the schedulefree package's AdamWScheduleFree: D = √(v / (1 − β2^t)) + ε
+            lr_t = lr * schedule_free_warmup(t, warmup_steps)
+            v_divisor = correction2
+        c = schedule_free_weight(t, lr_t, total, top, r=r, weight_lr_power=weight_lr_power)
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        u = g / (np.sqrt(v / v_divisor) + eps)
+        if weight_decay != 0:
+            u = u + weight_decay * y
+        y[...] = lerp(y, base, c)
+        y += lr_t * (beta1 * (1 - c) - 1) * u
+        base -= lr_t * u
+
+
+@_ieee_nonstop
+def schedule_free_sgd(
+    params,
+    grads,
+    z,
+    weight_sum,
+    lr_max,
+    steps,
+    *,
+    lr,
+    momentum,
+    weight_decay=0.0,
+    warmup_steps=0,
+    r=0.0,
+    weight_lr_power=2.0,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 5.1: Schedule-Free AdamW with u = g (+ λ y), β1 = momentum."""
+    for y, g, base, total, top, t in zip(params, grads, z, weight_sum, lr_max, map(int, steps)):
+        g = _scaled(g, maximize, grad_scale)
+        lr_t = lr * schedule_free_warmup(t, warmup_steps)
+        c = schedule_free_weight(t, lr_t, total, top, r=r, weight_lr_power=weight_lr_power)
+        u = g + weight_decay * y if weight_decay != 0 else g
+        y[...] = lerp(y, base, c)
+        y += lr_t * (momentum * (1 - c) - 1) * u
+        base -= lr_t * u
+
+
+def schedule_free_eval(params, z, beta1):
+    """y → x (spec 5.2): x = y + (1 − 1/β1)(z − y), in place; before evaluating."""
+    with np.errstate(all="ignore"):
+        for y, base in zip(params, z):
+            y[...] = lerp(y, base, 1 - 1 / beta1)
+
+
+def schedule_free_train(params, z, beta1):
+    """x → y (spec 5.2): y = x + (1 − β1)(z − x), in place; before training again."""
+    with np.errstate(all="ignore"):
+        for x, base in zip(params, z):
+            x[...] = lerp(x, base, 1 - beta1)
+
+
+# ----------------------------------------------------------------- 6. LAMB
+@_ieee_nonstop
+def lamb(
+    params,
+    grads,
+    exp_avg,
+    exp_avg_sq,
+    steps,
+    *,
+    lr,
+    betas,
+    eps,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    bias_correction=True,
+    grad_averaging=True,
+    trust_clip=math.inf,
+    eps_in_trust_ratio=False,
+    debias_step_size=False,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 6: Adam's direction r, u = r + λ θ, θ ← θ − η (φ(‖θ‖) / ‖u‖) u per tensor."""
+    beta1, beta2 = betas
+    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
+        g = _scaled(g, maximize, grad_scale)
+        m[...] = beta1 * m + (1 - beta1 if grad_averaging else 1.0) * g
+        v[...] = beta2 * v + (1 - beta2) * g * g
+        if weight_decay != 0 and decoupled_weight_decay:
+            theta *= 1 - lr * weight_decay
+        if bias_correction:
+            m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        else:
+            m_hat, v_hat = m, v
+        u = m_hat / (np.sqrt(v_hat) + eps)
+        if weight_decay != 0 and not decoupled_weight_decay:
+            u = u + weight_decay * theta
+        weight_norm = min(float(np.linalg.norm(theta)), trust_clip)
+        update_norm = float(np.linalg.norm(u))
+        if weight_norm == 0 or update_norm == 0:
+            trust = 1.0
+        else:
+            trust = weight_norm / (update_norm + (eps if eps_in_trust_ratio else 0.0))
+        step_size = lr / (1 - beta1**t) if debias_step_size else lr
+        theta -= step_size * trust * u
+
+
+# ------------------------------------------------------------ 7. Adafactor
+def _rms(array):
+    return float(np.linalg.norm(array)) / math.sqrt(array.size)
+
+
+def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1):
+    """Spec 7's second moments: R and C (factored, two or more dimensions) or V updated in
+    place with g; returns V̂.  Shared by the reference and the kernel's caller (the
+    kernels do the element arithmetic around it)."""
+    one_minus_beta2 = t**beta2_decay
+    if g.ndim > 1:
+        row_mean = np.square(np.linalg.norm(g, axis=-1, keepdims=True)) / g.shape[-1]
+        row[...] = lerp(row, row_mean, one_minus_beta2)
+        col_mean = np.square(np.linalg.norm(g, axis=-2, keepdims=True)) / g.shape[-2]
+        col[...] = lerp(col, col_mean, one_minus_beta2)
+        return (row @ col) / np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+    full[...] = lerp(full, g * g, one_minus_beta2)
+    return full.copy()
+
+
+def adafactor_eps1(eps, dtype):
+    """ε1: the machine epsilon of the parameter's dtype when eps[0] is None."""
+    return float(np.finfo(dtype).eps) if eps[0] is None else eps[0]
+
+
+@_ieee_nonstop
+def adafactor(
+    params,
+    grads,
+    row_var,
+    col_var,
+    variance,
+    steps,
+    *,
+    lr,
+    beta2_decay,
+    eps,
+    d,
+    relative_step=True,
+    scale_parameter=True,
+    weight_decay=0.0,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 7: factored second moments (row_var R, col_var C) for parameters of two or
+    more dimensions (over the last two), the full one (variance V) for the others; the
+    unused entries are arrays of size 0."""
+    eps2 = eps[1]
+    for theta, g, row, col, full, t in zip(
+        params, grads, row_var, col_var, variance, map(int, steps)
+    ):
+        if theta.size == 0:
+            continue
+        g = _scaled(g, maximize, grad_scale)
+        e1 = adafactor_eps1(eps, theta.dtype)
+        rho = min(lr, 1 / math.sqrt(t)) if relative_step else lr
+        alpha = max(eps2, _rms(theta)) * rho if scale_parameter else rho
+        if weight_decay != 0:
+            theta *= 1 - lr * weight_decay
+        v_hat = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
+        update = g * (1 / np.sqrt(np.maximum(v_hat, e1 * e1)))
+        clip = max(1.0, _rms(update) / d)
+        theta -= alpha / clip * update
+
+
+# ----------------------------------------------------------------- 8. Muon
+MUON_NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def newton_schulz(matrix, coefficients=MUON_NS_COEFFICIENTS, steps=5, eps=1e-7):
+    """Spec 8.1: the quintic Newton–Schulz iteration towards the orthogonal factor of a
+    2-D array, in its dtype (NumPy matrix products: BLAS)."""
+    a, b, c = coefficients
+    wide = matrix.shape[0] <= matrix.shape[1]
+    x = matrix if wide else matrix.T
+    x = x / max(float(np.linalg.norm(x)), eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        gram_update = b * gram + c * (gram @ gram)
+        x = a * x + gram_update @ x
+    return x if wide else x.T
+
+
+def muon_lr(lr, adjust_lr_fn, shape):
+    """Spec 8: the learning rate adjusted to the shape (A, B) of the parameter."""
+    rows, cols = shape[:2]
+    if adjust_lr_fn == "original":
+        return lr * math.sqrt(max(1, rows / cols))
+    if adjust_lr_fn == "match_rms_adamw":
+        return lr * 0.2 * math.sqrt(max(rows, cols))
+    return lr
+
+
+@_ieee_nonstop
+def muon(
+    params,
+    grads,
+    momentum_buffer,
+    steps,
+    *,
+    lr,
+    momentum,
+    weight_decay=0.0,
+    nesterov=True,
+    ns_coefficients=MUON_NS_COEFFICIENTS,
+    eps=1e-7,
+    ns_steps=5,
+    adjust_lr_fn="original",
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 8: momentum, then the Newton–Schulz orthogonalisation of the (Nesterov)
+    momentum, then θ ← θ (1 − η λ) − η_adj O.  2-D parameters only."""
+    for theta, g, buffer in zip(params, grads, momentum_buffer):
+        g = _scaled(g, maximize, grad_scale)
+        buffer[...] = lerp(buffer, g, 1 - momentum)
+        direction = lerp(g, buffer, momentum) if nesterov else buffer
+        orthogonal = newton_schulz(direction, ns_coefficients, ns_steps, eps)
+        theta *= 1 - lr * weight_decay
+        theta -= muon_lr(lr, adjust_lr_fn, theta.shape) * orthogonal
