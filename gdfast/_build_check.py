@@ -1,8 +1,10 @@
 """A clear ImportError when gdfast's compiled extensions are missing.
 
-Imported first by gdfast/__init__.py.  The usual cause: Python found the source folder
-`gdfast/` of a clone (the current directory comes first on sys.path) where nothing was
-built, instead of the installed package.
+Imported by gdfast/__init__.py, which keeps the error for the first use of anything that
+runs the kernels (gdfast.Adam, ...): gdfast.reference and the catalogue need no build.
+The usual cause: Python found the source folder `gdfast/` of a clone (the current
+directory comes first on sys.path) where nothing was built, instead of the installed
+package.
 """
 
 from __future__ import annotations
