@@ -563,6 +563,7 @@ cdef class FastStep:
         cdef list own
         cdef Py_ssize_t k
         cdef int64_t *counts
+        cdef gd_hyper values
         if type(grads) is list or type(grads) is tuple:
             own = list(grads)  # our own list: the caller's may change while we step
         elif cnp.PyArray_CheckExact(grads):
@@ -585,8 +586,9 @@ cdef class FastStep:
             for k in range(self.count):
                 self.data[k * self.slots + 1] = cnp.PyArray_DATA(<cnp.ndarray>own[k])
                 counts[k] += 1
-            with nogil:
-                gd_step(self.kernel.rule, &self.tensors, &self.values)
+            values = self.values  # a copy: `opt.lr = ...` from another thread meanwhile
+            with nogil:           # changes the next step, never this one half-way
+                gd_step(self.kernel.rule, &self.tensors, &values)
             return True
         finally:
             self.busy = False

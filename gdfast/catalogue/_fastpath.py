@@ -15,7 +15,7 @@ try:
     from .._kernels import OwnedMemory, concurrent_use
 except ImportError:  # no compiled extension: the same logic in Python
 
-    def concurrent_use(owner: str, call: str) -> RuntimeError:  # type: ignore[misc]
+    def concurrent_use(owner: str, call: str) -> RuntimeError:
         """The RuntimeError of a call made while the optimizer is busy in another thread."""
         return RuntimeError(
             f"{owner}.{call}: this optimizer is busy in another thread (a step, "

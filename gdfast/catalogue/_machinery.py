@@ -71,7 +71,7 @@ class Hyperparameter:
         always is
     presets : {convention: value} for an option whose default follows `convention`
         ("paper" = SPEC.md, "torch", "keras"); the constructor's default is then None
-    kernel : the gd_hyper field the C kernel reads (default: the same name), a tuple of
+    kernel : the gd_hyper field the C kernel reads ("", the default: the same name), a tuple of
         fields for a tuple value (betas -> ("beta1", "beta2")), or None: not the kernel's
     """
 
@@ -82,7 +82,7 @@ class Hyperparameter:
         *,
         keyword: bool = False,
         presets: Mapping[str, Any] | None = None,
-        kernel: str | tuple[str, ...] | None | type[Ellipsis] = ...,  # type: ignore[valid-type]
+        kernel: str | tuple[str, ...] | None = "",
     ):
         self.validate = validate
         self.default = default
@@ -99,7 +99,7 @@ class Hyperparameter:
 
     @property
     def kernel(self) -> str | tuple[str, ...] | None:
-        return self.name if self._kernel is ... else self._kernel
+        return self.name if self._kernel == "" else self._kernel
 
     def __get__(self, optimizer: Any, owner: type | None = None) -> Any:
         if optimizer is None:
@@ -126,12 +126,14 @@ class Hyperparameter:
 class TorchEquivalent(NamedTuple):
     """A rule's torch.optim counterpart: the class name, the arguments beyond the rule's
     own defaults that select this rule in it (torch.optim.SGD with momentum=0.9 is
-    Momentum), and the torch names of hyper-parameters torch calls otherwise
-    ({"rho": "alpha"} for RMSprop).  gdfast.torch and the benchmarks use it."""
+    Momentum), the torch names of hyper-parameters torch calls otherwise
+    ({"rho": "alpha"} for RMSprop) and of state entries ({"sum_sq": "sum"} for Adagrad).
+    gdfast.torch (its adapter class of that name) and the benchmarks use it."""
 
     name: str
     options: Mapping[str, Any] = {}
     names: Mapping[str, str] = {}
+    state: Mapping[str, str] = {}
 
 
 class Optimizer:
@@ -170,7 +172,7 @@ class Optimizer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        declared: dict[str, Hyperparameter] = {}
+        declared: dict[str, Hyperparameter | None] = {}
         transform: dict[str, Hyperparameter | None] = {}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
@@ -847,7 +849,7 @@ class Rule(Optimizer):
         if missing:
             raise TypeError(f"{cls.__name__}: the declaration lacks {', '.join(missing)}")
         if "numpy_core" in vars(cls):  # a plain function as a class attribute: keep it one
-            cls.numpy_core = staticmethod(vars(cls)["numpy_core"])  # type: ignore[assignment]
+            cls.numpy_core = staticmethod(vars(cls)["numpy_core"])
         if cls.rows and "__doc__" in vars(cls) and cls.__doc__:
             cls.__doc__ = cls.__doc__.rstrip() + "\n" + ROWS_DOC
 

@@ -36,7 +36,7 @@ def adadelta(
         )
         E_g[...] = rho * E_g + (1 - rho) * g * g
         # Δ = −descent; SPEC's θ ← θ + ηΔ written without the (exact) negation, so that
-        # every NaN made here is the default NaN, as in the kernel (see rules.inc)
+        # every NaN made here is the default NaN, as in the kernel (see src_c/rules/adadelta.inc)
         descent = (np.sqrt(E_d + eps) / np.sqrt(E_g + eps)) * g
         E_d[...] = rho * E_d + (1 - rho) * descent * descent
         theta -= lr * descent

@@ -92,7 +92,7 @@ class Adagrad(Rule):
     kernel = "adagrad"
     numpy_core = adagrad
     rows = True
-    torch_equivalent = TorchEquivalent("Adagrad")
+    torch_equivalent = TorchEquivalent("Adagrad", state={"sum_sq": "sum"})
     gallery_lr = {"beale": 0.3, "rosenbrock": 0.3, "saddle": 0.01, "ravine": 1.0}
     adaptive = True
 

@@ -134,7 +134,9 @@ class Momentum(_MomentumRule):
     kernel = "momentum"
     numpy_core = momentum
     rows = True
-    torch_equivalent = TorchEquivalent("SGD", {"momentum": 0.9})
+    torch_equivalent = TorchEquivalent(
+        "SGD", {"momentum": 0.9}, state={"velocity": "momentum_buffer"}
+    )
     gallery_lr = {"beale": 0.001, "rosenbrock": 0.0003, "saddle": 0.01, "ravine": 0.03}
 
 
@@ -169,5 +171,7 @@ class Nesterov(_MomentumRule):
     rule = "Nesterov"
     kernel = "nesterov"
     numpy_core = nesterov
-    torch_equivalent = TorchEquivalent("SGD", {"momentum": 0.9, "nesterov": True})
+    torch_equivalent = TorchEquivalent(
+        "SGD", {"momentum": 0.9, "nesterov": True}, state={"velocity": "momentum_buffer"}
+    )
     gallery_lr = {"beale": 0.0003, "rosenbrock": 0.0003, "saddle": 0.01, "ravine": 0.01}

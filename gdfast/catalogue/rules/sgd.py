@@ -7,7 +7,6 @@ The rule's NumPy core (SPEC.md in code, part of gdfast.reference) and its declar
 from __future__ import annotations
 
 
-
 from ... import _validation as check
 from .._machinery import PARAMS_DOC, TRANSFORM_DOC, Hyperparameter, Rule, TorchEquivalent
 from .._numpy_core import gradient_transform, ieee_nonstop
