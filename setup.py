@@ -25,6 +25,7 @@ Switches (environment variables), for developers and CI:
   CC=clang                another compiler; OpenMP is probed with it (clang needs libomp)
 """
 
+import glob
 import os
 import sys
 import tempfile
@@ -122,7 +123,8 @@ EXTENSIONS = [
     Extension(
         "gdfast._kernels",
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
-        depends=["src_c/gdfast.h", "src_c/rules.inc", "src_c/threads.h", "src_c/threads.inc"],
+        depends=["src_c/gdfast.h", "src_c/rules.inc", "src_c/threads.h", "src_c/threads.inc"]
+        + sorted(glob.glob("src_c/rules/*.inc")),
         extra_compile_args=list(BASE_FLAGS),
         extra_link_args=[],
         **common,

@@ -7,49 +7,42 @@
 
 The update rules are SPEC.md section 1: SGD, Momentum, Nesterov, Adagrad,
 Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad, in float32 and float64, plus
-AdamW (Adam with decoupled weight decay).  Every rule takes named options for
-the other libraries' variants and `convention="paper"|"torch"|"keras"`;
-`gdfast.torch` holds drop-in torch.optim classes (import it explicitly).
+AdamW (Adam with decoupled weight decay); gdfast.catalogue declares each once.  Every
+rule takes named options for the other libraries' variants and
+`convention="paper"|"torch"|"keras"`; `gdfast.torch` holds drop-in torch.optim classes
+(import it explicitly).
+
+Without the compiled extension (a source tree where nothing was built) `import gdfast`
+and `gdfast.reference` still work; the first use of anything that runs the kernels
+(gdfast.Adam, ...) raises an ImportError that says what to run.
 """
 
-from . import _build_check  # noqa: F401  (first: a clear ImportError when the extension is not built)
-from . import reference
-from ._kernels import kernel_isa
-from ._kernels import openmp_enabled
-from ._threads import get_num_threads, set_num_threads, threads
-from ._optimizer import Optimizer
 from ._version import __version__
-from .optim import (
-    SGD,
-    AdaMax,
-    Adadelta,
-    Adagrad,
-    Adam,
-    AdamW,
-    AMSGrad,
-    Momentum,
-    Nadam,
-    Nesterov,
-    RMSprop,
-)
+from . import reference
+from .catalogue import Optimizer
 from .rows import RowGrad
-from .state_file import load_state, save_state
-from . import models, schedules, strategies
-from .train import History, check_grad, fit
 
+try:
+    from . import _build_check  # noqa: F401  (a clear ImportError when the extension is not built)
+except ImportError as error:
+    _BUILD_ERROR: str | None = str(error)
+else:
+    _BUILD_ERROR = None
+    from ._kernels import kernel_isa
+    from ._kernels import openmp_enabled
+    from ._threads import get_num_threads, set_num_threads, threads
+    from . import optim
+    from .state_file import load_state, save_state
+    from . import models, schedules, strategies
+    from .train import History, check_grad, fit
+
+    globals().update({cls.__name__: cls for cls in optim.CLASSES})
+
+# The rules' classes, gdfast.SGD ... gdfast.AMSGrad: every declaration of the catalogue.
+RULES = tuple(rule.__name__ for rule in reference.CLASSES)
 
 __all__ = [
-    "SGD",
-    "Momentum",
-    "Nesterov",
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Adam",
-    "AdamW",
-    "AdaMax",
-    "Nadam",
-    "AMSGrad",
+    *RULES,
     "Optimizer",
     "reference",
     "save_state",
@@ -71,6 +64,8 @@ __all__ = [
 
 
 def __getattr__(name: str):
+    if _BUILD_ERROR is not None and (name in __all__ or name in ("hogwild", "optim")):
+        raise ImportError(_BUILD_ERROR)
     # gdfast.hogwild needs scipy and scikit-learn (the "data" extra): imported on first use.
     if name == "hogwild":
         import importlib

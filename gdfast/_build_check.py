@@ -1,8 +1,10 @@
 """A clear ImportError when gdfast's compiled extensions are missing.
 
-Imported first by gdfast/__init__.py.  The usual cause: Python found the source folder
-`gdfast/` of a clone (the current directory comes first on sys.path) where nothing was
-built, instead of the installed package.
+Imported by gdfast/__init__.py, which keeps the error for the first use of anything that
+runs the kernels (gdfast.Adam, ...): gdfast.reference and the catalogue need no build.
+The usual cause: Python found the source folder `gdfast/` of a clone (the current
+directory comes first on sys.path) where nothing was built, instead of the installed
+package.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-EXTENSIONS = ("gdfast._kernels", "gdfast._hogwild")
+EXTENSIONS = (
+    "gdfast._kernels",
+    "gdfast._hogwild",
+    "gdfast._formats",
+    "gdfast.distributed._server_kernels",
+)
 
 
 def missing_extensions() -> list[str]:
@@ -20,11 +27,15 @@ def missing_extensions() -> list[str]:
     install elsewhere maps the name `gdfast._kernels` to its own build, which this source
     tree's `gdfast/__init__.py` would not find at import time.
     """
-    package_dir = [str(Path(__file__).resolve().parent)]
+    package_dir = Path(__file__).resolve().parent
     return [
         name
         for name in EXTENSIONS
-        if importlib.machinery.PathFinder.find_spec(name, package_dir) is None
+        # a subpackage's module is looked up in the subpackage's folder
+        if importlib.machinery.PathFinder.find_spec(
+            name, [str(package_dir.joinpath(*name.split(".")[1:-1]))]
+        )
+        is None
     ]
 
 

@@ -1,16 +1,22 @@
 # cython: language_level=3
-"""The C kernels, called with the GIL released, and the fast path of gradient checks.
+"""The C kernels, called with the GIL released; the step's fast path; thread settings.
 
-Each rule function takes the *active* tensors of one step as parallel lists
-(parameters, gradients, one list per state buffer, step counts) plus the
-rule's hyper-parameters, and updates them in place with one C call: one GIL
-release and one parallel region for the whole list.  The caller
-(gdfast._optimizer.Optimizer) has already validated everything: dtypes
-float32/float64 matching per tensor, C-contiguous, writeable, equal sizes,
-no aliasing.  Nothing here checks again; kernels cannot fail.
+`Kernel(name, ...)` is one rule's kernel (an entry of gd_rules[] in src_c/kernels.c) as
+a functional core, `kernel(params, grads, *state_lists, steps, **hyperparameters)`: the
+*active* tensors of one step as parallel lists, updated in place with one C call (one GIL
+release, one parallel region for the whole list).  Its hyper-parameters arrive under the
+names of the rule's declaration (gdfast.catalogue) and go to the gd_hyper fields the
+declaration names.  `FastStep` is an optimizer's whole step for the common case (every
+gradient present and in order): the list copy, the busy flag, the gradient checks, the
+step counts and the pointers, in one call.
+
+The callers (gdfast.catalogue's Optimizer, gdfast.torch) have validated the tensors:
+float32/float64 matching per tensor, C-contiguous, writeable, equal sizes, no aliasing.
+The kernels check nothing again and cannot fail.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.stdint cimport INT64_MAX, int64_t
+from libc.string cimport memset
 
 import numpy as np
 
@@ -32,6 +38,7 @@ cdef extern from "threads.h" nogil:
     enum: GD_STATS
     void gd_thread_stats(int64_t *counts)
 
+cdef extern from "gdfast.h" nogil:
     ctypedef struct gd_tensors:
         int64_t count
         int slots
@@ -39,24 +46,27 @@ cdef extern from "threads.h" nogil:
         const int64_t *size
         const int64_t *step
         const unsigned char *is_double
-        const double *mu_product
+        void **mu_product
+        const unsigned char *mu_product_is_double
 
+    # Filled through gd_hyper_fields (by name and offset): no field list here.
     ctypedef struct gd_hyper:
-        double lr, momentum, beta1, beta2, eps, rho, grad_scale
-        double weight_decay, dampening, lr_decay, momentum_decay
-        int maximize, decoupled_weight_decay, eps_inside, lr_in_buffer, eps_hat
-        int bias_correction, max_of_v_hat, centered, momentum_schedule
+        double grad_scale
 
-    void gd_sgd(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_momentum(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_nesterov(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_adagrad(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_adadelta(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_rmsprop(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_adam(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_adamax(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_nadam(const gd_tensors *tensors, const gd_hyper *hyper)
-    void gd_amsgrad(const gd_tensors *tensors, const gd_hyper *hyper)
+    ctypedef struct gd_rule:
+        const char *name
+        int rows
+
+    ctypedef struct gd_hyper_field:
+        const char *name
+        size_t offset
+        int is_int
+
+    const gd_rule gd_rules[]
+    const int gd_rule_count
+    const gd_rule *gd_find_rule(const char *name)
+    const gd_hyper_field gd_hyper_fields[]
+    void gd_step(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper)
     void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper)
 
     ctypedef struct gd_rows:
@@ -71,14 +81,7 @@ cdef extern from "threads.h" nogil:
         int64_t *group_start
         void *summed
 
-    int64_t gd_sgd_rows(const gd_rows *rows, const gd_hyper *hyper)
-    int64_t gd_momentum_rows(const gd_rows *rows, const gd_hyper *hyper)
-    int64_t gd_adagrad_rows(const gd_rows *rows, const gd_hyper *hyper)
-    int64_t gd_rmsprop_rows(const gd_rows *rows, const gd_hyper *hyper)
-    int64_t gd_adam_rows(const gd_rows *rows, const gd_hyper *hyper)
-
-ctypedef void (*rule_fn)(const gd_tensors *tensors, const gd_hyper *hyper) noexcept nogil
-ctypedef int64_t (*row_rule_fn)(const gd_rows *rows, const gd_hyper *hyper) noexcept nogil
+    int64_t gd_step_rows(const gd_rule *rule, const gd_rows *rows, const gd_hyper *hyper)
 
 
 def openmp_enabled() -> bool:
@@ -131,376 +134,256 @@ def kernel_isa() -> str:
 
 # Lists of up to this many tensors are described on the stack: no allocation per step.
 cdef enum:
+    # Lists of up to this many tensors are described on the stack: no allocation per step.
     STACK_TENSORS = 32
+    # Pointers per tensor at most: param, grad and three state buffers (GD_MAX_SLOTS).
+    MAX_SLOTS = 5
 
 
-cdef int _run(rule_fn rule, list params, list grads, tuple states, object steps,
-              gd_hyper *hyper, object mu_product=None) except -1:
-    """Describe the tensors to C (pointers, sizes, dtypes) and run `rule` once.
+def rule_names():
+    """The names of gd_rules[] (src_c/kernels.c): the kernels this build has."""
+    return tuple(gd_rules[r].name.decode() for r in range(gd_rule_count))
 
-    `steps`: one step count per tensor (an int64 array is used as it is).
-    `mu_product`: NAdam's schedule only, a float64 array with one entry per tensor."""
+
+cdef dict _read_hyper_fields():
+    """gd_hyper's fields: {name: (byte offset, is_int)}."""
+    cdef const gd_hyper_field *field = gd_hyper_fields
+    fields = {}
+    while field.name != NULL:
+        fields[field.name.decode()] = (field.offset, field.is_int)
+        field += 1
+    return fields
+
+
+HYPER_FIELDS = _read_hyper_fields()
+
+
+cdef inline void _set_field(gd_hyper *hyper, tuple field, object value) except *:
+    cdef size_t offset = field[0]
+    if field[1]:
+        (<int *>(<char *>hyper + offset))[0] = 1 if value else 0
+    else:
+        (<double *>(<char *>hyper + offset))[0] = value
+
+
+cdef int _describe(gd_tensors *tensors, list params, list grads, tuple states, object steps,
+                   list mu_product, void **data, int64_t *size, unsigned char *is_double,
+                   void **mu, unsigned char *mu_double) except -1:
+    """Fill `tensors` (pointers, sizes, dtypes) from the lists, into the arrays given."""
     cdef Py_ssize_t count = len(params), k
     cdef int slots = 2 + len(states), slot
-    cdef void *data_stack[STACK_TENSORS * 5]
-    cdef int64_t size_stack[STACK_TENSORS]
-    cdef unsigned char double_stack[STACK_TENSORS]
-    cdef void **data = data_stack
-    cdef int64_t *size = size_stack
-    cdef unsigned char *is_double = double_stack
     cdef cnp.ndarray array
-    cdef gd_tensors tensors
-    cdef cnp.ndarray step_array
+    for k in range(count):
+        array = <cnp.ndarray>params[k]
+        size[k] = cnp.PyArray_SIZE(array)
+        is_double[k] = cnp.PyArray_TYPE(array) == cnp.NPY_DOUBLE
+        data[k * slots] = cnp.PyArray_DATA(array)
+        data[k * slots + 1] = cnp.PyArray_DATA(<cnp.ndarray>grads[k])
+        for slot in range(slots - 2):
+            data[k * slots + 2 + slot] = cnp.PyArray_DATA(<cnp.ndarray>(<list>states[slot])[k])
+        if mu_product is not None:
+            array = <cnp.ndarray>mu_product[k]
+            mu[k] = cnp.PyArray_DATA(array)
+            mu_double[k] = cnp.PyArray_TYPE(array) == cnp.NPY_DOUBLE
+    tensors.count = count
+    tensors.slots = slots
+    tensors.data = data
+    tensors.size = size
+    tensors.step = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>steps)
+    tensors.is_double = is_double
+    tensors.mu_product = mu if mu_product is not None else NULL
+    tensors.mu_product_is_double = mu_double if mu_product is not None else NULL
+    return 0
+
+
+cdef object _int64_steps(object steps):
     if not (isinstance(steps, cnp.ndarray) and cnp.PyArray_TYPE(steps) == cnp.NPY_INT64
             and cnp.PyArray_IS_C_CONTIGUOUS(steps)):
         steps = np.ascontiguousarray(steps, dtype=np.int64)
-    step_array = <cnp.ndarray>steps
-    if cnp.PyArray_SIZE(step_array) != count or len(grads) != count:
+    return steps
+
+
+cdef int _run(const gd_rule *rule, list params, list grads, tuple states, object steps,
+              gd_hyper *hyper, list mu_product=None) except -1:
+    """Describe the tensors to C and run one step of `rule` (NULL: the roofline).
+
+    `steps`: one step count per tensor (an int64 array is used as it is).  `mu_product`:
+    Nadam's schedule only, one 0-d float32/float64 array per tensor, updated by the step."""
+    cdef Py_ssize_t count = len(params)
+    cdef int slots = 2 + len(states), slot
+    cdef void *data_stack[STACK_TENSORS * MAX_SLOTS]
+    cdef void *mu_stack[STACK_TENSORS]
+    cdef int64_t size_stack[STACK_TENSORS]
+    cdef unsigned char double_stack[STACK_TENSORS]
+    cdef unsigned char mu_double_stack[STACK_TENSORS]
+    cdef void **data = data_stack
+    cdef void **mu = mu_stack
+    cdef int64_t *size = size_stack
+    cdef unsigned char *is_double = double_stack
+    cdef unsigned char *mu_double = mu_double_stack
+    cdef gd_tensors tensors
+    steps = _int64_steps(steps)
+    if slots > MAX_SLOTS:
+        raise ValueError(f"states: expected at most {MAX_SLOTS - 2} state lists")
+    if cnp.PyArray_SIZE(steps) != count or len(grads) != count:
         raise ValueError("steps and grads: expected one entry per parameter")
     for slot in range(slots - 2):
         if len(<list>states[slot]) != count:
             raise ValueError("state lists: expected one buffer per parameter")
+    if mu_product is not None and len(mu_product) != count:
+        raise ValueError("mu_product: expected one entry per parameter")
     if count > STACK_TENSORS:
         data = <void **>PyMem_Malloc(count * slots * sizeof(void *))
+        mu = <void **>PyMem_Malloc(count * sizeof(void *))
         size = <int64_t *>PyMem_Malloc(count * sizeof(int64_t))
         is_double = <unsigned char *>PyMem_Malloc(count * sizeof(unsigned char))
+        mu_double = <unsigned char *>PyMem_Malloc(count * sizeof(unsigned char))
     try:
-        if not (data and size and is_double):
+        if not (data and mu and size and is_double and mu_double):
             raise MemoryError()
-        for k in range(count):
-            array = <cnp.ndarray>params[k]
-            size[k] = cnp.PyArray_SIZE(array)
-            is_double[k] = cnp.PyArray_TYPE(array) == cnp.NPY_DOUBLE
-            data[k * slots] = cnp.PyArray_DATA(array)
-            data[k * slots + 1] = cnp.PyArray_DATA(<cnp.ndarray>grads[k])
-            for slot in range(slots - 2):
-                data[k * slots + 2 + slot] = cnp.PyArray_DATA(
-                    <cnp.ndarray>(<list>states[slot])[k])
-        tensors.count = count
-        tensors.slots = slots
-        tensors.data = data
-        tensors.size = size
-        tensors.step = <const int64_t *>cnp.PyArray_DATA(step_array)
-        tensors.is_double = is_double
-        tensors.mu_product = NULL
-        if mu_product is not None:
-            if len(mu_product) != count:
-                raise ValueError("mu_product: expected one entry per parameter")
-            tensors.mu_product = <const double *>cnp.PyArray_DATA(<cnp.ndarray>mu_product)
+        _describe(&tensors, params, grads, states, steps, mu_product, data, size, is_double,
+                  mu, mu_double)
         with nogil:
-            rule(&tensors, hyper)
+            if rule == NULL:
+                gd_roofline(&tensors, hyper)
+            else:
+                gd_step(rule, &tensors, hyper)
     finally:
         if count > STACK_TENSORS:
             PyMem_Free(data)
+            PyMem_Free(mu)
             PyMem_Free(size)
             PyMem_Free(is_double)
+            PyMem_Free(mu_double)
     return 0
 
 
-# Every field zero: each rule sets the hyper-parameters it has.
-cdef gd_hyper NO_HYPER
-NO_HYPER.lr = NO_HYPER.momentum = NO_HYPER.beta1 = NO_HYPER.beta2 = 0.0
-NO_HYPER.eps = NO_HYPER.rho = 0.0
-NO_HYPER.grad_scale = 1.0
-NO_HYPER.weight_decay = NO_HYPER.dampening = NO_HYPER.lr_decay = NO_HYPER.momentum_decay = 0.0
-NO_HYPER.maximize = NO_HYPER.decoupled_weight_decay = NO_HYPER.eps_inside = 0
-NO_HYPER.lr_in_buffer = NO_HYPER.eps_hat = NO_HYPER.bias_correction = 0
-NO_HYPER.max_of_v_hat = NO_HYPER.centered = NO_HYPER.momentum_schedule = 0
+cdef class Kernel:
+    """One rule's kernel as a functional core:
 
-# Every rule takes the gradient transform of gdfast._optimizer (maximize, weight decay, L2 or
-# decoupled) as keyword arguments; their defaults are SPEC.md's rule, so callers written for
-# the plain rules (gdfast.training, gdfast.distributed, ...) keep working unchanged.
-# `grad_scale` c (default 1: off) multiplies every gradient element by c cast to the tensor's
-# dtype before anything else (g ← g · c, then maximize, then weight decay): gradient clipping by
-# global norm (gdfast.torch) without a pass writing the gradients.  Not checked here.
+        kernel(params, grads, *state_lists, steps, **hyperparameters)
+        kernel.rows(param, indices, values, *state_buffers, step, **hyperparameters)
 
+    `name` is the rule's entry in gd_rules[]; `fields` maps each hyper-parameter of the
+    rule's declaration to the gd_hyper field(s) it sets: a name, a tuple of names (one per
+    item: betas -> beta1, beta2), or None (not the kernel's: initial_accumulator_value
+    only fills the state).  `grad_scale` (gdfast.torch's clipping, 1: off) is taken too.
+    `layout(hyper)` names the state lists of a call; those named in `scalars` (Nadam's
+    mu_product: 0-d arrays) go to the kernel as per-tensor scalars, not as buffers.
+    Every hyper-parameter of `fields` must be given."""
+    cdef const gd_rule *rule
+    cdef readonly str name
+    cdef dict fields
+    cdef object layout
+    cdef frozenset scalars
 
-cdef gd_hyper _hyper(double lr, double weight_decay, bint decoupled_weight_decay,
-                     bint maximize, double grad_scale):
-    cdef gd_hyper hyper = NO_HYPER
-    hyper.lr = lr
-    hyper.grad_scale = grad_scale
-    hyper.weight_decay = weight_decay
-    hyper.decoupled_weight_decay = decoupled_weight_decay
-    hyper.maximize = maximize
-    return hyper
+    def __init__(self, str name, dict fields, layout, scalars=()):
+        self.rule = gd_find_rule(name.encode())
+        if self.rule == NULL:
+            raise ValueError(f"kernel: {name!r} is not in gd_rules[] (src_c/kernels.c); "
+                             f"this build has {', '.join(rule_names())}")
+        self.name = name
+        self.fields = {"grad_scale": (HYPER_FIELDS["grad_scale"],)}
+        for hyper_name, targets in fields.items():
+            if targets is None:
+                targets = ()
+            elif isinstance(targets, str):
+                targets = (targets,)
+            unknown = [target for target in targets if target not in HYPER_FIELDS]
+            if unknown:
+                raise ValueError(f"{name}: {hyper_name} -> {unknown[0]!r}: gd_hyper has no such "
+                                 f"field (src_c/gdfast.h); it has {', '.join(HYPER_FIELDS)}")
+            self.fields[hyper_name] = tuple(HYPER_FIELDS[target] for target in targets)
+        self.layout = layout
+        self.scalars = frozenset(scalars)
 
+    @property
+    def takes_rows(self) -> bool:
+        return bool(self.rule.rows)
 
-def sgd(list params, list grads, object steps, *, double lr, double weight_decay=0.0,
-        bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    _run(gd_sgd, params, grads, (), steps, &hyper)
+    cdef gd_hyper hyper(self, dict values) except *:
+        """The gd_hyper of these hyper-parameters (every field not set: 0)."""
+        cdef gd_hyper hyper
+        cdef Py_ssize_t given = 0
+        memset(&hyper, 0, sizeof(gd_hyper))
+        hyper.grad_scale = 1.0
+        for name, value in values.items():
+            targets = self.fields.get(name)
+            if targets is None:
+                raise TypeError(f"{self.name}: unexpected hyper-parameter {name!r}; expected "
+                                f"{', '.join(self.fields)}")
+            given += name != "grad_scale"
+            if len(<tuple>targets) == 1:
+                _set_field(&hyper, (<tuple>targets)[0], value)
+            elif len(<tuple>targets) > 1:
+                for field, item in zip(<tuple>targets, value):
+                    _set_field(&hyper, field, item)
+        if given != len(self.fields) - 1:
+            missing = [name for name in self.fields if name not in values and name != "grad_scale"]
+            raise TypeError(f"{self.name}: missing hyper-parameter(s) {', '.join(missing)}")
+        return hyper
 
+    cdef tuple split(self, tuple states, dict hyper):
+        """(buffer lists, scalar lists or None) of a call's state lists."""
+        if not self.scalars:
+            return states, None
+        names = self.layout(hyper)
+        buffers = tuple(s for name, s in zip(names, states) if name not in self.scalars)
+        scalars = [s for name, s in zip(names, states) if name in self.scalars]
+        return buffers, (scalars[0] if scalars else None)
 
-cdef gd_hyper _momentum_hyper(double lr, double momentum, double dampening, bint lr_in_buffer,
-                             double weight_decay, bint decoupled_weight_decay,
-                             bint maximize, double grad_scale):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.momentum = momentum
-    hyper.dampening = dampening
-    hyper.lr_in_buffer = lr_in_buffer
-    return hyper
+    def __call__(self, list params, list grads, *states_and_steps, **hyper):
+        cdef gd_hyper values = self.hyper(hyper)
+        if not states_and_steps:
+            raise TypeError(f"{self.name}: expected the step counts after the state lists")
+        count = len(states_and_steps) - 1
+        buffers, scalars = self.split(states_and_steps[:count], hyper)
+        _run(self.rule, params, grads, buffers, states_and_steps[count], &values, scalars)
 
-
-def momentum(list params, list grads, list velocity, object steps, *, double lr,
-             double momentum, double dampening=0.0, bint lr_in_buffer=True,
-             double weight_decay=0.0, bint decoupled_weight_decay=False,
-             bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
-                                          decoupled_weight_decay, maximize, grad_scale)
-    _run(gd_momentum, params, grads, (velocity,), steps, &hyper)
-
-
-def nesterov(list params, list grads, list velocity, object steps, *, double lr,
-             double momentum, double dampening=0.0, bint lr_in_buffer=True,
-             double weight_decay=0.0, bint decoupled_weight_decay=False,
-             bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
-                                          decoupled_weight_decay, maximize, grad_scale)
-    _run(gd_nesterov, params, grads, (velocity,), steps, &hyper)
-
-
-cdef gd_hyper _adagrad_hyper(double lr, double eps, double lr_decay, bint eps_inside_sqrt,
-                            double weight_decay, bint decoupled_weight_decay,
-                            bint maximize, double grad_scale):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.eps = eps
-    hyper.lr_decay = lr_decay
-    hyper.eps_inside = eps_inside_sqrt
-    return hyper
-
-
-def adagrad(list params, list grads, list sum_sq, object steps, *, double lr, double eps,
-            double lr_decay=0.0, double initial_accumulator_value=0.0,
-            bint eps_inside_sqrt=True, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    """`initial_accumulator_value` is the value the optimizer filled sum_sq with; it is
-    accepted (and unused) here so that a rule's hyper-parameters pass through unchanged."""
-    cdef gd_hyper hyper = _adagrad_hyper(lr, eps, lr_decay, eps_inside_sqrt, weight_decay,
-                                         decoupled_weight_decay, maximize, grad_scale)
-    _run(gd_adagrad, params, grads, (sum_sq,), steps, &hyper)
-
-
-def adadelta(list params, list grads, list square_avg, list acc_delta, object steps, *,
-             double lr, double rho, double eps, double weight_decay=0.0,
-             bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.rho = rho
-    hyper.eps = eps
-    _run(gd_adadelta, params, grads, (square_avg, acc_delta), steps, &hyper)
-
-
-cdef gd_hyper _rmsprop_hyper(double lr, double rho, double eps, bint centered, double momentum,
-                            bint eps_inside_sqrt, bint lr_in_buffer, double weight_decay,
-                            bint decoupled_weight_decay, bint maximize, double grad_scale):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.rho = rho
-    hyper.eps = eps
-    hyper.centered = centered
-    hyper.momentum = momentum
-    hyper.eps_inside = eps_inside_sqrt
-    hyper.lr_in_buffer = lr_in_buffer
-    return hyper
-
-
-cdef tuple _rmsprop_split(str caller, str steps_name, bint centered, double momentum,
-                          tuple rest):
-    """(grad_avg if centered + momentum_buffer if momentum > 0, the step count(s)): the
-    positional arguments after square_avg."""
-    expected = 1 + bool(centered) + (momentum > 0)
-    if len(rest) != expected:
-        raise TypeError(f"{caller}: expected {expected} positional argument(s) after "
-                        "square_avg (grad_avg if centered, momentum_buffer if momentum > 0, "
-                        f"{steps_name}), got {len(rest)}")
-    # (no negative indices: the module is compiled with wraparound off)
-    return rest[:expected - 1], rest[expected - 1]
-
-
-def rmsprop(list params, list grads, list square_avg, *buffers_and_steps, double lr,
-            double rho, double eps, bint centered=False, double momentum=0.0,
-            bint eps_inside_sqrt=True, bint lr_in_buffer=True, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
-    momentum > 0), then the step counts."""
-    cdef gd_hyper hyper = _rmsprop_hyper(lr, rho, eps, centered, momentum, eps_inside_sqrt,
-                                         lr_in_buffer, weight_decay, decoupled_weight_decay,
-                                         maximize, grad_scale)
-    buffers, steps = _rmsprop_split("rmsprop", "steps", centered, momentum, buffers_and_steps)
-    _run(gd_rmsprop, params, grads, (square_avg,) + buffers, steps, &hyper)
-
-
-cdef gd_hyper _adam_hyper(double lr, tuple betas, double eps, bint eps_hat, double weight_decay,
-                         bint decoupled_weight_decay, bint maximize, double grad_scale):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.beta1 = betas[0]
-    hyper.beta2 = betas[1]
-    hyper.eps = eps
-    hyper.eps_hat = eps_hat
-    return hyper
-
-
-def adam(list params, list grads, list exp_avg, list exp_avg_sq, object steps, *, double lr,
-         tuple betas, double eps, bint eps_hat=False, double weight_decay=0.0,
-         bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _adam_hyper(lr, betas, eps, eps_hat, weight_decay,
-                                      decoupled_weight_decay, maximize, grad_scale)
-    _run(gd_adam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper)
-
-
-# ---------------------------------------------------------------- row-sparse steps
-# One 2-D parameter per call: `indices` (int64, in range), `values` (indices.size x dim,
-# the parameter's dtype, C-contiguous, aliasing nothing the step writes) and the rule's
-# state buffers, already checked by gdfast._optimizer; `step` is t of this update.  The
-# rule's hyper-parameters are the dense function's.  Returns the distinct rows updated.
-
-cdef int64_t _run_rows(row_rule_fn rule, cnp.ndarray param, cnp.ndarray indices,
-                       cnp.ndarray values, tuple states, int64_t step,
-                       gd_hyper *hyper) except -1:
-    cdef gd_rows rows
-    cdef Py_ssize_t slot
-    cdef int64_t n = cnp.PyArray_SIZE(indices), distinct
-    if len(states) > 3:
-        raise ValueError("states: expected at most 3 state buffers")
-    if cnp.PyArray_NDIM(param) != 2:
-        raise ValueError("param: expected a 2-D array")
-    if cnp.PyArray_TYPE(indices) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(indices):
-        raise TypeError("indices: expected a C-contiguous int64 array")
-    order = np.empty(4 * n, dtype=np.int64)   # two buffers of (index, position) pairs
-    group_start = np.empty(n + 1, dtype=np.int64)
-    summed = np.empty((n, param.shape[1]), dtype=param.dtype)
-    rows.param = cnp.PyArray_DATA(param)
-    rows.n_state = len(states)
-    for slot in range(3):
-        rows.state[slot] = NULL
-    for slot in range(len(states)):
-        rows.state[slot] = cnp.PyArray_DATA(<cnp.ndarray>states[slot])
-    rows.is_double = cnp.PyArray_TYPE(param) == cnp.NPY_DOUBLE
-    rows.n_rows = param.shape[0]
-    rows.dim = param.shape[1]
-    rows.step = step
-    rows.n_indices = n
-    rows.indices = <const int64_t *>cnp.PyArray_DATA(indices)
-    rows.values = cnp.PyArray_DATA(values)
-    rows.order = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
-    rows.group_start = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>group_start)
-    rows.summed = cnp.PyArray_DATA(<cnp.ndarray>summed)
-    with nogil:
-        distinct = rule(&rows, hyper)
-    return distinct
-
-
-def sgd_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values, int64_t step, *,
-             double lr, double weight_decay=0.0, bint decoupled_weight_decay=False,
-             bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    return _run_rows(gd_sgd_rows, param, indices, values, (), step, &hyper)
-
-
-def momentum_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
-                  cnp.ndarray velocity, int64_t step, *, double lr, double momentum,
-                  double dampening=0.0, bint lr_in_buffer=True, double weight_decay=0.0,
-                  bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _momentum_hyper(lr, momentum, dampening, lr_in_buffer, weight_decay,
-                                          decoupled_weight_decay, maximize, grad_scale)
-    return _run_rows(gd_momentum_rows, param, indices, values, (velocity,), step, &hyper)
-
-
-def adagrad_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
-                 cnp.ndarray sum_sq, int64_t step, *, double lr, double eps,
-                 double lr_decay=0.0, double initial_accumulator_value=0.0,
-                 bint eps_inside_sqrt=True, double weight_decay=0.0,
-                 bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _adagrad_hyper(lr, eps, lr_decay, eps_inside_sqrt, weight_decay,
-                                         decoupled_weight_decay, maximize, grad_scale)
-    return _run_rows(gd_adagrad_rows, param, indices, values, (sum_sq,), step, &hyper)
-
-
-def rmsprop_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
-                 cnp.ndarray square_avg, *buffers_and_step, double lr, double rho, double eps,
-                 bint centered=False, double momentum=0.0, bint eps_inside_sqrt=True,
-                 bint lr_in_buffer=True, double weight_decay=0.0,
-                 bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    """Positional after square_avg: grad_avg (when centered), momentum_buffer (when
-    momentum > 0), then the step count."""
-    cdef gd_hyper hyper = _rmsprop_hyper(lr, rho, eps, centered, momentum, eps_inside_sqrt,
-                                         lr_in_buffer, weight_decay, decoupled_weight_decay,
-                                         maximize, grad_scale)
-    buffers, step = _rmsprop_split("rmsprop_rows", "step", centered, momentum, buffers_and_step)
-    return _run_rows(gd_rmsprop_rows, param, indices, values, (square_avg,) + buffers, step,
-                     &hyper)
-
-
-def adam_rows(cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values, cnp.ndarray exp_avg,
-              cnp.ndarray exp_avg_sq, int64_t step, *, double lr, tuple betas, double eps,
-              bint eps_hat=False, double weight_decay=0.0, bint decoupled_weight_decay=False,
-              bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _adam_hyper(lr, betas, eps, eps_hat, weight_decay,
-                                      decoupled_weight_decay, maximize, grad_scale)
-    return _run_rows(gd_adam_rows, param, indices, values, (exp_avg, exp_avg_sq), step,
-                     &hyper)
-
-
-def adamax(list params, list grads, list exp_avg, list exp_inf, object steps, *, double lr,
-           tuple betas, double eps=0.0, bint eps_inside_max=False, double weight_decay=0.0,
-           bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.beta1 = betas[0]
-    hyper.beta2 = betas[1]
-    hyper.eps = eps
-    hyper.eps_inside = eps_inside_max
-    _run(gd_adamax, params, grads, (exp_avg, exp_inf), steps, &hyper)
-
-
-def nadam_mu_products(list mu_product, object steps, double beta1, double momentum_decay):
-    """Multiply each tensor's μ product (a 0-d array, kept in its own dtype as torch keeps
-    it) by this step's μ_t = β1 (1 − ½ 0.96^(t ψ)); return the products as float64."""
-    cdef Py_ssize_t k, count = len(mu_product)
-    values = np.empty(count, dtype=np.float64)
-    for k in range(count):
-        product = <cnp.ndarray>mu_product[k]
-        product[...] = product * (beta1 * (1.0 - 0.5 * 0.96 ** (int(steps[k]) * momentum_decay)))
-        values[k] = product
-    return values
-
-
-def nadam(list params, list grads, list exp_avg, list exp_avg_sq, *mu_product_and_steps,
-          double lr, tuple betas, double eps, bint momentum_schedule=False,
-          double momentum_decay=0.004, double weight_decay=0.0,
-          bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    """Positional after exp_avg_sq: mu_product (with momentum_schedule: 0-d arrays, updated
-    here by nadam_mu_products), then the step counts."""
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.beta1 = betas[0]
-    hyper.beta2 = betas[1]
-    hyper.eps = eps
-    hyper.momentum_schedule = momentum_schedule
-    hyper.momentum_decay = momentum_decay
-    expected = 2 if momentum_schedule else 1
-    if len(mu_product_and_steps) != expected:
-        raise TypeError(f"nadam: expected {expected} positional argument(s) after exp_avg_sq "
-                        "(mu_product with momentum_schedule, steps), got "
-                        f"{len(mu_product_and_steps)}")
-    steps = mu_product_and_steps[expected - 1]
-    products = None
-    if momentum_schedule:
-        if len(mu_product_and_steps[0]) != len(params):
-            raise ValueError("mu_product: expected one entry per parameter")
-        products = nadam_mu_products(mu_product_and_steps[0], steps, betas[0], momentum_decay)
-    _run(gd_nadam, params, grads, (exp_avg, exp_avg_sq), steps, &hyper, products)
-
-
-def amsgrad(list params, list grads, list exp_avg, list exp_avg_sq, list max_exp_avg_sq,
-            object steps, *, double lr, tuple betas, double eps, bint bias_correction=False,
-            bint max_of_v_hat=False, bint eps_hat=False, double weight_decay=0.0,
-            bint decoupled_weight_decay=False, bint maximize=False, double grad_scale=1.0):
-    cdef gd_hyper hyper = _hyper(lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-    hyper.beta1 = betas[0]
-    hyper.beta2 = betas[1]
-    hyper.eps = eps
-    hyper.bias_correction = bias_correction
-    hyper.max_of_v_hat = max_of_v_hat
-    hyper.eps_hat = eps_hat
-    _run(gd_amsgrad, params, grads, (exp_avg, exp_avg_sq, max_exp_avg_sq), steps, &hyper)
+    def rows(self, cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
+             *states_and_step, **hyper):
+        """A row-sparse step of one 2-D parameter: `indices` (int64, in range), `values`
+        (indices.size x dim, the parameter's dtype, C-contiguous, aliasing nothing the step
+        writes) and the rule's state buffers, already checked by the caller; the last
+        positional argument is t of this update.  Returns the distinct rows updated."""
+        cdef gd_hyper hyper_values = self.hyper(hyper)
+        cdef gd_rows rows
+        cdef Py_ssize_t slot, n_states = len(states_and_step) - 1
+        cdef int64_t n = cnp.PyArray_SIZE(indices), distinct
+        cdef int64_t step
+        if n_states < 0:
+            raise TypeError(f"{self.name}.rows: expected the step count after the state buffers")
+        step = states_and_step[n_states]
+        if not self.rule.rows:
+            raise TypeError(f"{self.name}: no row-sparse kernel")
+        if n_states > MAX_SLOTS - 2:
+            raise ValueError(f"states: expected at most {MAX_SLOTS - 2} state buffers")
+        if cnp.PyArray_NDIM(param) != 2:
+            raise ValueError("param: expected a 2-D array")
+        if cnp.PyArray_TYPE(indices) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(indices):
+            raise TypeError("indices: expected a C-contiguous int64 array")
+        order = np.empty(4 * n, dtype=np.int64)   # two buffers of (index, position) pairs
+        group_start = np.empty(n + 1, dtype=np.int64)
+        summed = np.empty((n, param.shape[1]), dtype=param.dtype)
+        rows.param = cnp.PyArray_DATA(param)
+        rows.n_state = n_states
+        for slot in range(MAX_SLOTS - 2):
+            rows.state[slot] = NULL
+        for slot in range(n_states):
+            rows.state[slot] = cnp.PyArray_DATA(<cnp.ndarray>states_and_step[slot])
+        rows.is_double = cnp.PyArray_TYPE(param) == cnp.NPY_DOUBLE
+        rows.n_rows = param.shape[0]
+        rows.dim = param.shape[1]
+        rows.step = step
+        rows.n_indices = n
+        rows.indices = <const int64_t *>cnp.PyArray_DATA(indices)
+        rows.values = cnp.PyArray_DATA(values)
+        rows.order = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>order)
+        rows.group_start = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>group_start)
+        rows.summed = cnp.PyArray_DATA(<cnp.ndarray>summed)
+        with nogil:
+            distinct = gd_step_rows(self.rule, &rows, &hyper_values)
+        return distinct
 
 
 def roofline(list params, list grads, tuple states):
@@ -508,30 +391,14 @@ def roofline(list params, list grads, tuple states):
 
     The memory traffic of a rule with len(states) state buffers (0 to 3) and no
     arithmetic to speak of, with the kernels' thread split: the limit against which
-    the benchmarks measure the rules.  Same contract as the rule functions: the
+    the benchmarks measure the rules.  Same contract as the rule kernels: the
     caller passes valid, equally sized arrays of one dtype per tensor.
     """
     if len(states) > 3:
         raise ValueError(f"states: expected at most 3 lists of state buffers, got {len(states)}")
-    cdef gd_hyper hyper = NO_HYPER
-    _run(gd_roofline, params, grads, states, np.zeros(len(params), dtype=np.int64), &hyper)
-
-
-def count_step(cnp.ndarray steps):
-    """Add 1 to every entry of an int64 array of step counts (numpy's `+= 1` costs ~1 µs
-    on a tiny array, half of a small step's overhead).  A count already at the largest
-    int64 raises ValueError before any count changes (it would wrap to a negative t)."""
-    if cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 or not cnp.PyArray_IS_C_CONTIGUOUS(steps):
-        raise TypeError("steps: expected a C-contiguous int64 array")
-    cdef int64_t *counts = <int64_t *>cnp.PyArray_DATA(steps)
-    cdef Py_ssize_t k, n = cnp.PyArray_SIZE(steps)
-    for k in range(n):
-        if counts[k] == INT64_MAX:
-            raise ValueError(f"params[{k}]: its step count is {INT64_MAX}, the largest there "
-                             "is; this optimizer cannot step it again (load a state with a "
-                             "smaller step count)")
-    for k in range(n):
-        counts[k] += 1
+    cdef gd_hyper hyper
+    memset(&hyper, 0, sizeof(gd_hyper))
+    _run(NULL, params, grads, states, np.zeros(len(params), dtype=np.int64), &hyper)
 
 
 cdef class OwnedMemory:
@@ -569,43 +436,159 @@ cdef class OwnedMemory:
         return None if found < 0 else self.labels[found]
 
 
+
+cdef inline bint _gradient_fits(object grad, cnp.ndarray param, OwnedMemory owned):
+    """An exact ndarray with its parameter's dtype (native byte order) and shape,
+    C-contiguous, aligned, sharing no memory with a buffer the step writes."""
+    cdef cnp.ndarray array
+    cdef int64_t start
+    if not cnp.PyArray_CheckExact(grad):   # None, subclasses (masked arrays...): full checks
+        return False
+    array = <cnp.ndarray>grad
+    if cnp.PyArray_TYPE(array) != cnp.PyArray_TYPE(param):
+        return False
+    if not cnp.PyArray_SAMESHAPE(array, param):
+        return False
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_ISALIGNED(array)
+            and cnp.PyArray_ISNOTSWAPPED(array)):
+        return False
+    start = <int64_t><size_t>cnp.PyArray_DATA(array)
+    return owned.find(start, start + cnp.PyArray_NBYTES(array)) < 0
+
+
 NOT_FAST, FAST_SOME, FAST_ALL = 0, 1, 2
 
 
 def gradients_fast_ok(list grads, tuple params, OwnedMemory owned):
-    """FAST_ALL when every gradient is an exact ndarray with its parameter's exact dtype
-    (native byte order) and shape, C-contiguous, aligned, and sharing no memory with a
-    parameter or state buffer; FAST_SOME when that holds but some are None; else
-    NOT_FAST (0).
-
-    The fast path of Optimizer.step: anything else (including every error) goes to
-    the full checks in Python, which raise with a message or copy a strided gradient.
-    Never accepts what the full checks reject.
-    """
+    """FAST_ALL when every gradient fits its parameter (`_gradient_fits`); FAST_SOME when
+    that holds but some are None; else NOT_FAST (0).  gdfast.torch's fast path: anything
+    else (every error included) goes to the full checks, which raise with a message or
+    copy a strided gradient.  Never accepts what the full checks reject."""
     cdef Py_ssize_t k, count = len(grads)
-    cdef object grad
-    cdef cnp.ndarray array, param
-    cdef int64_t start
     cdef int result = FAST_ALL
     if count != len(params):
         return NOT_FAST
     for k in range(count):
-        grad = grads[k]
-        if grad is None:
+        if grads[k] is None:
             result = FAST_SOME
-            continue
-        if not cnp.PyArray_CheckExact(grad):   # subclasses (masked arrays...): full checks
-            return NOT_FAST
-        array = <cnp.ndarray>grad
-        param = <cnp.ndarray>params[k]
-        if cnp.PyArray_TYPE(array) != cnp.PyArray_TYPE(param):
-            return NOT_FAST
-        if not cnp.PyArray_SAMESHAPE(array, param):
-            return NOT_FAST
-        if not (cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_ISALIGNED(array)
-                and cnp.PyArray_ISNOTSWAPPED(array)):
-            return NOT_FAST
-        start = <int64_t><size_t>cnp.PyArray_DATA(array)
-        if owned.find(start, start + cnp.PyArray_NBYTES(array)) >= 0:
+        elif not _gradient_fits(grads[k], <cnp.ndarray>params[k], owned):
             return NOT_FAST
     return result
+
+
+def concurrent_use(str owner, str call):
+    """The RuntimeError of a call made while the optimizer is busy in another thread."""
+    return RuntimeError(
+        f"{owner}.{call}: this optimizer is busy in another thread (a step, "
+        "load_state_dict or state_dict is running); an optimizer serves one thread at a "
+        "time: use one optimizer per thread, or a lock around its calls")
+
+
+cdef class FastStep:
+    """An optimizer's step in the common case, in one call: every parameter has a gradient
+    that fits it (`_gradient_fits`) and no step count is at its largest.
+
+    `step(grads)` copies the caller's list (copy, then check the copy), refuses concurrent
+    use (RuntimeError: `busy` is tested and set under the GIL with no Python code between),
+    checks every gradient, then counts the steps and runs the kernel with the pointers of
+    the parameters and state buffers gathered once, at construction (they never move: a
+    state load copies into them).  Returns False, having written nothing, when the case is
+    not the common one: the caller's full checks take over (and raise with a message).
+    `set_hyper` must be called whenever the hyper-parameters change."""
+    cdef Kernel kernel
+    cdef gd_hyper values
+    cdef public bint busy
+    cdef str owner
+    cdef tuple params
+    cdef tuple states
+    cdef list scalars
+    cdef object steps
+    cdef OwnedMemory owned
+    cdef Py_ssize_t count
+    cdef int slots
+    cdef void **data
+    cdef int64_t *size
+    cdef unsigned char *is_double
+    cdef void **mu
+    cdef unsigned char *mu_double
+    cdef gd_tensors tensors
+
+    def __cinit__(self):
+        self.data = self.mu = NULL
+        self.size = NULL
+        self.is_double = self.mu_double = NULL
+
+    def __init__(self, Kernel kernel, str owner, tuple params, tuple state_lists, dict hyper,
+                 cnp.ndarray steps, OwnedMemory owned):
+        """state_lists: the optimizer's state, one list per entry of its layout (`hyper`'s);
+        `steps` its int64 step counts, counted here in place."""
+        cdef Py_ssize_t count = len(params)
+        self.kernel = kernel
+        self.owner = owner
+        self.params = params
+        buffers, scalars = kernel.split(state_lists, hyper)
+        self.states = buffers
+        self.scalars = scalars
+        self.steps = steps
+        self.owned = owned
+        self.count = count
+        self.slots = 2 + len(buffers)
+        if self.slots > MAX_SLOTS or cnp.PyArray_TYPE(steps) != cnp.NPY_INT64 \
+                or not cnp.PyArray_IS_C_CONTIGUOUS(steps) or cnp.PyArray_SIZE(steps) != count:
+            raise ValueError("FastStep: expected at most 3 state lists and one int64 count "
+                             "per parameter")
+        self.data = <void **>PyMem_Malloc(max(count, 1) * self.slots * sizeof(void *))
+        self.mu = <void **>PyMem_Malloc(max(count, 1) * sizeof(void *))
+        self.size = <int64_t *>PyMem_Malloc(max(count, 1) * sizeof(int64_t))
+        self.is_double = <unsigned char *>PyMem_Malloc(max(count, 1))
+        self.mu_double = <unsigned char *>PyMem_Malloc(max(count, 1))
+        if not (self.data and self.mu and self.size and self.is_double and self.mu_double):
+            raise MemoryError()
+        # the gradients' slots hold the parameters' pointers until a step fills them
+        _describe(&self.tensors, list(params), list(params), buffers, steps, scalars,
+                  self.data, self.size, self.is_double, self.mu, self.mu_double)
+        self.set_hyper(hyper)
+
+    def __dealloc__(self):
+        PyMem_Free(self.data)
+        PyMem_Free(self.mu)
+        PyMem_Free(self.size)
+        PyMem_Free(self.is_double)
+        PyMem_Free(self.mu_double)
+
+    def set_hyper(self, dict hyper):
+        self.values = self.kernel.hyper(hyper)
+
+    def step(self, object grads):
+        cdef list own
+        cdef Py_ssize_t k
+        cdef int64_t *counts
+        cdef gd_hyper values
+        if type(grads) is list or type(grads) is tuple:
+            own = list(grads)  # our own list: the caller's may change while we step
+        elif cnp.PyArray_CheckExact(grads):
+            own = [grads]
+        else:
+            return False
+        if self.busy:
+            raise concurrent_use(self.owner, "step")
+        self.busy = True  # no Python code between the test and the set: atomic under the GIL
+        try:
+            if len(own) != self.count:
+                return False
+            for k in range(self.count):
+                if not _gradient_fits(own[k], <cnp.ndarray>self.params[k], self.owned):
+                    return False
+            counts = <int64_t *>cnp.PyArray_DATA(<cnp.ndarray>self.steps)
+            for k in range(self.count):
+                if counts[k] == INT64_MAX:
+                    return False  # the full checks refuse it, with a message
+            for k in range(self.count):
+                self.data[k * self.slots + 1] = cnp.PyArray_DATA(<cnp.ndarray>own[k])
+                counts[k] += 1
+            values = self.values  # a copy: `opt.lr = ...` from another thread meanwhile
+            with nogil:           # changes the next step, never this one half-way
+                gd_step(self.kernel.rule, &self.tensors, &values)
+            return True
+        finally:
+            self.busy = False

@@ -52,19 +52,16 @@ QUICK_DTYPES = ("float32",)
 QUICK_SIZES = (10_000, 1_000_000, 10_000_000)
 QUICK_ROUNDS = 5
 
-# torch.optim counterparts: (class name, constructor options).  The traffic is the
-# same as gdfast's rule; the formulas follow torch's own conventions.
+# torch.optim counterparts: (class name, constructor options), from the declarations
+# (gdfast.catalogue): the rule's default lr and the options that select the rule there.
+# The traffic is the same as gdfast's rule; the formulas follow torch's own conventions.
 TORCH_EQUIVALENT = {
-    "SGD": ("SGD", {"lr": 0.01}),
-    "Momentum": ("SGD", {"lr": 0.01, "momentum": 0.9}),
-    "Nesterov": ("SGD", {"lr": 0.01, "momentum": 0.9, "nesterov": True}),
-    "Adagrad": ("Adagrad", {"lr": 0.01}),
-    "Adadelta": ("Adadelta", {}),
-    "RMSprop": ("RMSprop", {"lr": 0.001}),
-    "Adam": ("Adam", {"lr": 0.001}),
-    "AdaMax": ("Adamax", {"lr": 0.002}),
-    "Nadam": ("NAdam", {"lr": 0.002}),
-    "AMSGrad": ("Adam", {"lr": 0.001, "amsgrad": True}),
+    cls.rule: (
+        cls.torch_equivalent.name,
+        {"lr": cls.hyperparameter("lr").default, **cls.torch_equivalent.options},
+    )
+    for cls in optim.OPTIMIZERS
+    if cls.torch_equivalent is not None
 }
 
 
@@ -126,6 +123,8 @@ def _torch_steps(rule: str, shapes, dtype: np.dtype, rng) -> dict[str, Callable[
     """torch.optim's implementations of the rule that this torch has, ready to step."""
     import torch
 
+    if rule not in TORCH_EQUIVALENT:  # declared without a torch.optim counterpart
+        return {}
     name, options = TORCH_EQUIVALENT[rule]
     optimizer_class = getattr(torch.optim, name)
     steps = {}

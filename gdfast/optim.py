@@ -1,28 +1,48 @@
-"""gdfast's optimizers: the classes of gdfast._optimizer on the C kernels."""
+"""gdfast's optimizers: every declaration of gdfast.catalogue on its C kernel.
+
+`CLASSES` holds a class per declaration (gdfast.SGD ... gdfast.AMSGrad, AdamW included),
+`OPTIMIZERS` the ten rules of SPEC.md's table (AdamW, a named variant of Adam, apart),
+`KERNELS` each rule's kernel (gdfast._kernels.Kernel) by rule name, the functional core
+gdfast.torch calls too.
+"""
+
+from __future__ import annotations
 
 import functools
+from typing import Any
 
-from . import _kernels, _optimizer
+from . import _build_check  # noqa: F401  (first: a clear ImportError when the extension is not built)
+from . import _kernels
+from .catalogue import CATALOGUE, Rule, bind_backend
 
-SGD = _optimizer.bind_backend(_optimizer.SGD, _kernels.sgd, "gdfast", _kernels.sgd_rows)
-Momentum = _optimizer.bind_backend(
-    _optimizer.Momentum, _kernels.momentum, "gdfast", _kernels.momentum_rows
+
+def kernel(rule: type[Rule]) -> Any:
+    """The C kernel of a declaration, as a functional core (gdfast._kernels.Kernel)."""
+    return _kernels.Kernel(rule.kernel, rule.kernel_fields(), rule.state_layout, rule.scalar_state)
+
+
+KERNELS = {rule.rule: kernel(rule) for rule in CATALOGUE}
+
+CLASSES: tuple[type[Rule], ...] = tuple(
+    bind_backend(
+        rule,
+        KERNELS[rule.rule],
+        "gdfast",
+        KERNELS[rule.rule].rows if rule.rows else None,
+        functools.partial(_kernels.FastStep, KERNELS[rule.rule]),
+    )
+    for rule in CATALOGUE
 )
-Nesterov = _optimizer.bind_backend(_optimizer.Nesterov, _kernels.nesterov, "gdfast")
-Adagrad = _optimizer.bind_backend(
-    _optimizer.Adagrad, _kernels.adagrad, "gdfast", _kernels.adagrad_rows
-)
-Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, _kernels.adadelta, "gdfast")
-RMSprop = _optimizer.bind_backend(
-    _optimizer.RMSprop, _kernels.rmsprop, "gdfast", _kernels.rmsprop_rows
-)
-Adam = _optimizer.bind_backend(_optimizer.Adam, _kernels.adam, "gdfast", _kernels.adam_rows)
-AdamW = _optimizer.bind_backend(
-    _optimizer.AdamW, functools.partial(_kernels.adam, decoupled_weight_decay=True), "gdfast"
-)
-AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, _kernels.adamax, "gdfast")
-Nadam = _optimizer.bind_backend(_optimizer.Nadam, _kernels.nadam, "gdfast")
-AMSGrad = _optimizer.bind_backend(_optimizer.AMSGrad, _kernels.amsgrad, "gdfast")
+globals().update({cls.__name__: cls for cls in CLASSES})
 
 # The ten rules of SPEC.md (AdamW is Adam with one option fixed, listed apart).
-OPTIMIZERS = (SGD, Momentum, Nesterov, Adagrad, Adadelta, RMSprop, Adam, AdaMax, Nadam, AMSGrad)
+OPTIMIZERS: tuple[type[Rule], ...] = tuple(cls for cls in CLASSES if cls.variant_of is None)
+
+__all__ = [cls.__name__ for cls in CLASSES] + ["CLASSES", "OPTIMIZERS", "KERNELS", "kernel"]
+
+
+def __getattr__(name: str) -> Any:
+    raise AttributeError(
+        f"module 'gdfast.optim' has no attribute {name!r}; its rules: "
+        f"{', '.join(cls.__name__ for cls in CLASSES)}"
+    )

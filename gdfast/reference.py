@@ -1,7 +1,8 @@
 """The NumPy reference: SPEC.md section 1 in code, literal and slow.
 
-Each function is the functional core of one rule.  It takes parallel lists of
-the tensors that have a gradient this step (parameters, gradients, one list
+Each function is the functional core of one rule, written next to the rule's
+declaration (gdfast/catalogue/rules/<rule>.py) and gathered here.  It takes parallel
+lists of the tensors that have a gradient this step (parameters, gradients, one list
 per state buffer, the step count t of this update) and the hyper-parameters,
 and updates parameters and state in place, line by line as SPEC.md writes the
 rule.  (Step counts arrive as an int64 array; `map(int, steps)` keeps t a Python int,
@@ -17,367 +18,19 @@ Arithmetic is IEEE non-stop, like the kernels: NaN and Inf propagate and no
 floating-point warning is raised (whatever numpy.seterr says).  A float32
 array combined with a Python float stays float32 (NumPy >= 2, NEP 50), so the
 reference computes in the dtype of the parameters, as the kernels do.
+
+Needs no compiled code: `import gdfast.reference` works where nothing was built.
 """
 
 from __future__ import annotations
 
 import functools
-import math
+from typing import Any
 
 import numpy as np
 
-from . import _optimizer
-
-
-def _ieee_nonstop(core):
-    @functools.wraps(core)
-    def wrapper(*args, **kwargs):
-        with np.errstate(all="ignore"):
-            core(*args, **kwargs)
-
-    return wrapper
-
-
-def _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale):
-    """The gradient transform every rule starts with (gdfast._optimizer): g ← g·c with
-    c = grad_scale in the gradient's dtype (1: off; gradient clipping by global norm);
-    g ← −g to maximize; L2 decay g ← g + λθ, or decoupled decay θ ← θ(1 − ηλ) (in place)."""
-    g = g * g.dtype.type(grad_scale)
-    if maximize:
-        g = g * g.dtype.type(-1)  # −g as the kernels take it: a NaN keeps its sign bit
-    if weight_decay and decoupled_weight_decay:
-        theta *= 1 - lr * weight_decay
-    elif weight_decay:
-        g = g + weight_decay * theta
-    return g
-
-
-@_ieee_nonstop
-def sgd(
-    params,
-    grads,
-    steps,
-    *,
-    lr,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    for theta, g in zip(params, grads):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        theta -= lr * g
-
-
-@_ieee_nonstop
-def momentum(
-    params,
-    grads,
-    velocity,
-    steps,
-    *,
-    lr,
-    momentum,
-    dampening=0.0,
-    lr_in_buffer=True,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    for theta, g, v, t in zip(params, grads, velocity, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        damp = 0.0 if t == 1 else dampening  # the first gradient enters whole
-        if lr_in_buffer:
-            v[...] = momentum * v + (1 - damp) * lr * g
-            theta -= v
-        else:
-            v[...] = momentum * v + (1 - damp) * g
-            theta -= lr * v
-
-
-@_ieee_nonstop
-def nesterov(
-    params,
-    grads,
-    velocity,
-    steps,
-    *,
-    lr,
-    momentum,
-    dampening=0.0,
-    lr_in_buffer=True,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """SPEC 1.1's form: the parameters hold φ = θ − γ v and g = ∇J(φ)."""
-    for phi, g, v, t in zip(params, grads, velocity, map(int, steps)):
-        g = _gradient(phi, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        damp = 0.0 if t == 1 else dampening
-        if lr_in_buffer:
-            v[...] = momentum * v + (1 - damp) * lr * g
-            phi -= momentum * v + (1 - damp) * lr * g
-        else:
-            v[...] = momentum * v + (1 - damp) * g
-            phi -= lr * (g + momentum * v)
-
-
-def nesterov_lookahead(theta, velocity, gradient_at, *, lr, momentum):
-    """One step of Nesterov's lookahead form, for one array (SPEC 1.1).
-
-    v ← γ v + η ∇J(θ − γ v) ; θ ← θ − v, with the gradient evaluated by the
-    callback `gradient_at(point)`.  Not an optimizer: the form `Nesterov` is
-    shown to be equivalent to (φ = θ − γ v).
-    """
-    with np.errstate(all="ignore"):
-        velocity[...] = momentum * velocity + lr * gradient_at(theta - momentum * velocity)
-        theta -= velocity
-
-
-@_ieee_nonstop
-def adagrad(
-    params,
-    grads,
-    sum_sq,
-    steps,
-    *,
-    lr,
-    eps,
-    lr_decay=0.0,
-    initial_accumulator_value=0.0,
-    eps_inside_sqrt=True,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    # initial_accumulator_value: G's value before the first step (the class fills G with it)
-    for theta, g, G, t in zip(params, grads, sum_sq, map(int, steps)):
-        lr_t = lr / (1 + (t - 1) * lr_decay)
-        g = _gradient(theta, g, lr_t, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        G[...] = G + g * g
-        if eps_inside_sqrt:
-            theta -= lr_t * (g / np.sqrt(G + eps))
-        else:
-            theta -= lr_t * (g / (np.sqrt(G) + eps))
-
-
-@_ieee_nonstop
-def adadelta(
-    params,
-    grads,
-    square_avg,
-    acc_delta,
-    steps,
-    *,
-    lr,
-    rho,
-    eps,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    for theta, g, E_g, E_d in zip(params, grads, square_avg, acc_delta):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        E_g[...] = rho * E_g + (1 - rho) * g * g
-        # Δ = −descent; SPEC's θ ← θ + ηΔ written without the (exact) negation, so that
-        # every NaN made here is the default NaN, as in the kernel (see rules.inc)
-        descent = (np.sqrt(E_d + eps) / np.sqrt(E_g + eps)) * g
-        E_d[...] = rho * E_d + (1 - rho) * descent * descent
-        theta -= lr * descent
-
-
-@_ieee_nonstop
-def rmsprop(
-    params,
-    grads,
-    square_avg,
-    *buffers_and_steps,
-    lr,
-    rho,
-    eps,
-    centered=False,
-    momentum=0.0,
-    eps_inside_sqrt=True,
-    lr_in_buffer=True,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """Positional after square_avg: grad_avg (if centered), momentum_buffer (if
-    momentum > 0), steps."""
-    buffers = list(buffers_and_steps[:-1])
-    grad_avg = buffers.pop(0) if centered else [None] * len(params)
-    momentum_buffer = buffers.pop(0) if momentum > 0 else [None] * len(params)
-    for theta, g, E_g, g_avg, b in zip(params, grads, square_avg, grad_avg, momentum_buffer):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        E_g[...] = rho * E_g + (1 - rho) * g * g
-        if centered:
-            g_avg[...] = rho * g_avg + (1 - rho) * g
-            variance = E_g - g_avg**2
-        else:
-            variance = E_g
-        if eps_inside_sqrt:
-            denominator = np.sqrt(variance + eps)
-        else:
-            denominator = np.sqrt(variance) + eps
-        if momentum > 0 and lr_in_buffer:
-            b[...] = momentum * b + lr * g / denominator
-            theta -= b
-        elif momentum > 0:
-            b[...] = momentum * b + g / denominator
-            theta -= lr * b
-        else:
-            theta -= lr * (g / denominator)
-
-
-@_ieee_nonstop
-def adam(
-    params,
-    grads,
-    exp_avg,
-    exp_avg_sq,
-    steps,
-    *,
-    lr,
-    betas,
-    eps,
-    eps_hat=False,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    beta1, beta2 = betas
-    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g * g
-        if eps_hat:
-            lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-            theta -= lr_t * m / (np.sqrt(v) + eps)
-        else:
-            m_hat = m / (1 - beta1**t)
-            v_hat = v / (1 - beta2**t)
-            theta -= lr * m_hat / (np.sqrt(v_hat) + eps)
-
-
-@_ieee_nonstop
-def adamax(
-    params,
-    grads,
-    exp_avg,
-    exp_inf,
-    steps,
-    *,
-    lr,
-    betas,
-    eps=0.0,
-    eps_inside_max=False,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    beta1, beta2 = betas
-    for theta, g, m, u, t in zip(params, grads, exp_avg, exp_inf, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        m[...] = beta1 * m + (1 - beta1) * g
-        if eps_inside_max:
-            u[...] = np.maximum(beta2 * u, np.abs(g) + eps)
-            denominator = u
-        else:
-            u[...] = np.maximum(beta2 * u, np.abs(g))
-            denominator = u + eps
-        m_over_u = np.divide(
-            m, denominator, out=np.zeros_like(m), where=denominator != 0
-        )  # 0/0 is 0 here
-        theta -= (lr / (1 - beta1**t)) * m_over_u
-
-
-@_ieee_nonstop
-def nadam(
-    params,
-    grads,
-    exp_avg,
-    exp_avg_sq,
-    *mu_product_and_steps,
-    lr,
-    betas,
-    eps,
-    momentum_schedule=False,
-    momentum_decay=0.004,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """Positional after exp_avg_sq: mu_product (with momentum_schedule), steps."""
-    beta1, beta2 = betas
-    steps = mu_product_and_steps[-1]
-    mu_product = mu_product_and_steps[0] if momentum_schedule else [None] * len(params)
-    for theta, g, m, v, P, t in zip(
-        params, grads, exp_avg, exp_avg_sq, mu_product, map(int, steps)
-    ):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g * g
-        v_hat = v / (1 - beta2**t)
-        if momentum_schedule:
-            mu = beta1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
-            mu_next = beta1 * (1 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
-            P[...] = P * mu
-            direction = mu_next * m / (1 - P * mu_next) + (1 - mu) * g / (1 - P)
-        else:
-            m_hat = m / (1 - beta1**t)
-            direction = beta1 * m_hat + (1 - beta1) * g / (1 - beta1**t)
-        theta -= lr / (np.sqrt(v_hat) + eps) * direction
-
-
-@_ieee_nonstop
-def amsgrad(
-    params,
-    grads,
-    exp_avg,
-    exp_avg_sq,
-    max_exp_avg_sq,
-    steps,
-    *,
-    lr,
-    betas,
-    eps,
-    bias_correction=False,
-    max_of_v_hat=False,
-    eps_hat=False,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    beta1, beta2 = betas
-    for theta, g, m, v, v_max, t in zip(
-        params, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, map(int, steps)
-    ):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g * g
-        if not bias_correction:
-            v_max[...] = np.maximum(v_max, v)
-            theta -= lr * m / (np.sqrt(v_max) + eps)
-        elif max_of_v_hat:
-            v_max[...] = np.maximum(v_max, v / (1 - beta2**t))
-            theta -= lr * (m / (1 - beta1**t)) / (np.sqrt(v_max) + eps)
-        elif eps_hat:
-            v_max[...] = np.maximum(v_max, v)
-            lr_t = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
-            theta -= lr_t * m / (np.sqrt(v_max) + eps)
-        else:
-            v_max[...] = np.maximum(v_max, v)
-            theta -= lr * (m / (1 - beta1**t)) / (np.sqrt(v_max / (1 - beta2**t)) + eps)
+from .catalogue import CATALOGUE, Rule, bind_backend
+from .catalogue.rules.momentum import nesterov_lookahead
 
 
 def _row_form(core):
@@ -409,52 +62,33 @@ def _row_form(core):
     return row_core
 
 
-sgd_rows = _row_form(sgd)
-momentum_rows = _row_form(momentum)
-adagrad_rows = _row_form(adagrad)
-rmsprop_rows = _row_form(rmsprop)
-adam_rows = _row_form(adam)
+# The functional cores by name (sgd, adam, ...) and their row forms (sgd_rows, ...).
+CORES: dict[str, Any] = {rule.numpy_core.__name__: rule.numpy_core for rule in CATALOGUE}
+ROW_CORES: dict[str, Any] = {
+    f"{rule.numpy_core.__name__}_rows": _row_form(rule.numpy_core)
+    for rule in CATALOGUE
+    if rule.rows
+}
 
-SGD = _optimizer.bind_backend(_optimizer.SGD, sgd, __name__, sgd_rows)
-Momentum = _optimizer.bind_backend(_optimizer.Momentum, momentum, __name__, momentum_rows)
-Nesterov = _optimizer.bind_backend(_optimizer.Nesterov, nesterov, __name__)
-Adagrad = _optimizer.bind_backend(_optimizer.Adagrad, adagrad, __name__, adagrad_rows)
-Adadelta = _optimizer.bind_backend(_optimizer.Adadelta, adadelta, __name__)
-RMSprop = _optimizer.bind_backend(_optimizer.RMSprop, rmsprop, __name__, rmsprop_rows)
-Adam = _optimizer.bind_backend(_optimizer.Adam, adam, __name__, adam_rows)
-AdamW = _optimizer.bind_backend(
-    _optimizer.AdamW, functools.partial(adam, decoupled_weight_decay=True), __name__
+# A class per declaration, as gdfast.optim's but on the NumPy cores.
+CLASSES: tuple[type[Rule], ...] = tuple(
+    bind_backend(
+        rule,
+        rule.numpy_core,
+        __name__,
+        ROW_CORES[f"{rule.numpy_core.__name__}_rows"] if rule.rows else None,
+    )
+    for rule in CATALOGUE
 )
-AdaMax = _optimizer.bind_backend(_optimizer.AdaMax, adamax, __name__)
-Nadam = _optimizer.bind_backend(_optimizer.Nadam, nadam, __name__)
-AMSGrad = _optimizer.bind_backend(_optimizer.AMSGrad, amsgrad, __name__)
+globals().update(CORES)
+globals().update(ROW_CORES)
+globals().update({cls.__name__: cls for cls in CLASSES})
 
-__all__ = [
-    "SGD",
-    "Momentum",
-    "Nesterov",
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Adam",
-    "AdamW",
-    "AdaMax",
-    "Nadam",
-    "AMSGrad",
-    "sgd",
-    "momentum",
-    "nesterov",
-    "nesterov_lookahead",
-    "adagrad",
-    "adadelta",
-    "rmsprop",
-    "adam",
-    "adamax",
-    "nadam",
-    "amsgrad",
-    "sgd_rows",
-    "momentum_rows",
-    "adagrad_rows",
-    "rmsprop_rows",
-    "adam_rows",
-]
+__all__ = [cls.__name__ for cls in CLASSES] + list(CORES) + ["nesterov_lookahead"] + list(ROW_CORES)
+
+
+def __getattr__(name: str) -> Any:
+    raise AttributeError(
+        f"module 'gdfast.reference' has no attribute {name!r}; its rules: "
+        f"{', '.join(cls.__name__ for cls in CLASSES)}"
+    )

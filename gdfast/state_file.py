@@ -21,7 +21,7 @@ from typing import IO, Any, Union
 
 import numpy as np
 
-from ._optimizer import Optimizer
+from .catalogue import Optimizer
 
 FORMAT = "gdfast-state-1"
 PathOrFile = Union[str, "os.PathLike[str]", IO[bytes]]

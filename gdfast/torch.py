@@ -59,10 +59,10 @@ from typing import Any, Callable, ClassVar, Optional
 import numpy as np
 import torch
 
-from . import _kernels
 from . import _validation as check
 from . import optim as rules
 from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
+from .catalogue import Rule
 
 __all__ = [
     "SGD",
@@ -79,19 +79,6 @@ __all__ = [
 
 _DTYPES = (torch.float32, torch.float64)
 _data_ptr = torch.Tensor.data_ptr
-
-
-def _kernels_take_grad_scale() -> bool:
-    """Whether the kernels multiply the gradient by `grad_scale` themselves (a call on
-    no tensors: nothing is touched)."""
-    try:
-        _kernels.sgd([], [], np.zeros(0, dtype=np.int64), lr=0.0, grad_scale=1.0)
-    except TypeError:
-        return False
-    return True
-
-
-_KERNEL_SCALES = _kernels_take_grad_scale()
 
 
 def _step_dtype(group: dict[str, Any]) -> torch.dtype:
@@ -342,6 +329,27 @@ class _KernelOptimizer(torch.optim.Optimizer):
             state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
         return state
 
+    def _rule(self, group: dict[str, Any]) -> type[Rule]:
+        """The gdfast rule that runs this group (torch's flags may select another: SGD's
+        momentum and nesterov, Adam's amsgrad)."""
+        return self.rule
+
+    def _kernel_arguments(self, rule: type[Rule], group: dict[str, Any]) -> dict[str, Any]:
+        """The rule's hyper-parameters for a group, from its declaration: the spec's
+        options, the torch convention's presets over them, then the group's values under
+        torch's names (TorchEquivalent.names: RMSprop's rho is torch's alpha)."""
+        names = rule.torch_equivalent.names if rule.torch_equivalent is not None else {}
+        arguments = {**rule.spec_options(), **rule.conventions["torch"], **rule.fixed}
+        for name in rule.hyperparameter_names:
+            if names.get(name, name) in group:
+                arguments[name] = group[names.get(name, name)]
+        arguments["lr"] = float(group["lr"])
+        return arguments
+
+    def _scalar_state(self, states: list[dict]) -> list[list[np.ndarray]]:
+        """The per-parameter scalar state lists the kernel takes after the buffers."""
+        return []
+
     def _run(
         self,
         group: dict[str, Any],
@@ -354,11 +362,16 @@ class _KernelOptimizer(torch.optim.Optimizer):
     ) -> None:
         """One kernel call on the active tensors of `group`; `scaling` is {} or
         {"grad_scale": c} (the kernel multiplies each gradient element by c)."""
-        raise NotImplementedError
-
-    def _torch_options(self, **group_values: Any) -> dict[str, Any]:
-        """The kernel's named options: gdfast's torch preset, then the group's values."""
-        return {**self.rule.conventions["torch"], **group_values}
+        rule = self._rule(group)
+        rules.KERNELS[rule.rule](
+            params,
+            grads,
+            *buffers,
+            *self._scalar_state(states),
+            steps,
+            **self._kernel_arguments(rule, group),
+            **scaling,
+        )
 
     def _structure(self, group: dict[str, Any]) -> tuple:
         """The group options that decide the state entries (a plan is rebuilt on change)."""
@@ -455,7 +468,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
     def _clip(self, grads: list[torch.Tensor], in_kernel: bool) -> Optional[float]:
         """The gradient scale the kernels are to apply (1.0: none), or None to skip the
         step; torch.nn.utils.clip_grad_norm_'s c = min(1, max_norm / (norm + 1e-6)).
-        Without `in_kernel` (or kernels that take no scale) the gradients are scaled here."""
+        Without `in_kernel` the gradients are scaled here."""
         if not grads:
             return 1.0
         norm = self._global_norm(grads)
@@ -471,9 +484,9 @@ class _KernelOptimizer(torch.optim.Optimizer):
         if self.max_grad_norm is None:
             return 1.0
         scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
-        if scale < 1.0 and not (in_kernel and _KERNEL_SCALES):
+        if scale < 1.0 and not in_kernel:
             # the gradients scaled in place, as clip_grad_norm_ does (one extra pass
-            # writing them): torch's own step, or kernels without grad_scale
+            # writing them): torch's own step
             for grad in grads:
                 grad.mul_(scale)
             return 1.0
@@ -488,9 +501,6 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 "step_in_backward: a Tensor lr or betas runs torch's own step, "
                 "which steps whole groups; give floats"
             )
-        if scale != 1.0 and not _KERNEL_SCALES:
-            group["params"][position].grad.mul_(scale)
-            scale = 1.0
         self._step_group(index, group, self._plan(index, group), scale, only=position)
 
     # ---------------------------------------------------------------- checks
@@ -677,14 +687,6 @@ class _KernelOptimizer(torch.optim.Optimizer):
         )
 
 
-def _transform(group: dict[str, Any], decoupled: bool = False) -> dict[str, Any]:
-    return {
-        "weight_decay": group["weight_decay"],
-        "decoupled_weight_decay": decoupled,
-        "maximize": group["maximize"],
-    }
-
-
 class SGD(_KernelOptimizer, torch.optim.SGD):
     """torch.optim.SGD on gdfast's kernels (SPEC.md 1.2's torch convention).
 
@@ -698,6 +700,12 @@ class SGD(_KernelOptimizer, torch.optim.SGD):
 
     torch_class = torch.optim.SGD
     rule = rules.SGD
+
+    def _rule(self, group: dict[str, Any]) -> type[Rule]:
+        if group["momentum"] == 0:
+            return rules.SGD
+        return rules.Nesterov if group["nesterov"] else rules.Momentum
+
     _keeps_step = False
 
     def _check_options(self, group: dict[str, Any]) -> None:
@@ -717,29 +725,6 @@ class SGD(_KernelOptimizer, torch.optim.SGD):
             for name in self._state_names(group)
         }
 
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        lr = float(group["lr"])
-        if group["momentum"] == 0:
-            _kernels.sgd(params, grads, steps, lr=lr, **_transform(group), **scaling)
-            return
-        rule, kernel = (
-            (rules.Nesterov, _kernels.nesterov)
-            if group["nesterov"]
-            else (rules.Momentum, _kernels.momentum)
-        )
-        options = {**rule.conventions["torch"], **_transform(group)}
-        kernel(
-            params,
-            grads,
-            buffers[0],
-            steps,
-            lr=lr,
-            momentum=group["momentum"],
-            dampening=group["dampening"],
-            **options,
-            **scaling,
-        )
-
 
 class Adam(_KernelOptimizer, torch.optim.Adam):
     """torch.optim.Adam on gdfast's kernels.
@@ -755,6 +740,9 @@ class Adam(_KernelOptimizer, torch.optim.Adam):
     torch_class = torch.optim.Adam
     rule = rules.Adam
 
+    def _rule(self, group: dict[str, Any]) -> type[Rule]:
+        return rules.AMSGrad if group["amsgrad"] else rules.Adam
+
     def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
         group["eps"] = _at_least("eps", group["eps"])
@@ -765,26 +753,6 @@ class Adam(_KernelOptimizer, torch.optim.Adam):
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if group["amsgrad"] else ())
-
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        rule, kernel = (
-            (rules.AMSGrad, _kernels.amsgrad) if group["amsgrad"] else (rules.Adam, _kernels.adam)
-        )
-        options = {
-            **rule.conventions["torch"],
-            **_transform(group, group["decoupled_weight_decay"]),
-        }
-        kernel(
-            params,
-            grads,
-            *buffers,
-            steps,
-            lr=float(group["lr"]),
-            betas=group["betas"],
-            eps=group["eps"],
-            **options,
-            **scaling,
-        )
 
 
 class AdamW(Adam, torch.optim.AdamW):
@@ -823,19 +791,6 @@ class Adagrad(_KernelOptimizer, torch.optim.Adagrad):
             ),
         }
 
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.adagrad(
-            params,
-            grads,
-            buffers[0],
-            steps,
-            lr=float(group["lr"]),
-            eps=group["eps"],
-            lr_decay=group["lr_decay"],
-            **self._torch_options(**_transform(group)),
-            **scaling,
-        )
-
 
 class Adadelta(_KernelOptimizer, torch.optim.Adadelta):
     """torch.optim.Adadelta on gdfast's kernels (SPEC.md's Adadelta with the lr multiplier).
@@ -850,19 +805,6 @@ class Adadelta(_KernelOptimizer, torch.optim.Adadelta):
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("square_avg", "acc_delta")
-
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.adadelta(
-            params,
-            grads,
-            *buffers,
-            steps,
-            lr=float(group["lr"]),
-            rho=group["rho"],
-            eps=group["eps"],
-            **self._torch_options(**_transform(group)),
-            **scaling,
-        )
 
 
 class RMSprop(_KernelOptimizer, torch.optim.RMSprop):
@@ -887,21 +829,6 @@ class RMSprop(_KernelOptimizer, torch.optim.RMSprop):
             + (("momentum_buffer",) if group["momentum"] > 0 else ())
         )
 
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.rmsprop(
-            params,
-            grads,
-            *buffers,
-            steps,
-            lr=float(group["lr"]),
-            rho=group["alpha"],
-            eps=group["eps"],
-            centered=group["centered"],
-            momentum=group["momentum"],
-            **self._torch_options(**_transform(group)),
-            **scaling,
-        )
-
 
 class Adamax(_KernelOptimizer, torch.optim.Adamax):
     """torch.optim.Adamax on gdfast's kernels: u ← max(β2 u, |g| + ε),
@@ -918,19 +845,6 @@ class Adamax(_KernelOptimizer, torch.optim.Adamax):
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("exp_avg", "exp_inf")
 
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        _kernels.adamax(
-            params,
-            grads,
-            *buffers,
-            steps,
-            lr=float(group["lr"]),
-            betas=group["betas"],
-            eps=group["eps"],
-            **self._torch_options(**_transform(group)),
-            **scaling,
-        )
-
 
 class NAdam(_KernelOptimizer, torch.optim.NAdam):
     """torch.optim.NAdam on gdfast's kernels: Dozat's schedule
@@ -941,6 +855,9 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
     torch_class = torch.optim.NAdam
     rule = rules.Nadam
     _needs_states = True
+
+    def _scalar_state(self, states: list[dict]) -> list[list[np.ndarray]]:
+        return [[state["mu_product"].numpy() for state in states]]
 
     def _check_options(self, group: dict[str, Any]) -> None:
         group["betas"] = _betas(group["betas"])
@@ -957,24 +874,6 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
         state = super()._new_state(group, param)
         state["mu_product"] = torch.ones((), dtype=_step_dtype(group))
         return state
-
-    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
-        products = [state["mu_product"].numpy() for state in states]
-        _kernels.nadam(
-            params,
-            grads,
-            *buffers,
-            products,
-            steps,
-            lr=float(group["lr"]),
-            betas=group["betas"],
-            eps=group["eps"],
-            **self._torch_options(
-                momentum_decay=group["momentum_decay"],
-                **_transform(group, group["decoupled_weight_decay"]),
-            ),
-            **scaling,
-        )
 
 
 class StepInBackward:

@@ -24,20 +24,13 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from . import _optimizer, optim, reference
+from . import optim, reference
+from .catalogue import Optimizer
 from .surfaces import Surface, get as get_surface
 
 LIMIT = 1e6
 RULE_NAMES: tuple[str, ...] = tuple(cls.rule for cls in optim.OPTIMIZERS)
-ADAPTIVE_RULES: tuple[str, ...] = (
-    "Adagrad",
-    "Adadelta",
-    "RMSprop",
-    "Adam",
-    "AdaMax",
-    "Nadam",
-    "AMSGrad",
-)
+ADAPTIVE_RULES: tuple[str, ...] = tuple(cls.rule for cls in optim.OPTIMIZERS if cls.adaptive)
 BACKENDS = {"gdfast": optim, "reference": reference}
 
 # Learning rate of each rule on each surface, for the gallery.  On Beale, Rosenbrock and
@@ -46,55 +39,10 @@ BACKENDS = {"gdfast": optim, "reference": reference}
 # this table against its sweep.  On the saddle: one common rate, 0.01, to compare the
 # rules at the same step size (Adadelta, whose lr is only a multiplier, at its 1.0).
 # Other hyper-parameters are the SPEC.md defaults.
+# (The rates are part of each rule's declaration, `gallery_lr`; this is their table.)
 GALLERY_LR: dict[str, dict[str, float]] = {
-    "beale": {
-        "SGD": 0.003,
-        "Momentum": 0.001,
-        "Nesterov": 0.0003,
-        "Adagrad": 0.3,
-        "Adadelta": 0.01,
-        "RMSprop": 0.001,
-        "Adam": 0.03,
-        "AdaMax": 0.03,
-        "Nadam": 0.003,
-        "AMSGrad": 0.03,
-    },
-    "rosenbrock": {
-        "SGD": 0.001,
-        "Momentum": 0.0003,
-        "Nesterov": 0.0003,
-        "Adagrad": 0.3,
-        "Adadelta": 0.03,
-        "RMSprop": 0.0003,
-        "Adam": 0.01,
-        "AdaMax": 0.03,
-        "Nadam": 0.003,
-        "AMSGrad": 0.03,
-    },
-    "saddle": {
-        "SGD": 0.01,
-        "Momentum": 0.01,
-        "Nesterov": 0.01,
-        "Adagrad": 0.01,
-        "Adadelta": 1.0,
-        "RMSprop": 0.01,
-        "Adam": 0.01,
-        "AdaMax": 0.01,
-        "Nadam": 0.01,
-        "AMSGrad": 0.01,
-    },
-    "ravine": {
-        "SGD": 0.1,
-        "Momentum": 0.03,
-        "Nesterov": 0.01,
-        "Adagrad": 1.0,
-        "Adadelta": 1.0,
-        "RMSprop": 0.01,
-        "Adam": 0.3,
-        "AdaMax": 0.3,
-        "Nadam": 0.3,
-        "AMSGrad": 0.3,
-    },
+    surface: {cls.rule: cls.gallery_lr[surface] for cls in optim.OPTIMIZERS}
+    for surface in ("beale", "rosenbrock", "saddle", "ravine")
 }
 TUNED_SURFACES: tuple[str, ...] = ("beale", "rosenbrock", "ravine")
 # Learning rates of the sweep: half-decades from 1e-4 to 10.
@@ -176,7 +124,7 @@ def rule_class(rule: str | type, backend: str = "gdfast") -> Any:
     """The optimizer class of `rule` (a name such as "Adam", or a class) on `backend`."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {sorted(BACKENDS)}, got {backend!r}")
-    if isinstance(rule, type) and issubclass(rule, _optimizer.Optimizer):
+    if isinstance(rule, type) and issubclass(rule, Optimizer):
         return rule
     if not isinstance(rule, str):
         raise TypeError(

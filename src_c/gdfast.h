@@ -16,6 +16,7 @@
 #ifndef GDFAST_H
 #define GDFAST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -47,9 +48,11 @@ typedef struct {
     const int64_t *size;        /* elements of tensor k */
     const int64_t *step;        /* t of this update for tensor k (counts from 1) */
     const unsigned char *is_double; /* 1: float64 tensor, 0: float32 */
-    /* NAdam's momentum schedule only (else NULL): P_t = μ_1 ⋯ μ_t of tensor k, this
-     * step's μ_t included (the caller keeps the product, as torch does). */
-    const double *mu_product;
+    /* Nadam's momentum schedule only (else NULL): tensor k's μ product P = μ_1 ⋯ μ_(t−1),
+     * a 0-d float64 (mu_product_is_double[k]) or float32 array that the step multiplies by
+     * this step's μ_t (nadam_prepare), as torch keeps it. */
+    void *const *mu_product;
+    const unsigned char *mu_product_is_double;
 } gd_tensors;
 
 /* Every rule's hyper-parameters and named variants; each rule reads the ones it
@@ -73,20 +76,42 @@ typedef struct {
     int momentum_schedule;      /* Nadam: Dozat's μ_t schedule (mu_product) */
 } gd_hyper;
 
-void gd_sgd(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_momentum(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_nesterov(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_adagrad(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_adadelta(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_rmsprop(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_adam(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_adamax(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_nadam(const gd_tensors *tensors, const gd_hyper *hyper);
-void gd_amsgrad(const gd_tensors *tensors, const gd_hyper *hyper);
+/* Updates elements [lo, lo + len) of tensor k: the rule's math for one dtype (rules.inc). */
+typedef void (*gd_segment_fn)(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
+                              const gd_hyper *h);
+
+/* The catalogue of kernels: one entry per rule, listed once, in kernels.c's gd_rules[].
+ * `name` is the `kernel` of the rule's Python declaration (gdfast/catalogue). */
+typedef struct {
+    const char *name;
+    gd_segment_fn segment_f32, segment_f64;
+    /* Run once per step on the calling thread before the segments (NULL: none): the update of
+     * per-tensor scalar state, which must happen once per tensor, not once per chunk. */
+    void (*prepare)(const gd_tensors *tensors, const gd_hyper *hyper);
+    int rows;                   /* 1: it takes row-sparse steps (gd_step_rows) */
+} gd_rule;
+
+extern const gd_rule gd_rules[];
+extern const int gd_rule_count;
+/* The entry of gd_rules[] named `name`, or NULL. */
+const gd_rule *gd_find_rule(const char *name);
+
+/* One step of `rule` over a list of tensors (the only way a dense step runs). */
+void gd_step(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper);
+
 /* The memory limit of a step, for benchmarks: adds grad to param and to each
  * state buffer (slots - 2 of them, at most 3) in one pass with the same thread
  * split: the traffic of a rule with that many state buffers, next to no math. */
 void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper);
+
+/* gd_hyper's fields by name, for the Python binding: {name, offset, is_int}, ending with
+ * a NULL name.  A new field of gd_hyper gets its line in kernels.c's gd_hyper_fields[]. */
+typedef struct {
+    const char *name;
+    size_t offset;
+    int is_int;
+} gd_hyper_field;
+extern const gd_hyper_field gd_hyper_fields[];
 
 /* ---- Row-sparse steps ----------------------------------------------------
  * One 2-D parameter (n_rows x dim, C order) and its state buffers, updated on the
@@ -116,65 +141,9 @@ typedef struct {
     void *summed;                       /* n_indices x dim: one summed gradient per distinct row */
 } gd_rows;
 
-/* Each returns the number of distinct rows it updated. */
-int64_t gd_sgd_rows(const gd_rows *rows, const gd_hyper *hyper);
-int64_t gd_momentum_rows(const gd_rows *rows, const gd_hyper *hyper);
-int64_t gd_adagrad_rows(const gd_rows *rows, const gd_hyper *hyper);
-int64_t gd_rmsprop_rows(const gd_rows *rows, const gd_hyper *hyper);
-int64_t gd_adam_rows(const gd_rows *rows, const gd_hyper *hyper);
-
-/* ---- One tensor, one dtype ------------------------------------------------
- * The same kernels on a single array (a list of one).
- */
-void sgd_f32(float *param, const float *grad, int64_t n, double lr);
-void sgd_f64(double *param, const double *grad, int64_t n, double lr);
-
-void momentum_f32(float *param, const float *grad, float *velocity, int64_t n,
-                  double lr, double momentum);
-void momentum_f64(double *param, const double *grad, double *velocity, int64_t n,
-                  double lr, double momentum);
-
-void nesterov_f32(float *param, const float *grad, float *velocity, int64_t n,
-                  double lr, double momentum);
-void nesterov_f64(double *param, const double *grad, double *velocity, int64_t n,
-                  double lr, double momentum);
-
-void adagrad_f32(float *param, const float *grad, float *sum_sq, int64_t n,
-                 double lr, double eps);
-void adagrad_f64(double *param, const double *grad, double *sum_sq, int64_t n,
-                 double lr, double eps);
-
-void adadelta_f32(float *param, const float *grad, float *square_avg, float *acc_delta,
-                  int64_t n, double lr, double rho, double eps);
-void adadelta_f64(double *param, const double *grad, double *square_avg, double *acc_delta,
-                  int64_t n, double lr, double rho, double eps);
-
-void rmsprop_f32(float *param, const float *grad, float *square_avg, int64_t n,
-                 double lr, double rho, double eps);
-void rmsprop_f64(double *param, const double *grad, double *square_avg, int64_t n,
-                 double lr, double rho, double eps);
-
-void adam_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-              int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
-void adam_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-              int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
-
-void adamax_f32(float *param, const float *grad, float *exp_avg, float *exp_inf,
-                int64_t n, double lr, double beta1, double beta2, int64_t step);
-void adamax_f64(double *param, const double *grad, double *exp_avg, double *exp_inf,
-                int64_t n, double lr, double beta1, double beta2, int64_t step);
-
-void nadam_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-               int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
-void nadam_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-               int64_t n, double lr, double beta1, double beta2, double eps, int64_t step);
-
-void amsgrad_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
-                 float *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
-                 double eps);
-void amsgrad_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
-                 double *max_exp_avg_sq, int64_t n, double lr, double beta1, double beta2,
-                 double eps);
+/* A row-sparse step of `rule` (rule->rows is 1); returns the number of distinct rows it
+ * updated. */
+int64_t gd_step_rows(const gd_rule *rule, const gd_rows *rows, const gd_hyper *hyper);
 
 #ifdef __cplusplus
 }

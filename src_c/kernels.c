@@ -1,8 +1,10 @@
 /*
  * gdfast kernels: threads, instruction-set clones, and the two dtypes.
  *
- * The rules themselves are written once, in rules.inc, and compiled twice:
- * with REAL = float (suffix _f32) and REAL = double (suffix _f64).
+ * The rules themselves are written once, in rules.inc and src_c/rules/<rule>.inc, and
+ * compiled twice: with REAL = float (suffix _f32) and REAL = double (suffix _f64).
+ * gd_rules[] below lists each rule's functions once; gd_step and gd_step_rows dispatch
+ * through it.
  *
  * Build contract (setup.py): -O3 -fno-math-errno -ffp-contract=off, OpenMP
  * when available, never -ffast-math.  -fno-math-errno lets gcc vectorize
@@ -15,6 +17,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -64,16 +67,12 @@ static inline int64_t gd_padded(int64_t n)
     return (n + GD_SPAN_ALIGN - 1) / GD_SPAN_ALIGN * GD_SPAN_ALIGN;
 }
 
-/* Updates elements [lo, lo + len) of tensor k. */
-typedef void (*gd_segment_fn)(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
-                              const gd_hyper *h);
-
 /* A step over a list of tensors, for gd_parallel_for: the rule's segment functions. */
 typedef struct {
     const gd_tensors *t;
     const gd_hyper *h;
     gd_segment_fn segment_f32, segment_f64;
-} gd_step;
+} gd_step_work;
 
 /* Runs the step's segments over elements [begin, end) of the padded index space (the
  * tensors laid end to end, each padded to a multiple of 64 elements).  cursor = (k, offset
@@ -81,7 +80,7 @@ typedef struct {
  * thread's scan over a long list of tensors is done once per step, not once per chunk. */
 static void gd_step_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2])
 {
-    const gd_step *step = (const gd_step *)ctx;
+    const gd_step_work *step = (const gd_step_work *)ctx;
     const gd_tensors *t = step->t;
     int64_t k = cursor[0], offset = cursor[1];
     while (k < t->count && offset + gd_padded(t->size[k]) <= begin) offset += gd_padded(t->size[k++]);
@@ -115,7 +114,7 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
 {
     int64_t total = 0;
     for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k]);
-    const gd_step step = {t, h, segment_f32, segment_f64};
+    const gd_step_work step = {t, h, segment_f32, segment_f64};
     const int team = gd_team_size(total);
     if (team <= 1) { /* the common small step: straight to the segments */
         int64_t cursor[2] = {0, 0};
@@ -124,14 +123,6 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
     }
     gd_parallel_for(total, gd_chunk_size(total, team), team, gd_step_chunk, (void *)&step);
 }
-
-/* A list of one tensor, for the single-array entry points. */
-#define GD_ONE_TENSOR(name, is_dbl, n, t_step, ...)                                \
-    void *name##_data_[] = {__VA_ARGS__};                                           \
-    const int64_t name##_size_ = (n), name##_step_ = (t_step);                      \
-    const unsigned char name##_double_ = (is_dbl);                                  \
-    const gd_tensors name = {1, (int)(sizeof(name##_data_) / sizeof(void *)),       \
-                             name##_data_, &name##_size_, &name##_step_, &name##_double_, NULL}
 
 #define GD_CAT_(a, b) a##b
 #define GD_CAT(a, b) GD_CAT_(a, b)
@@ -160,23 +151,65 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
 #undef SQRT
 #undef FABS
 
-/* The multi-tensor entry points: each dispatches every tensor to its dtype's segment. */
-#define GD_RULE(name)                                                          \
-    void gd_##name(const gd_tensors *tensors, const gd_hyper *hyper)           \
-    {                                                                          \
-        gd_run(tensors, hyper, name##_segment_f32, name##_segment_f64);        \
-    }
-GD_RULE(sgd)
-GD_RULE(momentum)
-GD_RULE(nesterov)
-GD_RULE(adagrad)
-GD_RULE(adadelta)
-GD_RULE(rmsprop)
-GD_RULE(adam)
-GD_RULE(adamax)
-GD_RULE(nadam)
-GD_RULE(amsgrad)
-GD_RULE(roofline)
+/* The catalogue: each rule's functions, listed once (rules.inc defines them, FN(...)
+ * naming them with their dtype's suffix).  A new rule adds its line here. */
+const gd_rule gd_rules[] = {
+    {"sgd", sgd_segment_f32, sgd_segment_f64, NULL, 1},
+    {"momentum", momentum_segment_f32, momentum_segment_f64, NULL, 1},
+    {"nesterov", nesterov_segment_f32, nesterov_segment_f64, NULL, 0},
+    {"adagrad", adagrad_segment_f32, adagrad_segment_f64, NULL, 1},
+    {"adadelta", adadelta_segment_f32, adadelta_segment_f64, NULL, 0},
+    {"rmsprop", rmsprop_segment_f32, rmsprop_segment_f64, NULL, 1},
+    {"adam", adam_segment_f32, adam_segment_f64, NULL, 1},
+    {"adamax", adamax_segment_f32, adamax_segment_f64, NULL, 0},
+    {"nadam", nadam_segment_f32, nadam_segment_f64, nadam_prepare, 0},
+    {"amsgrad", amsgrad_segment_f32, amsgrad_segment_f64, NULL, 0},
+};
+const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));
+
+const gd_rule *gd_find_rule(const char *name)
+{
+    for (int r = 0; r < gd_rule_count; r++)
+        if (strcmp(gd_rules[r].name, name) == 0) return &gd_rules[r];
+    return NULL;
+}
+
+void gd_step(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper)
+{
+    if (rule->prepare) rule->prepare(tensors, hyper);
+    gd_run(tensors, hyper, rule->segment_f32, rule->segment_f64);
+}
+
+void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper)
+{
+    gd_run(tensors, hyper, roofline_segment_f32, roofline_segment_f64);
+}
+
+#define GD_FIELD(field, is_int) {#field, offsetof(gd_hyper, field), is_int}
+const gd_hyper_field gd_hyper_fields[] = {
+    GD_FIELD(lr, 0),
+    GD_FIELD(momentum, 0),
+    GD_FIELD(beta1, 0),
+    GD_FIELD(beta2, 0),
+    GD_FIELD(eps, 0),
+    GD_FIELD(rho, 0),
+    GD_FIELD(grad_scale, 0),
+    GD_FIELD(weight_decay, 0),
+    GD_FIELD(dampening, 0),
+    GD_FIELD(lr_decay, 0),
+    GD_FIELD(momentum_decay, 0),
+    GD_FIELD(maximize, 1),
+    GD_FIELD(decoupled_weight_decay, 1),
+    GD_FIELD(eps_inside, 1),
+    GD_FIELD(lr_in_buffer, 1),
+    GD_FIELD(eps_hat, 1),
+    GD_FIELD(bias_correction, 1),
+    GD_FIELD(max_of_v_hat, 1),
+    GD_FIELD(centered, 1),
+    GD_FIELD(momentum_schedule, 1),
+    {NULL, 0, 0},
+};
+#undef GD_FIELD
 
 /* ---- Row-sparse steps (gdfast.h) ------------------------------------------ */
 
@@ -243,7 +276,7 @@ static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn seg
         data[GD_SLOT_STATE + s] = (char *)r->state[s] + (size_t)(row * dim) * width;
     const unsigned char is_double = (unsigned char)r->is_double;
     const gd_tensors one = {1, GD_SLOT_STATE + r->n_state, data, &r->dim, &r->step, &is_double,
-                            NULL};
+                            NULL, NULL};
     segment(&one, 0, 0, dim, h);
 }
 #undef GD_SUM_ROWS
@@ -287,13 +320,7 @@ static int64_t gd_run_rows(const gd_rows *r, const gd_hyper *h, gd_segment_fn se
     return groups;
 }
 
-#define GD_ROW_RULE(name)                                                       \
-    int64_t gd_##name##_rows(const gd_rows *rows, const gd_hyper *hyper)        \
-    {                                                                           \
-        return gd_run_rows(rows, hyper, name##_segment_f32, name##_segment_f64); \
-    }
-GD_ROW_RULE(sgd)
-GD_ROW_RULE(momentum)
-GD_ROW_RULE(adagrad)
-GD_ROW_RULE(rmsprop)
-GD_ROW_RULE(adam)
+int64_t gd_step_rows(const gd_rule *rule, const gd_rows *rows, const gd_hyper *hyper)
+{
+    return gd_run_rows(rows, hyper, rule->segment_f32, rule->segment_f64);
+}

@@ -8,7 +8,7 @@ import pytest
 
 import gdfast
 from gdfast import reference
-from conftest import RULE_NAMES
+from rules_table import RULE_NAMES, bad_hyperparameters
 
 BACKENDS = [gdfast.optim, reference]
 
@@ -160,24 +160,8 @@ def test_parameters_sharing_memory():
         gdfast.SGD([buffer, buffer])
 
 
-BAD_HYPER = [
-    ("SGD", {"lr": -0.1}, ValueError, r"lr: expected a finite number >= 0, got -0.1"),
-    ("SGD", {"lr": float("nan")}, ValueError, r"lr: expected a number, got nan"),
-    ("SGD", {"lr": float("inf")}, ValueError, r"lr: expected a finite number >= 0"),
-    ("SGD", {"lr": "0.1"}, TypeError, r"lr: expected a real number, got str"),
-    ("SGD", {"lr": True}, TypeError, r"lr: expected a real number, got bool"),
-    ("Momentum", {"momentum": -0.5}, ValueError, r"momentum: expected a finite number >= 0"),
-    ("Nesterov", {"momentum": float("nan")}, ValueError, r"momentum: expected a number"),
-    ("Adam", {"betas": (0.9, 1.0)}, ValueError, r"betas\[1\]: expected a number in \[0, 1\)"),
-    ("Adam", {"betas": (-0.1, 0.9)}, ValueError, r"betas\[0\]: expected a number in \[0, 1\)"),
-    ("Adam", {"betas": 0.9}, TypeError, r"betas: expected a pair \(beta1, beta2\)"),
-    ("Adam", {"betas": (0.9, 0.99, 0.9)}, TypeError, r"betas: expected a pair"),
-    ("AdaMax", {"betas": (float("nan"), 0.9)}, ValueError, r"betas\[0\]: expected a number"),
-    ("Nadam", {"eps": 0.0}, ValueError, r"eps: expected a finite number > 0, got 0.0"),
-    ("AMSGrad", {"eps": -1e-8}, ValueError, r"eps: expected a finite number > 0"),
-    ("Adagrad", {"eps": float("nan")}, ValueError, r"eps: expected a number, got nan"),
-    ("RMSprop", {"rho": 1.5}, ValueError, r"rho: expected a number in \[0, 1\], got 1.5"),
-    ("Adadelta", {"rho": -0.1}, ValueError, r"rho: expected a number in \[0, 1\]"),
+# every row's error inputs (rules_table.py), then one for the constructor alone
+BAD_HYPER = bad_hyperparameters() + [
     ("Adam", {"beta1": 0.9}, TypeError, r"unexpected keyword argument 'beta1'"),
 ]
 

@@ -12,7 +12,7 @@ import pytest
 
 import gdfast
 from gdfast import reference
-from conftest import RULE_NAMES, classes
+from rules_table import RULE_NAMES, classes
 
 BACKENDS = [gdfast.optim, reference]
 

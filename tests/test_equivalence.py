@@ -15,14 +15,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (
+from gdfast.catalogue import row_sparse_rules
+from rules_table import (
     DTYPES,
     RULE_NAMES,
-    STEP_SIZE_FORM,
+    RULES,
     TOLERANCE,
     Quadratic,
     assert_same_optimizer_state,
     classes,
+    hyperparameter_strategy,
     random_hyperparameters,
     random_state,
 )
@@ -86,33 +88,6 @@ def test_many_steps_large_threaded(rule, dtype):
     assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1000)])
 
 
-def hyperparameter_strategy(rule):
-    """Any valid hyper-parameters, every named option included."""
-    fast, _ = classes(rule)
-    unit = st.floats(0.0, 1.0, exclude_max=True)
-    strategies = {
-        "lr": st.floats(0.0, 10.0),
-        "momentum": st.floats(0.0, 2.0),
-        "betas": st.tuples(unit, unit),
-        "eps": st.floats(1e-12, 1.0),
-        "rho": st.floats(0.0, 1.0),
-        "weight_decay": st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
-        "dampening": st.floats(0.0, 1.0),
-        "lr_decay": st.floats(0.0, 10.0),
-        "initial_accumulator_value": st.floats(0.0, 10.0),
-        "momentum_decay": st.floats(0.0, 10.0),
-    }
-    if rule == "AdaMax":
-        strategies["eps"] = st.one_of(st.just(0.0), st.floats(0.0, 1.0))
-    names = fast.hyperparameter_names
-    drawn = st.fixed_dictionaries({name: strategies.get(name, st.booleans()) for name in names})
-    if rule == "AMSGrad":
-        drawn = drawn.filter(lambda h: h["bias_correction"] or not h["max_of_v_hat"]).filter(
-            lambda h: not (h["max_of_v_hat"] and h["eps_hat"])
-        )
-    return drawn
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
 @settings(
@@ -141,8 +116,16 @@ def test_one_step_any_hyperparameters(rule, dtype, data):
     assert_same_optimizer_state(fast, slow, TOLERANCE[(dtype, 1)], params_before=before)
 
 
+# the rules whose kernel is the reference's arithmetic in the same order, with some options
+BITWISE_RULES = [
+    rule
+    for rule in RULE_NAMES
+    if not RULES[rule].step_size_form(classes(rule)[1](np.zeros(1)).options)
+]
+
+
 @pytest.mark.parametrize("seed", [9, 10, 11, 12])
-@pytest.mark.parametrize("rule", sorted(set(RULE_NAMES) - STEP_SIZE_FORM))
+@pytest.mark.parametrize("rule", BITWISE_RULES)
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_bitwise_equal_to_the_reference(rule, dtype, seed):
     """Eight rules compute exactly the reference's operations in the same order (no FMA
@@ -189,7 +172,7 @@ def _run_core(optimizer, grads, **extra):
         grads,
         *optimizer._state_lists,
         optimizer._steps,
-        **optimizer._hyper,
+        **optimizer._core_hyper,
         **extra,
     )
 
@@ -228,7 +211,7 @@ def test_grad_scale_is_a_multiplication_of_the_gradient_first(rule, dtype, scale
     for _ in range(3):
         _run_core(fast, problem.gradients(fast.params), grad_scale=scale)
         _run_core(slow, problem.gradients(slow.params), grad_scale=scale)
-    if rule in STEP_SIZE_FORM or (rule == "AMSGrad" and hyper["bias_correction"]):
+    if RULES[rule].step_size_form({**fast.options, **hyper}):
         assert_same_optimizer_state(
             fast, slow, 10 * TOLERANCE[(dtype, 1)] if scale == 1e40 else TOLERANCE[(dtype, 1)]
         )
@@ -236,7 +219,7 @@ def test_grad_scale_is_a_multiplication_of_the_gradient_first(rule, dtype, scale
         assert _state_bytes(fast) == _state_bytes(slow)
 
 
-@pytest.mark.parametrize("rule", ["SGD", "Momentum", "Adagrad", "RMSprop", "Adam"])
+@pytest.mark.parametrize("rule", row_sparse_rules())
 def test_grad_scale_in_the_row_sparse_cores(rule):
     """The row form takes grad_scale too: equal, bitwise, to the row step with values·c."""
     from gdfast import reference

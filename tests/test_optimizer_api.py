@@ -11,7 +11,7 @@ import pytest
 
 import gdfast
 from gdfast import reference
-from conftest import (
+from rules_table import (
     DTYPES,
     RULE_NAMES,
     TOLERANCE,

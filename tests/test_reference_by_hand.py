@@ -201,7 +201,7 @@ def test_float32_stays_float32(rule):
     assert all(buffer[0].dtype == np.float32 for buffer in optimizer.state.values())
 
 
-# ---- named options (gdfast._optimizer), worked out by hand the same way -------------------
+# ---- named options (gdfast.catalogue), worked out by hand the same way --------------------
 
 
 def by_hand(update, state_init):

@@ -14,7 +14,8 @@ import gdfast
 from gdfast import reference
 from gdfast.rows import RowGrad
 
-from conftest import (
+from gdfast.catalogue import CATALOGUE, row_sparse_rules
+from rules_table import (
     DTYPES,
     TOLERANCE,
     assert_same_optimizer_state,
@@ -22,8 +23,8 @@ from conftest import (
     random_state,
 )
 
-ROW_RULES = ["SGD", "Momentum", "Adagrad", "RMSprop", "Adam"]
-OTHER_RULES = ["Nesterov", "Adadelta", "AdaMax", "Nadam", "AMSGrad", "AdamW"]
+ROW_RULES = list(row_sparse_rules())
+OTHER_RULES = [rule.rule for rule in CATALOGUE if not rule.rows]
 STEPS = 4
 
 # (n_rows, dim, how the indices of each step are drawn)

@@ -107,13 +107,18 @@ def test_step_count_never_wraps(module, grads):
     assert opt.steps == (INT64_MAX, 6)
 
 
-def test_kernel_step_count_check_is_before_any_write():
-    from gdfast._kernels import count_step
-
-    counts = np.array([3, INT64_MAX, 4], dtype=np.int64)
+@pytest.mark.parametrize("module", BACKENDS, ids=IDS)
+def test_step_count_check_is_before_any_write(module):
+    """The fast path (gdfast._kernels.FastStep) counts no step when one count is at the
+    limit: the full checks refuse the step, naming the parameter, every count unchanged."""
+    opt = module.SGD([np.zeros(2), np.zeros(2), np.zeros(2)])
+    state = opt.state_dict()
+    state["steps"] = [3, INT64_MAX, 4]
+    opt.load_state_dict(state)
     with pytest.raises(ValueError, match="params\\[1\\]"):
-        count_step(counts)
-    assert counts.tolist() == [3, INT64_MAX, 4]
+        opt.step([np.ones(2)] * 3)
+    assert opt.steps == (3, INT64_MAX, 4)
+    assert all(np.all(param == 0) for param in opt.params)
 
 
 # ------------------------------------------------------------------- item 6: threads

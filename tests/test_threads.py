@@ -16,7 +16,7 @@ import gdfast
 from gdfast import _threads
 from gdfast.rows import RowGrad
 
-from conftest import DTYPES, RULE_NAMES
+from rules_table import DTYPES, RULE_NAMES
 
 MIN = gdfast._kernels.min_elements_per_thread()
 # Tensors whose boundaries fall anywhere in the chunks: tiny, odd, just past a cache line,

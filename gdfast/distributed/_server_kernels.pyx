@@ -68,8 +68,9 @@ def _index(indices, size):
             f"indices: expected values in [0, {size}) (x's coordinates), got "
             f"[{indices.min()}, {indices.max()}]"
         )
-    ordered = copy if (copy[1:] > copy[:-1]).all() else np.sort(copy)  # sorted: one pass
-    if (ordered[1:] == ordered[:-1]).any():
+    last = copy.size - 1 if copy.size else 0  # no negative indices: wraparound is off here
+    ordered = copy if (copy[1:] > copy[:last]).all() else np.sort(copy)  # sorted: one pass
+    if (ordered[1:] == ordered[:last]).any():
         raise ValueError("indices: expected distinct coordinates (a sparse push names each once)")
     return copy
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._optimizer import Optimizer
+from ..catalogue import Optimizer
 
 __all__ = ["History", "STOP_REASONS"]
 

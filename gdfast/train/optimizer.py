@@ -8,7 +8,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from .. import optim, reference
-from .._optimizer import Optimizer
+from ..catalogue import Optimizer
 from ..rule_names import canonical
 
 __all__ = ["make_optimizer", "OptimizerSpec"]

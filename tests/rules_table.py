@@ -1,0 +1,325 @@
+"""The per-rule test table (torch's OptimizerInfo in gdfast's words) and the helpers the
+foundation tests share: one row per rule of the catalogue, used by the equivalence,
+bad-input, API, thread and parity tests.  Imported by the tests themselves (not through
+conftest).
+
+A row says, for one rule: how to draw valid hyper-parameters at random (`draw`: the
+samplers that differ from the common ones, `constrain`: the combinations that are not
+valid), the same for hypothesis (`strategies`, `valid`), whether its kernel takes the
+step-size form of Adam (`step_size_form`, then not bitwise equal to the reference), and
+its bad hyper-parameters with the error expected (`errors`).  test_catalogue.py fails
+when a rule of gdfast.catalogue has no row here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+import gdfast
+from gdfast import reference
+from gdfast.catalogue import CATALOGUE
+
+DTYPES = [np.float32, np.float64]
+
+# SPEC.md section 4: max |a - b| / max(|b|, tiny) after one step and after 1,000 steps.
+TOLERANCE = {
+    (np.float64, 1): 1e-12,
+    (np.float64, 1000): 1e-10,
+    (np.float32, 1): 1e-6,
+    (np.float32, 1000): 1e-4,
+}
+
+Hyper = dict[str, Any]
+
+
+def _coin(rng: np.random.Generator) -> bool:
+    return bool(rng.integers(2))
+
+
+def _maybe(rng: np.random.Generator, draw: Callable[[], float]) -> float:
+    """draw() half of the time, else 0."""
+    return draw() if _coin(rng) else 0.0
+
+
+# The samplers of every hyper-parameter, in ranges where 1,000 steps stay tame; a row
+# replaces those that differ for its rule.  Each flag drawn about as often True as False.
+COMMON_DRAW: dict[str, Callable[[np.random.Generator], Any]] = {
+    "lr": lambda rng: float(10 ** rng.uniform(-4, -2)),
+    "momentum": lambda rng: float(rng.uniform(0.0, 0.95)),
+    "betas": lambda rng: (float(rng.uniform(0.0, 0.99)), float(rng.uniform(0.9, 0.9999))),
+    "eps": lambda rng: float(10 ** rng.uniform(-10, -4)),
+    "rho": lambda rng: float(rng.uniform(0.5, 0.99)),
+    "weight_decay": lambda rng: _maybe(rng, lambda: float(10 ** rng.uniform(-4, -2))),
+    "decoupled_weight_decay": _coin,
+    "maximize": lambda rng: bool(rng.random() < 0.25),
+    "dampening": lambda rng: _maybe(rng, lambda: float(rng.uniform(0.0, 0.5))),
+    "lr_in_buffer": _coin,
+    "lr_decay": lambda rng: _maybe(rng, lambda: float(10 ** rng.uniform(-3, -1))),
+    "initial_accumulator_value": lambda rng: _maybe(rng, lambda: float(rng.uniform(0.0, 1.0))),
+    "eps_inside_sqrt": _coin,
+    "centered": _coin,
+    "eps_hat": _coin,
+    "eps_inside_max": _coin,
+    "momentum_schedule": _coin,
+    "momentum_decay": lambda rng: float(rng.choice([0.004, 1.0, rng.uniform(0.0, 2.0)])),
+    "bias_correction": _coin,
+    "max_of_v_hat": _coin,
+}
+
+_UNIT = st.floats(0.0, 1.0, exclude_max=True)
+
+# Any valid value (hypothesis); a flag not listed is st.booleans().
+COMMON_STRATEGIES: dict[str, Any] = {
+    "lr": st.floats(0.0, 10.0),
+    "momentum": st.floats(0.0, 2.0),
+    "betas": st.tuples(_UNIT, _UNIT),
+    "eps": st.floats(1e-12, 1.0),
+    "rho": st.floats(0.0, 1.0),
+    "weight_decay": st.one_of(st.just(0.0), st.floats(0.0, 1.0)),
+    "dampening": st.floats(0.0, 1.0),
+    "lr_decay": st.floats(0.0, 10.0),
+    "initial_accumulator_value": st.floats(0.0, 10.0),
+    "momentum_decay": st.floats(0.0, 10.0),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleInfo:
+    """One rule's row.  `name` is the catalogue's name."""
+
+    name: str
+    draw: dict[str, Callable[[np.random.Generator], Any]] = dataclasses.field(default_factory=dict)
+    constrain: Callable[[Hyper], Hyper] = lambda hyper: hyper
+    strategies: dict[str, Any] = dataclasses.field(default_factory=dict)
+    valid: Callable[[Hyper], bool] = lambda hyper: True
+    # whether the kernel computes the step as (η/(1−β1^t)) m / (√v/√(1−β2^t) + ε), see
+    # uses_step_size_form; every other rule is bitwise equal to the reference
+    step_size_form: Callable[[Hyper], bool] = lambda hyper: False
+    # (hyper-parameters, error, message): refused by the constructor and by setattr
+    errors: tuple[tuple[Hyper, type, str], ...] = ()
+
+
+def _amsgrad_valid(hyper: Hyper) -> Hyper:
+    hyper["max_of_v_hat"] = hyper["max_of_v_hat"] and hyper["bias_correction"]
+    hyper["eps_hat"] = hyper["eps_hat"] and not hyper["max_of_v_hat"]
+    return hyper
+
+
+def _always(hyper: Hyper) -> bool:
+    return True
+
+
+_ROWS = (
+    RuleInfo(
+        "SGD",
+        errors=(
+            ({"lr": -0.1}, ValueError, r"lr: expected a finite number >= 0, got -0.1"),
+            ({"lr": float("nan")}, ValueError, r"lr: expected a number, got nan"),
+            ({"lr": float("inf")}, ValueError, r"lr: expected a finite number >= 0"),
+            ({"lr": "0.1"}, TypeError, r"lr: expected a real number, got str"),
+            ({"lr": True}, TypeError, r"lr: expected a real number, got bool"),
+        ),
+    ),
+    RuleInfo(
+        "Momentum",
+        errors=(({"momentum": -0.5}, ValueError, r"momentum: expected a finite number >= 0"),),
+    ),
+    RuleInfo(
+        "Nesterov",
+        errors=(({"momentum": float("nan")}, ValueError, r"momentum: expected a number"),),
+    ),
+    RuleInfo(
+        "Adagrad",
+        errors=(({"eps": float("nan")}, ValueError, r"eps: expected a number, got nan"),),
+    ),
+    RuleInfo(
+        "Adadelta",
+        # lr is a multiplier, not a learning rate
+        draw={"lr": lambda rng: float(rng.uniform(0.1, 1.0))},
+        errors=(({"rho": -0.1}, ValueError, r"rho: expected a number in \[0, 1\]"),),
+    ),
+    RuleInfo(
+        "RMSprop",
+        draw={"momentum": lambda rng: _maybe(rng, lambda: float(rng.uniform(0.0, 0.9)))},
+        errors=(({"rho": 1.5}, ValueError, r"rho: expected a number in \[0, 1\], got 1.5"),),
+    ),
+    RuleInfo(
+        "Adam",
+        step_size_form=lambda hyper: True,
+        errors=(
+            ({"betas": (0.9, 1.0)}, ValueError, r"betas\[1\]: expected a number in \[0, 1\)"),
+            ({"betas": (-0.1, 0.9)}, ValueError, r"betas\[0\]: expected a number in \[0, 1\)"),
+            ({"betas": 0.9}, TypeError, r"betas: expected a pair \(beta1, beta2\)"),
+            ({"betas": (0.9, 0.99, 0.9)}, TypeError, r"betas: expected a pair"),
+        ),
+    ),
+    RuleInfo(
+        "AdamW",
+        step_size_form=lambda hyper: True,
+        errors=(({"weight_decay": -0.01}, ValueError, r"weight_decay: expected a finite"),),
+    ),
+    RuleInfo(
+        "AdaMax",
+        draw={"eps": lambda rng: _maybe(rng, lambda: float(10 ** rng.uniform(-10, -4)))},
+        strategies={"eps": st.one_of(st.just(0.0), st.floats(0.0, 1.0))},
+        errors=(({"betas": (float("nan"), 0.9)}, ValueError, r"betas\[0\]: expected a number"),),
+    ),
+    RuleInfo(
+        "Nadam",
+        step_size_form=lambda hyper: True,
+        errors=(({"eps": 0.0}, ValueError, r"eps: expected a finite number > 0, got 0.0"),),
+    ),
+    RuleInfo(
+        "AMSGrad",
+        constrain=_amsgrad_valid,
+        valid=lambda h: (
+            (h["bias_correction"] or not h["max_of_v_hat"])
+            and not (h["max_of_v_hat"] and h["eps_hat"])
+        ),
+        # with bias correction the kernel takes Adam's step-size form
+        step_size_form=lambda hyper: hyper["bias_correction"],
+        errors=(({"eps": -1e-8}, ValueError, r"eps: expected a finite number > 0"),),
+    ),
+)
+
+RULES: dict[str, RuleInfo] = {row.name: row for row in _ROWS}
+# The rules of the catalogue, in its order (every row's rule must be one of them).
+RULE_NAMES = [rule.rule for rule in CATALOGUE]
+
+
+def classes(rule: str):
+    """(gdfast class, gdfast.reference class) of one rule."""
+    return getattr(gdfast.optim, rule), getattr(reference, rule)
+
+
+def random_hyperparameters(rule: str, rng: np.random.Generator) -> Hyper:
+    """Valid hyper-parameters drawn at random, in ranges where 1,000 steps stay tame, and
+    every named option drawn too, each value about as often."""
+    fast, _ = classes(rule)
+    draw = {**COMMON_DRAW, **RULES[rule].draw}
+    hyper = {name: draw[name](rng) for name in fast.hyperparameter_names}
+    return RULES[rule].constrain(hyper)
+
+
+def hyperparameter_strategy(rule: str):
+    """Any valid hyper-parameters, every named option included (hypothesis)."""
+    fast, _ = classes(rule)
+    strategies = {**COMMON_STRATEGIES, **RULES[rule].strategies}
+    names = fast.hyperparameter_names
+    drawn = st.fixed_dictionaries({name: strategies.get(name, st.booleans()) for name in names})
+    return drawn.filter(RULES[rule].valid)
+
+
+def bad_hyperparameters() -> list[tuple[str, Hyper, type, str]]:
+    """(rule, hyper-parameters, error, message) of every row's error inputs."""
+    return [(row.name, *error) for row in _ROWS for error in row.errors]
+
+
+def relative_error(actual: np.ndarray, expected: np.ndarray, also_scale=None) -> float:
+    """max |a - b| / max(|b|, tiny): SPEC.md's measure.  NaN and Inf must sit at the same
+    places with the same values; they are compared exactly, the finite rest numerically.
+    `also_scale`: an array whose magnitude joins |b| in the denominator (see below)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    if actual.size == 0:
+        return 0.0
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(actual[np.isinf(expected)], expected[np.isinf(expected)])
+    if not finite.any():
+        return 0.0
+    magnitudes = [np.max(np.abs(expected[finite]))]
+    if also_scale is not None:
+        extra = np.abs(np.asarray(also_scale, dtype=np.float64))
+        magnitudes.append(np.max(extra[np.isfinite(extra)], initial=0.0))
+    scale = max(float(max(magnitudes)), np.finfo(np.float64).tiny)
+    return float(np.max(np.abs(actual[finite] - expected[finite]))) / scale
+
+
+# Adam and Nadam kernels take the step as (η/(1−β1^t)) m / (√v/√(1−β2^t) + ε), the form of
+# PyTorch's and optax's CPU Adam: one division and one square root per element instead of
+# the literal form's three divisions (1.75x the time in cache).  It differs from the literal
+# reference by a few ulps of the update Δ, not of the result θ − Δ; where a step is larger
+# than the parameter it lands on (|Δ| > |θ_new|, hypothesis finds such float32 cases with
+# β2 = 0), the error is a few ulps of max(|θ_old|, |θ_new|) ≥ |Δ|/2.  Their parameters after
+# one step are therefore measured against max(|θ_old|, |θ_new|); every state entry, and
+# every other rule (bitwise equal to the reference), keeps SPEC's measure.
+# (The rows say which: RuleInfo.step_size_form.)
+def uses_step_size_form(optimizer) -> bool:
+    return RULES[optimizer.rule].step_size_form(optimizer.options | optimizer._hyper)
+
+
+def assert_same_optimizer_state(fast, slow, tolerance: float, params_before=None) -> None:
+    """Parameters and every state entry within `tolerance`; step counts identical.
+    `params_before`: the parameters before a single step, for STEP_SIZE_FORM rules."""
+    assert fast.steps == slow.steps
+    for index, (a, b) in enumerate(zip(fast.params, slow.params)):
+        before = (
+            params_before[index]
+            if params_before is not None and uses_step_size_form(fast)
+            else None
+        )
+        error = relative_error(a, b, also_scale=before)
+        assert error <= tolerance, f"params[{index}]: relative error {error:.3g} > {tolerance}"
+    for name in slow.state_names:
+        for index, (a, b) in enumerate(zip(fast.state[name], slow.state[name])):
+            error = relative_error(a, b)
+            assert error <= tolerance, (
+                f"state[{name!r}][{index}]: relative error {error:.3g} > {tolerance}"
+            )
+
+
+def random_state(optimizer, rng: np.random.Generator, max_step: int = 10**6) -> dict:
+    """A valid state dict with random buffers and step counts (second moments >= 0, a
+    centered RMSprop's |ḡ| <= √E_g, μ products in (0, 0.9))."""
+    state = optimizer.state_dict()
+    signed = {"exp_avg", "velocity", "momentum_buffer", "grad_avg"}
+    for name, buffers in state["state"].items():
+        for buffer in buffers:
+            values = np.asarray(rng.standard_normal(buffer.shape))
+            if name == "mu_product":
+                values = rng.uniform(1e-3, 0.9, buffer.shape)
+            elif name not in signed:
+                values = np.abs(values)
+            buffer[...] = values
+    if "grad_avg" in state["state"]:
+        for g_avg, E_g in zip(state["state"]["grad_avg"], state["state"]["square_avg"]):
+            g_avg[...] = np.sqrt(E_g) * rng.uniform(-1, 1, g_avg.shape)
+    state["steps"] = [int(rng.integers(0, max_step)) for _ in state["steps"]]
+    return state
+
+
+class Quadratic:
+    """J(θ) = ½ Σ h (θ − c)², h in [0.5, 2]: a well-conditioned problem whose gradient
+    h (θ − c) depends on the parameters, so trajectories feed back on themselves.
+
+    The optimum is 20 to 40 away from the start in every coordinate, farther than
+    1,000 steps of the learning rates drawn by `random_hyperparameters` travel.  Near
+    the optimum the adaptive rules (Adam and its kin) reach a noise floor where the step
+    m̂/√v̂ is scale-free and rounding differences grow from step to step whatever the
+    implementation (two algebraically equal NumPy forms of Adam drift apart there just
+    the same); the tolerance comparison belongs to the regime where the method itself
+    is stable.
+    """
+
+    def __init__(self, shapes, dtype, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.curvature = [np.array(rng.uniform(0.5, 2.0, shape), dtype=dtype) for shape in shapes]
+        self.start = [np.array(rng.standard_normal(shape), dtype=dtype) for shape in shapes]
+        self.center = [
+            np.array(
+                start + rng.choice([-1.0, 1.0], shape) * rng.uniform(20, 40, shape), dtype=dtype
+            )
+            for start, shape in zip(self.start, shapes)
+        ]
+
+    def fresh_params(self):
+        return [theta.copy() for theta in self.start]
+
+    def gradients(self, params):
+        return [h * (theta - c) for h, theta, c in zip(self.curvature, params, self.center)]
