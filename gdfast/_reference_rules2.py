@@ -23,7 +23,8 @@ import math
 
 import numpy as np
 
-from .reference import _gradient, _ieee_nonstop
+from .catalogue._numpy_core import gradient_transform as _gradient
+from .catalogue._numpy_core import ieee_nonstop as _ieee_nonstop
 
 
 def lerp(start, end, weight):
