@@ -101,19 +101,14 @@ def _real(name: str, value: Any) -> float:
     return check.real_number(name, value)
 
 
-def _at_least(name: str, value: Any, low: float = 0.0) -> float:
-    number = _real(name, value)
-    if not (low <= number < math.inf):
-        raise ValueError(f"{name}: expected a finite number >= {low:g}, got {value!r}")
-    return number
+def _at_least(name: str, value: Any) -> float:
+    """A finite number >= 0 (a one-element tensor allowed)."""
+    return check.nonnegative(name, _real(name, value))
 
 
 def _unit(name: str, value: Any, closed: bool = True) -> float:
-    number = _real(name, value)
-    if not (0.0 <= number <= 1.0) or (not closed and number == 1.0):
-        interval = "[0, 1]" if closed else "[0, 1)"
-        raise ValueError(f"{name}: expected a number in {interval}, got {value!r}")
-    return number
+    """A number in [0, 1] or [0, 1) (a one-element tensor allowed)."""
+    return check.unit_interval(name, _real(name, value), closed=closed)
 
 
 def _betas(value: Any) -> tuple:

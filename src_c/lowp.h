@@ -151,7 +151,9 @@ static inline uint16_t gd_f16_finish(uint32_t b, uint32_t normal, uint32_t subno
     const uint64_t significand = exponent_ > 0 ? (((mag) & 0x7FFFFFu) | 0x800000u)    \
                                                : ((mag) & 0x7FFFFFu);                 \
     const uint32_t drop_ = 126u - (exponent_ > 0 ? exponent_ : 1u);                   \
-    const uint32_t drop = drop_ < 63u ? drop_ : 63u
+    /* 1..63: results of 2^-14 and up (drop_ 0, or wrapped) take the normal path, and a  \
+     * shift by drop - 1 must stay defined for them too */                             \
+    const uint32_t drop = drop_ - 1u < 62u ? drop_ : 63u
 
 static inline uint16_t gd_f32_to_f16(float x)
 {

@@ -283,7 +283,13 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
                 os.kill(pid, cleanup)
     assert job.returncode != 0  # fail-stop: the job died with its rank
     if sig == signal.SIGSTOP:
-        assert "PeerSilentError: rank 0 did not answer within 5 s" in err, err
+        # the stopped server is named by a worker waiting for it, or its silence shows first
+        # as that worker's silence to the other server: either way a PeerSilentError within
+        # the 5 s deadline aborts the job
+        assert (
+            "PeerSilentError: rank 0 did not answer within 5 s" in err
+            or "sent nothing to server rank 1 for 5 s" in err
+        ), err
     with np.load(latest(killed_dir), allow_pickle=False) as saved:
         budget = int(saved["count"][1])
     counts = [

@@ -219,9 +219,11 @@ def test_replicas_converge_to_serial(larger_problem, rule, lr, sync_every, hot_f
     replicated = hogwild.fit_linear(
         X, y, n_threads=2, sync_every=sync_every, hot_features=hot_features, **settings
     )
-    assert replicated.history[-1]["objective"] == pytest.approx(
-        serial.history[-1]["objective"], rel=0.01
-    )
+    # 15 epochs do not reach the minimum, and replicas flushed every 512 examples take another
+    # path there: never more than 1% worse than serial, and not implausibly better (an
+    # objective 1.85% below serial's was seen with sync_every=512 on a loaded machine)
+    final, reference = replicated.history[-1]["objective"], serial.history[-1]["objective"]
+    assert 0.97 * reference <= final <= 1.01 * reference
     assert np.linalg.norm(replicated.coef - serial.coef) <= 0.1 * np.linalg.norm(serial.coef)
 
 
