@@ -46,6 +46,10 @@ SAMPLE_WEIGHT_NOT_REPETITION = {
                 name: "two threads without locks are not bitwise repeatable"
                 for name in TWO_FITS_COMPARED
             },
+            # weights 1000 vs 0.0001 make a class-0 step 10^7 times the others': which of
+            # two unsynchronised threads' giant updates lands last varies from run to run
+            # (failed once in a CI run; the serial estimator passes it every time)
+            "check_class_weight_classifiers": "two threads race on 10^7-fold weighted steps",
         }
     ),
 )
