@@ -206,3 +206,12 @@ def byte_span(array: np.ndarray) -> tuple[int, int]:
 
 def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
+
+
+# ---- checks of the rules added in issue 15 (Lion, RAdam, Rprop, ASGD, ...) ----
+
+
+# ---- checks of gdfast.hogwild ----
+
+
+# ---- checks of gdfast.distributed ----

@@ -871,6 +871,9 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
         return state
 
 
+# ---- the rules added in issue 15 (RAdam, Rprop, ASGD, Lion, SparseAdam, ...) ----
+
+
 class StepInBackward:
     """The optimizer's step run inside backward, one parameter at a time, each gradient
     freed as soon as its parameter is stepped (see `step_in_backward`).

@@ -145,6 +145,8 @@ typedef struct {
  * updated. */
 int64_t gd_step_rows(const gd_rule *rule, const gd_rows *rows, const gd_hyper *hyper);
 
+/* ---- Reductions (sums of squares in a fixed order) ---- */
+
 #ifdef __cplusplus
 }
 #endif
