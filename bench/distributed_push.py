@@ -4,18 +4,25 @@ Adagrad (Downpour) and AdaptiveRevision servers; 1 server + 1 worker.
     OMP_NUM_THREADS=1 mpiexec -n 2 python bench/distributed_push.py \
         [--size 1000000] [--touched 1000] [--repeats 5] [--pushes 20]
 
-Rank 0 runs the engine's `Server.serve`; rank 1 speaks the protocol (transport.py).  Each
-block of `pushes` operations is timed at the worker, wall clock, and ends with a fetch, so
-every push has been applied when the clock stops; the CPU time the server spends handling
-the block's messages (receiving, applying the rule, answering; time.thread_time, the final
-fetch included, waiting between messages not) is reported too.  Blocks of every (server rule, message kind) run in
-turn, `repeats` times, and the medians are printed: interleaved, so load changes hit all
-of them alike.  float32.  Rows:
+Rank 0 runs the engine's `Server.serve` (costs.TimedServer); rank 1 speaks the protocol
+(transport.py, costs.ProbeClient: one fetch first, then each push computed on the last
+fetch).  Each block of `pushes` operations is timed at the worker, wall clock; a push block
+ends with a (sparse) fetch, so every push has been applied when the clock stops.  The CPU
+time the server spends handling the block's messages of the operation's kind (receiving,
+applying the rule, answering; time.thread_time, so other processes on a loaded machine
+count for little, waiting between messages not) is reported per message.  Blocks of every
+(server rule, operation) run in turn, `repeats` times, and the medians are printed:
+interleaved, so load changes hit all of them alike.  The AdaptiveRevision / Adagrad ratio
+of each block's server CPU time is printed last (median and range over the blocks).
+float32.  Rows:
 
-  push dense    Downpour: g (size values); AdaptiveRevision: (g, ḡ_read), 2·size values
-  push sparse   `touched` coordinates: k, the indices and their values (SPARSE_PUSH)
-  fetch dense   STATUS + x (+ ḡ)
-  fetch sparse  the `touched` coordinates' x (+ ḡ)
+  push dense    g (size values) and the fetch number it was computed on: AdaptiveRevision's
+                server kept the ḡ that fetch read (server.SentGbar), so both rules push alike
+  push sparse   `touched` coordinates: the fetch number, k, the indices and their values
+  fetch dense   STATUS + x (an AdaptiveRevision server also copies ḡ: the read it keeps);
+                each fetch is followed by an empty push that lets the server forget the
+                read before it, as the next push of a worker does (not counted)
+  fetch sparse  the `touched` coordinates' x (AdaptiveRevision: and keeps their ḡ)
 """
 
 from __future__ import annotations
@@ -27,13 +34,20 @@ import time
 import numpy as np
 from mpi4py import MPI
 
+from gdfast.distributed import transport as wire
 from gdfast.distributed.costs import ProbeClient, serve_timed
 
 RULES = {"Adagrad": "downpour", "AdaptiveRevision": "adaptive_revision"}
+TAGS = {
+    "push dense": wire.PUSH,
+    "push sparse": wire.SPARSE_PUSH,
+    "fetch dense": wire.FETCH,
+    "fetch sparse": wire.SPARSE_FETCH,
+}
 
 
 def block(comm, algorithm: str, operation: str, size: int, index: np.ndarray, pushes: int):
-    """One block; on the worker (seconds, bytes, server CPU seconds) per operation."""
+    """One block; on the worker (wall seconds, bytes, server CPU seconds) per operation."""
     if comm.rank == 0:
         serve_timed(comm, algorithm, size, np.float32)
         return None
@@ -43,9 +57,13 @@ def block(comm, algorithm: str, operation: str, size: int, index: np.ndarray, pu
     began = time.perf_counter()
     for _ in range(pushes):
         sent = act(form == "sparse")
-    client.fetch(True)  # every push applied
+        if kind == "fetch":
+            client.release()  # as the worker's next push would
+    if kind == "push":
+        client.fetch(True)  # every push applied
     seconds = (time.perf_counter() - began) / pushes
-    return seconds, sent, client.done() / pushes
+    cpu, count = client.done()[TAGS[operation]]
+    return seconds, sent, cpu / count
 
 
 def main() -> None:
@@ -75,6 +93,15 @@ def main() -> None:
     for (rule, operation), values in results.items():
         wall, sent, cpu = (np.median([v[i] for v in values]) for i in range(3))
         print(f"| {rule} | {operation} | {sent:,.0f} | {wall * 1e3:.3f} | {cpu * 1e3:.3f} |")
+    print("\nAdaptiveRevision / Adagrad, per block (interleaved pairs): median [min, max]")
+    for operation in operations:
+        pairs = list(zip(results[("AdaptiveRevision", operation)], results[("Adagrad", operation)]))
+        for name, column in (("server CPU", 2), ("wall", 0)):
+            ratios = [revision[column] / adagrad[column] for revision, adagrad in pairs]
+            print(
+                f"{operation:<13} {name:<10} {np.median(ratios):5.2f} "
+                f"[{min(ratios):.2f}, {max(ratios):.2f}]"
+            )
 
 
 if __name__ == "__main__":

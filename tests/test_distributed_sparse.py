@@ -15,22 +15,32 @@ import pytest
 from gdfast.distributed import LeastSquares, generated, sparse_logistic, train
 from gdfast.distributed.config import check_arrays
 from gdfast.distributed.recorder import Batches, columns
-from gdfast.distributed.transport import pack_sparse_push, unpack_sparse_push
+from gdfast.distributed.transport import pack_push, unpack_push
 
 sparse = pytest.importorskip("scipy.sparse")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k,rows", [(0, 1), (1, 1), (5, 4)])
-def test_a_sparse_push_message_round_trips(dtype, k, rows):
-    indices = np.arange(k, dtype=np.int32) * 3  # CSR indices are often int32
+@pytest.mark.parametrize("form", ["dense", "sparse"])
+def test_a_push_message_round_trips(dtype, k, rows, form):
+    indices = np.arange(k, dtype=np.int32) * 3 if form == "sparse" else None  # CSR: int32
     values = np.arange(rows * k, dtype=dtype).reshape(rows, k)
-    message = pack_sparse_push(indices, values)
-    assert message.nbytes == 8 + 8 * k + rows * k * np.dtype(dtype).itemsize
-    got_indices, got_values = unpack_sparse_push(message, np.dtype(dtype))
-    assert got_indices.dtype == np.int64 and np.array_equal(got_indices, indices)
-    if k:
-        assert got_values.dtype == dtype and np.array_equal(got_values, values)
+    reads = np.arange(rows) + 7
+    message = pack_push(reads, values, indices)
+    header = 8 * (1 + rows) + (8 + 8 * k if form == "sparse" else 0)
+    assert message.nbytes == header + rows * k * np.dtype(dtype).itemsize
+    got_reads, got_indices, got_values = unpack_push(message, np.dtype(dtype), form == "sparse")
+    assert np.array_equal(got_reads, reads)
+    if form == "sparse":
+        assert got_indices.dtype == np.int64 and np.array_equal(got_indices, indices)
+    else:
+        assert got_indices is None
+    assert got_values.dtype == dtype and got_values.shape == (rows, k)
+    assert np.array_equal(got_values, values)
+    # into a larger buffer (a worker's reused one): its first bytes are the message
+    buffer = np.zeros(message.nbytes + 64, np.uint8)
+    assert np.array_equal(pack_push(reads, values, indices, out=buffer), message)
 
 
 def test_columns_of_a_batch_dense_and_csr():
@@ -108,14 +118,15 @@ for algorithm in ("downpour", "adaptive_revision"):
     moved = np.abs(results["sparse"].params).max()
     if comm.rank == n_servers:
         traffic = results["sparse"].traffic
-        # the bytes a sparse push must carry: per push, per server a header and each
-        # touched coordinate's index and values (rows: 1, or 2 per segment)
+        # the bytes a sparse push must carry: per push, per server a header (r, r fetch
+        # numbers, k) and each touched coordinate's index and values (r rows: Downpour 1,
+        # AdaptiveRevision one per fetch the period's gradients used, here n_push)
         stream = Batches(mine, batch_size, 4, comm.rank, 0)
         expected = 0
         for push in range(traffic["pushes"]):
             touched = np.unique(np.concatenate([columns(stream.next()[0]) for _ in range(n_push)]))
-            rows = 1 if algorithm == "downpour" else 2 * n_push
-            expected += 8 * n_servers + touched.size * (8 + rows * 8)
+            rows = 1 if algorithm == "downpour" else n_push
+            expected += 8 * (2 + rows) * n_servers + touched.size * (8 + rows * 8)
         dense_bytes = results["dense"].traffic["push_bytes"] / results["dense"].traffic["pushes"]
         print(f"{algorithm}: same {same} close {close} moved {moved:.3f} push bytes "
               f"{traffic['push_bytes']} expected {expected} dense per push {dense_bytes:.0f} "
@@ -127,7 +138,7 @@ for algorithm in ("downpour", "adaptive_revision"):
 @pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec on PATH (pip install mpich)")
 def test_sparse_and_dense_messages_give_the_same_model_bit_for_bit(tmp_path):
     """1 worker, 2 servers (deterministic: one sender), n_push = 2 (AdaptiveRevision: two
-    (g, ḡ_read) pairs per push): CSR data with dense and with sparse messages end with the
+    gradients per push, each with the number of the fetch whose ḡ the server kept): CSR data with dense and with sparse messages end with the
     same bits; the same data as a dense ndarray agrees to rounding (BLAS sums in another
     order); a sparse push carries exactly its touched coordinates."""
     pytest.importorskip("mpi4py")

@@ -125,16 +125,18 @@ def probe_compute(
 
 class TimedServer(Server):
     """The engine's server, counting the CPU time it spends handling messages (receiving,
-    applying, answering), not waiting for them."""
+    applying, answering), not waiting for them: `busy`, by message tag, [seconds, count]."""
 
-    busy = 0.0
+    busy: dict[int, list]
 
     def answer(self, source: int, tag: int, status) -> bool:
         began = time.thread_time()
         try:
             return super().answer(source, tag, status)
         finally:
-            self.busy += time.thread_time() - began
+            spent = self.busy.setdefault(tag, [0.0, 0])
+            spent[0] += time.thread_time() - began
+            spent[1] += 1
 
 
 def probe_config(algorithm: str, ranks: int = 2) -> Config:
@@ -151,17 +153,19 @@ def probe_config(algorithm: str, ranks: int = 2) -> Config:
 
 class ProbeClient:
     """Rank 1 speaking the server's protocol (transport.py) without computing anything:
-    dense or sparse pushes and fetches of `size` float parameters of `dtype`."""
+    dense or sparse pushes and fetches of `size` float parameters of `dtype`.  It fetches
+    once first, as a worker does; its pushes are computed on the last fetch."""
 
     def __init__(self, comm: Any, algorithm: str, size: int, dtype, index: np.ndarray):
         self.comm, self.size, self.index = comm, size, index.astype(np.int64)
-        self.revision = algorithm == "adaptive_revision"
-        rows = 2 if self.revision else 1
         self.status = np.zeros(3, np.int64)
-        self.x, self.gbar = np.empty(size, dtype), np.empty(size, dtype)
+        self.x = np.empty(size, dtype)
         self.empty = np.zeros(0, np.int64)
-        self.dense = np.full((rows, size), 1e-3, dtype)
-        self.sparse = wire.pack_sparse_push(self.index, np.full((rows, index.size), 1e-3, dtype))
+        self.fetches = 0
+        self.fetch(False)
+        grads = np.full((1, size), 1e-3, dtype)
+        self.dense = wire.pack_push([0], grads)
+        self.sparse = wire.pack_push([0], grads[:, : index.size], self.index)
 
     def fetch(self, sparse: bool) -> int:
         """One fetch, waited for; the bytes of the request and the replies."""
@@ -169,35 +173,41 @@ class ProbeClient:
 
         comm, n = self.comm, self.index.size if sparse else self.size
         requests = [comm.Irecv(self.status, 0, wire.STATUS), comm.Irecv(self.x[:n], 0, wire.PARAMS)]
-        if self.revision:
-            requests.append(comm.Irecv(self.gbar[:n], 0, wire.GBAR))
         if sparse:
             comm.Send([self.index, MPI.INT64_T], 0, wire.SPARSE_FETCH)
         else:
             comm.Send(self.empty, 0, wire.FETCH)
         MPI.Request.Waitall(requests)
-        replies = (2 if self.revision else 1) * n * self.x.itemsize
-        return (self.index.nbytes if sparse else 0) + self.status.nbytes + replies
+        self.fetches += 1
+        return (self.index.nbytes if sparse else 0) + self.status.nbytes + n * self.x.itemsize
 
     def push(self, sparse: bool) -> int:
-        """One push (sent); its bytes."""
+        """One push of one gradient computed on the last fetch (sent); its bytes."""
         from mpi4py import MPI
 
-        if sparse:
-            self.comm.Send([self.sparse, MPI.BYTE], 0, wire.SPARSE_PUSH)
-            return self.sparse.nbytes
-        self.comm.Send(self.dense, 0, wire.PUSH)
-        return self.dense.nbytes
+        message = self.sparse if sparse else self.dense
+        message[8:16].view(np.int64)[0] = self.fetches - 1
+        self.comm.Send([message, MPI.BYTE], 0, wire.SPARSE_PUSH if sparse else wire.PUSH)
+        return message.nbytes
 
-    def done(self) -> float:
-        """End the server's loop; the CPU seconds it spent handling messages."""
+    def release(self) -> None:
+        """An empty push computed on the last fetch: the server may forget the reads
+        before it (a worker's pushes do that), as a job's server would."""
+        from mpi4py import MPI
+
+        message = wire.pack_push([self.fetches - 1], self.x[:0].reshape(1, 0), self.empty)
+        self.comm.Send([message, MPI.BYTE], 0, wire.SPARSE_PUSH)
+
+    def done(self) -> dict[int, list]:
+        """End the server's loop; the CPU seconds it spent handling messages and their
+        number, by tag: {tag: [seconds, count]}."""
         self.comm.Send(self.empty, 0, wire.DONE)
         return self.comm.recv(source=0)
 
 
 def serve_timed(comm: Any, algorithm: str, size: int, dtype) -> None:
     """Rank 0's side of a probe: the engine's server until the client is done, then its
-    busy CPU seconds to rank 1."""
+    busy CPU seconds by tag to rank 1."""
     server = TimedServer(
         comm,
         probe_config(algorithm),
@@ -208,6 +218,7 @@ def serve_timed(comm: Any, algorithm: str, size: int, dtype) -> None:
         wire.Link(comm, "backoff", 60.0),
         print,
     )
+    server.busy = {}
     server.serve(1)
     comm.send(server.busy, 1)
 
@@ -225,6 +236,7 @@ def probe_server(
     for _ in range(updates):
         client.push(False)
         client.fetch(False)
-    per_update = client.done() / updates
+    busy = client.done()
+    per_update = busy[wire.PUSH][0] / busy[wire.PUSH][1] + busy[wire.FETCH][0] / busy[wire.FETCH][1]
     comm.send(per_update, 0)
     return per_update

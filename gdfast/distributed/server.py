@@ -1,7 +1,7 @@
 """A parameter server: one contiguous shard of x, its update rule's state, the budget.
 
-The server answers one message at a time (so a fetch of (x, ḡ) and the update a push
-triggers are atomic without locks) and counts the job's length: it applies `budget`
+The server answers one message at a time (so a fetch and the update a push triggers are
+atomic without locks) and counts the job's length: it applies `budget`
 updates (pushes, or elastic exchanges), then answers every fetch and exchange with
 "stop"; later pushes are received and dropped.  A resumed job therefore finishes the
 same amount of work as an uninterrupted one.
@@ -23,7 +23,6 @@ from .transport import (
     DONE,
     EXCHANGE,
     FETCH,
-    GBAR,
     HEARTBEAT,
     LOG,
     PARAMS,
@@ -35,17 +34,63 @@ from .transport import (
     Link,
     PeerSilentError,
     idle,
-    mpi_type,
-    unpack_sparse_push,
+    unpack_push,
 )
 
 
 def max_push_rows(config: Config) -> int:
-    """Rows of the largest push: AdaptiveRevision sends (g_j, ḡ_read_j) for each fetch
-    the gradients of one push period were computed on, at most ⌈n_push/n_fetch⌉ + 1."""
+    """Rows of the largest push: AdaptiveRevision sends one g_j for each fetch the
+    gradients of one push period were computed on, at most ⌈n_push/n_fetch⌉ + 1."""
     if config.algorithm == "adaptive_revision":
-        return 2 * (-(-config.n_push // config.n_fetch) + 1)
+        return -(-config.n_push // config.n_fetch) + 1
     return 1
+
+
+class SentGbar:
+    """AdaptiveRevision's ḡ_read, kept where it was read: for each worker, the shard's ḡ as
+    it was when the server answered each of that worker's fetches (McMahan & Streeter's
+    ḡ_old, one per read), by fetch number, until a push shows the worker has moved past
+    it.  Pushes then carry g alone, the size of Downpour's.  Dense fetches keep a copy of
+    ḡ (buffers reused: large temporaries cost page faults), sparse ones the fetched
+    coordinates' values."""
+
+    def __init__(self) -> None:
+        self.fetches: dict[int, int] = {}  # each worker's next fetch number
+        self.kept: dict[int, dict[int, tuple[np.ndarray | None, np.ndarray]]] = {}
+        self.spare: list[np.ndarray] = []
+
+    def fetched(self, worker: int, gbar: np.ndarray, indices: np.ndarray | None) -> None:
+        """Keep ḡ (or ḡ[indices]) as the value read by the worker's next fetch."""
+        number = self.fetches.get(worker, 0)
+        self.fetches[worker] = number + 1
+        if indices is None:
+            values = self.spare.pop() if self.spare else np.empty_like(gbar)
+            np.copyto(values, gbar)
+        else:
+            values = gbar[indices]
+        self.kept.setdefault(worker, {})[number] = (indices, values)
+
+    def read(self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray):
+        """ḡ_read of the worker's fetch `number` at shard coordinates `at` (None: all).
+        A coordinate that fetch did not return has g = 0 in the push (the worker computes
+        only on what it fetched), where any ḡ_read leaves it unchanged: ḡ's value is used."""
+        indices, values = self.kept[worker][number]
+        if indices is None:
+            return values if at is None else values[at]
+        read = gbar.copy() if at is None else gbar[at]
+        where = np.arange(gbar.shape[0]) if at is None else at
+        slots = np.minimum(np.searchsorted(indices, where), max(indices.shape[0] - 1, 0))
+        hit = indices[slots] == where if indices.shape[0] else np.zeros(where.shape, bool)
+        read[hit] = values[slots[hit]]
+        return read
+
+    def release(self, worker: int, below: int | None = None) -> None:
+        """Forget the worker's reads numbered below `below` (None: all of them)."""
+        kept = self.kept.get(worker, {})
+        for number in [n for n in kept if below is None or n < below]:
+            indices, values = kept.pop(number)
+            if indices is None:
+                self.spare.append(values)
 
 
 class Server:
@@ -77,6 +122,7 @@ class Server:
 
             self.revision_rule = adaptive_revision
             self.state = adaptive_revision_state(self.x)
+            self.sent = SentGbar()
         else:
             self.state = {}
         self.budget = config.budget(n_workers)
@@ -126,10 +172,11 @@ class Server:
         from mpi4py import MPI
 
         comm = self.comm
-        self.received = np.empty((max_push_rows(self.config), self.x.shape[0]), self.x.dtype)
-        self.mpi_type = mpi_type(self.x.dtype)
+        self.received = np.empty(self.x.shape[0], self.x.dtype)
         self.log_line = np.empty(3)
-        self.sparse_message = np.empty(0, np.uint8)
+        # a dense push's bytes (pack_push): header, then max_push_rows rows of the shard
+        rows = max_push_rows(self.config)
+        self.message = np.empty(8 * (1 + rows) + rows * self.x.nbytes, np.uint8)
         status = MPI.Status()
         now = time.monotonic()
         heard = {rank: now for rank in range(first_worker, first_worker + self.n_workers)}
@@ -156,41 +203,33 @@ class Server:
         from mpi4py import MPI
 
         comm, config = self.comm, self.config
-        if tag == PUSH:
-            rows = status.Get_count(self.mpi_type) // max(self.x.shape[0], 1)
-            comm.Recv([self.received, self.mpi_type], source, PUSH)
-            if self.applied < self.budget:
-                self.apply_push(self.received[:rows] if self.x.shape[0] else self.received)
-        elif tag == FETCH:
-            comm.Recv(self.received[:0], source, FETCH)
-            replies = [
-                comm.Isend(self.status(), source, STATUS),
-                comm.Isend(self.x, source, PARAMS),
-            ]
-            if config.algorithm == "adaptive_revision":
-                replies.append(comm.Isend(self.state["gbar"], source, GBAR))
-            self.link.wait_all([(source, reply) for reply in replies], "answering a fetch")
-        elif tag == SPARSE_PUSH:
+        if tag in (PUSH, SPARSE_PUSH):
             size = status.Get_count(MPI.BYTE)
-            if self.sparse_message.shape[0] < size:
-                self.sparse_message = np.empty(size, np.uint8)
-            message = self.sparse_message[:size]
-            comm.Recv([message, MPI.BYTE], source, SPARSE_PUSH)
+            if self.message.shape[0] < size:
+                self.message = np.empty(size, np.uint8)
+            message = self.message[:size]
+            comm.Recv([message, MPI.BYTE], source, tag)
+            reads, indices, rows = unpack_push(message, self.x.dtype, tag == SPARSE_PUSH)
             if self.applied < self.budget:
-                indices, rows = unpack_sparse_push(message, self.x.dtype)
-                self.apply_push(rows, indices)
-        elif tag == SPARSE_FETCH:
-            indices = np.empty(status.Get_count(MPI.INT64_T), np.int64)
-            comm.Recv([indices, MPI.INT64_T], source, SPARSE_FETCH)
+                self.apply_push(rows, indices, source, reads)
+            if config.algorithm == "adaptive_revision" and reads.shape[0]:
+                self.sent.release(source, below=int(reads[-1]))
+        elif tag in (FETCH, SPARSE_FETCH):
+            indices = None
+            if tag == FETCH:
+                comm.Recv(self.received[:0], source, FETCH)
+            else:
+                indices = np.empty(status.Get_count(MPI.INT64_T), np.int64)
+                comm.Recv([indices, MPI.INT64_T], source, SPARSE_FETCH)
             replies = [
                 comm.Isend(self.status(), source, STATUS),
-                comm.Isend(self.x[indices], source, PARAMS),
+                comm.Isend(self.x if indices is None else self.x[indices], source, PARAMS),
             ]
             if config.algorithm == "adaptive_revision":
-                replies.append(comm.Isend(self.state["gbar"][indices], source, GBAR))
+                self.sent.fetched(source, self.state["gbar"], indices)
             self.link.wait_all([(source, reply) for reply in replies], "answering a fetch")
         elif tag == EXCHANGE:
-            x_i = self.received[0]
+            x_i = self.received
             comm.Recv(x_i, source, EXCHANGE)
             delta = np.zeros_like(self.x)
             if self.applied < self.budget:
@@ -208,15 +247,24 @@ class Server:
             self.log(progress_line(self.log_line))
         elif tag in (DONE, HEARTBEAT):
             comm.Recv(self.received[:0], source, tag)
+            if tag == DONE and config.algorithm == "adaptive_revision":
+                self.sent.release(source)
             return tag == DONE
         else:  # pragma: no cover - a protocol bug, not a user error
             raise RuntimeError(f"server {self.index}: unexpected tag {tag} from rank {source}")
         return False
 
-    def apply_push(self, rows: np.ndarray, indices: np.ndarray | None = None) -> None:
+    def apply_push(
+        self,
+        rows: np.ndarray,
+        indices: np.ndarray | None = None,
+        worker: int = -1,
+        reads: np.ndarray | None = None,
+    ) -> None:
         """Downpour: Adagrad (gdfast's C kernel) on the pushed gradient.  AdaptiveRevision:
         its C kernel (src_c/adaptive_revision.c, the bits of rules.adaptive_revision) once
-        per (g_j, ḡ_read_j) pair, in the order the worker read them.  `indices`: a sparse
+        per g_j, in the order the worker read them, with the ḡ_read `worker`'s fetch
+        reads[j] was answered with (SentGbar).  `indices`: a sparse
         push, rows[:, j] belong to shard coordinate indices[j] and no other coordinate is
         touched (the dense rules leave a coordinate with g = 0 unchanged too)."""
         if indices is not None and indices.shape[0] == 0:
@@ -227,13 +275,12 @@ class Server:
             else:
                 self.adagrad.step(RowGrad(indices, rows[0].reshape(-1, 1)))
         else:
-            pairs = len(rows) // 2
             state = self.state
-            for grad, gbar_read in zip(rows[:pairs], rows[pairs:]):
+            for grad, number in zip(rows, reads):
                 self.revision_rule(
                     self.x,
                     grad,
-                    gbar_read,
+                    self.sent.read(worker, int(number), indices, state["gbar"]),
                     state["gbar"],
                     state["sum_sq"],
                     state["sum_sq_max"],

@@ -10,14 +10,17 @@ however the job was launched.
 
 Protocol, worker → server s (tags below):
     FETCH      ()                       → STATUS [stop, applied, budget], PARAMS x[s]
-                                          (+ GBAR ḡ[s] for AdaptiveRevision)
-    PUSH       rows of the shard: Downpour [g]; AdaptiveRevision [g_1 .. g_k,
-               ḡ_read_1 .. ḡ_read_k], one pair per fetch the gradients were computed on
+    PUSH       bytes: r, the numbers of r fetches, then r rows of the shard's values:
+               Downpour [Σ g] (r = 1); AdaptiveRevision [g_1 .. g_r], one per fetch the
+               gradients were computed on.  A worker numbers its fetches 0, 1, 2, ... (the
+               servers count them alike); an AdaptiveRevision server keeps the ḡ it had
+               when it answered each fetch (McMahan & Streeter's ḡ_old, server.SentGbar)
+               until a push shows the worker has moved past it, so ḡ never travels
     EXCHANGE   x_i[s]                   → STATUS, DELTA d = α (x_i − x̃)   (EASGD)
     HEARTBEAT  ()                       the worker is alive (sent when it has been quiet)
   sparse=True (only the coordinates a worker touches; int64 indices into the shard):
-    SPARSE_FETCH  indices               → STATUS, PARAMS x[s][indices] (+ GBAR ḡ[s][indices])
-    SPARSE_PUSH   bytes: k, k indices, then the push's rows of k values each (as PUSH)
+    SPARSE_FETCH  indices               → STATUS, PARAMS x[s][indices]
+    SPARSE_PUSH   bytes: r, r fetch numbers, k, k indices, then r rows of k values
     DONE       ()                       the worker has stopped
     LOG        [steps, seconds, loss]   progress from the first worker to rank 0
 Messages between one pair of ranks are not overtaken (MPI's ordering rule), so a DONE is
@@ -38,8 +41,8 @@ import numpy as np
 
 from .config import DistributedConfigError
 
-FETCH, STATUS, PARAMS, GBAR, PUSH, EXCHANGE, DELTA, DONE, LOG, HEARTBEAT = range(1, 11)
-SPARSE_FETCH, SPARSE_PUSH = 11, 12
+FETCH, STATUS, PARAMS, PUSH, EXCHANGE, DELTA, DONE, LOG, HEARTBEAT = range(1, 10)
+SPARSE_FETCH, SPARSE_PUSH = 10, 11
 
 SLEEP_SECONDS = 1e-4
 BACKOFF_SECONDS = 2e-4  # "backoff": yield this long, then sleep
@@ -55,26 +58,43 @@ def shard_bounds(size: int, n_servers: int) -> list[tuple[int, int]]:
     return [(int(edges[s]), int(edges[s + 1])) for s in range(n_servers)]
 
 
-def pack_sparse_push(indices: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """One SPARSE_PUSH message: k (int64), the k shard indices (int64), then `rows`
-    (shape (r, k), the parameters' dtype) row by row, as bytes."""
-    k = indices.shape[0]
-    header = np.array([k], dtype=np.int64)
-    return np.concatenate(
-        [
-            header.view(np.uint8),
-            indices.astype(np.int64).view(np.uint8),
-            rows.reshape(-1).view(np.uint8),
-        ]
-    )
+def pack_push(
+    reads: Sequence[int],
+    rows: np.ndarray,
+    indices: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """The bytes of a PUSH (indices None) or SPARSE_PUSH message: r = len(reads) (int64),
+    the r fetch numbers (int64), [sparse: k (int64), the k shard indices (int64)], then
+    `rows` (shape (r, k), the parameters' dtype) row by row.  out: a uint8 buffer to
+    write it into (its first bytes are the message), else a new array."""
+    r, k = rows.shape
+    head = 1 + r + (0 if indices is None else 1 + k)
+    size = 8 * head + rows.size * rows.itemsize
+    message = np.empty(size, np.uint8) if out is None else out[:size]
+    header = message[: 8 * head].view(np.int64)
+    header[0] = r
+    header[1 : 1 + r] = reads
+    if indices is not None:
+        header[1 + r] = k
+        header[2 + r :] = indices
+    message[8 * head :].view(rows.dtype).reshape(r, k)[...] = rows
+    return message
 
 
-def unpack_sparse_push(message: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, rows) views of a SPARSE_PUSH message (`pack_sparse_push`'s inverse)."""
-    k = int(message[:8].view(np.int64)[0])
-    indices = message[8 : 8 * (k + 1)].view(np.int64)
-    values = message[8 * (k + 1) :].view(dtype)
-    return indices, values.reshape(-1, k) if k else values.reshape(0, 0)
+def unpack_push(
+    message: np.ndarray, dtype: np.dtype, sparse: bool
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(reads, indices or None, rows) views of a push (`pack_push`'s inverse)."""
+    r = int(message[:8].view(np.int64)[0])
+    reads = message[8 : 8 * (1 + r)].view(np.int64)
+    at, indices = 8 * (1 + r), None
+    if sparse:
+        k = int(message[at : at + 8].view(np.int64)[0])
+        indices = message[at + 8 : at + 8 * (1 + k)].view(np.int64)
+        at += 8 * (1 + k)
+    values = message[at:].view(dtype)
+    return reads, indices, values.reshape(r, values.shape[0] // max(r, 1))
 
 
 def mpi_type(dtype: np.dtype):

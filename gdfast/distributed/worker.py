@@ -24,7 +24,6 @@ from .transport import (
     DONE,
     EXCHANGE,
     FETCH,
-    GBAR,
     HEARTBEAT,
     PARAMS,
     PUSH,
@@ -32,7 +31,7 @@ from .transport import (
     SPARSE_PUSH,
     STATUS,
     Link,
-    pack_sparse_push,
+    pack_push,
 )
 
 
@@ -53,7 +52,7 @@ class Worker:
         self.comm, self.config, self.bounds, self.link = comm, config, bounds, link
         self.objective, self.batches, self.recorder = objective, batches, recorder
         self.x = params.copy()
-        self.gbar_read = np.zeros_like(self.x)
+        self.fetches = 0  # the number of the next fetch (the servers count them alike)
         self.stop_flags = np.zeros((len(bounds), 3), dtype=np.int64)
         self.empty = np.zeros(0, dtype=np.int64)
         self.servers = list(range(len(bounds)))
@@ -82,16 +81,15 @@ class Worker:
                 self.send_all([self.empty] * len(self.servers), HEARTBEAT), "sending a heartbeat"
             )
 
-    def begin_fetch(
-        self, into: np.ndarray, gbar: np.ndarray, wanted: np.ndarray | None = None
-    ) -> list:
-        """Ask every server for status, x (and ḡ) into `into` (and `gbar`); `wanted`
-        (sorted coordinates): only those, into into[:len(wanted)] (a sparse fetch)."""
+    def begin_fetch(self, into: np.ndarray, wanted: np.ndarray | None = None) -> list:
+        """Ask every server for status and x into `into`; `wanted` (sorted coordinates):
+        only those, into into[:len(wanted)] (a sparse fetch).  This is fetch number
+        `self.fetches` (counted up here)."""
         from mpi4py import MPI
 
-        revision = self.config.algorithm == "adaptive_revision"
         requests, asks = [], []
         self.requested = []
+        self.fetches += 1
         for server, (lo, hi) in enumerate(self.bounds):
             if wanted is not None:
                 lo, hi = np.searchsorted(wanted, self.bounds[server])
@@ -99,8 +97,6 @@ class Worker:
                 asks.append([self.requested[-1], MPI.INT64_T])
             requests.append(self.receive(self.stop_flags[server], server, STATUS))
             requests.append(self.receive(into[lo:hi], server, PARAMS))
-            if revision:
-                requests.append(self.receive(gbar[lo:hi], server, GBAR))
         if wanted is None:
             return requests + self.send_all([self.empty] * len(self.servers), FETCH)
         return requests + self.send_all(asks, SPARSE_FETCH)
@@ -108,12 +104,9 @@ class Worker:
     def count_fetch(self, wanted: np.ndarray | None) -> None:
         """Add a training fetch's request and replies to `traffic`."""
         k = self.x.shape[0] if wanted is None else wanted.shape[0]
-        replies = 2 if self.config.algorithm == "adaptive_revision" else 1
         asked = 0 if wanted is None else 8 * k
         self.traffic["fetches"] += 1
-        self.traffic["fetch_bytes"] += (
-            asked + self.stop_flags.nbytes + replies * k * self.x.dtype.itemsize
-        )
+        self.traffic["fetch_bytes"] += asked + self.stop_flags.nbytes + k * self.x.dtype.itemsize
 
     def finish(self, requests: list, what: str) -> bool:
         """Complete `requests` to the servers; True when every server has spent its budget."""
@@ -123,7 +116,7 @@ class Worker:
     def fetch_center(self) -> np.ndarray:
         """A copy of the servers' x (EASGD: the center x̃, for the history)."""
         center = np.empty_like(self.x)
-        self.finish(self.begin_fetch(center, np.empty_like(self.x)), "fetching the center")
+        self.finish(self.begin_fetch(center), "fetching the center")
         return center
 
     def run(self) -> None:
@@ -139,7 +132,8 @@ class Worker:
     def run_pushing(self) -> None:
         """Dean et al.'s client: fetch every n_fetch steps, push the accumulated gradient
         every n_push steps, optionally step locally (local_lr).  AdaptiveRevision pushes
-        one (Σ g, ḡ_read) pair per fetch the period's gradients were computed on.
+        one Σ g per fetch the period's gradients were computed on, with that fetch's number
+        (the servers kept the ḡ each fetch read).
 
         sparse=True: a fetch asks only for the coordinates of the n_fetch batches that will
         be computed on it (drawn ahead), a push sends only the coordinates of its period's
@@ -147,13 +141,13 @@ class Worker:
         so the servers end with the dense protocol's bits."""
         config, x = self.config, self.x
         revision = config.algorithm == "adaptive_revision"
-        rows = max_push_rows(config) // (2 if revision else 1)
+        rows = max_push_rows(config)
         grads = np.zeros((rows,) + x.shape, dtype=x.dtype)  # Σ g since the push, per read
-        reads = np.zeros_like(grads)  # ḡ_read of each segment
+        reads = [0] * rows  # the number of the fetch each segment's gradients used
         used = 0  # segments of this period (the last one still open)
         computed = False  # the open segment has a gradient in it
         touched: list[np.ndarray] = []  # sparse: the columns of this period's batches
-        incoming, incoming_gbar = np.empty_like(x), np.empty_like(x)
+        incoming = np.empty_like(x)
         local_sgd = SGD(x, lr=config.local_lr) if config.local_lr else None
 
         def wanted(skip: int) -> np.ndarray | None:
@@ -170,12 +164,11 @@ class Worker:
                 target[fetched] = values[: fetched.shape[0]]
 
         fetched = wanted(0)
-        if self.finish(self.begin_fetch(incoming, incoming_gbar, fetched), "fetching"):
+        reads[0] = self.fetches
+        if self.finish(self.begin_fetch(incoming, fetched), "fetching"):
             return
         self.count_fetch(fetched)
         land(fetched, x, incoming)
-        land(fetched, reads[0], incoming_gbar)
-        landed = fetched  # the coordinates of the last fetch that arrived
         pushes: list = []
         steps = 0
         self.record(0)
@@ -185,7 +178,8 @@ class Worker:
             fetching = None
             if (steps + 1) % config.n_fetch == 0:
                 fetched = wanted(1)
-                fetching = self.begin_fetch(incoming, incoming_gbar, fetched)
+                number = self.fetches
+                fetching = self.begin_fetch(incoming, fetched)
             X, y = self.batches.next()
             if config.sparse:  # the gradient on the batch's columns only
                 cols = columns(X)
@@ -208,57 +202,47 @@ class Worker:
                 else:
                     grads[:count, period] = 0
                 touched = []
-                if used:  # the open segment's read becomes the first of the next period
-                    land(landed, reads[0], reads[used] if landed is None else reads[used, landed])
+                reads[0] = reads[used]  # the open segment's read: the next period's first
                 used, computed = 0, False
             if fetching is not None:
                 stop = self.finish(fetching, "fetching")
                 self.count_fetch(fetched)
                 land(fetched, x, incoming)
-                landed = fetched
                 if stop:
                     break
                 if computed and revision:  # gradients were computed on the previous read
                     used += 1
                     computed = False
-                land(fetched, reads[used], incoming_gbar)
+                reads[used] = number
             self.record(steps)
         self.link.wait_all(pushes, "pushing")
         self.record(steps, final=True)
 
     def push(
-        self, grads: np.ndarray, reads: np.ndarray, count: int, period: np.ndarray | None
+        self, grads: np.ndarray, reads: list[int], count: int, period: np.ndarray | None
     ) -> list:
-        """Send the period's `count` segments to every server: Downpour [Σ g],
-        AdaptiveRevision [g_1 .. g_count, ḡ_read_1 .. ḡ_read_count], each server its
-        shard; `period` (sorted coordinates): a sparse push of only those."""
+        """Send the period's `count` segments to every server, each server its shard:
+        Downpour [Σ g], AdaptiveRevision [g_1 .. g_count], with the numbers of the
+        fetches they were computed on (transport.pack_push); `period` (sorted
+        coordinates): a sparse push of only those."""
         from mpi4py import MPI
 
-        revision = self.config.algorithm == "adaptive_revision"
         if period is None and not self.outgoing:  # reused: large temporaries fault pages
             self.outgoing = [
-                np.empty((grads.shape[0] * (2 if revision else 1), hi - lo), grads.dtype)
+                np.empty(8 * (1 + grads.shape[0]) + grads[:, lo:hi].nbytes, np.uint8)
                 for lo, hi in self.bounds
             ]
         messages = []
         for server, (lo, hi) in enumerate(self.bounds):
             if period is None:  # the previous push has completed: its buffer is free
-                buffer = self.outgoing[server]
-                buffer[:count] = grads[:count, lo:hi]
-                if revision:
-                    buffer[count : 2 * count] = reads[:count, lo:hi]
-                messages.append(buffer[: 2 * count if revision else 1])
+                message = pack_push(reads[:count], grads[:count, lo:hi], out=self.outgoing[server])
             else:
                 a, b = np.searchsorted(period, (lo, hi))
                 part = period[a:b]
-                rows = grads[:count, part]
-                if revision:
-                    rows = np.concatenate([rows, reads[:count, part]])
-                messages.append([pack_sparse_push(part - lo, rows), MPI.BYTE])
+                message = pack_push(reads[:count], grads[:count, part], part - lo)
+            messages.append([message, MPI.BYTE])
         self.traffic["pushes"] += 1
-        self.traffic["push_bytes"] += sum(
-            (message if period is None else message[0]).nbytes for message in messages
-        )
+        self.traffic["push_bytes"] += sum(message[0].nbytes for message in messages)
         return self.send_all(messages, PUSH if period is None else SPARSE_PUSH)
 
     def record(self, steps: int, final: bool = False) -> None:
