@@ -215,3 +215,58 @@ def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 
 
 # ---- checks of gdfast.distributed ----
+
+
+def csr_matrix(name: str, X: Any) -> Any:
+    """A private CSR copy of a scipy.sparse matrix or array, its structure checked
+    (scikit-learn's practice): a malformed or later-changed caller's matrix cannot make a
+    gradient read outside its arrays."""
+    if getattr(X, "format", None) != "csr":
+        raise ValueError(
+            f"{name}: expected X in CSR format (scipy.sparse csr_matrix or csr_array), got "
+            f"{getattr(X, 'format', type(X).__name__)!r}; convert it with X.tocsr()"
+        )
+    X = X.copy()
+    X.check_format(full_check=True)
+    return X
+
+
+def vector(name: str, value: Any, dtype: Any, writeable: bool) -> np.ndarray:
+    """A 1-d float32/float64 C-contiguous array, of `dtype` unless that is None; one a
+    kernel updates in place when `writeable`."""
+    if writeable:
+        parameter(name, value)
+    else:
+        float_array(name, value)
+        if not value.flags.c_contiguous:
+            raise ValueError(f"{name}: expected a C-contiguous array")
+    if value.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array, got shape {value.shape}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (x's), got {value.dtype}")
+    return value
+
+
+def distinct_indices(name: str, indices: Any, size: int) -> np.ndarray:
+    """A private int64 copy of `indices`, checked: 1-d, distinct, in [0, size).  Checked
+    on the copy: another thread changing `indices` meanwhile cannot make a kernel write
+    outside its arrays.  Values beyond int64 wrap negative in the copy and are refused."""
+    if not isinstance(indices, np.ndarray):
+        raise TypeError(
+            f"{name}: expected a numpy.ndarray of integers, got {type(indices).__name__}"
+        )
+    not_masked(name, indices)
+    if indices.dtype == np.bool_ or not np.issubdtype(indices.dtype, np.integer):
+        raise TypeError(f"{name}: expected an integer dtype, got {indices.dtype}")
+    if indices.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-d array, got shape {indices.shape}")
+    copy = np.array(indices, dtype=np.int64, order="C", copy=True)
+    if copy.size and (copy.min() < 0 or copy.max() >= size):
+        raise ValueError(
+            f"{name}: expected values in [0, {size}) (x's coordinates), got "
+            f"[{indices.min()}, {indices.max()}]"
+        )
+    ordered = copy if (copy[1:] > copy[:-1]).all() else np.sort(copy)  # sorted: one pass
+    if (ordered[1:] == ordered[:-1]).any():
+        raise ValueError(f"{name}: expected distinct coordinates (a sparse push names each once)")
+    return copy

@@ -318,7 +318,7 @@ def test_simulate_command_line(capsys):
     args = parser.parse_args(["distributed", "simulate", "--workers", "3", "--updates", "30"])
     assert args.command(args) == 0
     assert main(["simulate", "--workers", "0"]) == 2
-    assert "workers: expected an integer >= 1" in capsys.readouterr().err
+    assert "workers: expected an int >= 1" in capsys.readouterr().err
 
 
 def test_simulated_synchronous_easgd_honours_tau():

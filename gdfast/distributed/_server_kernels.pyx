@@ -36,45 +36,6 @@ def openmp_enabled() -> bool:
     return bool(adaptive_revision_openmp())
 
 
-def _vector(name, value, dtype, writeable):
-    """A 1-d float32/float64 C-contiguous array of `dtype` (x's dtype unless it is x)."""
-    if writeable:
-        check.parameter(name, value)
-    else:
-        check.float_array(name, value)
-        if not value.flags.c_contiguous:
-            raise ValueError(f"{name}: expected a C-contiguous array")
-    if value.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-d array, got shape {value.shape}")
-    if dtype is not None and value.dtype != dtype:
-        raise TypeError(f"{name}: expected dtype {dtype} (x's), got {value.dtype}")
-    return value
-
-
-def _index(indices, size):
-    """A private int64 copy of `indices`, checked: 1-d, distinct, in [0, size)."""
-    if not isinstance(indices, np.ndarray):
-        raise TypeError(f"indices: expected a numpy.ndarray of integers, got {type(indices).__name__}")
-    check.not_masked("indices", indices)
-    if indices.dtype == np.bool_ or not np.issubdtype(indices.dtype, np.integer):
-        raise TypeError(f"indices: expected an integer dtype, got {indices.dtype}")
-    if indices.ndim != 1:
-        raise ValueError(f"indices: expected a 1-d array, got shape {indices.shape}")
-    # Checked on a private copy: another thread changing `indices` meanwhile cannot make
-    # the kernel write outside x.  Values beyond int64 wrap negative here and are refused.
-    copy = np.array(indices, dtype=np.int64, order="C", copy=True)
-    if copy.size and (copy.min() < 0 or copy.max() >= size):
-        raise ValueError(
-            f"indices: expected values in [0, {size}) (x's coordinates), got "
-            f"[{indices.min()}, {indices.max()}]"
-        )
-    last = copy.size - 1 if copy.size else 0  # no negative indices: wraparound is off here
-    ordered = copy if (copy[1:] > copy[:last]).all() else np.sort(copy)  # sorted: one pass
-    if (ordered[1:] == ordered[:last]).any():
-        raise ValueError("indices: expected distinct coordinates (a sparse push names each once)")
-    return copy
-
-
 def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
                       indices=None, threads=1):
     """One AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max), in C.
@@ -90,21 +51,19 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
     """
     lr = check.learning_rate("lr", lr)
     eps = check.positive("eps", eps)
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)):
-        raise TypeError(f"threads: expected an integer, got {type(threads).__name__}")
-    if not 1 <= threads <= MAX_THREADS:
-        raise ValueError(f"threads: expected an integer in [1, {MAX_THREADS}], got {threads}")
-    x = _vector("x", x, None, True)
+    if check.integer("threads", threads, 1) > MAX_THREADS:
+        raise ValueError(f"threads: expected an int in [1, {MAX_THREADS}], got {threads}")
+    x = check.vector("x", x, None, True)
     written = {"x": x}
     for name, value in (("gbar", gbar), ("sum_sq", sum_sq), ("sum_sq_max", sum_sq_max)):
-        written[name] = _vector(name, value, x.dtype, True)
+        written[name] = check.vector(name, value, x.dtype, True)
         if value.shape != x.shape:
             raise ValueError(f"{name}: expected x's shape {x.shape}, got {value.shape}")
-    index = None if indices is None else _index(indices, x.shape[0])
+    index = None if indices is None else check.distinct_indices("indices", indices, x.shape[0])
     pushed = x.shape[0] if index is None else index.shape[0]
     read = {"grad": grad, "gbar_read": gbar_read}
     for name, value in read.items():
-        _vector(name, value, x.dtype, False)
+        check.vector(name, value, x.dtype, False)
         if value.shape[0] != pushed:
             what = "x's length" if index is None else "one value per index"
             raise ValueError(f"{name}: expected {pushed} entries ({what}), got {value.shape[0]}")

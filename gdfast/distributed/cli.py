@@ -332,7 +332,7 @@ def main_simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             record_every=max(args.updates // 10, 1),
         )
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         print(f"gdfast.distributed simulate: error: {error}", file=sys.stderr)
         return 2
     for done, loss in zip(run.updates, run.loss):

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _validation as check
+
 ALGORITHMS = ("downpour", "adaptive_revision", "easgd", "eamsgd")
 WAIT_MODES = ("auto", "spin", "yield", "sleep", "backoff")
 DEFAULT_TIMEOUT = 30.0
@@ -48,22 +50,6 @@ class TrainResult:
     role: str = "worker"
     local_params: np.ndarray | None = None
     traffic: dict[str, int] = field(default_factory=dict)
-
-
-def _int_at_least(name: str, value: Any, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _real_at_least(name: str, value: Any, low: float, strict: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name}: expected a real number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low or (strict and value == low):
-        relation = ">" if strict else ">="
-        raise ValueError(f"{name}: expected a finite number {relation} {low}, got {value!r}")
-    return value
 
 
 @dataclass
@@ -125,7 +111,7 @@ def check_config(size: int, algorithm: str, n_servers: int | None, **options: An
             )
         n_servers = 0
     else:
-        n_servers = _int_at_least("n_servers", 1 if n_servers is None else n_servers, 1)
+        n_servers = check.integer("n_servers", 1 if n_servers is None else n_servers, 1)
         if n_servers >= size:
             raise ValueError(
                 f"n_servers: {n_servers} server(s) need at least {n_servers + 1} "
@@ -137,29 +123,29 @@ def check_config(size: int, algorithm: str, n_servers: int | None, **options: An
         algorithm=algorithm,
         n_servers=n_servers,
         synchronous=synchronous,
-        steps=_int_at_least("steps", options["steps"], 1),
-        batch_size=_int_at_least("batch_size", options["batch_size"], 1),
-        lr=_real_at_least("lr", options["lr"], 0.0),
-        n_fetch=_int_at_least("n_fetch", options["n_fetch"], 1),
-        n_push=_int_at_least("n_push", options["n_push"], 1),
-        local_lr=_real_at_least("local_lr", options["local_lr"], 0.0),
-        eps=_real_at_least("eps", options["eps"], 0.0, strict=True),
+        steps=check.integer("steps", options["steps"], 1),
+        batch_size=check.integer("batch_size", options["batch_size"], 1),
+        lr=check.nonnegative("lr", options["lr"]),
+        n_fetch=check.integer("n_fetch", options["n_fetch"], 1),
+        n_push=check.integer("n_push", options["n_push"], 1),
+        local_lr=check.nonnegative("local_lr", options["local_lr"]),
+        eps=check.positive("eps", options["eps"]),
         rho=(
-            _real_at_least("rho", options["rho"], 0.0)
+            check.nonnegative("rho", options["rho"])
             if options["rho"] is not None
             else default_rho(size - n_servers, options["lr"])
         ),
-        tau=_int_at_least("tau", options["tau"], 1),
-        momentum=_real_at_least("momentum", options["momentum"], 0.0),
-        seed=_int_at_least("seed", options["seed"], 0),
+        tau=check.integer("tau", options["tau"], 1),
+        momentum=check.nonnegative("momentum", options["momentum"]),
+        seed=check.integer("seed", options["seed"], 0),
         checkpoint_dir=None
         if options["checkpoint_dir"] is None
         else os.fspath(options["checkpoint_dir"]),
-        checkpoint_every=_int_at_least("checkpoint_every", options["checkpoint_every"], 0),
+        checkpoint_every=check.integer("checkpoint_every", options["checkpoint_every"], 0),
         resume=bool(options["resume"]),
-        log_every=_int_at_least("log_every", options["log_every"], 0),
-        record_every=_int_at_least("record_every", options["record_every"], 0),
-        timeout=_real_at_least("timeout", options["timeout"], 0.0, strict=True),
+        log_every=check.integer("log_every", options["log_every"], 0),
+        record_every=check.integer("record_every", options["record_every"], 0),
+        timeout=check.positive("timeout", options["timeout"]),
         sparse=bool(options.get("sparse", False)),
     )
     if config.sparse and not config.pushes_gradients:
@@ -181,7 +167,7 @@ def check_config(size: int, algorithm: str, n_servers: int | None, **options: An
 
 def default_rho(n_workers: int, lr: Any) -> float:
     """ρ with α = ηρ = 0.9/p (β = pα = 0.9, Zhang et al.'s choice); 0 when lr is 0."""
-    lr = _real_at_least("lr", lr, 0.0)
+    lr = check.nonnegative("lr", lr)
     return 0.9 / (n_workers * lr) if lr > 0 else 0.0
 
 
@@ -199,9 +185,9 @@ def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, Any, tu
         if not (isinstance(data, (tuple, list)) and len(data) == 2):
             raise ValueError("data: expected a pair (X, y) on every worker rank")
         X, y = data
-        X = _csr_copy(X) if _is_sparse(X) else X
+        X = check.csr_matrix("data", X) if check.is_sparse(X) else X
         if (
-            not ((isinstance(X, np.ndarray) or _is_sparse(X)) and isinstance(y, np.ndarray))
+            not ((isinstance(X, np.ndarray) or check.is_sparse(X)) and isinstance(y, np.ndarray))
             or X.ndim != 2
             or y.ndim != 1
         ):
@@ -223,29 +209,6 @@ def check_arrays(params: Any, data: Any, role: str) -> tuple[np.ndarray, Any, tu
             )
         data = (X, y)
     return params, data, (params.shape, params.dtype.name)
-
-
-def _is_sparse(X: Any) -> bool:
-    """A scipy.sparse matrix or array (scipy, slow to import, is imported only for one)."""
-    if not type(X).__module__.startswith("scipy.sparse"):
-        return False
-    from scipy import sparse
-
-    return bool(sparse.issparse(X))
-
-
-def _csr_copy(X: Any) -> Any:
-    """A private CSR copy of a scipy.sparse matrix, its structure checked (scikit-learn's
-    practice): a malformed or later-changed caller's matrix cannot make a gradient read
-    outside its arrays."""
-    if X.format != "csr":
-        raise ValueError(
-            f"data: expected X in CSR format (scipy.sparse csr_matrix or csr_array), got "
-            f"{X.format!r}; convert it with X.tocsr()"
-        )
-    X = X.copy()
-    X.check_format(full_check=True)
-    return X
 
 
 def agree(comm: Any, error: str | None, signature: Any, what: str) -> None:

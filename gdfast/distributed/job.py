@@ -136,7 +136,7 @@ def train(
     error, config, signature = None, None, None
     try:
         config = check_config(comm.size, algorithm, n_servers, **options)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         error = str(exc)
     agree(comm, error, None if config is None else config.signature(), "configuration")
     role = "server" if comm.rank < config.n_servers else "worker"
@@ -145,7 +145,7 @@ def train(
         params, data, signature = check_arrays(params, data, role)
         if config.checkpoint_dir is not None and comm.rank == 0:
             os.makedirs(config.checkpoint_dir, exist_ok=True)
-    except (ValueError, OSError) as exc:
+    except (TypeError, ValueError, OSError) as exc:
         error = str(exc)
     agree(comm, error, signature, "params (shape, dtype)")
     link = Link(comm, resolve_wait(wait, config.n_servers), config.timeout)

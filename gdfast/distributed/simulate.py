@@ -34,8 +34,6 @@ identical parameters, and synchronous easgd with rho=0 is gdfast.SGD: the tests 
 from __future__ import annotations
 
 import heapq
-import math
-import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Union
@@ -43,6 +41,7 @@ from typing import Union
 import numpy as np
 
 from .. import Adagrad
+from .. import _validation as check
 from .config import ALGORITHMS
 from .objectives import Dataset
 from .rules import (
@@ -90,12 +89,6 @@ def _delay_model(delay: DelayModel) -> Callable[[np.random.Generator], float]:
             f"rng -> duration, got {delay!r}"
         )
     return DELAY_MODELS[delay]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
-    return int(value)
 
 
 class _Shards:
@@ -152,18 +145,14 @@ def simulate(
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"algorithm: expected one of {ALGORITHMS}, got {algorithm!r}")
-    workers = _positive_int("workers", workers)
-    for name, value in (("lr", lr), ("eps", eps), ("rho", 0.0 if rho is None else rho)):
-        if (
-            isinstance(value, bool)
-            or not (isinstance(value, numbers.Real) and 0 <= value < math.inf)
-            or (name == "eps" and value == 0)
-        ):
-            raise ValueError(f"{name}: expected a finite number >= 0 (eps > 0), got {value!r}")
-    updates = _positive_int("updates", updates)
-    tau = _positive_int("tau", tau)
+    workers = check.integer("workers", workers, 1)
+    check.nonnegative("lr", lr)
+    check.positive("eps", eps)
+    check.nonnegative("rho", 0.0 if rho is None else rho)
+    updates = check.integer("updates", updates, 1)
+    tau = check.integer("tau", tau, 1)
     if batch_size is not None:
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = check.integer("batch_size", batch_size, 1)
     if synchronous and algorithm not in ("easgd", "eamsgd"):
         raise ValueError(
             f"synchronous: only easgd and eamsgd have a synchronous form, "
@@ -176,7 +165,7 @@ def simulate(
     record_every = (
         max(updates // 100, 1)
         if record_every is None
-        else _positive_int("record_every", record_every)
+        else check.integer("record_every", record_every, 1)
     )
     duration = _delay_model(delay)
     dim = data.X.shape[1]
