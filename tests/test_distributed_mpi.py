@@ -238,25 +238,70 @@ FAILURES = {
     "kill-worker": (2, signal.SIGKILL),
     "kill-server": (0, signal.SIGKILL),
     "stop-server": (0, signal.SIGSTOP),
+    "worker-exception": (2, None),
+    "server-exception": (0, None),
 }
+
+# The command line's job with an exception on one rank once server 0 has saved at 1000
+# updates or more: python failing_cli.py <failure> <checkpoint dir> <train arguments>
+FAILING_CLI = """
+import sys
+from pathlib import Path
+from mpi4py import MPI
+from gdfast.distributed import objectives, server
+from gdfast.distributed.__main__ import main
+
+failure, directory = sys.argv[1], Path(sys.argv[2])
+rank = MPI.COMM_WORLD.rank
+
+
+def saved_1000():
+    return any(int(p.stem.split("-")[-1]) >= 1000 for p in directory.glob("server-0-*.npz"))
+
+
+if failure == "worker-exception" and rank == 2:
+    gradient = objectives.LeastSquares.gradient
+
+    def failing_gradient(self, *args):
+        if saved_1000():
+            raise RuntimeError("boom in a worker's gradient")
+        return gradient(self, *args)
+
+    objectives.LeastSquares.gradient = failing_gradient
+if failure == "server-exception" and rank == 0:
+    apply_push = server.Server.apply_push
+
+    def failing_push(self, *args, **kwargs):
+        if saved_1000():
+            raise OSError("boom in the server's update")
+        return apply_push(self, *args, **kwargs)
+
+    server.Server.apply_push = failing_push
+sys.exit(main(["train", *sys.argv[3:]]))
+"""
 
 
 @pytest.mark.parametrize("failure", sorted(FAILURES))
 def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
     tmp_path, uninterrupted_loss, failure
 ):
-    """Fail rank 0 (a server) or 2 (a worker) after >= 1000 updates, resume from the
-    largest count both servers saved, and end within 1% of the uninterrupted loss."""
+    """Fail rank 0 (a server) or 2 (a worker) after >= 1000 updates (a signal, or an
+    exception), resume from the largest count both servers saved, and end within 1% of
+    the uninterrupted loss."""
     rank, sig = FAILURES[failure]
     killed_dir = tmp_path / "killed"
+    if sig is None:
+        script = tmp_path / "failing_cli.py"
+        script.write_text(FAILING_CLI)
+        program = [str(script), failure, str(killed_dir)]
+    else:
+        program = ["-m", "gdfast.distributed", "train"]
     command = [
         MPIEXEC,
         "-n",
         "4",
         sys.executable,
-        "-m",
-        "gdfast.distributed",
-        "train",
+        *program,
         *KILL_RUN,
         "--checkpoint-dir",
         str(killed_dir),
@@ -273,12 +318,13 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
             checkpoint = latest(killed_dir)
             return checkpoint is not None and int(checkpoint.stem.split("-")[-1]) >= 1000
 
-        wait_for(saved_1000, "checkpoint at 1000 updates", job, 4 * BOUND)
-        assert job.poll() is None, "the job ended before it could be failed"
-        pid = rank_pid(rank, str(killed_dir))
-        assert pid is not None
-        os.kill(pid, sig)
-        _, err = job.communicate(timeout=4 * BOUND)
+        if sig is not None:
+            wait_for(saved_1000, "checkpoint at 1000 updates", job, 4 * BOUND)
+            assert job.poll() is None, "the job ended before it could be failed"
+            pid = rank_pid(rank, str(killed_dir))
+            assert pid is not None
+            os.kill(pid, sig)
+        _, err = job.communicate(timeout=8 * BOUND)
     finally:
         if job.poll() is None:
             job.kill()
@@ -287,6 +333,8 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, cleanup)
     assert job.returncode != 0  # fail-stop: the job died with its rank
+    if sig is None:
+        assert re.search(rf"rank {rank}: error: \w+Error: boom in", err), err
     if sig == signal.SIGSTOP:
         # the stopped server is named by a worker waiting for it, or its silence shows first
         # as that worker's silence to the other server: either way a PeerSilentError within
