@@ -7,7 +7,8 @@ follows the paper line by line with the same mini-batches:
   force on x_i, the gradient at the x read before the exchange, plus Nesterov's δ v_i);
 - synchronous EASGD with communication period τ (two ranks, Allreduce);
 - AdaptiveRevision with n_fetch < n_push: one (g, ḡ_read) pair per fetch (McMahan &
-  Streeter 2014), and Downpour's pipelined fetch (sent before the step it overlaps);
+  Streeter 2014; the engine's server keeps ḡ_read, the rendering passes it along), and
+  Downpour's pipelined fetch (sent before the step it overlaps);
 - an EAMSGD job resumed from a checkpoint finishes bit for bit like the uninterrupted one
   (velocities, x_i and the batch stream restored).
 """

@@ -15,6 +15,10 @@ Asynchronous Distributed Online Learning"), per coordinate, SPEC.md section 3:
     z' ← max(z, z') ;
     η = α/√z' ; x ← x − η g + (η_old − η) ḡ_fwd ; ḡ ← ḡ + g
 
+gdfast's parameter server keeps each ḡ_read itself (server.SentGbar: the ḡ it had when it
+answered each fetch) instead of sending ḡ to the worker and back: the same values, half
+the bytes.
+
 Names: lr = α, eps = δ² (so the default 1e-8 is Adagrad's ε).  gdfast stores
 z − δ² and z' − δ² (`sum_sq`, `sum_sq_max`, zeros at start) and computes
 η = α/√(z' − δ² + δ²): the same numbers, rounded the way Adagrad's kernel rounds
