@@ -176,6 +176,7 @@ def run_job(
         if (tmp_path / "failed").exists():  # an exception: the job wrote when it failed
             began = float(_read(tmp_path / "failed"))
         seconds = time.monotonic() - began
+        print(f"{failure} {signal_to}: the job ended {seconds:.1f} s after the failure")
     finally:
         if job.poll() is None:
             job.kill()
