@@ -1,6 +1,6 @@
 """ASGD, averaged SGD (Polyak & Juditsky 1992), in the form torch.optim.ASGD uses.
 
-The rule's NumPy core (docs/spec-rules-2.md section 4 in code, part of gdfast.reference) and
+The rule's NumPy core (docs/spec.md section 1 and 1.3 in code, part of gdfast.reference) and
 its declaration (gdfast.catalogue); its kernel is src_c/rules/asgd.inc.
 """
 
@@ -36,7 +36,7 @@ def asgd(
     maximize=False,
     grad_scale=1.0,
 ):
-    """Spec R2 4: θ ← θ (1 − λ η_t) − η_t g ; the average ā of θ from step ⌊t0⌋ + 2 on."""
+    """SPEC 1: θ ← θ (1 − λ η_t) − η_t g ; the average ā of θ from step ⌊t0⌋ + 2 on."""
     for theta, g, average, t in zip(params, grads, ax, map(int, steps)):
         eta, mu = asgd_scalars(t, lr=lr, lambd=lambd, alpha=alpha, t0=t0)
         g = gradient_transform(theta, g, lr, weight_decay, False, maximize, grad_scale)
@@ -88,6 +88,7 @@ class ASGD(Rule):
     kernel = "asgd"
     numpy_core = asgd
     torch_equivalent = TorchEquivalent("ASGD")
+    # the middle of the working range of trajectories.sweep (scripts/make_guide.py); saddle 0.01
     gallery_lr = {"beale": 0.003, "rosenbrock": 0.001, "saddle": 0.01, "ravine": 0.1}
     adaptive = False
 

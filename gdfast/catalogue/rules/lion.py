@@ -1,7 +1,7 @@
 """Lion, evolved sign momentum (Chen et al. 2023, "Symbolic Discovery of Optimization
 Algorithms").
 
-The rule's NumPy core (docs/spec-rules-2.md section 1 in code, part of gdfast.reference) and
+The rule's NumPy core (docs/spec.md section 1 and 1.3 in code, part of gdfast.reference) and
 its declaration (gdfast.catalogue); its kernel is src_c/rules/lion.inc.
 """
 
@@ -28,7 +28,7 @@ def lion(
     maximize=False,
     grad_scale=1.0,
 ):
-    """Spec R2 1: c = β1 m + (1 − β1) g ; θ ← θ − η sign(c) ; m ← β2 m + (1 − β2) g."""
+    """SPEC 1: c = β1 m + (1 − β1) g ; θ ← θ − η sign(c) ; m ← β2 m + (1 − β2) g."""
     beta1, beta2 = betas
     for theta, g, m in zip(params, grads, exp_avg):
         g = gradient_transform(
@@ -75,5 +75,6 @@ class Lion(Rule):
     kernel = "lion"
     numpy_core = lion
     torch_equivalent = None  # not in torch.optim: gdfast.torch.Lion is lion-pytorch's class
-    gallery_lr = {"beale": 0.01, "rosenbrock": 0.003, "saddle": 0.01, "ravine": 0.03}
+    # the middle of the working range of trajectories.sweep (scripts/make_guide.py); saddle 0.01
+    gallery_lr = {"beale": 0.001, "rosenbrock": 0.0003, "saddle": 0.01, "ravine": 0.003}
     adaptive = True

@@ -1,7 +1,7 @@
 """RAdam, rectified Adam (Liu et al. 2020, "On the Variance of the Adaptive Learning Rate
 and Beyond").
 
-The rule's NumPy core (docs/spec-rules-2.md section 2 in code, part of gdfast.reference) and
+The rule's NumPy core (docs/spec.md section 1 and 1.3 in code, part of gdfast.reference) and
 its declaration (gdfast.catalogue); its kernel is src_c/rules/radam.inc.
 """
 
@@ -34,7 +34,7 @@ def radam(
     maximize=False,
     grad_scale=1.0,
 ):
-    """Spec R2 2: Adam's m, v; rectified step where ρ_t > rectify_threshold, else SGD with
+    """SPEC 1: Adam's m, v; rectified step where ρ_t > rectify_threshold, else SGD with
     momentum on m̂."""
     beta1, beta2 = betas
     rho_inf = 2 / (1 - beta2) - 1
@@ -95,5 +95,6 @@ class RAdam(Rule):
     kernel = "radam"
     numpy_core = radam
     torch_equivalent = TorchEquivalent("RAdam")
-    gallery_lr = {"beale": 0.03, "rosenbrock": 0.01, "saddle": 0.01, "ravine": 0.3}
+    # the middle of the working range of trajectories.sweep (scripts/make_guide.py); saddle 0.01
+    gallery_lr = {"beale": 0.003, "rosenbrock": 0.001, "saddle": 0.01, "ravine": 0.1}
     adaptive = True

@@ -1,6 +1,6 @@
 """Rprop, resilient backpropagation (Riedmiller & Braun 1993), in torch's iRprop− form.
 
-The rule's NumPy core (docs/spec-rules-2.md section 3 in code, part of gdfast.reference) and
+The rule's NumPy core (docs/spec.md section 1 and 1.3 in code, part of gdfast.reference) and
 its declaration (gdfast.catalogue); its kernel is src_c/rules/rprop.inc.
 """
 
@@ -29,7 +29,7 @@ def rprop(
     maximize=False,
     grad_scale=1.0,
 ):
-    """Spec R2 3 (iRprop−): the step sizes grow where the gradient kept its sign, shrink
+    """SPEC 1 (iRprop−): the step sizes grow where the gradient kept its sign, shrink
     where it changed (and that gradient is then taken as 0); θ moves by sign(g) · step.
     `lr` is the step sizes' initial value (the class fills step_size with it)."""
     eta_minus, eta_plus = etas
@@ -83,7 +83,8 @@ class Rprop(Rule):
     kernel = "rprop"
     numpy_core = rprop
     torch_equivalent = TorchEquivalent("Rprop", state={"step_size": "step_size"})
-    gallery_lr = {"beale": 0.01, "rosenbrock": 0.01, "saddle": 0.01, "ravine": 0.01}
+    # the middle of the working range of trajectories.sweep (scripts/make_guide.py); saddle 0.01
+    gallery_lr = {"beale": 0.03, "rosenbrock": 0.01, "saddle": 0.01, "ravine": 0.03}
     adaptive = True
 
     def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
