@@ -11,12 +11,11 @@ SparseAdam, as test_torch_tables.py runs them for the first eight classes.
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 
 torch = pytest.importorskip("torch")
 import gdfast.torch as gt  # noqa: E402
+import test_rules2_parity as rules2_parity  # noqa: E402  (its default_dtype)
 import test_torch_parity as parity  # noqa: E402  (its helpers: Model, data, train, ...)
 
 TOLERANCE = parity.TOLERANCE
@@ -49,16 +48,9 @@ CASES = [(name, config) for name, configs in CONFIGS.items() for config in confi
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in c.items()) or 'defaults'}" for name, c in CASES]
 
 
-@contextlib.contextmanager
-def default_dtype(dtype):
-    """torch keeps ASGD's η_t and μ_t in its default dtype; gdfast computes them in double
-    (the class docstring): the float64 comparison runs with a float64 default dtype."""
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(saved)
+# torch keeps ASGD's η_t and μ_t in its default dtype; gdfast computes them in double (the
+# class docstring): the float64 comparisons run with a float64 default dtype
+default_dtype = rules2_parity.default_dtype
 
 
 @DTYPES
@@ -199,55 +191,30 @@ def configurations():
 
 
 @pytest.mark.parametrize("name, dtype, optim_input", configurations())
-def test_torchs_configurations_match_or_are_refused(name, dtype, optim_input):
-    kwargs = optim_input.kwargs
+def test_torchs_configurations_match_or_are_refused(name, dtype, optim_input, monkeypatch):
+    """test_torch_tables.py's test on these classes (SparseAdam: on an embedding table)."""
     if name == "SparseAdam":  # its problem: an embedding table with sparse gradients
-        theirs_table, theirs = embedding_steps(torch.optim.SparseAdam, dtype, kwargs, 20)
-        ours_table, ours = embedding_steps(gt.SparseAdam, dtype, kwargs, 20)
+        theirs_table, _ = embedding_steps(torch.optim.SparseAdam, dtype, optim_input.kwargs, 20)
+        ours_table, _ = embedding_steps(gt.SparseAdam, dtype, optim_input.kwargs, 20)
         assert parity.relative(ours_table.weight, theirs_table.weight) <= TOLERANCE[dtype]
         return
-    refused = tables_test.refusal(kwargs)
-    ours_params, curvature, centre = tables_test.make_params(dtype)
-    if refused is not None:
-        with pytest.raises(ValueError, match=refused):
-            getattr(gt, name)(ours_params, **kwargs)
-        return
+    monkeypatch.setitem(tables_test.INFOS, name, INFOS[name])
     with default_dtype(dtype if name == "ASGD" else torch.get_default_dtype()):
-        theirs_params, _, _ = tables_test.make_params(dtype)
-        theirs = getattr(torch.optim, name)(theirs_params, **kwargs)
-        ours = getattr(gt, name)(ours_params, **kwargs)
-        tables_test.train(theirs, theirs_params, curvature, centre)
-        tables_test.train(ours, ours_params, curvature, centre)
-    tolerance = TOLERANCE[dtype]
-    for k, (p, q) in enumerate(zip(theirs_params, ours_params)):
-        assert tables_test.relative(q.detach(), p.detach()) <= tolerance, f"params[{k}]"
-        expected, actual = theirs.state.get(p, {}), ours.state.get(q, {})
-        assert sorted(actual) == sorted(expected), f"state keys of params[{k}]"
-        for key, value in expected.items():
-            assert tables_test.relative(actual[key], value) <= tolerance, f"state[{key!r}]"
+        tables_test.test_torchs_configurations_match_or_are_refused(name, dtype, optim_input)
 
 
 def error_inputs():
     return [
         pytest.param(name, number, id=f"{name}-{number}-{error.error_regex}")
         for name, info in INFOS.items()
-        for number, error in enumerate(info.optim_error_inputs_func(device="cpu", dtype=torch.float32))
+        for number, error in enumerate(
+            info.optim_error_inputs_func(device="cpu", dtype=torch.float32)
+        )
     ]
 
 
 @pytest.mark.parametrize("name, number", error_inputs())
-def test_torchs_error_inputs_are_refused_as_torch_refuses_them(name, number):
-    error_input = INFOS[name].optim_error_inputs_func(device="cpu", dtype=torch.float32)[number]
-    given = error_input.optimizer_error_input
-    cls = getattr(gt, name)
-    if issubclass(error_input.error_type, Warning):
-        expect = pytest.warns(error_input.error_type, match=error_input.error_regex)
-    else:
-        expect = pytest.raises(error_input.error_type, match=error_input.error_regex)
-    if error_input.error_on == tables_test.tables.OptimizerErrorEnum.CONSTRUCTION_ERROR:
-        with expect:
-            cls(given.params, **given.kwargs)
-    else:
-        optimizer = cls(given.params, **given.kwargs)
-        with expect:
-            optimizer.step()
+def test_torchs_error_inputs_are_refused_as_torch_refuses_them(name, number, monkeypatch):
+    """test_torch_tables.py's test on these classes."""
+    monkeypatch.setitem(tables_test.INFOS, name, INFOS[name])
+    tables_test.test_torchs_error_inputs_are_refused_as_torch_refuses_them(name, number)
