@@ -1055,6 +1055,7 @@ class SparseAdam(torch.optim.SparseAdam):
             for position, param in enumerate(group["params"]):
                 if param.grad is not None:
                     work.append((param, self._rows(index, position, param, param.grad), hyper))
+                    self._check_state(index, position, param)
         for param, (indices, values, shape), hyper in work:
             state = self.state[param]
             if len(state) == 0:
@@ -1062,12 +1063,6 @@ class SparseAdam(torch.optim.SparseAdam):
                 state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
                 state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             buffers = [state[name] for name in ("exp_avg", "exp_avg_sq")]
-            if not all(b.is_contiguous() and b.shape == param.shape and b.dtype == param.dtype
-                       for b in buffers):
-                raise ValueError(
-                    "SparseAdam: state exp_avg/exp_avg_sq must be contiguous tensors of the "
-                    "parameter's shape and dtype"
-                )
             state["step"] += 1
             rules.KERNELS["Adam"].rows(
                 param.detach().numpy().reshape(shape),
@@ -1078,6 +1073,25 @@ class SparseAdam(torch.optim.SparseAdam):
                 **hyper,
             )
         return loss
+
+    def _check_state(self, group: int, position: int, param: torch.Tensor) -> None:
+        state = self.state.get(param)
+        if not state:
+            return
+        buffers = [state.get(name) for name in ("exp_avg", "exp_avg_sq")]
+        if not isinstance(state.get("step"), int) or not all(
+            isinstance(b, torch.Tensor)
+            and b.is_contiguous()
+            and b.shape == param.shape
+            and b.dtype == param.dtype
+            and b.device == param.device
+            for b in buffers
+        ):
+            raise ValueError(
+                f"SparseAdam: state of param group {group}, params[{position}]: expected an int "
+                "step and exp_avg, exp_avg_sq contiguous tensors of the parameter's shape, dtype "
+                "and device"
+            )
 
     def _rows(self, group: int, position: int, param: torch.Tensor, grad: torch.Tensor):
         """(int64 row indices, C-contiguous values (nnz, row size), the parameter's shape as

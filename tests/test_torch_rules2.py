@@ -167,6 +167,18 @@ def test_sparse_adam_refuses_dense_gradients_before_writing():
     assert torch.equal(params[0].detach(), torch.ones(3, 2)) and not optimizer.state
 
 
+def test_sparse_adam_refuses_out_of_range_rows_before_writing():
+    params = [torch.nn.Parameter(torch.ones(3, 2)), torch.nn.Parameter(torch.ones(3, 2))]
+    optimizer = gt.SparseAdam(params)
+    params[0].grad = torch.sparse_coo_tensor([[0, 2]], torch.ones(2, 2), (3, 2))
+    params[1].grad = torch.sparse_coo_tensor(
+        [[0, 7]], torch.ones(2, 2), (3, 2), check_invariants=False
+    )
+    with pytest.raises(ValueError, match=r"params\[1\].*indices are out of range"):
+        optimizer.step()
+    assert torch.equal(params[0].detach(), torch.ones(3, 2)) and not optimizer.state
+
+
 # ------------------------------------------------------ torch's own tables
 tables_test = pytest.importorskip("test_torch_tables")
 NEW = ["RAdam", "Rprop", "ASGD", "SparseAdam"]
