@@ -197,7 +197,11 @@ _ROWS = (
         draw={"rectify_threshold": lambda rng: float(rng.uniform(4.0, 6.0))},
         strategies={"rectify_threshold": st.floats(4.0, 1e3)},
         errors=(
-            ({"rectify_threshold": 3.0}, ValueError, r"rectify_threshold: expected a finite number >= 4"),
+            (
+                {"rectify_threshold": 3.0},
+                ValueError,
+                r"rectify_threshold: expected a finite number >= 4",
+            ),
             ({"rectify_threshold": "5"}, TypeError, r"rectify_threshold: expected a real number"),
         ),
     ),
@@ -217,7 +221,11 @@ _ROWS = (
         errors=(
             ({"etas": (1.2, 0.5)}, ValueError, r"etas: expected \(eta_minus, eta_plus\) with 0 <"),
             ({"etas": 0.5}, TypeError, r"etas: expected a pair \(eta_minus, eta_plus\)"),
-            ({"step_sizes": (1.0, 0.1)}, ValueError, r"step_sizes: expected \(min_step, max_step\)"),
+            (
+                {"step_sizes": (1.0, 0.1)},
+                ValueError,
+                r"step_sizes: expected \(min_step, max_step\)",
+            ),
             ({"step_sizes": (0.0, float("inf"))}, ValueError, r"step_sizes: expected \(min_step"),
         ),
     ),
