@@ -1005,6 +1005,8 @@ class Lion(_AbsentKeys, _LionPytorch):
     _absent = {"maximize": False}
 
     def _check_options(self, group: dict[str, Any]) -> None:
+        if _uses_tensor_hyperparameters(group):  # (the other classes hand those to torch)
+            raise ValueError("lr, betas: give floats; gdfast.torch.Lion has no Tensor-lr step")
         group["betas"] = _betas(group["betas"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:

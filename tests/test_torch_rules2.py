@@ -120,6 +120,8 @@ def test_lion_refuses_what_lion_pytorch_refuses():
         gt.Lion(params, use_triton=True)
     with pytest.raises(ValueError, match=r"betas\[1\]"):
         gt.Lion(params, betas=(0.9, 1.5))
+    with pytest.raises(ValueError, match="lr, betas: give floats"):
+        gt.Lion(params, lr=torch.tensor(1e-3))
 
 
 # ---------------------------------------------------------- SparseAdam
