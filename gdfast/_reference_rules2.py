@@ -1,13 +1,15 @@
 """The NumPy reference of the second set of rules: docs/spec-rules-2.md in code.
 
-Lion, RAdam, Rprop, ASGD, Schedule-Free AdamW and SGD, LAMB, Adafactor and Muon, each a
+Schedule-Free AdamW and SGD, LAMB, Adafactor and Muon (spec sections 5 to 8), each a
 functional core with the signature of gdfast.reference's cores,
 
     core(params, grads, *state_buffers, steps, **hyperparameters)
 
 (parallel lists of the tensors that have a gradient this step, an int64 array of their
 step counts t, this step included), updating parameters and state in place, line by line
-as the spec writes the rule (its section number is beside each core).  Arithmetic is in
+as the spec writes the rule (its section number is beside each core).  Sections 1 to 4
+(Lion, RAdam, Rprop, ASGD) are rules of the catalogue: their cores are in
+gdfast/catalogue/rules/<rule>.py (gdfast.reference.lion, ...).  Arithmetic is in
 the dtype of the parameters (NumPy >= 2, NEP 50) and IEEE non-stop, as in
 gdfast.reference.  Per-step scalars (bias corrections, step sizes) are Python floats,
 computed in double.
@@ -38,137 +40,9 @@ def lerp(start, end, weight):
 
 def _scaled(g, maximize, grad_scale):
     """g · c, then −g to maximize: the start of gdfast's gradient transform, for the rules
-    whose weight decay is their own (Rprop has none; LAMB, Schedule-Free and Adafactor
-    place it themselves)."""
+    whose weight decay is their own (LAMB, Schedule-Free and Adafactor place it
+    themselves)."""
     return _gradient(None, g, 0.0, 0.0, False, maximize, grad_scale)
-
-
-# ----------------------------------------------------------------- 1. Lion
-@_ieee_nonstop
-def lion(
-    params,
-    grads,
-    exp_avg,
-    steps,
-    *,
-    lr,
-    betas,
-    weight_decay=0.0,
-    decoupled_weight_decay=True,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """Spec 1: c = β1 m + (1 − β1) g ; θ ← θ − η sign(c) ; m ← β2 m + (1 − β2) g."""
-    beta1, beta2 = betas
-    for theta, g, m in zip(params, grads, exp_avg):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        c = beta1 * m + (1 - beta1) * g
-        theta -= lr * np.sign(c)
-        m[...] = beta2 * m + (1 - beta2) * g
-
-
-# ---------------------------------------------------------------- 2. RAdam
-@_ieee_nonstop
-def radam(
-    params,
-    grads,
-    exp_avg,
-    exp_avg_sq,
-    steps,
-    *,
-    lr,
-    betas,
-    eps,
-    rectify_threshold=4.0,
-    weight_decay=0.0,
-    decoupled_weight_decay=False,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """Spec 2: Adam's m, v; rectified step where ρ_t > rectify_threshold, else SGD with
-    momentum on m̂."""
-    beta1, beta2 = betas
-    rho_inf = 2 / (1 - beta2) - 1
-    for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
-        g = _gradient(theta, g, lr, weight_decay, decoupled_weight_decay, maximize, grad_scale)
-        m[...] = beta1 * m + (1 - beta1) * g
-        v[...] = beta2 * v + (1 - beta2) * g * g
-        m_hat = m / (1 - beta1**t)
-        rho_t = rho_inf - 2 * t * beta2**t / (1 - beta2**t)
-        if rho_t > rectify_threshold:
-            adaptive = math.sqrt(1 - beta2**t) / (np.sqrt(v) + eps)
-            rect = math.sqrt(
-                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
-            )
-            theta -= m_hat * lr * adaptive * rect
-        else:
-            theta -= m_hat * lr
-
-
-# ---------------------------------------------------------------- 3. Rprop
-@_ieee_nonstop
-def rprop(
-    params,
-    grads,
-    prev,
-    step_size,
-    steps,
-    *,
-    lr,
-    etas,
-    step_sizes,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """Spec 3 (iRprop−): the step sizes grow where the gradient kept its sign, shrink
-    where it changed (and that gradient is then taken as 0); θ moves by sign(g) · step.
-    `lr` is the step sizes' initial value (the class fills step_size with it)."""
-    eta_minus, eta_plus = etas
-    smallest, largest = step_sizes
-    for theta, g, g_prev, delta in zip(params, grads, prev, step_size):
-        g = _scaled(g, maximize, grad_scale)
-        product = g * g_prev
-        factor = np.where(product > 0, eta_plus, np.where(product < 0, eta_minus, 1.0))
-        delta[...] = np.minimum(np.maximum(delta * factor.astype(delta.dtype), smallest), largest)
-        g = np.where(product < 0, g.dtype.type(0), g)
-        theta -= np.sign(g) * delta
-        g_prev[...] = g
-
-
-# ----------------------------------------------------------------- 4. ASGD
-def asgd_scalars(t, *, lr, lambd, alpha, t0):
-    """(η_t, μ_t) of step t (spec 4): the values torch keeps in state['eta'] and
-    state['mu'] after step t − 1."""
-    eta = lr / (1 + lambd * lr * (t - 1)) ** alpha
-    mu = 1.0 if t == 1 else 1 / max(1, t - 1 - t0)
-    return eta, mu
-
-
-@_ieee_nonstop
-def asgd(
-    params,
-    grads,
-    ax,
-    steps,
-    *,
-    lr,
-    lambd,
-    alpha,
-    t0,
-    weight_decay=0.0,
-    maximize=False,
-    grad_scale=1.0,
-):
-    """Spec 4: θ ← θ (1 − λ η_t) − η_t g ; the average ā of θ from step ⌈t0⌉ + 1 on."""
-    for theta, g, average, t in zip(params, grads, ax, map(int, steps)):
-        eta, mu = asgd_scalars(t, lr=lr, lambd=lambd, alpha=alpha, t0=t0)
-        g = _gradient(theta, g, lr, weight_decay, False, maximize, grad_scale)
-        theta *= 1 - lambd * eta
-        theta -= eta * g
-        if mu != 1:
-            average[...] = average + (theta - average) * mu
-        else:
-            average[...] = theta
 
 
 # ----------------------------------------------------- 5. Schedule-Free AdamW

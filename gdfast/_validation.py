@@ -211,6 +211,45 @@ def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 # ---- checks of the rules added in issue 15 (Lion, RAdam, Rprop, ASGD, ...) ----
 
 
+def rectify_threshold(name: str, value: Any) -> float:
+    """RAdam's ρ_thr: a finite number >= 4 (the rectification term is real from ρ_t = 4 on)."""
+    value = real_number(name, value)
+    if not (4.0 <= value < math.inf):
+        raise ValueError(
+            f"{name}: expected a finite number >= 4 (RAdam rectifies where rho_t > it; the "
+            f"rectification is not real below 4), got {value!r}"
+        )
+    return value
+
+
+def _pair(name: str, value: Any, what: str) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a pair {what}, got {value!r}")
+    return real_number(f"{name}[0]", value[0]), real_number(f"{name}[1]", value[1])
+
+
+def rprop_etas(name: str, value: Any) -> tuple[float, float]:
+    """Rprop's (η−, η+): 0 < η− < 1 < η+, finite (torch's check)."""
+    eta_minus, eta_plus = _pair(name, value, "(eta_minus, eta_plus)")
+    if not (0.0 < eta_minus < 1.0 < eta_plus < math.inf):
+        raise ValueError(
+            f"{name}: expected (eta_minus, eta_plus) with 0 < eta_minus < 1 < eta_plus, "
+            f"finite, got {tuple(value)!r}"
+        )
+    return eta_minus, eta_plus
+
+
+def rprop_step_sizes(name: str, value: Any) -> tuple[float, float]:
+    """Rprop's (Δ_min, Δ_max): 0 <= Δ_min <= Δ_max, finite."""
+    smallest, largest = _pair(name, value, "(min_step, max_step)")
+    if not (0.0 <= smallest <= largest < math.inf):
+        raise ValueError(
+            f"{name}: expected (min_step, max_step) with 0 <= min_step <= max_step, "
+            f"finite, got {tuple(value)!r}"
+        )
+    return smallest, largest
+
+
 # ---- checks of gdfast.hogwild ----
 
 

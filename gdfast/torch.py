@@ -873,6 +873,263 @@ class NAdam(_KernelOptimizer, torch.optim.NAdam):
 
 # ---- the rules added in issue 15 (RAdam, Rprop, ASGD, Lion, SparseAdam, ...) ----
 
+__all__ += ["RAdam", "Rprop", "ASGD", "Lion", "SparseAdam"]
+
+
+class _AbsentKeys(_KernelOptimizer):
+    """For a class whose param groups lack keys the common checks read (torch's Rprop and
+    SparseAdam have no weight_decay, lion-pytorch's Lion no maximize): the checks run on a
+    copy with those keys at their neutral values, and only the group's own keys are
+    written back (its format stays its library's)."""
+
+    _absent: ClassVar[dict[str, Any]] = {}
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        checked = {**self._absent, **group}
+        super()._check_group(checked)
+        group.update({key: checked[key] for key in group})
+
+
+class RAdam(_KernelOptimizer, torch.optim.RAdam):
+    """torch.optim.RAdam on gdfast's kernels (gdfast.RAdam with convention="torch": the
+    rectified step where ρ_t > 5); decoupled_weight_decay=True is torch's RAdamW form,
+    θ ← θ (1 − η λ) first.  State: step, exp_avg, exp_avg_sq."""
+
+    torch_class = torch.optim.RAdam
+    rule = rules.RAdam
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        group["betas"] = _betas(group["betas"])
+        group["eps"] = _at_least("eps", group["eps"])
+        group["decoupled_weight_decay"] = check.flag(
+            "decoupled_weight_decay", group["decoupled_weight_decay"]
+        )
+
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("exp_avg", "exp_avg_sq")
+
+
+class Rprop(_AbsentKeys, torch.optim.Rprop):
+    """torch.optim.Rprop (iRprop−) on gdfast's kernels (gdfast.Rprop): the step sizes
+    grow by η+ where the gradient kept its sign, shrink by η− where it changed (that
+    gradient then counts as 0), within step_sizes; θ ← θ − sign(g) Δ.
+    State: step, prev, step_size (filled with lr at the first step, as torch)."""
+
+    torch_class = torch.optim.Rprop
+    rule = rules.Rprop
+    _absent = {"weight_decay": 0.0}
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        group["etas"] = check.rprop_etas("etas", tuple(map(_real, ("etas",) * 2, group["etas"])))
+        group["step_sizes"] = check.rprop_step_sizes(
+            "step_sizes", tuple(map(_real, ("step_sizes",) * 2, group["step_sizes"]))
+        )
+
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("prev", "step_size")
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        state = super()._new_state(group, param)
+        state["step_size"].fill_(_real("lr", group["lr"]))
+        return state
+
+
+class ASGD(_KernelOptimizer, torch.optim.ASGD):
+    """torch.optim.ASGD on gdfast's kernels (gdfast.ASGD): θ ← θ (1 − λ η_t) − η_t g with
+    η_t = η / (1 + λ η (t − 1))^α, and the average ax of θ from step ⌊t0⌋ + 2 on.
+    State: step, eta, mu (0-d tensors of torch's scalar dtype, written after each step
+    as torch writes them: the η_(t+1) and μ_(t+1) of the next step), ax.
+
+    gdfast computes η_t and μ_t from t in double; torch reads them back from `eta` and
+    `mu`, rounded to its default dtype (float32 unless torch.set_default_dtype(float64)):
+    with float64 parameters and a float32 default, torch's η_t is off by up to 6e-8
+    relative, and so its steps are (identical with a float64 default dtype)."""
+
+    torch_class = torch.optim.ASGD
+    rule = rules.ASGD
+    _needs_states = True
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        for name in ("lambd", "alpha", "t0"):
+            group[name] = _at_least(name, group[name])
+
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("ax",)
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        state = super()._new_state(group, param)
+        state["eta"] = torch.tensor(_real("lr", group["lr"]), dtype=_step_dtype(group))
+        state["mu"] = torch.ones((), dtype=_step_dtype(group))
+        return state
+
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
+        super()._run(group, params, grads, buffers, steps, states, scaling)
+        lr, lambd, alpha, t0 = (float(group[name]) for name in ("lr", "lambd", "alpha", "t0"))
+        for state, t in zip(states, steps.tolist()):  # torch's values for step t + 1
+            state["eta"].fill_(lr / ((1 + lambd * lr * t) ** alpha))
+            state["mu"].fill_(1 / max(1, t - t0))
+
+
+class _LionPytorch(torch.optim.Optimizer):
+    """lion-pytorch 0.2.5's `Lion` constructor (its arguments, defaults and checks, as
+    errors rather than asserts), without importing the package."""
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-4,
+        betas: tuple[float, float] = (0.9, 0.99),
+        weight_decay: float = 0.0,
+        use_triton: bool = False,
+        decoupled_weight_decay: bool = False,
+    ):
+        if not _real("lr", lr) > 0:
+            raise ValueError(f"lr: expected a number > 0 (lion-pytorch asserts lr > 0), got {lr}")
+        if use_triton:
+            raise ValueError("use_triton=True: Triton runs on CUDA; gdfast's Lion runs on the CPU")
+        self._init_lr = lr
+        self.decoupled_wd = check.flag("decoupled_weight_decay", decoupled_weight_decay)
+        super().__init__(params, {"lr": lr, "betas": betas, "weight_decay": weight_decay})
+
+
+class Lion(_AbsentKeys, _LionPytorch):
+    """lion-pytorch's `Lion` (0.2.5: same constructor, param-group keys and state) on
+    gdfast's kernel (gdfast.Lion): θ ← θ (1 − η λ) ; θ ← θ − η sign(β1 m + (1 − β1) g) ;
+    m ← β2 m + (1 − β2) g.  decoupled_weight_decay=True divides λ by the initial lr, as
+    lion-pytorch does.  State: exp_avg (no step, as lion-pytorch keeps none).
+    `isinstance(opt, lion_pytorch.Lion)` does not hold: the package is not imported."""
+
+    torch_class = _LionPytorch
+    rule = rules.Lion
+    _keeps_step = False
+    _absent = {"maximize": False}
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        if _uses_tensor_hyperparameters(group):  # (the other classes hand those to torch)
+            raise ValueError("lr, betas: give floats; gdfast.torch.Lion has no Tensor-lr step")
+        group["betas"] = _betas(group["betas"])
+
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("exp_avg",)
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        return {"exp_avg": torch.zeros_like(param, memory_format=torch.preserve_format)}
+
+    def _kernel_arguments(self, rule: type[Rule], group: dict[str, Any]) -> dict[str, Any]:
+        arguments = super()._kernel_arguments(rule, group)
+        if self.decoupled_wd:  # lion-pytorch: λ / η0
+            arguments["weight_decay"] = arguments["weight_decay"] / float(self._init_lr)
+        return arguments
+
+
+class SparseAdam(torch.optim.SparseAdam):
+    """torch.optim.SparseAdam on gdfast's row-sparse Adam kernel (gdfast.Adam's RowGrad
+    step with eps_hat, the form torch's sparse Adam computes: θ ← θ − (η √(1 − β2^t) /
+    (1 − β1^t)) m / (√v + ε)), for the sparse COO gradients of embedding tables
+    (`torch.nn.Embedding(..., sparse=True)`).  Only the rows a gradient names are read and
+    written; their moments do not decay elsewhere (lazy), and t counts the steps that
+    had a gradient, as torch's.  Same constructor, checks, groups and state (`step` a
+    Python int, exp_avg, exp_avg_sq); a dense gradient raises torch's RuntimeError.
+    torch writes m ← m + (g − m)(1 − β1) where gdfast writes β1 m + (1 − β1) g: they
+    differ by an ulp a step (parity to 1e-10 in float64, 1e-5 in float32).
+
+    A sparse gradient with several sparse dimensions steps the parameter viewed as rows
+    of its dense dimensions (its sparse index flattened)."""
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for index, group in enumerate(self.param_groups):  # every check before any write
+            if isinstance(group["lr"], torch.Tensor):
+                _real("lr", group["lr"])
+            hyper = {
+                **rules.Adam.spec_options(),
+                "lr": _at_least("lr", group["lr"]),
+                "betas": _betas(group["betas"]),
+                "eps": _at_least("eps", group["eps"]),
+                "eps_hat": True,
+                "maximize": check.flag("maximize", group.get("maximize", False)),
+            }
+            for position, param in enumerate(group["params"]):
+                if param.grad is not None:
+                    work.append((param, self._rows(index, position, param, param.grad), hyper))
+                    self._check_state(index, position, param)
+        for param, (indices, values, shape), hyper in work:
+            state = self.state[param]
+            if len(state) == 0:
+                state["step"] = 0
+                state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            buffers = [state[name] for name in ("exp_avg", "exp_avg_sq")]
+            state["step"] += 1
+            rules.KERNELS["Adam"].rows(
+                param.detach().numpy().reshape(shape),
+                indices,
+                values,
+                *[b.numpy().reshape(shape) for b in buffers],
+                int(state["step"]),
+                **hyper,
+            )
+        return loss
+
+    def _check_state(self, group: int, position: int, param: torch.Tensor) -> None:
+        state = self.state.get(param)
+        if not state:
+            return
+        buffers = [state.get(name) for name in ("exp_avg", "exp_avg_sq")]
+        if not isinstance(state.get("step"), int) or not all(
+            isinstance(b, torch.Tensor)
+            and b.is_contiguous()
+            and b.shape == param.shape
+            and b.dtype == param.dtype
+            and b.device == param.device
+            for b in buffers
+        ):
+            raise ValueError(
+                f"SparseAdam: state of param group {group}, params[{position}]: expected an int "
+                "step and exp_avg, exp_avg_sq contiguous tensors of the parameter's shape, dtype "
+                "and device"
+            )
+
+    def _rows(self, group: int, position: int, param: torch.Tensor, grad: torch.Tensor):
+        """(int64 row indices, C-contiguous values (nnz, row size), the parameter's shape as
+        rows) of a sparse gradient, checked against its parameter."""
+        where = (
+            f"SparseAdam: param group {group}, params[{position}] (shape "
+            f"{tuple(param.shape)}, {param.dtype}, {param.device})"
+        )
+        if not grad.is_sparse:
+            raise RuntimeError(
+                "SparseAdam does not support dense gradients, please consider Adam instead"
+            )
+        if param.device.type != "cpu" or grad.device.type != "cpu":
+            raise TypeError(f"{where}: only CPU tensors are supported; use torch.optim.SparseAdam")
+        if param.dtype not in _DTYPES or grad.dtype != param.dtype:
+            raise TypeError(
+                f"{where}: expected float32 or float64 and a gradient of the same dtype, "
+                f"got {param.dtype} and {grad.dtype}"
+            )
+        if not param.is_contiguous() or grad.shape != param.shape:
+            raise ValueError(
+                f"{where}: expected a contiguous parameter and a gradient of its shape, got "
+                f"strides {param.stride()} and shape {tuple(grad.shape)}"
+            )
+        sparse = grad.sparse_dim()
+        row_shape = tuple(param.shape[:sparse])
+        indices = grad._indices().numpy()
+        if indices.size and (indices.min() < 0 or (indices.max(axis=1) >= row_shape).any()):
+            raise ValueError(f"{where}: the gradient's indices are out of range")
+        rows = np.ravel_multi_index(indices, row_shape) if sparse else np.zeros(0, np.int64)
+        row_size = math.prod(param.shape[sparse:])
+        values = grad._values().detach().reshape(-1, row_size).numpy()
+        values = np.array(values, order="C")  # a private copy, aliasing nothing the step writes
+        shape = (math.prod(row_shape), row_size)
+        return np.ascontiguousarray(rows, dtype=np.int64), values, shape
+
 
 class StepInBackward:
     """The optimizer's step run inside backward, one parameter at a time, each gradient

@@ -65,6 +65,10 @@ typedef struct {
     double dampening;           /* Momentum/Nesterov: d, v ← γ v + (1 − d)·… */
     double lr_decay;            /* Adagrad: η_t = η / (1 + (t − 1) lr_decay) */
     double momentum_decay;      /* Nadam with momentum_schedule: ψ */
+    double rectify_threshold;   /* RAdam: ρ_thr, rectified where ρ_t > ρ_thr */
+    double eta_minus, eta_plus; /* Rprop: the step sizes' factors η−, η+ */
+    double step_size_min, step_size_max; /* Rprop: Δ_min, Δ_max */
+    double lambd, alpha, t0;    /* ASGD: η_t = η / (1 + λ η (t − 1))^α; averaging from t0 */
     int maximize;               /* ascend: g ← −g */
     int decoupled_weight_decay; /* weight_decay is decoupled (AdamW) rather than L2 */
     int eps_inside;             /* Adagrad/RMSprop: ε inside √ (paper: 1); AdaMax: inside max */

@@ -164,6 +164,10 @@ const gd_rule gd_rules[] = {
     {"adamax", adamax_segment_f32, adamax_segment_f64, NULL, 0},
     {"nadam", nadam_segment_f32, nadam_segment_f64, nadam_prepare, 0},
     {"amsgrad", amsgrad_segment_f32, amsgrad_segment_f64, NULL, 0},
+    {"lion", lion_segment_f32, lion_segment_f64, NULL, 0},
+    {"radam", radam_segment_f32, radam_segment_f64, NULL, 0},
+    {"rprop", rprop_segment_f32, rprop_segment_f64, NULL, 0},
+    {"asgd", asgd_segment_f32, asgd_segment_f64, NULL, 0},
 };
 const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));
 
@@ -198,6 +202,14 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(dampening, 0),
     GD_FIELD(lr_decay, 0),
     GD_FIELD(momentum_decay, 0),
+    GD_FIELD(rectify_threshold, 0),
+    GD_FIELD(eta_minus, 0),
+    GD_FIELD(eta_plus, 0),
+    GD_FIELD(step_size_min, 0),
+    GD_FIELD(step_size_max, 0),
+    GD_FIELD(lambd, 0),
+    GD_FIELD(alpha, 0),
+    GD_FIELD(t0, 0),
     GD_FIELD(maximize, 1),
     GD_FIELD(decoupled_weight_decay, 1),
     GD_FIELD(eps_inside, 1),

@@ -184,6 +184,69 @@ _ROWS = (
         step_size_form=lambda hyper: hyper["bias_correction"],
         errors=(({"eps": -1e-8}, ValueError, r"eps: expected a finite number > 0"),),
     ),
+    # issue 15's rules (docs/spec-rules-2.md); every one bitwise equal to the reference
+    RuleInfo(
+        "Lion",
+        errors=(
+            ({"betas": (0.9, 1.5)}, ValueError, r"betas\[1\]: expected a number in \[0, 1\)"),
+            ({"lr": -1e-4}, ValueError, r"lr: expected a finite number >= 0"),
+        ),
+    ),
+    RuleInfo(
+        "RAdam",
+        draw={"rectify_threshold": lambda rng: float(rng.uniform(4.0, 6.0))},
+        strategies={"rectify_threshold": st.floats(4.0, 1e3)},
+        errors=(
+            (
+                {"rectify_threshold": 3.0},
+                ValueError,
+                r"rectify_threshold: expected a finite number >= 4",
+            ),
+            ({"rectify_threshold": "5"}, TypeError, r"rectify_threshold: expected a real number"),
+        ),
+    ),
+    RuleInfo(
+        "Rprop",
+        draw={
+            "etas": lambda rng: (float(rng.uniform(0.2, 0.9)), float(rng.uniform(1.05, 1.5))),
+            "step_sizes": lambda rng: (
+                float(10 ** rng.uniform(-8, -5)),
+                float(10 ** rng.uniform(-1, 1.7)),
+            ),
+        },
+        strategies={
+            "etas": st.tuples(st.floats(1e-3, 0.999), st.floats(1.001, 10.0)),
+            "step_sizes": st.tuples(st.floats(0.0, 1e-3), st.floats(1e-3, 100.0)),
+        },
+        errors=(
+            ({"etas": (1.2, 0.5)}, ValueError, r"etas: expected \(eta_minus, eta_plus\) with 0 <"),
+            ({"etas": 0.5}, TypeError, r"etas: expected a pair \(eta_minus, eta_plus\)"),
+            (
+                {"step_sizes": (1.0, 0.1)},
+                ValueError,
+                r"step_sizes: expected \(min_step, max_step\)",
+            ),
+            ({"step_sizes": (0.0, float("inf"))}, ValueError, r"step_sizes: expected \(min_step"),
+        ),
+    ),
+    RuleInfo(
+        "ASGD",
+        draw={
+            "lambd": lambda rng: _maybe(rng, lambda: float(10 ** rng.uniform(-4, -1))),
+            "alpha": lambda rng: float(rng.uniform(0.5, 1.0)),
+            # averaging from early on, or never (torch's default 1e6)
+            "t0": lambda rng: float(rng.choice([0.0, 3.0, 100.5, 1e6])),
+        },
+        strategies={
+            "lambd": st.floats(0.0, 10.0),
+            "alpha": st.floats(0.0, 2.0),
+            "t0": st.floats(0.0, 1e7),
+        },
+        errors=(
+            ({"lambd": -1e-4}, ValueError, r"lambd: expected a finite number >= 0"),
+            ({"t0": float("nan")}, ValueError, r"t0: expected a number, got nan"),
+        ),
+    ),
 )
 
 RULES: dict[str, RuleInfo] = {row.name: row for row in _ROWS}

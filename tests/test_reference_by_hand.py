@@ -327,3 +327,96 @@ def test_amsgrad_bias_corrected(max_of_v_hat):
 
     one, two = by_hand(update, {"m": 0.0, "v": 0.0, "x": 0.0})
     check(reference.AMSGrad, one, two, lr=lr, bias_correction=True, max_of_v_hat=max_of_v_hat)
+
+
+# ---- issue 15's rules (docs/spec-rules-2.md), worked out by hand the same way ------------
+
+
+@pytest.mark.parametrize("rule", ["Lion", "RAdam", "Rprop", "ASGD"])
+def test_float32_stays_float32_new_rules(rule):
+    theta = np.array(THETA0, dtype=np.float32)
+    optimizer = getattr(reference, rule)(theta)
+    optimizer.step(np.array(G1, dtype=np.float32))
+    assert theta.dtype == np.float32
+    assert all(buffer[0].dtype == np.float32 for buffer in optimizer.state.values())
+
+
+def test_lion():
+    # step 1: m = 0, c = 0.1 g1, sign [+, −, +]: θ1 = θ0 − 0.1 [1, −1, 1] ; m1 = 0.01 g1
+    # step 2: c = 0.9 m1 + 0.1 g2 = [−0.0205, 0.041, 0.418]: θ2 = θ1 − 0.1 [−1, 1, 1]
+    optimizer = check(reference.Lion, [0.9, -1.9, 0.4], [1.0, -2.0, 0.3], lr=0.1)
+    m2 = [0.99 * 0.01 * a + 0.01 * b for a, b in zip(G1, G2)]
+    np.testing.assert_allclose(optimizer.state["exp_avg"][0], m2, rtol=1e-15)
+
+
+def test_lion_decoupled_weight_decay():
+    # θ ← 0.95 θ first, then the same signs: [0.95, −1.9, 0.475] − 0.1 [1, −1, 1], then
+    # 0.95 [0.85, −1.8, 0.375] − 0.1 [−1, 1, 1]
+    check(
+        reference.Lion,
+        [0.85, -1.8, 0.375],
+        [0.9075, -1.81, 0.25625],
+        lr=0.1,
+        weight_decay=0.5,
+    )
+
+
+def test_radam_first_steps_are_sgd_with_momentum():
+    # β2 = 0.9: ρ∞ = 19, ρ1 = 19 − 2·0.9/0.1 = 1, ρ2 = 19 − 4·0.81/0.19 ≈ 1.95: both <= 4
+    # m1 = 0.5 g1, m̂1 = g1: θ1 = θ0 − 0.1 g1
+    # m2 = 0.25 g1 + 0.5 g2 = [0, 0, 2.5], m̂2 = m2 / 0.75: θ2 = θ1 − 0.1 m̂2
+    check(
+        reference.RAdam,
+        [0.95, -1.9, 0.3],
+        [0.95, -1.9, 0.3 - (2.5 / 0.75) * 0.1],
+        lr=0.1,
+        betas=(0.5, 0.9),
+    )
+
+
+@pytest.mark.parametrize("convention, first_rectified", [("paper", 5), ("torch", 6)])
+def test_radam_rectifies_from_the_threshold(convention, first_rectified):
+    # a constant gradient 1: m̂ = 1, v = 1 − β2^t; the step is η until ρ_t passes the
+    # threshold (4: t = 5; torch's 5: t = 6), then η r_t √(1 − β2^t) / (√v + ε)
+    lr, b2, eps = 0.01, 0.999, 1e-8
+    rho_inf = 2 / (1 - b2) - 1
+    theta = 1.0
+    for t in range(1, 9):
+        rho = rho_inf - 2 * t * b2**t / (1 - b2**t)
+        assert (rho > (4 if convention == "paper" else 5)) == (t >= first_rectified)
+        if t < first_rectified:
+            theta -= lr
+        else:
+            r = math.sqrt((rho - 4) * (rho - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho))
+            v = 1 - b2**t
+            theta -= lr * r * math.sqrt(1 - b2**t) / (math.sqrt(v) + eps)
+    param = np.array([1.0])
+    optimizer = reference.RAdam(param, lr=lr, convention=convention)
+    for _ in range(8):
+        optimizer.step(np.array([1.0]))
+    assert param[0] == pytest.approx(theta, rel=1e-14)
+
+
+def test_rprop():
+    # step 1: g_prev = 0, s = 0, Δ stays 0.1: θ1 = θ0 − 0.1 sign(g1) ; g_prev = g1
+    # step 2: s = g1 g2 = [−0.125, −0.5, 8]: Δ = [0.05, 0.05, 0.12]; g = [0, 0, 4]:
+    #         θ2 = θ1 − [0, 0, 0.12] ; g_prev = [0, 0, 4]
+    optimizer = check(reference.Rprop, [0.9, -1.9, 0.4], [0.9, -1.9, 0.28], lr=0.1)
+    np.testing.assert_allclose(optimizer.state["step_size"][0], [0.05, 0.05, 0.12], rtol=1e-15)
+    np.testing.assert_array_equal(optimizer.state["prev"][0], [0.0, 0.0, 4.0])
+
+
+def test_asgd():
+    # η_t = 0.1 / (1 + 0.5·0.1·(t − 1)), μ_t = 1, 1, then 1/max(1, t − 1 − t0) = 1/2
+    lr, lambd, theta, ax = 0.1, 0.5, list(THETA0), None
+    for t, g in ((1, G1), (2, G2), (3, G1)):
+        eta = lr / (1 + lambd * lr * (t - 1))
+        mu = 1.0 if t < 3 else 0.5
+        theta = [x * (1 - lambd * eta) - eta * gi for x, gi in zip(theta, g)]
+        ax = list(theta) if mu == 1 else [a + (x - a) * mu for a, x in zip(ax, theta)]
+    param = np.array(THETA0)
+    optimizer = reference.ASGD(param, lr=lr, lambd=lambd, alpha=1.0, t0=0.0)
+    for g in (G1, G2, G1):
+        optimizer.step(np.array(g))
+    np.testing.assert_allclose(param, theta, rtol=1e-15)
+    np.testing.assert_allclose(optimizer.state["ax"][0], ax, rtol=1e-15)

@@ -19,6 +19,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' extra)")
 from gdfast import _reference_rules2 as rules2  # noqa: E402
+from gdfast import reference  # noqa: E402
+from gdfast.catalogue.rules.asgd import asgd_scalars  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = pytest.mark.parametrize(
@@ -191,7 +193,7 @@ def test_lion_matches_lion_pytorch(config, dtype):
     check_parity(
         "Lion",
         lambda params: lion_pytorch.Lion(params, **config),
-        rules2.lion,
+        reference.lion,
         {"exp_avg": zeros},
         {"exp_avg": "exp_avg"},
         {"lr": lr, "betas": config.get("betas", (0.9, 0.99)), "weight_decay": weight_decay},
@@ -225,7 +227,7 @@ def test_radam_matches_torch(config, dtype):
     check_parity(
         "RAdam",
         lambda params: torch.optim.RAdam(params, **config),
-        rules2.radam,
+        reference.radam,
         MOMENTS,
         SAME_NAMES,
         hyper,
@@ -258,7 +260,7 @@ def test_rprop_matches_torch(config, dtype):
     check_parity(
         "Rprop",
         lambda params: torch.optim.Rprop(params, **config),
-        rules2.rprop,
+        reference.rprop,
         {"prev": zeros, "step_size": lambda a: np.full_like(a, lr)},
         {"prev": "prev", "step_size": "step_size"},
         {
@@ -297,7 +299,7 @@ def test_asgd_matches_torch(config, dtype):
         optimizer, params, _, _, steps = check_parity(
             "ASGD",
             lambda params: torch.optim.ASGD(params, **config),
-            rules2.asgd,
+            reference.asgd,
             {"ax": zeros},
             {"ax": "ax"},
             hyper,
@@ -306,7 +308,7 @@ def test_asgd_matches_torch(config, dtype):
     # torch's η and μ after step t are spec 4's scalars of step t + 1
     scalars = {k: hyper[k] for k in ("lr", "lambd", "alpha", "t0")}
     for p, t in zip(params, steps):
-        eta, mu = rules2.asgd_scalars(int(t) + 1, **scalars)
+        eta, mu = asgd_scalars(int(t) + 1, **scalars)
         assert math.isclose(optimizer.state[p]["eta"].item(), eta, rel_tol=1e-7)
         assert math.isclose(optimizer.state[p]["mu"].item(), mu, rel_tol=1e-7)
 

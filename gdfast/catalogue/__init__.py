@@ -28,9 +28,13 @@ from .rules.adagrad import Adagrad
 from .rules.adam import Adam, AdamW
 from .rules.adamax import AdaMax
 from .rules.amsgrad import AMSGrad
+from .rules.asgd import ASGD
+from .rules.lion import Lion
 from .rules.momentum import Momentum, Nesterov
 from .rules.nadam import Nadam
+from .rules.radam import RAdam
 from .rules.rmsprop import RMSprop
+from .rules.rprop import Rprop
 from .rules.sgd import SGD
 
 # Every declaration, in the catalogue's order (the order of the command lines, the tables
@@ -47,6 +51,10 @@ CATALOGUE: tuple[type[Rule], ...] = (
     AdaMax,
     Nadam,
     AMSGrad,
+    Lion,
+    RAdam,
+    Rprop,
+    ASGD,
 )
 
 __all__ = [
