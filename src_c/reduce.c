@@ -49,6 +49,17 @@ int64_t gd_sum_blocks(const int64_t *size, int64_t count)
     return blocks;
 }
 
+/* Each cache line is asked for GD_SUM_AHEAD bytes before it is read: one thread reading one
+ * stream waits on memory otherwise (measured on this project's 2-core EPYC machine: 40 MB of
+ * float32 summed in 3.5 ms without, 2.8-3.0 ms with 2-16 KiB ahead).  A prefetch never
+ * faults (past the end of the data it is dropped) and changes no result. */
+#define GD_SUM_AHEAD 8192
+#if defined(__GNUC__)
+#define GD_SUM_PREFETCH(address) __builtin_prefetch(address)
+#else
+#define GD_SUM_PREFETCH(address) ((void)0)
+#endif
+
 /* One lane's addition, for the vector loop over whole groups of lanes and the tail. */
 #define GD_SUM_LANE(j, value)                         \
     do {                                              \
@@ -61,8 +72,11 @@ int64_t gd_sum_blocks(const int64_t *size, int64_t count)
     {                                                                         \
         double lane[GD_SUM_LANES] = {0};                                      \
         int64_t base = 0;                                                     \
-        for (; base + GD_SUM_LANES <= n; base += GD_SUM_LANES)                \
+        for (; base + GD_SUM_LANES <= n; base += GD_SUM_LANES) {              \
+            for (size_t at = 0; at < GD_SUM_LANES * sizeof(REAL_T); at += 64)  \
+                GD_SUM_PREFETCH((const char *)(x + base) + GD_SUM_AHEAD + at); \
             for (int j = 0; j < GD_SUM_LANES; j++) GD_SUM_LANE(j, x[base + j]); \
+        }                                                                     \
         for (int j = 0; base + j < n; j++) GD_SUM_LANE(j, x[base + j]);       \
         double sum = 0;                                                       \
         for (int j = 0; j < GD_SUM_LANES; j++) sum = sum + lane[j];           \
