@@ -10,7 +10,10 @@ timed by the wall clock and by the process's CPU time (all its threads: what the
 was asked to do, which other programs' load changes much less than the wall time).  The
 reductions alone are timed too (gdfast's sum of squares; torch's clip_grad_norm_ with
 max_norm=inf, which computes the norm and multiplies by 1), and gdfast's memory roofline
-of the step (src_c: gd_roofline, one pass with the traffic of the rule's buffers).
+of the step (src_c: gd_roofline, one pass with the traffic of the rule's buffers).  Last,
+the sum of squares of gradients just written (hot in cache: what a post-accumulate-grad
+hook would pay during backward) against the same after other memory was read (cold: what
+the step pays after backward), in CPU time.
 
 Reported: per variant the median, 90th percentile and maximum wall time per call, the
 median CPU time; then the ratios clip+step / step (medians, wall and CPU, and the median of
@@ -149,6 +152,37 @@ def measure(total: int, threads: int, rule: str, reps: int) -> dict:
     return result
 
 
+def hot_and_cold(total: int, tensor: int, reps: int) -> dict:
+    """The sum of squares of `total` elements in tensors of `tensor` elements, one thread:
+    each tensor summed just after it was written (hot in cache, as in a
+    post-accumulate-grad hook during backward) against all of them summed after 64 MB of
+    other memory was read (cold, as at the step after backward).  Per tensor and rep: the
+    gradient written by a copy (as autograd writes it), then the sum timed alone."""
+    gdfast.set_num_threads(1)
+    source = np.random.default_rng(0).standard_normal(tensor).astype(np.float32)
+    grads = [np.empty(tensor, dtype=np.float32) for _ in range(total // tensor)]
+    flush = np.ones(16 * 1024 * 1024, dtype=np.float32)
+    hot, cold = [], []
+    for _ in range(reps):
+        spent = 0.0
+        for g in grads:
+            np.copyto(g, source)
+            began = time.thread_time()
+            sum_of_squares([g])
+            spent += time.thread_time() - began
+        hot.append(spent)
+        flush.sum()
+        began = time.thread_time()
+        sum_of_squares(grads)
+        cold.append(time.thread_time() - began)
+    return {
+        "elements": total,
+        "tensor": tensor,
+        "hot_cpu_median_ms": 1e3 * statistics.median(hot),
+        "cold_cpu_median_ms": 1e3 * statistics.median(cold),
+    }
+
+
 def report(result: dict) -> None:
     print(
         f"\n{result['rule']}, {result['elements']:.0e} float32 elements, "
@@ -189,6 +223,17 @@ def main() -> None:
                 result = measure(int(total), threads, rule, args.reps)
                 report(result)
                 results.append(result)
+    for total in args.sizes:
+        for tensor in (262_144, 1_048_576):
+            if tensor <= total:
+                r = hot_and_cold(int(total), tensor, args.reps)
+                print(
+                    f"\nsum of squares of {r['elements']:.0e} float32 elements in tensors of "
+                    f"{tensor}, 1 thread, CPU time: each just written (hot) "
+                    f"{r['hot_cpu_median_ms']:.2f} ms, all after 64 MB read elsewhere (cold) "
+                    f"{r['cold_cpu_median_ms']:.2f} ms"
+                )
+                results.append(r)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

@@ -42,10 +42,12 @@
 /* Index units of the runtime's space per block (its spans are whole multiples of 64). */
 #define GD_SUM_UNITS ((int64_t)64)
 
+static inline int64_t gd_blocks_of(int64_t size) { return (size + GD_SUM_BLOCK - 1) / GD_SUM_BLOCK; }
+
 int64_t gd_sum_blocks(const int64_t *size, int64_t count)
 {
     int64_t blocks = 0;
-    for (int64_t k = 0; k < count; k++) blocks += (size[k] + GD_SUM_BLOCK - 1) / GD_SUM_BLOCK;
+    for (int64_t k = 0; k < count; k++) blocks += gd_blocks_of(size[k]);
     return blocks;
 }
 
@@ -60,31 +62,72 @@ int64_t gd_sum_blocks(const int64_t *size, int64_t count)
 #define GD_SUM_PREFETCH(address) ((void)0)
 #endif
 
-/* One lane's addition, for the vector loop over whole groups of lanes and the tail. */
-#define GD_SUM_LANE(j, value)                         \
+/* One lane's addition: lane j of `lanes` (of one block) gets the square of `value`. */
+#define GD_SUM_LANE(lanes, j, value)                  \
     do {                                              \
         const double v_ = (double)(value);            \
-        lane[j] = lane[j] + v_ * v_;                  \
+        lanes[j] = lanes[j] + v_ * v_;                \
     } while (0)
 
-#define GD_SUM_BLOCK_FN(name, REAL_T)                                         \
-    GD_SUM_CLONES static double name(const REAL_T *restrict x, int64_t n)     \
-    {                                                                         \
-        double lane[GD_SUM_LANES] = {0};                                      \
-        int64_t base = 0;                                                     \
-        for (; base + GD_SUM_LANES <= n; base += GD_SUM_LANES) {              \
-            for (size_t at = 0; at < GD_SUM_LANES * sizeof(REAL_T); at += 64)  \
-                GD_SUM_PREFETCH((const char *)(x + base) + GD_SUM_AHEAD + at); \
-            for (int j = 0; j < GD_SUM_LANES; j++) GD_SUM_LANE(j, x[base + j]); \
-        }                                                                     \
-        for (int j = 0; base + j < n; j++) GD_SUM_LANE(j, x[base + j]);       \
-        double sum = 0;                                                       \
-        for (int j = 0; j < GD_SUM_LANES; j++) sum = sum + lane[j];           \
-        return sum;                                                           \
+/* A block's lanes added in order. */
+static inline double gd_sum_lanes(const double lane[GD_SUM_LANES])
+{
+    double sum = 0;
+    for (int j = 0; j < GD_SUM_LANES; j++) sum = sum + lane[j];
+    return sum;
+}
+
+/* One block of n elements (n <= GD_SUM_BLOCK, any). */
+#define GD_SUM_BLOCK_FN(name, REAL_T)                                           \
+    GD_SUM_CLONES static double name(const REAL_T *restrict x, int64_t n)       \
+    {                                                                           \
+        double lane[GD_SUM_LANES] = {0};                                        \
+        int64_t base = 0;                                                       \
+        for (; base + GD_SUM_LANES <= n; base += GD_SUM_LANES) {                \
+            for (size_t at = 0; at < GD_SUM_LANES * sizeof(REAL_T); at += 64)    \
+                GD_SUM_PREFETCH((const char *)(x + base) + GD_SUM_AHEAD + at);   \
+            for (int j = 0; j < GD_SUM_LANES; j++) GD_SUM_LANE(lane, j, x[base + j]); \
+        }                                                                       \
+        for (int j = 0; base + j < n; j++) GD_SUM_LANE(lane, j, x[base + j]);   \
+        return gd_sum_lanes(lane);                                              \
+    }
+
+/* Four whole blocks at once, each with its own lanes (so each sum is exactly the one-block
+ * function's): four memory streams in flight instead of one, which a single thread needs
+ * to read at the memory's speed (measured: 40 MB in ~1.9 ms against ~3.0 ms one block at a
+ * time, interleaved, on this project's machine). */
+#define GD_SUM_FOUR_FN(name, REAL_T)                                            \
+    GD_SUM_CLONES static void name(const REAL_T *restrict x0, const REAL_T *restrict x1, \
+                                   const REAL_T *restrict x2, const REAL_T *restrict x3, \
+                                   double sums[4])                              \
+    {                                                                           \
+        double l0[GD_SUM_LANES] = {0}, l1[GD_SUM_LANES] = {0};                  \
+        double l2[GD_SUM_LANES] = {0}, l3[GD_SUM_LANES] = {0};                  \
+        for (int64_t base = 0; base < GD_SUM_BLOCK; base += GD_SUM_LANES) {     \
+            for (size_t at = 0; at < GD_SUM_LANES * sizeof(REAL_T); at += 64) { \
+                GD_SUM_PREFETCH((const char *)(x0 + base) + GD_SUM_AHEAD + at);  \
+                GD_SUM_PREFETCH((const char *)(x1 + base) + GD_SUM_AHEAD + at);  \
+                GD_SUM_PREFETCH((const char *)(x2 + base) + GD_SUM_AHEAD + at);  \
+                GD_SUM_PREFETCH((const char *)(x3 + base) + GD_SUM_AHEAD + at);  \
+            }                                                                   \
+            for (int j = 0; j < GD_SUM_LANES; j++) {                            \
+                GD_SUM_LANE(l0, j, x0[base + j]);                               \
+                GD_SUM_LANE(l1, j, x1[base + j]);                               \
+                GD_SUM_LANE(l2, j, x2[base + j]);                               \
+                GD_SUM_LANE(l3, j, x3[base + j]);                               \
+            }                                                                   \
+        }                                                                       \
+        sums[0] = gd_sum_lanes(l0);                                             \
+        sums[1] = gd_sum_lanes(l1);                                             \
+        sums[2] = gd_sum_lanes(l2);                                             \
+        sums[3] = gd_sum_lanes(l3);                                             \
     }
 GD_SUM_BLOCK_FN(gd_sum_block_f32, float)
 GD_SUM_BLOCK_FN(gd_sum_block_f64, double)
+GD_SUM_FOUR_FN(gd_sum_four_f32, float)
+GD_SUM_FOUR_FN(gd_sum_four_f64, double)
 #undef GD_SUM_BLOCK_FN
+#undef GD_SUM_FOUR_FN
 #undef GD_SUM_LANE
 
 /* The job, with the runtime's view of it first (the segment gets a pointer to that view). */
@@ -97,8 +140,27 @@ typedef struct {
     double *block_sums;         /* one slot per block, tensor after tensor */
 } gd_sum_job;
 
-/* Blocks [lo / 64, (lo + len) / 64): each summed whole into its slot.  A thread scans the
- * tensor list from the start for its first block (a few adds per tensor, once a span). */
+/* Where a walk over the blocks is: the tensor holding the current block, its first block. */
+typedef struct {
+    int64_t tensor, tensor_first;
+} gd_sum_cursor;
+
+/* Block b (at or after the cursor's): its first element, its length and its dtype. */
+static const void *gd_sum_locate(const gd_sum_job *job, gd_sum_cursor *at, int64_t b,
+                                 int64_t *n, int *is_double)
+{
+    while (b >= at->tensor_first + gd_blocks_of(job->size[at->tensor]))
+        at->tensor_first += gd_blocks_of(job->size[at->tensor++]);
+    const int64_t start = (b - at->tensor_first) * GD_SUM_BLOCK, size = job->size[at->tensor];
+    *n = size - start < GD_SUM_BLOCK ? size - start : GD_SUM_BLOCK;
+    *is_double = job->is_double[at->tensor];
+    return (const char *)job->data[at->tensor] +
+           (size_t)start * (*is_double ? sizeof(double) : sizeof(float));
+}
+
+/* Blocks [lo / 64, (lo + len) / 64), each summed whole into its slot: the span cut into four
+ * quarters read side by side (blocks b, b + q, b + 2q, b + 3q together when all four are
+ * whole blocks of one dtype, else one by one).  Which blocks go together changes no sum. */
 static void gd_sum_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
                            const gd_hyper *h)
 {
@@ -106,17 +168,28 @@ static void gd_sum_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t l
     (void)k;
     (void)h;
     const int64_t first = lo / GD_SUM_UNITS, last = (lo + len) / GD_SUM_UNITS;
-    int64_t tensor = 0, tensor_first = 0; /* tensor holding block `b`, its first block */
-    for (int64_t b = first; b < last; b++) {
-        while (b >= tensor_first + (job->size[tensor] + GD_SUM_BLOCK - 1) / GD_SUM_BLOCK)
-            tensor_first += (job->size[tensor++] + GD_SUM_BLOCK - 1) / GD_SUM_BLOCK;
-        const int64_t start = (b - tensor_first) * GD_SUM_BLOCK;
-        const int64_t n = job->size[tensor] - start < GD_SUM_BLOCK ? job->size[tensor] - start
-                                                                   : GD_SUM_BLOCK;
-        job->block_sums[b] =
-            job->is_double[tensor]
-                ? gd_sum_block_f64((const double *)job->data[tensor] + start, n)
-                : gd_sum_block_f32((const float *)job->data[tensor] + start, n);
+    const int64_t quarter = (last - first + 3) / 4;
+    gd_sum_cursor at[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
+    for (int64_t b = first; b < first + quarter; b++) {
+        const void *x[4];
+        int64_t n[4];
+        int is_double[4], streams = 0, same = 1;
+        for (int s = 0; s < 4 && b + s * quarter < last; s++, streams++) {
+            x[s] = gd_sum_locate(job, &at[s], b + s * quarter, &n[s], &is_double[s]);
+            same = same && n[s] == GD_SUM_BLOCK && is_double[s] == is_double[0];
+        }
+        if (streams == 4 && same) {
+            double sums[4];
+            if (is_double[0])
+                gd_sum_four_f64(x[0], x[1], x[2], x[3], sums);
+            else
+                gd_sum_four_f32(x[0], x[1], x[2], x[3], sums);
+            for (int s = 0; s < 4; s++) job->block_sums[b + s * quarter] = sums[s];
+            continue;
+        }
+        for (int s = 0; s < streams; s++)
+            job->block_sums[b + s * quarter] = is_double[s] ? gd_sum_block_f64(x[s], n[s])
+                                                            : gd_sum_block_f32(x[s], n[s]);
     }
 }
 

@@ -254,7 +254,14 @@ def test_sum_of_squares_is_the_fixed_order_bit_for_bit(dtype):
 
 def test_sum_of_squares_mixes_dtypes_and_counts_nothing_for_an_empty_list():
     rng = np.random.default_rng(4)
-    arrays = [rng.standard_normal(5000).astype(np.float32), rng.standard_normal(9000)]
+    # blocks read four at a time where four whole blocks of one dtype line up, else singly
+    arrays = [
+        rng.standard_normal(5000).astype(np.float32),
+        rng.standard_normal(9000),
+        rng.standard_normal(12 * 4096).astype(np.float32),
+        rng.standard_normal(5 * 4096 + 7),
+        rng.standard_normal(4096 * 4).astype(np.float32),
+    ]
     total, per_tensor, _ = sum_of_squares(arrays)
     assert (total, per_tensor.tolist()) == reference_sum_of_squares(arrays)
     total, per_tensor, nonfinite = sum_of_squares([])
