@@ -42,8 +42,11 @@ gdfast's additions (keyword-only constructor arguments, attributes of the optimi
 `max_grad_norm` clips the global 2-norm of all gradients, as
 `torch.nn.utils.clip_grad_norm_(params, max_grad_norm)` followed by the step, without
 writing the gradients (the scale goes into the kernel when the kernels take `grad_scale`);
-`error_if_nonfinite` raises on a non-finite norm, `skip_if_nonfinite` skips the step
-(parameters, state and counts untouched), as GradScaler does.  `grad_norm` is the last norm.
+the norm is one C reduction over all groups in a fixed order (docs/spec-reductions.md:
+squares in float64, the same bits for any thread count).  `error_if_nonfinite` raises on a
+non-finite norm (clip_grad_norm_'s test), `skip_if_nonfinite` skips the step (parameters,
+state and counts untouched) when a gradient holds an inf or a NaN, as GradScaler does.
+`grad_norm` is the last norm.
 See `step_in_backward` for the step run inside backward.
 
 Importing this module imports torch; `import gdfast` never does.

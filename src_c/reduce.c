@@ -158,9 +158,20 @@ static const void *gd_sum_locate(const gd_sum_job *job, gd_sum_cursor *at, int64
            (size_t)start * (*is_double ? sizeof(double) : sizeof(float));
 }
 
-/* Blocks [lo / 64, (lo + len) / 64), each summed whole into its slot: the span cut into four
- * quarters read side by side (blocks b, b + q, b + 2q, b + 3q together when all four are
- * whole blocks of one dtype, else one by one).  Which blocks go together changes no sum. */
+/* Block b summed alone into its slot. */
+static void gd_sum_one(const gd_sum_job *job, gd_sum_cursor *at, int64_t b)
+{
+    int64_t n;
+    int is_double;
+    const void *x = gd_sum_locate(job, at, b, &n, &is_double);
+    job->block_sums[b] = is_double ? gd_sum_block_f64(x, n) : gd_sum_block_f32(x, n);
+}
+
+/* Blocks [lo / 64, (lo + len) / 64), each summed whole into its slot.  The span is cut into
+ * four quarters read side by side: each quarter's next whole block (GD_SUM_BLOCK elements)
+ * go together when all four are of one dtype; a short block (a tensor's last) is summed
+ * alone where its quarter meets it, and what is left of a quarter when another one ends,
+ * alone too.  Which blocks go together changes no sum. */
 static void gd_sum_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
                            const gd_hyper *h)
 {
@@ -170,27 +181,41 @@ static void gd_sum_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t l
     const int64_t first = lo / GD_SUM_UNITS, last = (lo + len) / GD_SUM_UNITS;
     const int64_t quarter = (last - first + 3) / 4;
     gd_sum_cursor at[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
-    for (int64_t b = first; b < first + quarter; b++) {
+    int64_t next[4], end[4];
+    for (int s = 0; s < 4; s++) {
+        next[s] = first + s * quarter < last ? first + s * quarter : last;
+        end[s] = first + (s + 1) * quarter < last ? first + (s + 1) * quarter : last;
+    }
+    for (;;) {
         const void *x[4];
         int64_t n[4];
-        int is_double[4], streams = 0, same = 1;
-        for (int s = 0; s < 4 && b + s * quarter < last; s++, streams++) {
-            x[s] = gd_sum_locate(job, &at[s], b + s * quarter, &n[s], &is_double[s]);
-            same = same && n[s] == GD_SUM_BLOCK && is_double[s] == is_double[0];
+        int is_double[4], ready = 1;
+        for (int s = 0; s < 4 && ready; s++) {
+            for (;;) { /* the quarter's next whole block; short ones alone on the way */
+                if (next[s] == end[s]) {
+                    ready = 0;
+                    break;
+                }
+                x[s] = gd_sum_locate(job, &at[s], next[s], &n[s], &is_double[s]);
+                if (n[s] == GD_SUM_BLOCK) break;
+                gd_sum_one(job, &at[s], next[s]++);
+            }
         }
-        if (streams == 4 && same) {
+        if (!ready) break;
+        if (is_double[0] == is_double[1] && is_double[0] == is_double[2] &&
+            is_double[0] == is_double[3]) {
             double sums[4];
             if (is_double[0])
                 gd_sum_four_f64(x[0], x[1], x[2], x[3], sums);
             else
                 gd_sum_four_f32(x[0], x[1], x[2], x[3], sums);
-            for (int s = 0; s < 4; s++) job->block_sums[b + s * quarter] = sums[s];
-            continue;
+            for (int s = 0; s < 4; s++) job->block_sums[next[s]++] = sums[s];
+        } else {
+            for (int s = 0; s < 4; s++) gd_sum_one(job, &at[s], next[s]++);
         }
-        for (int s = 0; s < streams; s++)
-            job->block_sums[b + s * quarter] = is_double[s] ? gd_sum_block_f64(x[s], n[s])
-                                                            : gd_sum_block_f32(x[s], n[s]);
     }
+    for (int s = 0; s < 4; s++)
+        while (next[s] < end[s]) gd_sum_one(job, &at[s], next[s]++);
 }
 
 static const gd_rule gd_sum_rule = {
