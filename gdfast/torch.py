@@ -162,13 +162,20 @@ def _sums_of_squares(grads: list[torch.Tensor]) -> tuple[float, np.ndarray, np.n
     CPU gradients: the C reduction of src_c/reduce.c (each gradient read once, in memory
     order, squares in float64, the fixed order of docs/spec-reductions.md: the same bits
     for any thread count).  A gradient with gaps or a lazy negation is copied first."""
-    arrays = []
+    return sum_of_squares(_gradient_memory(grads)[0])
+
+
+def _gradient_memory(grads: list[torch.Tensor]) -> tuple[list[np.ndarray], bool]:
+    """numpy views of the gradients' memory (copies of those with gaps or a lazy
+    negation), and whether all of them are views (no copy)."""
+    arrays, views = [], True
     for grad in grads:
         grad = grad.detach()
         if grad.is_neg() or not _dense(grad):
             grad = grad.resolve_neg().contiguous()
+            views = False
         arrays.append(_memory(grad))
-    return sum_of_squares(arrays)
+    return arrays, views
 
 
 class _Plan:
@@ -454,6 +461,24 @@ class _KernelOptimizer(torch.optim.Optimizer):
             and p.grad.dtype in _DTYPES
         ]
 
+    def _gradient_arrays(self, grads: list[torch.Tensor]) -> list[np.ndarray]:
+        """`_sums_of_squares`'s arrays of the gradients, kept from the last step while the
+        same gradient tensors sit at the same addresses (zero_grad(set_to_none=False)
+        keeps them; the numpy views cost ~2 µs a tensor to make) and only when they are
+        views (a copy would hold the old values)."""
+        kept = getattr(self, "_norm_arrays", None)  # (tensors, addresses, arrays)
+        pointers = list(map(_data_ptr, grads))
+        if (
+            kept is not None
+            and len(kept[0]) == len(grads)
+            and all(map(operator.is_, grads, kept[0]))
+            and pointers == kept[1]
+        ):
+            return kept[2]
+        arrays, views = _gradient_memory(grads)
+        self._norm_arrays = (grads, pointers, arrays) if views else None
+        return arrays
+
     def _clip(self, grads: list[torch.Tensor], in_kernel: bool) -> Optional[float]:
         """The gradient scale the kernels are to apply (1.0: none), or None to skip the
         step.  The global norm is the square root of the fixed-order sum of squares of all
@@ -465,7 +490,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         as after clip_grad_norm_).  Without `in_kernel` the gradients are scaled here."""
         if not grads:
             return 1.0
-        total, _, nonfinite = _sums_of_squares(grads)
+        total, _, nonfinite = sum_of_squares(self._gradient_arrays(grads))
         norm = math.sqrt(total)
         self.grad_norm = norm
         if self.error_if_nonfinite and not math.isfinite(norm):

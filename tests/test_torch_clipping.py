@@ -383,3 +383,25 @@ def test_skip_if_nonfinite_skips_on_an_inf_or_nan_but_not_on_overflowing_squares
     assert optimizer.grad_norm == math.inf == float(norm)
     for p, q in zip(reference, params):
         assert torch.equal(p.detach(), q.detach())
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed view", "gaps"])
+def test_the_norm_follows_gradients_written_in_place_between_steps(layout):
+    # zero_grad(set_to_none=False) keeps the gradient tensors: their views are reused, and a
+    # gradient that has to be copied (gaps) is copied again at every step
+    params = [torch.nn.Parameter(torch.zeros(40, 30, dtype=torch.float64))]
+    optimizer = gt.SGD(params, lr=0.0, max_grad_norm=1.0)
+    base = torch.zeros(30, 80, dtype=torch.float64)
+    if layout == "contiguous":
+        params[0].grad = torch.zeros(40, 30, dtype=torch.float64)
+    elif layout == "transposed view":
+        params[0].grad = torch.zeros(30, 40, dtype=torch.float64).t()
+    else:
+        params[0].grad = base.t()[::2]
+    for value in (1.0, 2.0, 3.0):
+        params[0].grad.fill_(value)
+        optimizer.step()
+        assert optimizer.grad_norm == pytest.approx(value * math.sqrt(1200), rel=1e-14)
+    params[0].grad = torch.full((40, 30), 5.0, dtype=torch.float64)  # a new tensor
+    optimizer.step()
+    assert optimizer.grad_norm == pytest.approx(5.0 * math.sqrt(1200), rel=1e-14)
