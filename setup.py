@@ -122,7 +122,7 @@ common = dict(
 EXTENSIONS = [
     Extension(
         "gdfast._kernels",
-        sources=["gdfast/_kernels.pyx", "src_c/kernels.c"],
+        sources=["gdfast/_kernels.pyx", "src_c/kernels.c", "src_c/reduce.c"],
         depends=["src_c/gdfast.h", "src_c/rules.inc", "src_c/threads.h", "src_c/threads.inc"]
         + sorted(glob.glob("src_c/rules/*.inc")),
         extra_compile_args=list(BASE_FLAGS),

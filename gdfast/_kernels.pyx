@@ -592,3 +592,68 @@ cdef class FastStep:
             return True
         finally:
             self.busy = False
+
+
+# ---- Reductions: sums of squares in a fixed order (src_c/reduce.c) ----
+cdef extern from "gdfast.h" nogil:
+    int64_t gd_sum_blocks(const int64_t *size, int64_t count)
+    double gd_sum_of_squares(int64_t count, const void *const *data, const int64_t *size,
+                             const unsigned char *is_double, double *block_sums,
+                             double *per_tensor, unsigned char *nonfinite)
+
+
+def sum_of_squares(arrays):
+    """(total, per_tensor, nonfinite): Σ x² of each array (float64 `per_tensor`), of all of
+    them (`total`, a float) and whether each holds an inf or a NaN (bool `nonfinite`), in
+    the fixed order of docs/spec-reductions.md: the same bits for any thread count.
+
+    arrays: a list or tuple of C-contiguous, aligned, native-order float32/float64 numpy
+    arrays (any shape; summed in memory order); the GIL is released while they are read."""
+    cdef list own
+    cdef Py_ssize_t k, count
+    cdef cnp.ndarray array
+    cdef int kind
+    cdef double total
+    if not isinstance(arrays, (list, tuple)):
+        raise TypeError(f"arrays: expected a list or tuple of numpy arrays, got {type(arrays).__name__}")
+    own = list(arrays)  # our own list: the caller's may change while the GIL is released
+    count = len(own)
+    for k in range(count):
+        if not isinstance(own[k], cnp.ndarray):
+            raise TypeError(f"arrays[{k}]: expected a numpy array, got {type(own[k]).__name__}")
+        array = <cnp.ndarray>own[k]
+        kind = cnp.PyArray_TYPE(array)
+        if kind != cnp.NPY_FLOAT and kind != cnp.NPY_DOUBLE:
+            raise TypeError(f"arrays[{k}]: expected float32 or float64, got {array.dtype}")
+        if not (cnp.PyArray_IS_C_CONTIGUOUS(array) and cnp.PyArray_ISALIGNED(array)
+                and cnp.PyArray_ISNOTSWAPPED(array)):
+            raise ValueError(f"arrays[{k}]: expected a C-contiguous, aligned, native-order array")
+    per_tensor = np.zeros(count, dtype=np.float64)
+    nonfinite = np.zeros(count, dtype=np.bool_)
+    if count == 0:
+        return 0.0, per_tensor, nonfinite
+    cdef const void **data = <const void **>PyMem_Malloc(count * sizeof(void *))
+    cdef int64_t *size = <int64_t *>PyMem_Malloc(count * sizeof(int64_t))
+    cdef unsigned char *is_double = <unsigned char *>PyMem_Malloc(count)
+    cdef double *block_sums = NULL
+    cdef double *per = <double *>cnp.PyArray_DATA(<cnp.ndarray>per_tensor)
+    cdef unsigned char *bad = <unsigned char *>cnp.PyArray_DATA(<cnp.ndarray>nonfinite)
+    try:
+        if not (data and size and is_double):
+            raise MemoryError()
+        for k in range(count):
+            array = <cnp.ndarray>own[k]
+            data[k] = cnp.PyArray_DATA(array)
+            size[k] = cnp.PyArray_SIZE(array)
+            is_double[k] = cnp.PyArray_TYPE(array) == cnp.NPY_DOUBLE
+        block_sums = <double *>PyMem_Malloc(max(gd_sum_blocks(size, count), 1) * sizeof(double))
+        if not block_sums:
+            raise MemoryError()
+        with nogil:
+            total = gd_sum_of_squares(count, data, size, is_double, block_sums, per, bad)
+    finally:
+        PyMem_Free(data)
+        PyMem_Free(size)
+        PyMem_Free(is_double)
+        PyMem_Free(block_sums)
+    return total, per_tensor, nonfinite

@@ -42,8 +42,11 @@ gdfast's additions (keyword-only constructor arguments, attributes of the optimi
 `max_grad_norm` clips the global 2-norm of all gradients, as
 `torch.nn.utils.clip_grad_norm_(params, max_grad_norm)` followed by the step, without
 writing the gradients (the scale goes into the kernel when the kernels take `grad_scale`);
-`error_if_nonfinite` raises on a non-finite norm, `skip_if_nonfinite` skips the step
-(parameters, state and counts untouched), as GradScaler does.  `grad_norm` is the last norm.
+the norm is one C reduction over all groups in a fixed order (docs/spec-reductions.md:
+squares in float64, the same bits for any thread count).  `error_if_nonfinite` raises on a
+non-finite norm (clip_grad_norm_'s test), `skip_if_nonfinite` skips the step (parameters,
+state and counts untouched) when a gradient holds an inf or a NaN, as GradScaler does.
+`grad_norm` is the last norm.
 See `step_in_backward` for the step run inside backward.
 
 Importing this module imports torch; `import gdfast` never does.
@@ -61,7 +64,7 @@ import torch
 
 from . import _validation as check
 from . import optim as rules
-from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok
+from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok, sum_of_squares
 from .catalogue import Rule
 
 __all__ = [
@@ -154,22 +157,25 @@ def _memory(tensor: torch.Tensor) -> np.ndarray:
     return tensor.as_strided((tensor.numel(),), (1,)).numpy()
 
 
-#: the block of a gradient whose norm one thread computes (below torch's GRAIN_SIZE)
-_NORM_BLOCK = 1 << 14
+def _sums_of_squares(grads: list[torch.Tensor]) -> tuple[float, np.ndarray, np.ndarray]:
+    """(Σ g² of all, Σ g² of each, whether each holds an inf or a NaN) of float32/float64
+    CPU gradients: the C reduction of src_c/reduce.c (each gradient read once, in memory
+    order, squares in float64, the fixed order of docs/spec-reductions.md: the same bits
+    for any thread count).  A gradient with gaps or a lazy negation is copied first."""
+    return sum_of_squares(_gradient_memory(grads)[0])
 
 
-def _sum_of_squares(gradient: torch.Tensor) -> float:
-    """Σ g² of one gradient, the same bits for any thread count: torch's 2-norm of each
-    block of _NORM_BLOCK elements (each block reduced whole by one thread, in the
-    gradient's dtype as torch's clip_grad_norm_ does), squared in float64 and added with
-    NumPy's pairwise sum in block order."""
-    flat = gradient.detach().reshape(-1)
-    whole = flat.numel() // _NORM_BLOCK * _NORM_BLOCK
-    blocks = torch.linalg.vector_norm(flat[:whole].view(-1, _NORM_BLOCK), dim=1)
-    norms = np.append(
-        blocks.numpy().astype(np.float64), float(torch.linalg.vector_norm(flat[whole:]))
-    )
-    return float(np.add.reduce(norms * norms))
+def _gradient_memory(grads: list[torch.Tensor]) -> tuple[list[np.ndarray], bool]:
+    """numpy views of the gradients' memory (copies of those with gaps or a lazy
+    negation), and whether all of them are views (no copy)."""
+    arrays, views = [], True
+    for grad in grads:
+        grad = grad.detach()
+        if grad.is_neg() or not _dense(grad):
+            grad = grad.resolve_neg().contiguous()
+            views = False
+        arrays.append(_memory(grad))
+    return arrays, views
 
 
 class _Plan:
@@ -455,27 +461,45 @@ class _KernelOptimizer(torch.optim.Optimizer):
             and p.grad.dtype in _DTYPES
         ]
 
-    def _global_norm(self, grads: list[torch.Tensor]) -> float:
-        """The 2-norm of all gradients: the sums of squares per tensor (fixed order,
-        `_sum_of_squares`) added in parameter order."""
-        return math.sqrt(sum(map(_sum_of_squares, grads)))
+    def _gradient_arrays(self, grads: list[torch.Tensor]) -> list[np.ndarray]:
+        """`_sums_of_squares`'s arrays of the gradients, kept from the last step while the
+        same gradient tensors sit at the same addresses (zero_grad(set_to_none=False)
+        keeps them; the numpy views cost ~2 µs a tensor to make) and only when they are
+        views (a copy would hold the old values)."""
+        kept = getattr(self, "_norm_arrays", None)  # (tensors, addresses, arrays)
+        pointers = list(map(_data_ptr, grads))
+        if (
+            kept is not None
+            and len(kept[0]) == len(grads)
+            and all(map(operator.is_, grads, kept[0]))
+            and pointers == kept[1]
+        ):
+            return kept[2]
+        arrays, views = _gradient_memory(grads)
+        self._norm_arrays = (grads, pointers, arrays) if views else None
+        return arrays
 
     def _clip(self, grads: list[torch.Tensor], in_kernel: bool) -> Optional[float]:
         """The gradient scale the kernels are to apply (1.0: none), or None to skip the
-        step; torch.nn.utils.clip_grad_norm_'s c = min(1, max_norm / (norm + 1e-6)).
-        Without `in_kernel` the gradients are scaled here."""
+        step.  The global norm is the square root of the fixed-order sum of squares of all
+        gradients of all groups, in group and parameter order (`_sums_of_squares`);
+        torch.nn.utils.clip_grad_norm_'s c = min(1, max_norm / (norm + 1e-6)).
+        error_if_nonfinite raises on a non-finite norm (clip_grad_norm_'s test);
+        skip_if_nonfinite skips when a gradient holds an inf or a NaN (GradScaler's test:
+        float64 squares overflowing make the norm inf, and the step then runs with c = 0,
+        as after clip_grad_norm_).  Without `in_kernel` the gradients are scaled here."""
         if not grads:
             return 1.0
-        norm = self._global_norm(grads)
+        total, _, nonfinite = sum_of_squares(self._gradient_arrays(grads))
+        norm = math.sqrt(total)
         self.grad_norm = norm
-        if not math.isfinite(norm):
-            if self.error_if_nonfinite:
-                raise RuntimeError(
-                    f"{type(self).__name__}: the total norm of the gradients "
-                    f"is {norm}; nothing was written (error_if_nonfinite)"
-                )
-            if self.skip_if_nonfinite:
-                return None
+        if self.error_if_nonfinite and not math.isfinite(norm):
+            raise RuntimeError(
+                f"{type(self).__name__}: the total norm of the gradients "
+                f"is {norm}; nothing was written (error_if_nonfinite)"
+            )
+        if self.skip_if_nonfinite and nonfinite.any():
+            return None
         if self.max_grad_norm is None:
             return 1.0
         scale = min(1.0, self.max_grad_norm / (norm + 1e-6))
@@ -1186,7 +1210,7 @@ class StepInBackward:
         if self._exact():
             return  # kept until the end of backward: stepped with the exact norm
         if self.max_grad_norm is not None:
-            self._sums[self._order[param]] = _sum_of_squares(param.grad)
+            self._sums[self._order[param]] = _sums_of_squares([param.grad])[0]
         self.optimizer._step_parameter(
             *self._where[param], 1.0 if self._scale is None else self._scale
         )

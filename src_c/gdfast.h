@@ -150,6 +150,23 @@ typedef struct {
 int64_t gd_step_rows(const gd_rule *rule, const gd_rows *rows, const gd_hyper *hyper);
 
 /* ---- Reductions (sums of squares in a fixed order) ---- */
+/* Σ x² of each tensor of a list and of the whole list, in the fixed order of
+ * docs/spec-reductions.md: blocks of GD_SUM_BLOCK elements of each tensor; in a block,
+ * element i squared in double into lane i mod GD_SUM_LANES (in element order), the lanes
+ * added in order; a tensor's block sums added in block order; the tensors' sums added in
+ * list order.  The blocks are shared by the step runtime's threads, each summed whole by
+ * one thread: the same bits for any thread count and instruction set.  Float32 data is
+ * widened to double before squaring (no overflow, no rounding of the squares).
+ * data[k]: tensor k's size[k] contiguous elements, float64 if is_double[k] else float32.
+ * block_sums: scratch of gd_sum_blocks(size, count) doubles (written: each block's sum).
+ * per_tensor[k]: tensor k's sum; nonfinite[k] (NULL: not wanted): 1 if tensor k holds an
+ * inf or a NaN.  Returns the total.  Callers validate; this never fails nor allocates. */
+#define GD_SUM_BLOCK ((int64_t)4096)
+#define GD_SUM_LANES 16
+int64_t gd_sum_blocks(const int64_t *size, int64_t count);
+double gd_sum_of_squares(int64_t count, const void *const *data, const int64_t *size,
+                         const unsigned char *is_double, double *block_sums,
+                         double *per_tensor, unsigned char *nonfinite);
 
 #ifdef __cplusplus
 }
