@@ -33,7 +33,9 @@ from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
 __all__ = ["fit"]
 
 T = TypeVar("T")
-Objective = Callable[[Sequence[np.ndarray], Any, Any], tuple[float, Sequence[Any]]]
+# objective(params, X_batch, y_batch) -> (loss, grads); params as fit was given them: one
+# ndarray or a sequence of them
+Objective = Callable[[Any, Any, Any], tuple[float, Sequence[Any]]]
 
 
 # ------------------------------------------------------- fit's own arguments
@@ -376,7 +378,7 @@ def _monitors(schedule: Schedule) -> bool:
     return isinstance(schedule, ReduceOnPlateau)
 
 
-def _validation_loss(objective: Objective) -> Callable[[Sequence[np.ndarray], Any, Any], float]:
+def _validation_loss(objective: Objective) -> Callable[[Any, Any, Any], float]:
     evaluate = getattr(objective, "evaluate", None)
     if callable(evaluate):
         return evaluate
