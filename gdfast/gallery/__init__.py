@@ -14,55 +14,10 @@ Pure NumPy and the optimizers; the pictures are gdfast.viz's, the command line
 `python -m gdfast plot`.
 """
 
-from .runs import (
-    BACKENDS,
-    LIMIT,
-    Trajectory,
-    format_hyperparameters,
-    gallery_hyperparameters,
-    rule_class,
-    run,
-    run_all,
-)
-from .settings import ADAPTIVE_RULES, BUDGET, GALLERY_LR, LR_GRID, RULE_NAMES, TUNED_SURFACES
-from .surfaces import (
-    BEALE,
-    RAVINE,
-    RAVINE_CURVATURE,
-    ROSENBROCK,
-    SADDLE,
-    SURFACES,
-    Surface,
-    get as get_surface,
-)
-from .sweeps import SweepPoint, best_learning_rate, middle_learning_rate, sweep, working_range
+from . import runs, settings, surfaces, sweeps
+from .runs import *  # noqa: F403
+from .settings import *  # noqa: F403
+from .surfaces import *  # noqa: F403
+from .sweeps import *  # noqa: F403
 
-__all__ = [
-    "Surface",
-    "BEALE",
-    "ROSENBROCK",
-    "SADDLE",
-    "RAVINE",
-    "RAVINE_CURVATURE",
-    "SURFACES",
-    "get_surface",
-    "RULE_NAMES",
-    "ADAPTIVE_RULES",
-    "GALLERY_LR",
-    "TUNED_SURFACES",
-    "LR_GRID",
-    "BUDGET",
-    "LIMIT",
-    "BACKENDS",
-    "Trajectory",
-    "format_hyperparameters",
-    "rule_class",
-    "run",
-    "gallery_hyperparameters",
-    "run_all",
-    "SweepPoint",
-    "sweep",
-    "best_learning_rate",
-    "working_range",
-    "middle_learning_rate",
-]
+__all__ = [*surfaces.__all__, *settings.__all__, *runs.__all__, *sweeps.__all__]

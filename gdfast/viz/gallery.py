@@ -43,7 +43,7 @@ def write_figures(
     """
     written = []
     for name in names:
-        surface = gallery.get_surface(name)
+        surface = gallery.surfaces.get(name)
         paths = gallery.run_all(surface, steps, rules or gallery.RULE_NAMES)
         figure = plot_trajectories(surface, paths, size=size)
         written.append(save_figure(figure, os.path.join(out, f"{name}.png"), colors))
