@@ -174,7 +174,7 @@ def run(
 
 
 def gallery_hyperparameters(rule: str, surface: str | Surface) -> dict[str, Any]:
-    """The gallery's setting of `rule` on `surface`: {"lr": GALLERY_LR[surface][rule]}."""
+    """The gallery's setting of `rule` on `surface`: `{"lr": GALLERY_LR[surface][rule]}`."""
     surface = get_surface(surface)
     return {"lr": GALLERY_LR[surface.name][rule_class(rule).rule]}
 
