@@ -25,6 +25,7 @@ torch = pytest.importorskip("torch")
 import gdfast  # noqa: E402
 import gdfast.torch as gt  # noqa: E402
 from gdfast.catalogue import CATALOGUE  # noqa: E402
+from test_rules2_parity import default_dtype  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = [torch.float32, torch.float64]
@@ -116,6 +117,16 @@ CASES = [(rule, config) for rule in EQUIVALENT for config in torch_configs(rule)
 CASE_IDS = [case_id(rule, config) for rule, config in CASES]
 
 
+# torch keeps these rules' per-step scalars (ASGD's η_t and μ_t) in its default dtype, gdfast
+# computes them in double: their runs take the parameters' dtype as torch's default.
+SCALARS_IN_DEFAULT_DTYPE = {"ASGD"}
+
+
+def torch_scalars(rule: str, dtype):
+    """The default dtype `rule`'s torch runs take (a context manager)."""
+    return default_dtype(dtype if rule in SCALARS_IN_DEFAULT_DTYPE else torch.get_default_dtype())
+
+
 def test_every_configured_rule_has_a_torch_equivalent():
     assert set(TORCH_CONFIGS) <= set(EQUIVALENT)
 
@@ -189,10 +200,11 @@ def test_hundred_steps_match_torch(rule, config, dtype):
     name = EQUIVALENT[rule].name
     x, y = data(dtype)
     theirs_model, ours_model = Model(dtype), Model(dtype)
-    theirs = getattr(torch.optim, name)(theirs_model.parameters(), **config)
-    ours = getattr(gt, name)(ours_model.parameters(), **config)
-    train(theirs_model, theirs, x, y)
-    train(ours_model, ours, x, y)
+    with torch_scalars(rule, dtype):
+        theirs = getattr(torch.optim, name)(theirs_model.parameters(), **config)
+        ours = getattr(gt, name)(ours_model.parameters(), **config)
+        train(theirs_model, theirs, x, y)
+        train(ours_model, ours, x, y)
     # the frozen tensor: untouched, and state only where torch makes it eagerly (Adagrad)
     assert torch.equal(ours_model.frozen, Model(dtype).frozen)
     assert bool(ours.state.get(ours_model.frozen)) == (name == "Adagrad")
@@ -293,13 +305,14 @@ def test_checkpoints_move_both_ways(rule, config, direction):
     results = []
     for halves in ((torch.optim, torch.optim), (first, second)):
         model = Model(dtype)
-        optimizer = getattr(halves[0], name)(model.parameters(), **config)
-        train(model, optimizer, x, y, steps=50)
-        checkpoint = round_trip(optimizer.state_dict())
-        resumed_model = copy.deepcopy(model)
-        resumed = getattr(halves[1], name)(resumed_model.parameters(), **config)
-        resumed.load_state_dict(checkpoint)
-        train(resumed_model, resumed, x, y, steps=50, none_at=-1)
+        with torch_scalars(rule, dtype):
+            optimizer = getattr(halves[0], name)(model.parameters(), **config)
+            train(model, optimizer, x, y, steps=50)
+            checkpoint = round_trip(optimizer.state_dict())
+            resumed_model = copy.deepcopy(model)
+            resumed = getattr(halves[1], name)(resumed_model.parameters(), **config)
+            resumed.load_state_dict(checkpoint)
+            train(resumed_model, resumed, x, y, steps=50, none_at=-1)
         results.append((resumed_model, resumed))
     (theirs_model, theirs), (ours_model, ours) = results
     assert type(ours).__module__.startswith(second.__name__)
