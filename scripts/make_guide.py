@@ -4,18 +4,18 @@
     python scripts/make_guide.py --out docs     # regenerate the committed files in place
     python scripts/make_guide.py --check        # write to a temporary folder, compare, and
                                                 # exit 1 if anything differs from docs/ (or
-                                                # if gdfast.trajectories.GALLERY_LR no longer
+                                                # if gdfast.gallery.GALLERY_LR no longer
                                                 # matches the sweep)
 About two minutes on two cores, with a line of progress per surface and per rule.
 
 What it measures (every number in docs/choosing.md comes from here):
-  1. On the four surfaces of gdfast.surfaces, each rule swept over the learning rates of
-     gdfast.trajectories.LR_GRID (other hyper-parameters at their SPEC.md defaults) for the
+  1. On the four surfaces of gdfast.gallery, each rule swept over the learning rates of
+     gdfast.gallery.LR_GRID (other hyper-parameters at their SPEC.md defaults) for the
      surface's step budget: the steps to reach the surface's target loss and stay there.
      Also each rule at its default learning rate.
   2. On scikit-learn's digits (8×8 images, 10 classes, bundled with scikit-learn, no
      download): a one-hidden-layer MLP (gdfast.models.MLP, 32 ReLU units) trained with
-     gdfast.training.fit, mini-batches of 32, 20 epochs, each rule at each rate of the
+     gdfast.fit, mini-batches of 32, 20 epochs, each rule at each rate of the
      grid; the rate is chosen on a validation split and the model is reported on a
      separate test split, over three seeds (initialization and shuffling).
 Writes OUT/choosing.md, OUT/guide/*.png and OUT/gallery/* (the README gallery,
@@ -37,8 +37,8 @@ import time
 
 import numpy as np
 
-from gdfast import optim, plot_cli, surfaces, trajectories, viz
-from gdfast.trajectories import LR_GRID, RULE_NAMES, SweepPoint
+from gdfast import gallery, optim, viz
+from gdfast.gallery import LR_GRID, RULE_NAMES, SweepPoint, surfaces
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = {"hidden": (32,), "epochs": 20, "batch_size": 32, "accuracy": 0.95, "seeds": (0, 1, 2)}
@@ -57,11 +57,11 @@ def surface_measurements() -> dict:
     sweeps, defaults = {}, {}
     for index, name in enumerate(surfaces.SURFACES, start=1):
         progress(f"surface {name} ({index}/{len(surfaces.SURFACES)})")
-        budget = trajectories.BUDGET[name]
-        sweeps[name] = {rule: trajectories.sweep(rule, name, budget) for rule in RULE_NAMES}
+        budget = gallery.BUDGET[name]
+        sweeps[name] = {rule: gallery.sweep(rule, name, budget) for rule in RULE_NAMES}
         defaults[name] = {}
         for rule in RULE_NAMES:
-            path = trajectories.run(rule, name, budget)
+            path = gallery.run(rule, name, budget)
             defaults[name][rule] = (path.hyperparameters["lr"], path.steps_to(stay=True))
     return {"sweeps": sweeps, "defaults": defaults}
 
@@ -69,13 +69,13 @@ def surface_measurements() -> dict:
 def gallery_mismatches(sweeps: dict) -> list[str]:
     """Where GALLERY_LR differs from the middle of the measured working range."""
     wrong = []
-    for name in trajectories.TUNED_SURFACES:
+    for name in gallery.TUNED_SURFACES:
         for rule in RULE_NAMES:
-            measured = trajectories.middle_learning_rate(sweeps[name][rule])
-            if trajectories.GALLERY_LR[name][rule] != measured:
+            measured = gallery.middle_learning_rate(sweeps[name][rule])
+            if gallery.GALLERY_LR[name][rule] != measured:
                 wrong.append(
                     f"GALLERY_LR[{name!r}][{rule!r}] = "
-                    f"{trajectories.GALLERY_LR[name][rule]}, sweep says {measured}"
+                    f"{gallery.GALLERY_LR[name][rule]}, sweep says {measured}"
                 )
     return wrong
 
@@ -96,8 +96,8 @@ def digits_split(seed: int = 0):
 
 def train_digits(rule: str, lr: float, seed: int, data) -> dict:
     """One training run; per-epoch validation accuracy recorded by a callback."""
-    from gdfast.models import MLP
-    from gdfast.training import fit
+    from gdfast import fit
+    from gdfast.train.models import MLP
 
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = data
     model = MLP(X_train.shape[1], 10, hidden=DIGITS["hidden"], seed=seed)
@@ -206,7 +206,7 @@ def mean_sd(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
 
 
 def rotated_ravine(degrees: float) -> surfaces.Surface:
-    """gdfast.surfaces.RAVINE turned by `degrees` about the origin, start turned with it."""
+    """gdfast.gallery.RAVINE turned by `degrees` about the origin, start turned with it."""
     angle = math.radians(degrees)
     rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     hessian = rotation @ np.diag(surfaces.RAVINE_CURVATURE) @ rotation.T
@@ -229,7 +229,7 @@ def rotated_ravine(degrees: float) -> surfaces.Surface:
 
 def first_step_sizes(rule: str, surface: str) -> np.ndarray:
     """|Δθ| of each coordinate on the first step, at the rule's defaults."""
-    path = trajectories.run(rule, surface, 1)
+    path = gallery.run(rule, surface, 1)
     return np.abs(path.points[1] - path.points[0])
 
 
@@ -264,7 +264,7 @@ def write_guide(surface_data: dict, digits: dict) -> str:
             if s.minimum is None
             else f"J ≤ {s.target:g} (minimum {s.min_value:g} at {s.minimum})"
         )
-        add(f"| {name} | {s.formula} | {s.start} | {trajectories.BUDGET[name]:,} steps | {goal} |")
+        add(f"| {name} | {s.formula} | {s.start} | {gallery.BUDGET[name]:,} steps | {goal} |")
     add("")
     add(
         "A run *converged* when it reached the target and stayed there until the end of the "
@@ -287,7 +287,7 @@ def write_guide(surface_data: dict, digits: dict) -> str:
     for rule in RULE_NAMES:
         row = [rule]
         for name in minima:
-            best = trajectories.best_learning_rate(sweeps[name][rule])
+            best = gallery.best_learning_rate(sweeps[name][rule])
             point = next(p for p in sweeps[name][rule] if p.lr == best)
             row.append(f"{cell(point.steps_to)} ({lr_text(best)})" if point.converged else "—")
             default_lr, steps = defaults[name][rule]
@@ -335,7 +335,7 @@ def write_guide(surface_data: dict, digits: dict) -> str:
     ranges = {}
     for rule in RULE_NAMES:
         results = [sweeps[n][rule] for n in minima] + [digits["sweeps"][rule]]
-        values = [trajectories.working_range(r) for r in results]
+        values = [gallery.working_range(r) for r in results]
         counts = [sum(p.converged for p in r) for r in results]
         ranges[rule] = statistics.mean(values)
         add(
@@ -393,8 +393,8 @@ def write_guide(surface_data: dict, digits: dict) -> str:
     add("")
     hairs = (1e-3, 1e-7)
     escape = {
-        (r, h): trajectories.run(
-            r, "saddle", trajectories.BUDGET["saddle"], start=(1.0, h), lr=0.01
+        (r, h): gallery.run(
+            r, "saddle", gallery.BUDGET["saddle"], start=(1.0, h), lr=0.01
         ).steps_to()
         for r in ["SGD"] + normalized
         for h in hairs
@@ -420,7 +420,7 @@ def write_guide(surface_data: dict, digits: dict) -> str:
     add(
         f"scikit-learn's digits (1,797 8×8 images, pixels scaled to [0, 1]), split "
         f"{train_n}/{val_n}/{test_n} train/validation/test; `gdfast.models.MLP` with one "
-        f"hidden layer of {DIGITS['hidden'][0]} ReLU units, `gdfast.training.fit`, batches "
+        f"hidden layer of {DIGITS['hidden'][0]} ReLU units, `gdfast.fit`, batches "
         f"of {DIGITS['batch_size']}, {DIGITS['epochs']} epochs. The learning rate is the "
         "grid rate with the lowest final validation loss (seed 0); then three seeds "
         f"({', '.join(map(str, DIGITS['seeds']))}: initialization and shuffling) at that "
@@ -514,12 +514,12 @@ def write_guide(surface_data: dict, digits: dict) -> str:
         f"{cell(ravine['Momentum'])}, Nesterov {cell(ravine['Nesterov'])}, Adam "
         f"{cell(ravine['Adam'])}, Nadam {cell(ravine['Nadam'])} (section 1)."
     )
-    adagrad_lr = trajectories.best_learning_rate(sweeps["ravine"]["Adagrad"])
-    jump = trajectories.run("Adagrad", "ravine", 2, lr=adagrad_lr).points
+    adagrad_lr = gallery.best_learning_rate(sweeps["ravine"]["Adagrad"])
+    jump = gallery.run("Adagrad", "ravine", 2, lr=adagrad_lr).points
     tilted = rotated_ravine(30.0)
-    tilted_sweep = trajectories.sweep("Adagrad", tilted, trajectories.BUDGET["ravine"])
+    tilted_sweep = gallery.sweep("Adagrad", tilted, gallery.BUDGET["ravine"])
     tilted_same = next(p.steps_to for p in tilted_sweep if p.lr == adagrad_lr)
-    tilted_best = trajectories.best_learning_rate(tilted_sweep)
+    tilted_best = gallery.best_learning_rate(tilted_sweep)
     tilted_best_steps = next(p.steps_to for p in tilted_sweep if p.lr == tilted_best)
     add(
         f"  Adagrad's {cell(ravine['Adagrad'])} steps at lr {lr_text(adagrad_lr)} are a jump: "
@@ -552,7 +552,7 @@ def write_guide(surface_data: dict, digits: dict) -> str:
     add("")
     add(
         "The README's pictures (`docs/gallery/`) show each rule at the middle of its working "
-        "range from section 2 (`gdfast.trajectories.GALLERY_LR`, which this script checks), "
+        "range from section 2 (`gdfast.gallery.GALLERY_LR`, which this script checks), "
         "and on the saddle at the common rate 0.01 (Adadelta at its default 1)."
     )
     add("")
@@ -567,7 +567,7 @@ def write_figures(surface_data: dict, digits: dict, docs: str) -> list[str]:
         if s.minimum is None:
             continue
         title = (
-            f"{name}: steps to J ≤ {s.target:g} within {trajectories.BUDGET[name]:,} "
+            f"{name}: steps to J ≤ {s.target:g} within {gallery.BUDGET[name]:,} "
             f"from {s.start}, by learning rate"
         )
         figure = viz.plot_sweep(results, size=(640, 330), title=title)
@@ -587,9 +587,9 @@ def write_figures(surface_data: dict, digits: dict, docs: str) -> list[str]:
         "lr; other hyper-parameters: SPEC.md defaults",
     )
     written.append(viz.save_figure(figure, os.path.join(guide, "digits.png"), SMALL_PNG_COLORS))
-    gallery = os.path.join(docs, "gallery")
-    written += plot_cli.write_figures(gallery, list(surfaces.SURFACES), loss=False)
-    written += plot_cli.write_figures(gallery, ["saddle"], gif=True, loss=False)[1:]
+    gallery_dir = os.path.join(docs, "gallery")
+    written += viz.write_figures(gallery_dir, list(surfaces.SURFACES), loss=False)
+    written += viz.write_figures(gallery_dir, ["saddle"], gif=True, loss=False)[1:]
     return written
 
 

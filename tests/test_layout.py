@@ -19,7 +19,8 @@ MODULES = sorted(info.name for info in pkgutil.walk_packages(gdfast.__path__, pr
 
 
 def test_the_walk_sees_the_packages():
-    for name in ("gdfast.train.loop", "gdfast.viz.figures", "gdfast.cli.train", "gdfast.hogwild"):
+    packages = ("gdfast.train.loop", "gdfast.viz.figures", "gdfast.cli.train", "gdfast.hogwild")
+    for name in (*packages, "gdfast.gallery.runs", "gdfast.gallery.sweeps"):
         assert name in MODULES
 
 
@@ -36,6 +37,7 @@ OLD_PATHS = {
     "gdfast.models": ("gdfast.train.models", ("Model", "MLP", "LinearRegression", "BatchNorm")),
     "gdfast.gradcheck": ("gdfast.train.gradcheck", ("check_grad", "numerical_gradient")),
     "gdfast.viz": ("gdfast.viz.surface_plots", ("plot_trajectories", "animate_trajectories")),
+    "gdfast.surfaces": ("gdfast.gallery.surfaces", ("Surface", "BEALE", "SURFACES", "get")),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gdfast import surfaces
+from gdfast.gallery import surfaces
 
 ALL = list(surfaces.SURFACES.values())
 

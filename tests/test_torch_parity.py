@@ -1,6 +1,8 @@
 """gdfast.torch against torch.optim (torch 2.13): same trajectories, same state.
 
-For each class and each constructor option: 100 steps on a small model with several
+For each rule with a torch.optim counterpart (its declaration's torch_equivalent: the
+class, the options selecting the rule in it, torch's names) and each of its configurations
+(TORCH_CONFIGS; its defaults alone if it has none): 100 steps on a small model with several
 parameter tensors, one of them frozen (never a gradient) and one step where one gradient
 is None; parameters and every state entry match torch's to 1e-10 relative in float64 and
 1e-5 in float32 (max |a − b| / max |b|).  The problem and step sizes are chosen where
@@ -13,6 +15,7 @@ lr_scheduler, checkpoints both ways, and gdfast's numpy classes with convention=
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 
 import numpy as np
@@ -21,50 +24,55 @@ import pytest
 torch = pytest.importorskip("torch")
 import gdfast  # noqa: E402
 import gdfast.torch as gt  # noqa: E402
+from gdfast.catalogue import CATALOGUE  # noqa: E402
+from test_rules2_parity import default_dtype  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = [torch.float32, torch.float64]
 DTYPE_IDS = ["float32", "float64"]
 
-CONFIGS = {
-    "SGD": [
+# The rules with a torch.optim counterpart, from their declarations (gdfast.catalogue):
+# the torch class, the options that select the rule in it (torch.optim.SGD with
+# momentum=0.9 is Momentum), the torch names of hyper-parameters named otherwise.
+EQUIVALENT = {rule.rule: rule.torch_equivalent for rule in CATALOGUE if rule.torch_equivalent}
+
+# Each rule's constructor arguments run against torch, on top of its declaration's options
+# (a rule not listed runs with them alone: a new rule's parity needs no row here).  These
+# belong in the rule's row of tests/rules_table.py (RuleInfo.torch_configs) once it has one.
+TORCH_CONFIGS: dict[str, tuple[dict, ...]] = {
+    "SGD": ({}, {"lr": 0.05}, {"weight_decay": 0.01}, {"maximize": True}),
+    "Momentum": (
         {},
-        {"lr": 0.05},
-        {"momentum": 0.9},
-        {"momentum": 0.9, "dampening": 0.3},
-        {"momentum": 0.9, "nesterov": True},
-        {"weight_decay": 0.01},
+        {"dampening": 0.3},
         {"momentum": 0.8, "weight_decay": 0.01, "maximize": True},
-        {"maximize": True},
-    ],
-    "Adam": [
+    ),
+    "Adam": (
         {},
-        {"amsgrad": True},
         {"weight_decay": 0.01},
         {"maximize": True},
         {"decoupled_weight_decay": True, "weight_decay": 0.1},
         {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
-        {"amsgrad": True, "weight_decay": 0.01, "maximize": True},
-    ],
-    "AdamW": [{}, {"amsgrad": True}, {"weight_decay": 0.1, "maximize": True}],
-    "Adagrad": [
+    ),
+    "AMSGrad": ({}, {"weight_decay": 0.01, "maximize": True}),
+    "AdamW": ({}, {"amsgrad": True}, {"weight_decay": 0.1, "maximize": True}),
+    "Adagrad": (
         {},
         {"lr_decay": 0.01},
         {"initial_accumulator_value": 0.1},
         {"weight_decay": 0.01},
         {"maximize": True},
         {"eps": 1e-6},
-    ],
-    "Adadelta": [
+    ),
+    "Adadelta": (
         {},
         {"lr": 0.5, "rho": 0.95},
         {"eps": 1e-5, "rho": 0.95},
         {"weight_decay": 0.01},
         {"maximize": True},
-    ],
+    ),
     # RMSprop at lr 1e-3 (torch's default 1e-2 makes steps of ~0.1 from the start, a regime
     # where torch amplifies a one-ulp change of the start past 1e-5 in float32 by itself)
-    "RMSprop": [
+    "RMSprop": tuple(
         {"lr": 1e-3, **options}
         for options in (
             {},
@@ -76,28 +84,51 @@ CONFIGS = {
             {"weight_decay": 0.01},
             {"maximize": True},
         )
-    ],
-    "Adamax": [
+    ),
+    "AdaMax": (
         {},
         {"eps": 1e-3},
         {"weight_decay": 0.01},
         {"maximize": True},
         {"betas": (0.8, 0.99)},
-    ],
-    "NAdam": [
+    ),
+    "Nadam": (
         {},
         {"momentum_decay": 0.01},
         {"weight_decay": 0.01},
         {"weight_decay": 0.01, "decoupled_weight_decay": True},
         {"maximize": True},
         {"betas": (0.95, 0.99), "eps": 1e-6},
-    ],
+    ),
 }
-CASES = [(name, config) for name, configs in CONFIGS.items() for config in configs]
-CASE_IDS = [
-    f"{name}-{'-'.join(f'{k}={v}' for k, v in config.items()) or 'defaults'}"
-    for name, config in CASES
-]
+
+
+def torch_configs(rule: str) -> list[dict]:
+    """The torch constructor arguments of `rule`'s parity runs."""
+    options = dict(EQUIVALENT[rule].options)
+    return [{**options, **extra} for extra in TORCH_CONFIGS.get(rule, ({},))]
+
+
+def case_id(rule: str, config: dict) -> str:
+    return f"{rule}-{'-'.join(f'{k}={v}' for k, v in config.items()) or 'defaults'}"
+
+
+CASES = [(rule, config) for rule in EQUIVALENT for config in torch_configs(rule)]
+CASE_IDS = [case_id(rule, config) for rule, config in CASES]
+
+
+# torch keeps these rules' per-step scalars (ASGD's η_t and μ_t) in its default dtype, gdfast
+# computes them in double: their runs take the parameters' dtype as torch's default.
+SCALARS_IN_DEFAULT_DTYPE = {"ASGD"}
+
+
+def torch_scalars(rule: str, dtype):
+    """The default dtype `rule`'s torch runs take (a context manager)."""
+    return default_dtype(dtype if rule in SCALARS_IN_DEFAULT_DTYPE else torch.get_default_dtype())
+
+
+def test_every_configured_rule_has_a_torch_equivalent():
+    assert set(TORCH_CONFIGS) <= set(EQUIVALENT)
 
 
 class Model(torch.nn.Module):
@@ -164,14 +195,16 @@ def assert_same(theirs_model, ours_model, theirs, ours, tolerance):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
-@pytest.mark.parametrize("name, config", CASES, ids=CASE_IDS)
-def test_hundred_steps_match_torch(name, config, dtype):
+@pytest.mark.parametrize("rule, config", CASES, ids=CASE_IDS)
+def test_hundred_steps_match_torch(rule, config, dtype):
+    name = EQUIVALENT[rule].name
     x, y = data(dtype)
     theirs_model, ours_model = Model(dtype), Model(dtype)
-    theirs = getattr(torch.optim, name)(theirs_model.parameters(), **config)
-    ours = getattr(gt, name)(ours_model.parameters(), **config)
-    train(theirs_model, theirs, x, y)
-    train(ours_model, ours, x, y)
+    with torch_scalars(rule, dtype):
+        theirs = getattr(torch.optim, name)(theirs_model.parameters(), **config)
+        ours = getattr(gt, name)(ours_model.parameters(), **config)
+        train(theirs_model, theirs, x, y)
+        train(ours_model, ours, x, y)
     # the frozen tensor: untouched, and state only where torch makes it eagerly (Adagrad)
     assert torch.equal(ours_model.frozen, Model(dtype).frozen)
     assert bool(ours.state.get(ours_model.frozen)) == (name == "Adagrad")
@@ -187,13 +220,14 @@ def one_ulp_away(model):
     return model
 
 
-@pytest.mark.parametrize("name", ["RMSprop", "Adadelta", "Adamax", "NAdam"])
-def test_the_problem_is_stable_under_one_ulp(name):
+@pytest.mark.parametrize("rule", ["RMSprop", "Adadelta", "AdaMax", "Nadam"])
+def test_the_problem_is_stable_under_one_ulp(rule):
     """The parity problem in float32 is one where rounding differences do not grow past
     the tolerance: torch against torch started one ulp away, every configuration."""
     dtype = torch.float32
+    name = EQUIVALENT[rule].name
     x, y = data(dtype)
-    for config in CONFIGS[name]:
+    for config in torch_configs(rule):
         models = Model(dtype), one_ulp_away(Model(dtype))
         optimizers = [getattr(torch.optim, name)(m.parameters(), **config) for m in models]
         for model, optimizer in zip(models, optimizers):
@@ -250,88 +284,71 @@ def round_trip(state_dict):
     return torch.load(buffer)
 
 
+# Each rule's configuration with the most arguments: the most state to carry over.
+CHECKPOINT_CASES = [(rule, max(torch_configs(rule), key=len)) for rule in EQUIVALENT]
+
+
 @pytest.mark.parametrize("direction", ["torch to gdfast", "gdfast to torch"])
 @pytest.mark.parametrize(
-    "name, config",
-    [
-        ("Adam", {"amsgrad": True}),
-        ("AdamW", {}),
-        ("SGD", {"momentum": 0.9, "dampening": 0.2}),
-        ("Adagrad", {"lr_decay": 0.01}),
-        ("Adadelta", {}),
-        ("RMSprop", {"centered": True, "momentum": 0.9}),
-        ("Adamax", {}),
-        ("NAdam", {}),
-    ],
+    "rule, config", CHECKPOINT_CASES, ids=[case_id(*case) for case in CHECKPOINT_CASES]
 )
-def test_checkpoints_move_both_ways(name, config, direction):
+def test_checkpoints_move_both_ways(rule, config, direction):
     """Run 50 steps with one library, save its state_dict (torch.save), load it into the
     other's optimizer over a copy of the model, run 50 more: the same as torch.optim doing
     both halves with the same checkpoint in between.  (Loading casts state to the
     parameter's dtype, NAdam's float32 mu_product included, in torch as here: hence torch
     with the same round trip as the baseline, not an uninterrupted run.)"""
     dtype = torch.float64
+    name = EQUIVALENT[rule].name
     x, y = data(dtype)
     first, second = (torch.optim, gt) if direction == "torch to gdfast" else (gt, torch.optim)
     results = []
     for halves in ((torch.optim, torch.optim), (first, second)):
         model = Model(dtype)
-        optimizer = getattr(halves[0], name)(model.parameters(), **config)
-        train(model, optimizer, x, y, steps=50)
-        checkpoint = round_trip(optimizer.state_dict())
-        resumed_model = copy.deepcopy(model)
-        resumed = getattr(halves[1], name)(resumed_model.parameters(), **config)
-        resumed.load_state_dict(checkpoint)
-        train(resumed_model, resumed, x, y, steps=50, none_at=-1)
+        with torch_scalars(rule, dtype):
+            optimizer = getattr(halves[0], name)(model.parameters(), **config)
+            train(model, optimizer, x, y, steps=50)
+            checkpoint = round_trip(optimizer.state_dict())
+            resumed_model = copy.deepcopy(model)
+            resumed = getattr(halves[1], name)(resumed_model.parameters(), **config)
+            resumed.load_state_dict(checkpoint)
+            train(resumed_model, resumed, x, y, steps=50, none_at=-1)
         results.append((resumed_model, resumed))
     (theirs_model, theirs), (ours_model, ours) = results
     assert type(ours).__module__.startswith(second.__name__)
     assert_same(theirs_model, ours_model, theirs, ours, TOLERANCE[dtype])
 
 
-# label: (torch.optim class, its arguments, gdfast numpy class, its arguments)
-RULE_OF = {
-    "Adagrad": ("Adagrad", {}, gdfast.optim.Adagrad, {"eps": 1e-10}),
-    "RMSprop": ("RMSprop", {}, gdfast.optim.RMSprop, {"lr": 0.01, "rho": 0.99}),
-    "RMSprop-centered-momentum": (
-        "RMSprop",
-        {"centered": True, "momentum": 0.9},
-        gdfast.optim.RMSprop,
-        {"lr": 0.01, "rho": 0.99, "centered": True, "momentum": 0.9},
-    ),
-    "Adam": ("Adam", {}, gdfast.optim.Adam, {}),
-    "Adam-amsgrad": ("Adam", {"amsgrad": True}, gdfast.optim.AMSGrad, {}),
-    "AdamW": ("AdamW", {}, gdfast.optim.AdamW, {}),
-    "Adamax": ("Adamax", {}, gdfast.optim.AdaMax, {"eps": 1e-8}),
-    "NAdam": ("NAdam", {}, gdfast.optim.Nadam, {}),
-    "Adadelta": ("Adadelta", {}, gdfast.optim.Adadelta, {}),
-    "SGD-momentum": (
-        "SGD",
-        {"lr": 0.01, "momentum": 0.9, "dampening": 0.2},
-        gdfast.optim.Momentum,
-        {"dampening": 0.2},
-    ),
-    "SGD-nesterov": (
-        "SGD",
-        {"lr": 0.01, "momentum": 0.9, "nesterov": True},
-        gdfast.optim.Nesterov,
-        {},
-    ),
-}
+def numpy_arguments(rule: str, config: dict) -> dict | None:
+    """gdfast's arguments for torch's `config` of `rule` (torch's defaults included, torch's
+    names translated by the declaration); None when the configuration asks for something
+    the rule's gdfast class has no hyper-parameter for (AdamW with amsgrad=True)."""
+    equivalent = EQUIVALENT[rule]
+    ours = {theirs: name for name, theirs in equivalent.names.items()}
+    names = getattr(gdfast.optim, rule).hyperparameter_names
+    if any(ours.get(key, key) not in names for key in set(config) - set(equivalent.options)):
+        return None
+    signature = inspect.signature(getattr(torch.optim, equivalent.name)).parameters
+    defaults = {key: p.default for key, p in signature.items() if p.default is not p.empty}
+    arguments = {ours.get(key, key): value for key, value in {**defaults, **config}.items()}
+    return {name: value for name, value in arguments.items() if name in names}
 
 
-@pytest.mark.parametrize("label", sorted(RULE_OF))
-def test_numpy_classes_with_the_torch_convention_reproduce_torch(label):
-    """gdfast.<Rule>(..., convention="torch") on numpy arrays = torch.optim.<Name>, with
-    the learning rate changed halfway (where lr_in_buffer matters)."""
+NUMPY_CASES = [case for case in CASES if numpy_arguments(*case) is not None]
+
+
+@pytest.mark.parametrize("rule, config", NUMPY_CASES, ids=[case_id(*c) for c in NUMPY_CASES])
+def test_numpy_classes_with_the_torch_convention_reproduce_torch(rule, config):
+    """gdfast.<Rule>(..., convention="torch") on numpy arrays = its torch.optim counterpart,
+    with the learning rate changed halfway (where lr_in_buffer matters)."""
     rng = np.random.default_rng(3)
     start = [rng.standard_normal((4, 5)), rng.standard_normal(7)]
     curvature = [rng.uniform(0.5, 2.0, a.shape) for a in start]
     center = [a + rng.choice([-1.0, 1.0], a.shape) * rng.uniform(2, 4, a.shape) for a in start]
-    torch_name, torch_arguments, cls, arguments = RULE_OF[label]
+    cls, arguments = getattr(gdfast.optim, rule), numpy_arguments(rule, config)
     ours = cls([a.copy() for a in start], convention="torch", **arguments)
     tensors = [torch.nn.Parameter(torch.tensor(a)) for a in start]
-    theirs = getattr(torch.optim, torch_name)(tensors, **torch_arguments)
+    theirs = getattr(torch.optim, EQUIVALENT[rule].name)(tensors, **config)
     for step in range(100):  # a quadratic: the gradient h (θ − c) feeds back
         if step == 50:
             ours.lr = ours.lr / 2

@@ -1,4 +1,4 @@
-"""Trajectories behave as the theory says: closed forms, momentum in the ravine, the saddle."""
+"""The gallery's runs follow the theory: closed forms, momentum in the ravine, the saddle."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from gdfast import surfaces, trajectories
-from gdfast.trajectories import SweepPoint, Trajectory
+from gdfast import gallery
+from gdfast.gallery import SweepPoint, Trajectory, surfaces
 
 RAVINE_H = np.array(surfaces.RAVINE_CURVATURE)
 # The rules whose step divides by a running average of g²: their step in y is about η
@@ -26,7 +26,7 @@ def first_step_at_or_below(values: np.ndarray, target: float) -> int:
 def test_sgd_on_the_ravine_is_the_closed_form():
     # On a separable quadratic SGD is θ_t = (1 − η h)^t θ_0, coordinate by coordinate.
     lr, steps = 0.1, 500
-    path = trajectories.run("SGD", "ravine", steps, lr=lr)
+    path = gallery.run("SGD", "ravine", steps, lr=lr)
     t = np.arange(steps + 1)[:, None]
     expected = np.array(surfaces.RAVINE.start) * (1 - lr * RAVINE_H) ** t
     np.testing.assert_allclose(path.points, expected, rtol=1e-11, atol=0)
@@ -41,18 +41,18 @@ def test_momentum_crosses_the_ravine_in_far_fewer_steps_than_sgd(lr):
     # Along the ravine SGD contracts by 1 − η h_x per step (0.99 at η = 0.1); heavy-ball
     # momentum with γ = 0.9 is underdamped there and contracts by √γ ≈ 0.949: about
     # ln(0.99) / ln(0.949) ≈ 5 times fewer steps.  Nesterov likewise.
-    sgd = trajectories.run("SGD", "ravine", 3000, lr=lr).steps_to(stay=True)
+    sgd = gallery.run("SGD", "ravine", 3000, lr=lr).steps_to(stay=True)
     assert sgd is not None
     for rule in ("Momentum", "Nesterov"):
-        steps = trajectories.run(rule, "ravine", 3000, lr=lr, momentum=0.9).steps_to(stay=True)
+        steps = gallery.run(rule, "ravine", 3000, lr=lr, momentum=0.9).steps_to(stay=True)
         assert steps is not None and steps * 4 < sgd, (rule, lr, steps, sgd)
 
 
 def test_too_large_a_step_diverges_and_stops():
     # |1 − η h_y| = 4 at η = 1: y grows fourfold per step and leaves the box within 15 steps.
-    path = trajectories.run("SGD", "ravine", 1000, lr=1.0)
+    path = gallery.run("SGD", "ravine", 1000, lr=1.0)
     assert path.diverged and path.steps < 15
-    assert abs(path.points[-1, 1]) > trajectories.LIMIT
+    assert abs(path.points[-1, 1]) > gallery.LIMIT
     assert path.steps_to() is None and path.steps_to(stay=True) is None
 
 
@@ -69,17 +69,17 @@ def sgd_escape_closed_form(lr: float, start: tuple[float, float]) -> int:
 
 def test_adaptive_rules_leave_the_saddle_in_far_fewer_steps_than_sgd():
     lr = 0.01
-    sgd = trajectories.run("SGD", "saddle", 3000, lr=lr).steps_to()
+    sgd = gallery.run("SGD", "saddle", 3000, lr=lr).steps_to()
     assert sgd == sgd_escape_closed_form(lr, surfaces.SADDLE.start)
     for rule in NORMALIZED:
-        steps = trajectories.run(rule, "saddle", 3000, lr=lr).steps_to()
+        steps = gallery.run(rule, "saddle", 3000, lr=lr).steps_to()
         assert steps is not None and steps * 4 < sgd, (rule, steps, sgd)
     # Adadelta has no learning rate (lr is a multiplier): at its default.
-    adadelta = trajectories.run("Adadelta", "saddle", 3000).steps_to()
+    adadelta = gallery.run("Adadelta", "saddle", 3000).steps_to()
     assert adadelta is not None and adadelta * 4 < sgd
     # The exception, as theory says: Adagrad divides by the *sum* of all g² so far, its
     # steps shrink like 1/√t, and at the same η it is slower than SGD here.
-    adagrad = trajectories.run("Adagrad", "saddle", 3000, lr=lr).steps_to()
+    adagrad = gallery.run("Adagrad", "saddle", 3000, lr=lr).steps_to()
     assert adagrad is not None and adagrad > sgd
 
 
@@ -90,13 +90,13 @@ def test_escape_time_ignores_the_hair_for_normalized_rules_not_for_sgd():
     lr = 0.01
     near, far = (1.0, 1e-7), (1.0, 1e-3)
     sgd_extra = (
-        trajectories.run("SGD", "saddle", 3000, start=near, lr=lr).steps_to()
-        - trajectories.run("SGD", "saddle", 3000, start=far, lr=lr).steps_to()
+        gallery.run("SGD", "saddle", 3000, start=near, lr=lr).steps_to()
+        - gallery.run("SGD", "saddle", 3000, start=far, lr=lr).steps_to()
     )
     assert abs(sgd_extra - math.log(1e4) / math.log(1 + 2 * lr)) <= 2
     for rule in NORMALIZED:
-        near_steps = trajectories.run(rule, "saddle", 3000, start=near, lr=lr).steps_to()
-        far_steps = trajectories.run(rule, "saddle", 3000, start=far, lr=lr).steps_to()
+        near_steps = gallery.run(rule, "saddle", 3000, start=near, lr=lr).steps_to()
+        far_steps = gallery.run(rule, "saddle", 3000, start=far, lr=lr).steps_to()
         assert abs(near_steps - far_steps) <= 3, (rule, near_steps, far_steps)
 
 
@@ -105,8 +105,8 @@ def test_escape_time_ignores_the_hair_for_normalized_rules_not_for_sgd():
 
 @pytest.mark.parametrize("rule", ["Nesterov", "Adam", "Adadelta", "AdaMax"])
 def test_reference_backend_traces_the_same_path(rule):
-    fast = trajectories.run(rule, "beale", 300, lr=0.01)
-    slow = trajectories.run(rule, "beale", 300, backend="reference", lr=0.01)
+    fast = gallery.run(rule, "beale", 300, lr=0.01)
+    slow = gallery.run(rule, "beale", 300, backend="reference", lr=0.01)
     scale = np.max(np.abs(slow.points))
     assert np.max(np.abs(fast.points - slow.points)) / scale < 1e-10
     assert fast.hyperparameters == slow.hyperparameters
@@ -127,13 +127,13 @@ def test_a_surface_of_ones_own():
         gradient_function=lambda x, y: (2 * x, 2 * y),
     )
     # SGD at η = 1/4 halves the point every step: exactly, in binary floating point.
-    path = trajectories.run("SGD", bowl, 12, lr=0.25)
+    path = gallery.run("SGD", bowl, 12, lr=0.25)
     np.testing.assert_array_equal(path.points, [(1.0 / 2**t, -2.0 / 2**t) for t in range(13)])
     assert path.steps_to() == 12  # 5 / 4**t <= 1e-6 from t = 12 (5/4**11 = 1.2e-6)
 
 
 def test_trajectory_records_every_step_and_its_loss():
-    path = trajectories.run("Adam", "rosenbrock", 50, start=(0.5, 0.5), lr=0.05)
+    path = gallery.run("Adam", "rosenbrock", 50, start=(0.5, 0.5), lr=0.05)
     assert path.points.shape == (51, 2) and path.values.shape == (51,)
     np.testing.assert_array_equal(path.points[0], [0.5, 0.5])
     assert path.values[7] == surfaces.ROSENBROCK.value(path.points[7])
@@ -171,20 +171,20 @@ def sweep_of(pattern: str) -> list[SweepPoint]:
 
 def test_sweep_summaries():
     results = sweep_of(".95.8742.")
-    assert trajectories.best_learning_rate(results) == 1e3  # the 2
-    assert trajectories.working_range(results) == pytest.approx(3.0)  # 1e-0 .. 1e3
-    assert trajectories.middle_learning_rate(results) == 1e1  # lower middle of 4
-    assert trajectories.working_range(sweep_of("..3..")) == 0.0
-    assert trajectories.middle_learning_rate(sweep_of("..3..")) == 1e-2
+    assert gallery.best_learning_rate(results) == 1e3  # the 2
+    assert gallery.working_range(results) == pytest.approx(3.0)  # 1e-0 .. 1e3
+    assert gallery.middle_learning_rate(results) == 1e1  # lower middle of 4
+    assert gallery.working_range(sweep_of("..3..")) == 0.0
+    assert gallery.middle_learning_rate(sweep_of("..3..")) == 1e-2
     # Nothing converged: the lowest final loss (here the first rate).
-    assert trajectories.best_learning_rate(sweep_of("....")) == 1e-4
-    assert trajectories.middle_learning_rate(sweep_of("....")) == 1e-4
+    assert gallery.best_learning_rate(sweep_of("....")) == 1e-4
+    assert gallery.middle_learning_rate(sweep_of("....")) == 1e-4
     with pytest.raises(ValueError, match="results"):
-        trajectories.best_learning_rate([])
+        gallery.best_learning_rate([])
 
 
 def test_sweep_runs_each_rate():
-    results = trajectories.sweep("SGD", "ravine", 600, learning_rates=(0.01, 0.1, 1.0))
+    results = gallery.sweep("SGD", "ravine", 600, learning_rates=(0.01, 0.1, 1.0))
     assert [p.lr for p in results] == [0.01, 0.1, 1.0]
     too_slow, good, unstable = results
     assert not too_slow.converged and not too_slow.diverged
@@ -193,27 +193,27 @@ def test_sweep_runs_each_rate():
 
 
 def test_gallery_settings_cover_every_rule_and_surface():
-    assert set(trajectories.GALLERY_LR) == set(surfaces.SURFACES) == set(trajectories.BUDGET)
-    for table in trajectories.GALLERY_LR.values():
-        assert set(table) == set(trajectories.RULE_NAMES)
-        assert all(lr in trajectories.LR_GRID for lr in table.values())
-    paths = trajectories.run_all("saddle", 20, rules=("SGD", "Adadelta"))
+    assert set(gallery.GALLERY_LR) == set(surfaces.SURFACES) == set(gallery.BUDGET)
+    for table in gallery.GALLERY_LR.values():
+        assert set(table) == set(gallery.RULE_NAMES)
+        assert all(lr in gallery.LR_GRID for lr in table.values())
+    paths = gallery.run_all("saddle", 20, rules=("SGD", "Adadelta"))
     assert [p.hyperparameters["lr"] for p in paths] == [0.01, 1.0]
     assert all(p.steps == 20 for p in paths)
 
 
 def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="rule: expected one of"):
-        trajectories.run("Adamw", "beale", 10)
+        gallery.run("Adamw", "beale", 10)
     with pytest.raises(TypeError, match="rule"):
-        trajectories.run(3, "beale", 10)
+        gallery.run(3, "beale", 10)
     with pytest.raises(ValueError, match="backend"):
-        trajectories.run("SGD", "beale", 10, backend="torch")
+        gallery.run("SGD", "beale", 10, backend="torch")
     with pytest.raises(ValueError, match="steps"):
-        trajectories.run("SGD", "beale", -1)
+        gallery.run("SGD", "beale", -1)
     with pytest.raises(ValueError, match="start"):
-        trajectories.run("SGD", "beale", 10, start=(1.0, float("nan")))
+        gallery.run("SGD", "beale", 10, start=(1.0, float("nan")))
     with pytest.raises(ValueError, match="lr"):
-        trajectories.run("SGD", "beale", 10, lr=-1.0)
+        gallery.run("SGD", "beale", 10, lr=-1.0)
     with pytest.raises(ValueError, match="surface"):
-        trajectories.run("SGD", "himmelblau", 10)
+        gallery.run("SGD", "himmelblau", 10)

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("matplotlib")
 Image = pytest.importorskip("PIL.Image")
 
-from gdfast import trajectories, viz  # noqa: E402
+from gdfast import gallery, viz  # noqa: E402
 
 SMALL = (320, 200)
 
@@ -32,7 +32,7 @@ def legend_texts(figure) -> list[str]:
 
 @pytest.fixture(scope="module")
 def saddle_paths():
-    return trajectories.run_all("saddle", 150, rules=("SGD", "Adam", "Adadelta"))
+    return gallery.run_all("saddle", 150, rules=("SGD", "Adam", "Adadelta"))
 
 
 def test_blank_measure_can_fail(tmp_path):
@@ -206,7 +206,7 @@ def test_benchmark_named_size():
 
 def test_sweep_grid(tmp_path):
     results = {
-        rule: trajectories.sweep(rule, "ravine", 500, learning_rates=(0.01, 0.1, 1.0))
+        rule: gallery.sweep(rule, "ravine", 500, learning_rates=(0.01, 0.1, 1.0))
         for rule in ("SGD", "Adam")
     }
     figure = viz.plot_sweep(results, tmp_path / "sweep.png", size=SMALL, title="ravine")

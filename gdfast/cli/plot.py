@@ -11,7 +11,7 @@ and, if given,
                        mapping a label to a history, a list of per-epoch dicts or a dict
                        of lists, with train_loss / val_loss series)
 
-Each rule runs with its gallery learning rate (gdfast.trajectories.GALLERY_LR: the middle
+Each rule runs with its gallery learning rate (gdfast.gallery.GALLERY_LR: the middle
 of its working range in the guide's sweep; a common 0.01 on the saddle) and the SPEC.md
 defaults for the rest.  Needs the `viz` extra (matplotlib, Pillow).
 """
@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .. import surfaces, trajectories
+from .. import gallery
 from ..rule_names import parse_list as parse_rules
 from ..viz.gallery import SIZE, write_figures
 
@@ -58,10 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--surface",
         nargs="+",
-        choices=sorted(surfaces.SURFACES),
-        default=list(surfaces.SURFACES),
+        choices=sorted(gallery.SURFACES),
+        default=list(gallery.SURFACES),
         metavar="NAME",
-        help=f"one or more of {', '.join(surfaces.SURFACES)} (default: all)",
+        help=f"one or more of {', '.join(gallery.SURFACES)} (default: all)",
     )
     parser.add_argument(
         "--rules",
@@ -81,7 +81,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=_positive,
         default=None,
         help="steps per rule (default: the surface's budget, "
-        + ", ".join(f"{k} {v}" for k, v in trajectories.BUDGET.items())
+        + ", ".join(f"{k} {v}" for k, v in gallery.BUDGET.items())
         + ")",
     )
     parser.add_argument("--frames", type=_positive, default=30, help="GIF frames (default 30)")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from typing import Any
@@ -393,8 +394,9 @@ def main(args: argparse.Namespace) -> int:
         for rule in args.optimizer:
             model, history, seconds = train_once(args, data, rule, False)
             result = summary(model, history, data)
+            lr = history.optimizer.lr if history.optimizer is not None else math.nan
             print(
-                f"{rule:<9} {history.optimizer.lr:>7.3g} {result['train_loss']:>10.4f} "
+                f"{rule:<9} {lr:>7.3g} {result['train_loss']:>10.4f} "
                 f"{result['val_loss']:>9.4f} {result['val_score']:>8.4f} "
                 f"{history.epochs:>6} {seconds:>8.2f}",
                 flush=True,

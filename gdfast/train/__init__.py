@@ -10,8 +10,9 @@
     models      LinearRegression, LogisticRegression, SoftmaxRegression, MLP: objectives for fit
     gradcheck   check_grad: an objective's gradient against central differences
 
-The same names stay importable from their first homes: gdfast.training, gdfast.schedules,
-gdfast.strategies, gdfast.models, gdfast.gradcheck.
+The first homes of these names (gdfast.training, gdfast.schedules, gdfast.strategies,
+gdfast.models, gdfast.gradcheck) still import the same objects; they are deprecated
+addresses, kept for the README and the docs.
 """
 
 from . import gradcheck, models, schedules, strategies

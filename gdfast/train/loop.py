@@ -6,7 +6,7 @@
     history.val_loss[-1], history.stop_reason
 
 ``objective(params, X_batch, y_batch) -> (loss, grads)`` is any Python function
-(gdfast.models' models are such objectives); the optimizer (a gdfast or
+(gdfast.train.models' models are such objectives); the optimizer (a gdfast or
 gdfast.reference optimizer, or a name) applies each step in place.  The loop is
 plain Python around two calls per step, and adds about a microsecond to them
 (see the README for the measurement).
@@ -33,7 +33,9 @@ from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
 __all__ = ["fit"]
 
 T = TypeVar("T")
-Objective = Callable[[Sequence[np.ndarray], Any, Any], tuple[float, Sequence[Any]]]
+# objective(params, X_batch, y_batch) -> (loss, grads); params as fit was given them: one
+# ndarray or a sequence of them
+Objective = Callable[[Any, Any, Any], tuple[float, Sequence[Any]]]
 
 
 # ------------------------------------------------------- fit's own arguments
@@ -106,7 +108,7 @@ def fit(
         ``objective(params, X_batch, y_batch) -> (loss, grads)``: the mean loss
         of the batch (a real number) and one gradient per parameter (None
         skips one).  If it also has ``evaluate(params, X, y) -> float`` (as
-        gdfast.models' models do) that computes the validation loss; otherwise
+        gdfast.train.models' models do) that computes the validation loss; otherwise
         the objective itself does, and its gradient is thrown away.
     params : ndarray or list of ndarray
         The parameters, updated in place (float32/float64, C-contiguous).
@@ -138,8 +140,8 @@ def fit(
     curriculum : Curriculum or array_like of difficulty scores, optional
         Scores alone mean ``Curriculum(scores, seed=seed)``: easiest first every epoch.
     schedule : Schedule or str, optional
-        A learning-rate schedule (gdfast.schedules) or its text ("step:10:0.5",
-        see `gdfast.schedules.parse`).  Starts from the optimizer's lr unless
+        A learning-rate schedule (gdfast.train.schedules) or its text ("step:10:0.5",
+        see `gdfast.train.schedules.parse`).  Starts from the optimizer's lr unless
         it has its own; per-epoch schedules are advanced after each epoch,
         per-step ones after each update, ReduceOnPlateau after each evaluation
         with the monitored loss.
@@ -376,7 +378,7 @@ def _monitors(schedule: Schedule) -> bool:
     return isinstance(schedule, ReduceOnPlateau)
 
 
-def _validation_loss(objective: Objective) -> Callable[[Sequence[np.ndarray], Any, Any], float]:
+def _validation_loss(objective: Objective) -> Callable[[Any, Any, Any], float]:
     evaluate = getattr(objective, "evaluate", None)
     if callable(evaluate):
         return evaluate

@@ -7,8 +7,8 @@ canvas without pyplot, so nothing here touches a display or pyplot's global stat
 Sizes are in pixels, (width, height); a file written has exactly that size.
 Every figure names its hyper-parameters in its title or legend.
 
-    from gdfast import trajectories, viz
-    paths = trajectories.run_all("beale")
+    from gdfast import gallery, viz
+    paths = gallery.run_all("beale")
     viz.plot_trajectories("beale", paths, "beale.png")
     viz.animate_trajectories("beale", paths, "beale.gif")
 

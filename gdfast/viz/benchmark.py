@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Mapping
 
-from ..trajectories import RULE_NAMES
+from ..gallery.settings import RULE_NAMES
 from .figures import PathLike, Size, new_figure, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover

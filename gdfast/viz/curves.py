@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from ..trajectories import Trajectory
+from ..gallery.runs import Trajectory
 from .figures import RULE_COLORS, PathLike, Size, new_figure, save_figure
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..trajectories import RULE_NAMES
+from ..gallery.settings import RULE_NAMES
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure

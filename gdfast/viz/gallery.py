@@ -2,7 +2,7 @@
 per surface the paths on the contours, the loss per step and the animation; the
 benchmark's chart; training histories' curves.
 
-Each rule runs with its gallery learning rate (gdfast.trajectories.GALLERY_LR) and the
+Each rule runs with its gallery learning rate (gdfast.gallery.GALLERY_LR, from each rule's declaration) and the
 SPEC.md defaults for the rest.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 
-from .. import surfaces, trajectories
+from .. import gallery
 from .benchmark import plot_benchmark
 from .curves import plot_histories, plot_loss_curves
 from .figures import save_figure
@@ -43,8 +43,8 @@ def write_figures(
     """
     written = []
     for name in names:
-        surface = surfaces.get(name)
-        paths = trajectories.run_all(surface, steps, rules or trajectories.RULE_NAMES)
+        surface = gallery.surfaces.get(name)
+        paths = gallery.run_all(surface, steps, rules or gallery.RULE_NAMES)
         figure = plot_trajectories(surface, paths, size=size)
         written.append(save_figure(figure, os.path.join(out, f"{name}.png"), colors))
         if loss:

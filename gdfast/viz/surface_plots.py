@@ -1,5 +1,5 @@
 """The optimizers on the test surfaces: paths on contour plots, their animation, and the
-learning-rate sweep grid (gdfast.trajectories computes what is drawn)."""
+learning-rate sweep grid (gdfast.gallery computes what is drawn)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from .. import surfaces as _surfaces
-from ..trajectories import SweepPoint, Trajectory
+from ..gallery import surfaces as _surfaces
+from ..gallery.runs import Trajectory
+from ..gallery.sweeps import SweepPoint
 from .figures import (
     RULE_COLORS,
     PathLike,
