@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import gdfast
-from gdfast.training import fit
+from gdfast import fit
 
 
 clock = time.thread_time

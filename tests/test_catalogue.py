@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import gdfast
-from gdfast import _kernels, bench, reference, rule_names, trajectories
+from gdfast import _kernels, bench, gallery, reference, rule_names
 from gdfast.catalogue import CATALOGUE, Rule, TorchEquivalent, spec_rules
 from rules_table import RULES
 
@@ -36,7 +36,7 @@ def test_every_layer_has_the_rule(rule):
     assert getattr(reference, rule.numpy_core.__name__) is rule.numpy_core
     assert f"{rule.numpy_core.__name__}_rows" in reference.ROW_CORES or not rule.rows
     # the gallery: a learning rate on every surface
-    assert set(rule.gallery_lr) == set(trajectories.BUDGET)
+    assert set(rule.gallery_lr) == set(gallery.BUDGET)
     # the test table
     assert rule.rule in RULES
 
@@ -48,8 +48,8 @@ def test_every_kernel_is_a_rules_kernel_and_every_row_a_rule():
 
 def test_the_rule_names_are_the_spec_rules():
     assert rule_names.rule_names() == tuple(rule.rule for rule in spec_rules())
-    assert trajectories.RULE_NAMES == rule_names.rule_names()
-    assert set(trajectories.GALLERY_LR["beale"]) == set(rule_names.rule_names())
+    assert gallery.RULE_NAMES == rule_names.rule_names()
+    assert set(gallery.GALLERY_LR["beale"]) == set(rule_names.rule_names())
 
 
 @pytest.mark.parametrize("rule", CATALOGUE, ids=NAMES)

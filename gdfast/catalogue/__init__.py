@@ -5,7 +5,7 @@ to its NumPy core): hyper-parameters with defaults, checks and presets per conve
 state entries, its equations (the docstring), the name of its C kernel (gd_rules[] in
 src_c/kernels.c), its torch.optim counterpart and its gallery settings.  The backends are
 derived from CATALOGUE: gdfast.optim binds each declaration to its C kernel, and
-gdfast.reference to its NumPy core; gdfast.torch, gdfast.bench, gdfast.trajectories and
+gdfast.reference to its NumPy core; gdfast.torch, gdfast.bench, gdfast.gallery and
 the tests read the declarations.
 
 Adding a rule (CONTRIBUTING.md): its C file and its line in gd_rules[], its module here

@@ -818,7 +818,7 @@ class Rule(Optimizer):
       kernel      its entry in gd_rules[] (src_c/kernels.c)
       numpy_core  its NumPy functional core, the reference (SPEC.md in code)
       torch_equivalent  TorchEquivalent(...), or None: no torch.optim counterpart
-      gallery_lr  {surface: learning rate} for the trajectory gallery (gdfast.trajectories)
+      gallery_lr  {surface: learning rate} for the trajectory gallery (gdfast.gallery)
       adaptive    True for a per-element adaptive step size (the gallery's grouping)
     and optionally: rows = True (it takes RowGrad), scalar_state, fixed, variant_of (a
     named variant of another rule, listed apart from SPEC.md's table: AdamW), and the
