@@ -406,6 +406,13 @@ cdef class Kernel:
         self.layout = layout
         self.scalars = frozenset(scalars)
 
+    # A policy's step (gdfast.catalogue._policy): `kernel(..., lowp=kernel.staging(...))`.
+    stages = True
+
+    def staging(self, *args):
+        """A `Staging` of these arguments, for `kernel(..., lowp=...)`."""
+        return Staging(*args)
+
     @property
     def takes_rows(self) -> bool:
         return bool(self.rule.rows)
