@@ -389,7 +389,7 @@ class Optimizer:
         if param.dtype == np.float64:
             allowed = "float64"
         raise TypeError(
-            f"{name}: dtype {grad.dtype} does not fit the parameter's dtype {param.dtype}; "
+            f"{name}: dtype {grad.dtype} does not match the parameter's dtype {param.dtype}; "
             f"expected {allowed}"
             + (
                 " (a 16-bit gradient of another format needs master_weights=True)"

@@ -61,15 +61,24 @@ def bfloat16_dtype() -> np.dtype | None:
     return np.dtype(ml_dtypes.bfloat16)
 
 
+_SIXTEEN_BIT: dict[np.dtype, str | None] = {}
+
+
 def sixteen_bit_format(dtype: np.dtype) -> str | None:
-    """BF16, F16, or None for any other dtype."""
-    if dtype == np.float16:
-        return F16
-    if dtype.kind == "V" or dtype.name == "bfloat16":
+    """BF16, F16, or None for any other dtype (remembered per dtype: a step asks often)."""
+    try:
+        return _SIXTEEN_BIT[dtype]
+    except KeyError:
+        pass
+    fmt = None
+    if dtype == np.dtype(np.float16):
+        fmt = F16
+    elif dtype.kind == "V" or dtype.name == "bfloat16":
         bf16 = bfloat16_dtype()
         if bf16 is not None and dtype == bf16:
-            return BF16
-    return None
+            fmt = BF16
+    _SIXTEEN_BIT[dtype] = fmt
+    return fmt
 
 
 def widen(array: np.ndarray) -> np.ndarray:
