@@ -127,24 +127,34 @@ print(1e3 * wall[len(wall) // 2], 1e3 * wall[0], 1e3 * cpu[len(cpu) // 2] / thre
 """
 
 
-def run_gdfast(n: float, threads: int, steps: int, name: str) -> dict[str, float] | None:
-    """One gdfast.Adam configuration in its own process (this worktree's build)."""
-    _, param_dtype, grad_dtype, policy, copy = GDFAST_CONFIGS[name]
-    config = json.dumps([param_dtype, grad_dtype, policy, copy])
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+def run_step_script(
+    label: str, script: str, argv: list[str], env: dict[str, str] | None = None
+) -> dict[str, float] | None:
+    """A step script (TORCH_STEP, GDFAST_STEP) in its own process: its median wall time, best
+    wall time and median CPU time per thread (ms), or None when it fails (said on stderr)."""
     try:
         out = subprocess.run(
-            [sys.executable, "-c", GDFAST_STEP, f"{n:g}", str(threads), str(steps), config],
+            [sys.executable, "-c", script, *argv],
             check=True,
             capture_output=True,
             text=True,
             env=env,
         ).stdout
     except subprocess.CalledProcessError as error:
-        print(f"{name} n={n:g}: failed: {error.stderr.strip()[-300:]}", file=sys.stderr)
+        print(f"{label}: failed: {error.stderr.strip()[-300:]}", file=sys.stderr)
         return None
     median, low, cpu = (float(v) for v in out.split())
     return {"ms": median, "min_ms": low, "cpu_ms": cpu}
+
+
+def run_gdfast(n: float, threads: int, steps: int, name: str) -> dict[str, float] | None:
+    """One gdfast.Adam configuration in its own process (this worktree's build)."""
+    _, param_dtype, grad_dtype, policy, copy = GDFAST_CONFIGS[name]
+    config = json.dumps([param_dtype, grad_dtype, policy, copy])
+    argv = [f"{n:g}", str(threads), str(steps), config]
+    return run_step_script(
+        f"{name} n={n:g}", GDFAST_STEP, argv, dict(os.environ, PYTHONPATH=str(ROOT))
+    )
 
 
 def build(out: Path) -> Path:
@@ -192,18 +202,8 @@ def run_c(
 
 
 def run_torch(n: float, threads: int, steps: int, dtype: str) -> dict[str, float] | None:
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", TORCH_STEP, f"{n:g}", str(threads), str(steps), dtype],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    except subprocess.CalledProcessError as error:
-        print(f"torch {dtype} n={n:g}: failed: {error.stderr.strip()[-200:]}", file=sys.stderr)
-        return None
-    median, low, cpu = (float(v) for v in out.split())
-    return {"ms": median, "min_ms": low, "cpu_ms": cpu}
+    argv = [f"{n:g}", str(threads), str(steps), dtype]
+    return run_step_script(f"torch {dtype} n={n:g}", TORCH_STEP, argv)
 
 
 def load_average() -> str:

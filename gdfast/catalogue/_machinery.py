@@ -848,28 +848,33 @@ class Optimizer:
             )
 
     def _check_loaded_state(self, state: Any) -> dict[str, list[np.ndarray]]:
-        """The state buffers, each a private copy checked against its parameter."""
-        if self.policy.active:
-            return self._check_loaded_storage(state)
+        """The state buffers, each a private copy checked against its parameter (under a
+        dtype policy: every entry the optimizer keeps, codes, scales and master included,
+        each of exactly its own buffer's shape and dtype)."""
+        names = list(self.state) if self.policy.active else list(self.state_names)
         state = dict(state) if isinstance(state, dict) else state
-        if not isinstance(state, dict) or set(state) != set(self.state_names):
+        if not isinstance(state, dict) or set(state) != set(names):
             got = sorted(map(str, state)) if isinstance(state, dict) else _short(state)
-            raise ValueError(
-                f"state_dict['state']: expected the entries {list(self.state_names)}, got {got}"
-            )
+            raise ValueError(f"state_dict['state']: expected the entries {names}, got {got}")
         copies: dict[str, list[np.ndarray]] = {}
-        for name in self.state_names:
+        for name in names:
             arrays = state[name]
             where = f"state_dict['state'][{name!r}]"
             if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
                 raise ValueError(f"{where}: expected a list of {len(self.params)} arrays")
             arrays = list(arrays)
             for index, array in enumerate(arrays):
-                check.float_array(f"{where}[{index}]", array)
+                if not self.policy.active:
+                    check.float_array(f"{where}[{index}]", array)
+                elif not isinstance(array, np.ndarray):
+                    raise TypeError(f"{where}[{index}]: expected a numpy.ndarray")
                 arrays[index] = np.array(array, copy=True)  # copy first, check the copy
             copies[name] = arrays
             for index, (array, param) in enumerate(zip(arrays, self.params)):
-                shape, dtype = self._state_spec(name, param)
+                own = self.state[name][index]
+                shape, dtype = (
+                    (own.shape, own.dtype) if self.policy.active else self._state_spec(name, param)
+                )
                 if array.shape != shape or array.dtype != dtype:
                     whose = " (those of the parameter)" if shape == param.shape else ""
                     raise ValueError(
@@ -877,34 +882,6 @@ class Optimizer:
                         f"{dtype}{whose}, got shape "
                         f"{array.shape} and dtype {array.dtype}"
                     )
-        return copies
-
-    def _check_loaded_storage(self, state: Any) -> dict[str, list[np.ndarray]]:
-        """Under a dtype policy: every entry this optimizer keeps (codes, scales, master
-        included), each a private copy of exactly the shape and dtype of its own buffer."""
-        state = dict(state) if isinstance(state, dict) else state
-        if not isinstance(state, dict) or set(state) != set(self.state):
-            got = sorted(map(str, state)) if isinstance(state, dict) else _short(state)
-            raise ValueError(
-                f"state_dict['state']: expected the entries {sorted(self.state)}, got {got}"
-            )
-        copies: dict[str, list[np.ndarray]] = {}
-        for name, own in self.state.items():
-            arrays = state[name]
-            where = f"state_dict['state'][{name!r}]"
-            if not isinstance(arrays, (list, tuple)) or len(arrays) != len(own):
-                raise ValueError(f"{where}: expected a list of {len(own)} arrays")
-            copies[name] = []
-            for index, (array, buffer) in enumerate(zip(arrays, own)):
-                if not isinstance(array, np.ndarray):
-                    raise TypeError(f"{where}[{index}]: expected a numpy.ndarray")
-                array = np.array(array, copy=True)
-                if array.shape != buffer.shape or array.dtype != buffer.dtype:
-                    raise ValueError(
-                        f"{where}[{index}]: expected shape {buffer.shape} and dtype {buffer.dtype}, "
-                        f"got shape {array.shape} and dtype {array.dtype}"
-                    )
-                copies[name].append(array)
         return copies
 
 
