@@ -59,6 +59,7 @@ CONFIGS = {
     ),
     "fp32 params + bf16 param_copy": (F32, F32, {"rounding": "stochastic"}, True),
     "fp16 params + master": (F16, F16, {"master_weights": True, "state_dtype": "int8"}, False),
+    "fp32 params, fp16 grads, no policy": (F32, F16, {}, False),
 }
 
 
@@ -205,6 +206,14 @@ def test_bad_param_copy_and_gradients_are_refused_with_nothing_written():
     ]:
         with pytest.raises((TypeError, ValueError), match=word):
             gdfast.Adam(p, param_copy=copy)
+    two = [np.ones(10, dtype=np.float32), np.ones(10, dtype=np.float32)]
+    shared = np.zeros(10, BF16)
+    for copy, word in [
+        ([shared, shared], r"param_copy\[1\]: shares memory with param_copy\[0\]"),
+        ([two[1].view(BF16)[:10], None], r"param_copy\[0\]: shares memory with params\[1\]"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            gdfast.Adam(two, param_copy=copy)
     for cls in (gdfast.Adam, reference.Adam):
         q = np.ones(10, dtype=BF16)
         opt = cls(q, state_dtype="int8")

@@ -230,9 +230,18 @@ class Policy:
                 raise ValueError(
                     f"{where}: shape {copy.shape} does not match {name}'s shape {param.shape}"
                 )
-            if np.shares_memory(copy, param):
-                raise ValueError(f"{where}: shares memory with {name}")
             checked.append(copy)
+        arrays = [(a, n) for a, n in zip(params, names)] + [
+            (c, f"param_copy[{i}]" if len(params) > 1 else "param_copy")
+            for i, c in enumerate(checked)
+            if c is not None
+        ]
+        for index, (copy, where) in enumerate(arrays[len(params) :]):
+            for other, label in arrays[: len(params) + index]:
+                if np.shares_memory(copy, other):
+                    raise ValueError(
+                        f"{where}: shares memory with {label}; each copy must own its memory"
+                    )
         return checked
 
     # --------------------------------------------------------------- storage
