@@ -252,3 +252,13 @@ def test_state_dict_round_trip_and_explicit_conversion():
     with pytest.raises(ValueError, match="policy"):
         plain.load_state_dict(b.state_dict())
     plain.load_state_dict(convert_state(b.state_dict(), plain))
+
+
+def test_a_rule_that_is_not_element_wise_refuses_a_policy():
+    class Reducing(reference.Adam):
+        elementwise = False
+
+    p = np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match="not element-wise"):
+        Reducing(p, state_dtype="bfloat16")
+    Reducing(p)  # float32 as ever

@@ -168,6 +168,11 @@ class Optimizer:
     # State entries that are never negative: 8-bit state stores them with the unsigned map
     # (SPEC L.4), the others with the signed map.  A rule with other such entries lists them.
     nonnegative_state: ClassVar[frozenset[str]] = NONNEGATIVE_STATE
+    # Element-wise: each element's update reads only that element's values (every rule of
+    # SPEC.md section 1).  A dtype policy stages tensors in blocks (SPEC L.6), so a rule that
+    # reduces over a tensor (a trust ratio, a factored moment, a matrix iteration) declares
+    # False and refuses a policy.
+    elementwise: ClassVar[bool] = True
     # The named options each convention selects (presets): {convention: {option: value}}.
     # An option passed as None takes the value of the chosen convention.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -255,6 +260,12 @@ class Optimizer:
         self.params = self._check_params(params)
         names = [self._name("params", index) for index in range(len(self.params))]
         self.policy = Policy.build(self.params, names, policy_arguments)
+        if self.policy.active and not type(self).elementwise:
+            raise ValueError(
+                f"state_dtype, master_weights, param_copy, 16-bit parameters: {self.rule} is "
+                "not element-wise (its update reduces over a tensor); it takes float32/float64 "
+                "parameters and state only"
+            )
         # The arithmetic dtypes of the parameters (float32 for 16-bit ones), each with the name
         # of the first parameter of that dtype.
         self._dtypes = {
