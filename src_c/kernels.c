@@ -67,6 +67,7 @@ static int gd_team_size(int64_t n)
  * a policy is set, so that no block is split between threads: SPEC L.6). */
 static inline int64_t gd_padded(int64_t n, int64_t align)
 {
+    if (align == GD_SPAN_ALIGN) return (n + GD_SPAN_ALIGN - 1) & ~(GD_SPAN_ALIGN - 1); /* no policy */
     return (n + align - 1) / align * align;
 }
 
