@@ -11,7 +11,9 @@ transparent huge pages, with non-temporal copy-out stores, and torch 2.13
 up), one process after the other, so that the machine's load falls on all of them alike.
 Figures are the median over rounds of each process's median step; ``cpu`` is the step's
 process CPU time over the thread count (the work's own time when the machine is loaded).
-Nothing is asserted: this measures and reports.
+Then gdfast.Adam itself under each dtype policy (GDFAST_CONFIGS), each in its own process,
+interleaved with the rest (`--only-gdfast`: those alone).  Nothing is asserted: this measures
+and reports.
 """
 
 from __future__ import annotations
@@ -66,6 +68,95 @@ print(1e3 * wall[len(wall) // 2], 1e3 * wall[0], 1e3 * cpu[len(cpu) // 2] / thre
 """
 
 
+# gdfast.Adam itself under each dtype policy (issue 12): name -> (bytes moved per parameter,
+# parameter dtype, gradient dtype, policy keywords, with a bfloat16 parameter copy).
+GDFAST_CONFIGS = {
+    "gdfast fp32": (28, "float32", "float32", {}, False),
+    "gdfast fp32 p, bf16 g+state": (18, "float32", "bfloat16", {"state_dtype": "bfloat16"}, False),
+    "gdfast fp32 p+g, int8 state": (16, "float32", "float32", {"state_dtype": "int8"}, False),
+    "gdfast bf16 p+master, bf16 g+state": (
+        20,
+        "bfloat16",
+        "bfloat16",
+        {"master_weights": True, "state_dtype": "bfloat16"},
+        False,
+    ),
+    "gdfast fp32 p, bf16 g+state+copy": (
+        20,
+        "float32",
+        "bfloat16",
+        {"state_dtype": "bfloat16"},
+        True,
+    ),
+    "gdfast fp32 p, bf16 g+copy, int8 state": (
+        16,
+        "float32",
+        "bfloat16",
+        {"state_dtype": "int8"},
+        True,
+    ),
+    "gdfast bf16 p+g+state, stochastic": (
+        14,
+        "bfloat16",
+        "bfloat16",
+        {"state_dtype": "bfloat16", "rounding": "stochastic"},
+        False,
+    ),
+}
+
+GDFAST_STEP = r"""
+import json, sys, time
+import numpy as np, ml_dtypes, gdfast
+n, threads, steps = int(float(sys.argv[1])), int(sys.argv[2]), int(sys.argv[3])
+param_dtype, grad_dtype, policy, copy = json.loads(sys.argv[4])
+dtypes = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
+gdfast.set_num_threads(threads)
+rng = np.random.default_rng(0)
+p = rng.standard_normal(n, dtype=np.float32).astype(dtypes[param_dtype])
+g = (rng.standard_normal(n, dtype=np.float32) * 1e-3).astype(dtypes[grad_dtype])
+copies = [np.zeros(n, dtype=ml_dtypes.bfloat16)] if copy else None
+opt = gdfast.Adam([p], lr=1e-3, param_copy=copies, **policy)
+opt.step([g])
+wall, cpu = [], []
+for _ in range(steps):
+    t0, c0 = time.perf_counter(), time.process_time()
+    opt.step([g])
+    wall.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+wall.sort(); cpu.sort()
+print(1e3 * wall[len(wall) // 2], 1e3 * wall[0], 1e3 * cpu[len(cpu) // 2] / threads)
+"""
+
+
+def run_step_script(
+    label: str, script: str, argv: list[str], env: dict[str, str] | None = None
+) -> dict[str, float] | None:
+    """A step script (TORCH_STEP, GDFAST_STEP) in its own process: its median wall time, best
+    wall time and median CPU time per thread (ms), or None when it fails (said on stderr)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", script, *argv],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+        ).stdout
+    except subprocess.CalledProcessError as error:
+        print(f"{label}: failed: {error.stderr.strip()[-300:]}", file=sys.stderr)
+        return None
+    median, low, cpu = (float(v) for v in out.split())
+    return {"ms": median, "min_ms": low, "cpu_ms": cpu}
+
+
+def run_gdfast(n: float, threads: int, steps: int, name: str) -> dict[str, float] | None:
+    """One gdfast.Adam configuration in its own process (this worktree's build)."""
+    _, param_dtype, grad_dtype, policy, copy = GDFAST_CONFIGS[name]
+    config = json.dumps([param_dtype, grad_dtype, policy, copy])
+    argv = [f"{n:g}", str(threads), str(steps), config]
+    return run_step_script(
+        f"{name} n={n:g}", GDFAST_STEP, argv, dict(os.environ, PYTHONPATH=str(ROOT))
+    )
+
+
 def build(out: Path) -> Path:
     """Compiles the benchmark with the project's flags (gcc target_clones as in kernels.c)."""
     exe = out / "bytes_per_param"
@@ -111,18 +202,8 @@ def run_c(
 
 
 def run_torch(n: float, threads: int, steps: int, dtype: str) -> dict[str, float] | None:
-    try:
-        out = subprocess.run(
-            [sys.executable, "-c", TORCH_STEP, f"{n:g}", str(threads), str(steps), dtype],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    except subprocess.CalledProcessError as error:
-        print(f"torch {dtype} n={n:g}: failed: {error.stderr.strip()[-200:]}", file=sys.stderr)
-        return None
-    median, low, cpu = (float(v) for v in out.split())
-    return {"ms": median, "min_ms": low, "cpu_ms": cpu}
+    argv = [f"{n:g}", str(threads), str(steps), dtype]
+    return run_step_script(f"torch {dtype} n={n:g}", TORCH_STEP, argv)
 
 
 def load_average() -> str:
@@ -139,6 +220,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--only-gdfast", action="store_true", help="gdfast.Adam's policies only")
     parser.add_argument("--json", type=Path, help="write the figures here after every run")
     parser.add_argument("--report", type=Path, help="only print the table of a saved --json")
     args = parser.parse_args()
@@ -157,12 +239,18 @@ def main() -> None:
                     key = f"{n:g}/{threads}"
                     loads.append(load_average())
                     started = time.perf_counter()
-                    runs: dict[str, Any] = {
-                        "4k": run_c(exe, maps, n, threads, args.steps, 0, 0, TRAFFIC + ADAMS),
-                        "huge": run_c(exe, maps, n, threads, args.steps, 1, 0, TRAFFIC + ADAMS),
-                        "nt": run_c(exe, maps, n, threads, args.steps, 0, 1, WITH_COPY_OUT),
-                        "huge+nt": run_c(exe, maps, n, threads, args.steps, 1, 1, WITH_COPY_OUT),
-                    }
+                    runs: dict[str, Any] = {}
+                    if not args.only_gdfast:
+                        runs = {
+                            "4k": run_c(exe, maps, n, threads, args.steps, 0, 0, TRAFFIC + ADAMS),
+                            "huge": run_c(exe, maps, n, threads, args.steps, 1, 0, TRAFFIC + ADAMS),
+                            "nt": run_c(exe, maps, n, threads, args.steps, 0, 1, WITH_COPY_OUT),
+                            "huge+nt": run_c(
+                                exe, maps, n, threads, args.steps, 1, 1, WITH_COPY_OUT
+                            ),
+                        }
+                    for name in GDFAST_CONFIGS:  # interleaved with the loops and torch
+                        runs[name] = run_gdfast(n, threads, args.steps, name)
                     if not args.no_torch and n >= 1e7:
                         for dtype in ("float32", "bfloat16"):
                             runs[f"torch-{dtype}"] = run_torch(n, threads, args.steps, dtype)
@@ -211,6 +299,8 @@ def report(results: dict, loads: list[str]) -> None:
             return min((v for v in values if v == v), default=float("nan"))
 
         for name in TRAFFIC + ADAMS:
+            if not any(name in (run.get("4k") or {}) for run in runs):
+                continue
             cpus = [median_of(runs, v, name, "cpu_ms") for v in variants]
             own = f"{best(SAME_TRAFFIC[name]) / best(name):.2f}" if name in SAME_TRAFFIC else ""
             versus = f"{torch32 / best(name):.2f}" if torch32 == torch32 else ""
@@ -219,6 +309,25 @@ def report(results: dict, loads: list[str]) -> None:
                 f"| {name} | {median_of(runs, '4k', name, 'bytes'):g} "
                 f"| {median_of(runs, '4k', name, 'ms'):.2f} | {cells} | {own} | {versus} |"
             )
+        fp32 = median_of(runs, "gdfast fp32", None, "cpu_ms")
+        for name, (bytes_, *_) in GDFAST_CONFIGS.items():
+            cpu = median_of(runs, name, None, "cpu_ms")
+            if cpu == cpu:
+                wall = median_of(runs, name, None, "ms")
+                loop = {
+                    28: "traffic28",
+                    22: "traffic22",
+                    20: "traffic20",
+                    16: "traffic16",
+                    14: "traffic14",
+                }.get(bytes_)
+                limit = best(loop) if loop else float("nan")
+                own = f"{limit / cpu:.2f}" if limit == limit else ""
+                versus = f"{torch32 / cpu:.2f}" if torch32 == torch32 else ""
+                print(
+                    f"| {name} (fp32 gdfast / this: {fp32 / cpu:.2f}) | {bytes_} | {wall:.2f} "
+                    f"| {cpu:.2f} | | | | {own} | {versus} |"
+                )
         for dtype in ("float32", "bfloat16"):
             cpu = median_of(runs, f"torch-{dtype}", None, "cpu_ms")
             if cpu == cpu:

@@ -48,6 +48,27 @@ cdef extern from "gdfast.h" nogil:
         const unsigned char *is_double
         void **mu_product
         const unsigned char *mu_product_is_double
+        const gd_lowp *lowp
+
+    ctypedef struct gd_lowp:
+        const unsigned char *format
+        void **master
+        void **param_copy
+        const unsigned char *copy_format
+        float **absmax
+        const int64_t *tensor
+        int64_t block_size
+        unsigned long long seed
+        int stochastic
+
+    enum:
+        GD_NATIVE
+        GD_BF16
+        GD_F16
+        GD_Q8_SIGNED
+        GD_Q8_UNSIGNED
+        GD_LOWP_MAX_BLOCK
+    int gd_lowp_set_maps(const float *signed_code, const float *unsigned_code)
 
     # Filled through gd_hyper_fields (by name and offset): no field list here.
     ctypedef struct gd_hyper:
@@ -193,6 +214,7 @@ cdef int _describe(gd_tensors *tensors, list params, list grads, tuple states, o
     tensors.is_double = is_double
     tensors.mu_product = mu if mu_product is not None else NULL
     tensors.mu_product_is_double = mu_double if mu_product is not None else NULL
+    tensors.lowp = NULL
     return 0
 
 
@@ -204,11 +226,12 @@ cdef object _int64_steps(object steps):
 
 
 cdef int _run(const gd_rule *rule, list params, list grads, tuple states, object steps,
-              gd_hyper *hyper, list mu_product=None) except -1:
+              gd_hyper *hyper, list mu_product=None, object lowp=None) except -1:
     """Describe the tensors to C and run one step of `rule` (NULL: the roofline).
 
     `steps`: one step count per tensor (an int64 array is used as it is).  `mu_product`:
-    Nadam's schedule only, one 0-d float32/float64 array per tensor, updated by the step."""
+    Nadam's schedule only, one 0-d float32/float64 array per tensor, updated by the step.
+    `lowp`: the dtype policy of the step's tensors (a `Staging`), or None."""
     cdef Py_ssize_t count = len(params)
     cdef int slots = 2 + len(states), slot
     cdef void *data_stack[STACK_TENSORS * MAX_SLOTS]
@@ -222,6 +245,8 @@ cdef int _run(const gd_rule *rule, list params, list grads, tuple states, object
     cdef unsigned char *is_double = double_stack
     cdef unsigned char *mu_double = mu_double_stack
     cdef gd_tensors tensors
+    cdef gd_lowp policy
+    cdef void **pointers = NULL
     steps = _int64_steps(steps)
     if slots > MAX_SLOTS:
         raise ValueError(f"states: expected at most {MAX_SLOTS - 2} state lists")
@@ -243,12 +268,19 @@ cdef int _run(const gd_rule *rule, list params, list grads, tuple states, object
             raise MemoryError()
         _describe(&tensors, params, grads, states, steps, mu_product, data, size, is_double,
                   mu, mu_double)
+        if lowp is not None:
+            pointers = <void **>PyMem_Malloc(count * (2 + slots) * sizeof(void *) + 1)
+            if not pointers:
+                raise MemoryError()
+            (<Staging>lowp).describe(&policy, count, slots, pointers)
+            tensors.lowp = &policy
         with nogil:
             if rule == NULL:
                 gd_roofline(&tensors, hyper)
             else:
                 gd_step(rule, &tensors, hyper)
     finally:
+        PyMem_Free(pointers)
         if count > STACK_TENSORS:
             PyMem_Free(data)
             PyMem_Free(mu)
@@ -256,6 +288,83 @@ cdef int _run(const gd_rule *rule, list params, list grads, tuple states, object
             PyMem_Free(is_double)
             PyMem_Free(mu_double)
     return 0
+
+
+# The 8-bit maps of SPEC L.4, set once (the kernels' encoder tables).
+def _set_maps():
+    from .formats import DYNAMIC_SIGNED, DYNAMIC_UNSIGNED
+    cdef float[::1] signed = np.array(DYNAMIC_SIGNED, dtype=np.float32)
+    cdef float[::1] unsigned = np.array(DYNAMIC_UNSIGNED, dtype=np.float32)
+    if gd_lowp_set_maps(&signed[0], &unsigned[0]) != 0:
+        raise RuntimeError("gdfast.formats' 8-bit maps do not fit the kernels' encoder table")
+
+
+_set_maps()
+
+# A slot's storage, by name (gdfast.catalogue's policy): src_c/gdfast.h's GD_NATIVE ...
+FORMATS = {"native": GD_NATIVE, "bfloat16": GD_BF16, "float16": GD_F16,
+           "int8 signed": GD_Q8_SIGNED, "int8 unsigned": GD_Q8_UNSIGNED}
+MAX_BLOCK = GD_LOWP_MAX_BLOCK
+
+
+cdef class Staging:
+    """The dtype policy of one step's tensors (SPEC L.5/L.6), checked by the caller
+    (gdfast.catalogue's policy): for tensor k of the step and slot s (param, grad, then the
+    state buffers), `formats[k * slots + s]` (FORMATS' values, uint8), `absmax[k * slots + s]`
+    (an 8-bit slot's float32 scales, else None); `master[k]` (float32, or None),
+    `param_copy[k]` (uint16-sized 16-bit array, or None) with `copy_formats[k]`;
+    `tensors[k]` its index in the optimizer (int64); block_size, seed, stochastic."""
+    cdef object formats, copy_formats, tensors
+    cdef list master, param_copy, absmax
+    cdef int64_t block_size
+    cdef unsigned long long seed
+    cdef int stochastic
+
+    def __init__(self, formats, list master, list param_copy, copy_formats, list absmax,
+                 tensors, int64_t block_size, unsigned long long seed, bint stochastic):
+        self.formats = np.ascontiguousarray(formats, dtype=np.uint8)
+        self.copy_formats = np.ascontiguousarray(copy_formats, dtype=np.uint8)
+        self.tensors = np.ascontiguousarray(tensors, dtype=np.int64)
+        self.master = master
+        self.param_copy = param_copy
+        self.absmax = absmax
+        count = len(master)
+        if not (len(param_copy) == count and self.copy_formats.size == count
+                and self.tensors.size == count and len(absmax) == self.formats.size
+                and self.formats.size % max(count, 1) == 0):
+            raise ValueError("Staging: expected one entry per tensor (per tensor and slot for "
+                             "formats and absmax)")
+        if not (0 < block_size <= GD_LOWP_MAX_BLOCK and block_size % 16 == 0):
+            raise ValueError(f"block_size: expected a positive multiple of 16, at most "
+                             f"{GD_LOWP_MAX_BLOCK}, got {block_size}")
+        self.block_size = block_size
+        self.seed = seed
+        self.stochastic = stochastic
+
+    cdef int describe(self, gd_lowp *policy, Py_ssize_t count, int slots,
+                      void **pointers) except -1:
+        """Fill `policy`; `pointers` has room for count * (2 + slots) pointers."""
+        cdef Py_ssize_t k, j
+        if len(self.master) != count or cnp.PyArray_SIZE(self.formats) != count * slots:
+            raise ValueError("Staging: it describes another list of tensors")
+        for k in range(count):
+            pointers[k] = NULL if self.master[k] is None else \
+                cnp.PyArray_DATA(<cnp.ndarray>self.master[k])
+            pointers[count + k] = NULL if self.param_copy[k] is None else \
+                cnp.PyArray_DATA(<cnp.ndarray>self.param_copy[k])
+        for j in range(count * slots):
+            pointers[2 * count + j] = NULL if self.absmax[j] is None else \
+                cnp.PyArray_DATA(<cnp.ndarray>self.absmax[j])
+        policy.format = <const unsigned char *>cnp.PyArray_DATA(<cnp.ndarray>self.formats)
+        policy.master = pointers
+        policy.param_copy = pointers + count
+        policy.copy_format = <const unsigned char *>cnp.PyArray_DATA(<cnp.ndarray>self.copy_formats)
+        policy.absmax = <float **>(pointers + 2 * count)
+        policy.tensor = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>self.tensors)
+        policy.block_size = self.block_size
+        policy.seed = self.seed
+        policy.stochastic = self.stochastic
+        return 0
 
 
 cdef class Kernel:
@@ -297,6 +406,13 @@ cdef class Kernel:
         self.layout = layout
         self.scalars = frozenset(scalars)
 
+    # A policy's step (gdfast.catalogue._policy): `kernel(..., lowp=kernel.staging(...))`.
+    stages = True
+
+    def staging(self, *args):
+        """A `Staging` of these arguments, for `kernel(..., lowp=...)`."""
+        return Staging(*args)
+
     @property
     def takes_rows(self) -> bool:
         return bool(self.rule.rows)
@@ -332,13 +448,13 @@ cdef class Kernel:
         scalars = [s for name, s in zip(names, states) if name in self.scalars]
         return buffers, (scalars[0] if scalars else None)
 
-    def __call__(self, list params, list grads, *states_and_steps, **hyper):
+    def __call__(self, list params, list grads, *states_and_steps, Staging lowp=None, **hyper):
         cdef gd_hyper values = self.hyper(hyper)
         if not states_and_steps:
             raise TypeError(f"{self.name}: expected the step counts after the state lists")
         count = len(states_and_steps) - 1
         buffers, scalars = self.split(states_and_steps[:count], hyper)
-        _run(self.rule, params, grads, buffers, states_and_steps[count], &values, scalars)
+        _run(self.rule, params, grads, buffers, states_and_steps[count], &values, scalars, lowp)
 
     def rows(self, cnp.ndarray param, cnp.ndarray indices, cnp.ndarray values,
              *states_and_step, **hyper):

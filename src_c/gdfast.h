@@ -53,7 +53,41 @@ typedef struct {
      * this step's μ_t (nadam_prepare), as torch keeps it. */
     void *const *mu_product;
     const unsigned char *mu_product_is_double;
+    /* The dtype policy (SPEC L.5/L.6), or NULL: every slot float32/float64 as is_double says. */
+    const struct gd_lowp *lowp;
 } gd_tensors;
+
+/* ---- Low precision (docs/spec-low-precision.md, SPEC L.5/L.6) ------------------------------
+ * A slot's storage.  A tensor with a slot not GD_NATIVE (or a master / a parameter copy) is
+ * *staged*: the driver widens blocks of it into float32 scratch, runs the rule's float32
+ * segment there, and rounds or re-encodes what the rule wrote (lowp.h's arithmetic).  The
+ * rules know nothing of it. */
+enum {
+    GD_NATIVE = 0,      /* float32 (or float64, is_double), used in place */
+    GD_BF16 = 1,        /* bfloat16 bit patterns (uint16) */
+    GD_F16 = 2,         /* IEEE float16 bit patterns (uint16) */
+    GD_Q8_SIGNED = 3,   /* 8-bit codes (uint8), the signed dynamic map, a scale per block */
+    GD_Q8_UNSIGNED = 4, /* 8-bit codes (uint8), the unsigned dynamic map, a scale per block */
+};
+/* Largest block of 8-bit state (elements). */
+#define GD_LOWP_MAX_BLOCK 4096
+
+typedef struct gd_lowp {
+    const unsigned char *format; /* format[k * slots + slot]; the gradient slot is only read */
+    void *const *master;         /* master[k]: tensor k's float32 master weights, or NULL */
+    void *const *param_copy;     /* param_copy[k]: a 16-bit copy written each step, or NULL */
+    const unsigned char *copy_format; /* copy_format[k]: GD_BF16 or GD_F16 */
+    float *const *absmax;        /* absmax[k * slots + slot]: an 8-bit slot's block scales */
+    const int64_t *tensor;       /* tensor[k]: its index in the optimizer (the generator's) */
+    int64_t block_size;          /* 8-bit blocks: a positive multiple of 16, at most 4096 */
+    uint64_t seed;               /* the generator's seed (SPEC L.2) */
+    int stochastic;              /* 16-bit stores: 0 nearest even, 1 stochastic */
+} gd_lowp;
+
+/* The two 8-bit maps (256 increasing float32 values each: gdfast.formats.DYNAMIC_SIGNED and
+ * DYNAMIC_UNSIGNED), set once before any 8-bit step; 0, or -1 for a map the encoder's table
+ * cannot hold. */
+int gd_lowp_set_maps(const float *signed_code, const float *unsigned_code);
 
 /* Every rule's hyper-parameters and named variants; each rule reads the ones it
  * has (rules.inc gives each variant's formula).  Zero means the SPEC.md form,

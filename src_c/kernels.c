@@ -13,6 +13,7 @@
  * NumPy reference does, whatever the thread split.
  */
 #include "gdfast.h"
+#include "lowp.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -62,9 +63,12 @@ static int gd_team_size(int64_t n)
     return threads < 1 ? 1 : (int)threads;
 }
 
-static inline int64_t gd_padded(int64_t n)
+/* n rounded up to a multiple of `align` (64 elements; a multiple of the 8-bit block too when
+ * a policy is set, so that no block is split between threads: SPEC L.6). */
+static inline int64_t gd_padded(int64_t n, int64_t align)
 {
-    return (n + GD_SPAN_ALIGN - 1) / GD_SPAN_ALIGN * GD_SPAN_ALIGN;
+    if (align == GD_SPAN_ALIGN) return (n + GD_SPAN_ALIGN - 1) & ~(GD_SPAN_ALIGN - 1); /* no policy */
+    return (n + align - 1) / align * align;
 }
 
 /* A step over a list of tensors, for gd_parallel_for: the rule's segment functions. */
@@ -72,23 +76,170 @@ typedef struct {
     const gd_tensors *t;
     const gd_hyper *h;
     gd_segment_fn segment_f32, segment_f64;
+    int64_t align;
 } gd_step_work;
 
+/* ---- staging (SPEC L.6): low-precision slots through float32 scratch -------------------- */
+
+/* Elements a staged block aims at: a multiple of the 8-bit block size (at least one block). */
+#define GD_STAGE ((int64_t)2048)
+#define GD_STAGE_MAX (GD_STAGE > GD_LOWP_MAX_BLOCK ? GD_STAGE : GD_LOWP_MAX_BLOCK)
+
+static gd_q8_map gd_maps[2]; /* [0] unsigned, [1] signed */
+
+int gd_lowp_set_maps(const float *signed_code, const float *unsigned_code)
+{
+    return gd_q8_map_init(&gd_maps[1], signed_code) | gd_q8_map_init(&gd_maps[0], unsigned_code);
+}
+
+GD_CLONES static void gd_widen_span(float *restrict out, const uint16_t *restrict in, int64_t n,
+                                    int format)
+{
+    if (format == GD_BF16) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) out[i] = GD_LOAD_BF16(in, i);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) out[i] = GD_LOAD_F16(in, i);
+    }
+}
+
+/* Elements `index` ... of a tensor rounded to 16 bits; `key`: the generator's (stochastic). */
+GD_CLONES static void gd_narrow_span(uint16_t *restrict out, const float *restrict in, int64_t n,
+                                     int format, int stochastic, uint32_t key, int64_t index)
+{
+    if (format == GD_BF16 && !stochastic) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) GD_STORE_BF16(out, i, in[i]);
+    } else if (format == GD_BF16) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) GD_STORE_BF16_SR(out, i, in[i], key, index + i);
+    } else if (!stochastic) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) GD_STORE_F16(out, i, in[i]);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) GD_STORE_F16_SR(out, i, in[i], key, index + i);
+    }
+}
+
+/* Elements [at, at + n) of tensor k rounded into `out`, stream `stream` (SPEC L.2/L.3). */
+static void gd_narrow(const gd_tensors *t, int64_t k, uint16_t *out, const float *in, int64_t n,
+                      int format, uint32_t stream, int64_t at)
+{
+    const gd_lowp *p = t->lowp;
+    if (!p->stochastic) {
+        gd_narrow_span(out, in, n, format, 0, 0, at);
+        return;
+    }
+    for (int64_t i = 0; i < n;) {
+        const int64_t index = at + i, len = gd_span_within_key(index, n - i);
+        const uint32_t key = gd_random_key(p->seed, (uint64_t)t->step[k], (uint64_t)p->tensor[k],
+                                           stream, (uint32_t)((uint64_t)index >> 32));
+        gd_narrow_span(out + i, in + i, len, format, 1, key, index);
+        i += len;
+    }
+}
+
+/* n 8-bit values (whole blocks of `block`, the last maybe shorter) <-> float32. */
+GD_CLONES static void gd_q8_load(const gd_q8_map *map, const uint8_t *restrict q,
+                                 const float *restrict absmax, int64_t n, int64_t block,
+                                 float *restrict out)
+{
+    for (int64_t b = 0; b < n; b += block)
+        gd_q8_dequantize_block(map, q + b, n - b < block ? n - b : block, absmax[b / block], out + b);
+}
+
+GD_CLONES static void gd_q8_store(const gd_q8_map *map, const float *restrict x, int64_t n,
+                                  int64_t block, uint8_t *restrict q, float *restrict absmax)
+{
+    for (int64_t b = 0; b < n; b += block)
+        absmax[b / block] = gd_q8_quantize_block(map, x + b, n - b < block ? n - b : block, q + b);
+}
+
+/* Elements [lo, lo + len) of tensor k (lo a multiple of the 8-bit block), staged: each block
+ * of GD_STAGE-ish elements is widened into this thread's float32 scratch (a native slot and
+ * the master weights are used in place), the rule's float32 segment runs on it, then what the
+ * rule wrote is stored back in its format (SPEC L.6).  Element indices are the tensor's. */
+static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
+                              const gd_hyper *h, gd_segment_fn segment)
+{
+    static _Thread_local float scratch[GD_MAX_SLOTS][GD_STAGE_MAX] __attribute__((aligned(64)));
+    const gd_lowp *p = t->lowp;
+    const int slots = t->slots;
+    const unsigned char *format = p->format + k * slots;
+    const int64_t block = p->block_size;
+    const int64_t stage = block >= GD_STAGE ? block : GD_STAGE / block * block;
+    void *const *source = t->data + k * slots;
+    float *const *absmax = p->absmax ? p->absmax + k * slots : NULL;
+    float *master = p->master ? (float *)p->master[k] : NULL;
+    uint16_t *copy = p->param_copy ? (uint16_t *)p->param_copy[k] : NULL;
+    void *data[GD_MAX_SLOTS];
+    const gd_tensors one = {1,
+                            slots,
+                            data,
+                            t->size + k,
+                            t->step + k,
+                            t->is_double + k,
+                            t->mu_product ? t->mu_product + k : NULL,
+                            t->mu_product_is_double ? t->mu_product_is_double + k : NULL,
+                            NULL};
+    for (int64_t at = lo; at < lo + len; at += stage) {
+        const int64_t n = lo + len - at < stage ? lo + len - at : stage;
+        for (int s = 0; s < slots; s++) { /* 1. load and widen */
+            if (s == GD_SLOT_PARAM && master) {
+                data[s] = master + at;
+            } else if (format[s] == GD_NATIVE) {
+                data[s] = (float *)source[s] + at;
+            } else if (format[s] == GD_BF16 || format[s] == GD_F16) {
+                gd_widen_span(scratch[s], (const uint16_t *)source[s] + at, n, format[s]);
+                data[s] = scratch[s];
+            } else {
+                gd_q8_load(&gd_maps[format[s] == GD_Q8_SIGNED], (const uint8_t *)source[s] + at,
+                           absmax[s] + at / block, n, block, scratch[s]);
+                data[s] = scratch[s];
+            }
+        }
+        segment(&one, 0, 0, n, h); /* 2. the rule in float32 */
+        for (int s = 0; s < slots; s++) { /* 3. store */
+            if (s == GD_SLOT_GRAD || (format[s] == GD_NATIVE && s != GD_SLOT_PARAM)) continue;
+            if (s == GD_SLOT_PARAM) {
+                if (format[s] != GD_NATIVE)
+                    gd_narrow(t, k, (uint16_t *)source[s] + at, (const float *)data[s], n, format[s],
+                              0, at);
+                if (copy)
+                    gd_narrow(t, k, copy + at, (const float *)data[s], n, p->copy_format[k], 0, at);
+            } else if (format[s] == GD_BF16 || format[s] == GD_F16) {
+                gd_narrow(t, k, (uint16_t *)source[s] + at, scratch[s], n, format[s],
+                          (uint32_t)(s - 1), at); /* stream 1 + j for state buffer j = s - 2 */
+            } else {
+                gd_q8_store(&gd_maps[format[s] == GD_Q8_SIGNED], scratch[s], n, block,
+                            (uint8_t *)source[s] + at, absmax[s] + at / block);
+            }
+        }
+    }
+}
+
 /* Runs the step's segments over elements [begin, end) of the padded index space (the
- * tensors laid end to end, each padded to a multiple of 64 elements).  cursor = (k, offset
- * of tensor k): where the calling thread's previous chunk of this step ended, so that a
+ * tensors laid end to end, each padded to a multiple of step->align elements).  cursor = (k,
+ * offset of tensor k): where the calling thread's previous chunk of this step ended, so that a
  * thread's scan over a long list of tensors is done once per step, not once per chunk. */
 static void gd_step_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2])
 {
     const gd_step_work *step = (const gd_step_work *)ctx;
     const gd_tensors *t = step->t;
+    const int64_t align = step->align;
     int64_t k = cursor[0], offset = cursor[1];
-    while (k < t->count && offset + gd_padded(t->size[k]) <= begin) offset += gd_padded(t->size[k++]);
-    for (; k < t->count && offset < end; offset += gd_padded(t->size[k++])) {
+    while (k < t->count && offset + gd_padded(t->size[k], align) <= begin)
+        offset += gd_padded(t->size[k++], align);
+    for (; k < t->count && offset < end; offset += gd_padded(t->size[k++], align)) {
         const int64_t lo = begin > offset ? begin - offset : 0;
         const int64_t hi = end - offset < t->size[k] ? end - offset : t->size[k];
-        if (hi > lo) (t->is_double[k] ? step->segment_f64 : step->segment_f32)(t, k, lo, hi - lo, step->h);
-        if (offset + gd_padded(t->size[k]) > end) break; /* tensor k goes on in the next chunk */
+        if (hi > lo && t->lowp) /* a policy: every tensor staged (its arithmetic is float32) */
+            gd_staged_segment(t, k, lo, hi - lo, step->h, step->segment_f32);
+        else if (hi > lo)
+            (t->is_double[k] ? step->segment_f64 : step->segment_f32)(t, k, lo, hi - lo, step->h);
+        if (offset + gd_padded(t->size[k], align) > end) break; /* tensor k goes on in the next chunk */
     }
     cursor[0] = k;
     cursor[1] = offset;
@@ -99,10 +250,21 @@ static void gd_step_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[
  * within [GD_CHUNK_MIN, GD_CHUNK_MAX], whole cache lines. */
 static int64_t gd_chunk_size(int64_t total, int team)
 {
-    int64_t chunk = gd_padded(total / ((int64_t)team * 16));
+    int64_t chunk = gd_padded(total / ((int64_t)team * 16), GD_SPAN_ALIGN);
     if (chunk < GD_CHUNK_MIN) chunk = GD_CHUNK_MIN;
     if (chunk > GD_CHUNK_MAX) chunk = GD_CHUNK_MAX;
     return chunk;
+}
+
+/* Greatest common divisor, for the alignment of a policy's blocks. */
+static int64_t gd_gcd(int64_t a, int64_t b)
+{
+    while (b) {
+        const int64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
 }
 
 /* One step over a list of tensors: the whole list on the calling thread when small, else
@@ -112,16 +274,18 @@ static int64_t gd_chunk_size(int64_t total, int team)
 static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
                    gd_segment_fn segment_f64)
 {
+    int64_t align = GD_SPAN_ALIGN;
+    if (t->lowp) align = GD_SPAN_ALIGN / gd_gcd(GD_SPAN_ALIGN, t->lowp->block_size) * t->lowp->block_size;
     int64_t total = 0;
-    for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k]);
-    const gd_step_work step = {t, h, segment_f32, segment_f64};
+    for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k], align);
+    const gd_step_work step = {t, h, segment_f32, segment_f64, align};
     const int team = gd_team_size(total);
     if (team <= 1) { /* the common small step: straight to the segments */
         int64_t cursor[2] = {0, 0};
         gd_step_chunk((void *)&step, 0, total, cursor);
         return;
     }
-    gd_parallel_for(total, gd_chunk_size(total, team), team, gd_step_chunk, (void *)&step);
+    gd_parallel_for(total, gd_padded(gd_chunk_size(total, team), align), team, gd_step_chunk, (void *)&step);
 }
 
 #define GD_CAT_(a, b) a##b

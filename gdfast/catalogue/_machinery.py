@@ -43,6 +43,15 @@ import numpy as np
 from .. import _validation as check
 from ..rows import RowGrad
 from ._fastpath import OwnedMemory, PythonStep, concurrent_use
+from ._policy import DEFAULTS as POLICY_DEFAULTS
+from ._policy import (
+    NATIVE,
+    NONNEGATIVE_STATE,
+    Policy,
+    low_precision_array,
+    sixteen_bit_format,
+    widen,
+)
 
 ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
 GradOrGrads = Union[np.ndarray, RowGrad, None, Sequence[Union[np.ndarray, RowGrad, None]]]
@@ -156,6 +165,14 @@ class Optimizer:
     # State entries that are one float64 number per parameter (0-d arrays), not buffers.
     scalar_state: ClassVar[tuple[str, ...]] = ()
     hyperparameter_names: ClassVar[tuple[str, ...]] = ()
+    # State entries that are never negative: 8-bit state stores them with the unsigned map
+    # (SPEC L.4), the others with the signed map.  A rule with other such entries lists them.
+    nonnegative_state: ClassVar[frozenset[str]] = NONNEGATIVE_STATE
+    # Element-wise: each element's update reads only that element's values (every rule of
+    # SPEC.md section 1).  A dtype policy stages tensors in blocks (SPEC L.6), so a rule that
+    # reduces over a tensor (a trust ratio, a factored moment, a matrix iteration) declares
+    # False and refuses a policy.
+    elementwise: ClassVar[bool] = True
     # The named options each convention selects (presets): {convention: {option: value}}.
     # An option passed as None takes the value of the chosen convention.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -210,7 +227,13 @@ class Optimizer:
         convention = inspect.Parameter(
             "convention", inspect.Parameter.KEYWORD_ONLY, default="paper"
         )
-        cls._signature = inspect.Signature(self_and_params + positional + keyword + [convention])
+        policy = [  # the dtype policy (SPEC L.5, gdfast.catalogue._policy)
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
+            for name, default in POLICY_DEFAULTS.items()
+        ]
+        cls._signature = inspect.Signature(
+            self_and_params + positional + keyword + [convention] + policy
+        )
         if "__init__" not in vars(cls):
             cls.__signature__ = cls._signature.replace(  # type: ignore[attr-defined]
                 parameters=list(cls._signature.parameters.values())[1:]
@@ -230,13 +253,23 @@ class Optimizer:
         del arguments["self"]
         params = arguments.pop("params")
         convention = arguments.pop("convention")
+        policy_arguments = {name: arguments.pop(name) for name in POLICY_DEFAULTS}
         self.convention = check.convention("convention", convention)
         preset = type(self).conventions.get(convention, {})
         self._single = isinstance(params, np.ndarray)
         self.params = self._check_params(params)
-        # The dtypes of the parameters, each with the name of the first parameter of that dtype.
+        names = [self._name("params", index) for index in range(len(self.params))]
+        self.policy = Policy.build(self.params, names, policy_arguments)
+        if self.policy.active and not type(self).elementwise:
+            raise ValueError(
+                f"state_dtype, master_weights, param_copy, 16-bit parameters: {self.rule} is "
+                "not element-wise (its update reduces over a tensor); it takes float32/float64 "
+                "parameters and state only"
+            )
+        # The arithmetic dtypes of the parameters (float32 for 16-bit ones), each with the name
+        # of the first parameter of that dtype.
         self._dtypes = {
-            param.dtype: self._name("params", index)
+            self.policy.arithmetic_dtype(param): self._name("params", index)
             for index, param in reversed(list(enumerate(self.params)))
         }
         self._hyper: dict[str, Any] = {}
@@ -245,13 +278,28 @@ class Optimizer:
             setattr(self, name, preset[name] if value is None and name in preset else value)
         self._check_hyper(self._hyper)
         self.state_names = type(self).state_layout(self._hyper)
+        # 16-bit parameters: float32 state (then stored as the policy says)
+        templates = [
+            p if sixteen_bit_format(p.dtype) is None else np.zeros(p.shape, np.float32)
+            for p in self.params
+        ]
         self.state = {
-            name: tuple(self._initial_state(name, p) for p in self.params)
+            name: tuple(self._initial_state(name, p) for p in templates)
             for name in self.state_names
         }
+        # Each state entry's storage (SPEC L.5): a format of gdfast.catalogue._policy, or
+        # None for the scalar entries (float64 numbers, never converted).
+        self._state_formats = {
+            name: None
+            if name in self.scalar_state
+            else self.policy.state_format(name, type(self).nonnegative_state)
+            for name in self.state_names
+        }
+        if self.policy.active:
+            self._store_state()
         self._steps = np.zeros(len(self.params), dtype=np.int64)
         self._param_list = list(self.params)
-        self._state_lists = tuple(list(buffers) for buffers in self.state.values())
+        self._state_lists = tuple(list(self.state[name]) for name in self.state_names)
         # Memory of every buffer the kernels write, for the aliasing check of gradients.
         self._owned = OwnedMemory(
             (check.byte_span(array), label) for label, array in self._labelled_buffers()
@@ -262,7 +310,7 @@ class Optimizer:
         fast_step = type(self)._fast_step
         self._fast = (
             PythonStep()
-            if fast_step is None
+            if fast_step is None or self.policy.active
             else fast_step(
                 type(self).__name__,
                 self.params,
@@ -270,6 +318,94 @@ class Optimizer:
                 self._core_hyper,
                 self._steps,
                 self._owned,
+            )
+        )
+
+    def _store_state(self) -> None:
+        """The float32 initial state in the policy's storage, plus the arrays a policy adds:
+        `<name>_absmax` (8-bit state's scales) and `master` (float32 master weights, the
+        parameters widened exactly)."""
+        for name in self.state_names:
+            fmt = self._state_formats[name]
+            if fmt is None or fmt == NATIVE:
+                continue
+            stored = [self.policy.store(fmt, values) for values in self.state[name]]
+            self.state[name] = tuple(codes for codes, _ in stored)
+            if stored and stored[0][1] is not None:
+                self.state[f"{name}_absmax"] = tuple(scales for _, scales in stored)
+        if self.policy.master_weights:
+            self.state["master"] = tuple(widen(p) for p in self.params)
+
+    def _policy_step(self, active: list[int], grads: list[Any]) -> None:
+        """The step of the tensors `active` under the dtype policy (SPEC L.6): the C kernel
+        stages them (gdfast._kernels.Staging), the reference applies L.6 literally."""
+        core = type(self)._core
+        params = [self.params[i] for i in active]
+        active_grads = [grads[i] for i in active]
+        entries = [
+            (
+                name,
+                self._state_formats[name],
+                [self.state[name][i] for i in active],
+                [self.state[f"{name}_absmax"][i] for i in active]
+                if f"{name}_absmax" in self.state
+                else None,
+            )
+            for name in self.state_names
+        ]
+        master = [self.state["master"][i] for i in active] if self.policy.master_weights else None
+        steps = self._steps[active]
+        if getattr(core, "stages", False):  # the C kernel: one staged pass
+            buffers = [entry for entry in entries if entry[1] is not None]
+            staging = core.staging(
+                *self.policy.staging_args(
+                    active,
+                    active_grads,
+                    [fmt for _, fmt, _, _ in buffers],
+                    [absmax for _, _, _, absmax in buffers],
+                    master,
+                )
+            )
+            core(
+                params,
+                active_grads,
+                *[entry[2] for entry in entries],
+                steps,
+                lowp=staging,
+                **self._core_hyper,
+            )
+        else:
+            self.policy.reference_step(
+                core, active, params, active_grads, entries, steps, master, self._core_hyper
+            )
+
+    def _check_grad_dtype(self, name: str, grad: np.ndarray, index: int) -> None:
+        """A gradient's dtype against its parameter's and the policy (SPEC L.5): the
+        parameter's; float32 for a 16-bit parameter; bfloat16/float16 where the arithmetic has
+        a float32 home (a float32 parameter, or master weights)."""
+        param = self.params[index]
+        if isinstance(grad, np.ndarray) and sixteen_bit_format(grad.dtype) is not None:
+            if type(grad) is not np.ndarray or not grad.flags.aligned:
+                low_precision_array(name, grad, writeable=False)
+        else:
+            check.float_array(name, grad)
+        if grad.dtype == param.dtype:
+            return
+        home = param.dtype == np.float32 or self.policy.master_weights
+        if grad.dtype == np.float32 and param.dtype != np.float64:
+            return
+        if sixteen_bit_format(grad.dtype) is not None and home:
+            return
+        allowed = "float32, bfloat16 or float16" if home else f"{param.dtype} or float32"
+        if param.dtype == np.float64:
+            allowed = "float64"
+        raise TypeError(
+            f"{name}: dtype {grad.dtype} does not match the parameter's dtype {param.dtype}; "
+            f"expected {allowed}"
+            + (
+                " (a 16-bit gradient of another format needs master_weights=True)"
+                if sixteen_bit_format(param.dtype) and not home
+                else ""
             )
         )
 
@@ -355,7 +491,10 @@ class Optimizer:
                 f"params: expected an ndarray or a list of ndarrays, got {type(params).__name__}"
             )
         for index, array in enumerate(arrays):
-            check.parameter(self._name("params", index), array)
+            if isinstance(array, np.ndarray) and sixteen_bit_format(array.dtype) is not None:
+                low_precision_array(self._name("params", index), array, writeable=True)
+            else:
+                check.parameter(self._name("params", index), array)
         spans = sorted((check.byte_span(a), i) for i, a in enumerate(arrays) if a.nbytes)
         for (previous, first), (current, second) in zip(spans, spans[1:]):
             if check.spans_overlap(previous, current):
@@ -368,6 +507,9 @@ class Optimizer:
     def _labelled_buffers(self):
         for index, param in enumerate(self.params):
             yield self._name("params", index), param
+        for index, copy in enumerate(self.policy.param_copy or ()):
+            if copy is not None:
+                yield self._name("param_copy", index), copy
         for name, buffers in self.state.items():
             for index, buffer in enumerate(buffers):
                 yield f"state[{name!r}][{index}]", buffer
@@ -382,6 +524,12 @@ class Optimizer:
 
     def _check_rows(self, name: str, grad: RowGrad, param: np.ndarray) -> _CheckedRows:
         """Every check of a RowGrad entry against its parameter (gdfast.rows)."""
+        if self.policy.active:
+            raise TypeError(
+                f"{name}: RowGrad (row-sparse) steps are float32/float64 only; this "
+                "optimizer has a low-precision policy (state_dtype, master_weights, "
+                "param_copy or 16-bit parameters)"
+            )
         if type(self)._row_core is None:
             raise TypeError(
                 f"{name}: {self.rule} does not take RowGrad (row-sparse) "
@@ -456,11 +604,7 @@ class Optimizer:
             if isinstance(grad, RowGrad):
                 grads[index] = self._check_rows(name, grad, param)
                 continue
-            check.float_array(name, grad)
-            if grad.dtype != param.dtype:
-                raise TypeError(
-                    f"{name}: dtype {grad.dtype} does not match the parameter's dtype {param.dtype}"
-                )
+            self._check_grad_dtype(name, grad, index)
             if grad.shape != param.shape:
                 raise ValueError(
                     f"{name}: shape {grad.shape} does not match the parameter's shape {param.shape}"
@@ -531,6 +675,9 @@ class Optimizer:
             if not active:
                 return
             self._steps[active] += 1
+            if self.policy.active or any(grads[i].dtype != self.params[i].dtype for i in active):
+                self._policy_step(active, grads)
+                return
             type(self)._core(
                 [self.params[i] for i in active],
                 [grads[i] for i in active],
@@ -595,7 +742,7 @@ class Optimizer:
             raise self._concurrent("state_dict")
         self._busy = True
         try:
-            return {
+            state = {
                 "rule": self.rule,
                 "hyperparameters": dict(self._hyper),
                 "steps": self._steps.tolist(),
@@ -604,6 +751,9 @@ class Optimizer:
                     for name, buffers in self.state.items()
                 },
             }
+            if self.policy.active:  # the dtype policy that the state's storage follows
+                state["policy"] = self.policy.record()
+            return state
         finally:
             self._busy = False
 
@@ -616,6 +766,9 @@ class Optimizer:
             raise TypeError(f"state_dict: expected a dict, got {type(state_dict).__name__}")
         state_dict = dict(state_dict)
         expected_keys = {"rule", "hyperparameters", "steps", "state"}
+        self._check_loaded_policy(state_dict)
+        if self.policy.active:
+            expected_keys.add("policy")
         if set(state_dict) != expected_keys:
             raise ValueError(
                 f"state_dict: expected the keys {sorted(expected_keys)}, got {sorted(state_dict)}"
@@ -689,27 +842,50 @@ class Optimizer:
             counts[index] = int(count)
         return counts
 
-    def _check_loaded_state(self, state: Any) -> dict[str, list[np.ndarray]]:
-        """The state buffers, each a private copy checked against its parameter."""
-        state = dict(state) if isinstance(state, dict) else state
-        if not isinstance(state, dict) or set(state) != set(self.state_names):
-            got = sorted(map(str, state)) if isinstance(state, dict) else _short(state)
+    def _check_loaded_policy(self, state_dict: dict[str, Any]) -> None:
+        """A state dict's dtype policy must be this optimizer's: state is never converted
+        silently (convert_state converts it explicitly)."""
+        mine = self.policy.record() if self.policy.active else None
+        theirs = state_dict.get("policy")
+        if theirs is not None and not isinstance(theirs, dict):
+            raise TypeError(f"state_dict['policy']: expected a dict, got {type(theirs).__name__}")
+        if theirs != mine:
             raise ValueError(
-                f"state_dict['state']: expected the entries {list(self.state_names)}, got {got}"
+                f"state_dict['policy']: the state was saved with the dtype policy "
+                f"{theirs or 'none (float32/float64 state)'}, this optimizer has "
+                f"{mine or 'none (float32/float64 state)'}; its storage differs. Convert it "
+                "explicitly with gdfast.catalogue._machinery.convert_state(state_dict, optimizer), or "
+                "build an optimizer with the same policy"
             )
+
+    def _check_loaded_state(self, state: Any) -> dict[str, list[np.ndarray]]:
+        """The state buffers, each a private copy checked against its parameter (under a
+        dtype policy: every entry the optimizer keeps, codes, scales and master included,
+        each of exactly its own buffer's shape and dtype)."""
+        names = list(self.state) if self.policy.active else list(self.state_names)
+        state = dict(state) if isinstance(state, dict) else state
+        if not isinstance(state, dict) or set(state) != set(names):
+            got = sorted(map(str, state)) if isinstance(state, dict) else _short(state)
+            raise ValueError(f"state_dict['state']: expected the entries {names}, got {got}")
         copies: dict[str, list[np.ndarray]] = {}
-        for name in self.state_names:
+        for name in names:
             arrays = state[name]
             where = f"state_dict['state'][{name!r}]"
             if not isinstance(arrays, (list, tuple)) or len(arrays) != len(self.params):
                 raise ValueError(f"{where}: expected a list of {len(self.params)} arrays")
             arrays = list(arrays)
             for index, array in enumerate(arrays):
-                check.float_array(f"{where}[{index}]", array)
+                if not self.policy.active:
+                    check.float_array(f"{where}[{index}]", array)
+                elif not isinstance(array, np.ndarray):
+                    raise TypeError(f"{where}[{index}]: expected a numpy.ndarray")
                 arrays[index] = np.array(array, copy=True)  # copy first, check the copy
             copies[name] = arrays
             for index, (array, param) in enumerate(zip(arrays, self.params)):
-                shape, dtype = self._state_spec(name, param)
+                own = self.state[name][index]
+                shape, dtype = (
+                    (own.shape, own.dtype) if self.policy.active else self._state_spec(name, param)
+                )
                 if array.shape != shape or array.dtype != dtype:
                     whose = " (those of the parameter)" if shape == param.shape else ""
                     raise ValueError(
@@ -718,6 +894,61 @@ class Optimizer:
                         f"{array.shape} and dtype {array.dtype}"
                     )
         return copies
+
+
+def convert_state(state_dict: dict[str, Any], optimizer: Optimizer) -> dict[str, Any]:
+    """A state dict of the same rule converted to `optimizer`'s dtype policy (explicitly,
+    never on load): every state buffer decoded to float32 (bfloat16 widened, 8-bit decoded
+    with its scales), then stored as `optimizer`'s policy says (rounded to nearest,
+    8-bit re-encoded); master weights taken from the state dict if it has them, else from
+    `optimizer`'s parameters.  float32 -> 8-bit -> float32 is lossy (8-bit codes)."""
+    if not isinstance(state_dict, dict) or not isinstance(state_dict.get("state"), dict):
+        raise TypeError("state_dict: expected a state dict (Optimizer.state_dict())")
+    source = state_dict.get("policy") or {"state_dtype": "float32", "block_size": 256}
+    block = source.get("block_size", 256)
+    decoder = Policy(source.get("state_dtype", "float32"), False, "nearest", 0, block, [], None)
+    target = optimizer.policy
+    state: dict[str, list[np.ndarray]] = {}
+    for name in optimizer.state_names:
+        if name not in state_dict["state"]:
+            raise ValueError(f"state_dict['state']: no entry {name!r}")
+        fmt = optimizer._state_formats[name]
+        buffers = state_dict["state"][name]
+        if fmt is None:
+            state[name] = [np.array(b, copy=True) for b in buffers]
+            continue
+        source_fmt = decoder.state_format(name, type(optimizer).nonnegative_state)
+        scales = state_dict["state"].get(f"{name}_absmax", [None] * len(buffers))
+        wide = [
+            decoder.load(source_fmt, np.asarray(b), s).astype(np.float32)
+            for b, s in zip(buffers, scales)
+        ]
+        if fmt == NATIVE:
+            state[name] = [
+                w.astype(p.dtype) if p.dtype == np.float64 else w
+                for w, p in zip(wide, optimizer.params)
+            ]
+            continue
+        stored = [target.store(fmt, w) for w in wide]
+        state[name] = [codes for codes, _ in stored]
+        if stored and stored[0][1] is not None:
+            state[f"{name}_absmax"] = [s for _, s in stored]
+    if target.master_weights:
+        master = state_dict["state"].get("master")
+        state["master"] = (
+            [np.array(m, dtype=np.float32) for m in master]
+            if master is not None
+            else [widen(p) for p in optimizer.params]
+        )
+    converted = {
+        "rule": state_dict.get("rule"),
+        "hyperparameters": state_dict.get("hyperparameters"),
+        "steps": state_dict.get("steps"),
+        "state": state,
+    }
+    if target.active:
+        converted["policy"] = target.record()
+    return converted
 
 
 def _short(value: Any) -> str:
