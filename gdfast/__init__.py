@@ -33,7 +33,7 @@ else:
     from ._threads import get_num_threads, set_num_threads, threads
     from . import optim
     from .state_file import load_state, save_state
-    from . import models, schedules, strategies
+    from .train import models, schedules, strategies
     from .train import History, check_grad, fit
 
     globals().update({cls.__name__: cls for cls in optim.CLASSES})

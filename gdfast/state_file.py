@@ -57,6 +57,9 @@ def save_state(state: Union[Optimizer, dict[str, Any]], file: PathOrFile) -> Non
     for entry, buffers in state["state"].items():
         for index, buffer in enumerate(buffers):
             arrays[f"state/{entry}/{index}"] = np.asarray(buffer)
+    for name, value in (state.get("policy") or {}).items():  # the dtype policy (SPEC L.5)
+        exact = isinstance(value, int) and not isinstance(value, bool)  # a 64-bit seed
+        arrays[f"policy/{name}"] = np.asarray(str(value) if exact else value)
     np.savez(file, **arrays)
 
 
@@ -129,6 +132,7 @@ def _read_state(
             f"{where}: entry 'rule' is {str(rule)!r}, the optimizer is a {optimizer.rule}"
         )
     hyperparameters: dict[str, Any] = {}
+    policy: dict[str, Any] = {}
     by_entry: dict[str, dict[int, str]] = {}
     for name in members:
         group, _, rest = name.partition("/")
@@ -149,6 +153,14 @@ def _read_state(
             if not (entry and index.isdigit() and index == str(int(index))):
                 raise ValueError(f"{where}: entry {name!r} is not state/<entry>/<index>")
             by_entry.setdefault(entry, {})[int(index)] = name
+        elif group == "policy" and rest:
+            value = read(name, "bU", 64)
+            if value.ndim != 0:
+                raise ValueError(f"{where}: entry {name!r} has shape {value.shape}, expected ()")
+            text = str(value)
+            policy[rest] = (
+                bool(value) if value.dtype == bool else int(text) if text.isdigit() else text
+            )
         elif name not in ("format", "rule", "steps"):
             raise ValueError(f"{where}: unexpected entry {name!r} (not read)")
     n_params = len(optimizer.params) if optimizer is not None else _SMALL
@@ -164,14 +176,17 @@ def _read_state(
         if optimizer is not None:
             _check_against(optimizer, entry, by_index, headers, where)
         state[entry] = [
-            read(by_index[i], "f", np.iinfo(np.int64).max) for i in range(len(by_index))
+            read(by_index[i], "fu", np.iinfo(np.int64).max) for i in range(len(by_index))
         ]
-    return {
+    loaded = {
         "rule": str(rule),
         "hyperparameters": hyperparameters,
         "steps": steps.tolist(),
         "state": state,
     }
+    if policy:
+        loaded["policy"] = policy
+    return loaded
 
 
 _KIND_NAMES = {
@@ -179,6 +194,8 @@ _KIND_NAMES = {
     "bfiu": "a number or a bool",
     "iu": "an integer dtype",
     "f": "float32 or float64",
+    "fu": "float32, float64, or the uint8/uint16 storage of a dtype policy",
+    "bU": "a bool or a string",
 }
 
 

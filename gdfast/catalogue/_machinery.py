@@ -165,6 +165,9 @@ class Optimizer:
     # State entries that are one float64 number per parameter (0-d arrays), not buffers.
     scalar_state: ClassVar[tuple[str, ...]] = ()
     hyperparameter_names: ClassVar[tuple[str, ...]] = ()
+    # Every rule's learning rate (its declaration's `lr = Hyperparameter(...)`), for the type
+    # checker.
+    lr: float
     # State entries that are never negative: 8-bit state stores them with the unsigned map
     # (SPEC L.4), the others with the signed map.  A rule with other such entries lists them.
     nonnegative_state: ClassVar[frozenset[str]] = NONNEGATIVE_STATE
@@ -854,7 +857,7 @@ class Optimizer:
                 f"state_dict['policy']: the state was saved with the dtype policy "
                 f"{theirs or 'none (float32/float64 state)'}, this optimizer has "
                 f"{mine or 'none (float32/float64 state)'}; its storage differs. Convert it "
-                "explicitly with gdfast.catalogue._machinery.convert_state(state_dict, optimizer), or "
+                "explicitly with gdfast.catalogue.convert_state(state_dict, optimizer), or "
                 "build an optimizer with the same policy"
             )
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ... import _validation as check
 from .._machinery import PARAMS_DOC, Hyperparameter, Rule, TorchEquivalent
+from .._policy import NONNEGATIVE_STATE
 from .._numpy_core import gradient_transform, ieee_nonstop
 
 
@@ -73,6 +74,7 @@ class Rprop(Rule):
     """
     rule = "Rprop"
     state_names = ("prev", "step_size")
+    nonnegative_state = NONNEGATIVE_STATE | {"step_size"}  # 8-bit state: the unsigned map
     lr = Hyperparameter(check.learning_rate, 0.01)
     etas = Hyperparameter(check.rprop_etas, (0.5, 1.2), kernel=("eta_minus", "eta_plus"))
     step_sizes = Hyperparameter(
