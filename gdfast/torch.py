@@ -967,7 +967,12 @@ class ASGD(_KernelOptimizer, torch.optim.ASGD):
     gdfast computes η_t and μ_t from t in double; torch reads them back from `eta` and
     `mu`, rounded to its default dtype (float32 unless torch.set_default_dtype(float64)):
     with float64 parameters and a float32 default, torch's η_t is off by up to 6e-8
-    relative, and so its steps are (identical with a float64 default dtype)."""
+    relative, and so its steps are (identical with a float64 default dtype).
+
+    A learning-rate change (a scheduler) reaches this class one step earlier than torch's
+    ASGD: torch computes η_(t+1) at the end of step t from that step's lr, gdfast computes
+    η_t from the lr of step t.  With a constant lr the two agree to rounding; after a change
+    they differ for one step (about 1e-5 relative in the parameters afterwards)."""
 
     torch_class = torch.optim.ASGD
     rule = rules.ASGD

@@ -334,10 +334,26 @@ def numpy_arguments(rule: str, config: dict) -> dict | None:
     return {name: value for name, value in arguments.items() if name in names}
 
 
-NUMPY_CASES = [case for case in CASES if numpy_arguments(*case) is not None]
+# torch's ASGD takes a learning-rate change one step late: it computes η_(t+1) at the end of
+# step t from that step's lr and keeps it in state["eta"]; gdfast's (and gdfast.torch.ASGD)
+# compute η_t from the lr of step t (spec 1.3).  With a constant lr they agree to rounding
+# (test_torch_rules2); this test halves lr mid-run, so it must fail for ASGD.
+LR_CHANGE_ONE_STEP_LATE = {"ASGD"}
+NUMPY_CASES = [
+    pytest.param(
+        *case,
+        marks=pytest.mark.xfail(
+            case[0] in LR_CHANGE_ONE_STEP_LATE,
+            reason="torch's ASGD applies an lr change one step later (documented difference)",
+            strict=True,
+        ),
+    )
+    for case in CASES
+    if numpy_arguments(*case) is not None
+]
 
 
-@pytest.mark.parametrize("rule, config", NUMPY_CASES, ids=[case_id(*c) for c in NUMPY_CASES])
+@pytest.mark.parametrize("rule, config", NUMPY_CASES, ids=[case_id(*c.values) for c in NUMPY_CASES])
 def test_numpy_classes_with_the_torch_convention_reproduce_torch(rule, config):
     """gdfast.<Rule>(..., convention="torch") on numpy arrays = its torch.optim counterpart,
     with the learning rate changed halfway (where lr_in_buffer matters)."""
