@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
 Size = tuple[int, int]
 PathLike = str | os.PathLike
 
-# One colour per rule, the same in every figure (matplotlib's tab10).
+# One colour per rule, the same in every figure (matplotlib's tab10, then tab20's light
+# shades).
 RULE_COLORS: dict[str, str] = dict(
     zip(
         RULE_NAMES,
@@ -35,6 +36,17 @@ RULE_COLORS: dict[str, str] = dict(
             "#7f7f7f",
             "#bcbd22",
             "#17becf",
+            # then tab20's light shades, rules 11 to 20
+            "#aec7e8",
+            "#ffbb78",
+            "#98df8a",
+            "#ff9896",
+            "#c5b0d5",
+            "#c49c94",
+            "#f7b6d2",
+            "#c7c7c7",
+            "#dbdb8d",
+            "#9edae5",
         ),
     )
 )

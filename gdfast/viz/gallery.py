@@ -19,7 +19,7 @@ from .surface_plots import animate_trajectories, plot_trajectories
 
 __all__ = ["write_figures", "SIZE"]
 
-SIZE = (800, 460)
+SIZE = (960, 500)
 
 
 def write_figures(
