@@ -123,8 +123,13 @@ EXTENSIONS = [
     Extension(
         "gdfast._kernels",
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c", "src_c/reduce.c"],
-        depends=["src_c/gdfast.h", "src_c/rules.inc", "src_c/threads.h", "src_c/threads.inc",
-                 "src_c/lowp.h"]
+        depends=[
+            "src_c/gdfast.h",
+            "src_c/rules.inc",
+            "src_c/threads.h",
+            "src_c/threads.inc",
+            "src_c/lowp.h",
+        ]
         + sorted(glob.glob("src_c/rules/*.inc")),
         extra_compile_args=list(BASE_FLAGS),
         extra_link_args=[],

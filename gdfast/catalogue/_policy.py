@@ -64,6 +64,13 @@ def bfloat16_dtype() -> np.dtype | None:
 _SIXTEEN_BIT: dict[np.dtype, str | None] = {}
 
 
+def _sixteen_bit(dtype: np.dtype) -> str:
+    """BF16 or F16 for a dtype already checked to be one of them."""
+    fmt = sixteen_bit_format(dtype)
+    assert fmt is not None, f"{dtype} was checked to be a 16-bit format"
+    return fmt
+
+
 def sixteen_bit_format(dtype: np.dtype) -> str | None:
     """BF16, F16, or None for any other dtype (remembered per dtype: a step asks often)."""
     try:
@@ -175,8 +182,7 @@ class Policy:
                 f"blocks), got {block_size}"
             )
         param_formats = [
-            NATIVE if p.dtype in (np.float32, np.float64) else sixteen_bit_format(p.dtype)
-            for p in params
+            NATIVE if p.dtype in (np.float32, np.float64) else _sixteen_bit(p.dtype) for p in params
         ]
         wide = [name for p, name in zip(params, names) if p.dtype == np.float64]
         if wide and state_dtype != "float32":
@@ -275,6 +281,7 @@ class Policy:
         if fmt == BF16:
             return formats.from_bfloat16(stored)
         if fmt in (Q8_SIGNED, Q8_UNSIGNED):
+            assert absmax is not None, "8-bit state comes with its scales"
             return formats.dequantize_blockwise(stored, absmax, self.code(fmt), self.block_size)
         return stored.copy()
 
@@ -325,8 +332,10 @@ class Policy:
                     buffers[position][...] = self.round(new, BF16, step, i, buffer_index)
                 else:
                     codes, scales = self.store(fmt, new)
+                    scale_buffer = None if absmax is None else absmax[position]
+                    assert scale_buffer is not None, "8-bit state comes with its scales"
                     buffers[position][...] = codes
-                    absmax[position][...] = scales
+                    scale_buffer[...] = scales
             param_format = self.param_formats[i]
             if master is not None:
                 np.copyto(master[position], theta)
@@ -336,7 +345,7 @@ class Policy:
                 param.view(np.uint16)[...] = self.round(theta, param_format, step, i, 0)
             copy = None if self.param_copy is None else self.param_copy[i]
             if copy is not None:
-                copy_format = sixteen_bit_format(copy.dtype)
+                copy_format = _sixteen_bit(copy.dtype)
                 copy.view(np.uint16)[...] = self.round(theta, copy_format, step, i, 0)
 
     def staging_args(
@@ -357,7 +366,7 @@ class Policy:
             ]
         copies = [None if self.param_copy is None else self.param_copy[i] for i in indices]
         copy_formats = [
-            _FORMAT_CODES[sixteen_bit_format(c.dtype)] if c is not None else 0 for c in copies
+            _FORMAT_CODES[_sixteen_bit(c.dtype)] if c is not None else 0 for c in copies
         ]
         return (
             np.array([_FORMAT_CODES[f] for f in slot_formats], dtype=np.uint8),
