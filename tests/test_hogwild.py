@@ -241,27 +241,23 @@ def test_replicas_leave_one_thread_and_other_modes_alone():
 
 def test_replica_flushes_lose_no_update():
     """Squared loss on one feature shared by every row, lr small: the intercept and the
-    feature are replicated and flushed every 7 examples by two threads; SGD's total move
-    of the intercept over an epoch from w = 0 is lr * sum(y) to first order, so a lost
-    flush (~7 rows of 200 000) would show as a 3.5e-5 relative shortfall."""
+    feature are replicated and flushed every 7 examples by two threads.  Over an epoch from
+    w = 0 each gradient is about -y, so Adagrad's summed squares are sum(y**2) and SGD's
+    total move of the feature is lr * sum(y) to first order: a lost flush (~7 rows of
+    200 000) would show as a 3.5e-5 relative shortfall.  The intercept takes the average
+    of moves made concurrently (hw_sync): between half (two threads always side by side)
+    and all (one thread at a time) of lr * sum(y)."""
     n = 200_000
     X = sp.csr_matrix((np.ones(n), np.zeros(n, dtype=np.int32), np.arange(n + 1)), shape=(n, 1))
     y = np.random.default_rng(0).uniform(1.0, 2.0, n)
     lr = 1e-12
-    model = hogwild.fit_linear(
-        X,
-        y,
-        loss="squared",
-        rule="sgd",
-        lr=lr,
-        epochs=1,
-        n_threads=2,
-        sync_every=7,
-        hot_features=1,
-        record_loss=False,
-    )
-    assert model.intercept == pytest.approx(lr * y.sum(), rel=1e-6)
-    assert model.coef[0] == pytest.approx(lr * y.sum(), rel=1e-6)
+    settings = dict(loss="squared", lr=lr, epochs=1, n_threads=2, sync_every=7, hot_features=1)
+    adagrad = hogwild.fit_linear(X, y, rule="adagrad", record_loss=False, **settings)
+    assert adagrad.sum_sq[-1] == pytest.approx(np.sum(y * y), rel=1e-6)
+    assert adagrad.sum_sq[0] == pytest.approx(np.sum(y * y), rel=1e-6)
+    sgd = hogwild.fit_linear(X, y, rule="sgd", record_loss=False, **settings)
+    assert sgd.coef[0] == pytest.approx(lr * y.sum(), rel=1e-6)
+    assert 0.5 * lr * y.sum() * (1 - 1e-6) <= sgd.intercept <= lr * y.sum() * (1 + 1e-6)
 
 
 def test_decision_function_matches_coefficients():
