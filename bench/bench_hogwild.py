@@ -328,10 +328,17 @@ def main(argv: list[str] | None = None) -> None:
         help="SGDClassifier's alpha (its L2; gdfast runs with l2=0)",
     )
     parser.add_argument(
-        "--sync-every", type=int, default=64, help="replicas: examples between flushes (K)"
+        "--replicas",
+        action="append",
+        metavar="K:H",
+        help="hogwild T=2 with replicas of the intercept and H features flushed every K "
+        "examples; repeat for a sweep (default 64:64)",
     )
     parser.add_argument(
-        "--hot-features", type=int, default=64, help="replicas: replicated features (H)"
+        "--only-gdfast", action="store_true", help="skip scikit-learn and Vowpal Wabbit"
+    )
+    parser.add_argument(
+        "--rules", default="sgd,adagrad", help="comma-separated, of sgd and adagrad"
     )
     parser.add_argument("--json", help="write every run here")
     parser.add_argument(
@@ -361,9 +368,9 @@ def main(argv: list[str] | None = None) -> None:
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
 
-    replicas = dict(sync_every=args.sync_every, hot_features=args.hot_features)
+    sweep = [tuple(int(n) for n in item.split(":")) for item in args.replicas or ["64:64"]]
     configs = []
-    for rule in ("sgd", "adagrad"):
+    for rule in args.rules.split(","):
         for mode, threads in (
             ("serial", 1),
             ("locked", 1),
@@ -372,16 +379,17 @@ def main(argv: list[str] | None = None) -> None:
             ("hogwild", 2),
         ):
             configs.append((f"{rule:8s} {mode:8s} T={threads}", "gdfast", rule, mode, threads, {}))
-        configs.append(
-            (
-                f"{rule:8s} hogwild  T=2 replicas K={args.sync_every} H={args.hot_features}",
-                "gdfast",
-                rule,
-                "hogwild",
-                2,
-                replicas,
+        for sync_every, hot in sweep:
+            configs.append(
+                (
+                    f"{rule:8s} hogwild  T=2 replicas K={sync_every} H={hot}",
+                    "gdfast",
+                    rule,
+                    "hogwild",
+                    2,
+                    dict(sync_every=sync_every, hot_features=hot),
+                )
             )
-        )
     configs.append(
         (
             f"sklearn SGDClassifier(log_loss, alpha={args.alpha:g}) partial_fit",
@@ -402,8 +410,10 @@ def main(argv: list[str] | None = None) -> None:
             {},
         )
     )
-    vw_version = vowpal_wabbit_available()
-    if vw_version is None:
+    vw_version = None if args.only_gdfast else vowpal_wabbit_available()
+    if args.only_gdfast:
+        configs = [config for config in configs if config[1] == "gdfast"]
+    elif vw_version is None:
         print("Vowpal Wabbit: unavailable (the vowpalwabbit package is not installed; a wheel")
         print("  for CPython 3.11 x86-64 Linux exists: pip install vowpalwabbit==9.11.9)")
     else:

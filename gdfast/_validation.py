@@ -251,6 +251,42 @@ def rprop_step_sizes(name: str, value: Any) -> tuple[float, float]:
 
 
 # ---- checks of gdfast.hogwild ----
+SEED_LIMIT = 2**64
+
+
+def seed64(name: str, value: Any) -> int:
+    """A seed of a 64-bit generator (gdfast.hogwild's splitmix64): an int in [0, 2**64)."""
+    value = integer(name, value, 0)
+    if value >= SEED_LIMIT:
+        raise ValueError(f"{name}: expected an int below 2**64, got {value}")
+    return value
+
+
+def row_values(name: str, value: Any, n: int) -> np.ndarray:
+    """A private float64 copy of one finite real number per row of X (n of them)."""
+    array = np.asarray(value)
+    if array.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
+    if array.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} entries (one per row of X), got {array.shape[0]}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
+    array = array.astype(np.float64)  # a private copy
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return array
+
+
+def row_weights(name: str, value: Any, n: int) -> np.ndarray | None:
+    """None (every row weighs 1) or a private copy of n finite weights >= 0, not all 0."""
+    if value is None:
+        return None
+    weights = row_values(name, value, n)
+    if np.any(weights < 0):
+        raise ValueError(f"{name}: expected weights >= 0, got {weights.min()!r}")
+    if weights.size and not np.any(weights > 0):
+        raise ValueError(f"{name}: every weight is zero, nothing to learn from")
+    return weights
 
 
 # ---- checks of gdfast.distributed ----

@@ -85,10 +85,23 @@ static int64_t hw_chunk_size(int64_t n, int n_threads)
     return chunk < 1 ? 1 : chunk;
 }
 
+/* The dispatcher's counter: the first unclaimed position of the order, alone in its
+ * 64-byte line (the threads' other data on the master's stack must not share it). */
+typedef struct {
+    _Alignas(64) int64_t next;
+    char padding[64 - sizeof(int64_t)];
+} hw_dispatcher;
+
+/* Counts the replicas' flushes of an epoch (all threads), alone in its line too. */
+typedef struct {
+    _Alignas(64) int64_t flushes;
+    char padding[64 - sizeof(int64_t)];
+} hw_flush_clock;
+
 /* The first position of the next chunk (>= n when the epoch is done). */
-static inline int64_t hw_claim(int64_t *next, int64_t chunk)
+static inline int64_t hw_claim(hw_dispatcher *dispatcher, int64_t chunk)
 {
-    return __atomic_fetch_add(next, chunk, __ATOMIC_RELAXED);
+    return __atomic_fetch_add(&dispatcher->next, chunk, __ATOMIC_RELAXED);
 }
 
 /* Loss of margin z against target y, and its derivative d loss / d z.
@@ -269,13 +282,15 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     return loss;
 }
 
-/* Adds what each replicated coordinate moved since the last flush (value − flushed) to the
- * shared one, atomically (other threads flush the same coordinates; nothing else writes
- * them while replicas are on), then reloads value and flushed from the shared sum. */
-static void HW_FN(hw_flush)(HW_REAL *shared, HW_REAL *value, HW_REAL *flushed, int64_t n_hot)
+/* Adds `share` times what each replicated coordinate moved since the last flush
+ * (value − flushed) to the shared one, atomically (other threads flush the same
+ * coordinates; nothing else writes them while replicas are on), then reloads value and
+ * flushed from the shared sum. */
+static void HW_FN(hw_flush)(HW_REAL *shared, HW_REAL *value, HW_REAL *flushed, int64_t n_hot,
+                            double share)
 {
     for (int64_t i = 0; i < n_hot; ++i) {
-        double moved = (double)value[i] - (double)flushed[i];
+        double moved = share * ((double)value[i] - (double)flushed[i]);
         HW_REAL current;
         __atomic_load(&shared[i], &current, __ATOMIC_RELAXED);
         if (moved != 0.0) {
@@ -306,10 +321,39 @@ static HW_FN(hw_replica) HW_FN(hw_replica_open)(HW_REAL *block, int64_t n_hot, H
         replica.weights[i] = replica.weights_flushed[i] = 0;
         replica.sum_sq[i] = replica.sum_sq_flushed[i] = 0;
     }
-    HW_FN(hw_flush)(weights + hot_begin, replica.weights, replica.weights_flushed, n_hot);
+    HW_FN(hw_flush)(weights + hot_begin, replica.weights, replica.weights_flushed, n_hot, 1.0);
     if (sum_sq != NULL)
-        HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq, replica.sum_sq_flushed, n_hot);
+        HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq, replica.sum_sq_flushed, n_hot, 1.0);
     return replica;
+}
+
+/* A thread's flush of its replica.  Every replicated sum of Adagrad and every replicated
+ * feature adds the thread's whole move: threads' moves of a feature are small next to
+ * the error they correct (x_j is small, the rows' norm is spread over their non-zeros),
+ * and their sum is the work of all the updates, as in plain Hogwild!.  The intercept
+ * (x = 1 in every row) is different: with a large step each thread's replica corrects
+ * the intercept's whole error within sync_every examples, and the sum of two such moves,
+ * made concurrently from the same value, overshoots to the opposite error: the intercept
+ * swings from flush to flush, undamped (the loss spikes seen at lr 1-2).  So the
+ * intercept takes the average of the moves made concurrently: if other threads flushed
+ * since this one last reloaded, its move counts 1 / (1 + their number, at most T − 1); a
+ * thread that ran alone meanwhile (the other descheduled) adds its whole move.  `seen` is
+ * the clock's count at this thread's last reload. */
+static void HW_FN(hw_sync)(HW_FN(hw_replica) *replica, HW_REAL *weights, HW_REAL *sum_sq,
+                           int64_t hot_begin, int64_t n_hot, hw_flush_clock *clock,
+                           int64_t *seen, int n_threads)
+{
+    int64_t others = __atomic_load_n(&clock->flushes, __ATOMIC_RELAXED) - *seen;
+    if (others > n_threads - 1) others = n_threads - 1;
+    const int64_t n_features = n_hot - 1; /* the intercept is the last replicated value */
+    HW_FN(hw_flush)(weights + hot_begin, replica->weights, replica->weights_flushed,
+                    n_features, 1.0);
+    HW_FN(hw_flush)(weights + hot_begin + n_features, replica->weights + n_features,
+                    replica->weights_flushed + n_features, 1, 1.0 / (double)(1 + others));
+    if (sum_sq != NULL)
+        HW_FN(hw_flush)(sum_sq + hot_begin, replica->sum_sq, replica->sum_sq_flushed, n_hot,
+                        1.0);
+    *seen = __atomic_add_fetch(&clock->flushes, 1, __ATOMIC_RELAXED);
 }
 
 /* The next example of this thread: the row at `position` of the order, its loss returned.
@@ -351,7 +395,8 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
     const int64_t hot_begin = options->hot_begin, n_hot = n_features + 1 - hot_begin;
     const int64_t sync_every = options->sync_every;
     const int64_t chunk = hw_chunk_size(n_rows, n_threads);
-    int64_t next = 0;
+    hw_dispatcher next = {0};
+    hw_flush_clock clock = {0};
     double total = 0.0;
     hw_lock lock;
     hw_lock_init(&lock);
@@ -360,7 +405,7 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
     {
         double local = 0.0;
         HW_FN(hw_replica) replica = {NULL, NULL, NULL, NULL};
-        int64_t since_flush = 0;
+        int64_t since_flush = 0, seen = 0;
         if (replicated)
             replica = HW_FN(hw_replica_open)(
                 replicas + hw_thread_number() * hw_replica_size(n_hot, (int64_t)sizeof(HW_REAL)),
@@ -374,11 +419,8 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                         indptr, indices, data, y, row_weights, weights, n_features, sum_sq,
                         order, position, end, replica.weights, replica.sum_sq, options);
                     if (++since_flush == sync_every) {
-                        HW_FN(hw_flush)(weights + hot_begin, replica.weights,
-                                        replica.weights_flushed, n_hot);
-                        if (sum_sq != NULL)
-                            HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq,
-                                            replica.sum_sq_flushed, n_hot);
+                        HW_FN(hw_sync)(&replica, weights, sum_sq, hot_begin, n_hot, &clock,
+                                       &seen, n_threads);
                         since_flush = 0;
                     }
                     continue;
@@ -390,12 +432,9 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                 if (locked) hw_lock_unset(&lock);
             }
         }
-        if (replicated) {
-            HW_FN(hw_flush)(weights + hot_begin, replica.weights, replica.weights_flushed, n_hot);
-            if (sum_sq != NULL)
-                HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq, replica.sum_sq_flushed,
-                                n_hot);
-        }
+        if (replicated)
+            HW_FN(hw_sync)(&replica, weights, sum_sq, hot_begin, n_hot, &clock, &seen,
+                           n_threads);
         total += local;
     }
     hw_lock_destroy(&lock);
@@ -443,7 +482,7 @@ double HW_FN(hw_mf_epoch)(const int64_t *users, const int64_t *items, const doub
     const int locked = options->mode == HW_MODE_LOCKED;
     const int n_threads = hw_team(options, n_ratings);
     const int64_t chunk = hw_chunk_size(n_ratings, n_threads);
-    int64_t next = 0;
+    hw_dispatcher next = {0};
     double total = 0.0;
     hw_lock lock;
     hw_lock_init(&lock);

@@ -421,26 +421,46 @@ static int64_t *gd_sort_entries(int64_t *entries, int64_t *spare, int64_t n, int
 }
 #undef GD_RADIX_BITS
 
-/* Sum the gradient rows of group j (order[first..last)) into `summed`, from 0, in order
- * of occurrence: the additions numpy.add.at makes into a zeroed array. */
-#define GD_SUM_ROWS(REAL_T)                                                           \
-    do {                                                                              \
-        REAL_T *restrict sum = (REAL_T *)summed;                                      \
-        for (int64_t e = 0; e < dim; e++) sum[e] = 0;                                 \
-        for (int64_t p = first; p < last; p++) {                                      \
-            const REAL_T *restrict v = (const REAL_T *)r->values + sorted[2 * p + 1] * dim;   \
-            for (int64_t e = 0; e < dim; e++) sum[e] = sum[e] + v[e];                 \
-        }                                                                             \
+/* Sum the gradient rows of group j (sorted[first..last)) into `sum`, from 0, in order of
+ * occurrence: the additions numpy.add.at makes into a zeroed array. */
+#define GD_SUM_ROWS(REAL_T)                                                               \
+    do {                                                                                  \
+        REAL_T *restrict sum = (REAL_T *)summed;                                          \
+        const REAL_T *restrict v = (const REAL_T *)r->values + sorted[2 * first + 1] * dim; \
+        _Pragma("omp simd") for (int64_t e = 0; e < dim; e++) sum[e] = (REAL_T)0 + v[e];   \
+        for (int64_t p = first + 1; p < last; p++) {                                      \
+            v = (const REAL_T *)r->values + sorted[2 * p + 1] * dim;                      \
+            _Pragma("omp simd") for (int64_t e = 0; e < dim; e++) sum[e] = sum[e] + v[e]; \
+        }                                                                                 \
     } while (0)
 
-/* Distinct row j: its summed gradient, then the rule's segment on that row alone. */
+/* Starts loading the rows group j will read and write (its parameter and state rows, its
+ * first gradient row) while an earlier group is being updated: the groups' rows ascend
+ * but lie far apart, too far for the hardware's prefetcher. */
+static inline void gd_row_prefetch(const gd_rows *r, const int64_t *sorted, int64_t j)
+{
+    const int64_t first = r->group_start[j], row = sorted[2 * first];
+    const size_t width = r->is_double ? sizeof(double) : sizeof(float);
+    const size_t offset = (size_t)(row * r->dim) * width, bytes = (size_t)r->dim * width;
+    const char *value = (const char *)r->values + (size_t)(sorted[2 * first + 1] * r->dim) * width;
+    for (size_t b = 0; b < bytes; b += 64) {
+        __builtin_prefetch((const char *)r->param + offset + b, 1);
+        for (int s = 0; s < r->n_state; s++)
+            __builtin_prefetch((const char *)r->state[s] + offset + b, 1);
+        __builtin_prefetch(value + b, 0);
+    }
+}
+
+/* Distinct row j: its summed gradient (in `summed`, one row of scratch), then the rule's
+ * segment on that row alone.  The rule's per-call scalars are computed per row, but the
+ * rules that need pow() for them (Adam) remember its last results per thread
+ * (gd_pow_memo, pow_memo.h): every row of a step has the same t. */
 static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment,
-                          const int64_t *sorted, int64_t j)
+                          const int64_t *sorted, int64_t j, void *summed)
 {
     const int64_t first = r->group_start[j], last = r->group_start[j + 1];
     const int64_t row = sorted[2 * first], dim = r->dim;
     const size_t width = r->is_double ? sizeof(double) : sizeof(float);
-    char *summed = (char *)r->summed + (size_t)(j * dim) * width;
     if (r->is_double)
         GD_SUM_ROWS(double);
     else
@@ -465,12 +485,26 @@ typedef struct {
     const int64_t *sorted;
 } gd_row_step;
 
+/* Groups ahead whose rows are prefetched. */
+#define GD_ROWS_AHEAD 4
+
+/* Rows [begin, end) by one thread; the summed gradient row of each in turn goes to row
+ * `begin` of r->summed (this chunk's own, so it stays in the thread's cache). */
 static void gd_row_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2])
 {
     const gd_row_step *step = (const gd_row_step *)ctx;
+    const gd_rows *r = step->r;
     (void)cursor;
-    for (int64_t j = begin; j < end; j++) gd_row_update(step->r, step->h, step->segment, step->sorted, j);
+    const size_t width = r->is_double ? sizeof(double) : sizeof(float);
+    void *summed = (char *)r->summed + (size_t)(begin * r->dim) * width;
+    for (int64_t j = begin; j < end && j < begin + GD_ROWS_AHEAD; j++)
+        gd_row_prefetch(r, step->sorted, j);
+    for (int64_t j = begin; j < end; j++) {
+        if (j + GD_ROWS_AHEAD < end) gd_row_prefetch(r, step->sorted, j + GD_ROWS_AHEAD);
+        gd_row_update(r, step->h, step->segment, step->sorted, j, summed);
+    }
 }
+#undef GD_ROWS_AHEAD
 
 /* Sort the indices, find the distinct rows, then update them in chunks of rows shared by
  * the threads (the runtime of the dense steps). */

@@ -190,41 +190,84 @@ def larger_problem():
     return problem(n_rows=20_000, n_features=2_000, density=0.01, seed=8)
 
 
+CONVERGENCE = dict(decay=0.8, l2=1e-3, epochs=15)
+
+
+@pytest.fixture(scope="module")
+def serial_spread(larger_problem):
+    """Per (rule, lr): the serial runs on 4 permutations (seeds 3-6) and a serial run of
+    40 epochs (decay 0.9) further down the objective.  Two threads visit another
+    interleaving, so their tolerance is the noise of another permutation (the serial
+    runs' spread), not a guess: the threads' results then do not depend on timing."""
+    X, y = larger_problem
+    spread = {}
+    for rule, lr in (("sgd", 0.5), ("adagrad", 0.2)):
+        runs = [
+            hogwild.fit_linear(X, y, mode="serial", rule=rule, lr=lr, seed=seed, **CONVERGENCE)
+            for seed in range(3, 7)
+        ]
+        further = hogwild.fit_linear(
+            X, y, mode="serial", rule=rule, lr=lr, decay=0.9, l2=1e-3, epochs=40, seed=3
+        )
+        spread[rule] = (runs, further.history[-1]["objective"])
+    return spread
+
+
+def assert_like_serial(model, runs, floor):
+    """The objective within the serial runs' range widened by that range (one more
+    permutation's noise), or below it but not below a 40-epoch serial run's; the weights
+    within twice the serial runs' largest distance from one another."""
+    objectives = [run.history[-1]["objective"] for run in runs]
+    low, high = min(objectives), max(objectives)
+    final = model.history[-1]["objective"]
+    assert floor <= final <= high + (high - low), (final, objectives, floor)
+    distance = max(np.linalg.norm(a.coef - b.coef) for a in runs for b in runs)
+    nearest = min(np.linalg.norm(model.coef - run.coef) for run in runs)
+    assert nearest <= 2 * distance, (nearest, distance)
+    # and they learned: the objective fell well below log(2) of w = 0
+    assert final < 0.8 * math.log(2.0)
+
+
 @pytest.mark.parametrize("rule, lr", [("sgd", 0.5), ("adagrad", 0.2)])
 @pytest.mark.parametrize("mode", ["hogwild", "locked"])
-def test_threads_converge_to_serial(larger_problem, mode, rule, lr):
+def test_threads_converge_to_serial(larger_problem, serial_spread, mode, rule, lr):
     X, y = larger_problem
-    settings = dict(rule=rule, lr=lr, decay=0.8, l2=1e-3, epochs=15, seed=3)
-    serial = hogwild.fit_linear(X, y, mode="serial", **settings)
-    threaded = hogwild.fit_linear(X, y, mode=mode, n_threads=2, **settings)
-    # both near the same minimum: objectives within 1%, weights within 10%
-    assert threaded.history[-1]["objective"] == pytest.approx(
-        serial.history[-1]["objective"], rel=0.01
+    threaded = hogwild.fit_linear(
+        X, y, mode=mode, n_threads=2, rule=rule, lr=lr, seed=7, **CONVERGENCE
     )
-    assert np.linalg.norm(threaded.coef - serial.coef) <= 0.1 * np.linalg.norm(serial.coef)
-    # and they learned: the objective fell well below log(2) of w = 0
-    assert threaded.history[-1]["objective"] < 0.8 * math.log(2.0)
+    runs, floor = serial_spread[rule]
+    # plain threads: within the serial runs' noise on both sides
+    low = min(run.history[-1]["objective"] for run in runs)
+    high = max(run.history[-1]["objective"] for run in runs)
+    assert_like_serial(threaded, runs, low - (high - low))
 
 
 @pytest.mark.parametrize(
     "rule, lr, sync_every, hot_features",
     [("sgd", 0.5, 1, 0), ("sgd", 0.5, 64, 64), ("adagrad", 0.2, 512, 2000)],
 )
-def test_replicas_converge_to_serial(larger_problem, rule, lr, sync_every, hot_features):
+def test_replicas_converge_to_serial(
+    larger_problem, serial_spread, rule, lr, sync_every, hot_features
+):
     """Per-thread replicas of the intercept and the hot features (flushed every sync_every
-    examples): the same bounds as plain Hogwild! against serial."""
+    examples): never worse than serial beyond a permutation's noise.  They may be better
+    at equal epochs (Adagrad with every feature replicated and flushed every 512 examples
+    adds moves computed from values up to 512 examples old: 0.4-2.8% below serial's
+    objective over 8 seeds), but not better than 40 serial epochs."""
     X, y = larger_problem
-    settings = dict(rule=rule, lr=lr, decay=0.8, l2=1e-3, epochs=15, seed=3)
-    serial = hogwild.fit_linear(X, y, mode="serial", **settings)
     replicated = hogwild.fit_linear(
-        X, y, n_threads=2, sync_every=sync_every, hot_features=hot_features, **settings
+        X,
+        y,
+        n_threads=2,
+        sync_every=sync_every,
+        hot_features=hot_features,
+        rule=rule,
+        lr=lr,
+        seed=7,
+        **CONVERGENCE,
     )
-    # 15 epochs do not reach the minimum, and replicas flushed every 512 examples take another
-    # path there: never more than 1% worse than serial, and not implausibly better (an
-    # objective 1.85% below serial's was seen with sync_every=512 on a loaded machine)
-    final, reference = replicated.history[-1]["objective"], serial.history[-1]["objective"]
-    assert 0.97 * reference <= final <= 1.01 * reference
-    assert np.linalg.norm(replicated.coef - serial.coef) <= 0.1 * np.linalg.norm(serial.coef)
+    runs, floor = serial_spread[rule]
+    assert_like_serial(replicated, runs, floor)
 
 
 def test_replicas_leave_one_thread_and_other_modes_alone():
@@ -241,27 +284,23 @@ def test_replicas_leave_one_thread_and_other_modes_alone():
 
 def test_replica_flushes_lose_no_update():
     """Squared loss on one feature shared by every row, lr small: the intercept and the
-    feature are replicated and flushed every 7 examples by two threads; SGD's total move
-    of the intercept over an epoch from w = 0 is lr * sum(y) to first order, so a lost
-    flush (~7 rows of 200 000) would show as a 3.5e-5 relative shortfall."""
+    feature are replicated and flushed every 7 examples by two threads.  Over an epoch from
+    w = 0 each gradient is about -y, so Adagrad's summed squares are sum(y**2) and SGD's
+    total move of the feature is lr * sum(y) to first order: a lost flush (~7 rows of
+    200 000) would show as a 3.5e-5 relative shortfall.  The intercept takes the average
+    of moves made concurrently (hw_sync): between half (two threads always side by side)
+    and all (one thread at a time) of lr * sum(y)."""
     n = 200_000
     X = sp.csr_matrix((np.ones(n), np.zeros(n, dtype=np.int32), np.arange(n + 1)), shape=(n, 1))
     y = np.random.default_rng(0).uniform(1.0, 2.0, n)
     lr = 1e-12
-    model = hogwild.fit_linear(
-        X,
-        y,
-        loss="squared",
-        rule="sgd",
-        lr=lr,
-        epochs=1,
-        n_threads=2,
-        sync_every=7,
-        hot_features=1,
-        record_loss=False,
-    )
-    assert model.intercept == pytest.approx(lr * y.sum(), rel=1e-6)
-    assert model.coef[0] == pytest.approx(lr * y.sum(), rel=1e-6)
+    settings = dict(loss="squared", lr=lr, epochs=1, n_threads=2, sync_every=7, hot_features=1)
+    adagrad = hogwild.fit_linear(X, y, rule="adagrad", record_loss=False, **settings)
+    assert adagrad.sum_sq[-1] == pytest.approx(np.sum(y * y), rel=1e-6)
+    assert adagrad.sum_sq[0] == pytest.approx(np.sum(y * y), rel=1e-6)
+    sgd = hogwild.fit_linear(X, y, rule="sgd", record_loss=False, **settings)
+    assert sgd.coef[0] == pytest.approx(lr * y.sum(), rel=1e-6)
+    assert 0.5 * lr * y.sum() * (1 - 1e-6) <= sgd.intercept <= lr * y.sum() * (1 + 1e-6)
 
 
 def test_decision_function_matches_coefficients():

@@ -1,12 +1,13 @@
-"""Argument checks of gdfast.hogwild: the settings, the CSR matrix, targets and indices.
+"""The settings of gdfast.hogwild's trainers (names, codes, defaults), checked.
 
-Each check returns the value in the form the trainers take, or raises a TypeError
-(wrong kind) / ValueError (wrong value) naming the argument.
+The checks themselves are gdfast._validation's (the one module of argument checks; the
+ones only Hogwild! needs are in its "checks of gdfast.hogwild" section): each returns the
+value in the form the trainers take, or raises a TypeError (wrong kind) / ValueError
+(wrong value) naming the argument.
 """
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,6 @@ import numpy as np
 
 from .. import _validation as check
 from .._kernels import get_num_threads
-from .._training_checks import float_dtype
 
 LOSSES = {"logistic": 0, "squared": 1, "hinge": 2}
 RULES = {"sgd": 0, "adagrad": 1}
@@ -35,72 +35,23 @@ DEFAULTS = dict(
     hot_features=64,
 )
 
-_MASK64 = (1 << 64) - 1
-
 # --------------------------------------------------------------------------- checks
 
 
 def _choice(name: str, value: Any, options: dict[str, int]) -> int:
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name}: expected one of {sorted(options)}, got {value!r}")
-    return options[value]
-
-
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return int(value)
-
-
-def _seed(value: Any) -> int:
-    value = _count("seed", value, 0)
-    if value > _MASK64:
-        raise ValueError(f"seed: expected an int below 2**64, got {value}")
-    return value
+    """The C code of option `value`, one of the names in `options`."""
+    return options[check.one_of(name, value, options)]
 
 
 def _threads(mode: str, n_threads: Any) -> int:
     if n_threads is None:
         n_threads = get_num_threads()
-    n_threads = _count("n_threads", n_threads, 1)
+    n_threads = check.integer("n_threads", n_threads, 1)
     return 1 if mode == "serial" else n_threads
 
 
-def _dtype(value: Any) -> np.dtype:
-    return float_dtype("dtype", value)
-
-
-def _row_values(name: str, value: Any, n: int) -> np.ndarray:
-    """A private float64 copy of one finite real number per row of X."""
-    array = np.asarray(value)
-    if array.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D array, got shape {array.shape}")
-    if array.shape[0] != n:
-        raise ValueError(f"{name}: expected {n} entries (one per row of X), got {array.shape[0]}")
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
-        raise TypeError(f"{name}: expected real numbers, got dtype {array.dtype}")
-    array = array.astype(np.float64)  # a private copy
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}: contains NaN or infinity")
-    return array
-
-
-def _sample_weights(name: str, value: Any, n: int) -> np.ndarray | None:
-    """None (every row weighs 1) or a private copy of n finite weights >= 0."""
-    if value is None:
-        return None
-    weights = _row_values(name, value, n)
-    if np.any(weights < 0):
-        raise ValueError(f"{name}: expected weights >= 0, got {weights.min()!r}")
-    if weights.size and not np.any(weights > 0):
-        raise ValueError(f"{name}: every weight is zero, nothing to learn from")
-    return weights
-
-
 def _targets(name: str, y: Any, n: int, loss: str) -> np.ndarray:
-    y = _row_values(name, y, n)
+    y = check.row_values(name, y, n)
     if loss != "squared" and not np.all(np.abs(y) == 1.0):
         raise ValueError(
             f"{name}: the {loss} loss needs labels -1 and +1, got values "
@@ -180,8 +131,8 @@ def _settings(
     sync_every: int | None = None,
     hot_features: int = 0,
 ) -> _Settings:
-    _choice("rule", rule, RULES)
-    _choice("mode", mode, MODES)
+    check.one_of("rule", rule, RULES)
+    check.one_of("mode", mode, MODES)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle: expected a bool, got {type(shuffle).__name__}")
     decay = check.real_number("decay", decay)
@@ -193,11 +144,11 @@ def _settings(
         decay=decay,
         l2=check.nonnegative("l2", l2),
         eps=check.positive("eps", eps),
-        epochs=_count("epochs", epochs, 0),
+        epochs=check.integer("epochs", epochs, 0),
         mode=mode,
         n_threads=_threads(mode, n_threads),
         shuffle=bool(shuffle),
-        seed=_seed(seed),
-        sync_every=None if sync_every is None else _count("sync_every", sync_every, 1),
-        hot_features=_count("hot_features", hot_features, 0),
+        seed=check.seed64("seed", seed),
+        sync_every=None if sync_every is None else check.integer("sync_every", sync_every, 1),
+        hot_features=check.integer("hot_features", hot_features, 0),
     )

@@ -17,7 +17,8 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._checks import DEFAULTS, LOSSES, _choice, _dtype, _sample_weights, _settings
+from .. import _validation as check
+from ._checks import DEFAULTS, LOSSES, _settings
 from ._native import _c_linear_epoch, _margins
 from ._results import LinearModel
 from ._sparse import _CSR, any_sparse_to_csr, csr, model_array
@@ -120,7 +121,12 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         if sp.issparse(X):  # its structure checked on a private copy before scipy touches it
             X = any_sparse_to_csr("X", X)
         return validate_data(
-            self, X, accept_sparse="csr", dtype=_dtype(self.dtype), reset=reset, **y
+            self,
+            X,
+            accept_sparse="csr",
+            dtype=check.float_dtype("dtype", self.dtype),
+            reset=reset,
+            **y,
         )
 
     def _seed(self) -> int:
@@ -156,8 +162,8 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
     ) -> "HogwildClassifier":
         """Train every binary model (from `initial` if given), then, only if all succeeded,
         set the fitted attributes."""
-        _choice("loss", self.loss, LOSSES)
-        sample_weight = _sample_weights("sample_weight", sample_weight, encoded.shape[0])
+        check.one_of("loss", self.loss, LOSSES)
+        sample_weight = check.row_weights("sample_weight", sample_weight, encoded.shape[0])
         class_weights = (
             compute_class_weight(self.class_weight, classes=np.arange(classes.shape[0]), y=encoded)
             if not isinstance(self.class_weight, dict)
@@ -230,7 +236,7 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
                 f"{classes.tolist()}"
             )
         weights = np.array([self.class_weight.get(label, 1.0) for label in classes.tolist()])
-        return _sample_weights("class_weight", weights.astype(np.float64), classes.shape[0])
+        return check.row_weights("class_weight", weights.astype(np.float64), classes.shape[0])
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> "HogwildClassifier":
         """Train on X (dense or sparse, converted to CSR) and labels y of any type, each row

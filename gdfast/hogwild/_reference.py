@@ -8,10 +8,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._checks import LOSSES, _MASK64
+from ._checks import LOSSES
 from ._sparse import _CSR
 from ._results import LinearModel, MFModel
 from ._training import _fit_linear, _train_mf, fit_linear, fit_mf
+
+_MASK64 = (1 << 64) - 1  # splitmix64's arithmetic is modulo 2**64
 
 
 def _reference_next(state: int) -> tuple[int, int]:

@@ -12,17 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _validation as check
-from ._checks import (
-    DEFAULTS,
-    LOSSES,
-    _choice,
-    _count,
-    _dtype,
-    _sample_weights,
-    _Settings,
-    _settings,
-    _targets,
-)
+from ._checks import DEFAULTS, LOSSES, _choice, _Settings, _settings, _targets
 from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy, model_array
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
@@ -181,10 +171,15 @@ def _train_linear(
     if not isinstance(fit_intercept, (bool, np.bool_)):
         raise TypeError(f"fit_intercept: expected a bool, got {type(fit_intercept).__name__}")
     data = X if isinstance(X, _CSR) else csr("X", X)
-    if dtype is not None and _dtype(dtype) != data.dtype:
-        data = _CSR(data.indptr, data.indices, data.data.astype(_dtype(dtype)), data.n_features)
+    if dtype is not None and check.float_dtype("dtype", dtype) != data.dtype:
+        data = _CSR(
+            data.indptr,
+            data.indices,
+            data.data.astype(check.float_dtype("dtype", dtype)),
+            data.n_features,
+        )
     targets = _targets("y", y, data.n_rows, loss)
-    row_weights = _sample_weights("sample_weight", sample_weight, data.n_rows)
+    row_weights = check.row_weights("sample_weight", sample_weight, data.n_rows)
     weights, sum_sq, history = _initial_state(initial, data.n_features, data.dtype, settings.rule)
     first_epoch = len(history)
     # Each feature's share of the rows: the weight of its penalty in the objective.
@@ -382,9 +377,9 @@ def _train_mf(arguments: dict[str, Any], epoch_function: Callable) -> MFModel:
     n_users, n_items, rank = arguments["n_users"], arguments["n_items"], arguments["rank"]
     init_scale, dtype = arguments["init_scale"], arguments["dtype"]
     record_loss, progress = arguments["record_loss"], arguments["progress"]
-    rank = _count("rank", rank, 1)
+    rank = check.integer("rank", rank, 1)
     init_scale = check.nonnegative("init_scale", init_scale)
-    dtype = _dtype(dtype)
+    dtype = check.float_dtype("dtype", dtype)
     ratings = _private_copy("ratings", ratings)
     if (
         ratings.ndim != 1
@@ -409,7 +404,7 @@ def _train_mf(arguments: dict[str, Any], epoch_function: Callable) -> MFModel:
         n_users = int(users_array.max()) + 1 if users_array.size else 0
     if n_items is None:
         n_items = int(items_array.max()) + 1 if items_array.size else 0
-    n_users, n_items = _count("n_users", n_users, 0), _count("n_items", n_items, 0)
+    n_users, n_items = check.integer("n_users", n_users, 0), check.integer("n_items", n_items, 0)
     users_array = check_index_range("users", users_array, n_users)
     items_array = check_index_range("items", items_array, n_items)
     rng = np.random.default_rng(settings.seed)
