@@ -1,5 +1,5 @@
 """gdfast._validation, the one module of argument checks: the flag rule everywhere, the
-checks the training modules took over from _training_checks."""
+checks the training, Hogwild! and distributed modules share."""
 
 from __future__ import annotations
 
