@@ -1116,7 +1116,7 @@ class Rule(Optimizer):
     def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
         hyper = {**hyper, **self.fixed}
         scalars = {}
-        if hyper["decoupled_weight_decay"]:  # θ ← θ (1 − η λ)
+        if hyper.get("decoupled_weight_decay"):  # θ ← θ (1 − η λ); absent: no such decay
             scalars["lr * weight_decay"] = ("weight_decay", hyper["lr"] * hyper["weight_decay"])
         if self._bias_corrected and hyper.get("bias_correction", True):
             scalars.update(_bias_corrected_step(hyper))

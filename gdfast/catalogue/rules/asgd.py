@@ -6,8 +6,6 @@ its declaration (gdfast.catalogue); its kernel is src_c/rules/asgd.inc.
 
 from __future__ import annotations
 
-from typing import Any
-
 from ... import _validation as check
 from .._machinery import PARAMS_DOC, Hyperparameter, Rule, TorchEquivalent
 from .._numpy_core import gradient_transform, ieee_nonstop
@@ -91,6 +89,3 @@ class ASGD(Rule):
     # the middle of the working range of trajectories.sweep (scripts/make_guide.py); saddle 0.01
     gallery_lr = {"beale": 0.003, "rosenbrock": 0.001, "saddle": 0.01, "ravine": 0.1}
     adaptive = False
-
-    def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
-        return {}  # η_t <= η and λ η_t are checked through lr and lambd themselves

@@ -6,8 +6,6 @@ its declaration (gdfast.catalogue); its kernel is src_c/rules/rprop.inc.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ... import _validation as check
@@ -93,6 +91,3 @@ class Rprop(Rule):
         if name == "step_size":
             return np.full_like(param, self._hyper["lr"])
         return np.zeros_like(param)
-
-    def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
-        return {}  # no derived scalar: lr, etas and step_sizes are checked themselves
