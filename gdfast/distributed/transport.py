@@ -172,10 +172,12 @@ def abort_on_error(comm: Any) -> Iterator[None]:
     except BaseException as error:
         if comm.size == 1:
             raise
-        sys.stderr.write(traceback.format_exc())
+        # One write, the rank's line first: when the job aborts, mpiexec may forward only the
+        # first part of what this rank wrote last (seen in CI: the traceback came through,
+        # the line naming the rank written after it did not).
         sys.stderr.write(
             f"gdfast.distributed: rank {comm.rank}: error: "
-            f"{type(error).__name__}: {error}; aborting the job\n"
+            f"{type(error).__name__}: {error}; aborting the job\n" + traceback.format_exc()
         )
         sys.stderr.flush()
         comm.Abort(1)
