@@ -345,3 +345,6 @@ def distinct_indices(name: str, indices: Any, size: int) -> np.ndarray:
     if (ordered[1:] == ordered[:-1]).any():
         raise ValueError(f"{name}: expected distinct coordinates (a sparse push names each once)")
     return copy
+
+
+# ---- checks of Schedule-Free and Muon (issue 15) ----

@@ -1160,6 +1160,12 @@ class SparseAdam(torch.optim.SparseAdam):
         return np.ascontiguousarray(rows, dtype=np.int64), values, shape
 
 
+# ---- LAMB and Adafactor (issue 15) ----
+
+
+# ---- ScheduleFreeAdamW, ScheduleFreeSGD and Muon (issue 15) ----
+
+
 class StepInBackward:
     """The optimizer's step run inside backward, one parameter at a time, each gradient
     freed as soon as its parameter is stepped (see `step_in_backward`).

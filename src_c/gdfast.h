@@ -112,6 +112,8 @@ typedef struct {
     int max_of_v_hat;           /* AMSGrad: maximum of v̂ rather than v (optax) */
     int centered;               /* RMSprop: centered (grad_avg slot) */
     int momentum_schedule;      /* Nadam: Dozat's μ_t schedule (mu_product) */
+    /* ---- fields of LAMB and Adafactor (issue 15) ---- */
+    /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
 } gd_hyper;
 
 /* Updates elements [lo, lo + len) of tensor k: the rule's math for one dtype (rules.inc). */

@@ -332,6 +332,8 @@ const gd_rule gd_rules[] = {
     {"radam", radam_segment_f32, radam_segment_f64, NULL, 0},
     {"rprop", rprop_segment_f32, rprop_segment_f64, NULL, 0},
     {"asgd", asgd_segment_f32, asgd_segment_f64, NULL, 0},
+    /* ---- LAMB and Adafactor (issue 15) ---- */
+    /* ---- Schedule-Free and Muon (issue 15) ---- */
 };
 const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));
 
@@ -383,6 +385,8 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(max_of_v_hat, 1),
     GD_FIELD(centered, 1),
     GD_FIELD(momentum_schedule, 1),
+    /* ---- fields of LAMB and Adafactor (issue 15) ---- */
+    /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
     {NULL, 0, 0},
 };
 #undef GD_FIELD

@@ -247,6 +247,8 @@ _ROWS = (
             ({"t0": float("nan")}, ValueError, r"t0: expected a number, got nan"),
         ),
     ),
+    # ---- rows of LAMB and Adafactor (issue 15) ----
+    # ---- rows of Schedule-Free and Muon (issue 15) ----
 )
 
 RULES: dict[str, RuleInfo] = {row.name: row for row in _ROWS}

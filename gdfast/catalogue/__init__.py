@@ -38,6 +38,9 @@ from .rules.rmsprop import RMSprop
 from .rules.rprop import Rprop
 from .rules.sgd import SGD
 
+# ---- imports of LAMB and Adafactor (issue 15) ----
+# ---- imports of Schedule-Free and Muon (issue 15) ----
+
 # Every declaration, in the catalogue's order (the order of the command lines, the tables
 # and the docs).  One line per rule.
 CATALOGUE: tuple[type[Rule], ...] = (
@@ -56,6 +59,8 @@ CATALOGUE: tuple[type[Rule], ...] = (
     RAdam,
     Rprop,
     ASGD,
+    # ---- LAMB and Adafactor (issue 15) ----
+    # ---- Schedule-Free and Muon (issue 15) ----
 )
 
 __all__ = [
