@@ -167,22 +167,36 @@ def test_bad_input_is_refused_and_nothing_is_written(name, override, error):
 
 
 def test_the_server_keeps_each_fetchs_gbar_until_a_push_moves_past_it():
-    """AdaptiveRevision's ḡ_read stays on the server (server.SentGbar): one copy per fetch
-    of a worker, read back by fetch number, forgotten once a push names a later fetch."""
+    """AdaptiveRevision's ḡ_read stays on the server (server.SentGbar): read back by fetch
+    number, forgotten once a push names a later fetch; dense reads of one ḡ share one copy,
+    taken only when ḡ is about to change."""
     from gdfast.distributed.server import SentGbar
 
     sent, gbar = SentGbar(), np.arange(6.0)
     sent.fetched(3, gbar, None)  # worker 3's fetch 0, dense
+    sent.fetched(4, gbar, None)  # worker 4's fetch 0, dense, the same ḡ
+    assert not sent.spare and sent.kept[3][0][1] is sent.kept[4][0][1]
+    assert sent.read(3, 0, None, gbar) is gbar  # no copy while ḡ has not moved
+    sent.changing(gbar)  # one copy for both reads
     gbar += 1
     sent.fetched(3, gbar, np.array([1, 4]))  # fetch 1, sparse
+    sent.changing(gbar)  # no dense read of this ḡ: nothing copied
+    assert sent.current is None
     gbar += 1  # a push applied meanwhile
-    assert np.array_equal(sent.read(3, 0, None, gbar), np.arange(6.0))
+    for worker in (3, 4):
+        assert np.array_equal(sent.read(worker, 0, None, gbar), np.arange(6.0))
     assert np.array_equal(sent.read(3, 0, np.array([2, 5]), gbar), [2.0, 5.0])
     # a sparse fetch's read: its coordinates' ḡ then; elsewhere g = 0, ḡ now is used
     assert np.array_equal(sent.read(3, 1, np.array([1, 2, 4]), gbar), [2.0, 4.0, 5.0])
     sent.release(3, below=1)
-    assert list(sent.kept[3]) == [1] and len(sent.spare) == 1
-    sent.fetched(3, gbar, None)  # fetch 2 reuses the freed dense copy
+    assert list(sent.kept[3]) == [1] and not sent.spare  # worker 4 still reads the copy
+    sent.release(4)
+    assert len(sent.spare) == 1
+    sent.fetched(3, gbar, None)  # fetch 2
+    sent.changing(gbar)  # reuses the freed dense copy
     assert not sent.spare and np.array_equal(sent.read(3, 2, None, gbar), gbar)
     sent.release(3)  # the worker is done
-    assert not sent.kept[3]
+    assert not sent.kept[3] and len(sent.spare) == 1
+    sent.fetched(3, gbar, None)  # a read no update follows, then forgotten: never copied
+    sent.release(3)
+    assert sent.current is None and len(sent.spare) == 1

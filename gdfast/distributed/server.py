@@ -10,7 +10,7 @@ same amount of work as an uninterrupted one.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,13 +50,27 @@ class SentGbar:
     """AdaptiveRevision's ḡ_read, kept where it was read: for each worker, the shard's ḡ as
     it was when the server answered each of that worker's fetches (McMahan & Streeter's
     ḡ_old, one per read), by fetch number, until a push shows the worker has moved past
-    it.  Pushes then carry g alone, the size of Downpour's.  Dense fetches keep a copy of
-    ḡ (buffers reused: large temporaries cost page faults), sparse ones the fetched
-    coordinates' values."""
+    it.  Pushes then carry g alone, the size of Downpour's.
+
+    Dense reads are copied lazily and shared: every dense fetch answered since ḡ last
+    changed read the same ḡ, so they share one `Snapshot`, and its copy of ḡ is taken only
+    when ḡ is about to change (`changing`, called by the server before each update that
+    moves ḡ).  A fetch that no update follows (the last one, several workers' fetches
+    between two pushes, n_fetch < n_push) costs no copy.  Copies are buffers reused
+    (large temporaries cost page faults).  Sparse reads keep the fetched coordinates'
+    values, copied when the fetch is answered."""
+
+    class Snapshot:
+        """ḡ as some dense fetches read it: `values` None while ḡ is still that value."""
+
+        def __init__(self) -> None:
+            self.values: np.ndarray | None = None
+            self.readers = 0
 
     def __init__(self) -> None:
         self.fetches: dict[int, int] = {}  # each worker's next fetch number
-        self.kept: dict[int, dict[int, tuple[np.ndarray | None, np.ndarray]]] = {}
+        self.kept: dict[int, dict[int, tuple[np.ndarray | None, Any]]] = {}
+        self.current: SentGbar.Snapshot | None = None  # dense reads of ḡ as it is now
         self.spare: list[np.ndarray] = []
 
     def fetched(self, worker: int, gbar: np.ndarray, indices: np.ndarray | None) -> None:
@@ -64,33 +78,51 @@ class SentGbar:
         number = self.fetches.get(worker, 0)
         self.fetches[worker] = number + 1
         if indices is None:
+            if self.current is None:
+                self.current = SentGbar.Snapshot()
+            self.current.readers += 1
+            kept = self.current
+        else:
+            kept = gbar[indices]
+        self.kept.setdefault(worker, {})[number] = (indices, kept)
+
+    def changing(self, gbar: np.ndarray) -> None:
+        """ḡ is about to change: copy it for the dense reads of its present value."""
+        if self.current is not None:
             values = self.spare.pop() if self.spare else np.empty_like(gbar)
             np.copyto(values, gbar)
-        else:
-            values = gbar[indices]
-        self.kept.setdefault(worker, {})[number] = (indices, values)
+            self.current.values = values
+            self.current = None
 
     def read(self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray):
         """ḡ_read of the worker's fetch `number` at shard coordinates `at` (None: all).
         A coordinate that fetch did not return has g = 0 in the push (the worker computes
-        only on what it fetched), where any ḡ_read leaves it unchanged: ḡ's value is used."""
-        indices, values = self.kept[worker][number]
+        only on what it fetched), where any ḡ_read leaves it unchanged: ḡ's value is used.
+        Call `changing` first if ḡ may have moved since the fetch (a dense read of ḡ as it
+        is now is ḡ itself)."""
+        indices, kept = self.kept[worker][number]
         if indices is None:
+            values = gbar if kept.values is None else kept.values
             return values if at is None else values[at]
         read = gbar.copy() if at is None else gbar[at]
         where = np.arange(gbar.shape[0]) if at is None else at
         slots = np.minimum(np.searchsorted(indices, where), max(indices.shape[0] - 1, 0))
         hit = indices[slots] == where if indices.shape[0] else np.zeros(where.shape, bool)
-        read[hit] = values[slots[hit]]
+        read[hit] = kept[slots[hit]]
         return read
 
     def release(self, worker: int, below: int | None = None) -> None:
         """Forget the worker's reads numbered below `below` (None: all of them)."""
         kept = self.kept.get(worker, {})
         for number in [n for n in kept if below is None or n < below]:
-            indices, values = kept.pop(number)
+            indices, snapshot = kept.pop(number)
             if indices is None:
-                self.spare.append(values)
+                snapshot.readers -= 1
+                if snapshot.readers == 0:
+                    if snapshot.values is not None:
+                        self.spare.append(snapshot.values)
+                    if snapshot is self.current:
+                        self.current = None
 
 
 class Server:
@@ -276,6 +308,7 @@ class Server:
                 self.adagrad.step(RowGrad(indices, rows[0].reshape(-1, 1)))
         else:
             state = self.state
+            self.sent.changing(state["gbar"])
             for grad, number in zip(rows, reads):
                 self.revision_rule(
                     self.x,
