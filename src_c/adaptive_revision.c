@@ -6,6 +6,7 @@
 #include "adaptive_revision.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef _OPENMP
@@ -39,13 +40,16 @@ int adaptive_revision_openmp(void)
 #endif
 }
 
-/* One coordinate: x, gbar, sum_sq, sum_sq_max at `at`, the pushed pair at `j`.  Written
- * in the reference's order of operations (rules.py); `(z >= zmax || z != z) ? z : zmax`
- * is numpy.maximum(z, zmax): the first NaN wins. */
-#define AR_COORDINATE(at, j)                                                    \
+/* One coordinate: x, gbar, sum_sq, sum_sq_max at `at`, the pushed g at `j`, ḡ_read the
+ * expression READ (gbar_read[j], or `before`: ḡ itself, no delay), then KEEP (a statement
+ * that may store `before`, ḡ as it was).  Written in the reference's order of operations
+ * (rules.py); `(z >= zmax || z != z) ? z : zmax` is numpy.maximum(z, zmax): the first NaN
+ * wins. */
+#define AR_COORDINATE(at, j, READ, KEEP)                                        \
     do {                                                                        \
         const REAL g = grad[j];                                                 \
-        const REAL forward = gbar[at] - gbar_read[j];                           \
+        const REAL before = gbar[at];                                           \
+        const REAL forward = before - (READ);                                   \
         const REAL eta_old = lr / SQRT(sum_sq_max[at] + eps);                   \
         const REAL z = (sum_sq[at] + g * g) + (g * (REAL)2) * forward;          \
         const REAL zmax = (z >= sum_sq_max[at] || z != z) ? z : sum_sq_max[at]; \
@@ -54,7 +58,8 @@ int adaptive_revision_openmp(void)
         sum_sq[at] = z;                                                         \
         sum_sq_max[at] = zmax;                                                  \
         x[at] = stepped + (eta_old - lr / root) * forward;                      \
-        gbar[at] = gbar[at] + g;                                                \
+        KEEP;                                                                   \
+        gbar[at] = before + g;                                                  \
     } while (0)
 
 /* The threads worth using for n coordinates, at most `threads`. */
@@ -74,14 +79,40 @@ static void ar_part(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
     *hi = per * (part + 1) < n ? per * (part + 1) : n;
 }
 
-/* The kernels of one dtype: REAL and SQRT are #defined before each use. */
-#define AR_DEFINE(SUFFIX)                                                        \
-    AR_CLONES static void ar_span_##SUFFIX(                                                  \
-        REAL *restrict x, const REAL *restrict grad, const REAL *restrict gbar_read,          \
-        REAL *restrict gbar, REAL *restrict sum_sq, REAL *restrict sum_sq_max, int64_t n,     \
-        REAL lr, REAL eps)                                                                   \
+/* One dense span: ḡ_read from gbar_read or (NAME's READ) ḡ itself, ḡ as it was stored in
+ * keep or not; four loops, each vectorised without a test per coordinate. */
+#define AR_DENSE_SPAN(NAME, READ, KEEP)                                                      \
+    AR_CLONES static void NAME(REAL *restrict x, const REAL *restrict grad,                  \
+                               const REAL *restrict gbar_read, REAL *restrict gbar,          \
+                               REAL *restrict keep, REAL *restrict sum_sq,                   \
+                               REAL *restrict sum_sq_max, int64_t n, REAL lr, REAL eps)      \
     {                                                                                        \
-        AR_OMP("omp simd") for (int64_t i = 0; i < n; i++) AR_COORDINATE(i, i);             \
+        (void)gbar_read;                                                                     \
+        (void)keep;                                                                          \
+        AR_OMP("omp simd") for (int64_t i = 0; i < n; i++) AR_COORDINATE(i, i, READ, KEEP);  \
+    }
+
+/* The kernels of one dtype: REAL and SQRT are #defined before each use. */
+#define AR_DEFINE(SUFFIX)                                                                    \
+    AR_DENSE_SPAN(ar_span_##SUFFIX, gbar_read[i], (void)0)                                   \
+    AR_DENSE_SPAN(ar_span_keep_##SUFFIX, gbar_read[i], keep[i] = before)                     \
+    AR_DENSE_SPAN(ar_fresh_span_##SUFFIX, before, (void)0)                                   \
+    AR_DENSE_SPAN(ar_fresh_span_keep_##SUFFIX, before, keep[i] = before)                     \
+    static void ar_dense_span_##SUFFIX(REAL *x, const REAL *grad, const REAL *gbar_read,     \
+                                       REAL *gbar, REAL *keep, REAL *sum_sq,                 \
+                                       REAL *sum_sq_max, int64_t n, REAL lr, REAL eps)       \
+    {                                                                                        \
+        if (gbar_read != NULL && keep == NULL)                                               \
+            ar_span_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n, lr, eps); \
+        else if (gbar_read != NULL)                                                          \
+            ar_span_keep_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n, lr, \
+                                  eps);                                                      \
+        else if (keep == NULL)                                                               \
+            ar_fresh_span_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n,    \
+                                   lr, eps);                                                 \
+        else                                                                                 \
+            ar_fresh_span_keep_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max,  \
+                                        n, lr, eps);                                         \
     }                                                                                        \
     static void ar_indexed_span_##SUFFIX(                                                    \
         REAL *restrict x, const int64_t *restrict index, const REAL *restrict grad,          \
@@ -90,25 +121,28 @@ static void ar_part(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
     {                                                                                        \
         for (int64_t j = 0; j < n; j++) {                                                    \
             const int64_t i = index[j];                                                      \
-            AR_COORDINATE(i, j);                                                             \
+            AR_COORDINATE(i, j, gbar_read[j], (void)0);                                      \
         }                                                                                    \
     }                                                                                        \
     void adaptive_revision_##SUFFIX(REAL *x, const REAL *grad, const REAL *gbar_read,        \
-                                    REAL *gbar, REAL *sum_sq, REAL *sum_sq_max, int64_t n,   \
-                                    double lr, double eps, int threads)                      \
+                                    REAL *gbar, REAL *gbar_keep, REAL *sum_sq,               \
+                                    REAL *sum_sq_max, int64_t n, double lr, double eps,      \
+                                    int threads)                                             \
     {                                                                                        \
         const int team = ar_team(n, threads);                                                \
         if (team == 1) {                                                                     \
-            ar_span_##SUFFIX(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, n, (REAL)lr,      \
-                             (REAL)eps);                                                     \
+            ar_dense_span_##SUFFIX(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max,  \
+                                   n, (REAL)lr, (REAL)eps);                                  \
             return;                                                                          \
         }                                                                                    \
         AR_OMP("omp parallel for schedule(static, 1) num_threads(team)")                    \
         for (int part = 0; part < team; part++) {                                            \
             int64_t lo, hi;                                                                  \
             ar_part(n, part, team, &lo, &hi);                                                \
-            ar_span_##SUFFIX(x + lo, grad + lo, gbar_read + lo, gbar + lo, sum_sq + lo,      \
-                             sum_sq_max + lo, hi - lo, (REAL)lr, (REAL)eps);                 \
+            ar_dense_span_##SUFFIX(x + lo, grad + lo, gbar_read ? gbar_read + lo : NULL,     \
+                                   gbar + lo, gbar_keep ? gbar_keep + lo : NULL,             \
+                                   sum_sq + lo, sum_sq_max + lo, hi - lo, (REAL)lr,          \
+                                   (REAL)eps);                                               \
         }                                                                                    \
     }                                                                                        \
     void adaptive_revision_indexed_##SUFFIX(REAL *x, const int64_t *index, const REAL *grad, \

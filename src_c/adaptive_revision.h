@@ -10,7 +10,10 @@
  *
  * (z, z' are stored minus δ², as the reference does: `sum_sq`, `sum_sq_max`.)
  *
- * Dense form: coordinate i of every array.  Indexed form: grad[j] and gbar_read[j] belong
+ * Dense form: coordinate i of every array; gbar_read NULL reads ḡ itself (a push computed
+ * on a fetch of the ḡ the server still has: ḡ_fwd = ḡ − ḡ, one array less to stream), and
+ * gbar_keep, when not NULL, receives ḡ as it was before the update (the server's copy of
+ * the ḡ that pending fetches read, taken in the same pass).  Indexed form: grad[j] and gbar_read[j] belong
  * to coordinate index[j] of x, gbar, sum_sq, sum_sq_max (a sparse push); the indices must
  * be distinct and in [0, size).  Each coordinate's arithmetic is independent of the
  * others, so the results do not depend on `threads` (OpenMP, static split) or on the
@@ -28,11 +31,11 @@ extern "C" {
 #endif
 
 void adaptive_revision_f32(float *x, const float *grad, const float *gbar_read, float *gbar,
-                           float *sum_sq, float *sum_sq_max, int64_t n, double lr, double eps,
-                           int threads);
+                           float *gbar_keep, float *sum_sq, float *sum_sq_max, int64_t n,
+                           double lr, double eps, int threads);
 void adaptive_revision_f64(double *x, const double *grad, const double *gbar_read, double *gbar,
-                           double *sum_sq, double *sum_sq_max, int64_t n, double lr, double eps,
-                           int threads);
+                           double *gbar_keep, double *sum_sq, double *sum_sq_max, int64_t n,
+                           double lr, double eps, int threads);
 void adaptive_revision_indexed_f32(float *x, const int64_t *index, const float *grad,
                                    const float *gbar_read, float *gbar, float *sum_sq,
                                    float *sum_sq_max, int64_t n_index, double lr, double eps,

@@ -57,6 +57,39 @@ def test_kernel_is_the_reference_bit_for_bit(dtype, n, lr, eps):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 65, 70_001])
+@pytest.mark.parametrize("fresh", [False, True], ids=["delayed", "fresh"])
+@pytest.mark.parametrize("keep", [False, True], ids=["", "keep"])
+def test_reading_gbar_itself_and_keeping_it_are_the_reference_bit_for_bit(dtype, n, fresh, keep):
+    """gbar_read=None is the reference with ḡ_read = a copy of ḡ (inf and NaN included);
+    gbar_keep receives ḡ as it was before the update."""
+    rng = np.random.default_rng(n + 5)
+    start = state(rng, n, dtype)
+    if n > 3:
+        start["gbar"][:3] = [np.inf, -np.inf, np.nan]
+    grad = rng.standard_normal(n).astype(dtype)
+    gbar_read = start["gbar"].copy() if fresh else rng.standard_normal(n).astype(dtype)
+    expected = copy(start)
+    with np.errstate(invalid="ignore"):
+        apply(reference, expected, grad, gbar_read, lr=0.3, eps=1e-8)
+    for threads in (1, 3):
+        got, kept = copy(start), np.full(n, 7.0, dtype)
+        apply(
+            kernels.adaptive_revision,
+            got,
+            grad,
+            None if fresh else gbar_read,
+            lr=0.3,
+            eps=1e-8,
+            threads=threads,
+            gbar_keep=kept if keep else None,
+        )
+        assert bits(got) == bits(expected), threads
+        want = start["gbar"] if keep else np.full(n, 7.0, dtype)
+        assert kept.tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_many_updates_and_non_finite_values_follow_the_reference(dtype):
     rng = np.random.default_rng(1)
     n = 4099
@@ -139,6 +172,17 @@ def bad_cases():
         ValueError,
     )
     yield "grad", dict(indices=np.array([1, 2]), grad=f64()[:3], gbar_read=f64()[:2]), ValueError
+    yield "gbar_read", dict(indices=np.array([1]), grad=f64()[:1], gbar_read=None), ValueError
+    yield (
+        "gbar_keep",
+        dict(indices=np.array([1]), grad=f64()[:1], gbar_read=f64()[:1], gbar_keep=f64()),
+        ValueError,
+    )
+    yield "gbar_keep", dict(gbar_keep=np.ones(n + 1)), ValueError
+    yield "gbar_keep", dict(gbar_keep=read_only), ValueError
+    yield "gbar_keep", dict(gbar_keep=np.ones(n, np.float32)), TypeError
+    yield "gbar_keep and gbar_read", dict(gbar_keep=shared[:n], gbar_read=shared[:n]), ValueError
+    yield "gbar and gbar_keep", dict(gbar=shared[:n], gbar_keep=shared[:n]), ValueError
 
 
 @pytest.mark.parametrize("name,override,error", list(bad_cases()))
@@ -200,3 +244,48 @@ def test_the_server_keeps_each_fetchs_gbar_until_a_push_moves_past_it():
     sent.fetched(3, gbar, None)  # a read no update follows, then forgotten: never copied
     sent.release(3)
     assert sent.current is None and len(sent.spare) == 1
+
+
+def test_a_dense_update_reads_gbar_itself_when_it_has_not_moved_and_keeps_it_in_its_pass():
+    """SentGbar.for_update with the kernel: the server's updates give the bits of the
+    reference fed each fetch's ḡ_read, whichever fetches are pending, with no copy taken
+    outside the kernel's pass."""
+    from gdfast.distributed.server import SentGbar
+
+    rng = np.random.default_rng(9)
+    n = 1000
+    start = state(rng, n, np.float64)
+    sent, got, expected = SentGbar(), copy(start), copy(start)
+    reads = {}  # the reference's side: the ḡ each fetch read
+
+    def fetch(worker, number, indices=None):
+        sent.fetched(worker, got["gbar"], indices)
+        reads[worker, number] = expected["gbar"].copy()
+
+    def push(worker, number, at=None):
+        grad = rng.standard_normal(n if at is None else at.size)
+        dense = grad if at is None else np.zeros(n)
+        if at is not None:
+            dense[at] = grad
+        apply(reference, expected, dense, reads[worker, number], lr=0.3, eps=1e-8)
+        unmoved = at is None and sent.kept[worker][number][1] is sent.current
+        read, keep = sent.for_update(worker, number, at, got["gbar"])
+        assert (read is None) == unmoved
+        apply(
+            kernels.adaptive_revision, got, grad, read, lr=0.3, eps=1e-8, indices=at, gbar_keep=keep
+        )
+        assert bits(got) == bits(expected), (worker, number, at is None)
+
+    fetch(1, 0)
+    fetch(2, 0)
+    push(1, 0)  # ḡ as it is: read from ḡ itself, and kept for worker 2's fetch
+    assert sent.current is None and not sent.spare
+    fetch(1, 1)
+    push(2, 0)  # delayed: worker 2's copy, taken in push(1, 0)'s pass; keeps fetch (1, 1)'s
+    push(1, 1)
+    fetch(2, 1, np.arange(0, n, 3))  # a sparse fetch
+    push(2, 1)  # a dense push on a sparse fetch
+    fetch(1, 2)
+    push(2, 1, np.arange(0, n, 21))  # a sparse push (of fetched coordinates): copies ḡ first
+    assert sent.current is None
+    push(1, 2)

@@ -13,11 +13,13 @@ from gdfast import _validation as check
 
 cdef extern from "adaptive_revision.h" nogil:
     void adaptive_revision_f32(float *x, const float *grad, const float *gbar_read,
-                               float *gbar, float *sum_sq, float *sum_sq_max, int64_t n,
-                               double lr, double eps, int threads)
+                               float *gbar, float *gbar_keep, float *sum_sq,
+                               float *sum_sq_max, int64_t n, double lr, double eps,
+                               int threads)
     void adaptive_revision_f64(double *x, const double *grad, const double *gbar_read,
-                               double *gbar, double *sum_sq, double *sum_sq_max, int64_t n,
-                               double lr, double eps, int threads)
+                               double *gbar, double *gbar_keep, double *sum_sq,
+                               double *sum_sq_max, int64_t n, double lr, double eps,
+                               int threads)
     void adaptive_revision_indexed_f32(float *x, const int64_t *index, const float *grad,
                                        const float *gbar_read, float *gbar, float *sum_sq,
                                        float *sum_sq_max, int64_t n_index, double lr,
@@ -37,7 +39,7 @@ def openmp_enabled() -> bool:
 
 
 def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
-                      indices=None, threads=1):
+                      indices=None, threads=1, gbar_keep=None):
     """One AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max), in C.
 
     The arguments are the NumPy reference's (gdfast.distributed.rules.adaptive_revision):
@@ -48,6 +50,11 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
     and every other coordinate is neither read nor written (where the dense rule with
     g = 0 leaves it unchanged too, up to the sign of a zero x).  threads ≥ 1: OpenMP
     threads; the results are the same bits for any count.
+
+    Dense pushes only: gbar_read=None reads ḡ itself (a push computed on a fetch of the ḡ
+    the server still has; the reference's bits with gbar_read = gbar.copy()), and
+    gbar_keep (an array like x, written) receives ḡ as it was before the update, in the
+    same pass (the server's copy of the ḡ its pending fetches read).
     """
     lr = check.learning_rate("lr", lr)
     eps = check.positive("eps", eps)
@@ -55,13 +62,21 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
         raise ValueError(f"threads: expected an int in [1, {MAX_THREADS}], got {threads}")
     x = check.vector("x", x, None, True)
     written = {"x": x}
-    for name, value in (("gbar", gbar), ("sum_sq", sum_sq), ("sum_sq_max", sum_sq_max)):
+    updated = (("gbar", gbar), ("sum_sq", sum_sq), ("sum_sq_max", sum_sq_max))
+    if gbar_keep is not None:
+        updated += (("gbar_keep", gbar_keep),)
+    for name, value in updated:
         written[name] = check.vector(name, value, x.dtype, True)
         if value.shape != x.shape:
             raise ValueError(f"{name}: expected x's shape {x.shape}, got {value.shape}")
     index = None if indices is None else check.distinct_indices("indices", indices, x.shape[0])
+    if index is not None:
+        for name, value in (("gbar_read", gbar_read), ("gbar_keep", gbar_keep)):
+            if (value is None) == (name == "gbar_read"):
+                expected = "an array" if value is None else "None"
+                raise ValueError(f"{name}: expected {expected} with indices (a sparse push)")
     pushed = x.shape[0] if index is None else index.shape[0]
-    read = {"grad": grad, "gbar_read": gbar_read}
+    read = {"grad": grad} if gbar_read is None else {"grad": grad, "gbar_read": gbar_read}
     for name, value in read.items():
         check.vector(name, value, x.dtype, False)
         if value.shape[0] != pushed:
@@ -77,42 +92,58 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
                     f"{name} and {other}: expected arrays that share no memory ({name} is "
                     "updated in place)"
                 )
-    _run(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, index, lr, eps, int(threads))
+    _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, lr, eps, int(threads))
 
 
-cdef void _run(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, index, double lr, double eps,
-               int threads):
+cdef void _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, double lr,
+               double eps, int threads):
     cdef int64_t n = x.shape[0] if index is None else index.shape[0]
     cdef const int64_t[::1] index_view
     cdef const int64_t *index_pointer = NULL
-    cdef float[::1] x32, gbar32, sum_sq32, sum_sq_max32
+    cdef float[::1] x32, gbar32, sum_sq32, sum_sq_max32, keep32
     cdef const float[::1] grad32, read32
-    cdef double[::1] x64, gbar64, sum_sq64, sum_sq_max64
+    cdef float *keep32_pointer = NULL
+    cdef const float *read32_pointer = NULL
+    cdef double[::1] x64, gbar64, sum_sq64, sum_sq_max64, keep64
     cdef const double[::1] grad64, read64
+    cdef double *keep64_pointer = NULL
+    cdef const double *read64_pointer = NULL
     if n == 0:
         return
     if index is not None:
         index_view = index
         index_pointer = &index_view[0]
     if x.dtype == np.float32:
-        x32, gbar32, sum_sq32, sum_sq_max32 = x, gbar, sum_sq, sum_sq_max
-        grad32, read32 = grad, gbar_read
+        x32, gbar32, sum_sq32, sum_sq_max32, grad32 = x, gbar, sum_sq, sum_sq_max, grad
+        if gbar_read is not None:
+            read32 = gbar_read
+            read32_pointer = &read32[0]
+        if gbar_keep is not None:
+            keep32 = gbar_keep
+            keep32_pointer = &keep32[0]
         with nogil:
             if index_pointer == NULL:
-                adaptive_revision_f32(&x32[0], &grad32[0], &read32[0], &gbar32[0],
-                                      &sum_sq32[0], &sum_sq_max32[0], n, lr, eps, threads)
+                adaptive_revision_f32(&x32[0], &grad32[0], read32_pointer, &gbar32[0],
+                                      keep32_pointer, &sum_sq32[0], &sum_sq_max32[0], n, lr,
+                                      eps, threads)
             else:
-                adaptive_revision_indexed_f32(&x32[0], index_pointer, &grad32[0], &read32[0],
-                                              &gbar32[0], &sum_sq32[0], &sum_sq_max32[0], n,
-                                              lr, eps, threads)
+                adaptive_revision_indexed_f32(&x32[0], index_pointer, &grad32[0],
+                                              read32_pointer, &gbar32[0], &sum_sq32[0],
+                                              &sum_sq_max32[0], n, lr, eps, threads)
     else:
-        x64, gbar64, sum_sq64, sum_sq_max64 = x, gbar, sum_sq, sum_sq_max
-        grad64, read64 = grad, gbar_read
+        x64, gbar64, sum_sq64, sum_sq_max64, grad64 = x, gbar, sum_sq, sum_sq_max, grad
+        if gbar_read is not None:
+            read64 = gbar_read
+            read64_pointer = &read64[0]
+        if gbar_keep is not None:
+            keep64 = gbar_keep
+            keep64_pointer = &keep64[0]
         with nogil:
             if index_pointer == NULL:
-                adaptive_revision_f64(&x64[0], &grad64[0], &read64[0], &gbar64[0],
-                                      &sum_sq64[0], &sum_sq_max64[0], n, lr, eps, threads)
+                adaptive_revision_f64(&x64[0], &grad64[0], read64_pointer, &gbar64[0],
+                                      keep64_pointer, &sum_sq64[0], &sum_sq_max64[0], n, lr,
+                                      eps, threads)
             else:
-                adaptive_revision_indexed_f64(&x64[0], index_pointer, &grad64[0], &read64[0],
-                                              &gbar64[0], &sum_sq64[0], &sum_sq_max64[0], n,
-                                              lr, eps, threads)
+                adaptive_revision_indexed_f64(&x64[0], index_pointer, &grad64[0],
+                                              read64_pointer, &gbar64[0], &sum_sq64[0],
+                                              &sum_sq_max64[0], n, lr, eps, threads)

@@ -54,11 +54,13 @@ class SentGbar:
 
     Dense reads are copied lazily and shared: every dense fetch answered since ḡ last
     changed read the same ḡ, so they share one `Snapshot`, and its copy of ḡ is taken only
-    when ḡ is about to change (`changing`, called by the server before each update that
-    moves ḡ).  A fetch that no update follows (the last one, several workers' fetches
-    between two pushes, n_fetch < n_push) costs no copy.  Copies are buffers reused
-    (large temporaries cost page faults).  Sparse reads keep the fetched coordinates'
-    values, copied when the fetch is answered."""
+    when ḡ is about to change, by the dense update's own pass over ḡ (`for_update` hands
+    the kernel the buffer, gbar_keep) or, before a sparse update, by a copy
+    (`changing`).  A fetch that no update follows (the last one, several workers'
+    fetches between two pushes, n_fetch < n_push) costs no copy, and a dense push
+    computed on ḡ as it still is reads ḡ itself (no ḡ_read array streamed).  Copies are
+    buffers reused (large temporaries cost page faults).  Sparse reads keep the fetched
+    coordinates' values, copied when the fetch is answered."""
 
     class Snapshot:
         """ḡ as some dense fetches read it: `values` None while ḡ is still that value."""
@@ -93,6 +95,28 @@ class SentGbar:
             np.copyto(values, gbar)
             self.current.values = values
             self.current = None
+
+    def for_update(self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray):
+        """(ḡ_read, gbar_keep) for the rule's update of ḡ with a g computed on the worker's
+        fetch `number`, at shard coordinates `at` (None: a dense update).  Dense: ḡ_read
+        is None when that fetch read ḡ as it still is (the kernel reads ḡ itself), and
+        gbar_keep a buffer the kernel must fill with ḡ as it was when some dense fetch
+        read the present ḡ (else None).  Sparse: ḡ is copied for those reads first
+        (`changing`) and gbar_keep is None."""
+        if at is not None:
+            self.changing(gbar)
+            return self.read(worker, number, at, gbar), None
+        indices, kept = self.kept[worker][number]
+        if indices is not None:
+            read = self.read(worker, number, None, gbar)  # a new array
+        else:
+            read = None if kept is self.current else kept.values
+        keep = None
+        if self.current is not None:
+            keep = self.spare.pop() if self.spare else np.empty_like(gbar)
+            self.current.values = keep  # filled by the update's pass
+            self.current = None
+        return read, keep
 
     def read(self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray):
         """ḡ_read of the worker's fetch `number` at shard coordinates `at` (None: all).
@@ -296,7 +320,8 @@ class Server:
         """Downpour: Adagrad (gdfast's C kernel) on the pushed gradient.  AdaptiveRevision:
         its C kernel (src_c/adaptive_revision.c, the bits of rules.adaptive_revision) once
         per g_j, in the order the worker read them, with the ḡ_read `worker`'s fetch
-        reads[j] was answered with (SentGbar).  `indices`: a sparse
+        reads[j] was answered with (SentGbar.for_update: ḡ itself when it has not moved
+        since, and the copy pending fetches need taken in the same pass).  `indices`: a sparse
         push, rows[:, j] belong to shard coordinate indices[j] and no other coordinate is
         touched (the dense rules leave a coordinate with g = 0 unchanged too)."""
         if indices is not None and indices.shape[0] == 0:
@@ -308,12 +333,12 @@ class Server:
                 self.adagrad.step(RowGrad(indices, rows[0].reshape(-1, 1)))
         else:
             state = self.state
-            self.sent.changing(state["gbar"])
             for grad, number in zip(rows, reads):
+                read, keep = self.sent.for_update(worker, int(number), indices, state["gbar"])
                 self.revision_rule(
                     self.x,
                     grad,
-                    self.sent.read(worker, int(number), indices, state["gbar"]),
+                    read,
                     state["gbar"],
                     state["sum_sq"],
                     state["sum_sq_max"],
@@ -321,6 +346,7 @@ class Server:
                     eps=self.config.eps,
                     indices=indices,
                     threads=get_num_threads(),
+                    gbar_keep=keep,
                 )
         self.count_update()
 
