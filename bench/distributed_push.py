@@ -23,6 +23,10 @@ float32.  Rows:
                 each fetch is followed by an empty push that lets the server forget the
                 read before it, as the next push of a worker does (not counted)
   fetch sparse  the `touched` coordinates' x (AdaptiveRevision: and keeps their ḡ)
+  step dense    a worker's step with one worker (worker.py): the next dense fetch, then
+                the dense push computed on the fetch before it (an AdaptiveRevision
+                server reads that fetch's ḡ copy and, in the same pass, copies ḡ for the
+                new fetch); server CPU of both messages
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ TAGS = {
     "push sparse": wire.SPARSE_PUSH,
     "fetch dense": wire.FETCH,
     "fetch sparse": wire.SPARSE_FETCH,
+    "step dense": (wire.FETCH, wire.PUSH),
 }
 
 
@@ -53,17 +58,20 @@ def block(comm, algorithm: str, operation: str, size: int, index: np.ndarray, pu
         return None
     client = ProbeClient(comm, algorithm, size, np.float32, index)
     kind, form = operation.split()
-    act = getattr(client, kind)
     began = time.perf_counter()
     for _ in range(pushes):
-        sent = act(form == "sparse")
+        if kind == "step":
+            sent = client.fetch(False) + client.push(False, behind=1)
+        else:
+            sent = getattr(client, kind)(form == "sparse")
         if kind == "fetch":
             client.release()  # as the worker's next push would
-    if kind == "push":
+    if kind != "fetch":
         client.fetch(True)  # every push applied
     seconds = (time.perf_counter() - began) / pushes
-    cpu, count = client.done()[TAGS[operation]]
-    return seconds, sent, cpu / count
+    busy = client.done()
+    tags = TAGS[operation] if kind == "step" else (TAGS[operation],)
+    return seconds, sent, sum(busy[tag][0] / busy[tag][1] for tag in tags)
 
 
 def main() -> None:
@@ -75,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     comm = MPI.COMM_WORLD
     index = np.sort(np.random.default_rng(0).choice(args.size, args.touched, replace=False))
-    operations = ["push dense", "push sparse", "fetch dense", "fetch sparse"]
+    operations = list(TAGS)
     results: dict[tuple[str, str], list] = {}
     for _ in range(args.repeats):
         for rule, algorithm in RULES.items():

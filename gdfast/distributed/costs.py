@@ -181,12 +181,13 @@ class ProbeClient:
         self.fetches += 1
         return (self.index.nbytes if sparse else 0) + self.status.nbytes + n * self.x.itemsize
 
-    def push(self, sparse: bool) -> int:
-        """One push of one gradient computed on the last fetch (sent); its bytes."""
+    def push(self, sparse: bool, behind: int = 0) -> int:
+        """One push of one gradient computed on the last fetch but `behind` (sent); its
+        bytes."""
         from mpi4py import MPI
 
         message = self.sparse if sparse else self.dense
-        message[8:16].view(np.int64)[0] = self.fetches - 1
+        message[8:16].view(np.int64)[0] = self.fetches - 1 - behind
         self.comm.Send([message, MPI.BYTE], 0, wire.SPARSE_PUSH if sparse else wire.PUSH)
         return message.nbytes
 
