@@ -9,6 +9,12 @@ so load changes hit them alike.  One thread per rule (a server rank's default). 
 
   Adagrad, dense             the Downpour server's push: gdfast.Adagrad.step on the shard
   AdaptiveRevision C, dense  the AdaptiveRevision server's push: the C kernel, one pair
+                             (g, ḡ_read): a delayed push, no fetch pending
+  ... + copy of ḡ            the same and a separate copy of ḡ (np.copyto): how the server
+                             kept a fetch's ḡ before (a copy per dense fetch)
+  ... keeping ḡ              the same pass also writing ḡ's old value (gbar_keep): how it
+                             keeps ḡ for a pending fetch now (one worker: every push)
+  ... on ḡ itself            gbar_read=None: a push computed on the ḡ the server still has
   AdaptiveRevision NumPy     the reference rules.adaptive_revision, whole-shard passes
   Adagrad, sparse            a sparse push of `touched`·size coordinates: RowGrad
   AdaptiveRevision C, sparse the same coordinates through the kernel's indexed form
@@ -43,11 +49,22 @@ def operations(size: int, dtype: str, touched: float) -> dict:
     table = rng.standard_normal((size, 1)).astype(dtype)
     adagrad_rows = gdfast.Adagrad(table, lr=0.01)
     c_dense, numpy_dense, c_sparse = fresh(), fresh(), fresh()
+    c_copy, c_keep, c_fresh, kept = fresh(), fresh(), fresh(), np.empty(size, dtype)
     scratch = np.empty((4, size), dtype)
     return {
         "Adagrad, dense": lambda: adagrad.step(grad),
         "AdaptiveRevision C, dense": lambda: adaptive_revision(
             c_dense[0], grad, gbar_read, *c_dense[1:], lr=0.01, eps=1e-8
+        ),
+        "AdaptiveRevision C, dense + copy of ḡ": lambda: (
+            np.copyto(kept, c_copy[2]),
+            adaptive_revision(c_copy[0], grad, gbar_read, *c_copy[1:], lr=0.01, eps=1e-8),
+        ),
+        "AdaptiveRevision C, dense keeping ḡ": lambda: adaptive_revision(
+            c_keep[0], grad, gbar_read, *c_keep[1:], lr=0.01, eps=1e-8, gbar_keep=kept
+        ),
+        "AdaptiveRevision C, dense on ḡ itself": lambda: adaptive_revision(
+            c_fresh[0], grad, None, *c_fresh[1:], lr=0.01, eps=1e-8
         ),
         "AdaptiveRevision NumPy": lambda: reference(
             numpy_dense[0], grad, gbar_read, *numpy_dense[1:], lr=0.01, eps=1e-8, scratch=scratch
@@ -81,7 +98,7 @@ def main() -> None:
     for name, values in times.items():
         median = float(np.median(values))
         print(
-            f"{name:<28} median {median * 1e3:8.3f}  p90 {np.percentile(values, 90) * 1e3:8.3f}"
+            f"{name:<40} median {median * 1e3:8.3f}  p90 {np.percentile(values, 90) * 1e3:8.3f}"
             f"  x Adagrad dense {median / base:6.3f}"
         )
 
