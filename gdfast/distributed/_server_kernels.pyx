@@ -95,55 +95,51 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
     _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, lr, eps, int(threads))
 
 
+ctypedef fused real:
+    float
+    double
+
+
 cdef void _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, double lr,
                double eps, int threads):
     cdef int64_t n = x.shape[0] if index is None else index.shape[0]
     cdef const int64_t[::1] index_view
     cdef const int64_t *index_pointer = NULL
-    cdef float[::1] x32, gbar32, sum_sq32, sum_sq_max32, keep32
-    cdef const float[::1] grad32, read32
-    cdef float *keep32_pointer = NULL
-    cdef const float *read32_pointer = NULL
-    cdef double[::1] x64, gbar64, sum_sq64, sum_sq_max64, keep64
-    cdef const double[::1] grad64, read64
-    cdef double *keep64_pointer = NULL
-    cdef const double *read64_pointer = NULL
     if n == 0:
         return
     if index is not None:
         index_view = index
         index_pointer = &index_view[0]
     if x.dtype == np.float32:
-        x32, gbar32, sum_sq32, sum_sq_max32, grad32 = x, gbar, sum_sq, sum_sq_max, grad
-        if gbar_read is not None:
-            read32 = gbar_read
-            read32_pointer = &read32[0]
-        if gbar_keep is not None:
-            keep32 = gbar_keep
-            keep32_pointer = &keep32[0]
-        with nogil:
-            if index_pointer == NULL:
-                adaptive_revision_f32(&x32[0], &grad32[0], read32_pointer, &gbar32[0],
-                                      keep32_pointer, &sum_sq32[0], &sum_sq_max32[0], n, lr,
-                                      eps, threads)
-            else:
-                adaptive_revision_indexed_f32(&x32[0], index_pointer, &grad32[0],
-                                              read32_pointer, &gbar32[0], &sum_sq32[0],
-                                              &sum_sq_max32[0], n, lr, eps, threads)
+        _update[float](x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index_pointer,
+                       n, lr, eps, threads)
     else:
-        x64, gbar64, sum_sq64, sum_sq_max64, grad64 = x, gbar, sum_sq, sum_sq_max, grad
-        if gbar_read is not None:
-            read64 = gbar_read
-            read64_pointer = &read64[0]
-        if gbar_keep is not None:
-            keep64 = gbar_keep
-            keep64_pointer = &keep64[0]
-        with nogil:
-            if index_pointer == NULL:
-                adaptive_revision_f64(&x64[0], &grad64[0], read64_pointer, &gbar64[0],
-                                      keep64_pointer, &sum_sq64[0], &sum_sq_max64[0], n, lr,
-                                      eps, threads)
+        _update[double](x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max,
+                        index_pointer, n, lr, eps, threads)
+
+
+cdef void _update(real[::1] x, const real[::1] grad, const real[::1] gbar_read,
+                  real[::1] gbar, real[::1] gbar_keep, real[::1] sum_sq, real[::1] sum_sq_max,
+                  const int64_t *index, int64_t n, double lr, double eps, int threads):
+    """The kernel of x's dtype; gbar_read and gbar_keep None: NULL (dense pushes only)."""
+    cdef const real *read = NULL
+    cdef real *keep = NULL
+    if gbar_read is not None:
+        read = &gbar_read[0]
+    if gbar_keep is not None:
+        keep = &gbar_keep[0]
+    with nogil:
+        if real is float:
+            if index == NULL:
+                adaptive_revision_f32(&x[0], &grad[0], read, &gbar[0], keep, &sum_sq[0],
+                                      &sum_sq_max[0], n, lr, eps, threads)
             else:
-                adaptive_revision_indexed_f64(&x64[0], index_pointer, &grad64[0],
-                                              read64_pointer, &gbar64[0], &sum_sq64[0],
-                                              &sum_sq_max64[0], n, lr, eps, threads)
+                adaptive_revision_indexed_f32(&x[0], index, &grad[0], read, &gbar[0],
+                                              &sum_sq[0], &sum_sq_max[0], n, lr, eps, threads)
+        else:
+            if index == NULL:
+                adaptive_revision_f64(&x[0], &grad[0], read, &gbar[0], keep, &sum_sq[0],
+                                      &sum_sq_max[0], n, lr, eps, threads)
+            else:
+                adaptive_revision_indexed_f64(&x[0], index, &grad[0], read, &gbar[0],
+                                              &sum_sq[0], &sum_sq_max[0], n, lr, eps, threads)
