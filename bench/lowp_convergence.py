@@ -62,7 +62,7 @@ def fit_run(config: str, seed: int, epochs: int, lr: float = 1e-3) -> tuple[floa
         progress=False,
         **FIT_CONFIGS[config],
     )
-    return float(model.loss(model.params, Xv, yv)), float(model.score(Xv, yv))
+    return float(model.loss(Xv, yv)), float(model.score(Xv, yv))
 
 
 TORCH_CONFIGS = {  # name: (parameter dtype, policy keywords)
@@ -160,18 +160,30 @@ def main() -> None:
     args = parser.parse_args()
     if "fit" not in args.skip:
         rows = {c: [fit_run(c, s, args.epochs) for s in args.seeds] for c in FIT_CONFIGS}
-        table(f"(a) digits MLP 64-128-10, gdfast.fit, Adam lr 1e-3, {args.epochs} epochs, "
-              f"seeds {args.seeds}", rows, "fp32 state")
+        table(
+            f"(a) digits MLP 64-128-10, gdfast.fit, Adam lr 1e-3, {args.epochs} epochs, "
+            f"seeds {args.seeds}",
+            rows,
+            "fp32 state",
+        )
     if "torch" not in args.skip:
         rows = {c: [torch_run(c, s, args.epochs) for s in args.seeds] for c in TORCH_CONFIGS}
-        table(f"(b) torch MLP 64-128-10 on digits, gdfast.torch.Adam lr 1e-3, {args.epochs} "
-              f"epochs, seeds {args.seeds}", rows, "fp32 params, fp32 state")
+        table(
+            f"(b) torch MLP 64-128-10 on digits, gdfast.torch.Adam lr 1e-3, {args.epochs} "
+            f"epochs, seeds {args.seeds}",
+            rows,
+            "fp32 params, fp32 state",
+        )
     if "quadratic" not in args.skip:
         print("\n(c) noisy quadratic, 1e5 parameters, Adam lr 1e-3, 200 steps")
         print("| configuration | final / initial loss | parameters never moved |")
         print("|---|---|---|")
-        for config in ("fp32 params, fp32 state", "bf16 params + master, fp32 state",
-                       "bf16 params, no master, nearest", "bf16 params, no master, stochastic"):
+        for config in (
+            "fp32 params, fp32 state",
+            "bf16 params + master, fp32 state",
+            "bf16 params, no master, nearest",
+            "bf16 params, no master, stochastic",
+        ):
             ratio, frozen = quadratic(config)
             print(f"| {config} | {ratio:.4f} | {frozen:.4f} |")
 
