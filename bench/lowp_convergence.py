@@ -3,8 +3,9 @@ accuracy side by side, each configuration against float32 state.
 
     PYTHONPATH=$PWD python bench/lowp_convergence.py [--epochs 20] [--seeds 0 1 2]
 
-(a) digits MLP 64-128-10 with `gdfast.fit` (NumPy classes; fit passes the policy keywords
-    to the optimizer class): Adam with float32 / bfloat16 / 8-bit state.  fit trains
+(a) digits MLP 64-128-10 with `gdfast.fit` (NumPy classes; fit's optimizer keywords are
+    hyper-parameters only, so the optimizer is built with the policy and handed to fit):
+    Adam with float32 / bfloat16 / 8-bit state.  fit trains
     float32/float64 parameters (its models compute in their dtype), so bfloat16 parameters
     are shown in (b).
 (b) the same MLP in torch through `gdfast.torch.Adam`: float32 / bfloat16 / 8-bit state,
@@ -54,13 +55,13 @@ def fit_run(config: str, seed: int, epochs: int, lr: float = 1e-3) -> tuple[floa
         model.params,
         X,
         y,
-        "adam",
-        lr=lr,
+        # (fit's make_optimizer passes hyper-parameters only: the policy's keywords go to
+        # an optimizer built here, which fit takes as it is)
+        gdfast.Adam(model.params, lr=lr, **FIT_CONFIGS[config]),
         batch_size=32,
         epochs=epochs,
         seed=seed,
         progress=False,
-        **FIT_CONFIGS[config],
     )
     return float(model.loss(Xv, yv)), float(model.score(Xv, yv))
 
