@@ -64,8 +64,10 @@ import torch
 
 from . import _validation as check
 from . import optim as rules
-from ._kernels import FAST_ALL, OwnedMemory, gradients_fast_ok, sum_of_squares
+from ._kernels import FAST_ALL, OwnedMemory, Staging, gradients_fast_ok, sum_of_squares
 from .catalogue import Rule
+from .catalogue._policy import DEFAULTS as POLICY_DEFAULTS
+from .catalogue._policy import NATIVE, Q8_SIGNED, Q8_UNSIGNED, Policy, bfloat16_dtype
 
 __all__ = [
     "SGD",
@@ -78,9 +80,19 @@ __all__ = [
     "NAdam",
     "step_in_backward",
     "StepInBackward",
+    "convert_state_dict",
 ]
 
+# The arithmetic dtypes (and the only ones of torch.optim's Tensor-lr step and of the norm's
+# C reduction); 16-bit parameters and gradients compute in float32 (SPEC L.5).
 _DTYPES = (torch.float32, torch.float64)
+_SIXTEEN_BIT = (torch.bfloat16, torch.float16)
+_PARAM_DTYPES = _DTYPES + _SIXTEEN_BIT
+# A state entry's storage (gdfast.catalogue._policy's formats) as a torch dtype: bfloat16 state
+# is a torch.bfloat16 tensor (the NumPy classes keep its uint16 bit patterns), 8-bit state
+# its uint8 codes plus `<name>_absmax`, the float32 scales.
+_STORAGE = {"bfloat16": torch.bfloat16, Q8_SIGNED: torch.uint8, Q8_UNSIGNED: torch.uint8}
+_STATE_DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16"}
 _data_ptr = torch.Tensor.data_ptr
 
 
@@ -148,13 +160,52 @@ def _same_layout(a: torch.Tensor, b: torch.Tensor) -> bool:
     return (a.is_contiguous() and b.is_contiguous()) or a.stride() == b.stride()
 
 
+def _numpy_bfloat16() -> np.dtype:
+    dtype = bfloat16_dtype()
+    if dtype is None:
+        raise TypeError(
+            "torch.bfloat16 tensors: gdfast hands them to its kernels as ml_dtypes.bfloat16 "
+            "arrays; install ml_dtypes (the gdfast[bfloat16] extra)"
+        )
+    return dtype
+
+
+def _array(tensor: torch.Tensor) -> np.ndarray:
+    """tensor.numpy(), a bfloat16 tensor's as an ml_dtypes.bfloat16 array (its bits, no
+    copy: numpy has no bfloat16 of its own)."""
+    if tensor.dtype == torch.bfloat16:
+        return tensor.view(torch.int16).numpy().view(_numpy_bfloat16())
+    return tensor.numpy()
+
+
 def _memory(tensor: torch.Tensor) -> np.ndarray:
     """A numpy view of a dense tensor's memory: its own shape when contiguous (the step's
     fast path compares shapes), else its elements flat in memory order."""
     tensor = tensor.detach()
     if tensor.is_contiguous():
-        return tensor.numpy()
-    return tensor.as_strided((tensor.numel(),), (1,)).numpy()
+        return _array(tensor)
+    return _array(tensor.as_strided((tensor.numel(),), (1,)))
+
+
+def _filled(like: torch.Tensor, dtype: torch.dtype, values: np.ndarray) -> torch.Tensor:
+    """A new tensor of `like`'s shape and layout holding `values` (its memory, in memory
+    order, as the unsigned integers of `dtype`'s width: bit patterns or 8-bit codes)."""
+    tensor = torch.empty_like(like, dtype=dtype, memory_format=torch.preserve_format)
+    bits = np.dtype(f"u{tensor.element_size()}")
+    _memory(tensor).view(bits).reshape(-1)[...] = values.view(bits).reshape(-1)
+    return tensor
+
+
+def _state_dtype(value: Any) -> Any:
+    """state_dtype's torch spellings (torch.float32, torch.bfloat16) as the policy's strings."""
+    if isinstance(value, torch.dtype):
+        if value not in _STATE_DTYPE_NAMES:
+            raise ValueError(
+                "state_dtype: expected 'float32', 'bfloat16', 'int8', torch.float32 or "
+                f"torch.bfloat16, got {value}"
+            )
+        return _STATE_DTYPE_NAMES[value]
+    return value
 
 
 def _sums_of_squares(grads: list[torch.Tensor]) -> tuple[float, np.ndarray, np.ndarray]:
@@ -171,6 +222,9 @@ def _gradient_memory(grads: list[torch.Tensor]) -> tuple[list[np.ndarray], bool]
     arrays, views = [], True
     for grad in grads:
         grad = grad.detach()
+        if grad.dtype in _SIXTEEN_BIT:  # the reduction reads float32 (widening is exact)
+            grad = grad.float()
+            views = False
         if grad.is_neg() or not _dense(grad):
             grad = grad.resolve_neg().contiguous()
             views = False
@@ -182,7 +236,12 @@ class _Plan:
     """A param group described to the kernels: numpy views of every parameter and state
     buffer (None where a parameter has no state yet), the group's step counters, the
     memory the step writes, and the state objects they came from (`fits` compares them
-    with opt.state at every step, so that no view outlives what it was taken from)."""
+    with opt.state at every step, so that no view outlives what it was taken from).
+
+    Under a dtype policy also: `extra[name]`, views of the entries the policy adds
+    (`master`, `<name>_absmax`), `first`, the optimizer-wide index of the group's first
+    parameter (the stochastic rounding's tensor number, SPEC L.2), and `staging`, the
+    Staging of a step of the whole group with gradients of the parameters' dtypes."""
 
     def __init__(
         self,
@@ -192,11 +251,19 @@ class _Plan:
         structure: tuple,
         keeps_step: bool,
         step_dtype: torch.dtype,
+        extra_names: tuple[str, ...] = (),
+        first: int = 0,
+        copies: tuple[np.ndarray, ...] = (),
     ):
         self.structure = structure
         self.pointers = [p.data_ptr() for p in params]
         self.param_np = tuple(_memory(p) for p in params)
         self.buffers = [[None if s is None else _memory(s[name]) for s in states] for name in names]
+        self.extra = {
+            name: [None if s is None else _memory(s[name]) for s in states] for name in extra_names
+        }
+        self.first = first
+        self.staging: Optional[Staging] = None
         # the gradients last seen and their numpy views: when a step gets the same tensor
         # objects at the same addresses (zero_grad(set_to_none=False) keeps them), the
         # checked views are reused and only the addresses are compared
@@ -219,10 +286,11 @@ class _Plan:
         spans = [(check.byte_span(a), "param") for a in self.param_np]
         spans += [
             (check.byte_span(b), "state")
-            for buffers in self.buffers
+            for buffers in [*self.buffers, *self.extra.values()]
             for b in buffers
             if b is not None
         ]
+        spans += [(check.byte_span(c), "param_copy") for c in copies]
         self.owned = OwnedMemory(spans)
         self.dicts = [s if s else None for s in states]
         self.entries = self._entries(self.dicts)
@@ -272,16 +340,197 @@ class _KernelOptimizer(torch.optim.Optimizer):
         max_grad_norm: Optional[float] = None,
         error_if_nonfinite: bool = False,
         skip_if_nonfinite: bool = False,
+        state_dtype: Any = "float32",
+        master_weights: bool = False,
+        param_copy: Optional[list[Optional[torch.Tensor]]] = None,
+        rounding: str = "nearest",
+        seed: int = 0,
+        block_size: int = 256,
         **kwargs: Any,
     ):
         """torch's constructor (arguments, defaults, checks), then gdfast's checks of every
         group; gdfast's own options are keyword-only (see the module docstring)."""
         self._plans: dict[int, _Plan] = {}
         self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
+        self._policy_arguments: Optional[dict[str, Any]] = None  # (torch's constructor first)
         super().__init__(*args, **kwargs)
+        if param_copy is not None and not isinstance(param_copy, (list, tuple)):
+            param_copy = [param_copy]
+        self._policy_arguments = {
+            "state_dtype": _state_dtype(state_dtype),
+            "master_weights": master_weights,
+            "param_copy": None if param_copy is None else list(param_copy),
+            "rounding": rounding,
+            "seed": seed,
+            "block_size": block_size,
+        }
+        self._set_policy()
+        # state torch's constructor made (Adagrad's sum) stored as the policy says
+        if self.policy.active:
+            for group in self.param_groups:
+                for param in group["params"]:
+                    if self.state.get(param):
+                        self.state[param] = self._create_state(group, param)
         # torch's fused=True asks GradScaler to hand over its scale; gdfast's step does not
         # take it, so GradScaler unscales the gradients itself (same results)
         self._step_supports_amp_scaling = False
+
+    # ---------------------------------------------------------- dtype policy
+    def _set_policy(self) -> None:
+        """Check the dtype policy (SPEC L.5) against every parameter of every group:
+        gdfast.catalogue's Policy.build on numpy views of the tensors (the refusals of L.5,
+        naming the argument), after the checks only torch tensors need."""
+        arguments = dict(self._policy_arguments or POLICY_DEFAULTS)
+        params, names = [], []
+        for index, group in enumerate(self.param_groups):
+            for position, param in enumerate(group["params"]):
+                params.append(param)
+                names.append(self._where(index, position, param))
+        copies = arguments["param_copy"]
+        if copies is not None:
+            if len(copies) > len(params):
+                raise ValueError(
+                    "param_copy: expected one bfloat16/float16 tensor (or None) per parameter, "
+                    f"{len(params)} in all, got {len(copies)}"
+                )
+            # parameters added after the constructor (add_param_group) have no copy
+            copies = list(copies) + [None] * (len(params) - len(copies))
+            arguments["param_copy"] = [
+                self._copy_memory(index, copy, param, len(params))
+                for index, (copy, param) in enumerate(zip(copies, params))
+            ]
+        if arguments["state_dtype"] == "bfloat16" or any(p.dtype == torch.bfloat16 for p in params):
+            _numpy_bfloat16()
+        policy = Policy.build([_memory(p) for p in params], names, arguments)
+        if policy.active:
+            for group in self.param_groups:
+                rule = self._rule(group)
+                if not rule.elementwise:
+                    raise ValueError(
+                        "state_dtype, master_weights, param_copy, 16-bit parameters: "
+                        f"{rule.rule} is not element-wise (its update reduces over a tensor); "
+                        "it takes float32/float64 parameters and state only"
+                    )
+        self.policy = policy
+
+    @staticmethod
+    def _copy_memory(
+        index: int, copy: Optional[torch.Tensor], param: torch.Tensor, count: int
+    ) -> Optional[np.ndarray]:
+        """A param_copy tensor's memory (None stays None), after the checks of a tensor;
+        Policy.build checks the rest (dtype, shape, the parameter's dtype, aliasing)."""
+        if copy is None:
+            return None
+        where = "param_copy" if count == 1 else f"param_copy[{index}]"
+        if not isinstance(copy, torch.Tensor):
+            raise TypeError(f"{where}: expected a torch.Tensor or None, got {type(copy).__name__}")
+        if copy.device.type != "cpu" or copy.layout is not torch.strided:
+            raise TypeError(
+                f"{where}: expected a dense CPU tensor, got {copy.layout} on {copy.device}"
+            )
+        if copy.dtype not in _SIXTEEN_BIT:
+            raise TypeError(
+                f"{where}: dtype {copy.dtype} is not supported; expected torch.bfloat16 or "
+                "torch.float16"
+            )
+        if copy.shape != param.shape:
+            raise ValueError(
+                f"{where}: shape {tuple(copy.shape)} does not match the parameter's shape "
+                f"{tuple(param.shape)}"
+            )
+        if copy.requires_grad:
+            raise ValueError(f"{where}: expected a tensor that does not require grad")
+        if not (_dense(copy) and _same_layout(copy, param)):
+            raise ValueError(
+                f"{where}: expected a dense tensor laid out as its parameter (strides "
+                f"{param.stride()}), got strides {copy.stride()}"
+            )
+        return _memory(copy)
+
+    def _nonnegative(self, group: dict[str, Any]) -> frozenset[str]:
+        """torch's names of the rule's non-negative state entries (8-bit: the unsigned map)."""
+        rule = self._rule(group)
+        torch_names = rule.torch_equivalent.state if rule.torch_equivalent is not None else {}
+        return frozenset(torch_names.get(n, n) for n in rule.nonnegative_state)
+
+    def _state_format(self, group: dict[str, Any], name: str) -> str:
+        """The policy's storage of state entry `name` (torch's name) of `group`'s rule."""
+        return self.policy.state_format(name, self._nonnegative(group))
+
+    def _extra_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """The state entries the policy adds: each 8-bit buffer's scales, the master."""
+        scales = tuple(
+            f"{name}_absmax"
+            for name in self._state_names(group)
+            if self._state_format(group, name) in (Q8_SIGNED, Q8_UNSIGNED)
+        )
+        return scales + (("master",) if self.policy.master_weights else ())
+
+    def _storage(self, group: dict[str, Any], name: str, param: torch.Tensor) -> tuple:
+        """(dtype, shape) of state entry `name` of `param`, buffers and policy entries."""
+        if name == "master":
+            return torch.float32, param.shape
+        if name.endswith("_absmax") and name in self._extra_names(group):
+            return torch.float32, torch.Size([-(-param.numel() // self.policy.block_size)])
+        fmt = self._state_format(group, name)
+        if fmt != NATIVE:
+            return _STORAGE[fmt], param.shape
+        return (param.dtype if param.dtype in _DTYPES else torch.float32), param.shape
+
+    def _create_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        """A parameter's first state (torch's lazy state): the rule's initial values, in
+        float32 for a 16-bit parameter, stored as the policy says (SPEC L.5: bfloat16
+        rounded to nearest, 8-bit encoded with its scales), and the master weights (the
+        parameter widened, exactly)."""
+        if param.dtype in _SIXTEEN_BIT:
+            template = torch.empty_like(
+                param, dtype=torch.float32, memory_format=torch.preserve_format
+            )
+        else:
+            template = param.detach()
+        state = self._new_state(group, template)
+        if not self.policy.active:
+            return state
+        for name in self._state_names(group):
+            state.update(self._stored(group, name, param, state[name]))
+        if self.policy.master_weights:
+            state["master"] = param.detach().to(torch.float32, memory_format=torch.preserve_format)
+        return state
+
+    def _stored(
+        self, group: dict[str, Any], name: str, param: torch.Tensor, values: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """State entry `name` of `param` (and its scales) as the policy stores it, from
+        `values` (float32, or the parameter's float64), laid out as the parameter."""
+        fmt = self._state_format(group, name)
+        if fmt == NATIVE:
+            dtype = param.dtype if param.dtype in _DTYPES else torch.float32
+            return {name: values.to(dtype)}
+        stored, scales = self.policy.store(fmt, _memory(values).reshape(-1))
+        entries = {name: _filled(param, _STORAGE[fmt], stored)}
+        if scales is not None:
+            entries[f"{name}_absmax"] = torch.from_numpy(scales)
+        return entries
+
+    def _staging(
+        self, group: dict[str, Any], plan: _Plan, positions: list[int], grads: list[np.ndarray]
+    ) -> Staging:
+        """The policy's description of a step of the parameters at `positions`."""
+        names = self._state_names(group)
+        return Staging(
+            *self.policy.staging_args(
+                [plan.first + i for i in positions],
+                grads,
+                [self._state_format(group, name) for name in names],
+                [
+                    [plan.extra[f"{name}_absmax"][i] for i in positions]
+                    if f"{name}_absmax" in plan.extra
+                    else None
+                    for name in names
+                ],
+                [plan.extra["master"][i] for i in positions] if "master" in plan.extra else None,
+            )
+        )
 
     def _set_clipping(self, max_grad_norm, error_if_nonfinite, skip_if_nonfinite) -> None:
         if max_grad_norm is not None:
@@ -361,8 +610,9 @@ class _KernelOptimizer(torch.optim.Optimizer):
         states: list[dict],
         scaling: dict[str, float],
     ) -> None:
-        """One kernel call on the active tensors of `group`; `scaling` is {} or
-        {"grad_scale": c} (the kernel multiplies each gradient element by c)."""
+        """One kernel call on the active tensors of `group`; `scaling` holds the kernel's
+        keywords beyond the rule's: {"grad_scale": c} (the kernel multiplies each gradient
+        element by c) and {"lowp": Staging} (the dtype policy's step, SPEC L.6), or none."""
         rule = self._rule(group)
         rules.KERNELS[rule.rule](
             params,
@@ -387,10 +637,21 @@ class _KernelOptimizer(torch.optim.Optimizer):
             self._check_group(group)
             for position, param in enumerate(group["params"]):
                 self._check_param(index, position, param)
+            if getattr(self, "_policy_arguments", None) is not None:
+                self._set_policy()  # (in the constructor: once every group is in)
         except Exception:
             self.param_groups.pop()
             raise
         self._plans.clear()
+
+    def state_dict(self) -> dict[str, Any]:
+        """torch's state dict; under a dtype policy also "policy" (SPEC L.5's record), the
+        state entries as they are stored (bfloat16 tensors, uint8 codes and their
+        `<name>_absmax` scales, `master`): saved and loaded losslessly."""
+        state_dict = super().state_dict()
+        if self.policy.active:
+            state_dict["policy"] = self.policy.record()
+        return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # the groups checked before torch replaces anything (on copies, with the keys an
@@ -400,7 +661,43 @@ class _KernelOptimizer(torch.optim.Optimizer):
             for saved in groups:
                 if isinstance(saved, dict):
                     self._check_group({**self.defaults, **saved})
+        self._check_loaded_policy(state_dict)
         super().load_state_dict(state_dict)
+        if self.policy.active:
+            self._restore_storage(state_dict)
+
+    def _check_loaded_policy(self, state_dict: Any) -> None:
+        """A state dict's dtype policy must be this optimizer's (a state dict of torch.optim
+        or of an optimizer without a policy has none): state is never converted silently."""
+        if not isinstance(state_dict, dict):
+            return  # (torch's own error follows)
+        mine = self.policy.record() if self.policy.active else None
+        theirs = state_dict.get("policy")
+        if theirs is not None and not isinstance(theirs, dict):
+            raise TypeError(f"state_dict['policy']: expected a dict, got {type(theirs).__name__}")
+        if theirs != mine:
+            raise ValueError(
+                "state_dict['policy']: the state was saved with the dtype policy "
+                f"{theirs if theirs is not None else 'of torch.optim (state in the parameters dtype)'}"
+                f", this optimizer has {mine if mine is not None else 'none'}; nothing was "
+                "loaded.  Convert it explicitly with gdfast.torch.convert_state_dict(state_dict, "
+                "optimizer), or build an optimizer with the same policy"
+            )
+
+    def _restore_storage(self, state_dict: dict[str, Any]) -> None:
+        """torch's load_state_dict casts every state tensor but `step` to its parameter's
+        dtype; under a policy the entries keep the dtype they were saved with (bfloat16 or
+        float32 state, uint8 codes, float32 scales and master weights): put back."""
+        saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for saved_id, param in zip(saved_ids, params):
+            saved = state_dict["state"].get(saved_id)
+            if not isinstance(saved, dict) or param not in self.state:
+                continue
+            state = self.state[param]
+            for key, value in saved.items():
+                if key != "step" and isinstance(value, torch.Tensor):
+                    state[key] = value.to(device=param.device)
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
@@ -408,6 +705,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             max_grad_norm=self.max_grad_norm,
             error_if_nonfinite=self.error_if_nonfinite,
             skip_if_nonfinite=self.skip_if_nonfinite,
+            _policy_arguments=self._policy_arguments,
         )
         return state
 
@@ -420,11 +718,13 @@ class _KernelOptimizer(torch.optim.Optimizer):
         self.__dict__.setdefault("error_if_nonfinite", False)
         self.__dict__.setdefault("skip_if_nonfinite", False)
         self.__dict__.setdefault("grad_norm", None)
+        self.__dict__.setdefault("_policy_arguments", dict(POLICY_DEFAULTS))
         self._step_supports_amp_scaling = False
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
             self._check_group(group)
+        self._set_policy()
         self._plans = {}
 
     @torch.no_grad()
@@ -436,6 +736,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 loss = closure()
         if any(map(_uses_tensor_hyperparameters, self.param_groups)):
             # torch's Tensor-lr arithmetic, on the same state (see the module docstring)
+            self._refuse_torch_step()
             if self._clip(self._gradient_views(), in_kernel=False) is not None:
                 inspect.unwrap(self.torch_class.step)(self)
             return loss
@@ -446,6 +747,20 @@ class _KernelOptimizer(torch.optim.Optimizer):
         for index, group in enumerate(self.param_groups):
             self._step_group(index, group, plans[index], scale)
         return loss
+
+    def _refuse_torch_step(self) -> None:
+        """torch.optim's own step knows no dtype policy nor gradients of another dtype."""
+        mixed = any(
+            p.grad is not None and p.grad.dtype != p.dtype
+            for group in self.param_groups
+            for p in group["params"]
+        )
+        if self.policy.active or mixed:
+            raise ValueError(
+                "lr, betas: a Tensor lr or betas runs torch.optim's own step, which does not "
+                "take a dtype policy (16-bit parameters, state_dtype, master_weights, "
+                "param_copy) or gradients of another dtype than their parameter; give floats"
+            )
 
     # -------------------------------------------------------------- clipping
     def _gradient_views(self) -> list[torch.Tensor]:
@@ -458,7 +773,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             if p.grad is not None
             and p.grad.layout is torch.strided
             and p.grad.device.type == "cpu"
-            and p.grad.dtype in _DTYPES
+            and p.grad.dtype in _PARAM_DTYPES
         ]
 
     def _gradient_arrays(self, grads: list[torch.Tensor]) -> list[np.ndarray]:
@@ -539,10 +854,10 @@ class _KernelOptimizer(torch.optim.Optimizer):
             )
         if param.layout is not torch.strided:
             raise TypeError(f"{where}: only dense (strided) tensors are supported")
-        if param.dtype not in _DTYPES:
+        if param.dtype not in _PARAM_DTYPES:
             raise TypeError(
                 f"{where}: dtype {param.dtype} is not supported; expected "
-                "torch.float32 or torch.float64"
+                "torch.float32, torch.float64, torch.bfloat16 or torch.float16"
             )
         if not _dense(param):
             raise ValueError(
@@ -568,8 +883,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             )
         if grad.device != param.device:
             raise TypeError(f"{where}: the gradient is on {grad.device}")
-        if grad.dtype != param.dtype:
-            raise TypeError(f"{where}: gradient dtype {grad.dtype} differs from the parameter's")
+        self._check_grad_dtype(where, param, grad)
         if grad.shape != param.shape:
             raise ValueError(
                 f"{where}: gradient shape {tuple(grad.shape)} differs from the parameter's"
@@ -586,6 +900,32 @@ class _KernelOptimizer(torch.optim.Optimizer):
             )
         return array
 
+    def _check_grad_dtype(self, where: str, param: torch.Tensor, grad: torch.Tensor) -> None:
+        """SPEC L.5: a gradient has its parameter's dtype, or float32 (16-bit parameters),
+        or bfloat16/float16 where the arithmetic has a float32 home (a float32 parameter, or
+        master weights); float64 parameters take float64 gradients only."""
+        home = param.dtype == torch.float32 or self.policy.master_weights
+        if grad.dtype == param.dtype or (
+            param.dtype != torch.float64
+            and (grad.dtype == torch.float32 or (grad.dtype in _SIXTEEN_BIT and home))
+        ):
+            return
+        if param.dtype == torch.float64:
+            allowed = "torch.float64"
+        elif home:
+            allowed = "torch.float32, torch.bfloat16 or torch.float16"
+        else:
+            allowed = f"{param.dtype} or torch.float32"
+        raise TypeError(
+            f"{where}: gradient dtype {grad.dtype} does not fit the parameter's dtype "
+            f"{param.dtype}; expected {allowed}"
+            + (
+                " (a 16-bit gradient of another format needs master_weights=True)"
+                if param.dtype in _SIXTEEN_BIT and grad.dtype in _SIXTEEN_BIT
+                else ""
+            )
+        )
+
     # ------------------------------------------------------------------ step
     def _plan(self, index: int, group: dict[str, Any]) -> _Plan:
         params = group["params"]
@@ -594,6 +934,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         if plan is not None and plan.fits(params, structure, self.state):
             return plan
         names = self._state_names(group)
+        extra_names = self._extra_names(group) if self.policy.active else ()
         states: list[Optional[dict]] = []
         for position, param in enumerate(params):
             self._check_param(index, position, param)
@@ -602,7 +943,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 # nothing to create (SGD without momentum) or not stepped yet
                 states.append({} if not names and not self._keeps_step else None)
                 continue
-            for name in names:
+            for name in names + extra_names:
                 buffer = state.get(name)
                 where = f"{type(self).__name__}: state[{name!r}] of {self._where(index, position, param)}"
                 if not isinstance(buffer, torch.Tensor):
@@ -611,27 +952,50 @@ class _KernelOptimizer(torch.optim.Optimizer):
                         f"({', '.join(map(str, structure))}) changed after the "
                         "state was created"
                     )
+                dtype, shape = self._storage(group, name, param)
                 if (
-                    buffer.dtype != param.dtype
-                    or buffer.shape != param.shape
+                    buffer.dtype != dtype
+                    or buffer.shape != shape
                     or buffer.device != param.device
                     or buffer.layout is not torch.strided
                 ):
                     raise ValueError(
-                        f"{where}: expected a tensor of the parameter's shape, "
-                        f"dtype and device, got {tuple(buffer.shape)} "
-                        f"{buffer.dtype} {buffer.device}"
+                        f"{where}: expected a tensor of shape {tuple(shape)}, dtype {dtype} "
+                        f"and device {param.device} (the parameter's and the dtype policy's), "
+                        f"got {tuple(buffer.shape)} {buffer.dtype} {buffer.device}"
                     )
+                if dtype == torch.uint8 and not (_dense(buffer) and _same_layout(buffer, param)):
+                    raise ValueError(  # (8-bit blocks run in memory order: not re-laid out)
+                        f"{where}: 8-bit state must be laid out as its parameter (strides "
+                        f"{param.stride()}), got strides {buffer.stride()}"
+                    )
+                if name in extra_names and name != "master" and not buffer.is_contiguous():
+                    raise ValueError(f"{where}: expected a contiguous tensor")
             if self._keeps_step and not isinstance(state.get("step"), torch.Tensor):
                 raise ValueError(
                     f"{type(self).__name__}: state['step'] of "
                     f"{self._where(index, position, param)}: expected a tensor"
                 )
-            for name in names:  # (after every check) a buffer laid out otherwise: copied
-                if not (_dense(state[name]) and _same_layout(state[name], param)):
-                    state[name] = torch.empty_like(param).copy_(state[name])
+            for name in names + extra_names:  # (after every check) laid out otherwise: copied
+                buffer = state[name]
+                if buffer.shape == param.shape and not (
+                    _dense(buffer) and _same_layout(buffer, param)
+                ):
+                    state[name] = torch.empty_like(param, dtype=buffer.dtype).copy_(buffer)
             states.append(state)
-        plan = _Plan(params, names, states, structure, self._keeps_step, _step_dtype(group))
+        first = sum(len(g["params"]) for g in self.param_groups[:index])
+        copies = self.policy.param_copy or [None] * (first + len(params))
+        plan = _Plan(
+            params,
+            names,
+            states,
+            structure,
+            self._keeps_step,
+            _step_dtype(group),
+            extra_names,
+            first,
+            tuple(c for c in copies[first : first + len(params)] if c is not None),
+        )
         self._plans[index] = plan
         return plan
 
@@ -657,7 +1021,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 arrays = plan.grad_arrays  # the same tensors, already checked
             else:
                 try:  # (a None gradient fails here too: no `None in grads`, a Tensor ==)
-                    arrays = [grad.numpy() for grad in grads]
+                    arrays = [_array(grad) for grad in grads]
                 except (AttributeError, RuntimeError, TypeError):  # None, CUDA, sparse, ..
                     arrays = None
                 if (
@@ -669,6 +1033,8 @@ class _KernelOptimizer(torch.optim.Optimizer):
                     plan.grad_objects, plan.grad_arrays = grads, arrays
                     plan.grad_pointers = list(map(_data_ptr, grads))
             if arrays is not None:
+                if self.policy.active and plan.staging is None:
+                    plan.staging = self._staging(group, plan, list(range(len(params))), arrays)
                 plan.step_np += 1
                 self._run(
                     group,
@@ -677,7 +1043,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
                     plan.buffers,
                     plan.step_np.astype(np.int64),
                     [self.state[p] for p in params] if self._needs_states else [],
-                    scaling,
+                    scaling if plan.staging is None else {**scaling, "lowp": plan.staging},
                 )
                 return
         positions = range(len(params)) if only is None else (only,)
@@ -690,10 +1056,14 @@ class _KernelOptimizer(torch.optim.Optimizer):
         fresh = [i for i in active if not plan.has_state[i]]
         if fresh:  # a first gradient: torch's lazy state
             for i in fresh:
-                self.state[params[i]] = self._new_state(group, params[i])
+                self.state[params[i]] = self._create_state(group, params[i])
             self._plans.pop(index, None)
             plan = self._plan(index, group)
             plan.step_np[fresh] = 0  # (SGD's plan counts a stateful parameter as stepped)
+        if self.policy.active or any(
+            params[i].grad.dtype != params[i].dtype for i in active
+        ):  # (a gradient of another dtype than its parameter's: staged too, SPEC L.6)
+            scaling = {**scaling, "lowp": self._staging(group, plan, active, checked)}
         plan.step_np[active] += 1
         self._run(
             group,
@@ -704,6 +1074,67 @@ class _KernelOptimizer(torch.optim.Optimizer):
             [self.state[params[i]] for i in active] if self._needs_states else [],
             scaling,
         )
+
+
+def convert_state_dict(state_dict: dict[str, Any], optimizer: _KernelOptimizer) -> dict[str, Any]:
+    """`state_dict` (of a gdfast.torch optimizer of the same class and parameters, with any
+    dtype policy, or of torch.optim's class) converted to `optimizer`'s dtype policy,
+    explicitly: each state buffer decoded to float32 (8-bit codes with their scales, SPEC
+    L.4; bfloat16, float16 and float32 widened exactly), then stored as `optimizer`'s policy
+    says (bfloat16 rounded to nearest, 8-bit re-encoded); the master weights taken from the
+    state dict when it has them, else made from the parameters; `step` and scalar entries
+    kept.  The result loads with `optimizer.load_state_dict` (`state_dict` is not changed).
+    Only this conversion loses information: to bfloat16 or 8 bits, as the policy does."""
+    if not isinstance(optimizer, _KernelOptimizer):
+        raise TypeError(
+            f"optimizer: expected a gdfast.torch optimizer, got {type(optimizer).__name__}"
+        )
+    source = state_dict.get("policy") or {}
+    if not isinstance(source, dict):
+        raise TypeError(f"state_dict['policy']: expected a dict, got {type(source).__name__}")
+    decoder = Policy(
+        source.get("state_dtype", "float32"),
+        False,
+        "nearest",
+        0,
+        source.get("block_size", POLICY_DEFAULTS["block_size"]),
+        [],
+        None,
+    )
+    saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+    pairs = [(group, p) for group in optimizer.param_groups for p in group["params"]]
+    if len(saved_ids) != len(pairs):
+        raise ValueError(f"state_dict: {len(saved_ids)} parameters, the optimizer has {len(pairs)}")
+    state: dict[Any, Any] = {}
+    for saved_id, (group, param) in zip(saved_ids, pairs):
+        saved = state_dict["state"].get(saved_id)
+        if not saved:
+            continue
+        names = optimizer._state_names(group)
+        policy_entries = {"master"} | {f"{name}_absmax" for name in names}
+        entry = {k: v for k, v in saved.items() if k not in names and k not in policy_entries}
+        for name in names:
+            stored = saved[name].detach()
+            if stored.dtype == torch.uint8:  # 8-bit: decoded with its scales
+                fmt = decoder.state_format(name, optimizer._nonnegative(group))
+                values = decoder.load(
+                    fmt, _memory(stored).reshape(-1), saved[f"{name}_absmax"].numpy()
+                )
+                wide = _filled(param, torch.float32, values)
+            else:
+                wide = stored if stored.dtype == torch.float64 else stored.float()
+            entry.update(optimizer._stored(group, name, param, wide))
+        if optimizer.policy.master_weights:
+            master = saved.get("master")
+            entry["master"] = (master if master is not None else param.detach()).to(
+                torch.float32, memory_format=torch.preserve_format, copy=True
+            )
+        state[saved_id] = entry
+    converted = {**state_dict, "state": state}
+    converted.pop("policy", None)
+    if optimizer.policy.active:
+        converted["policy"] = optimizer.policy.record()
+    return converted
 
 
 class SGD(_KernelOptimizer, torch.optim.SGD):

@@ -1,0 +1,102 @@
+"""Optimizer state bytes per parameter under the dtype policy (issue 12's memory target:
+8 for float32 state, 4 for bfloat16, <= 2.05 for 8-bit, plus 4 for a master copy), Adam,
+measured two ways: the state arrays' bytes (`nbytes` of every state entry: buffers, 8-bit
+scales, master weights) and the resident memory the optimizer adds (RSS after its first
+step minus RSS before it was built, in a fresh process per configuration).
+
+    PYTHONPATH=$PWD python bench/lowp_memory.py [--n 10000000] [--torch]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+CONFIGS = {  # name: (parameter dtype, policy keywords)
+    "fp32 state": ("float32", {}),
+    "bf16 state": ("float32", {"state_dtype": "bfloat16"}),
+    "int8 state": ("float32", {"state_dtype": "int8"}),
+    "bf16 params + master, fp32 state": ("bfloat16", {"master_weights": True}),
+    "bf16 params + master, bf16 state": (
+        "bfloat16",
+        {"master_weights": True, "state_dtype": "bfloat16"},
+    ),
+    "bf16 params + master, int8 state": (
+        "bfloat16",
+        {"master_weights": True, "state_dtype": "int8"},
+    ),
+}
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+
+
+def state_bytes_numpy(config: str, n: int) -> tuple[int, int]:
+    """(bytes of the state arrays, RSS the optimizer added) of gdfast.Adam on n parameters."""
+    import ml_dtypes
+    import numpy as np
+
+    import gdfast
+
+    dtype_name, policy = CONFIGS[config]
+    dtype = ml_dtypes.bfloat16 if dtype_name == "bfloat16" else np.float32
+    param = np.ones(n, dtype=dtype)
+    grad = np.full(n, 1e-3, dtype=dtype)
+    before = rss_bytes()
+    optimizer = gdfast.Adam([param], lr=1e-3, **policy)
+    optimizer.step([grad])
+    added = rss_bytes() - before
+    arrays = sum(np.asarray(a).nbytes for entry in optimizer.state.values() for a in entry)
+    return arrays, added
+
+
+def state_bytes_torch(config: str, n: int) -> tuple[int, int]:
+    """(bytes of the state tensors but `step`, RSS added) of gdfast.torch.Adam."""
+    import torch
+
+    import gdfast.torch as gt
+
+    dtype_name, policy = CONFIGS[config]
+    param = torch.ones(n, dtype=getattr(torch, dtype_name))
+    param.grad = torch.full_like(param, 1e-3)
+    before = rss_bytes()
+    optimizer = gt.Adam([param], lr=1e-3, **policy)
+    optimizer.step()
+    added = rss_bytes() - before
+    arrays = sum(
+        v.numel() * v.element_size() for k, v in optimizer.state[param].items() if k != "step"
+    )
+    return arrays, added
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000_000)
+    parser.add_argument("--torch", action="store_true", help="gdfast.torch instead of gdfast")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    measure = state_bytes_torch if args.torch else state_bytes_numpy
+    if args.one:  # a child process: one configuration, printed as JSON
+        print(json.dumps(measure(args.one, args.n)))
+        return
+    print(f"Adam, {args.n:.0e} parameters, {'gdfast.torch' if args.torch else 'gdfast'}")
+    print("| configuration | state arrays, bytes/param | RSS added, bytes/param |")
+    print("|---|---|---|")
+    for config in CONFIGS:
+        command = [sys.executable, __file__, "--n", str(args.n), "--one", config]
+        output = subprocess.run(
+            command + (["--torch"] if args.torch else []),
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        arrays, added = json.loads(output.strip().splitlines()[-1])
+        print(f"| {config} | {arrays / args.n:.4f} | {added / args.n:.3f} |")
+
+
+if __name__ == "__main__":
+    main()

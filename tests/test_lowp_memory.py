@@ -1,0 +1,50 @@
+"""Optimizer state bytes per parameter under the dtype policy (issue 12's memory target),
+counted on the state arrays themselves: Adam keeps 8 bytes per parameter in float32 state,
+4 in bfloat16, 2 + 8/block_size (<= 2.05) in 8-bit state, plus 4 for fp32 master weights;
+the NumPy classes and gdfast.torch alike.  bench/lowp_memory.py also measures RSS."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gdfast
+
+ml_dtypes = pytest.importorskip("ml_dtypes")
+
+N = 100_000
+# policy keywords, parameter dtype name, expected state bytes per parameter
+CASES = [
+    ({}, "float32", 8.0),
+    ({"state_dtype": "bfloat16"}, "float32", 4.0),
+    ({"state_dtype": "int8"}, "float32", 2 + 2 * 4 * np.ceil(N / 256) / N),
+    ({"master_weights": True}, "bfloat16", 12.0),
+    ({"master_weights": True, "state_dtype": "bfloat16"}, "bfloat16", 8.0),
+    ({"master_weights": True, "state_dtype": "int8"}, "bfloat16", 4 + 2 + 8 * np.ceil(N / 256) / N),
+]
+
+
+@pytest.mark.parametrize("policy, dtype, expected", CASES)
+def test_numpy_classes_state_bytes_per_parameter(policy, dtype, expected):
+    param = np.ones(N, dtype=ml_dtypes.bfloat16 if dtype == "bfloat16" else np.float32)
+    optimizer = gdfast.Adam([param], lr=1e-3, **policy)
+    optimizer.step([np.full(N, 1e-3, dtype=param.dtype)])
+    total = sum(np.asarray(a).nbytes for entry in optimizer.state.values() for a in entry)
+    assert total / N == pytest.approx(expected, rel=1e-12)
+    if policy.get("state_dtype") == "int8":
+        assert total / N - 4 * policy.get("master_weights", False) <= 2.05
+
+
+@pytest.mark.parametrize("policy, dtype, expected", CASES)
+def test_torch_state_bytes_per_parameter(policy, dtype, expected):
+    torch = pytest.importorskip("torch")
+    import gdfast.torch as gt
+
+    param = torch.ones(N, dtype=getattr(torch, dtype))
+    param.grad = torch.full_like(param, 1e-3)
+    optimizer = gt.Adam([param], lr=1e-3, **policy)
+    optimizer.step()
+    total = sum(
+        v.numel() * v.element_size() for k, v in optimizer.state[param].items() if k != "step"
+    )
+    assert total / N == pytest.approx(expected, rel=1e-12)
