@@ -5,7 +5,13 @@
  *   lowp_step N THREADS STEPS CONFIG...     (GD_MAPS: the two 8-bit maps, signed then unsigned)
  *
  * CONFIG: fp32 | bf16state | master | mastersr | copy | q8 | q8copy | f16state | bf16sr
- * Prints per config: name, median CPU ms per step / threads, median wall ms.
+ * Prints per config: name, median CPU ms per step / threads, median wall ms.  Build (the
+ * kernels' flags; never -ffast-math) and maps:
+ *   gcc -O3 -fno-math-errno -fno-trapping-math -ffp-contract=off -fopenmp -Isrc_c \
+ *       bench/lowp_step.c src_c/kernels.c -o /tmp/lowp_step -lm
+ *   python -c "import numpy as np; from gdfast.formats import DYNAMIC_SIGNED as s, \
+ *       DYNAMIC_UNSIGNED as u; np.concatenate([s, u]).astype(np.float32).tofile('/tmp/maps.bin')"
+ *   GD_MAPS=/tmp/maps.bin /tmp/lowp_step 1e7 1 9 fp32 bf16state master copy q8 fp32
  */
 #define _GNU_SOURCE
 #include <stdio.h>

@@ -153,12 +153,8 @@ GD_CLONES static void gd_q8_load(const gd_q8_map *map, const uint8_t *restrict q
 GD_CLONES static void gd_q8_store(const gd_q8_map *map, const float *restrict x, int64_t n,
                                   int64_t block, uint8_t *restrict q, float *restrict absmax)
 {
-    const int avx2 = gd_lowp_has_avx2();
-    for (int64_t b = 0; b < n; b += block) {
-        const int64_t m = n - b < block ? n - b : block;
-        absmax[b / block] = avx2 ? gd_q8_quantize_block_avx2(map, x + b, m, q + b)
-                                 : gd_q8_quantize_block(map, x + b, m, q + b);
-    }
+    for (int64_t b = 0; b < n; b += block)
+        absmax[b / block] = gd_q8_quantize_block(map, x + b, n - b < block ? n - b : block, q + b);
 }
 
 /* Elements [lo, lo + len) of tensor k (lo a multiple of the 8-bit block), staged: each block

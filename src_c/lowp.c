@@ -120,8 +120,7 @@ int gd_q8_map_build(gd_q8_map *map, const float *code) { return gd_q8_map_init(m
 GD_LOWP_CLONES static float gd_q8_quantize_one(const gd_q8_map *map, const float *x, int64_t n,
                                                uint8_t *q)
 {
-    return gd_lowp_has_avx2() ? gd_q8_quantize_block_avx2(map, x, n, q)
-                              : gd_q8_quantize_block(map, x, n, q);
+    return gd_q8_quantize_block(map, x, n, q);
 }
 
 GD_LOWP_CLONES static void gd_q8_dequantize_one(const gd_q8_map *map, const uint8_t *q, int64_t n,
