@@ -23,10 +23,15 @@ Switches (environment variables), for developers and CI:
                           so that signed overflow is checked.  An ASan build runs under
                           LD_PRELOAD=$(cc -print-file-name=libasan.so) (see .ci/sanitize)
   CC=clang                another compiler; OpenMP is probed with it (clang needs libomp)
+
+Before anything else it writes src_c/rules_list.inc from src_c/rules/*.inc (write_rule_list):
+the list of the rules' C files and their entries of gd_rules[], so that a new rule's C is its
+file alone.
 """
 
 import glob
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -77,6 +82,57 @@ def compiler_supports_openmp(compiler) -> bool:
     return True
 
 
+# A rule file's entry of gd_rules[] (src_c/rules.inc): its name, its two segment functions
+# spelled out (so that grep finds what FN(name_segment) defines), prepare or NULL, rows 0/1.
+RULE_ENTRY = re.compile(r'GD_RULE\("\w+", (\w+)_f32, \1_f64, (NULL|\w+), [01]\)')
+RULE_LIST = "src_c/rules_list.inc"
+
+
+def write_rule_list() -> None:
+    """src_c/rules_list.inc: an #include of every src_c/rules/*.inc in name order (rules.inc
+    includes the list once per dtype) and, under GD_RULE_ENTRIES, every rule file's GD_RULE
+    lines, copied as they are (kernels.c fills gd_rules[] with them).  Written only when
+    its text changes, so that an unchanged tree is not recompiled."""
+    includes, entries = [], []
+    for path in sorted(glob.glob("src_c/rules/*.inc")):
+        with open(path) as f:
+            lines = [line.strip() for line in f if line.startswith("GD_RULE")]
+        if not lines:
+            raise SystemExit(
+                f"setup.py: {path}: no GD_RULE(...) line (its entry of gd_rules[]: "
+                'see src_c/rules.inc), e.g. GD_RULE("adam", adam_segment_f32, '
+                "adam_segment_f64, NULL, 1)"
+            )
+        for line in lines:
+            if not RULE_ENTRY.fullmatch(line):
+                raise SystemExit(
+                    f"setup.py: {path}: {line!r}: expected "
+                    'GD_RULE("name", name_segment_f32, name_segment_f64, '
+                    "prepare or NULL, 0 or 1)"
+                )
+        includes.append(f'#include "rules/{os.path.basename(path)}"')
+        entries += lines
+    text = "\n".join(
+        [
+            "/* Written by setup.py (write_rule_list) from src_c/rules/<rule>.inc at every build: do",
+            " * not edit.  Without GD_RULE_ENTRIES: every rule's file (rules.inc, once per dtype);",
+            " * with it: every rule's GD_RULE line as its file has it (gd_rules[], kernels.c). */",
+            "#ifndef GD_RULE_ENTRIES",
+            *includes,
+            "#else",
+            *entries,
+            "#endif",
+            "",
+        ]
+    )
+    if os.path.exists(RULE_LIST):
+        with open(RULE_LIST) as f:
+            if f.read() == text:
+                return
+    with open(RULE_LIST, "w") as f:
+        f.write(text)
+
+
 class BuildWithOptionalOpenMP(build_ext):
     def build_extensions(self):
         if OPENMP_WANTED:
@@ -112,6 +168,7 @@ class BuildWithOptionalOpenMP(build_ext):
         super().build_extensions()
 
 
+write_rule_list()
 checks = switch("GDFAST_CYTHON_CHECKS", ("", "0", "1")) == "1"
 OPENMP_WANTED = switch("GDFAST_OPENMP", ("", "0", "1")) != "0"
 SANITIZE = sanitizers()
@@ -126,6 +183,7 @@ EXTENSIONS = [
         depends=[
             "src_c/gdfast.h",
             "src_c/rules.inc",
+            RULE_LIST,
             "src_c/threads.h",
             "src_c/threads.inc",
             "src_c/lowp.h",

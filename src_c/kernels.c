@@ -3,8 +3,8 @@
  *
  * The rules themselves are written once, in rules.inc and src_c/rules/<rule>.inc, and
  * compiled twice: with REAL = float (suffix _f32) and REAL = double (suffix _f64).
- * gd_rules[] below lists each rule's functions once; gd_step and gd_step_rows dispatch
- * through it.
+ * gd_rules[] below holds each rule's functions once (each rule file's GD_RULE line, gathered
+ * by setup.py); gd_step and gd_step_rows dispatch through it.
  *
  * Build contract (setup.py): -O3 -fno-math-errno -ffp-contract=off, OpenMP
  * when available, never -ffast-math.  -fno-math-errno lets gcc vectorize
@@ -315,23 +315,15 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
 #undef SQRT
 #undef FABS
 
-/* The catalogue: each rule's functions, listed once (rules.inc defines them, FN(...)
- * naming them with their dtype's suffix).  A new rule adds its line here. */
+/* The catalogue: every rule's entry {name, segment_f32, segment_f64, prepare, rows}, as the
+ * GD_RULE(...) line at the end of its file src_c/rules/<rule>.inc spells it (setup.py copies
+ * those lines into rules_list.inc; rules.inc says more).  Nothing to add here for a new rule. */
 const gd_rule gd_rules[] = {
-    {"sgd", sgd_segment_f32, sgd_segment_f64, NULL, 1},
-    {"momentum", momentum_segment_f32, momentum_segment_f64, NULL, 1},
-    {"nesterov", nesterov_segment_f32, nesterov_segment_f64, NULL, 0},
-    {"adagrad", adagrad_segment_f32, adagrad_segment_f64, NULL, 1},
-    {"adadelta", adadelta_segment_f32, adadelta_segment_f64, NULL, 0},
-    {"rmsprop", rmsprop_segment_f32, rmsprop_segment_f64, NULL, 1},
-    {"adam", adam_segment_f32, adam_segment_f64, NULL, 1},
-    {"adamax", adamax_segment_f32, adamax_segment_f64, NULL, 0},
-    {"nadam", nadam_segment_f32, nadam_segment_f64, nadam_prepare, 0},
-    {"amsgrad", amsgrad_segment_f32, amsgrad_segment_f64, NULL, 0},
-    {"lion", lion_segment_f32, lion_segment_f64, NULL, 0},
-    {"radam", radam_segment_f32, radam_segment_f64, NULL, 0},
-    {"rprop", rprop_segment_f32, rprop_segment_f64, NULL, 0},
-    {"asgd", asgd_segment_f32, asgd_segment_f64, NULL, 0},
+#define GD_RULE(...) {__VA_ARGS__},
+#define GD_RULE_ENTRIES
+#include "rules_list.inc"
+#undef GD_RULE_ENTRIES
+#undef GD_RULE
     /* ---- LAMB and Adafactor (issue 15) ---- */
     /* ---- Schedule-Free and Muon (issue 15) ---- */
 };

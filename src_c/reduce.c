@@ -15,18 +15,16 @@
  * bits.  The lanes are written out: the compiler vectorizes the loop over the 16
  * independent lanes as it is (2 AVX-512 or 4 AVX2 registers), no reordering needed.
  *
- * Threads: the blocks are shared by the threads of the dense step runtime (gd_step, so the
- * thread count, the helpers and the busy-machine verdict of threads.inc are the steps'
- * own).  Each block is summed whole by one thread into its own slot of the caller's
+ * Threads: the blocks are shared by the threads of the step runtime (gd_parallel_for,
+ * threads.h: its helpers and its busy-machine verdict are the steps' own), in chunks of whole
+ * blocks.  Each block is summed whole by one thread into its own slot of the caller's
  * scratch; the calling thread then adds the slots in order.  No sum depends on the thread
- * count.  The runtime is driven through gd_step's public contract: a "tensor" of 64 index
- * units per block, whose spans always start and end on multiples of 64 (gdfast.h), so a
- * span is a whole number of blocks.  (For the runtime's thread-team decision a block of
- * 4096 elements, which reads 16 or 32 KiB and writes nothing, counts as 64 elements of a
- * step: threads start at 2 * 32768 * 64 = 4M elements, where the read of a block costs as
- * much as a step of a much smaller size would.)
+ * count.  A thread is used per GD_SUM_THREAD_BLOCKS blocks (2M elements: a block, which reads
+ * 16 or 32 KiB and writes nothing, costs what 64 elements of a step do, and a step uses a
+ * thread per 32768 elements), so threads start at 4M elements.
  */
 #include "gdfast.h"
+#include "threads.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -39,8 +37,11 @@
 #define GD_SUM_CLONES
 #endif
 
-/* Index units of the runtime's space per block (its spans are whole multiples of 64). */
-#define GD_SUM_UNITS ((int64_t)64)
+/* Blocks per thread of a sum (see above); a chunk of the runtime: about 16 a thread, within
+ * [GD_SUM_CHUNK_MIN, GD_SUM_CHUNK_MAX] blocks (1M to 4M elements). */
+#define GD_SUM_THREAD_BLOCKS ((int64_t)512)
+#define GD_SUM_CHUNK_MIN ((int64_t)256)
+#define GD_SUM_CHUNK_MAX ((int64_t)1024)
 
 static inline int64_t gd_blocks_of(int64_t size) { return (size + GD_SUM_BLOCK - 1) / GD_SUM_BLOCK; }
 
@@ -130,9 +131,8 @@ GD_SUM_FOUR_FN(gd_sum_four_f64, double)
 #undef GD_SUM_FOUR_FN
 #undef GD_SUM_LANE
 
-/* The job, with the runtime's view of it first (the segment gets a pointer to that view). */
+/* The job: the tensors, and a slot per block for its sum. */
 typedef struct {
-    gd_tensors units;           /* one tensor of GD_SUM_UNITS per block (the runtime's) */
     int64_t count;
     const void *const *data;
     const int64_t *size;
@@ -167,18 +167,16 @@ static void gd_sum_one(const gd_sum_job *job, gd_sum_cursor *at, int64_t b)
     job->block_sums[b] = is_double ? gd_sum_block_f64(x, n) : gd_sum_block_f32(x, n);
 }
 
-/* Blocks [lo / 64, (lo + len) / 64), each summed whole into its slot.  The span is cut into
+/* Blocks [first, last), each summed whole into its slot (gd_parallel_for's chunk: `cursor`
+ * unused, every quarter walks from the first tensor).  The chunk is cut into
  * four quarters read side by side: each quarter's next whole block (GD_SUM_BLOCK elements)
  * go together when all four are of one dtype; a short block (a tensor's last) is summed
  * alone where its quarter meets it, and what is left of a quarter when another one ends,
  * alone too.  Which blocks go together changes no sum. */
-static void gd_sum_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
-                           const gd_hyper *h)
+static void gd_sum_chunk(void *ctx, int64_t first, int64_t last, int64_t cursor[2])
 {
-    const gd_sum_job *job = (const gd_sum_job *)t;
-    (void)k;
-    (void)h;
-    const int64_t first = lo / GD_SUM_UNITS, last = (lo + len) / GD_SUM_UNITS;
+    const gd_sum_job *job = (const gd_sum_job *)ctx;
+    (void)cursor;
     const int64_t quarter = (last - first + 3) / 4;
     gd_sum_cursor at[4] = {{0, 0}, {0, 0}, {0, 0}, {0, 0}};
     int64_t next[4], end[4];
@@ -218,14 +216,6 @@ static void gd_sum_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t l
         while (next[s] < end[s]) gd_sum_one(job, &at[s], next[s]++);
 }
 
-static const gd_rule gd_sum_rule = {
-    .name = "sum_of_squares",
-    .segment_f32 = gd_sum_segment,
-    .segment_f64 = gd_sum_segment,
-    .prepare = NULL,
-    .rows = 0,
-};
-
 /* Whether n elements from x hold an inf or a NaN (a block whose sum is not finite: with
  * float64 data that may also be the squares overflowing). */
 static int gd_has_nonfinite(const void *x, int is_double, int64_t n)
@@ -242,19 +232,14 @@ double gd_sum_of_squares(int64_t count, const void *const *data, const int64_t *
 {
     const int64_t blocks = gd_sum_blocks(size, count);
     if (blocks > 0) {
-        const int64_t units_size = blocks * GD_SUM_UNITS, no_step = 0;
-        const unsigned char units_dtype = 0;
-        const gd_hyper unused = {0};
-        gd_sum_job job = {
-            .units = {.count = 1, .slots = 0, .data = NULL, .size = &units_size,
-                      .step = &no_step, .is_double = &units_dtype},
-            .count = count,
-            .data = data,
-            .size = size,
-            .is_double = is_double,
-            .block_sums = block_sums,
-        };
-        gd_step(&gd_sum_rule, &job.units, &unused);
+        gd_sum_job job = {count, data, size, is_double, block_sums};
+        int64_t team = gd_get_num_threads();
+        if (team > blocks / GD_SUM_THREAD_BLOCKS) team = blocks / GD_SUM_THREAD_BLOCKS;
+        if (team < 1) team = 1;
+        int64_t chunk = blocks / (team * 16);
+        if (chunk < GD_SUM_CHUNK_MIN) chunk = GD_SUM_CHUNK_MIN;
+        if (chunk > GD_SUM_CHUNK_MAX) chunk = GD_SUM_CHUNK_MAX;
+        gd_parallel_for(blocks, chunk, (int)team, gd_sum_chunk, &job);
     }
     double total = 0;
     for (int64_t k = 0, b = 0; k < count; k++) {

@@ -6,8 +6,9 @@ conftest).
 A row says, for one rule: how to draw valid hyper-parameters at random (`draw`: the
 samplers that differ from the common ones, `constrain`: the combinations that are not
 valid), the same for hypothesis (`strategies`, `valid`), whether its kernel takes the
-step-size form of Adam (`step_size_form`, then not bitwise equal to the reference), and
-its bad hyper-parameters with the error expected (`errors`).  test_catalogue.py fails
+step-size form of Adam (`step_size_form`, then not bitwise equal to the reference), its
+bad hyper-parameters with the error expected (`errors`), and the configurations its
+gdfast.torch class runs against its counterpart (`torch_configs`).  test_catalogue.py fails
 when a rule of gdfast.catalogue has no row here.
 """
 
@@ -101,6 +102,11 @@ class RuleInfo:
     step_size_form: Callable[[Hyper], bool] = lambda hyper: False
     # (hyper-parameters, error, message): refused by the constructor and by setattr
     errors: tuple[tuple[Hyper, type, str], ...] = ()
+    # gdfast.torch's constructor arguments run against the rule's counterpart, each one a
+    # parity configuration (test_torch_parity: torch.optim's class, these on top of the
+    # declaration's torch options; Lion: lion-pytorch's, test_torch_rules2); () runs the
+    # defaults alone
+    torch_configs: tuple[Hyper, ...] = ()
 
 
 def _amsgrad_valid(hyper: Hyper) -> Hyper:
@@ -116,6 +122,7 @@ def _always(hyper: Hyper) -> bool:
 _ROWS = (
     RuleInfo(
         "SGD",
+        torch_configs=({}, {"lr": 0.05}, {"weight_decay": 0.01}, {"maximize": True}),
         errors=(
             ({"lr": -0.1}, ValueError, r"lr: expected a finite number >= 0, got -0.1"),
             ({"lr": float("nan")}, ValueError, r"lr: expected a number, got nan"),
@@ -126,6 +133,11 @@ _ROWS = (
     ),
     RuleInfo(
         "Momentum",
+        torch_configs=(
+            {},
+            {"dampening": 0.3},
+            {"momentum": 0.8, "weight_decay": 0.01, "maximize": True},
+        ),
         errors=(({"momentum": -0.5}, ValueError, r"momentum: expected a finite number >= 0"),),
     ),
     RuleInfo(
@@ -134,21 +146,58 @@ _ROWS = (
     ),
     RuleInfo(
         "Adagrad",
+        torch_configs=(
+            {},
+            {"lr_decay": 0.01},
+            {"initial_accumulator_value": 0.1},
+            {"weight_decay": 0.01},
+            {"maximize": True},
+            {"eps": 1e-6},
+        ),
         errors=(({"eps": float("nan")}, ValueError, r"eps: expected a number, got nan"),),
     ),
     RuleInfo(
         "Adadelta",
+        torch_configs=(
+            {},
+            {"lr": 0.5, "rho": 0.95},
+            {"eps": 1e-5, "rho": 0.95},
+            {"weight_decay": 0.01},
+            {"maximize": True},
+        ),
         # lr is a multiplier, not a learning rate
         draw={"lr": lambda rng: float(rng.uniform(0.1, 1.0))},
         errors=(({"rho": -0.1}, ValueError, r"rho: expected a number in \[0, 1\]"),),
     ),
     RuleInfo(
         "RMSprop",
+        # at lr 1e-3 (torch's default 1e-2 makes steps of ~0.1 from the start, a regime where
+        # torch amplifies a one-ulp change of the start past 1e-5 in float32 by itself)
+        torch_configs=tuple(
+            {"lr": 1e-3, **options}
+            for options in (
+                {},
+                {"alpha": 0.9},
+                {"centered": True},
+                {"momentum": 0.9},
+                {"centered": True, "momentum": 0.5},
+                {"eps": 1e-4},
+                {"weight_decay": 0.01},
+                {"maximize": True},
+            )
+        ),
         draw={"momentum": lambda rng: _maybe(rng, lambda: float(rng.uniform(0.0, 0.9)))},
         errors=(({"rho": 1.5}, ValueError, r"rho: expected a number in \[0, 1\], got 1.5"),),
     ),
     RuleInfo(
         "Adam",
+        torch_configs=(
+            {},
+            {"weight_decay": 0.01},
+            {"maximize": True},
+            {"decoupled_weight_decay": True, "weight_decay": 0.1},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
+        ),
         step_size_form=lambda hyper: True,
         errors=(
             ({"betas": (0.9, 1.0)}, ValueError, r"betas\[1\]: expected a number in \[0, 1\)"),
@@ -159,22 +208,39 @@ _ROWS = (
     ),
     RuleInfo(
         "AdamW",
+        torch_configs=({}, {"amsgrad": True}, {"weight_decay": 0.1, "maximize": True}),
         step_size_form=lambda hyper: True,
         errors=(({"weight_decay": -0.01}, ValueError, r"weight_decay: expected a finite"),),
     ),
     RuleInfo(
         "AdaMax",
+        torch_configs=(
+            {},
+            {"eps": 1e-3},
+            {"weight_decay": 0.01},
+            {"maximize": True},
+            {"betas": (0.8, 0.99)},
+        ),
         draw={"eps": lambda rng: _maybe(rng, lambda: float(10 ** rng.uniform(-10, -4)))},
         strategies={"eps": st.one_of(st.just(0.0), st.floats(0.0, 1.0))},
         errors=(({"betas": (float("nan"), 0.9)}, ValueError, r"betas\[0\]: expected a number"),),
     ),
     RuleInfo(
         "Nadam",
+        torch_configs=(
+            {},
+            {"momentum_decay": 0.01},
+            {"weight_decay": 0.01},
+            {"weight_decay": 0.01, "decoupled_weight_decay": True},
+            {"maximize": True},
+            {"betas": (0.95, 0.99), "eps": 1e-6},
+        ),
         step_size_form=lambda hyper: True,
         errors=(({"eps": 0.0}, ValueError, r"eps: expected a finite number > 0, got 0.0"),),
     ),
     RuleInfo(
         "AMSGrad",
+        torch_configs=({}, {"weight_decay": 0.01, "maximize": True}),
         constrain=_amsgrad_valid,
         valid=lambda h: (
             (h["bias_correction"] or not h["max_of_v_hat"])
@@ -187,6 +253,13 @@ _ROWS = (
     # issue 15's rules (docs/spec-rules-2.md); every one bitwise equal to the reference
     RuleInfo(
         "Lion",
+        # against lion-pytorch 0.2.5 (test_torch_rules2)
+        torch_configs=(
+            {},
+            {"lr": 3e-3, "betas": (0.95, 0.98)},
+            {"lr": 3e-3, "weight_decay": 0.5},
+            {"lr": 3e-3, "weight_decay": 1e-3, "decoupled_weight_decay": True},
+        ),
         errors=(
             ({"betas": (0.9, 1.5)}, ValueError, r"betas\[1\]: expected a number in \[0, 1\)"),
             ({"lr": -1e-4}, ValueError, r"lr: expected a finite number >= 0"),
@@ -194,6 +267,14 @@ _ROWS = (
     ),
     RuleInfo(
         "RAdam",
+        torch_configs=(
+            {},
+            {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
+            {"lr": 0.01, "weight_decay": 0.1},
+            {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
+            {"lr": 0.01, "maximize": True},
+            {"lr": 0.01, "foreach": True},
+        ),
         draw={"rectify_threshold": lambda rng: float(rng.uniform(4.0, 6.0))},
         strategies={"rectify_threshold": st.floats(4.0, 1e3)},
         errors=(
@@ -207,6 +288,12 @@ _ROWS = (
     ),
     RuleInfo(
         "Rprop",
+        torch_configs=(
+            {},
+            {"lr": 0.001, "etas": (0.3, 1.5), "step_sizes": (1e-4, 0.05)},
+            {"maximize": True},
+            {"foreach": True},
+        ),
         draw={
             "etas": lambda rng: (float(rng.uniform(0.2, 0.9)), float(rng.uniform(1.05, 1.5))),
             "step_sizes": lambda rng: (
@@ -231,6 +318,13 @@ _ROWS = (
     ),
     RuleInfo(
         "ASGD",
+        torch_configs=(
+            {},
+            {"lr": 0.05, "lambd": 1e-2, "alpha": 0.5, "t0": 10},
+            {"lr": 0.05, "t0": 0, "weight_decay": 0.1},
+            {"lr": 0.05, "t0": 30.5, "maximize": True},
+            {"lr": 0.05, "t0": 10, "foreach": True},
+        ),
         draw={
             "lambd": lambda rng: _maybe(rng, lambda: float(10 ** rng.uniform(-4, -1))),
             "alpha": lambda rng: float(rng.uniform(0.5, 1.0)),

@@ -1,13 +1,18 @@
 """The catalogue is whole: every rule declared in gdfast.catalogue is present in every
 layer (C kernel, reference, gdfast and gdfast.reference classes, torch adapter or an
-explicit "no torch equivalent", bench, gallery, test table), and the reference runs
-without the compiled extension."""
+explicit "no torch equivalent", bench, gallery, test table), every C rule file's entry is
+in this build's gd_rules[] and belongs to a declaration, the catalogue finds its rules by
+itself (and refuses a module without one), and the reference runs without the compiled
+extension."""
 
 from __future__ import annotations
 
+import importlib
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +20,7 @@ import pytest
 
 import gdfast
 from gdfast import _kernels, bench, gallery, reference, rule_names
-from gdfast.catalogue import CATALOGUE, Rule, TorchEquivalent, spec_rules
+from gdfast.catalogue import CATALOGUE, Rule, TorchEquivalent, _declarations, spec_rules
 from rules_table import RULES
 
 NAMES = [rule.rule for rule in CATALOGUE]
@@ -44,6 +49,64 @@ def test_every_layer_has_the_rule(rule):
 def test_every_kernel_is_a_rules_kernel_and_every_row_a_rule():
     assert set(_kernels.rule_names()) == {rule.kernel for rule in CATALOGUE}
     assert set(RULES) == set(NAMES)
+
+
+SOURCE_RULES = Path(__file__).resolve().parents[1] / "src_c" / "rules"
+
+
+@pytest.mark.skipif(not SOURCE_RULES.is_dir(), reason="needs the source tree (src_c/rules)")
+def test_every_c_rule_file_is_in_the_build_and_in_the_catalogue():
+    """Each src_c/rules/<rule>.inc ends with its GD_RULE(...) entries (setup.py copies them
+    into gd_rules[]): this build has exactly those kernels, and each is a declaration's."""
+    entries = []
+    for path in sorted(SOURCE_RULES.glob("*.inc")):
+        lines = [line for line in path.read_text().splitlines() if line.startswith("GD_RULE")]
+        assert lines, f"{path.name}: no GD_RULE line"
+        entries += [re.fullmatch(r'GD_RULE\("(\w+)", .*\)', line).group(1) for line in lines]
+    assert sorted(entries) == sorted(_kernels.rule_names())
+    assert set(entries) == {rule.kernel for rule in CATALOGUE}
+
+
+def test_the_catalogue_is_every_declaration_in_its_declared_order():
+    orders = [vars(rule)["catalogue_order"] for rule in CATALOGUE]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    modules = {rule.__module__ for rule in CATALOGUE}
+    rules_dir = Path(gdfast.catalogue.rules.__path__[0])
+    assert modules == {f"gdfast.catalogue.rules.{p.stem}" for p in rules_dir.glob("[!_]*.py")}
+
+
+def _package(tmp_path: Path, monkeypatch, name: str, modules: dict[str, str]):
+    """A package `name` of rule modules, importable."""
+    (tmp_path / name).mkdir()
+    for module, text in modules.items():
+        (tmp_path / name / f"{module}.py").write_text(textwrap.dedent(text))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)
+
+
+RULE_A = """
+    from gdfast.catalogue.rules.sgd import SGD
+    class A(SGD):
+        rule = "A"
+        catalogue_order = 2
+"""
+
+
+def test_discovery_orders_and_refuses_what_is_not_a_declaration(tmp_path, monkeypatch):
+    b = RULE_A.replace('"A"', '"B"').replace("A(", "B(").replace("= 2", "= 1")
+    found = _declarations(_package(tmp_path, monkeypatch, "found_ok", {"a": RULE_A, "b": b}))
+    assert [rule.rule for rule in found] == ["B", "A"]
+    helper = {"a": RULE_A, "_helper": "X = 1\n"}  # a private module: no rule needed
+    assert len(_declarations(_package(tmp_path, monkeypatch, "found_helper", helper))) == 1
+    empty = _package(tmp_path, monkeypatch, "found_empty", {"a": RULE_A, "b": "X = 1\n"})
+    with pytest.raises(ImportError, match=r"found_empty\.b: no rule declared"):
+        _declarations(empty)
+    unordered = RULE_A.replace("catalogue_order = 2", "pass")
+    with pytest.raises(TypeError, match="A: no catalogue_order"):
+        _declarations(_package(tmp_path, monkeypatch, "found_unordered", {"a": unordered}))
+    same = b.replace("= 1", "= 2")
+    with pytest.raises(TypeError, match="A and B: the same catalogue_order|B and A"):
+        _declarations(_package(tmp_path, monkeypatch, "found_same", {"a": RULE_A, "b": same}))
 
 
 def test_the_rule_names_are_the_spec_rules():

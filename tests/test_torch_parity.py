@@ -2,7 +2,7 @@
 
 For each rule with a torch.optim counterpart (its declaration's torch_equivalent: the
 class, the options selecting the rule in it, torch's names) and each of its configurations
-(TORCH_CONFIGS; its defaults alone if it has none): 100 steps on a small model with several
+(its row's torch_configs in tests/rules_table.py; its defaults alone if none): 100 steps on a small model with several
 parameter tensors, one of them frozen (never a gradient) and one step where one gradient
 is None; parameters and every state entry match torch's to 1e-10 relative in float64 and
 1e-5 in float32 (max |a − b| / max |b|).  The problem and step sizes are chosen where
@@ -25,6 +25,7 @@ torch = pytest.importorskip("torch")
 import gdfast  # noqa: E402
 import gdfast.torch as gt  # noqa: E402
 from gdfast.catalogue import CATALOGUE  # noqa: E402
+from rules_table import RULES  # noqa: E402
 from test_rules2_parity import default_dtype  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -36,77 +37,11 @@ DTYPE_IDS = ["float32", "float64"]
 # momentum=0.9 is Momentum), the torch names of hyper-parameters named otherwise.
 EQUIVALENT = {rule.rule: rule.torch_equivalent for rule in CATALOGUE if rule.torch_equivalent}
 
-# Each rule's constructor arguments run against torch, on top of its declaration's options
-# (a rule not listed runs with them alone: a new rule's parity needs no row here).  These
-# belong in the rule's row of tests/rules_table.py (RuleInfo.torch_configs) once it has one.
-TORCH_CONFIGS: dict[str, tuple[dict, ...]] = {
-    "SGD": ({}, {"lr": 0.05}, {"weight_decay": 0.01}, {"maximize": True}),
-    "Momentum": (
-        {},
-        {"dampening": 0.3},
-        {"momentum": 0.8, "weight_decay": 0.01, "maximize": True},
-    ),
-    "Adam": (
-        {},
-        {"weight_decay": 0.01},
-        {"maximize": True},
-        {"decoupled_weight_decay": True, "weight_decay": 0.1},
-        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
-    ),
-    "AMSGrad": ({}, {"weight_decay": 0.01, "maximize": True}),
-    "AdamW": ({}, {"amsgrad": True}, {"weight_decay": 0.1, "maximize": True}),
-    "Adagrad": (
-        {},
-        {"lr_decay": 0.01},
-        {"initial_accumulator_value": 0.1},
-        {"weight_decay": 0.01},
-        {"maximize": True},
-        {"eps": 1e-6},
-    ),
-    "Adadelta": (
-        {},
-        {"lr": 0.5, "rho": 0.95},
-        {"eps": 1e-5, "rho": 0.95},
-        {"weight_decay": 0.01},
-        {"maximize": True},
-    ),
-    # RMSprop at lr 1e-3 (torch's default 1e-2 makes steps of ~0.1 from the start, a regime
-    # where torch amplifies a one-ulp change of the start past 1e-5 in float32 by itself)
-    "RMSprop": tuple(
-        {"lr": 1e-3, **options}
-        for options in (
-            {},
-            {"alpha": 0.9},
-            {"centered": True},
-            {"momentum": 0.9},
-            {"centered": True, "momentum": 0.5},
-            {"eps": 1e-4},
-            {"weight_decay": 0.01},
-            {"maximize": True},
-        )
-    ),
-    "AdaMax": (
-        {},
-        {"eps": 1e-3},
-        {"weight_decay": 0.01},
-        {"maximize": True},
-        {"betas": (0.8, 0.99)},
-    ),
-    "Nadam": (
-        {},
-        {"momentum_decay": 0.01},
-        {"weight_decay": 0.01},
-        {"weight_decay": 0.01, "decoupled_weight_decay": True},
-        {"maximize": True},
-        {"betas": (0.95, 0.99), "eps": 1e-6},
-    ),
-}
-
 
 def torch_configs(rule: str) -> list[dict]:
     """The torch constructor arguments of `rule`'s parity runs."""
     options = dict(EQUIVALENT[rule].options)
-    return [{**options, **extra} for extra in TORCH_CONFIGS.get(rule, ({},))]
+    return [{**options, **extra} for extra in RULES[rule].torch_configs or ({},)]
 
 
 def case_id(rule: str, config: dict) -> str:
@@ -127,8 +62,11 @@ def torch_scalars(rule: str, dtype):
     return default_dtype(dtype if rule in SCALARS_IN_DEFAULT_DTYPE else torch.get_default_dtype())
 
 
-def test_every_configured_rule_has_a_torch_equivalent():
-    assert set(TORCH_CONFIGS) <= set(EQUIVALENT)
+def test_every_configured_rule_has_a_counterpart():
+    """A row's torch_configs run here against torch.optim, Lion's against lion-pytorch
+    (test_torch_rules2)."""
+    configured = {name for name, row in RULES.items() if row.torch_configs}
+    assert configured - set(EQUIVALENT) == {"Lion"}
 
 
 class Model(torch.nn.Module):
@@ -205,6 +143,7 @@ def test_hundred_steps_match_torch(rule, config, dtype):
         ours = getattr(gt, name)(ours_model.parameters(), **config)
         train(theirs_model, theirs, x, y)
         train(ours_model, ours, x, y)
+    assert isinstance(ours, getattr(torch.optim, name))
     # the frozen tensor: untouched, and state only where torch makes it eagerly (Adagrad)
     assert torch.equal(ours_model.frozen, Model(dtype).frozen)
     assert bool(ours.state.get(ours_model.frozen)) == (name == "Adagrad")
@@ -284,8 +223,15 @@ def round_trip(state_dict):
     return torch.load(buffer)
 
 
-# Each rule's configuration with the most arguments: the most state to carry over.
-CHECKPOINT_CASES = [(rule, max(torch_configs(rule), key=len)) for rule in EQUIVALENT]
+# Each rule's first configuration (its defaults but RMSprop's) and the one with the most
+# arguments (the most state to carry over).
+CHECKPOINT_CASES = [
+    (rule, config)
+    for rule in EQUIVALENT
+    for config in {
+        case_id(rule, c): c for c in (torch_configs(rule)[0], max(torch_configs(rule), key=len))
+    }.values()
+]
 
 
 @pytest.mark.parametrize("direction", ["torch to gdfast", "gdfast to torch"])

@@ -1,12 +1,12 @@
-"""gdfast.torch's classes for issue 15's rules against their libraries: RAdam, Rprop, ASGD
-and SparseAdam against torch.optim (torch 2.13), Lion against lion-pytorch 0.2.5.
-
-For each class and each constructor option: 100 steps on test_torch_parity's model (five
-tensors, one frozen, one step with a None gradient), then every parameter and every state
-entry within 1e-10 relative in float64 and 1e-5 in float32.  SparseAdam: 100 steps of an
-embedding table with sparse gradients (repeated rows included).  And torch's own
-OptimizerInfo tables (configurations and error inputs) for RAdam, Rprop, ASGD and
-SparseAdam, as test_torch_tables.py runs them for the first eight classes.
+"""gdfast.torch's classes for issue 15's rules against their libraries, beyond
+test_torch_parity (which runs RAdam, Rprop and ASGD against torch.optim with their rows'
+torch_configs, tests/rules_table.py): ASGD under torch's float32 scalars; Lion against
+lion-pytorch 0.2.5 with its row's torch_configs (100 steps on test_torch_parity's model,
+every parameter and state entry within 1e-10 relative in float64 and 1e-5 in float32);
+SparseAdam against torch.optim (100 steps of an embedding table with sparse gradients,
+repeated rows included).  And torch's own OptimizerInfo tables (configurations and error
+inputs) for RAdam, Rprop, ASGD and SparseAdam, as test_torch_tables.py runs them for the
+first eight classes.
 """
 
 from __future__ import annotations
@@ -17,57 +17,14 @@ torch = pytest.importorskip("torch")
 import gdfast.torch as gt  # noqa: E402
 import test_rules2_parity as rules2_parity  # noqa: E402  (its default_dtype)
 import test_torch_parity as parity  # noqa: E402  (its helpers: Model, data, train, ...)
+from rules_table import RULES  # noqa: E402
 
 TOLERANCE = parity.TOLERANCE
 DTYPES = pytest.mark.parametrize("dtype", parity.DTYPES, ids=parity.DTYPE_IDS)
 
-CONFIGS = {
-    "RAdam": [
-        {},
-        {"lr": 0.01, "betas": (0.8, 0.99), "eps": 1e-6},
-        {"lr": 0.01, "weight_decay": 0.1},
-        {"lr": 0.01, "weight_decay": 0.1, "decoupled_weight_decay": True},
-        {"lr": 0.01, "maximize": True},
-        {"lr": 0.01, "foreach": True},
-    ],
-    "Rprop": [
-        {},
-        {"lr": 0.001, "etas": (0.3, 1.5), "step_sizes": (1e-4, 0.05)},
-        {"maximize": True},
-        {"foreach": True},
-    ],
-    "ASGD": [
-        {},
-        {"lr": 0.05, "lambd": 1e-2, "alpha": 0.5, "t0": 10},
-        {"lr": 0.05, "t0": 0, "weight_decay": 0.1},
-        {"lr": 0.05, "t0": 30.5, "maximize": True},
-        {"lr": 0.05, "t0": 10, "foreach": True},
-    ],
-}
-CASES = [(name, config) for name, configs in CONFIGS.items() for config in configs]
-IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in c.items()) or 'defaults'}" for name, c in CASES]
-
-
 # torch keeps ASGD's η_t and μ_t in its default dtype; gdfast computes them in double (the
 # class docstring): the float64 comparisons run with a float64 default dtype
 default_dtype = rules2_parity.default_dtype
-
-
-@DTYPES
-@pytest.mark.parametrize("name, config", CASES, ids=IDS)
-def test_hundred_steps_match_torch(name, config, dtype):
-    with default_dtype(dtype if name == "ASGD" else torch.get_default_dtype()):
-        x, y = parity.data(dtype)
-        theirs_model, ours_model = parity.Model(dtype), parity.Model(dtype)
-        theirs = getattr(torch.optim, name)(theirs_model.parameters(), **config)
-        ours = getattr(gt, name)(ours_model.parameters(), **config)
-        parity.train(theirs_model, theirs, x, y)
-        parity.train(ours_model, ours, x, y)
-    assert isinstance(ours, getattr(torch.optim, name))
-    assert torch.equal(ours_model.frozen, parity.Model(dtype).frozen)
-    assert not ours.state.get(ours_model.frozen)
-    parity.assert_same(theirs_model, ours_model, theirs, ours, TOLERANCE[dtype])
-    assert parity.relative(ours_model.first.weight, parity.Model(dtype).first.weight) > 1e-4
 
 
 def test_asgd_with_torchs_float32_scalars_is_within_their_rounding():
@@ -85,16 +42,8 @@ def test_asgd_with_torchs_float32_scalars_is_within_their_rounding():
 
 
 # ---------------------------------------------------------------- Lion
-LION_CONFIGS = [
-    {},
-    {"lr": 3e-3, "betas": (0.95, 0.98)},
-    {"lr": 3e-3, "weight_decay": 0.5},
-    {"lr": 3e-3, "weight_decay": 1e-3, "decoupled_weight_decay": True},
-]
-
-
 @DTYPES
-@pytest.mark.parametrize("config", LION_CONFIGS, ids=lambda c: str(c) or "defaults")
+@pytest.mark.parametrize("config", RULES["Lion"].torch_configs, ids=lambda c: str(c) or "defaults")
 def test_lion_matches_lion_pytorch(config, dtype):
     lion_pytorch = pytest.importorskip(
         "lion_pytorch", reason="pip install --no-deps lion-pytorch==0.2.5 (the 'test' extra)"

@@ -68,6 +68,7 @@ class Adadelta(Rule):
     State: square_avg = E_g, acc_delta = E_d.
     """
     rule = "Adadelta"
+    catalogue_order = 5
     state_names = ("square_avg", "acc_delta")
     lr = Hyperparameter(check.learning_rate, 1.0)
     rho = Hyperparameter(check.decay_rate, 0.9)

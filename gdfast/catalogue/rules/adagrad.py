@@ -82,6 +82,7 @@ class Adagrad(Rule):
     State: sum_sq = G (torch's `sum`).
     """
     rule = "Adagrad"
+    catalogue_order = 4
     state_names = ("sum_sq",)
     lr = Hyperparameter(check.learning_rate, 0.01)
     eps = Hyperparameter(check.positive, 1e-8)

@@ -83,6 +83,7 @@ class Adam(Rule):
     State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
     """
     rule = "Adam"
+    catalogue_order = 7
     _bias_corrected = True
     state_names = ("exp_avg", "exp_avg_sq")
     lr = Hyperparameter(check.learning_rate, 0.001)
@@ -126,6 +127,7 @@ class AdamW(Adam):
     State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
     """
     rule = "AdamW"
+    catalogue_order = 8
     variant_of = "Adam"
     rows = False
     # positional, default 0.01 (torch.optim.AdamW's), always decoupled

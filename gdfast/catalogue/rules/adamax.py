@@ -79,6 +79,7 @@ class AdaMax(Rule):
     State: exp_avg = m, exp_inf = u; t is `steps`, counted per parameter.
     """
     rule = "AdaMax"
+    catalogue_order = 9
     _bias_corrected = True
     state_names = ("exp_avg", "exp_inf")
     lr = Hyperparameter(check.learning_rate, 0.002)

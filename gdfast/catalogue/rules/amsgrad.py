@@ -94,6 +94,7 @@ class AMSGrad(Rule):
     State: exp_avg = m, exp_avg_sq = v, max_exp_avg_sq = v_max.
     """
     rule = "AMSGrad"
+    catalogue_order = 11
     _bias_corrected = True
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     lr = Hyperparameter(check.learning_rate, 0.001)

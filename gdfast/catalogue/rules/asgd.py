@@ -77,6 +77,7 @@ class ASGD(Rule):
     State: ax = ā.  (torch also keeps eta, mu and step: η_t, μ_t and t here.)
     """
     rule = "ASGD"
+    catalogue_order = 15
     state_names = ("ax",)
     lr = Hyperparameter(check.learning_rate, 0.01)
     lambd = Hyperparameter(check.nonnegative, 1e-4)

@@ -66,6 +66,7 @@ class Lion(Rule):
     State: exp_avg = m.
     """
     rule = "Lion"
+    catalogue_order = 12
     state_names = ("exp_avg",)
     lr = Hyperparameter(check.learning_rate, 1e-4)
     betas = Hyperparameter(check.betas, (0.9, 0.99), kernel=("beta1", "beta2"))

@@ -131,6 +131,7 @@ class Momentum(_MomentumRule):
     State: velocity = v (torch's momentum_buffer).
     """
     rule = "Momentum"
+    catalogue_order = 2
     kernel = "momentum"
     numpy_core = momentum
     rows = True
@@ -169,6 +170,7 @@ class Nesterov(_MomentumRule):
     State: velocity = v (torch's momentum_buffer).
     """
     rule = "Nesterov"
+    catalogue_order = 3
     kernel = "nesterov"
     numpy_core = nesterov
     torch_equivalent = TorchEquivalent(

@@ -88,6 +88,7 @@ class Nadam(Rule):
     float64 array per parameter, starting at 1); t is `steps`, counted per parameter.
     """
     rule = "Nadam"
+    catalogue_order = 10
     state_names = ("exp_avg", "exp_avg_sq")
     scalar_state = ("mu_product",)
     lr = Hyperparameter(check.learning_rate, 0.002)

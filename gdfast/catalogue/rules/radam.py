@@ -85,6 +85,7 @@ class RAdam(Rule):
     State: exp_avg = m, exp_avg_sq = v; t is `steps`, counted per parameter.
     """
     rule = "RAdam"
+    catalogue_order = 13
     state_names = ("exp_avg", "exp_avg_sq")
     lr = Hyperparameter(check.learning_rate, 0.001)
     betas = BETAS

@@ -99,6 +99,7 @@ class RMSprop(Rule):
     State: square_avg = E_g; grad_avg = ḡ when centered; momentum_buffer = b when γ > 0.
     """
     rule = "RMSprop"
+    catalogue_order = 6
     state_names = ("square_avg",)
     lr = Hyperparameter(check.learning_rate, 0.001)
     rho = Hyperparameter(check.decay_rate, 0.9)

@@ -71,6 +71,7 @@ class Rprop(Rule):
     State: prev = g_prev (zeros), step_size = Δ (filled with lr at construction).
     """
     rule = "Rprop"
+    catalogue_order = 14
     state_names = ("prev", "step_size")
     nonnegative_state = NONNEGATIVE_STATE | {"step_size"}  # 8-bit state: the unsigned map
     lr = Hyperparameter(check.learning_rate, 0.01)

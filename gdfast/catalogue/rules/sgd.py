@@ -47,6 +47,7 @@ class SGD(Rule):
     Nesterov.)
     """
     rule = "SGD"
+    catalogue_order = 1
     lr = Hyperparameter(check.learning_rate, 0.01)
     kernel = "sgd"
     numpy_core = sgd
