@@ -333,6 +333,8 @@ const gd_rule gd_rules[] = {
     {"rprop", rprop_segment_f32, rprop_segment_f64, NULL, 0},
     {"asgd", asgd_segment_f32, asgd_segment_f64, NULL, 0},
     /* ---- LAMB and Adafactor (issue 15) ---- */
+    {"lamb", lamb_segment_f32, lamb_segment_f64, NULL, 0}, /* run by gd_step_two_pass */
+    {"adafactor", adafactor_segment_f32, adafactor_segment_f64, NULL, 0}, /* the same */
     /* ---- Schedule-Free and Muon (issue 15) ---- */
 };
 const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));
@@ -386,6 +388,16 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(centered, 1),
     GD_FIELD(momentum_schedule, 1),
     /* ---- fields of LAMB and Adafactor (issue 15) ---- */
+    GD_FIELD(grad_averaging, 1),
+    GD_FIELD(trust_clip, 0),
+    GD_FIELD(eps_in_trust_ratio, 1),
+    GD_FIELD(debias_step_size, 1),
+    GD_FIELD(eps1, 0),
+    GD_FIELD(eps2, 0),
+    GD_FIELD(eps1_machine, 1),
+    GD_FIELD(clip_threshold, 0),
+    GD_FIELD(relative_step, 1),
+    GD_FIELD(scale_parameter, 1),
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
     {NULL, 0, 0},
 };

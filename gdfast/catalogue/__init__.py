@@ -39,6 +39,8 @@ from .rules.rprop import Rprop
 from .rules.sgd import SGD
 
 # ---- imports of LAMB and Adafactor (issue 15) ----
+from .rules.adafactor import Adafactor
+from .rules.lamb import LAMB
 # ---- imports of Schedule-Free and Muon (issue 15) ----
 
 # Every declaration, in the catalogue's order (the order of the command lines, the tables
@@ -60,6 +62,8 @@ CATALOGUE: tuple[type[Rule], ...] = (
     Rprop,
     ASGD,
     # ---- LAMB and Adafactor (issue 15) ----
+    LAMB,
+    Adafactor,
     # ---- Schedule-Free and Muon (issue 15) ----
 )
 
