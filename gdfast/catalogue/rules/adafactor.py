@@ -25,11 +25,12 @@ from .._machinery import (
     two_pass_kernel,
 )
 from .._numpy_core import ieee_nonstop
-from .lamb import scaled_gradient
+from .lamb import fixed_order_norm, scaled_gradient
 
 
 def _rms(array):
-    return float(np.linalg.norm(array)) / math.sqrt(array.size)
+    """√(Σx² / n), the sum in the fixed order (lamb.fixed_order_norm)."""
+    return fixed_order_norm(array) / math.sqrt(array.size)
 
 
 def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1):
@@ -115,7 +116,8 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
         scaled, v_hats = [], []
         with np.errstate(all="ignore"):
             for i in active:
-                g = scaled_gradient(grads[i], maximize, grad_scale)
+                # an array even for a 0-d parameter (g · c of a 0-d array is a scalar)
+                g = np.asarray(scaled_gradient(grads[i], maximize, grad_scale))
                 e1 = adafactor_eps1(eps, params[i].dtype)
                 v_hats.append(
                     adafactor_moments(
@@ -149,8 +151,8 @@ class Adafactor(Rule):
       ρ_t = min(η, 1/√t) (relative_step; else η) ;  α = max(ε2, RMS(θ)) ρ_t (scale_parameter;
       else ρ_t) ;  θ ← θ (1 − η λ) ;  U = g / √max(V̂, ε1²) ;  θ ← θ − (α / max(1, RMS(U)/d)) U
 
-    Memory: n + m numbers for an n × m matrix.  RMS over the whole tensor, reduced in a fixed
-    order.  Not element-wise: no dtype policy, float32/float64 only.
+    Memory: n + m numbers for an n × m matrix.  RMS over the whole tensor, summed in double
+    in the fixed order of docs/spec-reductions.md.  Not element-wise: no dtype policy, float32/float64 only.
 
     Parameters
     ----------

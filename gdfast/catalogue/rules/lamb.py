@@ -25,6 +25,34 @@ from .._numpy_core import gradient_transform, ieee_nonstop
 from .adam import BETAS
 
 
+# docs/spec-reductions.md's order (src_c/reduce.c, and the kernels' pass 1): blocks of
+# 4096 elements, lanes of 16.
+SUM_BLOCK, SUM_LANES = 4096, 16
+
+
+def fixed_order_norm(array):
+    """‖array‖ = √Σx², the sum in docs/spec-reductions.md's order, literally: blocks of 4096
+    elements in memory order; in a block, element i squared in float64 into lane i mod 16
+    (in element order, from +0.0); the block's sum = lane 0 + ... + lane 15 in order; the
+    tensor's sum = its block sums in block order.  The kernels sum in this order (so that
+    no result depends on the thread count): kernel and reference agree bit for bit."""
+    x = np.ascontiguousarray(array).reshape(-1).astype(np.float64)
+    blocks = -(-x.size // SUM_BLOCK)
+    squares = np.zeros(blocks * SUM_BLOCK)
+    squares[: x.size] = x * x  # padding adds +0.0 to a lane: no change
+    squares = squares.reshape(blocks, SUM_BLOCK // SUM_LANES, SUM_LANES)
+    lanes = np.zeros((blocks, SUM_LANES))
+    for row in range(SUM_BLOCK // SUM_LANES):  # element order within each lane
+        lanes = lanes + squares[:, row, :]
+    block_sums = np.zeros(blocks)
+    for lane in range(SUM_LANES):
+        block_sums = block_sums + lanes[:, lane]
+    total = 0.0
+    for value in block_sums.tolist():
+        total = total + value
+    return math.sqrt(total)
+
+
 def scaled_gradient(g, maximize, grad_scale):
     """g · c, then −g to maximize: the gradient transform without its weight decay, for the
     rules that place their decay themselves (LAMB, Adafactor)."""
@@ -67,8 +95,8 @@ def lamb(
         u = m_hat / (np.sqrt(v_hat) + eps)
         if weight_decay != 0 and not decoupled_weight_decay:
             u = u + weight_decay * theta
-        weight_norm = min(float(np.linalg.norm(theta)), trust_clip)
-        update_norm = float(np.linalg.norm(u))
+        weight_norm = min(fixed_order_norm(theta), trust_clip)
+        update_norm = fixed_order_norm(u)
         if weight_norm == 0 or update_norm == 0:
             trust = 1.0
         else:
@@ -87,8 +115,8 @@ class LAMB(Rule):
     τ = min(‖θ‖, trust_clip) / (‖u‖ + ε_τ), 1 where either norm is 0
     θ ← θ − η τ u                                       (debias_step_size: η / (1 − β1^t))
 
-    Norms over the whole tensor, reduced in a fixed order (the same bits for any thread
-    count).  Not element-wise: no dtype policy, float32/float64 only.  No torch.optim
+    Norms over the whole tensor, summed in double in the fixed order of
+    docs/spec-reductions.md (the same bits for any thread count).  Not element-wise: no dtype policy, float32/float64 only.  No torch.optim
     counterpart; convention="torch" is pytorch-optimizer's `Lamb` (gdfast.torch.LAMB).
 
     Parameters
