@@ -1269,7 +1269,7 @@ class _LambPytorchOptimizer(torch.optim.Optimizer):
             if check.flag(name, value):
                 raise ValueError(
                     f"{name}=True: pytorch-optimizer's option is not offered by gdfast.torch.LAMB "
-                    "(docs/spec.md section 1.4); use pytorch_optimizer.Lamb"
+                    "(docs/spec.md section 1.3); use pytorch_optimizer.Lamb"
                 )
         if kwargs:
             raise TypeError(f"LAMB: unexpected argument(s) {', '.join(kwargs)}")

@@ -1,4 +1,4 @@
-/* The rules whose step needs per-tensor norms (LAMB, Adafactor: docs/spec.md section 1.4),
+/* The rules whose step needs per-tensor norms (LAMB, Adafactor: docs/spec.md section 1.3),
  * run by their own entry point (src_c/rules/two_pass.inc): pass 1 over fixed blocks, per-tensor
  * scalars, pass 2 the rule's gd_rules[] segments with hyper->per_tensor set. */
 #ifndef GDFAST_TWO_PASS_H

@@ -1008,7 +1008,7 @@ def is_kernel(core: Callable[..., None]) -> bool:
 def two_pass_kernel(
     rule_class: type[Rule], fields: dict[str, Any] | None = None
 ) -> Callable[..., None]:
-    """The C kernel of a rule whose step needs per-tensor norms (LAMB, Adafactor: spec 1.4),
+    """The C kernel of a rule whose step needs per-tensor norms (LAMB, Adafactor: spec 1.3),
     gdfast._kernels.TwoPassKernel: pass 1 over fixed blocks, per-tensor scalars, pass 2, in
     one call.  `fields`: the kernel's hyper-parameters and their gd_hyper fields (default:
     the declaration's, `kernel_fields`).  Such a rule is not element-wise: no fast path

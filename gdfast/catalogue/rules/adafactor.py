@@ -1,7 +1,7 @@
 """Adafactor (Shazeer & Stern 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory
 Cost", Algorithm 4 with 5), as torch.optim.Adafactor (2.13).
 
-The rule's NumPy core (docs/spec.md section 1.4 in code, part of gdfast.reference) and its
+The rule's NumPy core (docs/spec.md section 1.3 in code, part of gdfast.reference) and its
 declaration (gdfast.catalogue).  The factored second moments (row and column means) are
 NumPy in both backends (`adafactor_moments`); the C kernel (src_c/rules/adafactor.inc, two
 passes) does the element arithmetic and the per-tensor RMS in a fixed order.
@@ -34,7 +34,7 @@ def _rms(array):
 
 
 def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1):
-    """Spec 1.4's second moments: R and C (factored, two or more dimensions) or V updated in
+    """Spec 1.3's second moments: R and C (factored, two or more dimensions) or V updated in
     place with g; returns V̂.  Shared by the reference and the kernel's core."""
     one_minus_beta2 = t**beta2_decay
     if g.ndim > 1:
@@ -71,7 +71,7 @@ def adafactor(
     maximize=False,
     grad_scale=1.0,
 ):
-    """Spec 1.4: factored second moments (row_var R, col_var C) for parameters of two or
+    """Spec 1.3: factored second moments (row_var R, col_var C) for parameters of two or
     more dimensions (over the last two), the full one (variance V) for the others; the
     unused entries are arrays of size 0."""
     eps2 = eps[1]

@@ -1,7 +1,7 @@
 """LAMB, layer-wise adaptive moments (You et al. 2020, "Large Batch Optimization for Deep
 Learning: Training BERT in 76 minutes", Algorithm 2).
 
-The rule's NumPy core (docs/spec.md section 1.4 in code, part of gdfast.reference) and its
+The rule's NumPy core (docs/spec.md section 1.3 in code, part of gdfast.reference) and its
 declaration (gdfast.catalogue); its kernel is src_c/rules/lamb.inc, two passes
 (src_c/rules/two_pass.inc): the per-tensor norms are reduced in a fixed order.
 """
@@ -80,7 +80,7 @@ def lamb(
     maximize=False,
     grad_scale=1.0,
 ):
-    """Spec 1.4: Adam's direction r, u = r + λ θ, θ ← θ − η (φ(‖θ‖) / ‖u‖) u per tensor."""
+    """Spec 1.3: Adam's direction r, u = r + λ θ, θ ← θ − η (φ(‖θ‖) / ‖u‖) u per tensor."""
     beta1, beta2 = betas
     for theta, g, m, v, t in zip(params, grads, exp_avg, exp_avg_sq, map(int, steps)):
         g = scaled_gradient(g, maximize, grad_scale)
