@@ -44,7 +44,7 @@ def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1):
         col[...] = lerp(col, col_mean, one_minus_beta2)
         return (row @ col) / np.maximum(row.mean(axis=-2, keepdims=True), eps1)
     full[...] = lerp(full, g * g, one_minus_beta2)
-    return full.copy()
+    return full  # V̂ = V, read only from here on
 
 
 def adafactor_eps1(eps, dtype):
@@ -117,7 +117,9 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
         with np.errstate(all="ignore"):
             for i in active:
                 # an array even for a 0-d parameter (g · c of a 0-d array is a scalar)
-                g = np.asarray(scaled_gradient(grads[i], maximize, grad_scale))
+                g = grads[i]
+                if maximize or grad_scale != 1.0:  # (g · 1 is g: no copy of it)
+                    g = np.asarray(scaled_gradient(g, maximize, grad_scale))
                 e1 = adafactor_eps1(eps, params[i].dtype)
                 v_hats.append(
                     adafactor_moments(
