@@ -18,9 +18,9 @@ STEPS = 100
 
 def model(dtype):
     generator = torch.Generator().manual_seed(0)
-    net = torch.nn.Sequential(
-        torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)
-    ).to(dtype)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(
+        dtype
+    )
     with torch.no_grad():
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, dtype=dtype, generator=generator) * 0.5)
@@ -51,14 +51,17 @@ def assert_parity(ours, theirs, dtype, names, sign):
         trajectory(theirs, dtype, sign),
     )
     start = model(dtype)
-    moved = max(relative(p.detach(), q.detach()) for p, q in zip(net.parameters(), start.parameters()))
+    moved = max(
+        relative(p.detach(), q.detach()) for p, q in zip(net.parameters(), start.parameters())
+    )
     assert moved > 1e-3
     for p, q in zip(net.parameters(), their_net.parameters()):
         assert relative(p.detach(), q.detach()) <= TOLERANCE[dtype]
         for name in names:
             if name in their_optimizer.state[q]:
-                assert relative(optimizer.state[p][name], their_optimizer.state[q][name]) <= (
-                    TOLERANCE[dtype]
+                assert (
+                    relative(optimizer.state[p][name], their_optimizer.state[q][name])
+                    <= (TOLERANCE[dtype])
                 ), name
             else:
                 assert name not in optimizer.state[p]

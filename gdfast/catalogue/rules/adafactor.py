@@ -110,8 +110,20 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
     """The C backend's core: the moments and V̂ of each tensor with NumPy, then one two-pass
     kernel call over every tensor (param, g, V̂)."""
 
-    def core(params, grads, row_var, col_var, variance, steps, *, beta2_decay, eps, maximize,
-             grad_scale=1.0, **hyper):
+    def core(
+        params,
+        grads,
+        row_var,
+        col_var,
+        variance,
+        steps,
+        *,
+        beta2_decay,
+        eps,
+        maximize,
+        grad_scale=1.0,
+        **hyper,
+    ):
         active = [i for i, theta in enumerate(params) if theta.size]  # size 0: nothing to do
         scaled, v_hats = [], []
         with np.errstate(all="ignore"):
@@ -123,8 +135,13 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
                 e1 = adafactor_eps1(eps, params[i].dtype)
                 v_hats.append(
                     adafactor_moments(
-                        g, row_var[i], col_var[i], variance[i], int(steps[i]),
-                        beta2_decay=beta2_decay, eps1=e1,
+                        g,
+                        row_var[i],
+                        col_var[i],
+                        variance[i],
+                        int(steps[i]),
+                        beta2_decay=beta2_decay,
+                        eps1=e1,
                     )
                 )
                 scaled.append(g)
