@@ -773,3 +773,66 @@ def sum_of_squares(arrays):
         PyMem_Free(is_double)
         PyMem_Free(block_sums)
     return total, per_tensor, nonfinite
+
+
+# ---- rules15c: the two-pass rules (LAMB, Adafactor; src_c/two_pass.h) ----
+cdef extern from "two_pass.h" nogil:
+    int gd_is_two_pass(const gd_rule *rule)
+    int64_t gd_two_pass_scratch(const gd_tensors *tensors)
+    void gd_step_two_pass(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper,
+                          double *scratch)
+
+
+cdef class TwoPassKernel(Kernel):
+    """The kernel of a rule whose step needs per-tensor norms (gd_is_two_pass: LAMB,
+    Adafactor) as a functional core, called as `Kernel`; no dtype policy (such a rule is not
+    element-wise).  One call: pass 1 over fixed blocks of every tensor, the per-tensor
+    scalars, pass 2 (src_c/two_pass.inc), the GIL released throughout."""
+
+    def __init__(self, str name, dict fields, layout, scalars=()):
+        super().__init__(name, fields, layout, scalars)
+        if not gd_is_two_pass(self.rule):
+            raise ValueError(f"kernel: {name!r} is not a two-pass rule (src_c/two_pass.h)")
+
+    stages = False
+
+    def __call__(self, list params, list grads, *states_and_steps, **hyper):
+        cdef gd_hyper values = self.hyper(hyper)
+        cdef Py_ssize_t count = len(params)
+        cdef int slots = 1 + len(states_and_steps)
+        cdef gd_tensors tensors
+        cdef int64_t scratch_size
+        cdef void **data = NULL
+        cdef int64_t *size = NULL
+        cdef unsigned char *is_double = NULL
+        cdef double *scratch = NULL
+        if not states_and_steps:
+            raise TypeError(f"{self.name}: expected the step counts after the state lists")
+        cdef tuple states = tuple(states_and_steps[:len(states_and_steps) - 1])
+        steps = _int64_steps(states_and_steps[len(states_and_steps) - 1])
+        if slots > MAX_SLOTS:
+            raise ValueError(f"states: expected at most {MAX_SLOTS - 2} state lists")
+        if cnp.PyArray_SIZE(steps) != count or len(grads) != count:
+            raise ValueError("steps and grads: expected one entry per parameter")
+        for state in states:
+            if len(state) != count:
+                raise ValueError("state lists: expected one buffer per parameter")
+        data = <void **>PyMem_Malloc((count * slots + 1) * sizeof(void *))
+        size = <int64_t *>PyMem_Malloc((count + 1) * sizeof(int64_t))
+        is_double = <unsigned char *>PyMem_Malloc(count + 1)
+        try:
+            if not (data and size and is_double):
+                raise MemoryError()
+            _describe(&tensors, params, grads, states, steps, None, data, size, is_double,
+                      NULL, NULL)
+            scratch_size = gd_two_pass_scratch(&tensors)
+            scratch = <double *>PyMem_Malloc((scratch_size + 1) * sizeof(double))
+            if not scratch:
+                raise MemoryError()
+            with nogil:
+                gd_step_two_pass(self.rule, &tensors, &values, scratch)
+        finally:
+            PyMem_Free(data)
+            PyMem_Free(size)
+            PyMem_Free(is_double)
+            PyMem_Free(scratch)

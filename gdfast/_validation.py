@@ -211,6 +211,33 @@ def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
 # ---- checks of the rules added in issue 15 (Lion, RAdam, Rprop, ASGD, ...) ----
 
 
+def positive_or_infinite(name: str, value: Any) -> float:
+    """A threshold that ∞ turns off (LAMB's trust_clip, Adafactor's d): a number > 0, ∞
+    allowed."""
+    value = real_number(name, value)
+    if not value > 0.0:
+        raise ValueError(f"{name}: expected a number > 0 (inf: no threshold), got {value!r}")
+    return value
+
+
+def beta2_decay(name: str, value: Any) -> float:
+    """Adafactor's β2 exponent c (1 − β̂_t = t^c): a finite number <= 0 (torch's check)."""
+    value = real_number(name, value)
+    if not (-math.inf < value <= 0.0):
+        raise ValueError(f"{name}: expected a finite number <= 0, got {value!r}")
+    return value
+
+
+def adafactor_eps(name: str, value: Any) -> tuple[float | None, float]:
+    """Adafactor's (ε1, ε2): ε1 None (the dtype's machine epsilon) or a finite number >= 0,
+    ε2 a finite number >= 0."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(f"{name}: expected a pair (eps1 or None, eps2), got {value!r}")
+    eps1 = None if value[0] is None else nonnegative(f"{name}[0]", value[0])
+    return eps1, nonnegative(f"{name}[1]", value[1])
+
+
+
 def rectify_threshold(name: str, value: Any) -> float:
     """RAdam's ρ_thr: a finite number >= 4 (the rectification term is real from ρ_t = 4 on)."""
     value = real_number(name, value)

@@ -1592,6 +1592,187 @@ class SparseAdam(torch.optim.SparseAdam):
 
 
 # ---- LAMB and Adafactor (issue 15) ----
+__all__ += ["LAMB", "Adafactor"]
+
+
+class _PerTensorRule(torch.optim.Optimizer):
+    """Base of the adapters of the rules that are not element-wise (LAMB, Adafactor): each
+    step is one call of the gdfast class's core (the two-pass kernel, per-tensor norms in a
+    fixed order) on NumPy views of the CPU float32/float64 dense parameters that have a
+    gradient; every check before any write.  No gradient clipping option (torch's
+    clip_grad_norm_ works as usual)."""
+
+    rule: ClassVar[Any] = None
+
+    def _rule(self, group: dict[str, Any]) -> Any:
+        return self.rule
+
+    _kernel_arguments = _KernelOptimizer._kernel_arguments
+
+    def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
+        """t of this step for each active parameter (counted as the library counts)."""
+        raise NotImplementedError
+
+    def _buffers(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> list:
+        """The state arrays the core takes for `param`, in the declaration's order."""
+        raise NotImplementedError
+
+    def _checked(self, index: int, param: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        grad = param.grad
+        where = f"{type(self).__name__}: param_groups[{index}]"
+        for name, tensor in (("param", param), ("grad", grad)):
+            if tensor.device.type != "cpu" or tensor.layout is not torch.strided:
+                raise TypeError(f"{where}: the {name} must be a dense CPU tensor")
+            if tensor.dtype not in (torch.float32, torch.float64):
+                raise TypeError(
+                    f"{where}: {self.rule.rule} takes float32/float64 tensors, got {tensor.dtype}"
+                )
+        if grad.dtype != param.dtype or grad.shape != param.shape:
+            raise ValueError(f"{where}: the gradient must have the parameter's dtype and shape")
+        if not param.is_contiguous():
+            raise ValueError(f"{where}: the parameter must be contiguous")
+        values = grad.detach().contiguous().numpy().copy()  # a private copy: never aliased
+        return param.detach().numpy(), values
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        core = getattr(rules, self.rule.__name__)._core
+        for index, group in enumerate(self.param_groups):
+            active = [p for p in group["params"] if p.grad is not None]
+            if not active:
+                continue
+            arrays = [self._checked(index, p) for p in active]  # every check first
+            states = []
+            for p in active:
+                if not self.state[p]:
+                    self.state[p].update(self._new_state(group, p))
+                states.append(self.state[p])
+            steps = self._steps(group, states)
+            buffers = [self._buffers(group, p, state) for p, state in zip(active, states)]
+            core(
+                [param for param, _ in arrays],
+                [grad for _, grad in arrays],
+                *[list(column) for column in zip(*buffers)],
+                steps,
+                **self._kernel_arguments(self.rule, group),
+            )
+        return loss
+
+
+class _LambPytorchOptimizer(torch.optim.Optimizer):
+    """pytorch-optimizer 4.1.0's `Lamb` constructor (names, defaults), for gdfast.torch.LAMB:
+    the options gdfast does not offer (rectify, adam, pre_norm, fixed_decay,
+    degenerated_to_sgd, adam_debias, adanorm) are refused."""
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple = (0.9, 0.999),
+        weight_decay: float = 0.0,
+        weight_decouple: bool = True,
+        fixed_decay: bool = False,
+        rectify: bool = False,
+        degenerated_to_sgd: bool = False,
+        n_sma_threshold: int = 5,
+        grad_averaging: bool = True,
+        max_grad_norm: float = 1.0,
+        adam: bool = False,
+        pre_norm: bool = False,
+        eps: float = 1e-6,
+        foreach: Optional[bool] = None,
+        maximize: bool = False,
+        **kwargs: Any,
+    ):
+        for name, value in (
+            ("fixed_decay", fixed_decay),
+            ("rectify", rectify),
+            ("degenerated_to_sgd", degenerated_to_sgd),
+            ("adam", adam),
+            ("pre_norm", pre_norm),
+            ("adam_debias", kwargs.pop("adam_debias", False)),
+            ("adanorm", kwargs.pop("adanorm", False)),
+        ):
+            if check.flag(name, value):
+                raise ValueError(
+                    f"{name}=True: pytorch-optimizer's option is not offered by gdfast.torch.LAMB "
+                    "(docs/spec.md section 1.3); use pytorch_optimizer.Lamb"
+                )
+        if kwargs:
+            raise TypeError(f"LAMB: unexpected argument(s) {', '.join(kwargs)}")
+        defaults = {
+            "lr": check.learning_rate("lr", lr),
+            "betas": check.betas("betas", tuple(betas)),
+            "weight_decay": check.nonnegative("weight_decay", weight_decay),
+            "weight_decouple": check.flag("weight_decouple", weight_decouple),
+            "grad_averaging": check.flag("grad_averaging", grad_averaging),
+            "eps": check.positive("eps", eps),
+            "maximize": check.flag("maximize", maximize),
+            "foreach": foreach,
+        }
+        self.max_grad_norm = max_grad_norm  # pre_norm's only (refused above)
+        super().__init__(params, defaults)
+
+
+class LAMB(_PerTensorRule, _LambPytorchOptimizer):
+    """pytorch-optimizer's `Lamb` (4.1.0) on gdfast's kernels: gdfast.LAMB with
+    convention="torch" (uncorrected moments, step size η / (1 − β1^t), trust ratio
+    min(‖θ‖, 10) / (‖u‖ + ε), decoupled decay with weight_decouple).  The same names,
+    defaults and state: group["step"] (counted per group, as pytorch-optimizer), and per
+    parameter exp_avg, exp_avg_sq."""
+
+    rule = rules.LAMB
+
+    def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
+        arguments = _KernelOptimizer._kernel_arguments(self, rule, group)
+        arguments["decoupled_weight_decay"] = group["weight_decouple"]
+        return arguments
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        return {name: torch.zeros_like(param) for name in ("exp_avg", "exp_avg_sq")}
+
+    def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
+        group["step"] = group.get("step", 0) + 1
+        return np.full(len(states), group["step"], dtype=np.int64)
+
+    def _buffers(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> list:
+        return [state["exp_avg"].numpy(), state["exp_avg_sq"].numpy()]
+
+
+class Adafactor(_PerTensorRule, torch.optim.Adafactor):
+    """torch.optim.Adafactor (2.13) on gdfast's kernels (gdfast.Adafactor): factored second
+    moments for parameters of two or more dimensions, relative step, update clipping by d.
+    torch's names, defaults and state: step (a float tensor), row_var and col_var
+    (factored) or variance."""
+
+    rule = rules.Adafactor
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        state: dict[str, Any] = {"step": torch.tensor(0.0)}
+        if param.dim() > 1:
+            state["row_var"] = param.new_zeros(param.shape[:-1] + (1,))
+            state["col_var"] = param.new_zeros(param.shape[:-2] + (1, param.shape[-1]))
+        else:
+            state["variance"] = torch.zeros_like(param)
+        return state
+
+    def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
+        for state in states:
+            state["step"] += 1
+        return np.array([int(state["step"].item()) for state in states], dtype=np.int64)
+
+    def _buffers(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> list:
+        empty = np.zeros(0, dtype=param.detach().numpy().dtype)
+        return [
+            state[name].numpy() if name in state else empty
+            for name in ("row_var", "col_var", "variance")
+        ]
+
+
 
 
 # ---- ScheduleFreeAdamW, ScheduleFreeSGD and Muon (issue 15) ----

@@ -113,6 +113,18 @@ typedef struct {
     int centered;               /* RMSprop: centered (grad_avg slot) */
     int momentum_schedule;      /* Nadam: Dozat's μ_t schedule (mu_product) */
     /* ---- fields of LAMB and Adafactor (issue 15) ---- */
+    int grad_averaging;         /* LAMB: β3 = 1 − β1 (paper: 1), else β3 = 1 */
+    double trust_clip;          /* LAMB: φ(z) = min(z, trust_clip); ∞: the identity */
+    int eps_in_trust_ratio;     /* LAMB: τ = φ(‖θ‖) / (‖u‖ + ε) */
+    int debias_step_size;       /* LAMB: step size η / (1 − β1^t) (pytorch-optimizer) */
+    double eps1, eps2;          /* Adafactor: ε1 (V̂ floor), ε2 (RMS(θ) floor) */
+    int eps1_machine;           /* Adafactor: ε1 is the dtype's machine epsilon (torch's None) */
+    double clip_threshold;      /* Adafactor: d, the update clipping threshold; ∞: off */
+    int relative_step;          /* Adafactor: ρ_t = min(η, 1/√t), else η */
+    int scale_parameter;        /* Adafactor: α = max(ε2, RMS(θ)) ρ_t, else ρ_t */
+    /* Not a hyper-parameter: a two-pass step's per-tensor scalars (LAMB's τ, Adafactor's step
+     * size), set by gd_step_two_pass for its pass 2 (src_c/two_pass.h); NULL otherwise. */
+    const double *per_tensor;
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
 } gd_hyper;
 

@@ -327,6 +327,28 @@ const gd_rule gd_rules[] = {
     /* ---- LAMB and Adafactor (issue 15) ---- */
     /* ---- Schedule-Free and Muon (issue 15) ---- */
 };
+/* The two-pass rules (src_c/two_pass.inc): pass 1 and finish of each (its gd_rules[] entry
+ * holds pass 2).  A two-pass rule adds its line here. */
+static const gd_two_pass_rule gd_two_pass_rules[] = {
+    {"lamb", lamb_block_f32, lamb_block_f64, gd_lamb_trust},
+    {"adafactor", adafactor_block_f32, adafactor_block_f64, gd_adafactor_rate},
+};
+
+static const gd_two_pass_rule *gd_find_two_pass(const gd_rule *rule)
+{
+    for (size_t r = 0; r < sizeof(gd_two_pass_rules) / sizeof(gd_two_pass_rules[0]); r++)
+        if (strcmp(gd_two_pass_rules[r].name, rule->name) == 0) return &gd_two_pass_rules[r];
+    return NULL;
+}
+
+int gd_is_two_pass(const gd_rule *rule) { return gd_find_two_pass(rule) != NULL; }
+
+void gd_step_two_pass(const gd_rule *rule, const gd_tensors *t, const gd_hyper *h, double *scratch)
+{
+    const gd_two_pass_rule *two_pass = gd_find_two_pass(rule);
+    if (two_pass) gd_two_pass(two_pass, rule, t, h, scratch);
+}
+
 const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));
 
 const gd_rule *gd_find_rule(const char *name)
@@ -378,6 +400,16 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(centered, 1),
     GD_FIELD(momentum_schedule, 1),
     /* ---- fields of LAMB and Adafactor (issue 15) ---- */
+    GD_FIELD(grad_averaging, 1),
+    GD_FIELD(trust_clip, 0),
+    GD_FIELD(eps_in_trust_ratio, 1),
+    GD_FIELD(debias_step_size, 1),
+    GD_FIELD(eps1, 0),
+    GD_FIELD(eps2, 0),
+    GD_FIELD(eps1_machine, 1),
+    GD_FIELD(clip_threshold, 0),
+    GD_FIELD(relative_step, 1),
+    GD_FIELD(scale_parameter, 1),
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
     {NULL, 0, 0},
 };

@@ -342,6 +342,48 @@ _ROWS = (
         ),
     ),
     # ---- rows of LAMB and Adafactor (issue 15) ----
+    # Bitwise equal to the reference: the reference sums the per-tensor norms in the
+    # kernels' fixed order (docs/spec-reductions.md).
+    RuleInfo(
+        "LAMB",
+        draw={
+            "trust_clip": lambda rng: float(rng.choice([np.inf, 10.0, 0.5])),
+            "grad_averaging": _coin,
+            "eps_in_trust_ratio": _coin,
+            "debias_step_size": _coin,
+            "eps": lambda rng: float(10 ** rng.uniform(-8, -4)),
+        },
+        strategies={"trust_clip": st.floats(1e-3, np.inf, exclude_min=False)},
+        errors=(
+            ({"trust_clip": 0.0}, ValueError, r"trust_clip: expected a number > 0 \(inf: no"),
+            ({"trust_clip": "10"}, TypeError, r"trust_clip: expected a real number"),
+            ({"eps": 0.0}, ValueError, r"eps: expected a finite number > 0"),
+        ),
+    ),
+    RuleInfo(
+        "Adafactor",
+        draw={
+            "beta2_decay": lambda rng: float(rng.uniform(-1.0, -0.5)),
+            "eps": lambda rng: (
+                None if _coin(rng) else float(10 ** rng.uniform(-30, -10)),
+                float(10 ** rng.uniform(-4, -2)),
+            ),
+            "d": lambda rng: float(rng.choice([1.0, 2.0, np.inf])),
+            "relative_step": _coin,
+            "scale_parameter": _coin,
+        },
+        strategies={
+            "beta2_decay": st.floats(-10.0, 0.0),
+            "eps": st.tuples(st.one_of(st.none(), st.floats(0.0, 1.0)), st.floats(0.0, 1.0)),
+            "d": st.floats(1e-3, np.inf),
+        },
+        errors=(
+            ({"beta2_decay": 0.5}, ValueError, r"beta2_decay: expected a finite number <= 0"),
+            ({"eps": (None, -1.0)}, ValueError, r"eps\[1\]: expected a finite number >= 0"),
+            ({"eps": 1e-3}, TypeError, r"eps: expected a pair \(eps1 or None, eps2\)"),
+            ({"d": 0.0}, ValueError, r"d: expected a number > 0 \(inf: no threshold\)"),
+        ),
+    ),
     # ---- rows of Schedule-Free and Muon (issue 15) ----
 )
 

@@ -82,6 +82,9 @@ class Hyperparameter:
         ("paper" = SPEC.md, "torch", "keras"); the constructor's default is then None
     kernel : the gd_hyper field the C kernel reads ("", the default: the same name), a tuple of
         fields for a tuple value (betas -> ("beta1", "beta2")), or None: not the kernel's
+    in_double : the kernels use it only in double (a per-tensor scalar: LAMB's trust_clip,
+        Adafactor's d), never rounded to the parameters' dtype, so it is not checked against
+        that dtype (∞ passes where its check allows it)
     """
 
     def __init__(
@@ -92,8 +95,10 @@ class Hyperparameter:
         keyword: bool = False,
         presets: Mapping[str, Any] | None = None,
         kernel: str | tuple[str, ...] | None = "",
+        in_double: bool = False,
     ):
         self.validate = validate
+        self.in_double = in_double
         self.default = default
         self.presets = dict(presets) if presets is not None else None
         self.keyword = keyword or presets is not None
@@ -313,7 +318,7 @@ class Optimizer:
         fast_step = type(self)._fast_step
         self._fast = (
             PythonStep()
-            if fast_step is None or self.policy.active
+            if fast_step is None or self.policy.active or not type(self).elementwise
             else fast_step(
                 type(self).__name__,
                 self.params,
@@ -456,6 +461,8 @@ class Optimizer:
         values = []
         for name in self.hyperparameter_names:
             value = hyper[name]
+            if getattr(type(self), name).in_double:
+                continue
             if isinstance(value, tuple):
                 values += [(f"{name}[{i}]", name, v) for i, v in enumerate(value)]
             elif isinstance(value, float):
@@ -982,13 +989,37 @@ def bind_backend(
         rule_class.__name__,
         (rule_class,),
         {
-            "_core": staticmethod(core),
+            "_core": staticmethod(rule_class.bind_core(core)),
             "_row_core": None if row_core is None else staticmethod(row_core),
             "_fast_step": None if fast_step is None else staticmethod(fast_step),
             "__module__": module,
             "__qualname__": rule_class.__name__,
             "__doc__": rule_class.__doc__,
         },
+    )
+
+
+def is_kernel(core: Callable[..., None]) -> bool:
+    """True for the C backend's core (gdfast._kernels.Kernel: it `stages` a policy's
+    step), False for a NumPy core."""
+    return hasattr(core, "stages")
+
+
+def two_pass_kernel(
+    rule_class: type[Rule], fields: dict[str, Any] | None = None
+) -> Callable[..., None]:
+    """The C kernel of a rule whose step needs per-tensor norms (LAMB, Adafactor: spec 1.3),
+    gdfast._kernels.TwoPassKernel: pass 1 over fixed blocks, per-tensor scalars, pass 2, in
+    one call.  `fields`: the kernel's hyper-parameters and their gd_hyper fields (default:
+    the declaration's, `kernel_fields`).  Such a rule is not element-wise: no fast path
+    (`FastStep` runs plain kernels), no dtype policy."""
+    from .. import _kernels  # compiled: only the C backend asks for it
+
+    return _kernels.TwoPassKernel(
+        rule_class.kernel,
+        rule_class.kernel_fields() if fields is None else fields,
+        rule_class.state_layout,
+        rule_class.scalar_state,
     )
 
 
@@ -1086,6 +1117,13 @@ class Rule(Optimizer):
             cls.numpy_core = staticmethod(vars(cls)["numpy_core"])
         if cls.rows and "__doc__" in vars(cls) and cls.__doc__:
             cls.__doc__ = cls.__doc__.rstrip() + "\n" + ROWS_DOC
+
+    @classmethod
+    def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
+        """The functional core a backend runs for this rule, given the backend's: `core`
+        itself (the C kernel, gdfast._kernels.Kernel, or the NumPy core), unless the rule's
+        C step is more than one plain kernel call (see `two_pass_kernel`)."""
+        return core
 
     @classmethod
     def kernel_fields(cls) -> dict[str, Any]:

@@ -1,0 +1,241 @@
+"""Adafactor (Shazeer & Stern 2018, "Adafactor: Adaptive Learning Rates with Sublinear Memory
+Cost", Algorithm 4 with 5), as torch.optim.Adafactor (2.13).
+
+The rule's NumPy core (docs/spec.md section 1.3 in code, part of gdfast.reference) and its
+declaration (gdfast.catalogue).  The factored second moments (row and column means) are
+NumPy in both backends (`adafactor_moments`); the C kernel (src_c/rules/adafactor.inc, two
+passes) does the element arithmetic and the per-tensor RMS in a fixed order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from ... import _validation as check
+from ..._reference_rules2 import lerp
+from .._machinery import (
+    PARAMS_DOC,
+    Hyperparameter,
+    Rule,
+    TorchEquivalent,
+    is_kernel,
+    two_pass_kernel,
+)
+from .._numpy_core import ieee_nonstop
+from .lamb import fixed_order_norm, scaled_gradient
+
+
+def _rms(array):
+    """√(Σx² / n), the sum in the fixed order (lamb.fixed_order_norm)."""
+    return fixed_order_norm(array) / math.sqrt(array.size)
+
+
+def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1):
+    """Spec 1.3's second moments: R and C (factored, two or more dimensions) or V updated in
+    place with g; returns V̂.  Shared by the reference and the kernel's core."""
+    one_minus_beta2 = t**beta2_decay
+    if g.ndim > 1:
+        row_mean = np.square(np.linalg.norm(g, axis=-1, keepdims=True)) / g.shape[-1]
+        row[...] = lerp(row, row_mean, one_minus_beta2)
+        col_mean = np.square(np.linalg.norm(g, axis=-2, keepdims=True)) / g.shape[-2]
+        col[...] = lerp(col, col_mean, one_minus_beta2)
+        return (row @ col) / np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+    full[...] = lerp(full, g * g, one_minus_beta2)
+    return full  # V̂ = V, read only from here on
+
+
+def adafactor_eps1(eps, dtype):
+    """ε1: the machine epsilon of the parameter's dtype when eps[0] is None."""
+    return float(np.finfo(dtype).eps) if eps[0] is None else eps[0]
+
+
+@ieee_nonstop
+def adafactor(
+    params,
+    grads,
+    row_var,
+    col_var,
+    variance,
+    steps,
+    *,
+    lr,
+    beta2_decay,
+    eps,
+    d,
+    relative_step=True,
+    scale_parameter=True,
+    weight_decay=0.0,
+    maximize=False,
+    grad_scale=1.0,
+):
+    """Spec 1.3: factored second moments (row_var R, col_var C) for parameters of two or
+    more dimensions (over the last two), the full one (variance V) for the others; the
+    unused entries are arrays of size 0."""
+    eps2 = eps[1]
+    for theta, g, row, col, full, t in zip(
+        params, grads, row_var, col_var, variance, map(int, steps)
+    ):
+        if theta.size == 0:
+            continue
+        g = scaled_gradient(g, maximize, grad_scale)
+        e1 = adafactor_eps1(eps, theta.dtype)
+        rho = min(lr, 1 / math.sqrt(t)) if relative_step else lr
+        alpha = max(eps2, _rms(theta)) * rho if scale_parameter else rho
+        if weight_decay != 0:
+            theta *= 1 - lr * weight_decay
+        v_hat = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
+        update = g * (1 / np.sqrt(np.maximum(v_hat, e1 * e1)))
+        clip = max(1.0, _rms(update) / d)
+        theta -= alpha / clip * update
+
+
+# The C kernel's hyper-parameters: the declaration's, with eps split into ε1 (or the dtype's
+# machine epsilon: eps1_machine) and ε2; beta2_decay stays with the NumPy moments.
+_KERNEL_FIELDS = {
+    "lr": "lr",
+    "d": "clip_threshold",
+    "relative_step": "relative_step",
+    "scale_parameter": "scale_parameter",
+    "weight_decay": "weight_decay",
+    "eps1": "eps1",
+    "eps2": "eps2",
+    "eps1_machine": "eps1_machine",
+}
+
+
+def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
+    """The C backend's core: the moments and V̂ of each tensor with NumPy, then one two-pass
+    kernel call over every tensor (param, g, V̂)."""
+
+    def core(
+        params,
+        grads,
+        row_var,
+        col_var,
+        variance,
+        steps,
+        *,
+        beta2_decay,
+        eps,
+        maximize,
+        grad_scale=1.0,
+        **hyper,
+    ):
+        active = [i for i, theta in enumerate(params) if theta.size]  # size 0: nothing to do
+        scaled, v_hats = [], []
+        with np.errstate(all="ignore"):
+            for i in active:
+                # an array even for a 0-d parameter (g · c of a 0-d array is a scalar)
+                g = grads[i]
+                if maximize or grad_scale != 1.0:  # (g · 1 is g: no copy of it)
+                    g = np.asarray(scaled_gradient(g, maximize, grad_scale))
+                e1 = adafactor_eps1(eps, params[i].dtype)
+                v_hats.append(
+                    adafactor_moments(
+                        g,
+                        row_var[i],
+                        col_var[i],
+                        variance[i],
+                        int(steps[i]),
+                        beta2_decay=beta2_decay,
+                        eps1=e1,
+                    )
+                )
+                scaled.append(g)
+        kernel(
+            [params[i] for i in active],
+            scaled,
+            v_hats,
+            np.asarray(steps)[active],
+            eps1=0.0 if eps[0] is None else eps[0],
+            eps2=eps[1],
+            eps1_machine=eps[0] is None,
+            **hyper,
+        )
+
+    return core
+
+
+class Adafactor(Rule):
+    __doc__ = f"""Adafactor (Shazeer & Stern 2018), torch.optim.Adafactor's form: factored
+    second moments, a relative step size, update clipping.
+
+    For θ of two or more dimensions (factored over the last two: n rows, m columns):
+      1 − β̂ = t^c ;  R ← lerp(R, ‖g_row‖²/m, 1 − β̂) ;  C ← lerp(C, ‖g_col‖²/n, 1 − β̂)
+      V̂ = R C / max(mean(R), ε1)
+    else: V ← lerp(V, g², 1 − β̂), V̂ = V.  Then
+      ρ_t = min(η, 1/√t) (relative_step; else η) ;  α = max(ε2, RMS(θ)) ρ_t (scale_parameter;
+      else ρ_t) ;  θ ← θ (1 − η λ) ;  U = g / √max(V̂, ε1²) ;  θ ← θ − (α / max(1, RMS(U)/d)) U
+
+    Memory: n + m numbers for an n × m matrix.  RMS over the whole tensor, summed in double
+    in the fixed order of docs/spec-reductions.md.  Not element-wise: no dtype policy, float32/float64 only.
+
+    Parameters
+    ----------
+    {PARAMS_DOC}
+    lr : float, default 0.01
+        η (>= 0): the cap of the relative step size, the step size without it, and the
+        weight decay's rate.
+    beta2_decay : float, default -0.8
+        c (<= 0): 1 − β̂_t = t^c.
+    eps : (float or None, float), default (None, 0.001)
+        (ε1, ε2), each >= 0; ε1 None: the machine epsilon of the parameter's dtype.
+    d : float, default 1.0
+        The update clipping threshold (> 0; inf: no clipping).
+    weight_decay : float, default 0.0
+        λ (>= 0): θ ← θ (1 − η λ) (decoupled, torch's).
+    relative_step : bool, default True
+        ρ_t = min(η, 1/√t) (the paper, torch); False: ρ_t = η (Hugging Face's
+        relative_step=False).
+    scale_parameter : bool, default True
+        α = max(ε2, RMS(θ)) ρ_t (the paper, torch); False: α = ρ_t.
+    maximize : bool, default False
+        Ascend: g ← −g.
+
+    State: row_var = R (shape [..., n, 1]), col_var = C ([..., 1, m]), variance = V (θ's
+    shape); the entries a parameter does not use are arrays of size 0.  t is `steps`,
+    counted per parameter.
+    """
+    rule = "Adafactor"
+    catalogue_order = 17
+    state_names = ("row_var", "col_var", "variance")
+    lr = Hyperparameter(check.learning_rate, 0.01)
+    beta2_decay = Hyperparameter(check.beta2_decay, -0.8, kernel=None)
+    eps = Hyperparameter(check.adafactor_eps, (None, 1e-3), kernel=None, in_double=True)
+    d = Hyperparameter(check.positive_or_infinite, 1.0, kernel="clip_threshold", in_double=True)
+    weight_decay = Hyperparameter(check.nonnegative, 0.0)
+    relative_step = Hyperparameter(check.flag, True, keyword=True)
+    scale_parameter = Hyperparameter(check.flag, True, keyword=True)
+    decoupled_weight_decay = None  # always decoupled, with η (torch's)
+    kernel = "adafactor"
+    numpy_core = adafactor
+    torch_equivalent = TorchEquivalent("Adafactor")
+    gallery_lr = {"beale": 0.1, "rosenbrock": 0.03, "saddle": 0.03, "ravine": 0.1}
+    adaptive = True
+    elementwise = False  # RMS(θ), RMS(U) and the factored moments reduce over the tensor
+
+    @classmethod
+    def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
+        if not is_kernel(core):
+            return core
+        return adafactor_kernel_core(two_pass_kernel(cls, _KERNEL_FIELDS))
+
+    def _state_spec(self, name: str, param: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
+        factored = param.ndim > 1
+        if name == "row_var" and factored:
+            return param.shape[:-1] + (1,), param.dtype
+        if name == "col_var" and factored:
+            return param.shape[:-2] + (1, param.shape[-1]), param.dtype
+        if name == "variance" and not factored:
+            return param.shape, param.dtype
+        return (0,), param.dtype
+
+    def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
+        shape, dtype = self._state_spec(name, param)
+        return np.zeros(shape, dtype)
+
+    def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
+        return {"lr * weight_decay": ("weight_decay", hyper["lr"] * hyper["weight_decay"])}
