@@ -114,6 +114,10 @@ typedef struct {
     int momentum_schedule;      /* Nadam: Dozat's μ_t schedule (mu_product) */
     /* ---- fields of LAMB and Adafactor (issue 15) ---- */
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
+    double warmup_steps;        /* Schedule-Free: T_w, γ_t = η min(1, t/T_w) */
+    double average_power;       /* Schedule-Free: r, the averaging weight t^r γ_max^p */
+    double weight_lr_power;     /* Schedule-Free: p */
+    int lr_bias_correction;     /* Schedule-Free AdamW: √(1 − β2^t) in γ_t (paper: 1) */
 } gd_hyper;
 
 /* Updates elements [lo, lo + len) of tensor k: the rule's math for one dtype (rules.inc). */

@@ -334,6 +334,10 @@ const gd_rule gd_rules[] = {
     {"asgd", asgd_segment_f32, asgd_segment_f64, NULL, 0},
     /* ---- LAMB and Adafactor (issue 15) ---- */
     /* ---- Schedule-Free and Muon (issue 15) ---- */
+    {"schedule_free_adamw", schedule_free_adamw_segment_f32, schedule_free_adamw_segment_f64,
+     schedule_free_adamw_prepare, 0},
+    {"schedule_free_sgd", schedule_free_sgd_segment_f32, schedule_free_sgd_segment_f64,
+     schedule_free_sgd_prepare, 0},
 };
 const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));
 
@@ -387,6 +391,10 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(momentum_schedule, 1),
     /* ---- fields of LAMB and Adafactor (issue 15) ---- */
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
+    GD_FIELD(warmup_steps, 0),
+    GD_FIELD(average_power, 0),
+    GD_FIELD(weight_lr_power, 0),
+    GD_FIELD(lr_bias_correction, 1),
     {NULL, 0, 0},
 };
 #undef GD_FIELD

@@ -40,6 +40,7 @@ from .rules.sgd import SGD
 
 # ---- imports of LAMB and Adafactor (issue 15) ----
 # ---- imports of Schedule-Free and Muon (issue 15) ----
+from .rules.schedule_free import ScheduleFreeAdamW, ScheduleFreeSGD
 
 # Every declaration, in the catalogue's order (the order of the command lines, the tables
 # and the docs).  One line per rule.
@@ -61,6 +62,8 @@ CATALOGUE: tuple[type[Rule], ...] = (
     ASGD,
     # ---- LAMB and Adafactor (issue 15) ----
     # ---- Schedule-Free and Muon (issue 15) ----
+    ScheduleFreeAdamW,
+    ScheduleFreeSGD,
 )
 
 __all__ = [
