@@ -9,8 +9,8 @@ defaults, for the given batch sizes and epochs.
     PYTHONPATH=$PWD python scripts/digits_accuracy.py                   # batch 32 and 4, 20 epochs
     PYTHONPATH=$PWD python scripts/digits_accuracy.py --batch 1 --epochs 10 --rules Lion
 
-Prints a markdown table: rule, default lr, then the mean (min) validation accuracy over
-the seeds per setting.
+Prints a markdown table: rule, default lr, then per setting the mean validation accuracy
+over the seeds, (its minimum; the minimum test accuracy).
 """
 
 from __future__ import annotations
@@ -75,8 +75,8 @@ def main(argv=None) -> int:
         rule = getattr(optim, name)
         cells = []
         for batch in args.batch:
-            validation, _ = accuracies(rule, data, batch, args.epochs)
-            cells.append(f"{np.mean(validation):.3f} ({min(validation):.3f})")
+            validation, test = accuracies(rule, data, batch, args.epochs)
+            cells.append(f"{np.mean(validation):.3f} ({min(validation):.3f}; test {min(test):.3f})")
         default = rule.hyperparameter("lr").default
         print(f"| {name} | {default:g} | " + " | ".join(cells) + " |", flush=True)
     return 0
