@@ -237,7 +237,6 @@ def adafactor_eps(name: str, value: Any) -> tuple[float | None, float]:
     return eps1, nonnegative(f"{name}[1]", value[1])
 
 
-
 def rectify_threshold(name: str, value: Any) -> float:
     """RAdam's ρ_thr: a finite number >= 4 (the rectification term is real from ρ_t = 4 on)."""
     value = real_number(name, value)

@@ -68,6 +68,7 @@ from ._kernels import FAST_ALL, OwnedMemory, Staging, gradients_fast_ok, sum_of_
 from .catalogue import Rule
 from .catalogue._policy import DEFAULTS as POLICY_DEFAULTS
 from .catalogue._policy import NATIVE, Q8_SIGNED, Q8_UNSIGNED, Policy, bfloat16_dtype
+from .catalogue.rules.schedule_free import to_eval, to_train
 
 __all__ = [
     "SGD",
@@ -1773,9 +1774,192 @@ class Adafactor(_PerTensorRule, torch.optim.Adafactor):
         ]
 
 
-
-
 # ---- ScheduleFreeAdamW, ScheduleFreeSGD and Muon (issue 15) ----
+
+__all__ += ["ScheduleFreeAdamW", "ScheduleFreeSGD"]
+
+
+class _ScheduleFreePackage(torch.optim.Optimizer):
+    """The schedulefree package's (1.4.1) constructors, arguments, defaults, checks and
+    param-group keys, without importing the package."""
+
+    def __init__(self, params: Any, defaults: dict[str, Any]):
+        defaults = {
+            **defaults,
+            "k": 0,
+            "train_mode": False,
+            "weight_sum": 0.0,
+            "lr_max": -1.0,
+            "scheduled_lr": 0.0,
+        }
+        super().__init__(params, defaults)
+
+
+class _AdamWScheduleFree(_ScheduleFreePackage):
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 0.0025,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        warmup_steps: int = 0,
+        r: float = 0.0,
+        weight_lr_power: float = 2.0,
+        foreach: Optional[bool] = True,
+    ):
+        options = {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay}
+        schedule = {"warmup_steps": warmup_steps, "r": r, "weight_lr_power": weight_lr_power}
+        super().__init__(params, {**options, **schedule, "foreach": foreach})
+
+
+class _SGDScheduleFree(_ScheduleFreePackage):
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1.0,
+        momentum: float = 0.9,
+        weight_decay: float = 0,
+        warmup_steps: int = 0,
+        r: float = 0.0,
+        weight_lr_power: float = 2,
+        foreach: Optional[bool] = True,
+    ):
+        options = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay}
+        schedule = {"warmup_steps": warmup_steps, "r": r, "weight_lr_power": weight_lr_power}
+        super().__init__(params, {**options, **schedule, "foreach": foreach})
+
+
+class _ScheduleFree(_AbsentKeys):
+    """The schedulefree package's optimizers on gdfast's kernels (gdfast.ScheduleFreeAdamW,
+    gdfast.ScheduleFreeSGD): the package's constructor, param-group keys (k, train_mode,
+    weight_sum, lr_max, scheduled_lr) and state (z, and exp_avg_sq for AdamW).  As the
+    package: it starts in eval mode; call `train()` before stepping (a step in eval mode
+    raises) and `eval()` before evaluating or saving the model.  The count k, weight_sum
+    and lr_max are per group, as the package's: a group with no gradient at all does not
+    advance them (the package's step advances them anyway)."""
+
+    _keeps_step = False
+    _absent = {"maximize": False}
+
+    def _beta1(self, group: dict[str, Any]) -> float:
+        raise NotImplementedError
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        group["warmup_steps"] = check.integer("warmup_steps", group["warmup_steps"], 0)
+        for name in ("r", "weight_lr_power"):
+            group[name] = _at_least(name, group[name])
+        group["train_mode"] = check.flag("train_mode", group["train_mode"])
+        group["k"] = check.integer("k", group["k"], 0)
+        for name in ("weight_sum", "lr_max"):
+            group[name] = _real(name, group[name])
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        state = {"z": torch.clone(param.detach(), memory_format=torch.preserve_format)}
+        for name in self._state_names(group)[1:]:
+            state[name] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        return state
+
+    def _kernel_arguments(self, rule: type[Rule], group: dict[str, Any]) -> dict[str, Any]:
+        arguments = super()._kernel_arguments(rule, group)
+        if "lr_bias_correction" in arguments:  # the package's AdamWScheduleFree
+            arguments["lr_bias_correction"] = False
+        return arguments
+
+    def _run(self, group, params, grads, buffers, steps, states, scaling) -> None:
+        """The kernel with the group's count and (W, γ_max) given to every tensor, then
+        written back (each tensor's copy ends equal: the same t, the same start)."""
+        t = int(group["k"]) + 1
+        pairs = [np.array([group["weight_sum"], group["lr_max"]]) for _ in params]
+        modes = [np.ones(()) for _ in params]
+        rule = self._rule(group)
+        rules.KERNELS[rule.rule](
+            params,
+            grads,
+            buffers[0],
+            pairs,
+            modes,
+            *buffers[1:],
+            np.full(len(params), t, dtype=np.int64),
+            **self._kernel_arguments(rule, group),
+            **scaling,
+        )
+        group["weight_sum"], group["lr_max"] = float(pairs[0][0]), float(pairs[0][1])
+        warm = t / group["warmup_steps"] if t <= group["warmup_steps"] else 1.0
+        group["scheduled_lr"] = group["lr"] * warm
+        group["k"] = t
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        if not self.param_groups[0]["train_mode"]:
+            raise ValueError(
+                f"{type(self).__name__}.step: the optimizer is in eval mode (the parameters "
+                "hold the average x); call optimizer.train() before stepping, "
+                "optimizer.eval() before evaluating"
+            )
+        return super().step(closure)
+
+    def _switch(self, to_training: bool) -> None:
+        for group in self.param_groups:
+            if group["train_mode"] == to_training:
+                continue
+            beta1 = self._beta1(group)
+            params = [p for p in group["params"] if "z" in self.state.get(p, {})]
+            arrays = [_memory(p) for p in params]
+            z = [_memory(self.state[p]["z"]) for p in params]
+            (to_train if to_training else to_eval)(arrays, z, beta1)
+            group["train_mode"] = to_training
+
+    def eval(self) -> None:
+        """The parameters to x = lerp(y, z, 1 − 1/β1), the model to evaluate."""
+        self._switch(False)
+
+    def train(self) -> None:
+        """The parameters to y = lerp(x, z, 1 − β1), where the gradient is taken."""
+        self._switch(True)
+
+
+class ScheduleFreeAdamW(_ScheduleFree, _AdamWScheduleFree):
+    """schedulefree's `AdamWScheduleFree` (1.4.1) on gdfast's kernel (gdfast.ScheduleFreeAdamW
+    with lr_bias_correction=False, the package's form: γ_t = η min(1, t/T_w),
+    u = g / (√(v / (1 − β2^t)) + ε) + λ y).  State: z, exp_avg_sq."""
+
+    torch_class = _AdamWScheduleFree
+    rule = rules.ScheduleFreeAdamW
+
+    def _beta1(self, group: dict[str, Any]) -> float:
+        return float(group["betas"][0])
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        super()._check_options(group)
+        group["betas"] = _betas(group["betas"])
+        if not group["betas"][0] > 0:
+            raise ValueError("betas[0]: expected a number in (0, 1) (eval() divides by it)")
+        group["eps"] = _at_least("eps", group["eps"])
+
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("z", "exp_avg_sq")
+
+
+class ScheduleFreeSGD(_ScheduleFree, _SGDScheduleFree):
+    """schedulefree's `SGDScheduleFree` (1.4.1) on gdfast's kernel (gdfast.ScheduleFreeSGD).
+    State: z."""
+
+    torch_class = _SGDScheduleFree
+    rule = rules.ScheduleFreeSGD
+
+    def _beta1(self, group: dict[str, Any]) -> float:
+        return float(group["momentum"])
+
+    def _check_options(self, group: dict[str, Any]) -> None:
+        super()._check_options(group)
+        momentum = _real("momentum", group["momentum"])
+        if not 0 < momentum < 1:
+            raise ValueError(f"momentum: expected a number in (0, 1), got {momentum}")
+        group["momentum"] = momentum
+
+    def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return ("z",)
 
 
 class StepInBackward:

@@ -126,6 +126,10 @@ typedef struct {
      * size), set by gd_step_two_pass for its pass 2 (src_c/two_pass.h); NULL otherwise. */
     const double *per_tensor;
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
+    double warmup_steps;        /* Schedule-Free: T_w, γ_t = η min(1, t/T_w) */
+    double average_power;       /* Schedule-Free: r, the averaging weight t^r γ_max^p */
+    double weight_lr_power;     /* Schedule-Free: p */
+    int lr_bias_correction;     /* Schedule-Free AdamW: √(1 − β2^t) in γ_t (paper: 1) */
 } gd_hyper;
 
 /* Updates elements [lo, lo + len) of tensor k: the rule's math for one dtype (rules.inc). */

@@ -324,8 +324,6 @@ const gd_rule gd_rules[] = {
 #include "rules_list.inc"
 #undef GD_RULE_ENTRIES
 #undef GD_RULE
-    /* ---- LAMB and Adafactor (issue 15) ---- */
-    /* ---- Schedule-Free and Muon (issue 15) ---- */
 };
 /* The two-pass rules (src_c/two_pass.inc): pass 1 and finish of each (its gd_rules[] entry
  * holds pass 2).  A two-pass rule adds its line here. */
@@ -411,6 +409,10 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(relative_step, 1),
     GD_FIELD(scale_parameter, 1),
     /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
+    GD_FIELD(warmup_steps, 0),
+    GD_FIELD(average_power, 0),
+    GD_FIELD(weight_lr_power, 0),
+    GD_FIELD(lr_bias_correction, 1),
     {NULL, 0, 0},
 };
 #undef GD_FIELD

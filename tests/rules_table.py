@@ -385,6 +385,51 @@ _ROWS = (
         ),
     ),
     # ---- rows of Schedule-Free and Muon (issue 15) ----
+    RuleInfo(
+        "ScheduleFreeAdamW",
+        draw={
+            # β1 > 0: eval() divides by it
+            "betas": lambda rng: (float(rng.uniform(0.5, 0.99)), float(rng.uniform(0.9, 0.9999))),
+            "warmup_steps": lambda rng: float(rng.choice([0.0, 10.0, 2000.0])),
+            "r": lambda rng: _maybe(rng, lambda: float(rng.uniform(0.0, 2.0))),
+            "weight_lr_power": lambda rng: float(rng.choice([2.0, 0.0, rng.uniform(0.0, 3.0)])),
+            "lr_bias_correction": _coin,
+        },
+        strategies={
+            "betas": st.tuples(st.floats(1e-3, 1.0, exclude_max=True), _UNIT),
+            "warmup_steps": st.floats(0.0, 1e4),
+            "r": st.floats(0.0, 4.0),
+            "weight_lr_power": st.floats(0.0, 4.0),
+        },
+        valid=lambda h: h["betas"][0] > 0,
+        errors=(
+            ({"betas": (0.0, 0.999)}, ValueError, r"betas\[0\]: expected a number in \(0, 1\)"),
+            ({"warmup_steps": -1}, ValueError, r"warmup_steps: expected a finite number >= 0"),
+            ({"r": float("nan")}, ValueError, r"r: expected a number, got nan"),
+            ({"lr_bias_correction": "yes"}, TypeError, r"lr_bias_correction: expected True or"),
+        ),
+    ),
+    RuleInfo(
+        "ScheduleFreeSGD",
+        draw={
+            "momentum": lambda rng: float(rng.uniform(0.5, 0.99)),
+            "warmup_steps": lambda rng: float(rng.choice([0.0, 10.0, 2000.0])),
+            "r": lambda rng: _maybe(rng, lambda: float(rng.uniform(0.0, 2.0))),
+            "weight_lr_power": lambda rng: float(rng.choice([2.0, 0.0, rng.uniform(0.0, 3.0)])),
+        },
+        strategies={
+            "momentum": st.floats(1e-3, 1.0, exclude_min=True, exclude_max=True),
+            "warmup_steps": st.floats(0.0, 1e4),
+            "r": st.floats(0.0, 4.0),
+            "weight_lr_power": st.floats(0.0, 4.0),
+        },
+        valid=lambda h: 0 < h["momentum"] < 1,
+        errors=(
+            ({"momentum": 1.0}, ValueError, r"momentum: expected a number in \(0, 1\)"),
+            ({"momentum": 0.0}, ValueError, r"momentum: expected a number in \(0, 1\)"),
+            ({"weight_lr_power": -2.0}, ValueError, r"weight_lr_power: expected a finite"),
+        ),
+    ),
 )
 
 RULES: dict[str, RuleInfo] = {row.name: row for row in _ROWS}

@@ -30,7 +30,7 @@ F16 = np.dtype(np.float16)
 F32 = np.dtype(np.float32)
 
 SIZES = (1, 15, 64, 1000, 2049, 70001)  # across 8-bit blocks, SIMD vectors, thread chunks
-RULES = [rule for rule in CATALOGUE if rule.state_names]
+RULES = [rule for rule in CATALOGUE if rule.state_names and rule.elementwise]
 
 # name: (parameter dtype, gradient dtype, policy keywords, with a float32 parameter copy)
 CONFIGS = {

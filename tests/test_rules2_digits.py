@@ -1,13 +1,24 @@
-"""Issue 15's rules train the digits MLP of gdfast.fit to >= 95% accuracy.
+"""Issue 15's rules train the digits MLP of gdfast.fit to >= 95% accuracy at their
+documented default learning rates.
 
 The guide's problem (scripts/make_guide.py): scikit-learn's digits scaled to [0, 1], split
 60/20/20 (train/validation/test) by a seeded permutation, an MLP with one hidden layer of
-32 ReLU units, three seeds of initialization and shuffling.  Each rule at its documented
-setting (the README's table): mini-batches of 32 for 20 epochs, except Rprop, a full-batch
-method, at its default lr for 50 full-batch steps (it overfits from about 100 on: 0.95 to
-0.97 test accuracy at 100 steps).  At their default learning rates and 20 epochs the
-mini-batch rules fall short (measured: RAdam 1e-3 0.88-0.93, Lion 1e-4 0.57-0.65, ASGD 0.01
-0.78-0.81 test accuracy): their defaults are the libraries', made for longer runs.
+32 ReLU units, three seeds of initialization and shuffling.  Each rule at its constructor's
+default learning rate (the library's own default: torch's for RAdam and ASGD, lion-pytorch's
+for Lion, the schedulefree package's for the Schedule-Free rules, torch's for Rprop); what
+differs per rule is the batch size and the epochs, the README's table:
+
+- RAdam (1e-3), Lion (1e-4), ASGD (0.01): batch size 1, 20 epochs.  Their defaults are made
+  for many small steps: at batch 32 and 20 epochs (674 updates) they fall short (measured,
+  mean validation accuracy: RAdam 0.896, Lion 0.626, ASGD 0.798; batch 4: 0.955, 0.949,
+  0.941; batch 1, 10 epochs: 0.950, 0.955, 0.953; batch 1, 20 epochs: 0.967, 0.967, 0.965).
+- Schedule-Free AdamW (0.0025): batch 4, 20 epochs (batch 32: 0.950, batch 4: 0.966).
+- Schedule-Free SGD (1.0): batch 32, 20 epochs (0.964; at batch 1 the rate 1.0 diverges:
+  0.22).
+- Rprop (0.01), a full-batch method: 50 full-batch steps (it overfits from about 100 on:
+  0.95 to 0.97 test accuracy at 100 steps).
+scripts/digits_accuracy.py prints every rule of the catalogue side by side.  The batch-1
+runs are slow (21,560 updates a seed): marked slow.
 """
 
 from __future__ import annotations
@@ -20,12 +31,15 @@ from gdfast.models import MLP
 from gdfast.training import fit
 
 SETTINGS = {
-    # rule: (lr, batch size (None: full batch), epochs)
-    "RAdam": (1e-2, 32, 20),
-    "Lion": (1e-3, 32, 20),
-    "ASGD": (0.3, 32, 20),
-    "Rprop": (0.01, None, 50),
+    # rule: (batch size (None: full batch), epochs), at the default learning rate
+    "RAdam": (1, 20),
+    "Lion": (1, 20),
+    "ASGD": (1, 20),
+    "ScheduleFreeAdamW": (4, 20),
+    "ScheduleFreeSGD": (32, 20),
+    "Rprop": (None, 50),
 }
+SLOW = {"RAdam", "Lion", "ASGD"}
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +53,12 @@ def digits():
     return [(X[p], y[p]) for p in parts]
 
 
-@pytest.mark.parametrize("rule", list(SETTINGS))
-def test_digits_mlp_reaches_95_percent(rule, digits):
+@pytest.mark.parametrize(
+    "rule", [pytest.param(r, marks=pytest.mark.slow) if r in SLOW else r for r in SETTINGS]
+)
+def test_digits_mlp_reaches_95_percent_at_the_default_lr(rule, digits):
     (X_train, y_train), (X_val, y_val), (X_test, y_test) = digits
-    lr, batch_size, epochs = SETTINGS[rule]
+    batch_size, epochs = SETTINGS[rule]
     validation, test = [], []
     for seed in (0, 1, 2):
         model = MLP(X_train.shape[1], 10, hidden=(32,), seed=seed)
@@ -52,7 +68,6 @@ def test_digits_mlp_reaches_95_percent(rule, digits):
             X_train,
             y_train,
             getattr(optim, rule),
-            lr=lr,
             batch_size=batch_size,
             epochs=epochs,
             seed=seed,

@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' 
 from gdfast import _reference_rules2 as rules2  # noqa: E402
 from gdfast import reference  # noqa: E402
 from gdfast.catalogue.rules.asgd import asgd_scalars  # noqa: E402
+from gdfast.catalogue.rules import schedule_free  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = pytest.mark.parametrize(
@@ -326,11 +327,11 @@ SF_ADAMW_CONFIGS = [
     {"r": 1.0, "weight_lr_power": 1.0},
     {"eps": 1e-6, "warmup_steps": 10, "weight_decay": 0.05},
 ]
-SF_STATE = {
+SF_STATE = {  # the order of the core's state lists
     "z": np.copy,
+    "weight_sum_lr_max": lambda a: np.zeros(2, dtype=np.float64),
+    "training": scalar_state(1.0),
     "exp_avg_sq": zeros,
-    "weight_sum": scalar_state(0.0),
-    "lr_max": scalar_state(0.0),
 }
 
 
@@ -358,7 +359,7 @@ def test_schedule_free_adamw_matches_schedulefree(config, form, dtype):
     optimizer, params, arrays, buffers, _ = check_parity(
         "ScheduleFreeAdamW",
         lambda params: theirs(params, foreach=False, **config),
-        rules2.schedule_free_adamw,
+        schedule_free.schedule_free_adamw,
         SF_STATE,
         {"z": "z", "exp_avg_sq": "exp_avg_sq"},
         hyper,
@@ -371,11 +372,11 @@ def test_schedule_free_adamw_matches_schedulefree(config, form, dtype):
 def check_eval_train(optimizer, params, arrays, buffers, beta1, dtype):
     """eval() gives x, train() gives y back, as the package's."""
     optimizer.eval()
-    rules2.schedule_free_eval(arrays, buffers["z"], beta1)
+    schedule_free.to_eval(arrays, buffers["z"], beta1)
     for p, a in zip(params, arrays):
         assert relative(a, p.detach().numpy()) <= TOLERANCE[dtype]
     optimizer.train()
-    rules2.schedule_free_train(arrays, buffers["z"], beta1)
+    schedule_free.to_train(arrays, buffers["z"], beta1)
     for p, a in zip(params, arrays):
         assert relative(a, p.detach().numpy()) <= TOLERANCE[dtype]
 
@@ -404,7 +405,7 @@ def test_schedule_free_sgd_matches_schedulefree(config, dtype):
     optimizer, params, arrays, buffers, _ = check_parity(
         "ScheduleFreeSGD",
         lambda params: schedulefree.SGDScheduleFree(params, foreach=False, **config),
-        rules2.schedule_free_sgd,
+        schedule_free.schedule_free_sgd,
         state,
         {"z": "z"},
         hyper,

@@ -31,9 +31,6 @@ from ._machinery import (
 )
 from . import rules
 
-# ---- imports of LAMB and Adafactor (issue 15) ----
-# ---- imports of Schedule-Free and Muon (issue 15) ----
-
 
 def _declarations(package: ModuleType = rules) -> tuple[type[Rule], ...]:
     """Every declaration of the modules of `package` (gdfast/catalogue/rules/): each `Rule`
@@ -70,8 +67,6 @@ def _declarations(package: ModuleType = rules) -> tuple[type[Rule], ...]:
 # Every declaration, in the catalogue's order: nothing to list here (a new rule is its module
 # in gdfast/catalogue/rules/, its declaration with the next catalogue_order).
 CATALOGUE: tuple[type[Rule], ...] = _declarations()
-# ---- LAMB and Adafactor (issue 15) ----
-# ---- Schedule-Free and Muon (issue 15) ----
 
 __all__ = [
     "CATALOGUE",

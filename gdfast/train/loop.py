@@ -26,7 +26,7 @@ from .._progress import Progress
 from . import blas
 from .batches import batches, check_data
 from .history import History
-from .optimizer import OptimizerSpec, make_optimizer
+from .optimizer import OptimizerSpec, evaluation_modes, make_optimizer
 from .schedules import ReduceOnPlateau, Schedule, parse as parse_schedule
 from .strategies import Curriculum, EarlyStopping, GradientNoise, Shuffle
 
@@ -122,6 +122,12 @@ def fit(
         reference), a class (gdfast.Adam, gdfast.reference.Adam) built on
         `params` with ``**hyperparameters``, or an optimizer already built on
         `params` (its state carries over: call fit again to continue).
+        An optimizer with ``train()`` and ``eval()`` (gdfast.ScheduleFreeAdamW,
+        gdfast.ScheduleFreeSGD: the gradient is taken at another point than the
+        model's) steps in train mode and is put in eval mode for each validation
+        pass, for early stopping's copy of the best parameters and at the end: the
+        parameters fit returns are the model to use (call ``opt.train()`` before
+        stepping it yourself, or fit switches back itself).
     batch_size : int or None, default 32
         Examples per update: None is batch gradient descent (one update per
         epoch), 1 is stochastic gradient descent, b is mini-batch; the last
@@ -261,15 +267,22 @@ def fit(
         stream=progress_file,
     )
 
+    # Schedule-Free rules: the gradient is taken at y (train mode), the model to evaluate,
+    # keep for early stopping and return is x (eval mode)
+    to_train, to_eval = evaluation_modes(opt)
+
     def evaluation(step: int, train_loss: float) -> bool:
-        """Evaluate; True when early stopping says stop."""
+        """Evaluate (in eval mode, then back to train mode); True when early stopping says
+        stop."""
+        if validation is not None:
+            to_eval()
         monitored = train_loss if validation is None else float(evaluate(given, X_val, y_val))
         history.evaluations.append((step, monitored))
         if plateau is not None:
             opt.lr = plateau.update(monitored)
-        if stopper is not None:
-            return stopper.update(monitored, arrays)
-        return False
+        stops = stopper is not None and stopper.update(monitored, arrays)
+        to_train()
+        return stops
 
     step = 0
     stop = None
@@ -278,6 +291,7 @@ def fit(
     tick = display.tick
     history.blas_threads = blas.thread_limit(blas_threads, arrays, batch_size or n)
     limiter = blas.limiter(history.blas_threads)
+    to_train()
     try:
         for epoch in range(epochs):
             began = time.perf_counter()
@@ -353,6 +367,7 @@ def fit(
         if limiter is not None:
             limiter.restore_original_limits()
 
+    to_eval()  # the parameters fit returns are the model to use
     _finish(history, stop or "completed", stopper, arrays, epochs, step)
     return history
 

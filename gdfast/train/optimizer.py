@@ -3,7 +3,7 @@ or an instance."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from .. import optim, reference
 from ..catalogue import Optimizer
 from ..rule_names import canonical
 
-__all__ = ["make_optimizer", "OptimizerSpec"]
+__all__ = ["evaluation_modes", "make_optimizer", "OptimizerSpec"]
 
 OptimizerSpec = Union[str, Optimizer, type]
 
@@ -66,3 +66,18 @@ def make_optimizer(
             f"(it takes {', '.join(cls.hyperparameter_names)})"
         )
     return cls(params, **hyperparameters)
+
+
+def _nothing() -> None:
+    pass
+
+
+def evaluation_modes(optimizer: Optimizer) -> tuple[Callable[[], None], Callable[[], None]]:
+    """(to train mode, to eval mode) of an optimizer whose parameters differ between the
+    point the gradient is taken at and the model to evaluate (the Schedule-Free rules'
+    `train()` and `eval()`); two no-ops for every other rule.  fit steps in train mode and
+    evaluates, keeps the best parameters and returns in eval mode."""
+    train, evaluate = getattr(optimizer, "train", None), getattr(optimizer, "eval", None)
+    if callable(train) and callable(evaluate):
+        return train, evaluate
+    return _nothing, _nothing

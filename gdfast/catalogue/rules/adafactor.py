@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ... import _validation as check
-from ..._reference_rules2 import lerp
+from .schedule_free import lerp
 from .._machinery import (
     PARAMS_DOC,
     Hyperparameter,
