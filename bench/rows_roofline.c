@@ -2,7 +2,7 @@
  * The memory floor of a row-sparse step (issue 16, scope 5): the traffic of Adam's step on
  * `indices` random rows of a rows x dim float32 table, and nothing else.
  *
- *     gcc -O2 -march=x86-64-v2 -o /tmp/rows_roofline bench/rows_roofline.c && /tmp/rows_roofline
+ *     gcc -O2 -march=x86-64-v2 -Wall -o /tmp/rows_roofline bench/rows_roofline.c && /tmp/rows_roofline
  *     /tmp/rows_roofline ROWS DIM INDICES REPEATS
  *
  * Each repeat draws fresh row numbers (with repeats, as the benchmark does), sorts them,
@@ -16,8 +16,9 @@
  * this thread ran, whatever else the machine does) and the bytes moved per second.
  * It measures and reports, it never asserts.
  */
-#define _POSIX_C_SOURCE 199309L
+#define _DEFAULT_SOURCE
 #include <stdint.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,16 @@ static double cpu_seconds(void)
     struct timespec t;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* NumPy asks for transparent huge pages on large arrays (madvise), so the floor does too:
+ * with 4 KiB pages every row of a random walk over a 51 MB table is also a TLB miss. */
+static float *table(int64_t n)
+{
+    const size_t bytes = ((size_t)n * sizeof(float) + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+    float *memory = aligned_alloc(2u << 20, bytes);
+    madvise(memory, bytes, MADV_HUGEPAGE);
+    return memory;
 }
 
 static int compare(const void *a, const void *b)
@@ -81,9 +92,8 @@ int main(int argc, char **argv)
     const int64_t dim = argc > 2 ? atoll(argv[2]) : 64;
     const int64_t n_indices = argc > 3 ? atoll(argv[3]) : 20000;
     const int repeats = argc > 4 ? atoi(argv[4]) : 50;
-    float *param = malloc(sizeof(float) * n_rows * dim), *m = malloc(sizeof(float) * n_rows * dim);
-    float *v = malloc(sizeof(float) * n_rows * dim);
-    float *grad = malloc(sizeof(float) * n_indices * dim);
+    float *param = table(n_rows * dim), *m = table(n_rows * dim), *v = table(n_rows * dim);
+    float *grad = table(n_indices * dim);
     int64_t *pairs = malloc(sizeof(int64_t) * n_indices), *rows = malloc(sizeof(int64_t) * n_indices);
     int64_t *grad_row = malloc(sizeof(int64_t) * n_indices);
     double *times[3];
