@@ -490,3 +490,38 @@ def test_zero_weight_rows_are_skipped():
     weighted = hogwild.fit_linear(X, y, sample_weight=keep.astype(float), **settings)
     subset = hogwild.fit_linear(X[keep], y[keep], **settings)
     np.testing.assert_allclose(weighted.coef, subset.coef, rtol=1e-12, atol=1e-15)
+
+
+def test_auto_hot_features_and_the_sync_cap():
+    """hot_features="auto" replicates the features a replica steps at least twice per flush
+    interval on average (count >= 2 * n_rows / sync_every); sync_every is capped at a quarter
+    of a thread's share of the epoch; without replicas nothing is hot."""
+    settings = _checks._settings(
+        "sgd",
+        0.1,
+        1.0,
+        0.0,
+        1e-8,
+        1,
+        "hogwild",
+        2,
+        True,
+        0,
+        sync_every=1024,
+        hot_features="auto",
+    )
+    counts = np.array([0, 195, 196, 5000, 100_000])
+    assert settings.sync_interval(100_000) == 1024
+    assert settings.hot_count(counts, 100_000) == 3  # threshold 195.3
+    assert settings.sync_interval(1000) == 125  # 1000 // (4 * 2)
+    assert settings.hot_count(counts, 1000) == 4  # threshold 16
+    fixed = _checks._settings(
+        "sgd", 0.1, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, sync_every=8, hot_features=9
+    )
+    assert fixed.hot_count(counts, 100) == 5  # at most every feature
+    serial = _checks._settings(
+        "sgd", 0.1, 1.0, 0.0, 1e-8, 1, "serial", 2, True, 0, sync_every=8, hot_features="auto"
+    )
+    assert serial.hot_count(counts, 100) == 0
+    with pytest.raises(TypeError, match="hot_features"):
+        _checks._settings("sgd", 0.1, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 8, "many")

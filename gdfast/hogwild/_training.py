@@ -198,7 +198,12 @@ def _train_linear(
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
             kwargs = settings.linear_kwargs(
-                epoch, loss_code, bool(fit_intercept), data.n_features, row_weights, n_hot,
+                epoch,
+                loss_code,
+                bool(fit_intercept),
+                data.n_features,
+                row_weights,
+                n_hot,
                 data.n_rows,
             )
             start, start_cpu = time.perf_counter(), time.process_time()
