@@ -15,8 +15,8 @@ sign of a random linear score plus noise (about 10% disagree with the score):
            summed: the top features are in nearly every row (the most contended case);
   uniform  every feature equally likely: nnz/d of the rows each (the least contended).
 
-For SGD and Adagrad it runs serial, locked and hogwild at 1 and 2 threads, hogwild at 2
-threads with per-thread replicas of the hot coordinates (``--sync-every K --hot-features H``),
+For SGD and Adagrad it runs serial, locked and plain hogwild (no replicas) at 1 and 2 threads,
+hogwild at 2 threads with per-thread replicas of the hot coordinates (``--replicas K:H``),
 Vowpal Wabbit (the ``vowpalwabbit`` package, if installed; the run says when it is not) with
 its defaults on the same rows, and
 scikit-learn's SGDClassifier(loss="log_loss") one epoch per partial_fit call (losses; the
@@ -331,8 +331,8 @@ def main(argv: list[str] | None = None) -> None:
         "--replicas",
         action="append",
         metavar="K:H",
-        help="hogwild T=2 with replicas of the intercept and H features flushed every K "
-        "examples; repeat for a sweep (default 64:64)",
+        help="hogwild T=2 with replicas of the intercept and H features (an int or auto) "
+        "flushed every K examples; repeat for a sweep (default 1024:auto, fit_linear's)",
     )
     parser.add_argument(
         "--only-gdfast", action="store_true", help="skip scikit-learn and Vowpal Wabbit"
@@ -368,7 +368,10 @@ def main(argv: list[str] | None = None) -> None:
         f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"
     )
 
-    sweep = [tuple(int(n) for n in item.split(":")) for item in args.replicas or ["64:64"]]
+    sweep = [
+        (int(k), h if h == "auto" else int(h))
+        for k, h in (item.split(":") for item in args.replicas or ["1024:auto"])
+    ]
     configs = []
     for rule in args.rules.split(","):
         for mode, threads in (
@@ -378,7 +381,11 @@ def main(argv: list[str] | None = None) -> None:
             ("hogwild", 1),
             ("hogwild", 2),
         ):
-            configs.append((f"{rule:8s} {mode:8s} T={threads}", "gdfast", rule, mode, threads, {}))
+            # plain: every coordinate shared (the replicas, on by default, are swept below)
+            plain = dict(sync_every=None) if mode == "hogwild" else {}
+            configs.append(
+                (f"{rule:8s} {mode:8s} T={threads}", "gdfast", rule, mode, threads, plain)
+            )
         for sync_every, hot in sweep:
             configs.append(
                 (

@@ -28,7 +28,7 @@ cdef extern from "hogwild.h" nogil:
     int hw_openmp_enabled()
     uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread)
     uint64_t hw_next(uint64_t *state)
-    int64_t hw_replica_size(int64_t n_hot, int64_t itemsize)
+    int64_t hw_replica_size(int64_t n_hot, int64_t itemsize, int64_t n_threads)
 
     double hw_linear_epoch_f32(const int64_t *indptr, const int32_t *indices, const float *data,
                                int64_t n_rows, const double *y, const double *row_weights,
@@ -65,9 +65,10 @@ def openmp_enabled() -> bool:
     return bool(hw_openmp_enabled())
 
 
-def replica_size(int64_t n_hot, int64_t itemsize) -> int:
-    """Entries of one thread's replica scratch for `n_hot` coordinates (hw_replica_size)."""
-    return hw_replica_size(n_hot, itemsize)
+def replica_size(int64_t n_hot, int64_t itemsize, int64_t n_threads) -> int:
+    """Entries of the replicas' scratch for `n_hot` coordinates and `n_threads` threads
+    (hw_replica_size)."""
+    return hw_replica_size(n_hot, itemsize, n_threads)
 
 
 def stream_draws(uint64_t seed, int64_t epoch, int thread, Py_ssize_t count) -> list:
@@ -107,8 +108,8 @@ def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
 
     `row_weights` is None when every row weighs 1, `sum_sq` None for SGD.  `weights` has
     n_features + 1 entries.  `replicas` is None
-    when `sync_every` is 0, else n_threads * replica_size(n_features + 1 - hot_begin)
-    entries of scratch.
+    when `sync_every` is 0, else replica_size(n_features + 1 - hot_begin, itemsize,
+    n_threads) entries of scratch.
     """
     cdef hw_options options = make_options(loss, rule, mode, n_threads, fit_intercept,
                                            shuffle, lr, l2, eps, seed, epoch, sync_every,

@@ -92,12 +92,6 @@ typedef struct {
     char padding[64 - sizeof(int64_t)];
 } hw_dispatcher;
 
-/* Counts the replicas' flushes of an epoch (all threads), alone in its line too. */
-typedef struct {
-    _Alignas(64) int64_t flushes;
-    char padding[64 - sizeof(int64_t)];
-} hw_flush_clock;
-
 /* The first position of the next chunk (>= n when the epoch is done). */
 static inline int64_t hw_claim(hw_dispatcher *dispatcher, int64_t chunk)
 {
@@ -127,6 +121,55 @@ static inline double hw_loss(int loss, double z, double y, double *derivative)
     double slack = 1.0 - y * z; /* hinge */
     *derivative = slack > 0.0 ? -y : 0.0;
     return slack > 0.0 ? slack : 0.0;
+}
+
+/* *x += v atomically (a compare-and-swap loop: C has no atomic add of doubles); returns
+ * the value before the addition. */
+static inline double hw_atomic_add_double(double *x, double v)
+{
+    double current, sum;
+    __atomic_load(x, &current, __ATOMIC_RELAXED);
+    do
+        sum = current + v;
+    while (!__atomic_compare_exchange(x, &current, &sum, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return current;
+}
+
+/* log(x) for a contraction x in [0, 1], and exp(d) for a sum of such logs d <= 0: the
+ * flushes take them for every stepped replicated coordinate (thousands per flush), and most
+ * contractions are close to 1 (rare features, small steps), where a few terms of the series
+ * are exact to 1e-5 (log: x >= 0.9, error < (1 − x)^5 / 5 / x < 3e-6; exp: d >= −0.25,
+ * error < |d|^5 / 120 < 1e-5); libm otherwise.  The correction they feed is first-order anyway. */
+static inline double hw_log_near_one(double x)
+{
+    if (x < 0.9) return log(x > 1e-300 ? x : 1e-300);
+    const double u = 1.0 - x;
+    return -u * (1.0 + u * (0.5 + u * (1.0 / 3.0 + u * 0.25)));
+}
+
+static inline double hw_exp_near_zero(double d)
+{
+    if (d == 0.0) return 1.0;
+    if (d < -0.25) return exp(d);
+    return 1.0 + d * (1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0))));
+}
+
+/* The replicas' scratch from its first 64-byte line on: the shared log-contractions first. */
+static char *hw_replica_base(void *scratch)
+{
+    uintptr_t address = (uintptr_t)scratch;
+    return (char *)((address + 63) & ~(uintptr_t)63);
+}
+
+/* The loss's second derivative in the margin, from its first (hw_loss's `derivative`):
+ * logistic σ(yz)(1 − σ(yz)) = |d|(1 − |d|) for labels ±1; squared 1; hinge 0. */
+static inline double hw_curvature(int loss, double derivative)
+{
+    if (loss == HW_LOSS_LOGISTIC) {
+        double d = fabs(derivative);
+        return d * (1.0 - d);
+    }
+    return loss == HW_LOSS_SQUARED ? 1.0 : 0.0;
 }
 
 #ifdef _OPENMP
@@ -176,17 +219,27 @@ static inline int hw_thread_number(void)
 #endif
 }
 
-/* Each of the four arrays of a replica fills whole 64-byte lines, so no two threads'
- * replicas (nor a replica and its flushed copy) share a cache line. */
+/* Each array of the replicas fills whole 64-byte lines, so no two threads' replicas (nor
+ * a replica and its flushed copy) share a cache line. */
 static int64_t hw_replica_line(int64_t n_hot, int64_t itemsize)
 {
     const int64_t per_line = 64 / itemsize;
     return (n_hot + per_line - 1) / per_line * per_line;
 }
 
-int64_t hw_replica_size(int64_t n_hot, int64_t itemsize)
+/* Entries (of `itemsize` bytes) of one thread's replica: four arrays of values (weights
+ * and Adagrad sums, each as the thread's value and as last flushed) and two of doubles
+ * (the contraction since the last flush, the shared log-contraction at the last reload). */
+static int64_t hw_replica_thread_size(int64_t n_hot, int64_t itemsize)
 {
-    return 4 * hw_replica_line(n_hot, itemsize) + 64 / itemsize; /* + slack to align */
+    return 4 * hw_replica_line(n_hot, itemsize) + 2 * hw_replica_line(n_hot, 8) * 8 / itemsize;
+}
+
+int64_t hw_replica_size(int64_t n_hot, int64_t itemsize, int64_t n_threads)
+{
+    /* the shared log-contractions, every thread's replica, and slack to align */
+    return hw_replica_line(n_hot, 8) * 8 / itemsize +
+           n_threads * hw_replica_thread_size(n_hot, itemsize) + 64 / itemsize;
 }
 
 /* The one lock of locked mode (a no-op without OpenMP, where one thread runs). */
@@ -223,17 +276,20 @@ static inline void hw_lock_unset(hw_lock *lock) { (void)lock; }
 #else /* ---------------- part 2: the functions of one dtype ---------------- */
 
 /* One coordinate's step with gradient g: SGD θ ← θ − η g, or Adagrad
- * G ← G + g², θ ← θ − η g / √(G + ε) with the stored (rounded) G. */
-static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, double lr,
-                                  double eps)
+ * G ← G + g², θ ← θ − η g / √(G + ε) with the stored (rounded) G.  Returns the step's
+ * rate (η, or η / √(G + ε)): the replicas' contraction needs it, the other callers drop it. */
+static inline double HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, double lr,
+                                    double eps)
 {
     if (sum_sq != NULL) {
         HW_REAL accumulated = (HW_REAL)((double)*sum_sq + grad * grad);
+        double root = sqrt((double)accumulated + eps);
         *sum_sq = accumulated;
-        *param = (HW_REAL)((double)*param - lr * grad / sqrt((double)accumulated + eps));
-    } else {
-        *param = (HW_REAL)((double)*param - lr * grad);
+        *param = (HW_REAL)((double)*param - lr * grad / root);
+        return lr / root;
     }
+    *param = (HW_REAL)((double)*param - lr * grad);
+    return lr;
 }
 
 /* One example of the linear model; returns its loss before the update, times row_weight
@@ -242,12 +298,14 @@ static inline void HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad, 
  * them, the coordinates from hot_begin on (the intercept last) are this thread's replicas
  * replica_weights/replica_sum_sq[j - hot_begin]; the row's indices ascend (the caller sorts
  * them), so its hot non-zeros are its last ones, from `split` on, and each loop runs
- * without a test per non-zero.  Always inlined: the path without replicas has no trace of
- * them. */
+ * without a test per non-zero.  Each replicated coordinate's step also multiplies its
+ * contraction by 1 − rate · (x_j² · loss'' + λ), floored at 0: how much this step shrank
+ * the coordinate's distance to its optimum along it (see hw_flush).  Always inlined: the
+ * path without replicas has no trace of them. */
 static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     const int32_t *indices, const HW_REAL *values, int64_t nnz, double y, double row_weight,
     HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq, HW_REAL *replica_weights,
-    HW_REAL *replica_sum_sq, const hw_options *options)
+    HW_REAL *replica_sum_sq, double *contraction, const hw_options *options)
 {
     const int64_t hot = options->hot_begin;
     int64_t split = nnz;
@@ -265,6 +323,8 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
         margin += (double)values[k] * (double)replica_weights[indices[k] - hot];
     double derivative;
     double loss = row_weight * hw_loss(options->loss, margin, y, &derivative);
+    const double curvature =
+        replica_weights != NULL ? row_weight * hw_curvature(options->loss, derivative) : 0.0;
     derivative *= row_weight; /* the row's weight scales its loss, not the L2 term */
     const double lr = options->lr, l2 = options->l2, eps = options->eps;
     if (derivative == 0.0 && l2 == 0.0) return loss; /* every step would be θ − 0 */
@@ -275,85 +335,120 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     }
     for (int64_t k = split; k < nnz; ++k) {
         int64_t j = indices[k] - hot;
-        double grad = derivative * (double)values[k] + l2 * (double)replica_weights[j];
-        HW_FN(hw_step)(&replica_weights[j], sum_sq ? &replica_sum_sq[j] : NULL, grad, lr, eps);
+        double x = (double)values[k];
+        double grad = derivative * x + l2 * (double)replica_weights[j];
+        double rate = HW_FN(hw_step)(&replica_weights[j], sum_sq ? &replica_sum_sq[j] : NULL,
+                                     grad, lr, eps);
+        double kept = 1.0 - rate * (x * x * curvature + l2);
+        contraction[j] *= kept > 0.0 ? kept : 0.0;
     }
-    if (options->fit_intercept) HW_FN(hw_step)(intercept, intercept_sum_sq, derivative, lr, eps);
+    if (options->fit_intercept) {
+        double rate = HW_FN(hw_step)(intercept, intercept_sum_sq, derivative, lr, eps);
+        if (replica_weights != NULL) {
+            double kept = 1.0 - rate * curvature;
+            contraction[n_features - hot] *= kept > 0.0 ? kept : 0.0;
+        }
+    }
     return loss;
 }
 
-/* Adds `share` times what each replicated coordinate moved since the last flush
- * (value − flushed) to the shared one, atomically (other threads flush the same
- * coordinates; nothing else writes them while replicas are on), then reloads value and
- * flushed from the shared sum. */
-static void HW_FN(hw_flush)(HW_REAL *shared, HW_REAL *value, HW_REAL *flushed, int64_t n_hot,
-                            double share)
+/* value += v atomically for a shared coordinate (other threads flush it too; nothing
+ * else writes it while replicas are on); returns the sum. */
+static inline HW_REAL HW_FN(hw_atomic_add)(HW_REAL *shared, double v)
 {
-    for (int64_t i = 0; i < n_hot; ++i) {
-        double moved = share * ((double)value[i] - (double)flushed[i]);
-        HW_REAL current;
-        __atomic_load(&shared[i], &current, __ATOMIC_RELAXED);
-        if (moved != 0.0) {
-            HW_REAL sum = (HW_REAL)((double)current + moved);
-            while (!__atomic_compare_exchange(&shared[i], &current, &sum, 1, __ATOMIC_RELAXED,
-                                              __ATOMIC_RELAXED))
-                sum = (HW_REAL)((double)current + moved);
-            current = sum;
-        }
-        value[i] = current;
-        flushed[i] = current;
-    }
+    HW_REAL current, sum;
+    __atomic_load(shared, &current, __ATOMIC_RELAXED);
+    if (v == 0.0) return current;
+    do
+        sum = (HW_REAL)((double)current + v);
+    while (!__atomic_compare_exchange(shared, &current, &sum, 1, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED));
+    return sum;
 }
 
-/* A thread's replica: the four arrays of hw_replica_size, from the first 64-byte line of
- * its block. */
+/* A thread's replica: four arrays of values and two of doubles, each in whole lines, in
+ * the block hw_replica_size counted; `shared_log` is every thread's (one per coordinate). */
 typedef struct {
     HW_REAL *weights, *weights_flushed, *sum_sq, *sum_sq_flushed;
+    double *contraction; /* Π (1 − rate · curvature) of this thread's steps since its flush */
+    double *seen_log;    /* shared_log at this thread's last reload */
+    double *shared_log;  /* Σ log(contraction) of every flush of the epoch so far */
 } HW_FN(hw_replica);
 
-static HW_FN(hw_replica) HW_FN(hw_replica_open)(HW_REAL *block, int64_t n_hot, HW_REAL *weights,
-                                                HW_REAL *sum_sq, int64_t hot_begin)
+static HW_FN(hw_replica) HW_FN(hw_replica_open)(void *scratch, int thread, int64_t n_hot,
+                                                const HW_REAL *weights, const HW_REAL *sum_sq)
 {
-    const int64_t line = hw_replica_line(n_hot, (int64_t)sizeof(HW_REAL));
-    while (((uintptr_t)block & 63) != 0) ++block;
-    HW_FN(hw_replica) replica = {block, block + line, block + 2 * line, block + 3 * line};
+    const int64_t itemsize = (int64_t)sizeof(HW_REAL);
+    const int64_t line = hw_replica_line(n_hot, itemsize), line_d = hw_replica_line(n_hot, 8);
+    char *base = hw_replica_base(scratch);
+    HW_REAL *block = (HW_REAL *)(base + 8 * line_d) +
+                     thread * hw_replica_thread_size(n_hot, itemsize);
+    double *doubles = (double *)(block + 4 * line);
+    HW_FN(hw_replica) replica = {block,   block + line, block + 2 * line, block + 3 * line,
+                                 doubles, doubles + line_d, (double *)base};
     for (int64_t i = 0; i < n_hot; ++i) {
-        replica.weights[i] = replica.weights_flushed[i] = 0;
-        replica.sum_sq[i] = replica.sum_sq_flushed[i] = 0;
+        __atomic_load(&replica.shared_log[i], &replica.seen_log[i], __ATOMIC_RELAXED);
+        __atomic_load(&weights[i], &replica.weights[i], __ATOMIC_RELAXED);
+        replica.weights_flushed[i] = replica.weights[i];
+        if (sum_sq != NULL) __atomic_load(&sum_sq[i], &replica.sum_sq[i], __ATOMIC_RELAXED);
+        else replica.sum_sq[i] = 0;
+        replica.sum_sq_flushed[i] = replica.sum_sq[i];
+        replica.contraction[i] = 1.0;
     }
-    HW_FN(hw_flush)(weights + hot_begin, replica.weights, replica.weights_flushed, n_hot, 1.0);
-    if (sum_sq != NULL)
-        HW_FN(hw_flush)(sum_sq + hot_begin, replica.sum_sq, replica.sum_sq_flushed, n_hot, 1.0);
     return replica;
 }
 
-/* A thread's flush of its replica.  Every replicated sum of Adagrad and every replicated
- * feature adds the thread's whole move: threads' moves of a feature are small next to
- * the error they correct (x_j is small, the rows' norm is spread over their non-zeros),
- * and their sum is the work of all the updates, as in plain Hogwild!.  The intercept
- * (x = 1 in every row) is different: with a large step each thread's replica corrects
- * the intercept's whole error within sync_every examples, and the sum of two such moves,
- * made concurrently from the same value, overshoots to the opposite error: the intercept
- * swings from flush to flush, undamped (the loss spikes seen at lr 1-2).  So the
- * intercept takes the average of the moves made concurrently: if other threads flushed
- * since this one last reloaded, its move counts 1 / (1 + their number, at most T − 1); a
- * thread that ran alone meanwhile (the other descheduled) adds its whole move.  `seen` is
- * the clock's count at this thread's last reload. */
+/* A thread's flush of its replica into the shared coordinates `weights`/`sum_sq` (from the
+ * first replicated one), then its reload from them.
+ *
+ * Adagrad's sums add the thread's whole increase: a sum of squares is the same sum in any
+ * order.  A weight's move is different: two threads that step a coordinate from the same
+ * value, each correcting (part of) the same error, would overshoot if their moves were
+ * simply added (the intercept, in every row, swings from flush to flush at a large step;
+ * Adagrad with every feature replicated ends below serial's objective).  Done one after
+ * the other, the second thread's rows would have started from the first's result: along
+ * the coordinate, with a locally quadratic loss, a run of steps moves it by (1 − ρ) times
+ * its distance e to the optimum, where ρ = Π (1 − rate·curvature) is the run's
+ * contraction, so runs A then B move it by (1 − ρ_A) e + (1 − ρ_B) ρ_A e = Δ_A + ρ_A Δ_B.
+ * So each flush adds its move Δ times the contraction of the moves other threads flushed
+ * since this thread's last reload (exp of the change in the shared sum of log-contractions,
+ * which the flush's own log joins by an atomic add: of two simultaneous flushes exactly
+ * one sees the other).  With small steps ρ ≈ 1 and the moves add up, as in plain
+ * Hogwild!; a thread that ran alone (the other descheduled) adds its whole move; with
+ * large ones the later moves shrink as the serial order would have shrunk them.  This is
+ * a diagonal, first-order correction: it ignores how coordinates interact through the
+ * margin, as the replicas themselves do for K examples. */
 static void HW_FN(hw_sync)(HW_FN(hw_replica) *replica, HW_REAL *weights, HW_REAL *sum_sq,
-                           int64_t hot_begin, int64_t n_hot, hw_flush_clock *clock,
-                           int64_t *seen, int n_threads)
+                           int64_t n_hot)
 {
-    int64_t others = __atomic_load_n(&clock->flushes, __ATOMIC_RELAXED) - *seen;
-    if (others > n_threads - 1) others = n_threads - 1;
-    const int64_t n_features = n_hot - 1; /* the intercept is the last replicated value */
-    HW_FN(hw_flush)(weights + hot_begin, replica->weights, replica->weights_flushed,
-                    n_features, 1.0);
-    HW_FN(hw_flush)(weights + hot_begin + n_features, replica->weights + n_features,
-                    replica->weights_flushed + n_features, 1, 1.0 / (double)(1 + others));
-    if (sum_sq != NULL)
-        HW_FN(hw_flush)(sum_sq + hot_begin, replica->sum_sq, replica->sum_sq_flushed, n_hot,
-                        1.0);
-    *seen = __atomic_add_fetch(&clock->flushes, 1, __ATOMIC_RELAXED);
+    for (int64_t i = 0; i < n_hot; ++i) {
+        const double kept = replica->contraction[i];
+        double before;
+        if (kept == 1.0) { /* not stepped since the last flush: reload only */
+            __atomic_load(&replica->shared_log[i], &before, __ATOMIC_RELAXED);
+            __atomic_load(&weights[i], &replica->weights[i], __ATOMIC_RELAXED);
+            replica->weights_flushed[i] = replica->weights[i];
+            replica->seen_log[i] = before;
+            if (sum_sq != NULL) {
+                __atomic_load(&sum_sq[i], &replica->sum_sq[i], __ATOMIC_RELAXED);
+                replica->sum_sq_flushed[i] = replica->sum_sq[i];
+            }
+            continue;
+        }
+        const double own = hw_log_near_one(kept);
+        before = hw_atomic_add_double(&replica->shared_log[i], own);
+        const double others = hw_exp_near_zero(before - replica->seen_log[i]);
+        double moved = others * ((double)replica->weights[i] - (double)replica->weights_flushed[i]);
+        HW_REAL now = HW_FN(hw_atomic_add)(&weights[i], moved);
+        replica->weights[i] = replica->weights_flushed[i] = now;
+        replica->seen_log[i] = before + own;
+        replica->contraction[i] = 1.0;
+        if (sum_sq != NULL) {
+            double grown = (double)replica->sum_sq[i] - (double)replica->sum_sq_flushed[i];
+            HW_REAL sum = HW_FN(hw_atomic_add)(&sum_sq[i], grown);
+            replica->sum_sq[i] = replica->sum_sq_flushed[i] = sum;
+        }
+    }
 }
 
 /* The next example of this thread: the row at `position` of the order, its loss returned.
@@ -363,7 +458,7 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_position)(
     const double *row_weights, HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq,
     const int64_t *order,
     int64_t position, int64_t end, HW_REAL *replica_weights, HW_REAL *replica_sum_sq,
-    const hw_options *options)
+    double *contraction, const hw_options *options)
 {
     int64_t row = order[position];
     int64_t start = indptr[row];
@@ -379,7 +474,7 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_position)(
     return HW_FN(hw_linear_example)(indices + start, data + start, indptr[row + 1] - start,
                                      y[row], row_weights ? row_weights[row] : 1.0, weights,
                                      n_features, sum_sq, replica_weights, replica_sum_sq,
-                                     options);
+                                     contraction, options);
 }
 
 double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
@@ -396,20 +491,23 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
     const int64_t sync_every = options->sync_every;
     const int64_t chunk = hw_chunk_size(n_rows, n_threads);
     hw_dispatcher next = {0};
-    hw_flush_clock clock = {0};
     double total = 0.0;
     hw_lock lock;
     hw_lock_init(&lock);
     hw_fill_order(order, n_rows, options);
+    if (replicated) {
+        double *shared_log = (double *)hw_replica_base(replicas);
+        for (int64_t i = 0; i < n_hot; ++i) shared_log[i] = 0.0;
+    }
 #pragma omp parallel num_threads(n_threads) reduction(+ : total)
     {
         double local = 0.0;
-        HW_FN(hw_replica) replica = {NULL, NULL, NULL, NULL};
-        int64_t since_flush = 0, seen = 0;
+        HW_FN(hw_replica) replica = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+        int64_t since_flush = 0;
         if (replicated)
-            replica = HW_FN(hw_replica_open)(
-                replicas + hw_thread_number() * hw_replica_size(n_hot, (int64_t)sizeof(HW_REAL)),
-                n_hot, weights, sum_sq, hot_begin);
+            replica = HW_FN(hw_replica_open)(replicas, hw_thread_number(), n_hot,
+                                             weights + hot_begin,
+                                             sum_sq ? sum_sq + hot_begin : NULL);
         for (int64_t begin = hw_claim(&next, chunk); begin < n_rows;
              begin = hw_claim(&next, chunk)) {
             const int64_t end = begin + chunk < n_rows ? begin + chunk : n_rows;
@@ -417,10 +515,11 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                 if (replicated) {
                     local += HW_FN(hw_linear_position)(
                         indptr, indices, data, y, row_weights, weights, n_features, sum_sq,
-                        order, position, end, replica.weights, replica.sum_sq, options);
+                        order, position, end, replica.weights, replica.sum_sq,
+                        replica.contraction, options);
                     if (++since_flush == sync_every) {
-                        HW_FN(hw_sync)(&replica, weights, sum_sq, hot_begin, n_hot, &clock,
-                                       &seen, n_threads);
+                        HW_FN(hw_sync)(&replica, weights + hot_begin,
+                                       sum_sq ? sum_sq + hot_begin : NULL, n_hot);
                         since_flush = 0;
                     }
                     continue;
@@ -428,13 +527,13 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                 if (locked) hw_lock_set(&lock);
                 local += HW_FN(hw_linear_position)(indptr, indices, data, y, row_weights,
                                                    weights, n_features, sum_sq, order, position,
-                                                   end, NULL, NULL, options);
+                                                   end, NULL, NULL, NULL, options);
                 if (locked) hw_lock_unset(&lock);
             }
         }
         if (replicated)
-            HW_FN(hw_sync)(&replica, weights, sum_sq, hot_begin, n_hot, &clock, &seen,
-                           n_threads);
+            HW_FN(hw_sync)(&replica, weights + hot_begin, sum_sq ? sum_sq + hot_begin : NULL,
+                           n_hot);
         total += local;
     }
     hw_lock_destroy(&lock);

@@ -29,7 +29,9 @@
  * and step the replica, and every sync_every examples (and at the end) it adds
  * what its replica moved since the last flush to the shared coordinates
  * (atomically) and reloads them (DimmWitted's per-core replicas, HOGWILD!++).
- * Adagrad's sums of those coordinates are replicated the same way.  The other
+ * Adagrad's sums of those coordinates are replicated the same way and add up;
+ * a weight's move is scaled by the contraction of the moves other threads
+ * flushed meanwhile, as if their rows had come first (hw_sync in hogwild.c).  The other
  * coordinates stay shared as in plain Hogwild!.  With replicas, the caller
  * gives rows whose indices ascend (the hot ones are then each row's last).
  *
@@ -84,8 +86,8 @@ uint64_t hw_next(uint64_t *state);
  * weighs 1, bit for bit the unweighted algorithm).  weights has n_features + 1
  * entries, the last the intercept (left alone unless fit_intercept).  sum_sq
  * (Adagrad's G, same size) is NULL for SGD.  order is scratch of n_rows
- * entries.  replicas is scratch of hw_replica_size(...) entries per thread
- * (n_threads of them; NULL when options->sync_every is 0).  Returns the sum
+ * entries.  replicas is scratch of hw_replica_size(n_hot, itemsize, n_threads)
+ * entries (NULL when options->sync_every is 0).  Returns the sum
  * over rows of the loss at the weights each row saw just before its update
  * (the "progressive" loss). */
 double hw_linear_epoch_f32(const int64_t *indptr, const int32_t *indices, const float *data,
@@ -99,10 +101,11 @@ double hw_linear_epoch_f64(const int64_t *indptr, const int32_t *indices, const 
                            double *replicas,
                            const hw_options *options);
 
-/* Entries of one thread's replica scratch for n_hot replicated coordinates of
- * `itemsize`-byte values: four arrays (weights and Adagrad sums, each as the
- * thread's value and as last flushed), each padded to whole 64-byte lines. */
-int64_t hw_replica_size(int64_t n_hot, int64_t itemsize);
+/* Entries of the replicas' scratch of an epoch with n_threads threads and n_hot
+ * replicated coordinates of `itemsize`-byte values: the shared log-contractions, then per
+ * thread four arrays of values (weights and Adagrad sums, each as the thread's value and as
+ * last flushed) and two of doubles, each padded to whole 64-byte lines (hogwild.c). */
+int64_t hw_replica_size(int64_t n_hot, int64_t itemsize, int64_t n_threads);
 
 /* margin[i] = intercept + Σ_k data_k · weights[indices_k] over row i, in that order. */
 void hw_linear_margin_f32(const int64_t *indptr, const int32_t *indices, const float *data,

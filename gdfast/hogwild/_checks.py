@@ -31,9 +31,15 @@ DEFAULTS = dict(
     mode="hogwild",
     shuffle=True,
     seed=0,
-    sync_every=None,
-    hot_features=64,
+    sync_every=None,  # replicas off: not shown to win yet (see fit_linear and the README)
+    hot_features="auto",
 )
+
+# hot_features="auto": replicate the features a thread's replica steps at least this many
+# times between two flushes on average (share of rows x sync_every): a flush costs each
+# replicated coordinate about two writes (an atomic add and a reload), so rarer features
+# are cheaper left shared.
+AUTO_HOT_STEPS = 2.0
 
 # --------------------------------------------------------------------------- checks
 
@@ -73,12 +79,31 @@ class _Settings:
     shuffle: bool
     seed: int
     sync_every: int | None = None  # linear model, hogwild mode: replicas (None: off)
-    hot_features: int = 0
+    hot_features: int | str = 0  # or "auto"
 
     @property
     def replicated(self) -> bool:
         """Whether the threads keep replicas of the hot coordinates (fit_linear)."""
         return self.mode == "hogwild" and self.n_threads > 1 and self.sync_every is not None
+
+    def sync_interval(self, n_rows: int) -> int:
+        """sync_every, at most a quarter of a thread's share of an epoch: with longer
+        intervals the replicas no longer follow one another (each would run its own part
+        of the epoch from the same start, one-shot model averaging, measurably behind
+        serial at equal epochs)."""
+        assert self.sync_every is not None
+        return max(1, min(self.sync_every, n_rows // (4 * self.n_threads)))
+
+    def hot_count(self, counts: np.ndarray, n_rows: int) -> int:
+        """How many of the most frequent features to replicate: hot_features, or with
+        "auto" those in at least AUTO_HOT_STEPS / sync_interval of the rows (0 without
+        replicas)."""
+        if not self.replicated:
+            return 0
+        if self.hot_features != "auto":
+            return min(int(self.hot_features), counts.shape[0])
+        threshold = AUTO_HOT_STEPS * n_rows / self.sync_interval(n_rows)
+        return int(np.count_nonzero(counts >= threshold))
 
     def epoch_lr(self, epoch: int) -> float:
         return self.lr * self.decay**epoch
@@ -103,17 +128,19 @@ class _Settings:
         fit_intercept: bool,
         n_features: int,
         row_weights: np.ndarray | None = None,
+        n_hot: int = 0,
+        n_rows: int = 0,
     ) -> dict[str, Any]:
         """kwargs(epoch) and the linear model's own settings: its loss, the intercept, the
-        rows' weights (None: 1) and the replicas (the hot features are numbered last: see
-        _pack_frequent_features)."""
+        rows' weights (None: 1) and the replicas of the n_hot most frequent features (numbered
+        last: see _pack_frequent_features) for n_rows rows."""
         return dict(
             self.kwargs(epoch),
             loss=loss,
             fit_intercept=fit_intercept,
             row_weights=row_weights,
-            sync_every=self.sync_every if self.replicated else 0,
-            hot_begin=n_features - min(self.hot_features, n_features),
+            sync_every=self.sync_interval(n_rows) if self.replicated else 0,
+            hot_begin=n_features - n_hot,
         )
 
 
@@ -129,7 +156,7 @@ def _settings(
     shuffle: bool,
     seed: int,
     sync_every: int | None = None,
-    hot_features: int = 0,
+    hot_features: int | str = 0,
 ) -> _Settings:
     check.one_of("rule", rule, RULES)
     check.one_of("mode", mode, MODES)
@@ -150,5 +177,9 @@ def _settings(
         shuffle=bool(shuffle),
         seed=check.seed64("seed", seed),
         sync_every=None if sync_every is None else check.integer("sync_every", sync_every, 1),
-        hot_features=check.integer("hot_features", hot_features, 0),
+        hot_features=(
+            "auto"
+            if isinstance(hot_features, str) and hot_features == "auto"
+            else check.integer("hot_features", hot_features, 0)
+        ),
     )

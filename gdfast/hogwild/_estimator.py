@@ -89,7 +89,7 @@ class HogwildClassifier(ClassifierMixin, BaseEstimator):
         progress: bool = False,
         class_weight: Any = None,
         sync_every: int | None = DEFAULTS["sync_every"],
-        hot_features: int = DEFAULTS["hot_features"],
+        hot_features: int | str = DEFAULTS["hot_features"],
     ):
         self.loss = loss
         self.rule = rule

@@ -45,8 +45,8 @@ def _c_linear_epoch(
     replicas = None
     if kwargs["sync_every"] > 0:
         n_hot = weights.shape[0] - kwargs["hot_begin"]
-        per_thread = _hogwild.replica_size(n_hot, weights.dtype.itemsize)
-        replicas = np.empty(kwargs["n_threads"] * per_thread, dtype=weights.dtype)
+        size = _hogwild.replica_size(n_hot, weights.dtype.itemsize, kwargs["n_threads"])
+        replicas = np.empty(size, dtype=weights.dtype)
     return _hogwild.linear_epoch(
         data.indptr,
         data.indices,

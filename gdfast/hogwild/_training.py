@@ -185,6 +185,7 @@ def _train_linear(
     # Each feature's share of the rows: the weight of its penalty in the objective.
     counts = np.bincount(data.indices, minlength=data.n_features)
     row_share = counts / max(data.n_rows, 1)
+    n_hot = settings.hot_count(counts, data.n_rows)
     order_by_count = None
     if settings.n_threads > 1 and data.n_features > 1:
         data, order_by_count = _pack_frequent_features(data, counts)
@@ -197,7 +198,13 @@ def _train_linear(
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
             kwargs = settings.linear_kwargs(
-                epoch, loss_code, bool(fit_intercept), data.n_features, row_weights
+                epoch,
+                loss_code,
+                bool(fit_intercept),
+                data.n_features,
+                row_weights,
+                n_hot,
+                data.n_rows,
             )
             start, start_cpu = time.perf_counter(), time.process_time()
             total = epoch_function(data, targets, weights, sum_sq, kwargs)
@@ -261,7 +268,7 @@ def fit_linear(
     progress: bool = False,
     initial_model: LinearModel | None = None,
     sync_every: int | None = DEFAULTS["sync_every"],
-    hot_features: int = DEFAULTS["hot_features"],
+    hot_features: int | str = DEFAULTS["hot_features"],
     sample_weight: Any = None,
 ) -> LinearModel:
     """Train a sparse linear model with Hogwild!-style SGD or Adagrad (see the module docstring).
@@ -308,12 +315,16 @@ def fit_linear(
     sync_every : int >= 1 or None
         ``mode="hogwild"`` with more than one thread: each thread keeps a private replica of
         the intercept and of the `hot_features` most frequent features (and of their Adagrad
-        sums), steps it, and every `sync_every` examples adds what it moved to the shared
-        coordinates (atomically) and reloads them.  None: no replicas, every coordinate is
+        sums), steps it, and every `sync_every` examples (at most a quarter of its share of
+        an epoch) adds what it moved to the shared coordinates (atomically) and reloads
+        them; a weight's move is first scaled by how much the other threads' moves flushed
+        meanwhile shrank that coordinate's error, as if their examples had come first, so
+        concurrent replicas do not overshoot.  None: no replicas, every coordinate is
         shared (plain Hogwild!).  No effect on other modes or on one thread.
-    hot_features : int >= 0
+    hot_features : int >= 0 or "auto"
         How many of the most frequent features (by their count in X) are replicated
-        besides the intercept.
+        besides the intercept.  "auto": those in at least 2 / sync_every of the rows (each
+        stepped about twice or more per flush interval).
     sample_weight : None or array of shape (n_rows,), finite, >= 0
         A factor on each row's loss, hence on its gradient step (not on the L2 term, as in
         scikit-learn's SGD); None: every row weighs 1.  The losses in ``history`` are then
