@@ -105,11 +105,16 @@ def format_hyperparameters(hyperparameters: Mapping[str, Any]) -> str:
     parts = []
     for name, value in hyperparameters.items():
         if isinstance(value, tuple):
-            text = "(" + ", ".join(f"{v:g}" for v in value) + ")"
+            text = "(" + ", ".join(_number(v) for v in value) + ")"
         else:
-            text = f"{value:g}"
+            text = _number(value)
         parts.append(f"{symbols.get(name, name)}={text}")
     return " ".join(parts)
+
+
+def _number(value: Any) -> str:
+    """A number in short form (1e-08, 0.9); anything else as it prints (Adafactor's ε1 None)."""
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 def rule_class(rule: str | type, backend: str = "gdfast") -> Any:
