@@ -85,15 +85,19 @@ def compiler_supports_openmp(compiler) -> bool:
 # A rule file's entry of gd_rules[] (src_c/rules.inc): its name, its two segment functions
 # spelled out (so that grep finds what FN(name_segment) defines), prepare or NULL, rows 0/1.
 RULE_ENTRY = re.compile(r'GD_RULE\("\w+", (\w+)_f32, \1_f64, (NULL|\w+), [01]\)')
+# A rule file's own field of gd_hyper (gdfast.h): its type and name, a comment after.
+HYPER_FIELD = re.compile(r"GD_HYPER\((double|int), (\w+)\)(\s*/\*.*\*/)?")
 RULE_LIST = "src_c/rules_list.inc"
 
 
 def write_rule_list() -> None:
     """src_c/rules_list.inc: an #include of every src_c/rules/*.inc in name order (rules.inc
-    includes the list once per dtype) and, under GD_RULE_ENTRIES, every rule file's GD_RULE
-    lines, copied as they are (kernels.c fills gd_rules[] with them).  Written only when
-    its text changes, so that an unchanged tree is not recompiled."""
-    includes, entries = [], []
+    includes the list once per dtype); under GD_RULE_ENTRIES, every rule file's GD_RULE
+    lines, copied as they are (kernels.c fills gd_rules[] with them); under GD_RULE_FIELDS,
+    every rule file's GD_HYPER lines (its own fields of gd_hyper, gdfast.h, and of
+    gd_hyper_fields[], kernels.c).  Written only when its text changes, so that an unchanged
+    tree is not recompiled."""
+    includes, entries, fields = [], [], {}
     for path in sorted(glob.glob("src_c/rules/*.inc")):
         with open(path) as f:
             lines = [line.strip() for line in f if line.startswith("GD_RULE")]
@@ -112,15 +116,29 @@ def write_rule_list() -> None:
                 )
         includes.append(f'#include "rules/{os.path.basename(path)}"')
         entries += lines
+        with open(path) as f:
+            for line in (line.strip() for line in f if line.startswith("GD_HYPER")):
+                field = HYPER_FIELD.fullmatch(line)
+                if not field:
+                    raise SystemExit(
+                        f"setup.py: {path}: {line!r}: expected GD_HYPER(double or int, name)"
+                    )
+                type_, name = field.group(1, 2)
+                if name in fields and fields[name][0] != type_:
+                    raise SystemExit(f"setup.py: {path}: {name}: declared as another type before")
+                fields.setdefault(name, (type_, line))
     text = "\n".join(
         [
             "/* Written by setup.py (write_rule_list) from src_c/rules/<rule>.inc at every build: do",
             " * not edit.  Without GD_RULE_ENTRIES: every rule's file (rules.inc, once per dtype);",
-            " * with it: every rule's GD_RULE line as its file has it (gd_rules[], kernels.c). */",
-            "#ifndef GD_RULE_ENTRIES",
-            *includes,
-            "#else",
+            " * with GD_RULE_ENTRIES: every rule's GD_RULE line as its file has it (gd_rules[],",
+            " * kernels.c); with GD_RULE_FIELDS: every rule's GD_HYPER line (gd_hyper, gdfast.h). */",
+            "#if defined(GD_RULE_FIELDS)",
+            *(line for _, line in fields.values()),
+            "#elif defined(GD_RULE_ENTRIES)",
             *entries,
+            "#else",
+            *includes,
             "#endif",
             "",
         ]

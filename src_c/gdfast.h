@@ -99,10 +99,6 @@ typedef struct {
     double dampening;           /* Momentum/Nesterov: d, v ← γ v + (1 − d)·… */
     double lr_decay;            /* Adagrad: η_t = η / (1 + (t − 1) lr_decay) */
     double momentum_decay;      /* Nadam with momentum_schedule: ψ */
-    double rectify_threshold;   /* RAdam: ρ_thr, rectified where ρ_t > ρ_thr */
-    double eta_minus, eta_plus; /* Rprop: the step sizes' factors η−, η+ */
-    double step_size_min, step_size_max; /* Rprop: Δ_min, Δ_max */
-    double lambd, alpha, t0;    /* ASGD: η_t = η / (1 + λ η (t − 1))^α; averaging from t0 */
     int maximize;               /* ascend: g ← −g */
     int decoupled_weight_decay; /* weight_decay is decoupled (AdamW) rather than L2 */
     int eps_inside;             /* Adagrad/RMSprop: ε inside √ (paper: 1); AdaMax: inside max */
@@ -112,24 +108,16 @@ typedef struct {
     int max_of_v_hat;           /* AMSGrad: maximum of v̂ rather than v (optax) */
     int centered;               /* RMSprop: centered (grad_avg slot) */
     int momentum_schedule;      /* Nadam: Dozat's μ_t schedule (mu_product) */
-    /* ---- fields of LAMB and Adafactor (issue 15) ---- */
-    int grad_averaging;         /* LAMB: β3 = 1 − β1 (paper: 1), else β3 = 1 */
-    double trust_clip;          /* LAMB: φ(z) = min(z, trust_clip); ∞: the identity */
-    int eps_in_trust_ratio;     /* LAMB: τ = φ(‖θ‖) / (‖u‖ + ε) */
-    int debias_step_size;       /* LAMB: step size η / (1 − β1^t) (pytorch-optimizer) */
-    double eps1, eps2;          /* Adafactor: ε1 (V̂ floor), ε2 (RMS(θ) floor) */
-    int eps1_machine;           /* Adafactor: ε1 is the dtype's machine epsilon (torch's None) */
-    double clip_threshold;      /* Adafactor: d, the update clipping threshold; ∞: off */
-    int relative_step;          /* Adafactor: ρ_t = min(η, 1/√t), else η */
-    int scale_parameter;        /* Adafactor: α = max(ε2, RMS(θ)) ρ_t, else ρ_t */
     /* Not a hyper-parameter: a two-pass step's per-tensor scalars (LAMB's τ, Adafactor's step
      * size), set by gd_step_two_pass for its pass 2 (src_c/two_pass.h); NULL otherwise. */
     const double *per_tensor;
-    /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
-    double warmup_steps;        /* Schedule-Free: T_w, γ_t = η min(1, t/T_w) */
-    double average_power;       /* Schedule-Free: r, the averaging weight t^r γ_max^p */
-    double weight_lr_power;     /* Schedule-Free: p */
-    int lr_bias_correction;     /* Schedule-Free AdamW: √(1 − β2^t) in γ_t (paper: 1) */
+    /* Each rule's own fields: the GD_HYPER(type, name) lines of its file, src_c/rules/<rule>.inc,
+     * which setup.py gathers into rules_list.inc (kernels.c's gd_hyper_fields[] names them). */
+#define GD_HYPER(type, name) type name;
+#define GD_RULE_FIELDS
+#include "rules_list.inc"
+#undef GD_RULE_FIELDS
+#undef GD_HYPER
 } gd_hyper;
 
 /* Updates elements [lo, lo + len) of tensor k: the rule's math for one dtype (rules.inc). */

@@ -380,14 +380,6 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(dampening, 0),
     GD_FIELD(lr_decay, 0),
     GD_FIELD(momentum_decay, 0),
-    GD_FIELD(rectify_threshold, 0),
-    GD_FIELD(eta_minus, 0),
-    GD_FIELD(eta_plus, 0),
-    GD_FIELD(step_size_min, 0),
-    GD_FIELD(step_size_max, 0),
-    GD_FIELD(lambd, 0),
-    GD_FIELD(alpha, 0),
-    GD_FIELD(t0, 0),
     GD_FIELD(maximize, 1),
     GD_FIELD(decoupled_weight_decay, 1),
     GD_FIELD(eps_inside, 1),
@@ -397,22 +389,14 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(max_of_v_hat, 1),
     GD_FIELD(centered, 1),
     GD_FIELD(momentum_schedule, 1),
-    /* ---- fields of LAMB and Adafactor (issue 15) ---- */
-    GD_FIELD(grad_averaging, 1),
-    GD_FIELD(trust_clip, 0),
-    GD_FIELD(eps_in_trust_ratio, 1),
-    GD_FIELD(debias_step_size, 1),
-    GD_FIELD(eps1, 0),
-    GD_FIELD(eps2, 0),
-    GD_FIELD(eps1_machine, 1),
-    GD_FIELD(clip_threshold, 0),
-    GD_FIELD(relative_step, 1),
-    GD_FIELD(scale_parameter, 1),
-    /* ---- fields of Schedule-Free and Muon (issue 15) ---- */
-    GD_FIELD(warmup_steps, 0),
-    GD_FIELD(average_power, 0),
-    GD_FIELD(weight_lr_power, 0),
-    GD_FIELD(lr_bias_correction, 1),
+    /* each rule's own fields (their GD_HYPER lines, gathered in rules_list.inc) */
+#define GD_IS_INT_int 1
+#define GD_IS_INT_double 0
+#define GD_HYPER(type, name) {#name, offsetof(gd_hyper, name), GD_IS_INT_##type},
+#define GD_RULE_FIELDS
+#include "rules_list.inc"
+#undef GD_RULE_FIELDS
+#undef GD_HYPER
     {NULL, 0, 0},
 };
 #undef GD_FIELD
