@@ -65,10 +65,23 @@ TORCH_EQUIVALENT = {
 }
 
 
-def bytes_per_element(rule_class: Any, dtype: np.dtype) -> int:
-    """Bytes a step moves per element: reads param, grad, states; writes param, states."""
-    states = len(rule_class.state_names)
-    return (3 + 2 * states) * np.dtype(dtype).itemsize
+def element_states(optimizer: Any) -> int:
+    """How many of `optimizer`'s state entries hold one number per parameter element (not a
+    per-tensor scalar such as Schedule-Free's weight sums, not a factored moment)."""
+    return sum(
+        all(
+            buffer.size == param.size
+            for buffer, param in zip(optimizer.state[name], optimizer.params)
+        )
+        for name in optimizer.state_names
+    )
+
+
+def bytes_per_element(rule_class: Any, dtype: np.dtype, optimizer: Any = None) -> int:
+    """Bytes a step moves per element: reads param, grad, states; writes param, states (the
+    states of `optimizer`, else of the rule on a vector)."""
+    probe = optimizer if optimizer is not None else rule_class([np.zeros(8, dtype)])
+    return (3 + 2 * element_states(probe)) * np.dtype(dtype).itemsize
 
 
 def model_shapes(seed: int = 0) -> list[tuple[int, ...]]:
@@ -99,16 +112,16 @@ class Case:
         self.rule, self.dtype = rule, np.dtype(dtype)
         self.elements = int(sum(np.prod(shape, dtype=np.int64) for shape in shapes))
         rule_class = getattr(optim, rule)
-        self.bytes = bytes_per_element(rule_class, self.dtype) * self.elements
         self.steps: dict[str, Callable[[], None]] = {}
 
         params, grads = _arrays(shapes, self.dtype, rng)
         optimizer = rule_class(params)
+        self.bytes = bytes_per_element(rule_class, self.dtype, optimizer) * self.elements
         self.steps["gdfast"] = lambda: optimizer.step(grads)
 
         limit_params, limit_grads = _arrays(shapes, self.dtype, rng)
         limit_states = tuple(
-            [np.zeros_like(p) for p in limit_params] for _ in rule_class.state_names
+            [np.zeros_like(p) for p in limit_params] for _ in range(element_states(optimizer))
         )
         self.steps["roofline"] = lambda: _kernels.roofline(limit_params, limit_grads, limit_states)
         if with_reference:
