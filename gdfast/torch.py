@@ -672,18 +672,11 @@ class _KernelOptimizer(torch.optim.Optimizer):
         or of an optimizer without a policy has none): state is never converted silently."""
         if not isinstance(state_dict, dict):
             return  # (torch's own error follows)
-        mine = self.policy.record() if self.policy.active else None
-        theirs = state_dict.get("policy")
-        if theirs is not None and not isinstance(theirs, dict):
-            raise TypeError(f"state_dict['policy']: expected a dict, got {type(theirs).__name__}")
-        if theirs != mine:
-            raise ValueError(
-                "state_dict['policy']: the state was saved with the dtype policy "
-                f"{theirs if theirs is not None else 'of torch.optim (state in the parameters dtype)'}"
-                f", this optimizer has {mine if mine is not None else 'none'}; nothing was "
-                "loaded.  Convert it explicitly with gdfast.torch.convert_state_dict(state_dict, "
-                "optimizer), or build an optimizer with the same policy"
-            )
+        self.policy.check_loaded(
+            state_dict,
+            "of torch.optim (state in the parameters dtype)",
+            "gdfast.torch.convert_state_dict",
+        )
 
     def _restore_storage(self, state_dict: dict[str, Any]) -> None:
         """torch's load_state_dict casts every state tensor but `step` to its parameter's

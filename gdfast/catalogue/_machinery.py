@@ -855,18 +855,9 @@ class Optimizer:
     def _check_loaded_policy(self, state_dict: dict[str, Any]) -> None:
         """A state dict's dtype policy must be this optimizer's: state is never converted
         silently (convert_state converts it explicitly)."""
-        mine = self.policy.record() if self.policy.active else None
-        theirs = state_dict.get("policy")
-        if theirs is not None and not isinstance(theirs, dict):
-            raise TypeError(f"state_dict['policy']: expected a dict, got {type(theirs).__name__}")
-        if theirs != mine:
-            raise ValueError(
-                f"state_dict['policy']: the state was saved with the dtype policy "
-                f"{theirs or 'none (float32/float64 state)'}, this optimizer has "
-                f"{mine or 'none (float32/float64 state)'}; its storage differs. Convert it "
-                "explicitly with gdfast.catalogue.convert_state(state_dict, optimizer), or "
-                "build an optimizer with the same policy"
-            )
+        self.policy.check_loaded(
+            state_dict, "none (float32/float64 state)", "gdfast.catalogue.convert_state"
+        )
 
     def _check_loaded_state(self, state: Any) -> dict[str, list[np.ndarray]]:
         """The state buffers, each a private copy checked against its parameter (under a

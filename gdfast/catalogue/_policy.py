@@ -147,6 +147,23 @@ class Policy:
             or any(fmt != NATIVE for fmt in param_formats)
         )
 
+    def check_loaded(self, state_dict: dict[str, Any], unnamed: str, convert: str) -> None:
+        """A loaded state dict's policy (its "policy" entry, None for a state saved without
+        one: `unnamed` says what that state is) must be this one: state is never converted
+        silently; `convert` names the function that converts it explicitly."""
+        mine = self.record() if self.active else None
+        theirs = state_dict.get("policy")
+        if theirs is not None and not isinstance(theirs, dict):
+            raise TypeError(f"state_dict['policy']: expected a dict, got {type(theirs).__name__}")
+        if theirs != mine:
+            raise ValueError(
+                "state_dict['policy']: the state was saved with the dtype policy "
+                f"{theirs if theirs is not None else unnamed}, this optimizer has "
+                f"{mine if mine is not None else 'none (float32/float64 state)'}; nothing was "
+                f"loaded.  Convert it explicitly with {convert}(state_dict, optimizer), or "
+                "build an optimizer with the same policy"
+            )
+
     def record(self) -> dict[str, Any]:
         """The policy as plain data (state dicts and files)."""
         return {
