@@ -1,8 +1,8 @@
 """The `train` command, driven through its own add_parser/main."""
 
 import argparse
-import math
 import json
+import math
 
 import numpy as np
 import pytest
