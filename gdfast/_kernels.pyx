@@ -836,3 +836,6 @@ cdef class TwoPassKernel(Kernel):
             PyMem_Free(size)
             PyMem_Free(is_double)
             PyMem_Free(scratch)
+
+
+# ---- muon: Muon's kernels (src_c/rules/muon.inc) ----

@@ -2076,3 +2076,6 @@ def step_in_backward(
     if isinstance(params, torch.nn.Module):
         params = params.parameters()
     return StepInBackward(optimizer_factory(list(params)), max_grad_norm)
+
+
+# ---- Muon (issue 15; the muon engineer) ----

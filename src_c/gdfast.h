@@ -157,6 +157,8 @@ typedef struct {
 } gd_hyper_field;
 extern const gd_hyper_field gd_hyper_fields[];
 
+/* ---- lowpf: fused low-precision span loops (issue 12) ---- */
+
 /* ---- Row-sparse steps ----------------------------------------------------
  * One 2-D parameter (n_rows x dim, C order) and its state buffers, updated on the
  * rows a gradient names: `values` row i is the gradient of row indices[i].

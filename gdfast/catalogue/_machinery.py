@@ -1160,3 +1160,6 @@ def _bias_corrected_step(hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
     refused (SPEC: η / (1 − β1) must be finite in the dtype of every parameter)."""
     lr, beta1 = hyper["lr"], hyper["betas"][0]
     return {"lr / (1 - betas[0])": ("lr", lr / (1.0 - beta1))}
+
+
+# ---- muon: what a rule that is not element-wise needs (Muon) ----
