@@ -1,6 +1,6 @@
 """Hogwild! measurements on generated sparse data (issues 6 and 16).
 
-    python bench/bench_hogwild.py                          # 500k x 50k, 5 epochs, 3 repeats
+    python bench/bench_hogwild.py                          # 500k x 50k, 8 epochs, 3 repeats
     python bench/bench_hogwild.py --rows 50000 --repeats 1   # a quick look
     python bench/bench_hogwild.py --data uniform           # another column profile
     python bench/bench_hogwild.py --mf                     # matrix factorization, 2M ratings
@@ -167,9 +167,39 @@ def run_gdfast(
     return {
         "seconds": [h["seconds"] for h in model.history],
         "cpu_seconds": [h["cpu_seconds"] for h in model.history],
+        # the C driver's clocks: each thread's CPU seconds to its last row, their part in
+        # replica flushes, and the serial part before the threads start
+        "thread_cpu_seconds": [sum(h["thread_cpu_seconds"]) for h in model.history],
+        "flush_cpu_seconds": [sum(h["flush_cpu_seconds"]) for h in model.history],
+        "setup_cpu_seconds": [h["setup_cpu_seconds"] for h in model.history],
+        "thread_updates": [h["thread_updates"] for h in model.history],
         "loss": [h["loss"] for h in model.history],
         "accuracy": float(np.mean(np.sign(model.decision_function(X)) == y)),
     }
+
+
+def cpu_split(runs: list[dict], n_rows: int) -> str:
+    """One line of where a configuration's CPU time went, medians over its epochs."""
+
+    def median(key: str) -> float:
+        return statistics.median(value for run in runs for value in run[key])
+
+    rows = median("thread_cpu_seconds")
+    flush = median("flush_cpu_seconds")
+    setup = median("setup_cpu_seconds")
+    rest = statistics.median(
+        c - t - s
+        for run in runs
+        for c, t, s in zip(run["cpu_seconds"], run["thread_cpu_seconds"], run["setup_cpu_seconds"])
+    )
+    shares = statistics.median(
+        max(counts) / max(sum(counts), 1) for run in runs for counts in run["thread_updates"]
+    )
+    return (
+        f"rows {rows / n_rows * 1e9:6.0f} ns/upd (flushes {flush / max(rows, 1e-12):5.1%}), "
+        f"setup {setup / n_rows * 1e9:4.0f}, rest {rest / n_rows * 1e9:5.0f} ns/upd; "
+        f"busiest thread {shares:.0%} of rows"
+    )
 
 
 def run_sklearn(X64, y, epochs: int, alpha: float) -> dict:
@@ -315,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--features", type=int, default=50_000)
     parser.add_argument("--nnz", type=int, default=80)
     parser.add_argument("--data", choices=sorted(DATA), default="rcv1")
-    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--sgd-lr", type=float, default=2.0)
@@ -456,6 +486,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{'configuration':60s} {'s/epoch':>8s} {'Mupd/s':>8s} {'CPUs':>5s} {'CPU-s':>6s} "
         f"{'CPU-ns/upd':>10s} {'acc':>6s}  loss after each epoch  (vs serial: speed, CPU/update)"
     )
+    split_lines = []
     serial_seconds, serial_cpu = {}, {}
     for name, *_ in configs:
         per_epoch = statistics.median(s for run in runs[name] for s in run["seconds"])
@@ -482,6 +513,16 @@ def main(argv: list[str] | None = None) -> None:
             + " ".join("    -  " if math.isnan(value) else f"{value:.5f}" for value in losses)
             + speedup
         )
+        if "thread_cpu_seconds" in runs[name][0]:
+            split_lines.append(f"{name:60s} " + cpu_split(runs[name], X.shape[0]))
+    print(
+        "\nwhere the CPU time went (the C driver's clocks, medians per epoch): ns per update in"
+        " the threads' rows (flushes included), the flushes' share of it, the serial setup"
+        " (permutation) and the rest of the process's CPU (waiting threads, Python) per"
+        " update, and each thread's share of the rows"
+    )
+    for line in split_lines:
+        print(line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "runs": runs}, f, indent=1)

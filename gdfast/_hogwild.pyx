@@ -24,7 +24,9 @@ cdef extern from "hogwild.h" nogil:
         int64_t epoch
         int64_t sync_every
         int64_t hot_begin
+        double *clocks
 
+    enum: HW_CLOCK_FIELDS
     int hw_openmp_enabled()
     uint64_t hw_stream_state(uint64_t seed, int64_t epoch, int thread)
     uint64_t hw_next(uint64_t *state)
@@ -94,7 +96,11 @@ cdef hw_options make_options(int loss, int rule, int mode, int n_threads, bint f
     options.epoch = epoch
     options.sync_every = sync_every
     options.hot_begin = hot_begin
+    options.clocks = NULL
     return options
+
+
+CLOCK_FIELDS = HW_CLOCK_FIELDS
 
 
 def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
@@ -103,17 +109,23 @@ def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
                  int64_t[::1] order, floating[::1] replicas, *,
                  int loss, int rule, int mode, int n_threads, bint fit_intercept, bint shuffle,
                  double lr, double l2, double eps, uint64_t seed, int64_t epoch,
-                 int64_t sync_every, int64_t hot_begin) -> float:
+                 int64_t sync_every, int64_t hot_begin, double[::1] clocks=None) -> float:
     """One epoch of the linear model in place; returns the progressive loss sum.
 
     `row_weights` is None when every row weighs 1, `sum_sq` None for SGD.  `weights` has
     n_features + 1 entries.  `replicas` is None
     when `sync_every` is 0, else replica_size(n_features + 1 - hot_begin, itemsize,
-    n_threads) entries of scratch.
+    n_threads) entries of scratch.  `clocks`, if given (2 + CLOCK_FIELDS * n_threads
+    entries), receives where the epoch's time went (hw_options.clocks in hogwild.h).
     """
     cdef hw_options options = make_options(loss, rule, mode, n_threads, fit_intercept,
                                            shuffle, lr, l2, eps, seed, epoch, sync_every,
                                            hot_begin)
+    if clocks is not None:
+        if clocks.shape[0] < 2 + HW_CLOCK_FIELDS * max(n_threads, 1):
+            raise ValueError(f"clocks: expected at least {2 + HW_CLOCK_FIELDS * max(n_threads, 1)} "
+                             f"entries for {n_threads} threads, got {clocks.shape[0]}")
+        options.clocks = &clocks[0]
     cdef floating *replica_block = &replicas[0] if replicas is not None else NULL
     cdef const double *row_weight = (
         &row_weights[0] if row_weights is not None and row_weights.shape[0] else NULL)

@@ -17,10 +17,16 @@
  */
 #ifndef HW_REAL /* ---------------- part 1: shared by both dtypes ---------------- */
 
+#if !defined(_POSIX_C_SOURCE) || _POSIX_C_SOURCE < 199309L
+#undef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 199309L /* clock_gettime */
+#endif
+
 #include "hogwild.h"
 
 #include <math.h>
 #include <stddef.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #include <pthread.h>
@@ -152,6 +158,14 @@ static inline double hw_exp_near_zero(double d)
     if (d == 0.0) return 1.0;
     if (d < -0.25) return exp(d);
     return 1.0 + d * (1.0 + d * (0.5 + d * (1.0 / 6.0 + d * (1.0 / 24.0))));
+}
+
+/* Seconds of a clock: the calling thread's CPU time or the wall (monotonic) time. */
+static double hw_seconds(clockid_t clock)
+{
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
 /* The replicas' scratch from its first 64-byte line on: the shared log-contractions first. */
@@ -492,6 +506,8 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
     const int64_t chunk = hw_chunk_size(n_rows, n_threads);
     hw_dispatcher next = {0};
     double total = 0.0;
+    double *const clocks = options->clocks;
+    const double serial_start = clocks ? hw_seconds(CLOCK_THREAD_CPUTIME_ID) : 0.0;
     hw_lock lock;
     hw_lock_init(&lock);
     hw_fill_order(order, n_rows, options);
@@ -499,11 +515,18 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
         double *shared_log = (double *)hw_replica_base(replicas);
         for (int64_t i = 0; i < n_hot; ++i) shared_log[i] = 0.0;
     }
+    const double region_start = clocks ? hw_seconds(CLOCK_MONOTONIC) : 0.0;
+    if (clocks) {
+        clocks[0] = hw_seconds(CLOCK_THREAD_CPUTIME_ID) - serial_start;
+        for (int t = 0; t < n_threads * HW_CLOCK_FIELDS; ++t) clocks[2 + t] = 0.0;
+    }
 #pragma omp parallel num_threads(n_threads) reduction(+ : total)
     {
         double local = 0.0;
         HW_FN(hw_replica) replica = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
-        int64_t since_flush = 0;
+        int64_t since_flush = 0, rows = 0;
+        double flush_seconds = 0.0, flush_start = 0.0;
+        const double cpu_start = clocks ? hw_seconds(CLOCK_THREAD_CPUTIME_ID) : 0.0;
         if (replicated)
             replica = HW_FN(hw_replica_open)(replicas, hw_thread_number(), n_hot,
                                              weights + hot_begin,
@@ -518,8 +541,11 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                         order, position, end, replica.weights, replica.sum_sq,
                         replica.contraction, options);
                     if (++since_flush == sync_every) {
+                        if (clocks) flush_start = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
                         HW_FN(hw_sync)(&replica, weights + hot_begin,
                                        sum_sq ? sum_sq + hot_begin : NULL, n_hot);
+                        if (clocks)
+                            flush_seconds += hw_seconds(CLOCK_THREAD_CPUTIME_ID) - flush_start;
                         since_flush = 0;
                     }
                     continue;
@@ -530,13 +556,31 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                                                    end, NULL, NULL, NULL, options);
                 if (locked) hw_lock_unset(&lock);
             }
+            rows += end - begin;
         }
+        if (clocks) flush_start = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
         if (replicated)
             HW_FN(hw_sync)(&replica, weights + hot_begin, sum_sq ? sum_sq + hot_begin : NULL,
                            n_hot);
+        if (clocks) { /* each thread its own entries, written once */
+            const double cpu_end = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
+            double *mine = clocks + 2 + HW_CLOCK_FIELDS * hw_thread_number();
+            mine[0] = cpu_end - cpu_start;
+            mine[1] = flush_seconds + (cpu_end - flush_start);
+            mine[2] = (double)rows;
+            mine[3] = hw_seconds(CLOCK_MONOTONIC); /* made relative after the region */
+        }
         total += local;
     }
     hw_lock_destroy(&lock);
+    if (clocks) {
+        const double region_end = hw_seconds(CLOCK_MONOTONIC);
+        clocks[1] = region_end - region_start;
+        for (int t = 0; t < n_threads; ++t) {
+            double *done = &clocks[2 + HW_CLOCK_FIELDS * t + 3];
+            *done = region_end - *done;
+        }
+    }
     return total;
 }
 

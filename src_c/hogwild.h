@@ -69,7 +69,19 @@ typedef struct {
     int64_t sync_every; /* linear model, hogwild mode: examples between a thread's flushes of
                            its replicas; 0: no replicas (every coordinate shared) */
     int64_t hot_begin;  /* the first replicated coordinate (<= n_features, the intercept) */
+    double *clocks;     /* linear model: NULL, or HW_CLOCKS(n_threads) entries the epoch fills
+                           with where its time went (below) */
 } hw_options;
+
+/* The clocks of one epoch of the linear model (options->clocks), for finding where the CPU
+ * time of a multi-threaded run goes without hardware counters: [0] CPU seconds of the part
+ * before the threads start (the permutation, the replicas' reset), [1] wall seconds of the
+ * threads' region, then per thread t at 2 + HW_CLOCK_FIELDS * t: its CPU seconds from its
+ * start to its last row (its own thread clock: time spent waiting for the others at the end
+ * is not in it), the part of them spent in flushes, the rows it trained, and the wall
+ * seconds from its last row to the region's end (waiting for the others). */
+enum { HW_CLOCK_FIELDS = 4 };
+#define HW_CLOCKS(n_threads) (2 + HW_CLOCK_FIELDS * (n_threads))
 
 /* 1 when compiled with OpenMP (otherwise every mode runs on one thread). */
 int hw_openmp_enabled(void);

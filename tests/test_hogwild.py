@@ -525,3 +525,44 @@ def test_auto_hot_features_and_the_sync_cap():
     assert serial.hot_count(counts, 100) == 0
     with pytest.raises(TypeError, match="hot_features"):
         _checks._settings("sgd", 0.1, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 8, "many")
+
+
+@pytest.mark.parametrize(
+    "mode, n_threads, replicas",
+    [("serial", 1, {}), ("hogwild", 2, {}), ("hogwild", 2, {"sync_every": 16, "hot_features": 5})],
+)
+def test_epoch_clocks(mode, n_threads, replicas):
+    """Each epoch's history has the C driver's clocks: every row trained by exactly one
+    thread, CPU times that are times (flushes a part of their thread's time, zero-cost
+    without replicas), and one thread in serial mode."""
+    X, y = problem(n_rows=400, n_features=30)
+    model = hogwild.fit_linear(
+        X, y, rule="adagrad", epochs=2, mode=mode, n_threads=n_threads, **replicas
+    )
+    for entry in model.history:
+        updates = entry["thread_updates"]
+        assert sum(updates) == 400 and all(count >= 0 for count in updates)
+        assert len(updates) <= n_threads and (mode != "serial" or updates == [400])
+        assert entry["setup_cpu_seconds"] >= 0.0
+        for cpu, flush, wait in zip(
+            entry["thread_cpu_seconds"], entry["flush_cpu_seconds"], entry["end_wait_seconds"]
+        ):
+            assert 0.0 <= flush <= cpu + 1e-6 and wait >= 0.0
+        assert sum(entry["thread_cpu_seconds"]) <= entry["cpu_seconds"] + 0.01
+
+
+def test_epoch_clocks_too_short():
+    """A clocks array too short for the team is refused before the epoch runs."""
+    X, y = problem(n_rows=50, n_features=10)
+    data = _sparse.csr("X", X)
+    weights = np.zeros(11)
+    kwargs = dict(
+        loss=0, rule=0, mode=2, n_threads=2, fit_intercept=True, shuffle=True, lr=0.1,
+        l2=0.0, eps=1e-8, seed=0, epoch=0, sync_every=0, hot_begin=11,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="clocks"):
+        _hogwild.linear_epoch(
+            data.indptr, data.indices, data.data, y, None, weights, None,
+            np.empty(50, dtype=np.int64), None, clocks=np.zeros(9), **kwargs,
+        )  # fmt: skip
+    assert not weights.any()

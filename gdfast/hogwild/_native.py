@@ -35,11 +35,20 @@ def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray
 
 
 def _c_linear_epoch(
-    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
+    data: _CSR,
+    y: np.ndarray,
+    weights: np.ndarray,
+    sum_sq: np.ndarray | None,
+    kwargs: dict,
+    report: dict | None = None,
 ) -> float:
     """One epoch in C.  With kwargs["sync_every"] > 0, every thread gets replica scratch for
-    the coordinates from kwargs["hot_begin"] on (the hot features and the intercept)."""
+    the coordinates from kwargs["hot_begin"] on (the hot features and the intercept).
+    `report`, if given, receives the epoch's clocks (see _clock_report)."""
     kwargs = dict(kwargs)
+    clocks = None
+    if report is not None:
+        clocks = np.zeros(2 + _hogwild.CLOCK_FIELDS * max(kwargs["n_threads"], 1))
     row_weights = kwargs.pop("row_weights")
     order = np.empty(data.n_rows, dtype=np.int64)
     replicas = None
@@ -47,7 +56,7 @@ def _c_linear_epoch(
         n_hot = weights.shape[0] - kwargs["hot_begin"]
         size = _hogwild.replica_size(n_hot, weights.dtype.itemsize, kwargs["n_threads"])
         replicas = np.empty(size, dtype=weights.dtype)
-    return _hogwild.linear_epoch(
+    total = _hogwild.linear_epoch(
         data.indptr,
         data.indices,
         data.data,
@@ -57,8 +66,27 @@ def _c_linear_epoch(
         sum_sq,
         order,
         replicas,
+        clocks=clocks,
         **kwargs,
     )
+    if report is not None:
+        report.update(_clock_report(clocks))
+    return total
+
+
+def _clock_report(clocks: np.ndarray) -> dict:
+    """The history entries of an epoch's clocks (hw_options.clocks in src_c/hogwild.h): where
+    its CPU time went, for each thread that ran (a team can be smaller than asked)."""
+    per_thread = clocks[2:].reshape(-1, _hogwild.CLOCK_FIELDS)
+    ran = per_thread[:, 2] > 0
+    per_thread = per_thread[ran] if ran.any() else per_thread[:1]
+    return {
+        "setup_cpu_seconds": float(clocks[0]),  # the permutation, before the threads start
+        "thread_cpu_seconds": per_thread[:, 0].tolist(),  # each thread, to its last row
+        "flush_cpu_seconds": per_thread[:, 1].tolist(),  # the part of it in replica flushes
+        "thread_updates": per_thread[:, 2].astype(np.int64).tolist(),
+        "end_wait_seconds": per_thread[:, 3].tolist(),  # wall, last row to the team's end
+    }
 
 
 def _c_mf_epoch(

@@ -17,7 +17,9 @@ from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy, mo
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
 
-LinearEpoch = Callable[[_CSR, np.ndarray, np.ndarray, "np.ndarray | None", dict], float]
+# (data, targets, weights, sum_sq, kwargs, report): the progressive loss sum; the C epoch
+# also puts its clocks (where the CPU time went, per thread) into the dict `report`.
+LinearEpoch = Callable[[_CSR, np.ndarray, np.ndarray, "np.ndarray | None", dict, dict], float]
 
 
 class _Progress:
@@ -207,7 +209,8 @@ def _train_linear(
                 data.n_rows,
             )
             start, start_cpu = time.perf_counter(), time.process_time()
-            total = epoch_function(data, targets, weights, sum_sq, kwargs)
+            clocks: dict = {}
+            total = epoch_function(data, targets, weights, sum_sq, kwargs, clocks)
             seconds = time.perf_counter() - start
             _check_finite_weights(weights, epoch, settings)
             entry = {
@@ -218,6 +221,7 @@ def _train_linear(
                 "updates": data.n_rows,
                 "updates_per_second": data.n_rows / seconds if seconds > 0 else math.inf,
                 "progressive_loss": total / max(data.n_rows, 1),
+                **clocks,
             }
             if record_loss:
                 margin = _margins(data, weights, bool(fit_intercept))
