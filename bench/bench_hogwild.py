@@ -40,6 +40,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import sys
 import tempfile
@@ -459,8 +460,15 @@ def main(argv: list[str] | None = None) -> None:
         )
     workdir = tempfile.mkdtemp(prefix="bench_hogwild_")
     runs: dict[str, list[dict]] = {name: [] for name, *_ in configs}
+    # Untimed: the first run after building the data pays for faulting in pages and warming
+    # caches (it made serial look 5-15% slower than hogwild T=1, which runs the same code).
+    run_gdfast(X, y, "sgd", "serial", 1, 1, args.sgd_lr, args.sgd_decay)
     for repeat in range(args.repeats):
-        for name, kind, rule, mode, threads, options in configs:  # interleaved
+        # interleaved, in another order each repeat, so no configuration always follows
+        # the same one (scikit-learn's and Vowpal Wabbit's runs evict the caches)
+        for name, kind, rule, mode, threads, options in random.Random(repeat).sample(
+            configs, len(configs)
+        ):
             if kind == "sklearn":
                 result = run_sklearn(X64, y, args.epochs, args.alpha)
             elif kind == "sklearn-fit":

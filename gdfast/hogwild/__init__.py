@@ -45,9 +45,9 @@ LightFM).  They converge to within a small tolerance of serial on sparse data.
 
 Options (see docs/hogwild.md): ``sync_every``/``hot_features`` give each hogwild thread a
 private replica of the intercept and the most frequent features, flushed into the shared
-vector every ``sync_every`` examples (DimmWitted, HOGWILD!++), off by default
-(``sync_every=1024`` turns them on; ``hot_features="auto"``, the default, then replicates
-the features in at least 2/1024 of the rows);
+vector every ``sync_every`` examples (DimmWitted, HOGWILD!++), on by default
+(``sync_every=1024, hot_features=4096``, the fastest setting measured; ``sync_every=None``
+turns them off);
 ``sample_weight`` scales each row's loss and step (d above times s_i).
 
 With more than one thread, features are renumbered internally by frequency

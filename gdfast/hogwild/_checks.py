@@ -31,8 +31,10 @@ DEFAULTS = dict(
     mode="hogwild",
     shuffle=True,
     seed=0,
-    sync_every=None,  # replicas off: not shown to win yet (see fit_linear and the README)
-    hot_features="auto",
+    # Replicas on: with two free cores they beat plain Hogwild! in speed and CPU per update
+    # on the RCV1-profile and hot data, and match it on uniform data (docs/hogwild.md).
+    sync_every=1024,
+    hot_features=4096,
 )
 
 # hot_features="auto": replicate the features a thread's replica steps at least this many

@@ -35,17 +35,13 @@ def _margins(data: _CSR, weights: np.ndarray, fit_intercept: bool) -> np.ndarray
 
 
 def _c_linear_epoch(
-    data: _CSR,
-    y: np.ndarray,
-    weights: np.ndarray,
-    sum_sq: np.ndarray | None,
-    kwargs: dict,
-    report: dict | None = None,
+    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
 ) -> float:
     """One epoch in C.  With kwargs["sync_every"] > 0, every thread gets replica scratch for
     the coordinates from kwargs["hot_begin"] on (the hot features and the intercept).
-    `report`, if given, receives the epoch's clocks (see _clock_report)."""
+    A dict kwargs["report"], if there, receives the epoch's clocks (see _clock_report)."""
     kwargs = dict(kwargs)
+    report = kwargs.pop("report", None)
     clocks = None
     if report is not None:
         clocks = np.zeros(2 + _hogwild.CLOCK_FIELDS * max(kwargs["n_threads"], 1))

@@ -72,12 +72,7 @@ def _reference_step(
 
 
 def _reference_linear_epoch(
-    data: _CSR,
-    y: np.ndarray,
-    weights: np.ndarray,
-    sum_sq: np.ndarray | None,
-    kwargs: dict,
-    report: dict | None = None,
+    data: _CSR, y: np.ndarray, weights: np.ndarray, sum_sq: np.ndarray | None, kwargs: dict
 ) -> float:
     loss = {code: name for name, code in LOSSES.items()}[kwargs["loss"]]
     lr, l2, eps, fit_intercept = kwargs["lr"], kwargs["l2"], kwargs["eps"], kwargs["fit_intercept"]
