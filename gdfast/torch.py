@@ -1634,7 +1634,7 @@ class _PerTensorRule(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        core = getattr(rules, self.rule.__name__)._core
+        core = rules.KERNELS[self.rule.rule]
         for index, group in enumerate(self.param_groups):
             active = [p for p in group["params"] if p.grad is not None]
             if not active:
