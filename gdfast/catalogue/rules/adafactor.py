@@ -155,6 +155,7 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
             **hyper,
         )
 
+    core.takes_rows = kernel.takes_rows  # as every gdfast.optim.KERNELS entry answers
     return core
 
 
