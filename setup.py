@@ -86,6 +86,7 @@ def compiler_supports_openmp(compiler) -> bool:
 # spelled out (so that grep finds what FN(name_segment) defines), prepare or NULL, rows 0/1.
 RULE_ENTRY = re.compile(r'GD_RULE\("\w+", (\w+)_f32, \1_f64, (NULL|\w+), [01]\)')
 # A rule file's own field of gd_hyper (gdfast.h): its type and name, a comment after.
+TWO_PASS_ENTRY = re.compile(r'GD_TWO_PASS\("(\w+)", (\w+)_f32, \2_f64, \w+\)')
 HYPER_FIELD = re.compile(r"GD_HYPER\((double|int), (\w+)\)(\s*/\*.*\*/)?")
 RULE_LIST = "src_c/rules_list.inc"
 
@@ -95,9 +96,10 @@ def write_rule_list() -> None:
     includes the list once per dtype); under GD_RULE_ENTRIES, every rule file's GD_RULE
     lines, copied as they are (kernels.c fills gd_rules[] with them); under GD_RULE_FIELDS,
     every rule file's GD_HYPER lines (its own fields of gd_hyper, gdfast.h, and of
-    gd_hyper_fields[], kernels.c).  Written only when its text changes, so that an unchanged
-    tree is not recompiled."""
-    includes, entries, fields = [], [], {}
+    gd_hyper_fields[], kernels.c); under GD_TWO_PASS_ENTRIES, the GD_TWO_PASS lines of the
+    two-pass rules (pass 1 and finish: gd_two_pass_rules[], kernels.c).  Written only when
+    its text changes, so that an unchanged tree is not recompiled."""
+    includes, entries, fields, two_pass = [], [], {}, []
     for path in sorted(glob.glob("src_c/rules/*.inc")):
         with open(path) as f:
             lines = [line.strip() for line in f if line.startswith("GD_RULE")]
@@ -117,6 +119,20 @@ def write_rule_list() -> None:
         includes.append(f'#include "rules/{os.path.basename(path)}"')
         entries += lines
         with open(path) as f:
+            for line in (line.strip() for line in f if line.startswith("GD_TWO_PASS")):
+                entry = TWO_PASS_ENTRY.fullmatch(line)
+                if not entry:
+                    raise SystemExit(
+                        f"setup.py: {path}: {line!r}: expected "
+                        'GD_TWO_PASS("name", name_block_f32, name_block_f64, finish)'
+                    )
+                if not any(rule.startswith(f'GD_RULE("{entry.group(1)}",') for rule in lines):
+                    raise SystemExit(
+                        f"setup.py: {path}: {line!r}: the file has no GD_RULE line of "
+                        f"{entry.group(1)!r} (its gd_rules[] entry: pass 2)"
+                    )
+                two_pass.append(line)
+        with open(path) as f:
             for line in (line.strip() for line in f if line.startswith("GD_HYPER")):
                 field = HYPER_FIELD.fullmatch(line)
                 if not field:
@@ -132,9 +148,12 @@ def write_rule_list() -> None:
             "/* Written by setup.py (write_rule_list) from src_c/rules/<rule>.inc at every build: do",
             " * not edit.  Without GD_RULE_ENTRIES: every rule's file (rules.inc, once per dtype);",
             " * with GD_RULE_ENTRIES: every rule's GD_RULE line as its file has it (gd_rules[],",
-            " * kernels.c); with GD_RULE_FIELDS: every rule's GD_HYPER line (gd_hyper, gdfast.h). */",
+            " * kernels.c); with GD_RULE_FIELDS: every rule's GD_HYPER line (gd_hyper, gdfast.h);",
+            " * with GD_TWO_PASS_ENTRIES: every GD_TWO_PASS line (gd_two_pass_rules[], kernels.c). */",
             "#if defined(GD_RULE_FIELDS)",
             *(line for _, line in fields.values()),
+            "#elif defined(GD_TWO_PASS_ENTRIES)",
+            *two_pass,
             "#elif defined(GD_RULE_ENTRIES)",
             *entries,
             "#else",
@@ -205,6 +224,8 @@ EXTENSIONS = [
             "src_c/threads.h",
             "src_c/threads.inc",
             "src_c/lowp.h",
+            "src_c/two_pass.h",
+            "src_c/two_pass.inc",
         ]
         + sorted(glob.glob("src_c/rules/*.inc")),
         extra_compile_args=list(BASE_FLAGS),

@@ -2,8 +2,8 @@
 
 `CLASSES` holds a class per declaration (gdfast.SGD ... gdfast.AMSGrad, AdamW included),
 `OPTIMIZERS` the ten rules of SPEC.md's table (AdamW, a named variant of Adam, apart),
-`KERNELS` each rule's kernel (gdfast._kernels.Kernel) by rule name, the functional core
-gdfast.torch calls too.
+`KERNELS` each rule's C functional core by rule name (`kernel`: a gdfast._kernels.Kernel,
+or what the rule's `bind_core` makes of it), the core the classes and gdfast.torch call.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from .catalogue import CATALOGUE, Rule, bind_backend
 
 
 def kernel(rule: type[Rule]) -> Any:
-    """The C kernel of a declaration, as a functional core (gdfast._kernels.Kernel)."""
-    return _kernels.Kernel(rule.kernel, rule.kernel_fields(), rule.state_layout, rule.scalar_state)
+    """The C functional core of a declaration: its kernel (gdfast._kernels.Kernel) as the
+    rule's `bind_core` binds it (a two-pass rule's TwoPassKernel, Adafactor's moments
+    around it).  The one place a rule's C core is made."""
+    return rule.bind_core(
+        _kernels.Kernel(rule.kernel, rule.kernel_fields(), rule.state_layout, rule.scalar_state)
+    )
 
 
 KERNELS = {rule.rule: kernel(rule) for rule in CATALOGUE}
@@ -29,7 +33,7 @@ CLASSES: tuple[type[Rule], ...] = tuple(
         KERNELS[rule.rule],
         "gdfast",
         KERNELS[rule.rule].rows if rule.rows else None,
-        functools.partial(_kernels.FastStep, KERNELS[rule.rule]),
+        functools.partial(_kernels.FastStep, KERNELS[rule.rule]) if rule.elementwise else None,
     )
     for rule in CATALOGUE
 )

@@ -1593,10 +1593,32 @@ class _PerTensorRule(torch.optim.Optimizer):
     """Base of the adapters of the rules that are not element-wise (LAMB, Adafactor): each
     step is one call of the gdfast class's core (the two-pass kernel, per-tensor norms in a
     fixed order) on NumPy views of the CPU float32/float64 dense parameters that have a
-    gradient; every check before any write.  No gradient clipping option (torch's
-    clip_grad_norm_ works as usual)."""
+    gradient; every check before any write.  Gradient clipping as the other gdfast.torch
+    classes (max_grad_norm, error_if_nonfinite, skip_if_nonfinite: see the module
+    docstring), the clip scale applied inside the kernel."""
 
     rule: ClassVar[Any] = None
+
+    _set_clipping = _KernelOptimizer._set_clipping
+    _gradient_views = _KernelOptimizer._gradient_views
+    _gradient_arrays = _KernelOptimizer._gradient_arrays
+    _clip = _KernelOptimizer._clip
+
+    # the clipping attributes and their defaults (kept by copies and pickles)
+    _clipping_defaults: ClassVar[dict[str, Any]] = {
+        "max_grad_norm": None,
+        "error_if_nonfinite": False,
+        "skip_if_nonfinite": False,
+        "grad_norm": None,
+    }
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), **{k: getattr(self, k) for k in self._clipping_defaults}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for name, default in self._clipping_defaults.items():
+            self.__dict__.setdefault(name, default)
 
     def _rule(self, group: dict[str, Any]) -> Any:
         return self.rule
@@ -1634,12 +1656,17 @@ class _PerTensorRule(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        core = getattr(rules, self.rule.__name__)._core
-        for index, group in enumerate(self.param_groups):
+        core = rules.KERNELS[self.rule.rule]
+        checked = []
+        for index, group in enumerate(self.param_groups):  # every check first
             active = [p for p in group["params"] if p.grad is not None]
+            checked.append((active, [self._checked(index, p) for p in active]))
+        scale = self._clip(self._gradient_views(), in_kernel=True)
+        if scale is None:  # skip_if_nonfinite: nothing written
+            return loss
+        for group, (active, arrays) in zip(self.param_groups, checked):
             if not active:
                 continue
-            arrays = [self._checked(index, p) for p in active]  # every check first
             states = []
             for p in active:
                 if not self.state[p]:
@@ -1653,14 +1680,19 @@ class _PerTensorRule(torch.optim.Optimizer):
                 *[list(column) for column in zip(*buffers)],
                 steps,
                 **self._kernel_arguments(self.rule, group),
+                grad_scale=scale,
             )
         return loss
 
 
 class _LambPytorchOptimizer(torch.optim.Optimizer):
     """pytorch-optimizer 4.1.0's `Lamb` constructor (names, defaults), for gdfast.torch.LAMB:
-    the options gdfast does not offer (rectify, adam, pre_norm, fixed_decay,
-    degenerated_to_sgd, adam_debias, adanorm) are refused."""
+    the options gdfast does not offer (rectify, adam, fixed_decay, degenerated_to_sgd,
+    adam_debias, adanorm) are refused.  pre_norm=True clips the gradients by their global
+    norm as pytorch-optimizer does, c = min(1, max_grad_norm / (‖g‖ + eps)), which is
+    gdfast.torch's max_grad_norm clipping (its 1e-6 for eps: eps other than 1e-6 is
+    refused with pre_norm; max_grad_norm=0: no clipping); without pre_norm, max_grad_norm
+    does nothing (pytorch-optimizer's)."""
 
     def __init__(
         self,
@@ -1687,7 +1719,6 @@ class _LambPytorchOptimizer(torch.optim.Optimizer):
             ("rectify", rectify),
             ("degenerated_to_sgd", degenerated_to_sgd),
             ("adam", adam),
-            ("pre_norm", pre_norm),
             ("adam_debias", kwargs.pop("adam_debias", False)),
             ("adanorm", kwargs.pop("adanorm", False)),
         ):
@@ -1708,7 +1739,15 @@ class _LambPytorchOptimizer(torch.optim.Optimizer):
             "maximize": check.flag("maximize", maximize),
             "foreach": foreach,
         }
-        self.max_grad_norm = max_grad_norm  # pre_norm's only (refused above)
+        max_grad_norm = check.nonnegative("max_grad_norm", max_grad_norm)
+        self.pre_norm = check.flag("pre_norm", pre_norm)
+        if self.pre_norm and defaults["eps"] != 1e-6:
+            raise ValueError(
+                "eps: with pre_norm=True, gdfast.torch.LAMB clips by max_grad_norm / (‖g‖ + "
+                "1e-6) (clip_grad_norm_'s); pytorch-optimizer adds eps there: give eps=1e-6"
+            )
+        #: pre_norm's threshold, the clipping of gdfast.torch (None: none)
+        self._pre_norm_clip = max_grad_norm if self.pre_norm and max_grad_norm != 0 else None
         super().__init__(params, defaults)
 
 
@@ -1717,9 +1756,21 @@ class LAMB(_PerTensorRule, _LambPytorchOptimizer):
     convention="torch" (uncorrected moments, step size η / (1 − β1^t), trust ratio
     min(‖θ‖, 10) / (‖u‖ + ε), decoupled decay with weight_decouple).  The same names,
     defaults and state: group["step"] (counted per group, as pytorch-optimizer), and per
-    parameter exp_avg, exp_avg_sq."""
+    parameter exp_avg, exp_avg_sq.  pre_norm=True with max_grad_norm is the other classes'
+    max_grad_norm clipping (`max_grad_norm` then holds the threshold, else None);
+    error_if_nonfinite and skip_if_nonfinite (keyword-only) as theirs."""
 
     rule = rules.LAMB
+
+    def __init__(
+        self,
+        *args: Any,
+        error_if_nonfinite: bool = False,
+        skip_if_nonfinite: bool = False,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self._set_clipping(self._pre_norm_clip, error_if_nonfinite, skip_if_nonfinite)
 
     def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
         arguments = _KernelOptimizer._kernel_arguments(self, rule, group)
@@ -1741,9 +1792,22 @@ class Adafactor(_PerTensorRule, torch.optim.Adafactor):
     """torch.optim.Adafactor (2.13) on gdfast's kernels (gdfast.Adafactor): factored second
     moments for parameters of two or more dimensions, relative step, update clipping by d.
     torch's names, defaults and state: step (a float tensor), row_var and col_var
-    (factored) or variance."""
+    (factored) or variance.  Keyword-only, as the other gdfast.torch classes:
+    max_grad_norm, error_if_nonfinite, skip_if_nonfinite (gradient clipping by the global
+    norm in the step)."""
 
     rule = rules.Adafactor
+
+    def __init__(
+        self,
+        *args: Any,
+        max_grad_norm: Optional[float] = None,
+        error_if_nonfinite: bool = False,
+        skip_if_nonfinite: bool = False,
+        **kwargs: Any,
+    ):
+        self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
+        super().__init__(*args, **kwargs)
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         state: dict[str, Any] = {"step": torch.tensor(0.0)}

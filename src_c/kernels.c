@@ -326,16 +326,22 @@ const gd_rule gd_rules[] = {
 #undef GD_RULE
 };
 /* The two-pass rules (src_c/two_pass.inc): pass 1 and finish of each (its gd_rules[] entry
- * holds pass 2).  A two-pass rule adds its line here. */
+ * holds pass 2), as the GD_TWO_PASS(...) line of its file src_c/rules/<rule>.inc spells it
+ * (gathered by setup.py into rules_list.inc), then an end mark.  Nothing to add here. */
+#undef GD_TWO_PASS
 static const gd_two_pass_rule gd_two_pass_rules[] = {
-    {"lamb", lamb_block_f32, lamb_block_f64, gd_lamb_trust},
-    {"adafactor", adafactor_block_f32, adafactor_block_f64, gd_adafactor_rate},
+#define GD_TWO_PASS(...) {__VA_ARGS__},
+#define GD_TWO_PASS_ENTRIES
+#include "rules_list.inc"
+#undef GD_TWO_PASS_ENTRIES
+#undef GD_TWO_PASS
+    {NULL, NULL, NULL, NULL},
 };
 
 static const gd_two_pass_rule *gd_find_two_pass(const gd_rule *rule)
 {
-    for (size_t r = 0; r < sizeof(gd_two_pass_rules) / sizeof(gd_two_pass_rules[0]); r++)
-        if (strcmp(gd_two_pass_rules[r].name, rule->name) == 0) return &gd_two_pass_rules[r];
+    for (const gd_two_pass_rule *r = gd_two_pass_rules; r->name; r++)
+        if (strcmp(r->name, rule->name) == 0) return r;
     return NULL;
 }
 

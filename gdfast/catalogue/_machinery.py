@@ -970,7 +970,9 @@ def bind_backend(
 ) -> OptimizerType:
     """The declaration `rule_class` running on the functional core `core` (and, for a rule
     declared with `rows = True`, on `row_core` for RowGrad entries; `fast_step`: the
-    backend's fast path, see Optimizer._fast_step), as a class of `module`."""
+    backend's fast path, see Optimizer._fast_step), as a class of `module`.  `core` is
+    taken as it is: the C backend's is `rule_class.bind_core(kernel)`, made once by
+    gdfast.optim.kernel (a NumPy core needs no binding)."""
     if (row_core is not None) != rule_class.rows:
         raise ValueError(
             f"row_core: expected one exactly for the rules declared with rows = True "
@@ -980,7 +982,7 @@ def bind_backend(
         rule_class.__name__,
         (rule_class,),
         {
-            "_core": staticmethod(rule_class.bind_core(core)),
+            "_core": staticmethod(core),
             "_row_core": None if row_core is None else staticmethod(row_core),
             "_fast_step": None if fast_step is None else staticmethod(fast_step),
             "__module__": module,
@@ -988,12 +990,6 @@ def bind_backend(
             "__doc__": rule_class.__doc__,
         },
     )
-
-
-def is_kernel(core: Callable[..., None]) -> bool:
-    """True for the C backend's core (gdfast._kernels.Kernel: it `stages` a policy's
-    step), False for a NumPy core."""
-    return hasattr(core, "stages")
 
 
 def two_pass_kernel(
@@ -1111,9 +1107,9 @@ class Rule(Optimizer):
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
-        """The functional core a backend runs for this rule, given the backend's: `core`
-        itself (the C kernel, gdfast._kernels.Kernel, or the NumPy core), unless the rule's
-        C step is more than one plain kernel call (see `two_pass_kernel`)."""
+        """The C functional core of this rule, given its plain kernel (gdfast._kernels.Kernel;
+        gdfast.optim.kernel calls this, once): `core` itself, unless the rule's C step is
+        more than one plain kernel call (see `two_pass_kernel`)."""
         return core
 
     @classmethod

@@ -21,7 +21,6 @@ from .._machinery import (
     Hyperparameter,
     Rule,
     TorchEquivalent,
-    is_kernel,
     two_pass_kernel,
 )
 from .._numpy_core import ieee_nonstop
@@ -156,6 +155,7 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
             **hyper,
         )
 
+    core.takes_rows = kernel.takes_rows  # as every gdfast.optim.KERNELS entry answers
     return core
 
 
@@ -219,8 +219,6 @@ class Adafactor(Rule):
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
-        if not is_kernel(core):
-            return core
         return adafactor_kernel_core(two_pass_kernel(cls, _KERNEL_FIELDS))
 
     def _state_spec(self, name: str, param: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:

@@ -18,7 +18,6 @@ from .._machinery import (
     PARAMS_DOC,
     Hyperparameter,
     Rule,
-    is_kernel,
     two_pass_kernel,
 )
 from .._numpy_core import gradient_transform, ieee_nonstop
@@ -185,7 +184,7 @@ class LAMB(Rule):
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
-        return two_pass_kernel(cls) if is_kernel(core) else core
+        return two_pass_kernel(cls)  # its own entry point: `core` (one pass) writes nothing
 
     def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
         scalars = super()._largest_scalars(hyper)

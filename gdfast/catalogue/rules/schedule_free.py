@@ -296,8 +296,8 @@ class ScheduleFreeAdamW(_ScheduleFree):
     lr_bias_correction = Hyperparameter(check.flag, True, keyword=True)
     kernel = "schedule_free_adamw"
     numpy_core = schedule_free_adamw
-    # not yet swept (trajectories.sweep, scripts/make_guide.py): Adam's order of magnitude
-    gallery_lr = {"beale": 0.01, "rosenbrock": 0.003, "saddle": 0.01, "ravine": 0.1}
+    # the middle of the working range of gdfast.gallery.sweep over LR_GRID (settings.py)
+    gallery_lr = {"beale": 0.01, "rosenbrock": 0.01, "saddle": 0.01, "ravine": 0.3}
     adaptive = True
 
     def _check_together(self, hyper: dict[str, Any]) -> None:
@@ -336,8 +336,8 @@ class ScheduleFreeSGD(_ScheduleFree):
     momentum = Hyperparameter(check.unit_interval, 0.9)
     kernel = "schedule_free_sgd"
     numpy_core = schedule_free_sgd
-    # not yet swept (trajectories.sweep, scripts/make_guide.py): SGD's order of magnitude
-    gallery_lr = {"beale": 0.01, "rosenbrock": 0.001, "saddle": 0.01, "ravine": 0.1}
+    # the middle of the working range of gdfast.gallery.sweep over LR_GRID (settings.py)
+    gallery_lr = {"beale": 0.01, "rosenbrock": 0.003, "saddle": 0.01, "ravine": 0.3}
 
     def _check_together(self, hyper: dict[str, Any]) -> None:
         if not 0 < hyper["momentum"] < 1:
