@@ -70,6 +70,10 @@ TORCH_CONFIGS = {  # name: (parameter dtype, policy keywords); None: torch.optim
     TORCH_BASELINE: ("float32", None),
     "fp32 params, fp32 state": ("float32", {}),
     "fp32 params, bf16 state": ("float32", {"state_dtype": "bfloat16"}),
+    "fp32 params, bf16 state, stochastic": (
+        "float32",
+        {"state_dtype": "bfloat16", "rounding": "stochastic"},
+    ),
     "fp32 params, int8 state": ("float32", {"state_dtype": "int8"}),
     "bf16 params + master, fp32 state": ("bfloat16", {"master_weights": True}),
     "bf16 params + master, bf16 state": (
