@@ -6,14 +6,12 @@ raises before the first step with parameters untouched."""
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 import pytest
 
 import gdfast
-from gdfast.cli import train as train_cli
 from gdfast.train import models
+from test_train_cli import run as run_cli
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((96, 12)).astype(np.float32)
@@ -145,15 +143,6 @@ def test_fit_refuses_a_policy_for_a_rule_that_is_not_elementwise():
 
 
 # ------------------------------------------------------------------ the train command
-def run_cli(capsys, *argv):
-    parser = argparse.ArgumentParser(prog="gdfast")
-    train_cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["train", *argv])
-    status = args.command(args)
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
 CLI = ["--data", "synthetic", "--samples", "200", "--features", "8", "--epochs", "2"]
 
 
