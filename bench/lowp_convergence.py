@@ -3,14 +3,13 @@ accuracy side by side, each configuration against float32 state.
 
     PYTHONPATH=$PWD python bench/lowp_convergence.py [--epochs 20] [--seeds 0 1 2]
 
-(a) digits MLP 64-128-10 with `gdfast.fit` (NumPy classes; fit's optimizer keywords are
-    hyper-parameters only, so the optimizer is built with the policy and handed to fit):
-    Adam with float32 / bfloat16 / 8-bit state.  fit trains
-    float32/float64 parameters (its models compute in their dtype), so bfloat16 parameters
-    are shown in (b).
-(b) the same MLP in torch through `gdfast.torch.Adam`: float32 / bfloat16 / 8-bit state,
-    bfloat16 parameters with master weights (float32, bfloat16 and 8-bit state) and without
-    (nearest and stochastic rounding).
+(a) digits MLP 64-128-10 with `gdfast.fit(..., "adam", state_dtype=...)` (the NumPy
+    classes): Adam with float32 / bfloat16 / 8-bit state.  gdfast's models compute in
+    float32/float64, so bfloat16 parameters are shown in (b).
+(b) the same MLP in torch through `gdfast.torch.AdamW` (weight decay 0.01): float32 /
+    bfloat16 / 8-bit state, bfloat16 parameters with master weights (float32, bfloat16 and
+    8-bit state) and without (nearest and stochastic rounding), and torch.optim.AdamW
+    (float32, the baseline everyone knows).
 (c) the known failure: a noisy quadratic (1e5 parameters, Adam lr 1e-3, 200 steps) with
     bfloat16 parameters and no master copy: updates below half an ulp are lost to nearest
     rounding (the parameters never move); stochastic rounding keeps them on average.
@@ -55,20 +54,26 @@ def fit_run(config: str, seed: int, epochs: int, lr: float = 1e-3) -> tuple[floa
         model.params,
         X,
         y,
-        # (fit's make_optimizer passes hyper-parameters only: the policy's keywords go to
-        # an optimizer built here, which fit takes as it is)
-        gdfast.Adam(model.params, lr=lr, **FIT_CONFIGS[config]),
+        "adam",
+        lr=lr,
         batch_size=32,
         epochs=epochs,
         seed=seed,
         progress=False,
+        **FIT_CONFIGS[config],
     )
     return float(model.loss(Xv, yv)), float(model.score(Xv, yv))
 
 
-TORCH_CONFIGS = {  # name: (parameter dtype, policy keywords)
+TORCH_BASELINE = "torch.optim.AdamW, fp32"
+TORCH_CONFIGS = {  # name: (parameter dtype, policy keywords); None: torch.optim.AdamW
+    TORCH_BASELINE: ("float32", None),
     "fp32 params, fp32 state": ("float32", {}),
     "fp32 params, bf16 state": ("float32", {"state_dtype": "bfloat16"}),
+    "fp32 params, bf16 state, stochastic": (
+        "float32",
+        {"state_dtype": "bfloat16", "rounding": "stochastic"},
+    ),
     "fp32 params, int8 state": ("float32", {"state_dtype": "int8"}),
     "bf16 params + master, fp32 state": ("bfloat16", {"master_weights": True}),
     "bf16 params + master, bf16 state": (
@@ -84,9 +89,12 @@ TORCH_CONFIGS = {  # name: (parameter dtype, policy keywords)
 }
 
 
-def torch_run(config: str, seed: int, epochs: int, lr: float = 1e-3) -> tuple[float, float]:
+def torch_run(
+    config: str, seed: int, epochs: int, lr: float = 1e-3, weight_decay: float = 0.01
+) -> tuple[float, float]:
     """(final validation loss, accuracy) of a torch MLP 64-128-10 on digits, trained with
-    gdfast.torch.Adam (forward and backward in the parameters' dtype; the loss in float32)."""
+    gdfast.torch.AdamW (forward and backward in the parameters' dtype; the loss in float32),
+    or torch.optim.AdamW for the baseline."""
     import torch
 
     import gdfast.torch as gt
@@ -98,7 +106,10 @@ def torch_run(config: str, seed: int, epochs: int, lr: float = 1e-3) -> tuple[fl
     model = torch.nn.Sequential(
         torch.nn.Linear(64, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10)
     ).to(dtype)
-    optimizer = gt.Adam(model.parameters(), lr=lr, **policy)
+    if policy is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        optimizer = gt.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, **policy)
     X, y = torch.from_numpy(X).to(dtype), torch.from_numpy(y)
     rng = np.random.default_rng(seed)
     for _ in range(epochs):
@@ -143,14 +154,23 @@ def quadratic(config: str, n: int = 100_000, steps: int = 200, seed: int = 0):
 
 
 def table(title: str, rows: dict[str, list[tuple[float, float]]], reference: str) -> None:
-    base = np.mean([loss for loss, _ in rows[reference]])
+    """Median over the seeds of the final validation loss and accuracy, the loss also as a
+    ratio to `reference`'s median and as the range over the seeds."""
+    base = np.median([loss for loss, _ in rows[reference]])
     print(f"\n{title}")
-    print("| configuration | val loss (mean of seeds) | × fp32 state | accuracy |")
-    print("|---|---|---|---|")
+    print(
+        "| configuration | val loss (median of seeds) | × fp32 state | range over seeds "
+        "| accuracy (median) |"
+    )
+    print("|---|---|---|---|---|")
     for name, results in rows.items():
-        loss = np.mean([r[0] for r in results])
-        accuracy = np.mean([r[1] for r in results])
-        print(f"| {name} | {loss:.4f} | {loss / base:.4f} | {accuracy:.4f} |")
+        losses = [r[0] for r in results]
+        loss = np.median(losses)
+        accuracy = np.median([r[1] for r in results])
+        print(
+            f"| {name} | {loss:.4f} | {loss / base:.4f} | {min(losses):.4f}-{max(losses):.4f} "
+            f"| {accuracy:.4f} |"
+        )
 
 
 def main() -> None:
@@ -170,8 +190,8 @@ def main() -> None:
     if "torch" not in args.skip:
         rows = {c: [torch_run(c, s, args.epochs) for s in args.seeds] for c in TORCH_CONFIGS}
         table(
-            f"(b) torch MLP 64-128-10 on digits, gdfast.torch.Adam lr 1e-3, {args.epochs} "
-            f"epochs, seeds {args.seeds}",
+            f"(b) torch MLP 64-128-10 on digits, gdfast.torch.AdamW lr 1e-3, weight decay "
+            f"0.01, {args.epochs} epochs, seeds {args.seeds}",
             rows,
             "fp32 params, fp32 state",
         )

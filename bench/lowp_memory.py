@@ -1,16 +1,27 @@
 """Optimizer state bytes per parameter under the dtype policy (issue 12's memory target:
 8 for float32 state, 4 for bfloat16, <= 2.05 for 8-bit, plus 4 for a master copy), Adam,
 measured two ways: the state arrays' bytes (`nbytes` of every state entry: buffers, 8-bit
-scales, master weights) and the resident memory the optimizer adds (RSS after its first
-step minus RSS before it was built, in a fresh process per configuration).
+scales, master weights) and the resident memory the optimizer adds (RSS after its second
+step minus RSS before it was built, in a fresh process per configuration), for the NumPy
+classes and gdfast.torch.
 
-    PYTHONPATH=$PWD python bench/lowp_memory.py [--n 10000000] [--torch]
+    PYTHONPATH=$PWD python bench/lowp_memory.py [--n 10000000] [--only numpy|torch]
+
+Each process first builds and steps the same configuration on 4096 parameters: the first
+optimizer of a process pays one-time costs that are not per parameter (torch.optim's first
+optimizer imports torch._dynamo and ~800 modules, ~75 MB: torch.optim.Adam pays the same),
+and charged to n parameters they read as bytes per parameter (~7 at 1e7).  The last
+column runs the child with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_=131072):
+by default glibc raises the threshold after large frees and then keeps freed heap memory,
+here the temporaries of the constructor's float32-to-16-bit/8-bit conversion of the initial
+state (1-3 B/param with bfloat16 state); with a fixed threshold RSS added is the arrays.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -30,6 +41,10 @@ CONFIGS = {  # name: (parameter dtype, policy keywords)
 }
 
 
+# parameters of the configuration built and stepped first, in the same process
+WARM_UP = 4096
+
+
 def rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
@@ -44,12 +59,15 @@ def state_bytes_numpy(config: str, n: int) -> tuple[int, int]:
 
     dtype_name, policy = CONFIGS[config]
     dtype = ml_dtypes.bfloat16 if dtype_name == "bfloat16" else np.float32
-    param = np.ones(n, dtype=dtype)
-    grad = np.full(n, 1e-3, dtype=dtype)
-    before = rss_bytes()
-    optimizer = gdfast.Adam([param], lr=1e-3, **policy)
-    optimizer.step([grad])
-    added = rss_bytes() - before
+    added = 0
+    for size in (WARM_UP, n):
+        param = np.ones(size, dtype=dtype)
+        grad = np.full(size, 1e-3, dtype=dtype)
+        before = rss_bytes()
+        optimizer = gdfast.Adam([param], lr=1e-3, **policy)
+        optimizer.step([grad])
+        optimizer.step([grad])
+        added = rss_bytes() - before
     arrays = sum(np.asarray(a).nbytes for entry in optimizer.state.values() for a in entry)
     return arrays, added
 
@@ -61,12 +79,15 @@ def state_bytes_torch(config: str, n: int) -> tuple[int, int]:
     import gdfast.torch as gt
 
     dtype_name, policy = CONFIGS[config]
-    param = torch.ones(n, dtype=getattr(torch, dtype_name))
-    param.grad = torch.full_like(param, 1e-3)
-    before = rss_bytes()
-    optimizer = gt.Adam([param], lr=1e-3, **policy)
-    optimizer.step()
-    added = rss_bytes() - before
+    added = 0
+    for size in (WARM_UP, n):
+        param = torch.ones(size, dtype=getattr(torch, dtype_name))
+        param.grad = torch.full_like(param, 1e-3)
+        before = rss_bytes()
+        optimizer = gt.Adam([param], lr=1e-3, **policy)
+        optimizer.step()
+        optimizer.step()
+        added = rss_bytes() - before
     arrays = sum(
         v.numel() * v.element_size() for k, v in optimizer.state[param].items() if k != "step"
     )
@@ -76,26 +97,41 @@ def state_bytes_torch(config: str, n: int) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000_000)
-    parser.add_argument("--torch", action="store_true", help="gdfast.torch instead of gdfast")
+    parser.add_argument("--only", choices=["numpy", "torch"], default=None)
+    parser.add_argument("--torch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    measure = state_bytes_torch if args.torch else state_bytes_numpy
     if args.one:  # a child process: one configuration, printed as JSON
+        measure = state_bytes_torch if args.torch else state_bytes_numpy
         print(json.dumps(measure(args.one, args.n)))
         return
-    print(f"Adam, {args.n:.0e} parameters, {'gdfast.torch' if args.torch else 'gdfast'}")
-    print("| configuration | state arrays, bytes/param | RSS added, bytes/param |")
-    print("|---|---|---|")
-    for config in CONFIGS:
-        command = [sys.executable, __file__, "--n", str(args.n), "--one", config]
-        output = subprocess.run(
-            command + (["--torch"] if args.torch else []),
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        arrays, added = json.loads(output.strip().splitlines()[-1])
-        print(f"| {config} | {arrays / args.n:.4f} | {added / args.n:.3f} |")
+    for backend in ("numpy", "torch"):
+        if args.only not in (None, backend):
+            continue
+        label = "gdfast.torch.Adam" if backend == "torch" else "gdfast.Adam"
+        print(f"\n{label}, {args.n:.0e} parameters (state bytes per parameter)")
+        print(
+            "| configuration | state arrays | RSS added | RSS added, glibc mmap threshold fixed |"
+        )
+        print("|---|---|---|---|")
+        for config in CONFIGS:
+            command = [sys.executable, __file__, "--n", str(args.n), "--one", config]
+            command += ["--torch"] if backend == "torch" else []
+            added = []
+            for env in ({}, {"MALLOC_MMAP_THRESHOLD_": "131072"}):
+                output = subprocess.run(
+                    command,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, **env},
+                ).stdout
+                arrays, rss = json.loads(output.strip().splitlines()[-1])
+                added.append(rss / args.n)
+            print(
+                f"| {config} | {arrays / args.n:.4f} | {added[0]:.3f} | {added[1]:.3f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import numpy as np
 
 from .. import _validation
 from ..rule_names import parse_list as parse_rules
-from ..train import History, fit, models, schedules
+from ..train import History, fit, make_optimizer, models, schedules
 from ..train.strategies import Curriculum, EarlyStopping, GradientNoise
 
 MODELS = ("linear", "logistic", "softmax", "mlp")
@@ -237,9 +237,20 @@ def train_once(
         validation=(X_val, data["y_val"]),
         progress=progress,
         blas_threads=args.blas_threads,
+        **policy_options(args),
         **hyper,
     )
     return model, history, time.perf_counter() - began
+
+
+def policy_options(args: argparse.Namespace) -> dict[str, Any]:
+    """fit's dtype-policy keywords the options set (--state-dtype, --rounding, --block-size)."""
+    given = (
+        ("state_dtype", args.state_dtype),
+        ("rounding", args.rounding),
+        ("block_size", args.block_size),
+    )
+    return {name: value for name, value in given if value is not None}
 
 
 def summary(model: models.Model, history: History, data: dict[str, Any]) -> dict[str, float]:
@@ -316,6 +327,25 @@ def add_parser(subparsers: Any) -> None:
         default="c",
         help="gdfast's C kernels or the NumPy reference (default c)",
     )
+    parser.add_argument(
+        "--state-dtype",
+        choices=["float32", "bfloat16", "int8"],
+        default=None,
+        help="the optimizer's state: float32 (default), bfloat16 (half the bytes) or int8 "
+        "(8-bit blockwise, about a quarter); float32 models only",
+    )
+    parser.add_argument(
+        "--rounding",
+        choices=["nearest", "stochastic"],
+        default=None,
+        help="rounding of bfloat16 state (default nearest; stochastic is seeded by --seed)",
+    )
+    parser.add_argument(
+        "--block-size",
+        type=int,
+        default=None,
+        help="elements per scale of int8 state (a multiple of 16, at most 4096; default 256)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     parser.add_argument(
@@ -366,6 +396,13 @@ def check_options(args: argparse.Namespace) -> None:
         except (TypeError, ValueError) as error:
             raise CommandError(f"{option}: {error}") from None
     parse_early_stopping(args.early_stopping)
+    for rule in args.optimizer:  # the optimizer's own checks of the policy, on a stand-in
+        try:
+            make_optimizer(rule, np.zeros(1, args.dtype), **policy_options(args))
+        except (TypeError, ValueError) as error:
+            name = str(error).partition(":")[0]
+            option = f"--{name.replace('_', '-')}" if name in vars(args) else f"--optimizer {rule}"
+            raise CommandError(f"{option}: {error}") from None
 
 
 def main(args: argparse.Namespace) -> int:

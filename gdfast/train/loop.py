@@ -98,6 +98,10 @@ def fit(
     progress: bool = True,
     progress_file: Any = None,
     blas_threads: int | str | None = "auto",
+    state_dtype: str | None = None,
+    master_weights: bool | None = None,
+    rounding: str | None = None,
+    block_size: int | None = None,
     **hyperparameters: Any,
 ) -> History:
     """Train `params` by gradient descent on ``objective`` over the examples (X, y).
@@ -111,7 +115,8 @@ def fit(
         gdfast.train.models' models do) that computes the validation loss; otherwise
         the objective itself does, and its gradient is thrown away.
     params : ndarray or list of ndarray
-        The parameters, updated in place (float32/float64, C-contiguous).
+        The parameters, updated in place (C-contiguous float32/float64, or
+        bfloat16 (ml_dtypes) / float16 for an objective that computes in them).
         The objective receives them as given: one array, or a sequence.
     X : ndarray or scipy.sparse matrix, shape (n, ...)
         The examples, one per row (a sparse matrix is cut into CSR batches).
@@ -141,8 +146,9 @@ def fit(
         examples itself, see its `shuffle_slice`; shuffle=True with a
         curriculum is a ValueError).
     seed : int, default 0
-        Seeds the shuffling, and the curriculum and the gradient noise when
-        they are given as plain values.
+        Seeds the shuffling, the curriculum and the gradient noise when
+        they are given as plain values, and the stochastic rounding of an
+        optimizer fit builds with `rounding` given.
     curriculum : Curriculum or array_like of difficulty scores, optional
         Scores alone mean ``Curriculum(scores, seed=seed)``: easiest first every epoch.
     schedule : Schedule or str, optional
@@ -211,7 +217,19 @@ def fit(
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
             raise TypeError("validation: expected a pair (X_val, y_val)")
         X_val, y_val, _ = check_data(validation[0], validation[1], "validation")
-    opt = make_optimizer(optimizer, params, **hyperparameters)
+    policy = {
+        name: value
+        for name, value in (
+            ("state_dtype", state_dtype),
+            ("master_weights", master_weights),
+            ("rounding", rounding),
+            ("block_size", block_size),
+        )
+        if value is not None
+    }
+    if rounding is not None:
+        policy["seed"] = seed  # the stream of stochastic rounding
+    opt = make_optimizer(optimizer, params, **policy, **hyperparameters)
     # the objective gets params as given: one array stays one array
     given = params if isinstance(params, np.ndarray) else opt.params
     arrays = opt.params  # the parameters, updated in place

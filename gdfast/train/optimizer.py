@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import optim, reference
 from ..catalogue import Optimizer
+from ..catalogue._policy import DEFAULTS as POLICY_DEFAULTS
 from ..rule_names import canonical
 
 __all__ = ["evaluation_modes", "make_optimizer", "OptimizerSpec"]
@@ -23,14 +24,17 @@ def make_optimizer(
 
     A name is a rule's name in any case ("adam", "AMSGrad"), or
     "reference.<name>" for gdfast.reference's NumPy implementation;
-    `hyperparameters` go to the constructor.
+    `hyperparameters` go to the constructor: the rule's hyper-parameters and the dtype
+    policy's keywords (state_dtype, master_weights, param_copy, rounding, seed, block_size:
+    see gdfast.Adam), which the constructor checks as it does for any caller.
     """
     if isinstance(optimizer, Optimizer):
         if hyperparameters:
             raise TypeError(
                 f"{', '.join(sorted(hyperparameters))}: hyper-parameters are for an "
-                "optimizer given by name or class; set them on the optimizer object "
-                "(e.g. opt.lr = 0.01)"
+                "optimizer given by name or class (and so is the dtype policy); set them on "
+                "the optimizer object (e.g. opt.lr = 0.01), the policy when you build it "
+                "(e.g. gdfast.Adam(params, state_dtype='bfloat16'))"
             )
         arrays = [params] if isinstance(params, np.ndarray) else list(params)
         if len(arrays) != len(optimizer.params) or any(
@@ -59,11 +63,12 @@ def make_optimizer(
             "optimizer: expected a gdfast optimizer, an optimizer class or a name "
             f"such as 'adam', got {type(optimizer).__name__}"
         )
-    unknown = sorted(set(hyperparameters) - set(cls.hyperparameter_names))
+    unknown = sorted(set(hyperparameters) - set(cls.hyperparameter_names) - set(POLICY_DEFAULTS))
     if unknown:
         raise TypeError(
             f"{', '.join(unknown)}: not a hyper-parameter of {cls.__name__} "
-            f"(it takes {', '.join(cls.hyperparameter_names)})"
+            f"(it takes {', '.join(cls.hyperparameter_names)}, and the dtype policy's "
+            f"{', '.join(POLICY_DEFAULTS)})"
         )
     return cls(params, **hyperparameters)
 
