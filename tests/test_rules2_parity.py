@@ -574,7 +574,13 @@ def test_muon_against_torch_bfloat16():
     torch.optim.Muon(params, lr=0.1, weight_decay=0.0).step()
     ours = [b.copy() for b in before]
     reference.muon(
-        ours, grads, [zeros(b) for b in before], np.ones(2, np.int64), lr=0.1, momentum=0.95
+        ours,
+        grads,
+        [zeros(b) for b in before],
+        np.ones(2, np.int64),
+        lr=0.1,
+        momentum=0.95,
+        weight_decay=0.0,
     )
     for p, b, a in zip(params, before, ours):
         theirs_step, our_step = p.detach().numpy() - b, a - b
