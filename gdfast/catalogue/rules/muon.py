@@ -102,15 +102,12 @@ def muon_kernel_core(momentum_kernel, update_kernel) -> Callable[..., None]:
         steps,
         *,
         lr,
-        momentum,
         weight_decay,
-        nesterov,
         ns_coefficients,
         eps,
         ns_steps,
         match_rms_adamw,
-        maximize,
-        grad_scale=1.0,
+        **momentum_hyper,  # momentum, nesterov, maximize (and grad_scale): the first kernel's
     ):
         active = [i for i, theta in enumerate(params) if theta.size]  # size 0: nothing to do
         steps = np.asarray(steps)[active]
@@ -120,10 +117,7 @@ def muon_kernel_core(momentum_kernel, update_kernel) -> Callable[..., None]:
             [grads[i] for i in active],
             [momentum_buffer[i] for i in active],
             steps,
-            momentum=momentum,
-            nesterov=nesterov,
-            maximize=maximize,
-            grad_scale=grad_scale,
+            **momentum_hyper,
         )
         orthogonal, rates = [], []
         for direction in directions:
