@@ -2086,7 +2086,7 @@ __all__ += ["Muon"]
 class Muon(_PerTensorRule, torch.optim.Muon):
     """torch.optim.Muon (2.13) on gdfast's kernels (gdfast.Muon): the momentum and the
     update in C, the Newton–Schulz iteration with NumPy matrix products in the parameter's
-    dtype (torch's runs in bfloat16: its steps differ by about 1%, docs/spec.md 1.3).
+    dtype (torch's runs in bfloat16: its steps differ by a few percent, docs/spec.md 1.3).
     torch's constructor, names, defaults and checks (2-D parameters only), param-group keys
     and state (momentum_buffer; no step, as torch keeps none).  adjust_lr_fn None or
     "original" is gdfast.Muon's match_rms_adamw=False, "match_rms_adamw" True."""
@@ -2102,6 +2102,12 @@ class Muon(_PerTensorRule, torch.optim.Muon):
             name: Rule.hyperparameter_of(rule, name).validate(name, value)
             for name, value in arguments.items()
         }
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        for group in self.param_groups:  # every group's values checked before any state
+            self._kernel_arguments(self.rule, group)
+        return super().step(closure)
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         return {"momentum_buffer": torch.zeros_like(param)}

@@ -169,7 +169,7 @@ class Muon(Rule):
     about η: normalised SGD with momentum).
 
     The Newton–Schulz iteration runs in the parameter's dtype with NumPy matrix products
-    (BLAS); torch's runs in bfloat16 (a step within about 1% of this one).  Its result depends
+    (BLAS); torch's runs in bfloat16 (its steps differ by a few percent).  Its result depends
     on the BLAS (its kernels and thread count); the momentum and the update are C kernels
     (the same bits for any thread count).  Not element-wise: no dtype policy,
     float32/float64 only.
