@@ -9,6 +9,7 @@ momentum, then the parameter update) with the Newton–Schulz iteration between 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Callable
 
@@ -90,9 +91,9 @@ def muon(
 
 
 def muon_kernel_core(momentum_kernel, update_kernel) -> Callable[..., None]:
-    """The C backend's core: the `muon_momentum` kernel over every tensor (writing each
-    direction D into a new array), `newton_schulz` per tensor, then the `muon` kernel over
-    every tensor with η_adj per tensor (a 0-d float64 array each)."""
+    """The C backend's core: the kernel's momentum over every tensor (writing each direction
+    D into a new array), `newton_schulz` per tensor, then the kernel's update over every
+    tensor with η_adj per tensor (a 0-d float64 array each)."""
 
     @ieee_nonstop
     def core(
@@ -132,22 +133,23 @@ def muon_kernel_core(momentum_kernel, update_kernel) -> Callable[..., None]:
 
 
 def _kernels() -> tuple[Any, Any]:
-    """The two C kernels of a step (src_c/rules/muon.inc), as gdfast._kernels.Kernel."""
+    """The two calls of a step to the rule's C kernel (src_c/rules/muon.inc), as
+    gdfast._kernels.Kernel: the momentum (muon_update 0, the default), the update."""
     from ... import _kernels  # compiled: only the C backend asks for it
 
     momentum = _kernels.Kernel(
-        "muon_momentum",
+        "muon",
         {"momentum": "momentum", "nesterov": "nesterov", "maximize": "maximize"},
         lambda hyper: ("momentum_buffer",),
     )
     # η_adj per tensor goes to the kernel as a per-tensor scalar (gd_tensors.mu_product)
     update = _kernels.Kernel(
         "muon",
-        {"lr": "lr", "weight_decay": "weight_decay"},
+        {"lr": "lr", "weight_decay": "weight_decay", "muon_update": "muon_update"},
         lambda hyper: ("lr_adjusted",),
         ("lr_adjusted",),
     )
-    return momentum, update
+    return momentum, functools.partial(update, muon_update=True)
 
 
 class Muon(Rule):
