@@ -18,18 +18,12 @@ import pytest
 from gdfast import optim
 from gdfast.models import MLP
 from gdfast.training import fit
+from test_rules2_digits import digits  # noqa: F401  (the fixture: the same data and split)
 
 
 @pytest.mark.slow
-def test_digits_mlp_reaches_95_percent_at_the_default_lr():
-    datasets = pytest.importorskip("sklearn.datasets")
-    X, y = datasets.load_digits(return_X_y=True)
-    X = X / 16.0
-    order = np.random.default_rng(0).permutation(len(X))
-    n_train, n_val = int(0.6 * len(X)), int(0.2 * len(X))
-    (X_train, y_train), (X_val, y_val), (X_test, y_test) = [
-        (X[p], y[p]) for p in np.split(order, [n_train, n_train + n_val])
-    ]
+def test_digits_mlp_reaches_95_percent_at_the_default_lr(digits):  # noqa: F811
+    (X_train, y_train), (X_val, y_val), (X_test, y_test) = digits
     validation, test = [], []
     for seed in (0, 1, 2):
         model = MLP(X_train.shape[1], 10, hidden=(32,), seed=seed)

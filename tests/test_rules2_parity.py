@@ -21,6 +21,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' 
 from gdfast import reference  # noqa: E402
 from gdfast.catalogue.rules.asgd import asgd_scalars  # noqa: E402
 from gdfast.catalogue.rules import muon, schedule_free  # noqa: E402
+from test_torch_muon import newton_schulz_in_dtype  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = pytest.mark.parametrize(
@@ -516,17 +517,6 @@ MUON_CONFIGS = [
     {"ns_steps": 3, "ns_coefficients": (2.0, -1.5, 0.5)},
     {"eps": 1e-5},
 ]
-
-
-def newton_schulz_in_dtype(grad, ns_coefficients, ns_steps, eps):
-    """torch's _zeropower_via_newtonschulz without its cast to bfloat16."""
-    a, b, c = ns_coefficients
-    x = grad.T if grad.size(0) > grad.size(1) else grad
-    x = x / x.norm().clamp(min=eps)
-    for _ in range(ns_steps):
-        gram = x @ x.T
-        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return x.T if grad.size(0) > grad.size(1) else x
 
 
 @DTYPES
