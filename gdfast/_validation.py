@@ -374,3 +374,26 @@ def distinct_indices(name: str, indices: Any, size: int) -> np.ndarray:
 
 
 # ---- checks of Schedule-Free and Muon (issue 15) ----
+
+
+def muon_ns_coefficients(name: str, value: Any) -> tuple[float, float, float]:
+    """Muon's Newton–Schulz coefficients (a, b, c): three finite real numbers."""
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise TypeError(f"{name}: expected three numbers (a, b, c), got {value!r}")
+    coefficients = tuple(real_number(f"{name}[{i}]", item) for i, item in enumerate(value))
+    for i, item in enumerate(coefficients):
+        if not math.isfinite(item):
+            raise ValueError(f"{name}[{i}]: expected a finite number, got {item!r}")
+    return coefficients  # type: ignore[return-value]
+
+
+def muon_ns_steps(name: str, value: Any) -> int:
+    """Muon's Newton–Schulz iterations: an int in [0, 100) (torch refuses 100 or more); an
+    integral float too (a state file stores numbers as float64)."""
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if not 0 <= value < 100:
+        raise ValueError(f"{name}: expected an int in [0, 100), got {value}")
+    return int(value)

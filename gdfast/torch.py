@@ -2143,3 +2143,54 @@ def step_in_backward(
 
 
 # ---- Muon (issue 15; the muon engineer) ----
+
+__all__ += ["Muon"]
+
+
+class Muon(_PerTensorRule, torch.optim.Muon):
+    """torch.optim.Muon (2.13) on gdfast's kernels (gdfast.Muon): the momentum and the
+    update in C, the Newton–Schulz iteration with NumPy matrix products in the parameter's
+    dtype (torch's runs in bfloat16: its steps differ by a few percent, docs/spec.md 1.3).
+    torch's constructor, names, defaults and checks (2-D parameters only), param-group keys
+    and state (momentum_buffer; no step, as torch keeps none).  adjust_lr_fn None or
+    "original" is gdfast.Muon's match_rms_adamw=False, "match_rms_adamw" True."""
+
+    rule = rules.Muon
+
+    def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
+        """The group's hyper-parameters, each checked by gdfast.Muon's declaration (a
+        scheduler may have changed them) before the step writes anything."""
+        arguments = _KernelOptimizer._kernel_arguments(self, rule, group)
+        arguments["match_rms_adamw"] = group["adjust_lr_fn"] == "match_rms_adamw"
+        return {
+            name: Rule.hyperparameter_of(rule, name).validate(name, value)
+            for name, value in arguments.items()
+        }
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        for group in self.param_groups:  # every group's values checked before any state
+            self._kernel_arguments(self.rule, group)
+        return super().step(closure)
+
+    def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
+        return {"momentum_buffer": torch.zeros_like(param)}
+
+    def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
+        return np.zeros(len(states), dtype=np.int64)  # (Muon's update does not use t)
+
+    def _buffers(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> list:
+        buffer = state.get("momentum_buffer")
+        if not (
+            isinstance(buffer, torch.Tensor)
+            and buffer.dtype == param.dtype
+            and buffer.shape == param.shape
+            and buffer.device.type == "cpu"
+            and buffer.layout is torch.strided
+            and buffer.is_contiguous()
+        ):
+            raise ValueError(
+                "Muon: state['momentum_buffer']: expected a contiguous CPU tensor of the "
+                f"parameter's shape {tuple(param.shape)} and dtype {param.dtype}"
+            )
+        return [buffer.numpy()]

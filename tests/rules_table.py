@@ -385,6 +385,44 @@ _ROWS = (
         ),
     ),
     # ---- rows of Schedule-Free and Muon (issue 15) ----
+    # Muon: the kernels around the Newton–Schulz iteration (the reference's own NumPy
+    # function, called by both backends) are bitwise equal to the reference.
+    RuleInfo(
+        "Muon",
+        draw={
+            "momentum": lambda rng: float(rng.uniform(0.0, 0.99)),
+            "nesterov": _coin,
+            "ns_coefficients": lambda rng: (
+                (3.4445, -4.7750, 2.0315)
+                if _coin(rng)
+                else (float(rng.uniform(1.5, 3.5)), float(rng.uniform(-5.0, -1.0)), 0.5)
+            ),
+            "eps": lambda rng: float(10 ** rng.uniform(-8, -4)),
+            "ns_steps": lambda rng: int(rng.integers(0, 7)),
+            "match_rms_adamw": _coin,
+        },
+        strategies={
+            "momentum": st.floats(0.0, 2.0),
+            "ns_coefficients": st.tuples(*[st.floats(-10.0, 10.0)] * 3),
+            "ns_steps": st.integers(0, 10),
+        },
+        errors=(
+            ({"ns_steps": 100}, ValueError, r"ns_steps: expected an int in \[0, 100\)"),
+            ({"ns_steps": 2.5}, TypeError, r"ns_steps: expected an int, got float"),
+            (
+                {"ns_coefficients": (1.0, 2.0)},
+                TypeError,
+                r"ns_coefficients: expected three numbers \(a, b, c\)",
+            ),
+            (
+                {"ns_coefficients": (1.0, float("inf"), 2.0)},
+                ValueError,
+                r"ns_coefficients\[1\]: expected a finite number",
+            ),
+            ({"momentum": -0.5}, ValueError, r"momentum: expected a finite number >= 0"),
+            ({"eps": 0.0}, ValueError, r"eps: expected a finite number > 0"),
+        ),
+    ),
     RuleInfo(
         "ScheduleFreeAdamW",
         draw={

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (the 'test' extra)")
-from gdfast import _reference_rules2 as rules2  # noqa: E402
 from gdfast import reference  # noqa: E402
 from gdfast.catalogue.rules.asgd import asgd_scalars  # noqa: E402
-from gdfast.catalogue.rules import schedule_free  # noqa: E402
+from gdfast.catalogue.rules import muon, schedule_free  # noqa: E402
+from test_torch_muon import newton_schulz_in_dtype  # noqa: E402
 
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 DTYPES = pytest.mark.parametrize(
@@ -519,17 +519,6 @@ MUON_CONFIGS = [
 ]
 
 
-def newton_schulz_in_dtype(grad, ns_coefficients, ns_steps, eps):
-    """torch's _zeropower_via_newtonschulz without its cast to bfloat16."""
-    a, b, c = ns_coefficients
-    x = grad.T if grad.size(0) > grad.size(1) else grad
-    x = x / x.norm().clamp(min=eps)
-    for _ in range(ns_steps):
-        gram = x @ x.T
-        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-    return x.T if grad.size(0) > grad.size(1) else x
-
-
 @DTYPES
 @pytest.mark.parametrize("config", MUON_CONFIGS, ids=str)
 def test_muon_matches_torch_with_newton_schulz_in_the_parameters_dtype(config, dtype, monkeypatch):
@@ -546,15 +535,15 @@ def test_muon_matches_torch_with_newton_schulz_in_the_parameters_dtype(config, d
         "weight_decay": config.get("weight_decay", 0.1),
         "momentum": config.get("momentum", 0.95),
         "nesterov": config.get("nesterov", True),
-        "ns_coefficients": config.get("ns_coefficients", rules2.MUON_NS_COEFFICIENTS),
+        "ns_coefficients": config.get("ns_coefficients", muon.NS_COEFFICIENTS),
         "ns_steps": config.get("ns_steps", 5),
         "eps": config.get("eps", 1e-7),
-        "adjust_lr_fn": config.get("adjust_lr_fn", "original"),
+        "match_rms_adamw": config.get("adjust_lr_fn") == "match_rms_adamw",
     }
     check_parity(
         "Muon",
         lambda params: torch.optim.Muon(params, **config),
-        rules2.muon,
+        reference.muon,
         {"momentum_buffer": zeros},
         {"momentum_buffer": "momentum_buffer"},
         hyper,
@@ -574,8 +563,14 @@ def test_muon_against_torch_bfloat16():
     grads = [p.grad.numpy().copy() for p in params]
     torch.optim.Muon(params, lr=0.1, weight_decay=0.0).step()
     ours = [b.copy() for b in before]
-    rules2.muon(
-        ours, grads, [zeros(b) for b in before], np.ones(2, np.int64), lr=0.1, momentum=0.95
+    reference.muon(
+        ours,
+        grads,
+        [zeros(b) for b in before],
+        np.ones(2, np.int64),
+        lr=0.1,
+        momentum=0.95,
+        weight_decay=0.0,
     )
     for p, b, a in zip(params, before, ours):
         theirs_step, our_step = p.detach().numpy() - b, a - b

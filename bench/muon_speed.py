@@ -1,0 +1,120 @@
+"""Muon's speed on one thread: the Newton–Schulz iteration against NumPy's own matmul, and
+the whole step against torch.optim.Muon's.
+
+    python bench/muon_speed.py [--shapes 1024x1024,4096x1024] [--dtype float32] [--rounds 5]
+
+For each A × B shape (the iteration works on the wide orientation, m = min(A, B) rows and
+n = max(A, B) columns), it prints:
+- NS GFLOP/s: gdfast's `newton_schulz` (5 iterations, Keller Jordan's coefficients) with the
+  flops counted exactly: the normalisation 3mn (‖X‖²: 2mn, X / ‖X‖: mn) and, per iteration,
+  X Xᵀ 2m²n, A A 2m³, b A + c A A 3m², (…) X 2m²n, a X + … 2mn;
+- matmul GFLOP/s: NumPy's X @ Xᵀ (2m²n flops) on the same X, the BLAS's speed on that shape;
+- the whole step (momentum kernel, iteration, update kernel) of gdfast.Muon and of
+  torch.optim.Muon (its iteration in bfloat16), and their ratio.
+Times are CPU seconds of this process (time.process_time: robust to other programs on the
+machine), BLAS, torch and gdfast pinned to one thread (threadpoolctl, the optional extra, pins
+NumPy's BLAS; without it the BLAS runs as OPENBLAS_NUM_THREADS says and the script says so).
+Rounds alternate gdfast and torch; medians and the slowest round are printed.  It measures and
+prints; it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import numpy as np
+
+import gdfast
+from gdfast.catalogue.rules.muon import NS_COEFFICIENTS, newton_schulz
+
+STEPS = 5
+
+
+def ns_flops(m: int, n: int, steps: int = STEPS) -> int:
+    """Flops of NS_steps on a wide m × n matrix (m <= n), counted as the code computes."""
+    per_iteration = 2 * m * m * n + 2 * m**3 + 3 * m * m + 2 * m * m * n + 2 * m * n
+    return 3 * m * n + steps * per_iteration
+
+
+def cpu_seconds(run, rounds: int) -> list[float]:
+    run()  # warm up: first-touch pages, BLAS buffers
+    times = []
+    for _ in range(rounds):
+        start = time.process_time()
+        run()
+        times.append(time.process_time() - start)
+    return times
+
+
+def one_thread():
+    """NumPy's BLAS on one thread (threadpoolctl), or a note that it is not pinned."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("threadpoolctl is not installed: NumPy's BLAS threads are not pinned")
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shapes", default="1024x1024,4096x1024")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    dtype = np.dtype(args.dtype)
+    gdfast.set_num_threads(1)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        torch = None
+        print("torch is not installed: no torch.optim.Muon column")
+    rng = np.random.default_rng(0)
+    with one_thread():
+        print(f"{args.dtype}, 1 thread, {args.rounds} rounds, CPU seconds (median / slowest)")
+        for text in args.shapes.split(","):
+            rows, cols = map(int, text.split("x"))
+            m, n = min(rows, cols), max(rows, cols)
+            grad = rng.standard_normal((rows, cols)).astype(dtype)
+            wide = np.ascontiguousarray(grad if rows <= cols else grad.T)
+
+            ns = cpu_seconds(lambda: newton_schulz(grad, NS_COEFFICIENTS, STEPS, 1e-7), args.rounds)
+            mm = cpu_seconds(lambda: wide @ wide.T, args.rounds)
+            ns_rate = ns_flops(m, n) / statistics.median(ns) / 1e9
+            mm_rate = 2 * m * m * n / statistics.median(mm) / 1e9
+            print(
+                f"{rows}x{cols}: NS {statistics.median(ns):.3f} s, {ns_rate:.1f} GFLOP/s; "
+                f"NumPy matmul X Xᵀ {mm_rate:.1f} GFLOP/s; NS at {ns_rate / mm_rate:.0%} of it"
+            )
+
+            param = rng.standard_normal((rows, cols)).astype(dtype)
+            ours = gdfast.Muon([param.copy()])
+            ours_times, theirs_times = [], []
+            if torch is not None:
+                weight = torch.nn.Parameter(torch.from_numpy(param.copy()))
+                weight.grad = torch.from_numpy(grad.copy())
+                theirs = torch.optim.Muon([weight])
+            for _ in range(args.rounds):  # interleaved
+                ours_times += cpu_seconds(lambda: ours.step([grad]), 1)
+                if torch is not None:
+                    theirs_times += cpu_seconds(theirs.step, 1)
+            line = (
+                f"  step: gdfast.Muon {statistics.median(ours_times):.3f} s "
+                f"(slowest {max(ours_times):.3f})"
+            )
+            if theirs_times:
+                line += (
+                    f", torch.optim.Muon {statistics.median(theirs_times):.3f} s "
+                    f"(slowest {max(theirs_times):.3f}); torch / gdfast "
+                    f"{statistics.median(theirs_times) / statistics.median(ours_times):.2f}"
+                )
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
