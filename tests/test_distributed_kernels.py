@@ -105,16 +105,8 @@ def test_writing_the_new_gbar_into_the_read_is_the_reference_bit_for_bit(dtype, 
         apply(reference, expected, grad, gbar_read, lr=0.3, eps=1e-8)
     for threads in (1, 3):
         got, read = copy(start), gbar_read.copy()
-        apply(
-            kernels.adaptive_revision,
-            got,
-            grad,
-            read,
-            lr=0.3,
-            eps=1e-8,
-            threads=threads,
-            gbar_into_read=True,
-        )
+        into_read = dict(lr=0.3, eps=1e-8, threads=threads, gbar_into_read=True)
+        apply(kernels.adaptive_revision, got, grad, read, **into_read)
         assert got["gbar"].tobytes() == start["gbar"].tobytes()
         got["gbar"] = read
         assert bits(got) == bits(expected), threads
