@@ -13,7 +13,10 @@
  * Dense form: coordinate i of every array; gbar_read NULL reads ḡ itself (a push computed
  * on a fetch of the ḡ the server still has: ḡ_fwd = ḡ − ḡ, one array less to stream), and
  * gbar_keep, when not NULL, receives ḡ as it was before the update (the server's copy of
- * the ḡ that pending fetches read, taken in the same pass).  Indexed form: grad[j] and gbar_read[j] belong
+ * the ḡ that pending fetches read, taken in the same pass).  into_read (with gbar_read, no
+ * gbar_keep): ḡ + g is written into gbar_read and gbar is only read, so that a fetch's copy
+ * of ḡ that dies with this push becomes ḡ and ḡ, as it was, the pending fetches' copy (one
+ * array less written than gbar_keep).  Indexed form: grad[j] and gbar_read[j] belong
  * to coordinate index[j] of x, gbar, sum_sq, sum_sq_max (a sparse push); the indices must
  * be distinct and in [0, size).  Each coordinate's arithmetic is independent of the
  * others, so the results do not depend on `threads` (OpenMP, static split) or on the
@@ -32,10 +35,10 @@ extern "C" {
 
 void adaptive_revision_f32(float *x, const float *grad, const float *gbar_read, float *gbar,
                            float *gbar_keep, float *sum_sq, float *sum_sq_max, int64_t n,
-                           double lr, double eps, int threads);
+                           double lr, double eps, int threads, int into_read);
 void adaptive_revision_f64(double *x, const double *grad, const double *gbar_read, double *gbar,
                            double *gbar_keep, double *sum_sq, double *sum_sq_max, int64_t n,
-                           double lr, double eps, int threads);
+                           double lr, double eps, int threads, int into_read);
 void adaptive_revision_indexed_f32(float *x, const int64_t *index, const float *grad,
                                    const float *gbar_read, float *gbar, float *sum_sq,
                                    float *sum_sq_max, int64_t n_index, double lr, double eps,

@@ -90,6 +90,29 @@ def test_reading_gbar_itself_and_keeping_it_are_the_reference_bit_for_bit(dtype,
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 65, 70_001])
+def test_writing_the_new_gbar_into_the_read_is_the_reference_bit_for_bit(dtype, n):
+    """gbar_into_read=True: gbar_read receives the reference's new ḡ and gbar is untouched;
+    x, z, z' are the reference's (inf and NaN in ḡ included), for 1 and 3 threads."""
+    rng = np.random.default_rng(n + 11)
+    start = state(rng, n, dtype)
+    if n > 3:
+        start["gbar"][:3] = [np.inf, -np.inf, np.nan]
+    grad = rng.standard_normal(n).astype(dtype)
+    gbar_read = rng.standard_normal(n).astype(dtype)
+    expected = copy(start)
+    with np.errstate(invalid="ignore"):
+        apply(reference, expected, grad, gbar_read, lr=0.3, eps=1e-8)
+    for threads in (1, 3):
+        got, read = copy(start), gbar_read.copy()
+        into_read = dict(lr=0.3, eps=1e-8, threads=threads, gbar_into_read=True)
+        apply(kernels.adaptive_revision, got, grad, read, **into_read)
+        assert got["gbar"].tobytes() == start["gbar"].tobytes()
+        got["gbar"] = read
+        assert bits(got) == bits(expected), threads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_many_updates_and_non_finite_values_follow_the_reference(dtype):
     rng = np.random.default_rng(1)
     n = 4099
@@ -183,6 +206,21 @@ def bad_cases():
     yield "gbar_keep", dict(gbar_keep=np.ones(n, np.float32)), TypeError
     yield "gbar_keep and gbar_read", dict(gbar_keep=shared[:n], gbar_read=shared[:n]), ValueError
     yield "gbar and gbar_keep", dict(gbar=shared[:n], gbar_keep=shared[:n]), ValueError
+    yield "gbar_into_read", dict(gbar_into_read=1), TypeError
+    yield "gbar_into_read", dict(gbar_into_read=True, gbar_read=None), ValueError
+    yield "gbar_into_read", dict(gbar_into_read=True, gbar_keep=f64()), ValueError
+    yield (
+        "gbar_into_read",
+        dict(indices=np.array([1]), grad=f64()[:1], gbar_read=f64()[:1], gbar_into_read=True),
+        ValueError,
+    )
+    yield "gbar_read", dict(gbar_into_read=True, gbar_read=read_only), ValueError
+    yield "gbar", dict(gbar_into_read=True, gbar=np.ones(n + 1)), ValueError
+    yield (
+        "gbar_read and gbar",
+        dict(gbar_into_read=True, gbar=shared[:n], gbar_read=shared[:n]),
+        ValueError,
+    )
 
 
 @pytest.mark.parametrize("name,override,error", list(bad_cases()))
@@ -262,19 +300,30 @@ def test_a_dense_update_reads_gbar_itself_when_it_has_not_moved_and_keeps_it_in_
         sent.fetched(worker, got["gbar"], indices)
         reads[worker, number] = expected["gbar"].copy()
 
-    def push(worker, number, at=None):
+    def push(worker, number, at=None, last=False):
         grad = rng.standard_normal(n if at is None else at.size)
         dense = grad if at is None else np.zeros(n)
         if at is not None:
             dense[at] = grad
         apply(reference, expected, dense, reads[worker, number], lr=0.3, eps=1e-8)
         unmoved = at is None and sent.kept[worker][number][1] is sent.current
-        read, keep = sent.for_update(worker, number, at, got["gbar"])
+        read, keep, into_read = sent.for_update(worker, number, at, got["gbar"], last)
         assert (read is None) == unmoved
         apply(
-            kernels.adaptive_revision, got, grad, read, lr=0.3, eps=1e-8, indices=at, gbar_keep=keep
+            kernels.adaptive_revision,
+            got,
+            grad,
+            read,
+            lr=0.3,
+            eps=1e-8,
+            indices=at,
+            gbar_keep=keep,
+            gbar_into_read=into_read,
         )
+        if into_read:  # the read's copy is ḡ now, and ḡ as it was the pending fetches'
+            got["gbar"] = read
         assert bits(got) == bits(expected), (worker, number, at is None)
+        return into_read
 
     fetch(1, 0)
     fetch(2, 0)
@@ -289,3 +338,11 @@ def test_a_dense_update_reads_gbar_itself_when_it_has_not_moved_and_keeps_it_in_
     push(2, 1, np.arange(0, n, 21))  # a sparse push (of fetched coordinates): copies ḡ first
     assert sent.current is None
     push(1, 2)
+    # one worker as worker.py orders a step: the next fetch, then the push on the one before
+    fetch(3, 0)
+    push(3, 0)  # not the last on fetch 0: ḡ is kept for it in the pass
+    fetch(3, 1)
+    assert push(3, 0, last=True)  # fetch 0's copy dies: the new ḡ is written into it
+    fetch(3, 2)
+    assert push(3, 1, last=True)  # fetch 1's copy is the ḡ the last update left as it was
+    assert 0 not in sent.kept[3] and 1 not in sent.kept[3]

@@ -96,16 +96,24 @@ class SentGbar:
             self.current.values = values
             self.current = None
 
-    def for_update(self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray):
-        """(ḡ_read, gbar_keep) for the rule's update of ḡ with a g computed on the worker's
-        fetch `number`, at shard coordinates `at` (None: a dense update).  Dense: ḡ_read
-        is None when that fetch read ḡ as it still is (the kernel reads ḡ itself), and
-        gbar_keep a buffer the kernel must fill with ḡ as it was when some dense fetch
-        read the present ḡ (else None).  Sparse: ḡ is copied for those reads first
-        (`changing`) and gbar_keep is None."""
+    def for_update(
+        self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray, last: bool = False
+    ):
+        """(ḡ_read, gbar_keep, gbar_into_read) for the rule's update of ḡ with a g computed
+        on the worker's fetch `number`, at shard coordinates `at` (None: a dense update).
+        Dense: ḡ_read is None when that fetch read ḡ as it still is (the kernel reads ḡ
+        itself), and gbar_keep a buffer the kernel must fill with ḡ as it was when some
+        dense fetch read the present ḡ (else None).  Sparse: ḡ is copied for those reads
+        first (`changing`) and gbar_keep is None.
+
+        `last`: no later update uses this fetch's ḡ_read (the worker has fetched since and
+        this push carried all it computed on it).  If that dense read's copy is its own and
+        some dense fetch read the present ḡ, gbar_into_read is True: the kernel writes the
+        new ḡ into the copy, which becomes ḡ (the caller's), and the present ḡ, unchanged,
+        becomes those fetches' copy — one array less written than gbar_keep."""
         if at is not None:
             self.changing(gbar)
-            return self.read(worker, number, at, gbar), None
+            return self.read(worker, number, at, gbar), None, False
         indices, kept = self.kept[worker][number]
         if indices is not None:
             read = self.read(worker, number, None, gbar)  # a new array
@@ -113,10 +121,16 @@ class SentGbar:
             read = None if kept is self.current else kept.values
         keep = None
         if self.current is not None:
+            if last and indices is None and read is not None and kept.readers == 1:
+                kept.values = None  # the buffer is ḡ's from now on, not a spare
+                del self.kept[worker][number]
+                self.current.values = gbar
+                self.current = None
+                return read, None, True
             keep = self.spare.pop() if self.spare else np.empty_like(gbar)
             self.current.values = keep  # filled by the update's pass
             self.current = None
-        return read, keep
+        return read, keep, False
 
     def read(self, worker: int, number: int, at: np.ndarray | None, gbar: np.ndarray):
         """ḡ_read of the worker's fetch `number` at shard coordinates `at` (None: all).
@@ -333,8 +347,15 @@ class Server:
                 self.adagrad.step(RowGrad(indices, rows[0].reshape(-1, 1)))
         else:
             state = self.state
-            for grad, number in zip(rows, reads):
-                read, keep = self.sent.for_update(worker, int(number), indices, state["gbar"])
+            # the worker's fetches after the last read this push carries were answered
+            # before it (one sender's messages arrive in order), and a worker pushes all it
+            # computed on a read before it computes on the next: that read is then done
+            done = self.sent.fetches.get(worker, 0) - 1
+            for row, (grad, number) in enumerate(zip(rows, reads)):
+                last = row == rows.shape[0] - 1 and int(number) < done
+                read, keep, into_read = self.sent.for_update(
+                    worker, int(number), indices, state["gbar"], last
+                )
                 self.revision_rule(
                     self.x,
                     grad,
@@ -347,7 +368,10 @@ class Server:
                     indices=indices,
                     threads=get_num_threads(),
                     gbar_keep=keep,
+                    gbar_into_read=into_read,
                 )
+                if into_read:
+                    state["gbar"] = read
         self.count_update()
 
     def count_update(self) -> None:
