@@ -137,10 +137,11 @@ def _read_state(
     for name in members:
         group, _, rest = name.partition("/")
         if group == "hyperparameters" and rest:
-            value = read(name, "bfiu", 2)
+            value = read(name, "bfiu", 3)  # a number, or a tuple of 2 (betas) or 3 (Muon's)
             if value.ndim > 1 or (value.dtype == bool and value.ndim != 0):
                 raise ValueError(
-                    f"{where}: entry {name!r} has shape {value.shape}, expected () or (2,)"
+                    f"{where}: entry {name!r} has shape {value.shape}, "
+                    "expected () or (k,) with k <= 3"
                 )
             if value.dtype == bool:
                 hyperparameters[rest] = bool(value)

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ... import _validation as check
-from .._machinery import PARAMS_DOC, Hyperparameter, Rule, is_kernel
+from .._machinery import PARAMS_DOC, Hyperparameter, Rule
 from .._numpy_core import ieee_nonstop
 from .lamb import scaled_gradient
 from .schedule_free import lerp
@@ -129,6 +129,7 @@ def muon_kernel_core(momentum_kernel, update_kernel) -> Callable[..., None]:
             [params[i] for i in active], orthogonal, rates, steps, lr=lr, weight_decay=weight_decay
         )
 
+    core.takes_rows = False  # as every gdfast.optim.KERNELS entry answers: no row-sparse form
     return core
 
 
@@ -228,7 +229,7 @@ class Muon(Rule):
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
-        return muon_kernel_core(*_kernels()) if is_kernel(core) else core
+        return muon_kernel_core(*_kernels())  # its own two calls: `core` alone is one
 
     def _largest_scalars(self, hyper: dict[str, Any]) -> dict[str, tuple[str, float]]:
         return {"lr * weight_decay": ("weight_decay", hyper["lr"] * hyper["weight_decay"])}
