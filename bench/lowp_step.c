@@ -4,11 +4,21 @@
  *
  *   lowp_step N THREADS STEPS CONFIG...     (GD_MAPS: the two 8-bit maps, signed then unsigned)
  *
- * CONFIG: fp32 | bf16state | master | mastersr | copy | q8 | q8copy | f16state | bf16sr
- * Prints per config: name, median CPU ms per step / threads, median wall ms.  Build (the
- * kernels' flags; never -ffast-math) and maps:
+ * CONFIG (every low-precision one with bfloat16 gradients):
+ *   fp32       float32 everything (the reference of the ratios)
+ *   bf16state  float32 parameter, bfloat16 state                     fused (src_c/fused.inc)
+ *   master     bfloat16 parameter + float32 master, bfloat16 state   fused
+ *   mastersr   the same, stochastic rounding                         fused
+ *   copy       float32 parameter + bfloat16 copy-out, bfloat16 state fused (the moonshot layout)
+ *   bf16sr     bfloat16 parameter and state, stochastic, no master   fused
+ *   q8 | q8copy | f16state                                           staged
+ * A name ending in "-staged" runs that configuration through the staged path (gd_lowp_set_fused(0)).
+ * Prints per config: name, median CPU ms per step / threads, median wall ms, its bytes per
+ * parameter, the median CPU ms of a plain C loop with exactly that traffic (same threads), and
+ * the step's CPU-time ratio to the last fp32 run and to that loop.  Build (the kernels' flags;
+ * never -ffast-math) and maps:
  *   gcc -O3 -fno-math-errno -fno-trapping-math -ffp-contract=off -fopenmp -Isrc_c \
- *       bench/lowp_step.c src_c/kernels.c -o /tmp/lowp_step -lm
+ *       bench/lowp_step.c src_c/kernels.c src_c/reduce.c -o /tmp/lowp_step -lm
  *   python -c "import numpy as np; from gdfast.formats import DYNAMIC_SIGNED as s, \
  *       DYNAMIC_UNSIGNED as u; np.concatenate([s, u]).astype(np.float32).tofile('/tmp/maps.bin')"
  *   GD_MAPS=/tmp/maps.bin /tmp/lowp_step 1e7 1 9 fp32 bf16state master copy q8 fp32
@@ -19,6 +29,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+#include <omp.h>
 
 #include "../src_c/gdfast.h"
 #include "../src_c/lowp.h"
@@ -42,6 +54,24 @@ static int cmp(const void *a, const void *b)
     const double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
+
+/* The traffic of a configuration with next to no math: parameter (float or 16-bit) read and
+ * written, gradient read, two state buffers read and written, a 16-bit copy written. */
+#define TRAFFIC(name, PT, GT, ST)                                                           \
+    static void name(PT *restrict p, const GT *restrict g, ST *restrict m, ST *restrict v,  \
+                     uint16_t *restrict copy, int64_t n)                                    \
+    {                                                                                       \
+        _Pragma("omp parallel for simd schedule(static)") for (int64_t i = 0; i < n; i++) { \
+            p[i] = (PT)(p[i] + g[i]);                                                       \
+            m[i] = (ST)(m[i] + g[i]);                                                       \
+            v[i] = (ST)(v[i] + g[i]);                                                       \
+            if (copy) copy[i] = (uint16_t)g[i];                                             \
+        }                                                                                   \
+    }
+TRAFFIC(traffic_f32, float, float, float)
+TRAFFIC(traffic_p32_s16, float, uint16_t, uint16_t)
+TRAFFIC(traffic_p16_s16, uint16_t, uint16_t, uint16_t)
+TRAFFIC(traffic_p32_s8, float, uint16_t, uint8_t)
 
 int main(int argc, char **argv)
 {
@@ -72,15 +102,17 @@ int main(int argc, char **argv)
     gd_hyper h = {0};
     h.lr = 1e-3, h.beta1 = 0.9, h.beta2 = 0.999, h.eps = 1e-8, h.grad_scale = 1;
     const gd_rule *adam = gd_find_rule("adam");
+    double fp32_ms = 0;
     for (int c = 4; c < argc; c++) {
         const char *name = argv[c];
+        gd_lowp_set_fused(strstr(name, "-staged") == NULL);
         unsigned char format[4] = {GD_NATIVE, GD_NATIVE, GD_NATIVE, GD_NATIVE};
         void *data[4] = {p32, g32, m32, v32};
         void *master[1] = {NULL}, *copy[1] = {NULL};
         float *absmax[4] = {NULL, NULL, am, av};
         const unsigned char copy_format[1] = {GD_BF16};
         const int64_t tensor[1] = {0};
-        int stochastic = strstr(name, "sr") != NULL, lowp = strcmp(name, "fp32") != 0;
+        int stochastic = strstr(name, "sr") != NULL, lowp = strncmp(name, "fp32", 4) != 0;
         if (strstr(name, "bf16state") || strstr(name, "master") || strstr(name, "copy") ||
             strstr(name, "bf16sr")) {
             format[2] = format[3] = GD_BF16, data[2] = m16, data[3] = v16;
@@ -97,18 +129,38 @@ int main(int argc, char **argv)
         const unsigned char is_double = 0;
         const gd_tensors t = {1, 4, data, &n, &step, &is_double, NULL, NULL, lowp ? &policy : NULL};
         double *cpu = malloc(sizeof(double) * steps), *wall = malloc(sizeof(double) * steps);
+        double *loop = malloc(sizeof(double) * steps);
+        /* the same-traffic loop: the parameter slot as stored (master: the float32 one, its
+         * 16-bit rounding as the copy), bfloat16 gradient, the state's bytes */
+        const int q8 = format[2] == GD_Q8_SIGNED, param16 = format[0] != GD_NATIVE && !master[0];
+        const int copies = master[0] || copy[0];
+        const double bytes = (param16 ? 4 : 8) + (lowp ? 2 : 4) + (q8 ? 4 : format[2] != GD_NATIVE ? 8 : 16) +
+                             (copies ? 2 : 0);
+        omp_set_num_threads(threads);
         gd_step(adam, &t, &h);
         for (int s = 0; s < steps; s++) {
             step++;
-            const double c0 = cpu_now(), w0 = now();
+            double c0 = cpu_now(), w0 = now();
             gd_step(adam, &t, &h);
             wall[s] = now() - w0, cpu[s] = cpu_now() - c0;
+            c0 = cpu_now();
+            if (!lowp) traffic_f32(p32, g32, m32, v32, NULL, n);
+            else if (q8) traffic_p32_s8(p32, g16, m8, v8, copies ? c16 : NULL, n);
+            else if (param16) traffic_p16_s16(p16, g16, m16, v16, NULL, n);
+            else traffic_p32_s16(p32, g16, m16, v16, copies ? c16 : NULL, n);
+            loop[s] = cpu_now() - c0;
         }
         qsort(cpu, steps, sizeof(double), cmp);
         qsort(wall, steps, sizeof(double), cmp);
-        printf("%s %.3f %.3f\n", name, 1e3 * cpu[steps / 2] / threads, 1e3 * wall[steps / 2]);
+        qsort(loop, steps, sizeof(double), cmp);
+        const double ms = 1e3 * cpu[steps / 2] / threads, loop_ms = 1e3 * loop[steps / 2] / threads;
+        if (!lowp) fp32_ms = ms;
+        printf("%-18s cpu %7.3f ms  wall %7.3f ms  %2.0f B/param  same-traffic loop %7.3f ms  "
+               "x fp32 %.2f  x loop %.2f\n",
+               name, ms, 1e3 * wall[steps / 2], bytes, loop_ms, fp32_ms > 0 ? ms / fp32_ms : 0.0,
+               ms / loop_ms);
         fflush(stdout);
-        free(cpu), free(wall);
+        free(cpu), free(wall), free(loop);
     }
     return 0;
 }

@@ -69,6 +69,7 @@ cdef extern from "gdfast.h" nogil:
         GD_Q8_UNSIGNED
         GD_LOWP_MAX_BLOCK
     int gd_lowp_set_maps(const float *signed_code, const float *unsigned_code)
+    void gd_lowp_set_fused(int enabled)
 
     # Filled through gd_hyper_fields (by name and offset): no field list here.
     ctypedef struct gd_hyper:
@@ -300,6 +301,12 @@ def _set_maps():
 
 
 _set_maps()
+
+
+def _set_fused(bint enabled) -> None:
+    """Policy steps through the rules' fused span loops (True, the default) or all staged
+    (False): for the tests that compare the two paths bit for bit."""
+    gd_lowp_set_fused(enabled)
 
 # A slot's storage, by name (gdfast.catalogue's policy): src_c/gdfast.h's GD_NATIVE ...
 FORMATS = {"native": GD_NATIVE, "bfloat16": GD_BF16, "float16": GD_F16,

@@ -158,6 +158,10 @@ typedef struct {
 extern const gd_hyper_field gd_hyper_fields[];
 
 /* ---- lowpf: fused low-precision span loops (issue 12) ---- */
+/* A step with a dtype policy runs the rule's fused span loop (src_c/fused.inc) for the layouts
+ * it has one for, staging the rest; 0 stages every policy (the tests compare the two paths
+ * bit for bit), 1 (default) fuses again.  Not thread-safe against a running step. */
+void gd_lowp_set_fused(int enabled);
 
 /* ---- Row-sparse steps ----------------------------------------------------
  * One 2-D parameter (n_rows x dim, C order) and its state buffers, updated on the

@@ -28,12 +28,16 @@
  * the portable baseline; the dynamic loader picks one for the running CPU. */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && \
     !defined(GD_NO_CLONES) && !defined(__clang__)
-#define GD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GD_CLONES_OF_KERNELS __attribute__((target_clones("avx512f", "avx2", "default")))
 #define GD_HAVE_CLONES 1
+/* The fused low-precision span loops (fused.inc): AVX2 only, used where the CPU has it. */
+#define GD_FUSED_TARGET __attribute__((target("avx2")))
 #else
-#define GD_CLONES
+#define GD_CLONES_OF_KERNELS
 #define GD_HAVE_CLONES 0
+#define GD_FUSED_TARGET
 #endif
+#define GD_CLONES GD_CLONES_OF_KERNELS
 
 /* Below 2 * GD_MIN_SPAN elements a thread team costs more than it gains. */
 #define GD_MIN_SPAN ((int64_t)32768)
@@ -71,12 +75,21 @@ static inline int64_t gd_padded(int64_t n, int64_t align)
     return (n + align - 1) / align * align;
 }
 
-/* A step over a list of tensors, for gd_parallel_for: the rule's segment functions. */
+/* A rule's fused low-precision segments (fused.inc), by layout index (gd_fused_layout). */
+#define GD_FUSED_LAYOUTS 24
+typedef struct {
+    gd_segment_fn segment_f32; /* the rule's gd_rules[] entry */
+    gd_segment_fn segment[GD_FUSED_LAYOUTS];
+} gd_fused_rule;
+
+/* A step over a list of tensors, for gd_parallel_for: the rule's segment functions (and its
+ * fused ones, or NULL). */
 typedef struct {
     const gd_tensors *t;
     const gd_hyper *h;
     gd_segment_fn segment_f32, segment_f64;
     int64_t align;
+    const gd_fused_rule *fused;
 } gd_step_work;
 
 /* ---- staging (SPEC L.6): low-precision slots through float32 scratch -------------------- */
@@ -220,6 +233,44 @@ static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
     }
 }
 
+/* ---- fused (fused.inc): the conversions inside the rule's own span loop ------------------ */
+
+static int gd_fused_enabled = 1;
+
+void gd_lowp_set_fused(int enabled) { gd_fused_enabled = enabled != 0; }
+
+/* Tensor k's layout index in fused.inc's table, or -1 when it is staged: float32 or bfloat16
+ * parameter, gradient and state (every state buffer one format), a bfloat16 parameter copy. */
+static int gd_fused_layout(const gd_tensors *t, int64_t k)
+{
+    const gd_lowp *p = t->lowp;
+    const unsigned char *format = p->format + k * t->slots;
+    int param;
+    if (p->master && p->master[k]) param = format[GD_SLOT_PARAM] == GD_BF16 ? 1 : -1;
+    else if (p->param_copy && p->param_copy[k])
+        param = format[GD_SLOT_PARAM] == GD_NATIVE && p->copy_format[k] == GD_BF16 ? 1 : -1;
+    else param = format[GD_SLOT_PARAM] == GD_NATIVE ? 0 : format[GD_SLOT_PARAM] == GD_BF16 ? 2 : -1;
+    const int grad = format[GD_SLOT_GRAD] == GD_NATIVE ? 0 : format[GD_SLOT_GRAD] == GD_BF16 ? 1 : -1;
+    int state = t->slots > GD_SLOT_STATE ? format[GD_SLOT_STATE] : GD_NATIVE;
+    for (int s = GD_SLOT_STATE; s < t->slots; s++)
+        if (format[s] != state) state = -1;
+    state = state == GD_NATIVE ? 0 : state == GD_BF16 ? 1 : -1;
+    if (param < 0 || grad < 0 || state < 0 || t->is_double[k]) return -1;
+    return param * 8 + grad * 4 + state * 2 + (p->stochastic != 0);
+}
+
+/* Elements [lo, lo + len) of tensor k through its fused segment, cut where the generator's
+ * key changes (every 2^32 elements: SPEC L.2). */
+static void gd_fused_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t len,
+                             const gd_hyper *h, gd_segment_fn segment)
+{
+    for (int64_t at = lo; at < lo + len;) {
+        const int64_t n = gd_span_within_key(at, lo + len - at);
+        segment(t, k, at, n, h);
+        at += n;
+    }
+}
+
 /* Runs the step's segments over elements [begin, end) of the padded index space (the
  * tensors laid end to end, each padded to a multiple of step->align elements).  cursor = (k,
  * offset of tensor k): where the calling thread's previous chunk of this step ended, so that a
@@ -235,9 +286,14 @@ static void gd_step_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[
     for (; k < t->count && offset < end; offset += gd_padded(t->size[k++], align)) {
         const int64_t lo = begin > offset ? begin - offset : 0;
         const int64_t hi = end - offset < t->size[k] ? end - offset : t->size[k];
-        if (hi > lo && t->lowp) /* a policy: every tensor staged (its arithmetic is float32) */
-            gd_staged_segment(t, k, lo, hi - lo, step->h, step->segment_f32);
-        else if (hi > lo)
+        if (hi > lo && t->lowp) { /* a policy: fused or staged (its arithmetic is float32) */
+            const int layout = step->fused && gd_fused_enabled ? gd_fused_layout(t, k) : -1;
+            const gd_segment_fn fused = layout >= 0 ? step->fused->segment[layout] : NULL;
+            if (fused)
+                gd_fused_segment(t, k, lo, hi - lo, step->h, fused);
+            else
+                gd_staged_segment(t, k, lo, hi - lo, step->h, step->segment_f32);
+        } else if (hi > lo)
             (t->is_double[k] ? step->segment_f64 : step->segment_f32)(t, k, lo, hi - lo, step->h);
         if (offset + gd_padded(t->size[k], align) > end) break; /* tensor k goes on in the next chunk */
     }
@@ -271,14 +327,18 @@ static int64_t gd_gcd(int64_t a, int64_t b)
  * chunks of the padded index space shared by the calling thread and the helpers
  * (threads.inc).  Each element's math is the same whichever chunk it is in, so results do
  * not depend on the thread count or the chunking. */
-static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
-                   gd_segment_fn segment_f64)
+static void gd_run_fused(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
+                         gd_segment_fn segment_f64, const gd_fused_rule *fused)
 {
     int64_t align = GD_SPAN_ALIGN;
     if (t->lowp) align = GD_SPAN_ALIGN / gd_gcd(GD_SPAN_ALIGN, t->lowp->block_size) * t->lowp->block_size;
     int64_t total = 0;
     for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k], align);
-    const gd_step_work step = {t, h, segment_f32, segment_f64, align};
+#if GD_HAVE_CLONES
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2")) fused = NULL; /* GD_FUSED_TARGET: staged */
+#endif
+    const gd_step_work step = {t, h, segment_f32, segment_f64, align, fused};
     const int team = gd_team_size(total);
     if (team <= 1) { /* the common small step: straight to the segments */
         int64_t cursor[2] = {0, 0};
@@ -286,6 +346,13 @@ static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment
         return;
     }
     gd_parallel_for(total, gd_padded(gd_chunk_size(total, team), align), team, gd_step_chunk, (void *)&step);
+}
+
+/* The same without fused segments (every policy staged). */
+static void gd_run(const gd_tensors *t, const gd_hyper *h, gd_segment_fn segment_f32,
+                   gd_segment_fn segment_f64)
+{
+    gd_run_fused(t, h, segment_f32, segment_f64, NULL);
 }
 
 #define GD_CAT_(a, b) a##b
@@ -362,10 +429,19 @@ const gd_rule *gd_find_rule(const char *name)
     return NULL;
 }
 
+/* The rule's fused segments (fused.inc's gd_fused_rules[]), or NULL. */
+static const gd_fused_rule *gd_find_fused(const gd_rule *rule)
+{
+    for (size_t r = 0; r < sizeof(gd_fused_rules) / sizeof(gd_fused_rules[0]); r++)
+        if (gd_fused_rules[r].segment_f32 == rule->segment_f32) return &gd_fused_rules[r];
+    return NULL;
+}
+
 void gd_step(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper)
 {
     if (rule->prepare) rule->prepare(tensors, hyper);
-    gd_run(tensors, hyper, rule->segment_f32, rule->segment_f64);
+    gd_run_fused(tensors, hyper, rule->segment_f32, rule->segment_f64,
+                 tensors->lowp ? gd_find_fused(rule) : NULL);
 }
 
 void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper)
