@@ -2157,6 +2157,19 @@ class Muon(_PerTensorRule, torch.optim.Muon):
 
     rule = rules.Muon
 
+    def __init__(
+        self,
+        params: Any,
+        *args: Any,
+        max_grad_norm: Optional[float] = None,
+        error_if_nonfinite: bool = False,
+        skip_if_nonfinite: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """torch.optim.Muon's arguments, then gdfast.torch's clipping options (keyword-only)."""
+        self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
+        super().__init__(params, *args, **kwargs)
+
     def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
         """The group's hyper-parameters, each checked by gdfast.Muon's declaration (a
         scheduler may have changed them) before the step writes anything."""

@@ -1,4 +1,4 @@
-"""gdfast.torch's LAMB, Adafactor, ScheduleFreeAdamW and ScheduleFreeSGD clip gradients in
+"""gdfast.torch's LAMB, Adafactor, ScheduleFreeAdamW, ScheduleFreeSGD and Muon clip gradients in
 the step as the other classes do (max_grad_norm, error_if_nonfinite, skip_if_nonfinite):
 the same as torch.nn.utils.clip_grad_norm_ followed by the unclipped step.  LAMB's clipping
 is pytorch-optimizer's pre_norm (with its max_grad_norm)."""
@@ -20,12 +20,15 @@ CASES = {
     "Adafactor": ("Adafactor", {"max_grad_norm": 1.0}, {"lr": 0.01}),
     "ScheduleFreeAdamW": ("ScheduleFreeAdamW", {"max_grad_norm": 1.0}, {"lr": 0.01}),
     "ScheduleFreeSGD": ("ScheduleFreeSGD", {"max_grad_norm": 1.0}, {"lr": 0.01}),
+    "Muon": ("Muon", {"max_grad_norm": 1.0}, {"lr": 0.01}),
 }
+# torch.optim.Muon takes 2-D parameters only
+SHAPES = {"Muon": [(6, 5), (4, 3)]}
 
 
-def make_params(dtype, seed=0):
+def make_params(dtype, seed=0, name=None):
     generator = torch.Generator().manual_seed(seed)
-    shapes = [(6, 5), (5,), (3, 2, 2)]
+    shapes = SHAPES.get(name, [(6, 5), (5,), (3, 2, 2)])
     return [torch.nn.Parameter(torch.randn(s, dtype=dtype, generator=generator)) for s in shapes]
 
 
@@ -46,7 +49,7 @@ def make(name, params, clipped):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_max_grad_norm_equals_clip_grad_norm_then_step(name, dtype):
-    theirs_params, ours_params = make_params(dtype), make_params(dtype)
+    theirs_params, ours_params = make_params(dtype, name=name), make_params(dtype, name=name)
     theirs, ours = make(name, theirs_params, False), make(name, ours_params, True)
     clipped_steps = 0
     for step in range(9):
@@ -65,7 +68,7 @@ def test_max_grad_norm_equals_clip_grad_norm_then_step(name, dtype):
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_nonfinite_gradient(name):
-    params = make_params(torch.float64)
+    params = make_params(torch.float64, name=name)
     optimizer = make(name, params, True)
     for p, g in zip(params, gradients(params, 0)):
         p.grad = g
@@ -91,10 +94,12 @@ def test_clipping_options_checked_and_kept(name):
     cls_name, clipping, options = CASES[name]
     cls = getattr(gt, cls_name)
     with pytest.raises(ValueError, match="max_grad_norm"):
-        cls(make_params(torch.float64), **{**clipping, "max_grad_norm": -1.0})
+        cls(make_params(torch.float64, name=name), **{**clipping, "max_grad_norm": -1.0})
     with pytest.raises(ValueError, match="choose one"):
-        cls(make_params(torch.float64), error_if_nonfinite=True, skip_if_nonfinite=True)
-    optimizer = cls(make_params(torch.float64), skip_if_nonfinite=True, **clipping, **options)
+        cls(make_params(torch.float64, name=name), error_if_nonfinite=True, skip_if_nonfinite=True)
+    optimizer = cls(
+        make_params(torch.float64, name=name), skip_if_nonfinite=True, **clipping, **options
+    )
     copied = copy.deepcopy(optimizer)
     assert (copied.max_grad_norm, copied.skip_if_nonfinite) == (1.0, True)
 
