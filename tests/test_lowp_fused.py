@@ -69,12 +69,18 @@ def run(cls, layout, fused, threads, hyper):
         with gdfast.threads(threads):
             for step in range(3):
                 grng = np.random.default_rng(100 + step)
-                grads = [grng.standard_normal(n).astype(np.float32).astype(grad_dtype) for n in SIZES]
+                grads = [
+                    grng.standard_normal(n).astype(np.float32).astype(grad_dtype) for n in SIZES
+                ]
                 optimizer.step(grads)
     finally:
         _kernels._set_fused(True)
     out = [p.view(np.uint8).tobytes() for p in optimizer.params]
-    out += [b.view(np.uint8).tobytes() for name in sorted(optimizer.state) for b in optimizer.state[name]]
+    out += [
+        b.view(np.uint8).tobytes()
+        for name in sorted(optimizer.state)
+        for b in optimizer.state[name]
+    ]
     return out + [c.view(np.uint8).tobytes() for c in copies or ()]
 
 

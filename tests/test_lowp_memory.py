@@ -48,4 +48,3 @@ def test_torch_state_bytes_per_parameter(policy, dtype, expected):
         v.numel() * v.element_size() for k, v in optimizer.state[param].items() if k != "step"
     )
     assert total / N == pytest.approx(expected, rel=1e-12)
-

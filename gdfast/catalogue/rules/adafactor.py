@@ -155,7 +155,8 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
             **hyper,
         )
 
-    core.takes_rows = kernel.takes_rows  # as every gdfast.optim.KERNELS entry answers
+    # as every gdfast.optim.KERNELS entry answers
+    core.takes_rows = kernel.takes_rows  # type: ignore[attr-defined]
     return core
 
 
