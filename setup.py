@@ -102,7 +102,8 @@ def write_rule_list() -> None:
     includes, entries, fields, two_pass = [], [], {}, []
     for path in sorted(glob.glob("src_c/rules/*.inc")):
         with open(path) as f:
-            lines = [line.strip() for line in f if line.startswith("GD_RULE")]
+            marked = [line.strip() for line in f if line.startswith("GD_")]
+        lines = [line for line in marked if line.startswith("GD_RULE")]
         if not lines:
             raise SystemExit(
                 f"setup.py: {path}: no GD_RULE(...) line (its entry of gd_rules[]: "
@@ -118,31 +119,29 @@ def write_rule_list() -> None:
                 )
         includes.append(f'#include "rules/{os.path.basename(path)}"')
         entries += lines
-        with open(path) as f:
-            for line in (line.strip() for line in f if line.startswith("GD_TWO_PASS")):
-                entry = TWO_PASS_ENTRY.fullmatch(line)
-                if not entry:
-                    raise SystemExit(
-                        f"setup.py: {path}: {line!r}: expected "
-                        'GD_TWO_PASS("name", name_block_f32, name_block_f64, finish)'
-                    )
-                if not any(rule.startswith(f'GD_RULE("{entry.group(1)}",') for rule in lines):
-                    raise SystemExit(
-                        f"setup.py: {path}: {line!r}: the file has no GD_RULE line of "
-                        f"{entry.group(1)!r} (its gd_rules[] entry: pass 2)"
-                    )
-                two_pass.append(line)
-        with open(path) as f:
-            for line in (line.strip() for line in f if line.startswith("GD_HYPER")):
-                field = HYPER_FIELD.fullmatch(line)
-                if not field:
-                    raise SystemExit(
-                        f"setup.py: {path}: {line!r}: expected GD_HYPER(double or int, name)"
-                    )
-                type_, name = field.group(1, 2)
-                if name in fields and fields[name][0] != type_:
-                    raise SystemExit(f"setup.py: {path}: {name}: declared as another type before")
-                fields.setdefault(name, (type_, line))
+        for line in (line for line in marked if line.startswith("GD_TWO_PASS")):
+            entry = TWO_PASS_ENTRY.fullmatch(line)
+            if not entry:
+                raise SystemExit(
+                    f"setup.py: {path}: {line!r}: expected "
+                    'GD_TWO_PASS("name", name_block_f32, name_block_f64, finish)'
+                )
+            if not any(rule.startswith(f'GD_RULE("{entry.group(1)}",') for rule in lines):
+                raise SystemExit(
+                    f"setup.py: {path}: {line!r}: the file has no GD_RULE line of "
+                    f"{entry.group(1)!r} (its gd_rules[] entry: pass 2)"
+                )
+            two_pass.append(line)
+        for line in (line for line in marked if line.startswith("GD_HYPER")):
+            field = HYPER_FIELD.fullmatch(line)
+            if not field:
+                raise SystemExit(
+                    f"setup.py: {path}: {line!r}: expected GD_HYPER(double or int, name)"
+                )
+            type_, name = field.group(1, 2)
+            if name in fields and fields[name][0] != type_:
+                raise SystemExit(f"setup.py: {path}: {name}: declared as another type before")
+            fields.setdefault(name, (type_, line))
     text = "\n".join(
         [
             "/* Written by setup.py (write_rule_list) from src_c/rules/<rule>.inc at every build: do",

@@ -58,10 +58,11 @@ typedef struct {
 } gd_tensors;
 
 /* ---- Low precision (docs/spec-low-precision.md, SPEC L.5/L.6) ------------------------------
- * A slot's storage.  A tensor with a slot not GD_NATIVE (or a master / a parameter copy) is
- * *staged*: the driver widens blocks of it into float32 scratch, runs the rule's float32
- * segment there, and rounds or re-encodes what the rule wrote (lowp.h's arithmetic).  The
- * rules know nothing of it. */
+ * A slot's storage.  A tensor with a slot not GD_NATIVE (or a master / a parameter copy) runs
+ * one of two ways, with the same bits: *fused*, where the rule's span loop was compiled for
+ * the tensor's layout (fused.inc: the widening and rounding inside the rule's own loop), or
+ * else *staged*: the driver widens blocks of it into float32 scratch, runs the rule's float32
+ * segment there, and rounds or re-encodes what the rule wrote (lowp.h's arithmetic). */
 enum {
     GD_NATIVE = 0,      /* float32 (or float64, is_double), used in place */
     GD_BF16 = 1,        /* bfloat16 bit patterns (uint16) */
