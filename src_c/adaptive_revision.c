@@ -47,27 +47,30 @@ int adaptive_revision_openmp(void)
 #endif
 }
 
-/* One coordinate: x, gbar, sum_sq, sum_sq_max at `at`, the pushed g at `j`, ḡ_read the
+/* One coordinate: x, gbar, sum_sq, sqrt_sum_sq_max at `at`, the pushed g at `j`, ḡ_read the
  * expression READ (gbar_read[j], or `before`: ḡ itself, no delay), then KEEP (a statement
  * that may store `before`, ḡ as it was), and ḡ + g stored in NEW (gbar[at], or
  * gbar_read[at]: ḡ left as it was).  Written in the reference's order of operations
- * (rules.py); `(z >= zmax || z != z) ? z : zmax` is numpy.maximum(z, zmax): the first NaN
- * wins. */
-#define AR_COORDINATE(at, j, READ, KEEP, NEW)                                   \
-    do {                                                                        \
-        const REAL g = grad[j];                                                 \
-        const REAL before = gbar[at];                                           \
-        const REAL forward = before - (READ);                                   \
-        const REAL eta_old = lr / SQRT(sum_sq_max[at] + eps);                   \
-        const REAL z = (sum_sq[at] + g * g) + (g * (REAL)2) * forward;          \
-        const REAL zmax = (z >= sum_sq_max[at] || z != z) ? z : sum_sq_max[at]; \
-        const REAL root = SQRT(zmax + eps);                                     \
-        const REAL stepped = x[at] - (g / root) * lr;                           \
-        sum_sq[at] = z;                                                         \
-        sum_sq_max[at] = zmax;                                                  \
-        x[at] = stepped + (eta_old - lr / root) * forward;                      \
-        KEEP;                                                                   \
-        NEW = before + g;                                                       \
+ * (rules.py), with its r' ← maximum(√max(z + δ², 0), r') as one select: where z + δ² < 0
+ * the root is NaN, which loses the test and leaves r' (≥ 0, as the reference's floored 0
+ * does), while a NaN z wins as in numpy.maximum (gcc vectorises one such select per
+ * coordinate, not two). */
+#define AR_COORDINATE(at, j, READ, KEEP, NEW)                                       \
+    do {                                                                            \
+        const REAL g = grad[j];                                                     \
+        const REAL before = gbar[at];                                               \
+        const REAL forward = before - (READ);                                       \
+        const REAL root_old = sqrt_sum_sq_max[at];                                  \
+        const REAL eta_old = lr / root_old;                                         \
+        const REAL z = (sum_sq[at] + g * g) + (g * (REAL)2) * forward;              \
+        const REAL candidate = SQRT(z + eps);                                       \
+        const REAL root = (candidate >= root_old || z != z) ? candidate : root_old; \
+        const REAL stepped = x[at] - (g / root) * lr;                               \
+        sum_sq[at] = z;                                                             \
+        sqrt_sum_sq_max[at] = root;                                                 \
+        x[at] = stepped + (eta_old - lr / root) * forward;                          \
+        KEEP;                                                                       \
+        NEW = before + g;                                                           \
     } while (0)
 
 /* The threads worth using for n coordinates, at most `threads`. */
@@ -89,17 +92,17 @@ static void ar_part(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
 
 /* Prefetch the lines of coordinate `at` of every array the span reads or writes (the loop
  * reaches them AR_AHEAD bytes later). */
-#define AR_PREFETCH(at)                                                                      \
-    do {                                                                                     \
-        __builtin_prefetch(x + (at), 1);                                                     \
-        __builtin_prefetch(grad + (at), 0);                                                  \
-        __builtin_prefetch(gbar + (at), 1);                                                  \
-        __builtin_prefetch(sum_sq + (at), 1);                                                \
-        __builtin_prefetch(sum_sq_max + (at), 1);                                            \
-        if (gbar_read != NULL)                                                               \
-            __builtin_prefetch(gbar_read + (at), 0);                                         \
-        if (keep != NULL)                                                                    \
-            __builtin_prefetch(keep + (at), 1);                                              \
+#define AR_PREFETCH(at)                                \
+    do {                                               \
+        __builtin_prefetch(x + (at), 1);               \
+        __builtin_prefetch(grad + (at), 0);            \
+        __builtin_prefetch(gbar + (at), 1);            \
+        __builtin_prefetch(sum_sq + (at), 1);          \
+        __builtin_prefetch(sqrt_sum_sq_max + (at), 1); \
+        if (gbar_read != NULL)                         \
+            __builtin_prefetch(gbar_read + (at), 0);   \
+        if (keep != NULL)                              \
+            __builtin_prefetch(keep + (at), 1);        \
     } while (0)
 
 /* One dense span: ḡ_read from gbar_read or (NAME's READ) ḡ itself, ḡ as it was stored in
@@ -109,7 +112,7 @@ static void ar_part(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
     AR_CLONES static void NAME(REAL *restrict x, const REAL *restrict grad,                  \
                                REAL *restrict gbar_read, REAL *restrict gbar,                \
                                REAL *restrict keep, REAL *restrict sum_sq,                   \
-                               REAL *restrict sum_sq_max, int64_t n, REAL lr, REAL eps)      \
+                               REAL *restrict sqrt_sum_sq_max, int64_t n, REAL lr, REAL eps) \
     {                                                                                        \
         const int64_t line = AR_LINE / (int64_t)sizeof(REAL);                                \
         const int64_t ahead = AR_AHEAD / (int64_t)sizeof(REAL);                              \
@@ -125,78 +128,78 @@ static void ar_part(int64_t n, int part, int parts, int64_t *lo, int64_t *hi)
     }
 
 /* The kernels of one dtype: REAL and SQRT are #defined before each use. */
-#define AR_DEFINE(SUFFIX)                                                                    \
-    AR_DENSE_SPAN(ar_span_##SUFFIX, gbar_read[i], (void)0, gbar[i])                          \
-    AR_DENSE_SPAN(ar_span_keep_##SUFFIX, gbar_read[i], keep[i] = before, gbar[i])            \
-    AR_DENSE_SPAN(ar_fresh_span_##SUFFIX, before, (void)0, gbar[i])                          \
-    AR_DENSE_SPAN(ar_fresh_span_keep_##SUFFIX, before, keep[i] = before, gbar[i])            \
-    AR_DENSE_SPAN(ar_span_into_read_##SUFFIX, gbar_read[i], (void)0, gbar_read[i])           \
-    static void ar_dense_span_##SUFFIX(REAL *x, const REAL *grad, REAL *gbar_read,           \
-                                       REAL *gbar, REAL *keep, REAL *sum_sq,                 \
-                                       REAL *sum_sq_max, int64_t n, REAL lr, REAL eps,       \
-                                       int into_read)                                        \
-    {                                                                                        \
-        if (into_read)                                                                       \
-            ar_span_into_read_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n, \
-                                       lr, eps);                                             \
-        else if (gbar_read != NULL && keep == NULL)                                          \
-            ar_span_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n, lr, eps); \
-        else if (gbar_read != NULL)                                                          \
-            ar_span_keep_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n, lr, \
-                                  eps);                                                      \
-        else if (keep == NULL)                                                               \
-            ar_fresh_span_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max, n,    \
-                                   lr, eps);                                                 \
-        else                                                                                 \
-            ar_fresh_span_keep_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sum_sq_max,  \
-                                        n, lr, eps);                                         \
-    }                                                                                        \
-    static void ar_indexed_span_##SUFFIX(                                                    \
-        REAL *restrict x, const int64_t *restrict index, const REAL *restrict grad,          \
-        const REAL *restrict gbar_read, REAL *restrict gbar, REAL *restrict sum_sq,          \
-        REAL *restrict sum_sq_max, int64_t n, REAL lr, REAL eps)                             \
-    {                                                                                        \
-        for (int64_t j = 0; j < n; j++) {                                                    \
-            const int64_t i = index[j];                                                      \
-            AR_COORDINATE(i, j, gbar_read[j], (void)0, gbar[i]);                             \
-        }                                                                                    \
-    }                                                                                        \
-    void adaptive_revision_##SUFFIX(REAL *x, const REAL *grad, const REAL *gbar_read,        \
-                                    REAL *gbar, REAL *gbar_keep, REAL *sum_sq,               \
-                                    REAL *sum_sq_max, int64_t n, double lr, double eps,      \
-                                    int threads, int into_read)                              \
-    {                                                                                        \
-        /* written only when into_read, and then the caller's writeable array */            \
-        REAL *read = (REAL *)gbar_read;                                                      \
-        const int team = ar_team(n, threads);                                                \
-        if (team == 1) {                                                                     \
-            ar_dense_span_##SUFFIX(x, grad, read, gbar, gbar_keep, sum_sq, sum_sq_max, n,    \
-                                   (REAL)lr, (REAL)eps, into_read);                          \
-            return;                                                                          \
-        }                                                                                    \
-        AR_OMP("omp parallel for schedule(static, 1) num_threads(team)")                    \
-        for (int part = 0; part < team; part++) {                                            \
-            int64_t lo, hi;                                                                  \
-            ar_part(n, part, team, &lo, &hi);                                                \
-            ar_dense_span_##SUFFIX(x + lo, grad + lo, read ? read + lo : NULL, gbar + lo,    \
-                                   gbar_keep ? gbar_keep + lo : NULL, sum_sq + lo,           \
-                                   sum_sq_max + lo, hi - lo, (REAL)lr, (REAL)eps,            \
-                                   into_read);                                               \
-        }                                                                                    \
-    }                                                                                        \
-    void adaptive_revision_indexed_##SUFFIX(REAL *x, const int64_t *index, const REAL *grad, \
-                                            const REAL *gbar_read, REAL *gbar, REAL *sum_sq, \
-                                            REAL *sum_sq_max, int64_t n_index, double lr,    \
-                                            double eps, int threads)                         \
-    {                                                                                        \
-        const int team = ar_team(n_index, threads);                                          \
-        AR_OMP("omp parallel for schedule(static, 1) num_threads(team) if (team > 1)")      \
-        for (int part = 0; part < team; part++) {                                            \
-            int64_t lo, hi;                                                                  \
-            ar_part(n_index, part, team, &lo, &hi);                                          \
-            ar_indexed_span_##SUFFIX(x, index + lo, grad + lo, gbar_read + lo, gbar, sum_sq, \
-                                     sum_sq_max, hi - lo, (REAL)lr, (REAL)eps);              \
-        }                                                                                    \
+#define AR_DEFINE(SUFFIX)                                                                          \
+    AR_DENSE_SPAN(ar_span_##SUFFIX, gbar_read[i], (void)0, gbar[i])                                \
+    AR_DENSE_SPAN(ar_span_keep_##SUFFIX, gbar_read[i], keep[i] = before, gbar[i])                  \
+    AR_DENSE_SPAN(ar_fresh_span_##SUFFIX, before, (void)0, gbar[i])                                \
+    AR_DENSE_SPAN(ar_fresh_span_keep_##SUFFIX, before, keep[i] = before, gbar[i])                  \
+    AR_DENSE_SPAN(ar_span_into_read_##SUFFIX, gbar_read[i], (void)0, gbar_read[i])                 \
+    static void ar_dense_span_##SUFFIX(REAL *x, const REAL *grad, REAL *gbar_read,                 \
+                                       REAL *gbar, REAL *keep, REAL *sum_sq,                       \
+                                       REAL *sqrt_sum_sq_max, int64_t n, REAL lr, REAL eps,        \
+                                       int into_read)                                              \
+    {                                                                                              \
+        if (into_read)                                                                             \
+            ar_span_into_read_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sqrt_sum_sq_max, n, \
+                                       lr, eps);                                                   \
+        else if (gbar_read != NULL && keep == NULL)                                                \
+            ar_span_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sqrt_sum_sq_max, n, lr, eps); \
+        else if (gbar_read != NULL)                                                                \
+            ar_span_keep_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sqrt_sum_sq_max, n, lr,  \
+                                  eps);                                                            \
+        else if (keep == NULL)                                                                     \
+            ar_fresh_span_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sqrt_sum_sq_max, n,     \
+                                   lr, eps);                                                       \
+        else                                                                                       \
+            ar_fresh_span_keep_##SUFFIX(x, grad, gbar_read, gbar, keep, sum_sq, sqrt_sum_sq_max,   \
+                                        n, lr, eps);                                               \
+    }                                                                                              \
+    static void ar_indexed_span_##SUFFIX(                                                          \
+        REAL *restrict x, const int64_t *restrict index, const REAL *restrict grad,                \
+        const REAL *restrict gbar_read, REAL *restrict gbar, REAL *restrict sum_sq,                \
+        REAL *restrict sqrt_sum_sq_max, int64_t n, REAL lr, REAL eps)                              \
+    {                                                                                              \
+        for (int64_t j = 0; j < n; j++) {                                                          \
+            const int64_t i = index[j];                                                            \
+            AR_COORDINATE(i, j, gbar_read[j], (void)0, gbar[i]);                                   \
+        }                                                                                          \
+    }                                                                                              \
+    void adaptive_revision_##SUFFIX(REAL *x, const REAL *grad, const REAL *gbar_read,              \
+                                    REAL *gbar, REAL *gbar_keep, REAL *sum_sq,                     \
+                                    REAL *sqrt_sum_sq_max, int64_t n, double lr, double eps,       \
+                                    int threads, int into_read)                                    \
+    {                                                                                              \
+        /* written only when into_read, and then the caller's writeable array */                   \
+        REAL *read = (REAL *)gbar_read;                                                            \
+        const int team = ar_team(n, threads);                                                      \
+        if (team == 1) {                                                                           \
+            ar_dense_span_##SUFFIX(x, grad, read, gbar, gbar_keep, sum_sq, sqrt_sum_sq_max, n,     \
+                                   (REAL)lr, (REAL)eps, into_read);                                \
+            return;                                                                                \
+        }                                                                                          \
+        AR_OMP("omp parallel for schedule(static, 1) num_threads(team)")                           \
+        for (int part = 0; part < team; part++) {                                                  \
+            int64_t lo, hi;                                                                        \
+            ar_part(n, part, team, &lo, &hi);                                                      \
+            ar_dense_span_##SUFFIX(x + lo, grad + lo, read ? read + lo : NULL, gbar + lo,          \
+                                   gbar_keep ? gbar_keep + lo : NULL, sum_sq + lo,                 \
+                                   sqrt_sum_sq_max + lo, hi - lo, (REAL)lr, (REAL)eps,             \
+                                   into_read);                                                     \
+        }                                                                                          \
+    }                                                                                              \
+    void adaptive_revision_indexed_##SUFFIX(REAL *x, const int64_t *index, const REAL *grad,       \
+                                            const REAL *gbar_read, REAL *gbar, REAL *sum_sq,       \
+                                            REAL *sqrt_sum_sq_max, int64_t n_index, double lr,     \
+                                            double eps, int threads)                               \
+    {                                                                                              \
+        const int team = ar_team(n_index, threads);                                                \
+        AR_OMP("omp parallel for schedule(static, 1) num_threads(team) if (team > 1)")             \
+        for (int part = 0; part < team; part++) {                                                  \
+            int64_t lo, hi;                                                                        \
+            ar_part(n_index, part, team, &lo, &hi);                                                \
+            ar_indexed_span_##SUFFIX(x, index + lo, grad + lo, gbar_read + lo, gbar, sum_sq,       \
+                                     sqrt_sum_sq_max, hi - lo, (REAL)lr, (REAL)eps);               \
+        }                                                                                          \
     }
 
 #define REAL float

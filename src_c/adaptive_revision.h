@@ -4,11 +4,15 @@
  * gdfast/distributed/rules.py (`adaptive_revision`); these functions do the same
  * operations in the same order on each coordinate, so the results are its bits:
  *
- *   ḡ_fwd = ḡ − ḡ_read ;  η_old = α / √(z' + δ²)
- *   z ← (z + g²) + (2 g) ḡ_fwd ;  z' ← max(z, z')          (NaN wins, as numpy.maximum)
- *   r = √(z' + δ²) ;  x ← (x − (g / r) α) + (η_old − α / r) ḡ_fwd ;  ḡ ← ḡ + g
+ *   ḡ_fwd = ḡ − ḡ_read ;  η_old = α / r'
+ *   z ← (z + g²) + (2 g) ḡ_fwd ;  r' ← max(√max(z + δ², 0), r')   (NaN wins, as numpy.maximum)
+ *   x ← (x − (g / r') α) + (η_old − α / r') ḡ_fwd ;  ḡ ← ḡ + g
  *
- * (z, z' are stored minus δ², as the reference does: `sum_sq`, `sum_sq_max`.)
+ * z is stored minus δ² (`sum_sq`), and in place of the paper's z' its square root
+ * r' = √z' = √(z' − δ² + δ²) (`sqrt_sum_sq_max`, √δ² at start): max, + δ² and √ are
+ * monotone and correctly rounded, so √(max(z, z') + δ²) rounds to max(√(z + δ²), √(z' + δ²))
+ * (where z + δ² < 0, z < 0 ≤ z' − δ² and the floored root 0 never wins): one square root per
+ * coordinate instead of two, the same bits of x, ḡ and z.
  *
  * Dense form: coordinate i of every array; gbar_read NULL reads ḡ itself (a push computed
  * on a fetch of the ḡ the server still has: ḡ_fwd = ḡ − ḡ, one array less to stream), and
@@ -17,7 +21,7 @@
  * gbar_keep): ḡ + g is written into gbar_read and gbar is only read, so that a fetch's copy
  * of ḡ that dies with this push becomes ḡ and ḡ, as it was, the pending fetches' copy (one
  * array less written than gbar_keep).  Indexed form: grad[j] and gbar_read[j] belong
- * to coordinate index[j] of x, gbar, sum_sq, sum_sq_max (a sparse push); the indices must
+ * to coordinate index[j] of x, gbar, sum_sq, sqrt_sum_sq_max (a sparse push); the indices must
  * be distinct and in [0, size).  Each coordinate's arithmetic is independent of the
  * others, so the results do not depend on `threads` (OpenMP, static split) or on the
  * instruction set (gcc target_clones, no fused multiply-add: -ffp-contract=off).
@@ -34,18 +38,18 @@ extern "C" {
 #endif
 
 void adaptive_revision_f32(float *x, const float *grad, const float *gbar_read, float *gbar,
-                           float *gbar_keep, float *sum_sq, float *sum_sq_max, int64_t n,
+                           float *gbar_keep, float *sum_sq, float *sqrt_sum_sq_max, int64_t n,
                            double lr, double eps, int threads, int into_read);
 void adaptive_revision_f64(double *x, const double *grad, const double *gbar_read, double *gbar,
-                           double *gbar_keep, double *sum_sq, double *sum_sq_max, int64_t n,
+                           double *gbar_keep, double *sum_sq, double *sqrt_sum_sq_max, int64_t n,
                            double lr, double eps, int threads, int into_read);
 void adaptive_revision_indexed_f32(float *x, const int64_t *index, const float *grad,
                                    const float *gbar_read, float *gbar, float *sum_sq,
-                                   float *sum_sq_max, int64_t n_index, double lr, double eps,
+                                   float *sqrt_sum_sq_max, int64_t n_index, double lr, double eps,
                                    int threads);
 void adaptive_revision_indexed_f64(double *x, const int64_t *index, const double *grad,
                                    const double *gbar_read, double *gbar, double *sum_sq,
-                                   double *sum_sq_max, int64_t n_index, double lr, double eps,
+                                   double *sqrt_sum_sq_max, int64_t n_index, double lr, double eps,
                                    int threads);
 /* 1 when built with OpenMP (otherwise `threads` is ignored and one thread runs). */
 int adaptive_revision_openmp(void);

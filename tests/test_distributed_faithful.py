@@ -89,7 +89,7 @@ def synchronous(lr, rho, tau, steps):
 def revision(lr, eps, n_push, steps):
     # one worker fetching every step (the fetch sent before the step it overlaps, so it
     # misses that step's push) and pushing every n_push steps one (Σ g, ḡ_read) per fetch
-    x_s, state = w0.copy(), adaptive_revision_state(w0)
+    x_s, state = w0.copy(), adaptive_revision_state(w0, eps)
     budget, pushes, done = math.ceil(steps / n_push), 0, 0
     x, read = x_s.copy(), state["gbar"].copy()
     pairs = []
@@ -102,7 +102,7 @@ def revision(lr, eps, n_push, steps):
             if pushes < budget:
                 for g, r in pairs:
                     adaptive_revision(x_s, g, r, state["gbar"], state["sum_sq"],
-                                      state["sum_sq_max"], lr=lr, eps=eps)
+                                      state["sqrt_sum_sq_max"], lr=lr, eps=eps)
                 pushes += 1
             pairs = []
         x, read, stop = fetched

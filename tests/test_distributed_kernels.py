@@ -7,26 +7,26 @@ import pytest
 from gdfast.distributed.rules import adaptive_revision as reference
 
 kernels = pytest.importorskip("gdfast.distributed._server_kernels")
-NAMES = ("x", "gbar", "sum_sq", "sum_sq_max")
+NAMES = ("x", "gbar", "sum_sq", "sqrt_sum_sq_max")
 
 
 def state(rng, n, dtype):
-    """x, ḡ, z − δ², z' − δ² of a server some updates into a job (z ≤ z' and z may be < 0)."""
-    sum_sq_max = np.abs(rng.standard_normal(n)).astype(dtype)
-    sum_sq = (sum_sq_max - np.abs(rng.standard_normal(n))).astype(dtype)
+    """x, ḡ, z − δ², √z' of a server some updates into a job (z ≤ z' and z may be < 0)."""
+    z_max = np.abs(rng.standard_normal(n)).astype(dtype)
+    sum_sq = (z_max - np.abs(rng.standard_normal(n))).astype(dtype)
     arrays = [rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)]
-    return dict(zip(NAMES, arrays + [sum_sq, sum_sq_max]))
+    return dict(zip(NAMES, arrays + [sum_sq, np.sqrt(z_max)]))
 
 
 def apply(rule, arrays, grad, gbar_read, **options):
-    """rule (the reference or the kernel) on a dict of x, gbar, sum_sq, sum_sq_max."""
+    """rule (the reference or the kernel) on a dict of x, gbar, sum_sq, sqrt_sum_sq_max."""
     rule(
         arrays["x"],
         grad,
         gbar_read,
         arrays["gbar"],
         arrays["sum_sq"],
-        arrays["sum_sq_max"],
+        arrays["sqrt_sum_sq_max"],
         **options,
     )
 
@@ -178,7 +178,7 @@ def bad_cases():
     yield "x", dict(x=read_only), ValueError
     yield "gbar", dict(gbar=np.ones(n, np.float32)), TypeError
     yield "sum_sq", dict(sum_sq=np.ones(n + 1)), ValueError
-    yield "sum_sq_max", dict(sum_sq_max=np.ones(2 * n)[::2]), ValueError
+    yield "sqrt_sum_sq_max", dict(sqrt_sum_sq_max=np.ones(2 * n)[::2]), ValueError
     yield "grad", dict(grad=np.ones(n + 1)), ValueError
     yield "grad", dict(grad=np.ones(2 * n)[::2]), ValueError
     yield "gbar_read", dict(gbar_read=np.ones(n, np.float32)), TypeError
@@ -346,3 +346,72 @@ def test_a_dense_update_reads_gbar_itself_when_it_has_not_moved_and_keeps_it_in_
     fetch(3, 2)
     assert push(3, 1, last=True)  # fetch 1's copy is the ḡ the last update left as it was
     assert 0 not in sent.kept[3] and 1 not in sent.kept[3]
+
+
+def two_root_rule(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps):
+    """The rule as the paper writes it, z' − δ² stored (format 2): η_old = α/√z' and
+    η = α/√(max(z, z')) each with its own square root."""
+    gbar_fwd = gbar - gbar_read
+    eta_old = lr / np.sqrt(sum_sq_max + eps)
+    sum_sq += grad * grad
+    sum_sq += (grad * 2) * gbar_fwd
+    np.maximum(sum_sq, sum_sq_max, out=sum_sq_max)
+    root = np.sqrt(sum_sq_max + eps)
+    x -= (grad / root) * lr
+    x += (eta_old - lr / root) * gbar_fwd
+    gbar += grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("eps", [1e-8, 1.0])
+def test_storing_the_root_of_z_max_keeps_the_bits_of_the_two_root_rule(dtype, eps):
+    """√(max(z, z') + δ²) = max(√max(z + δ², 0), √(z' + δ²)) in floating point: 30
+    delayed updates with negative revisions (z + δ² < 0), ties, inf and NaN give the bits
+    of x, ḡ, z of the rule that stores z' − δ², and √(its z' − δ² + δ²)."""
+    rng = np.random.default_rng(4)
+    n = 4099
+    z_max = np.abs(rng.standard_normal(n)).astype(dtype)
+    two_root = dict(
+        x=rng.standard_normal(n).astype(dtype),
+        gbar=rng.standard_normal(n).astype(dtype),
+        sum_sq=(z_max - 3 * np.abs(rng.standard_normal(n))).astype(dtype),
+        sum_sq_max=z_max,
+    )
+    two_root["sum_sq"][:50] = z_max[:50]  # ties z = z'
+    one_root = {name: a.copy() for name, a in two_root.items() if name != "sum_sq_max"}
+    one_root["sqrt_sum_sq_max"] = np.sqrt(z_max + dtype(eps))
+    below_zero = 0  # coordinates where the update's z + δ² < 0: the floored root
+    for step in range(30):
+        grad = (rng.standard_normal(n) * 10.0 ** rng.integers(-3, 3)).astype(dtype)
+        if step == 20:
+            grad[[5, 6, 7]] = [np.inf, -np.inf, np.nan]
+        read = (two_root["gbar"] + 3 * rng.standard_normal(n)).astype(dtype)
+        got = copy(one_root)
+        with np.errstate(invalid="ignore", over="ignore"):
+            two_root_rule(
+                two_root["x"],
+                grad,
+                read,
+                two_root["gbar"],
+                two_root["sum_sq"],
+                two_root["sum_sq_max"],
+                lr=0.5,
+                eps=eps,
+            )
+            apply(reference, one_root, grad, read, lr=0.5, eps=eps)
+        apply(kernels.adaptive_revision, got, grad, read, lr=0.5, eps=eps, threads=2)
+        for name in NAMES:
+            assert_same_values(got[name], one_root[name])
+        below_zero += int(np.count_nonzero(one_root["sum_sq"] + dtype(eps) < 0))
+    assert below_zero > 100 and np.isnan(one_root["x"]).any()
+    with np.errstate(invalid="ignore"):
+        two_root["sqrt_sum_sq_max"] = np.sqrt(two_root.pop("sum_sq_max") + dtype(eps))
+    for name in NAMES:
+        assert_same_values(one_root[name], two_root[name])
+
+
+def assert_same_values(got, expected):
+    """NaN where expected has NaN (payloads may differ), every other value's bits."""
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    kept = ~np.isnan(expected)
+    assert got[kept].tobytes() == expected[kept].tobytes()

@@ -410,7 +410,13 @@ def test_resuming_a_finished_job_restores_its_exact_state(tmp_path, algorithm):
         names = set(saved.files)
         count = [int(c) for c in saved["count"]]
     expected = {
-        "adaptive_revision": {"array/params", "array/gbar", "array/sum_sq", "array/sum_sq_max"},
+        "adaptive_revision": {
+            "array/params",
+            "array/gbar",
+            "array/sum_sq",
+            "array/sqrt_sum_sq_max",
+            "eps",
+        },
         "eamsgd": {"array/params"},
     }[algorithm]
     assert expected <= names and count[0] == count[1]

@@ -42,7 +42,7 @@ def test_adaptive_revision_matches_the_literal_spec_under_delays():
     size, updates, alpha, delta = 7, 300, 0.2, 1e-3
     x_fast = rng.standard_normal(size)
     x_slow = x_fast.copy()
-    state = adaptive_revision_state(x_fast)
+    state = adaptive_revision_state(x_fast, delta**2)
     gbar_slow = np.zeros(size)
     z = np.full(size, delta**2)
     z_max = z.copy()
@@ -56,7 +56,7 @@ def test_adaptive_revision_matches_the_literal_spec_under_delays():
             read,
             state["gbar"],
             state["sum_sq"],
-            state["sum_sq_max"],
+            state["sqrt_sum_sq_max"],
             lr=alpha,
             eps=delta**2,
         )
@@ -64,7 +64,7 @@ def test_adaptive_revision_matches_the_literal_spec_under_delays():
         history.append(gbar_slow.copy())
     assert relative_error(x_fast, x_slow) < 1e-12
     assert np.array_equal(state["gbar"], gbar_slow)  # the same sums in the same order
-    assert relative_error(state["sum_sq_max"] + delta**2, z_max) < 1e-12
+    assert relative_error(state["sqrt_sum_sq_max"] ** 2, z_max) < 1e-12
     assert relative_error(state["sum_sq"] + delta**2, z) < 1e-12
 
 
@@ -74,7 +74,7 @@ def test_adaptive_revision_revises_a_stale_gradient_step():
 
     def one(g_missed, g):
         x = np.zeros(1)
-        state = adaptive_revision_state(x)
+        state = adaptive_revision_state(x, 1e-8)
         read = state["gbar"].copy()  # read before the missed update
         adaptive_revision(
             x,
@@ -82,7 +82,7 @@ def test_adaptive_revision_revises_a_stale_gradient_step():
             state["gbar"].copy(),
             state["gbar"],
             state["sum_sq"],
-            state["sum_sq_max"],
+            state["sqrt_sum_sq_max"],
             lr=1.0,
             eps=1e-8,
         )
@@ -93,7 +93,7 @@ def test_adaptive_revision_revises_a_stale_gradient_step():
             read,
             state["gbar"],
             state["sum_sq"],
-            state["sum_sq_max"],
+            state["sqrt_sum_sq_max"],
             lr=1.0,
             eps=1e-8,
         )

@@ -14,19 +14,19 @@ from gdfast import _validation as check
 cdef extern from "adaptive_revision.h" nogil:
     void adaptive_revision_f32(float *x, const float *grad, const float *gbar_read,
                                float *gbar, float *gbar_keep, float *sum_sq,
-                               float *sum_sq_max, int64_t n, double lr, double eps,
+                               float *sqrt_sum_sq_max, int64_t n, double lr, double eps,
                                int threads, int into_read)
     void adaptive_revision_f64(double *x, const double *grad, const double *gbar_read,
                                double *gbar, double *gbar_keep, double *sum_sq,
-                               double *sum_sq_max, int64_t n, double lr, double eps,
+                               double *sqrt_sum_sq_max, int64_t n, double lr, double eps,
                                int threads, int into_read)
     void adaptive_revision_indexed_f32(float *x, const int64_t *index, const float *grad,
                                        const float *gbar_read, float *gbar, float *sum_sq,
-                                       float *sum_sq_max, int64_t n_index, double lr,
+                                       float *sqrt_sum_sq_max, int64_t n_index, double lr,
                                        double eps, int threads)
     void adaptive_revision_indexed_f64(double *x, const int64_t *index, const double *grad,
                                        const double *gbar_read, double *gbar, double *sum_sq,
-                                       double *sum_sq_max, int64_t n_index, double lr,
+                                       double *sqrt_sum_sq_max, int64_t n_index, double lr,
                                        double eps, int threads)
     int adaptive_revision_openmp()
 
@@ -38,9 +38,9 @@ def openmp_enabled() -> bool:
     return bool(adaptive_revision_openmp())
 
 
-def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
+def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sqrt_sum_sq_max, *, lr, eps,
                       indices=None, threads=1, gbar_keep=None, gbar_into_read=False):
-    """One AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max), in C.
+    """One AdaptiveRevision update in place (x, gbar, sum_sq, sqrt_sum_sq_max), in C.
 
     The arguments are the NumPy reference's (gdfast.distributed.rules.adaptive_revision):
     lr = α ≥ 0, eps = δ² > 0, all arrays 1-d, C-contiguous, of x's dtype (float32 or
@@ -71,7 +71,7 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
         )
     x = check.vector("x", x, None, True)
     written = {"x": x}
-    updated = (("sum_sq", sum_sq), ("sum_sq_max", sum_sq_max))
+    updated = (("sum_sq", sum_sq), ("sqrt_sum_sq_max", sqrt_sum_sq_max))
     updated += (("gbar_read", gbar_read),) if gbar_into_read else (("gbar", gbar),)
     if gbar_keep is not None:
         updated += (("gbar_keep", gbar_keep),)
@@ -108,7 +108,7 @@ def adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, *, lr, eps,
                     f"{name} and {other}: expected arrays that share no memory ({name} is "
                     "updated in place)"
                 )
-    _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, lr, eps, int(threads),
+    _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sqrt_sum_sq_max, index, lr, eps, int(threads),
          gbar_into_read)
 
 
@@ -117,7 +117,7 @@ ctypedef fused real:
     double
 
 
-cdef void _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, double lr,
+cdef void _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sqrt_sum_sq_max, index, double lr,
                double eps, int threads, bint into_read):
     cdef int64_t n = x.shape[0] if index is None else index.shape[0]
     cdef const int64_t[::1] index_view
@@ -128,16 +128,16 @@ cdef void _run(x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index, d
         index_view = index
         index_pointer = &index_view[0]
     if x.dtype == np.float32:
-        _update[float](x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max, index_pointer,
+        _update[float](x, grad, gbar_read, gbar, gbar_keep, sum_sq, sqrt_sum_sq_max, index_pointer,
                        n, lr, eps, threads, into_read)
     else:
-        _update[double](x, grad, gbar_read, gbar, gbar_keep, sum_sq, sum_sq_max,
+        _update[double](x, grad, gbar_read, gbar, gbar_keep, sum_sq, sqrt_sum_sq_max,
                         index_pointer, n, lr, eps, threads, into_read)
 
 
 cdef void _update(real[::1] x, const real[::1] grad, const real[::1] gbar_read,
                   const real[::1] gbar, real[::1] gbar_keep, real[::1] sum_sq,
-                  real[::1] sum_sq_max, const int64_t *index, int64_t n, double lr, double eps,
+                  real[::1] sqrt_sum_sq_max, const int64_t *index, int64_t n, double lr, double eps,
                   int threads, bint into_read):
     """The kernel of x's dtype; gbar_read and gbar_keep None: NULL (dense pushes only).
     gbar (read-only view) is written unless into_read, and gbar_read only then: the
@@ -152,16 +152,16 @@ cdef void _update(real[::1] x, const real[::1] grad, const real[::1] gbar_read,
         if real is float:
             if index == NULL:
                 adaptive_revision_f32(&x[0], &grad[0], read, <float *>&gbar[0], keep,
-                                      &sum_sq[0], &sum_sq_max[0], n, lr, eps, threads,
+                                      &sum_sq[0], &sqrt_sum_sq_max[0], n, lr, eps, threads,
                                       into_read)
             else:
                 adaptive_revision_indexed_f32(&x[0], index, &grad[0], read, <float *>&gbar[0],
-                                              &sum_sq[0], &sum_sq_max[0], n, lr, eps, threads)
+                                              &sum_sq[0], &sqrt_sum_sq_max[0], n, lr, eps, threads)
         else:
             if index == NULL:
                 adaptive_revision_f64(&x[0], &grad[0], read, <double *>&gbar[0], keep,
-                                      &sum_sq[0], &sum_sq_max[0], n, lr, eps, threads,
+                                      &sum_sq[0], &sqrt_sum_sq_max[0], n, lr, eps, threads,
                                       into_read)
             else:
                 adaptive_revision_indexed_f64(&x[0], index, &grad[0], read, <double *>&gbar[0],
-                                              &sum_sq[0], &sum_sq_max[0], n, lr, eps, threads)
+                                              &sum_sq[0], &sqrt_sum_sq_max[0], n, lr, eps, threads)

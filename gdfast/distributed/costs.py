@@ -101,6 +101,7 @@ def probe_compute(
     without delay is Adagrad, so one process runs Adagrad)."""
     from .. import Adagrad
     from ._server_kernels import adaptive_revision
+    from .rules import adaptive_revision_state
 
     X, y = data
     rng = np.random.default_rng(0)
@@ -115,9 +116,10 @@ def probe_compute(
     local_step = median_seconds(lambda: adagrad.step(grad), repeats)
     if algorithm == "downpour":
         return gradient, local_step, local_step
-    x, gbar_read, gbar, sum_sq, sum_sq_max = (np.zeros_like(params) for _ in range(5))
+    x, gbar_read = np.zeros_like(params), np.zeros_like(params)
+    state = adaptive_revision_state(x, 1e-8)
     rule = median_seconds(
-        lambda: adaptive_revision(x, grad, gbar_read, gbar, sum_sq, sum_sq_max, lr=1e-3, eps=1e-8),
+        lambda: adaptive_revision(x, grad, gbar_read, *state.values(), lr=1e-3, eps=1e-8),
         repeats,
     )
     return gradient, local_step, rule

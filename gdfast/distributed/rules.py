@@ -19,11 +19,19 @@ gdfast's parameter server keeps each ḡ_read itself (server.SentGbar: the ḡ i
 answered each fetch) instead of sending ḡ to the worker and back: the same values, half
 the bytes.
 
-Names: lr = α, eps = δ² (so the default 1e-8 is Adagrad's ε).  gdfast stores
-z − δ² and z' − δ² (`sum_sq`, `sum_sq_max`, zeros at start) and computes
-η = α/√(z' − δ² + δ²): the same numbers, rounded the way Adagrad's kernel rounds
-G + ε.  With no delay (ḡ_read = ḡ, so ḡ_fwd = 0) every operation then matches
-Adagrad's `G ← G + g² ; θ ← θ − η g/√(G + ε)` bit for bit, which the tests check.
+Names: lr = α, eps = δ² (so the default 1e-8 is Adagrad's ε).  gdfast stores z − δ²
+(`sum_sq`, zeros at start) and, in place of z', its square root r' = √z' =
+√(z' − δ² + δ²) (`sqrt_sum_sq_max`, √δ² at start), so η_old = α/r' needs no square root
+and the update one instead of two.  This is the paper's algebra, rounded as written:
+adding δ², max and √ are monotone (and correctly rounded), so
+
+    √(max(z, z') + δ²) = max(√(z + δ²), √(z' + δ²))    in floating point too,
+
+and where z + δ² < 0 (a negative revision), z < 0 ≤ z' − δ²: the root of max(z + δ², 0),
+0, never wins against r' ≥ 0.  The numbers are those of computing η = α/√(z' − δ² + δ²)
+from a stored z' − δ², rounded the way Adagrad's kernel rounds G + ε.  With no delay
+(ḡ_read = ḡ, so ḡ_fwd = 0) every operation then matches Adagrad's `G ← G + g² ; θ ← θ −
+η g/√(G + ε)` bit for bit, which the tests check.
 """
 
 from __future__ import annotations
@@ -37,17 +45,17 @@ def adaptive_revision(
     gbar_read: np.ndarray,
     gbar: np.ndarray,
     sum_sq: np.ndarray,
-    sum_sq_max: np.ndarray,
+    sqrt_sum_sq_max: np.ndarray,
     *,
     lr: float,
     eps: float,
     scratch: np.ndarray | None = None,
 ) -> None:
-    """Apply one AdaptiveRevision update in place (x, gbar, sum_sq, sum_sq_max).
+    """Apply one AdaptiveRevision update in place (x, gbar, sum_sq, sqrt_sum_sq_max).
 
     x : the parameters (SPEC x); grad : the pushed gradient g; gbar_read : the ḡ
-    the worker read with x; gbar : the server's running sum ḡ; sum_sq, sum_sq_max :
-    z − δ² and z' − δ².  All arrays have one shape and dtype; lr = α, eps = δ².
+    the worker read with x; gbar : the server's running sum ḡ; sum_sq : z − δ²;
+    sqrt_sum_sq_max : r' = √z'.  All arrays have one shape and dtype; lr = α, eps = δ².
     scratch : optional work space of shape (4, *x.shape) and x's dtype, so that a server
     applying many updates allocates nothing (large temporaries cost page faults).
     """
@@ -55,33 +63,36 @@ def adaptive_revision(
         scratch = np.empty((4,) + x.shape, dtype=x.dtype)
     gbar_fwd, eta_old, root, step = scratch
     np.subtract(gbar, gbar_read, out=gbar_fwd)
-    np.add(sum_sq_max, eps, out=eta_old)
-    np.sqrt(eta_old, out=eta_old)
-    np.divide(lr, eta_old, out=eta_old)  # η_old = α/√z'
+    np.divide(lr, sqrt_sum_sq_max, out=eta_old)  # η_old = α/√z'
     # (z + g²) + 2 g ḡ_fwd, in SPEC order; with ḡ_fwd = 0 the second sum adds an exact 0.
     np.multiply(grad, grad, out=step)
     sum_sq += step
     np.multiply(grad, 2, out=step)
     step *= gbar_fwd
     sum_sq += step
-    np.maximum(sum_sq, sum_sq_max, out=sum_sq_max)
-    np.add(sum_sq_max, eps, out=root)
+    # √z' ← √(max(z, z') + δ²) = max(√max(z + δ², 0), √z')  (module docstring)
+    np.add(sum_sq, eps, out=root)
+    np.maximum(root, 0, out=root)
     np.sqrt(root, out=root)
+    np.maximum(root, sqrt_sum_sq_max, out=sqrt_sum_sq_max)
+    root = sqrt_sum_sq_max
     # α (g/√z'), rounded as gdfast's Adagrad rounds η (g/√(G + ε)); with no delay the
     # revision term below is an exact 0 and the whole update is Adagrad's, bit for bit.
     np.divide(grad, root, out=step)
     step *= lr
     x -= step
-    np.divide(lr, root, out=root)  # η = α/√z'
-    eta_old -= root
+    np.divide(lr, root, out=step)  # η = α/√z'
+    eta_old -= step
     eta_old *= gbar_fwd
     x += eta_old  # + (η_old − η) ḡ_fwd
     gbar += grad
 
 
-def adaptive_revision_state(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Fresh AdaptiveRevision state for parameters x: ḡ, z − δ², z' − δ², all zeros."""
-    return {"gbar": np.zeros_like(x), "sum_sq": np.zeros_like(x), "sum_sq_max": np.zeros_like(x)}
+def adaptive_revision_state(x: np.ndarray, eps: float) -> dict[str, np.ndarray]:
+    """Fresh AdaptiveRevision state for parameters x and δ² = eps: ḡ and z − δ² zeros,
+    √z' = √δ² (rounded in x's dtype, as the kernel computes √(0 + δ²))."""
+    root = np.sqrt(np.zeros_like(x) + eps)
+    return {"gbar": np.zeros_like(x), "sum_sq": np.zeros_like(x), "sqrt_sum_sq_max": root}
 
 
 def elastic_exchange(x_local: np.ndarray, center: np.ndarray, alpha: float) -> None:

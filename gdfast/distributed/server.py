@@ -191,7 +191,7 @@ class Server:
             from ._server_kernels import adaptive_revision
 
             self.revision_rule = adaptive_revision
-            self.state = adaptive_revision_state(self.x)
+            self.state = adaptive_revision_state(self.x, config.eps)
             self.sent = SentGbar()
         else:
             self.state = {}
@@ -218,6 +218,7 @@ class Server:
             dtype=self.x.dtype,
             bounds=self.bounds(),
             names=tuple(self.arrays()),
+            eps=self.state_eps(),
         )
         for name, target in self.arrays().items():
             np.copyto(target, arrays[name])
@@ -230,7 +231,12 @@ class Server:
             bounds=self.bounds(),
             count=(self.applied, self.budget),
             arrays=self.arrays(),
+            eps=self.state_eps(),
         )
+
+    def state_eps(self) -> float | None:
+        """δ², when the rule's state depends on it (AdaptiveRevision's √z')."""
+        return self.config.eps if self.config.algorithm == "adaptive_revision" else None
 
     def status(self) -> np.ndarray:
         return np.array([self.applied >= self.budget, self.applied, self.budget], dtype=np.int64)
@@ -362,7 +368,7 @@ class Server:
                     read,
                     state["gbar"],
                     state["sum_sq"],
-                    state["sum_sq_max"],
+                    state["sqrt_sum_sq_max"],
                     lr=self.config.lr,
                     eps=self.config.eps,
                     indices=indices,

@@ -240,7 +240,7 @@ def simulate(
     if algorithm == "downpour":
         adagrad = Adagrad(x, lr=lr, eps=eps)
     else:
-        state = adaptive_revision_state(x)
+        state = adaptive_revision_state(x, eps)
         gbar_read = [state["gbar"].copy() for _ in range(workers)]
     for done in range(1, updates + 1):
         now, i = heapq.heappop(heap)
@@ -254,7 +254,7 @@ def simulate(
                 gbar_read[i],
                 state["gbar"],
                 state["sum_sq"],
-                state["sum_sq_max"],
+                state["sqrt_sum_sq_max"],
                 lr=lr,
                 eps=eps,
             )
