@@ -31,6 +31,7 @@ import numpy as np
 import gdfast
 from gdfast.distributed._server_kernels import adaptive_revision
 from gdfast.distributed.rules import adaptive_revision as reference
+from gdfast.distributed.rules import adaptive_revision_state
 
 
 def operations(size: int, dtype: str, touched: float) -> dict:
@@ -38,7 +39,8 @@ def operations(size: int, dtype: str, touched: float) -> dict:
     rng = np.random.default_rng(0)
 
     def fresh():
-        return [rng.standard_normal(size).astype(dtype)] + [np.zeros(size, dtype) for _ in range(3)]
+        x = rng.standard_normal(size).astype(dtype)
+        return [x, *adaptive_revision_state(x, 1e-8).values()]  # x, ḡ, z − δ², √z'
 
     grad, gbar_read = (rng.standard_normal((2, size)) * 1e-3).astype(dtype)
     k = max(int(touched * size), 1)
