@@ -20,18 +20,16 @@ answered each fetch) instead of sending ḡ to the worker and back: the same val
 the bytes.
 
 Names: lr = α, eps = δ² (so the default 1e-8 is Adagrad's ε).  gdfast stores z − δ²
-(`sum_sq`, zeros at start) and, in place of z', its square root r' = √z' =
-√(z' − δ² + δ²) (`sqrt_sum_sq_max`, √δ² at start), so η_old = α/r' needs no square root
-and the update one instead of two.  This is the paper's algebra, rounded as written:
-adding δ², max and √ are monotone (and correctly rounded), so
-
-    √(max(z, z') + δ²) = max(√(z + δ²), √(z' + δ²))    in floating point too,
-
-and where z + δ² < 0 (a negative revision), z < 0 ≤ z' − δ²: the root of max(z + δ², 0),
-0, never wins against r' ≥ 0.  The numbers are those of computing η = α/√(z' − δ² + δ²)
-from a stored z' − δ², rounded the way Adagrad's kernel rounds G + ε.  With no delay
-(ḡ_read = ḡ, so ḡ_fwd = 0) every operation then matches Adagrad's `G ← G + g² ; θ ← θ −
-η g/√(G + ε)` bit for bit, which the tests check.
+(`sum_sq`, zeros at start) and, in place of z', r' = √z' (`sqrt_sum_sq_max`, √δ² at
+start): η_old = α/r' needs no square root, and z' ← max(z, z') becomes r' ← max(√z, r')
+with √z computed as √((z − δ²) + δ²), one square root per update instead of two.  The
+numbers are those of storing z' − δ² and computing √((z' − δ²) + δ²), rounded alike:
+adding δ², max and √ are monotone and correctly rounded, so the root of the larger is the
+larger root in floating point too; where a negative revision makes (z − δ²) + δ² < 0,
+z < z' and the root of max(·, 0), 0, never wins against r' ≥ 0 (the kernel tests hold
+this to the two-root form bit for bit).  Every rounding of η is the way Adagrad's kernel
+rounds G + ε, so with no delay (ḡ_read = ḡ, so ḡ_fwd = 0) every operation matches
+Adagrad's `G ← G + g² ; θ ← θ − η g/√(G + ε)` bit for bit, which the tests check.
 """
 
 from __future__ import annotations
@@ -70,7 +68,7 @@ def adaptive_revision(
     np.multiply(grad, 2, out=step)
     step *= gbar_fwd
     sum_sq += step
-    # √z' ← √(max(z, z') + δ²) = max(√max(z + δ², 0), √z')  (module docstring)
+    # r' ← max(√z, r'), √z = √max((z − δ²) + δ², 0)  (module docstring)
     np.add(sum_sq, eps, out=root)
     np.maximum(root, 0, out=root)
     np.sqrt(root, out=root)
