@@ -108,8 +108,14 @@ int main(int argc, char **argv)
     h.rho = 0.9, h.rectify_threshold = 5, h.eta_minus = 0.5, h.eta_plus = 1.2;
     h.step_size_min = 1e-6, h.step_size_max = 50;
     const char *rule_name = getenv("GD_RULE") ? getenv("GD_RULE") : "adam";
+    char padded[64];
+    snprintf(padded, sizeof padded, " %s ", rule_name);
+    if (!strstr(" adam adamax nadam radam adadelta rprop ", padded)) {
+        fprintf(stderr, "GD_RULE=%s: expected a rule with two state buffers: adam adamax nadam "
+                        "radam adadelta rprop\n", rule_name);
+        return 5;
+    }
     const gd_rule *adam = gd_find_rule(rule_name);
-    if (!adam) return 5;
     if (strcmp(rule_name, "adadelta") == 0) h.lr = 1, h.eps = 1e-6;
     double fp32_ms = 0;
     for (int c = 4; c < argc; c++) {

@@ -261,7 +261,11 @@ static int gd_fused_instance(void)
 const char *gd_lowp_set_fused(int mode)
 {
     gd_fused_mode = mode >= 0 && mode <= 2 ? mode : 1;
-    static const char *const names[] = {"staged", GD_HAVE_CLONES ? "avx2" : "build", "avx512"};
+#if GD_HAVE_CLONES
+    static const char *const names[] = {"staged", "avx2", "avx512"};
+#else
+    static const char *const names[] = {"staged", "build"};
+#endif
     return names[gd_fused_instance() + 1];
 }
 
