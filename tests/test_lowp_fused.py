@@ -32,38 +32,36 @@ RULES = [rule for rule in CATALOGUE if rule.state_names and rule.elementwise] + 
 ]
 STEPS = 6  # RAdam rectifies from step 6 (ρ_t > 5 with β2 = 0.999)
 
-# name: (parameter dtype, gradient dtype, policy keywords, with a bfloat16 parameter copy)
-LAYOUTS = {
-    "bf16 state": (F32, F32, {"state_dtype": "bfloat16"}, False),
-    "bf16 state, bf16 grads, stochastic": (
-        F32,
-        BF16,
-        {"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 5},
-        False,
-    ),
-    "bf16 grads only": (F32, BF16, {"rounding": "stochastic"}, False),
-    "master": (BF16, BF16, {"master_weights": True}, False),
-    "master, bf16 state, stochastic": (
-        BF16,
-        BF16,
-        {"master_weights": True, "state_dtype": "bfloat16", "rounding": "stochastic", "seed": 9},
-        False,
-    ),
-    "master, fp32 grads, bf16 state": (
+# name: (parameter dtype, gradient dtype, policy keywords, with a bfloat16 parameter copy), one
+# for each (P, G, S) of fused.inc's compiled layouts (its index P G S), then two that stage
+# (bfloat16 gradients with float32 state, bfloat16 parameters with float32 state); each with
+# nearest and with stochastic rounding (LAYOUTS).
+STORAGE = {
+    "fp32 params, bf16 state (0 0 1)": (F32, F32, {"state_dtype": "bfloat16"}, False),
+    "fp32 params, bf16 grads and state (0 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, False),
+    "copy-out (1 0 0)": (F32, F32, {}, True),
+    "master, fp32 grads, bf16 state (1 0 1)": (
         BF16,
         F32,
         {"master_weights": True, "state_dtype": "bfloat16"},
         False,
     ),
-    "copy-out, bf16 grads, bf16 state": (F32, BF16, {"state_dtype": "bfloat16"}, True),
-    "copy-out stochastic": (F32, F32, {"rounding": "stochastic", "seed": 2}, True),
-    "bf16 params nearest": (BF16, BF16, {}, False),
-    "bf16 params, bf16 state, stochastic": (
+    "master (1 1 0)": (BF16, BF16, {"master_weights": True}, False),
+    "copy-out, bf16 grads and state (1 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, True),
+    "master, bf16 state (1 1 1)": (
         BF16,
         BF16,
-        {"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 4},
+        {"master_weights": True, "state_dtype": "bfloat16"},
         False,
     ),
+    "bf16 params, grads and state (2 1 1)": (BF16, BF16, {"state_dtype": "bfloat16"}, False),
+    "staged: bf16 grads only": (F32, BF16, {}, False),
+    "staged: bf16 params, fp32 state": (BF16, BF16, {}, False),
+}
+LAYOUTS = {
+    f"{name}, {rounding}": (dtype, grad_dtype, policy | {"rounding": rounding, "seed": seed}, copy)
+    for seed, (name, (dtype, grad_dtype, policy, copy)) in enumerate(STORAGE.items())
+    for rounding in ("nearest", "stochastic")
 }
 
 # Each rule's variants that take another span loop or other scalars in it (beyond the defaults
