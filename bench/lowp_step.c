@@ -4,6 +4,9 @@
  *
  *   lowp_step N THREADS STEPS CONFIG...     (GD_MAPS: the two 8-bit maps, signed then unsigned)
  *
+ * GD_RULE=name times another rule with two state buffers instead of Adam (adamax, nadam,
+ * radam, adadelta, rprop; their usual hyper-parameters, from step 100 on).
+ *
  * CONFIG (every low-precision one with bfloat16 gradients):
  *   fp32       float32 everything (the reference of the ratios)
  *   bf16state  float32 parameter, bfloat16 state                     fused (src_c/fused.inc)
@@ -12,7 +15,8 @@
  *   copy       float32 parameter + bfloat16 copy-out, bfloat16 state fused (the moonshot layout)
  *   bf16sr     bfloat16 parameter and state, stochastic, no master   fused
  *   q8 | q8copy | f16state                                           staged
- * A name ending in "-staged" runs that configuration through the staged path (gd_lowp_set_fused(0)).
+ * A name ending in "-staged" runs that configuration through the staged path (gd_lowp_set_fused(0)),
+ * one ending in "-avx2" through the AVX2 instance of the fused loops on an AVX-512 CPU.
  * Prints per config: name, median CPU ms per step / threads, median wall ms, its bytes per
  * parameter, the median CPU ms of a plain C loop with exactly that traffic (same threads), and
  * the step's CPU-time ratio to the last fp32 run and to that loop.  Build (the kernels' flags;
@@ -101,11 +105,22 @@ int main(int argc, char **argv)
     }
     gd_hyper h = {0};
     h.lr = 1e-3, h.beta1 = 0.9, h.beta2 = 0.999, h.eps = 1e-8, h.grad_scale = 1;
-    const gd_rule *adam = gd_find_rule("adam");
+    h.rho = 0.9, h.rectify_threshold = 5, h.eta_minus = 0.5, h.eta_plus = 1.2;
+    h.step_size_min = 1e-6, h.step_size_max = 50;
+    const char *rule_name = getenv("GD_RULE") ? getenv("GD_RULE") : "adam";
+    char padded[64];
+    snprintf(padded, sizeof padded, " %s ", rule_name);
+    if (!strstr(" adam adamax nadam radam adadelta rprop ", padded)) {
+        fprintf(stderr, "GD_RULE=%s: expected a rule with two state buffers: adam adamax nadam "
+                        "radam adadelta rprop\n", rule_name);
+        return 5;
+    }
+    const gd_rule *adam = gd_find_rule(rule_name);
+    if (strcmp(rule_name, "adadelta") == 0) h.lr = 1, h.eps = 1e-6;
     double fp32_ms = 0;
     for (int c = 4; c < argc; c++) {
         const char *name = argv[c];
-        gd_lowp_set_fused(strstr(name, "-staged") == NULL);
+        gd_lowp_set_fused(strstr(name, "-staged") ? 0 : strstr(name, "-avx2") ? 2 : 1);
         unsigned char format[4] = {GD_NATIVE, GD_NATIVE, GD_NATIVE, GD_NATIVE};
         void *data[4] = {p32, g32, m32, v32};
         void *master[1] = {NULL}, *copy[1] = {NULL};
@@ -125,7 +140,7 @@ int main(int argc, char **argv)
         if (lowp) format[1] = GD_BF16, data[1] = g16;
         const gd_lowp policy = {format, master[0] ? master : NULL, copy[0] ? copy : NULL,
                                 copy_format, absmax, tensor, block, 7, stochastic};
-        int64_t step = 1;
+        int64_t step = 100;
         const unsigned char is_double = 0;
         const gd_tensors t = {1, 4, data, &n, &step, &is_double, NULL, NULL, lowp ? &policy : NULL};
         double *cpu = malloc(sizeof(double) * steps), *wall = malloc(sizeof(double) * steps);

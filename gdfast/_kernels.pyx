@@ -69,7 +69,7 @@ cdef extern from "gdfast.h" nogil:
         GD_Q8_UNSIGNED
         GD_LOWP_MAX_BLOCK
     int gd_lowp_set_maps(const float *signed_code, const float *unsigned_code)
-    void gd_lowp_set_fused(int enabled)
+    const char *gd_lowp_set_fused(int mode)
 
     # Filled through gd_hyper_fields (by name and offset): no field list here.
     ctypedef struct gd_hyper:
@@ -303,10 +303,12 @@ def _set_maps():
 _set_maps()
 
 
-def _set_fused(bint enabled) -> None:
-    """Policy steps through the rules' fused span loops (True, the default) or all staged
-    (False): for the tests that compare the two paths bit for bit."""
-    gd_lowp_set_fused(enabled)
+def _set_fused(int mode) -> str:
+    """Policy steps through the rules' fused span loops, the widest instance the CPU has (1 or
+    True, the default), the AVX2 instance (2), or all staged (0 or False): for the tests that
+    compare the paths bit for bit.  Returns the instance that now runs ("avx512", "avx2",
+    "build" or "staged")."""
+    return gd_lowp_set_fused(mode).decode()
 
 # A slot's storage, by name (gdfast.catalogue's policy): src_c/gdfast.h's GD_NATIVE ...
 FORMATS = {"native": GD_NATIVE, "bfloat16": GD_BF16, "float16": GD_F16,

@@ -160,9 +160,12 @@ extern const gd_hyper_field gd_hyper_fields[];
 
 /* ---- lowpf: fused low-precision span loops (issue 12) ---- */
 /* A step with a dtype policy runs the rule's fused span loop (src_c/fused.inc) for the layouts
- * it has one for, staging the rest; 0 stages every policy (the tests compare the two paths
- * bit for bit), 1 (default) fuses again.  Not thread-safe against a running step. */
-void gd_lowp_set_fused(int enabled);
+ * it has one for, staging the rest.  mode 1 (default): the widest fused instance the CPU has
+ * (AVX-512 or AVX2); 2: the AVX2 one even on an AVX-512 CPU; 0: every policy staged (the tests
+ * compare the three bit for bit).  Returns the instance that now runs: "avx512", "avx2",
+ * "build" (a build without multiversioning: one instance) or "staged".  Not thread-safe
+ * against a running step. */
+const char *gd_lowp_set_fused(int mode);
 
 /* ---- Row-sparse steps ----------------------------------------------------
  * One 2-D parameter (n_rows x dim, C order) and its state buffers, updated on the

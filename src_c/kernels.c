@@ -30,12 +30,17 @@
     !defined(GD_NO_CLONES) && !defined(__clang__)
 #define GD_CLONES_OF_KERNELS __attribute__((target_clones("avx512f", "avx2", "default")))
 #define GD_HAVE_CLONES 1
-/* The fused low-precision span loops (fused.inc): AVX2 only, used where the CPU has it. */
-#define GD_FUSED_TARGET __attribute__((target("avx2")))
+/* The fused low-precision span loops (fused.inc): an AVX2 instance and an AVX-512 one (F, BW,
+ * VL), the widest the CPU has used (gd_fused_instance); other CPUs stage. */
+#define GD_FUSED_TARGET_AVX2 __attribute__((target("avx2")))
+#define GD_FUSED_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl")))
+#define GD_FUSED_INSTANCES 2
 #else
 #define GD_CLONES_OF_KERNELS
 #define GD_HAVE_CLONES 0
-#define GD_FUSED_TARGET
+/* one instance, the build's own instruction set, on every CPU */
+#define GD_FUSED_TARGET_AVX2
+#define GD_FUSED_INSTANCES 1
 #endif
 #define GD_CLONES GD_CLONES_OF_KERNELS
 
@@ -75,21 +80,22 @@ static inline int64_t gd_padded(int64_t n, int64_t align)
     return (n + align - 1) / align * align;
 }
 
-/* A rule's fused low-precision segments (fused.inc), by layout index (gd_fused_layout). */
+/* A rule's fused low-precision segments (fused.inc), by instance (0 AVX2, 1 AVX-512) and
+ * layout index (gd_fused_layout). */
 #define GD_FUSED_LAYOUTS 24
 typedef struct {
     gd_segment_fn segment_f32; /* the rule's gd_rules[] entry */
-    gd_segment_fn segment[GD_FUSED_LAYOUTS];
+    gd_segment_fn segment[GD_FUSED_INSTANCES][GD_FUSED_LAYOUTS];
 } gd_fused_rule;
 
 /* A step over a list of tensors, for gd_parallel_for: the rule's segment functions (and its
- * fused ones, or NULL). */
+ * fused ones of the instance that runs, by layout index, or NULL). */
 typedef struct {
     const gd_tensors *t;
     const gd_hyper *h;
     gd_segment_fn segment_f32, segment_f64;
     int64_t align;
-    const gd_fused_rule *fused;
+    const gd_segment_fn *fused;
 } gd_step_work;
 
 /* ---- staging (SPEC L.6): low-precision slots through float32 scratch -------------------- */
@@ -235,9 +241,33 @@ static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
 
 /* ---- fused (fused.inc): the conversions inside the rule's own span loop ------------------ */
 
-static int gd_fused_enabled = 1;
+static int gd_fused_mode = 1; /* gd_lowp_set_fused */
 
-void gd_lowp_set_fused(int enabled) { gd_fused_enabled = enabled != 0; }
+/* The fused instance this CPU runs (gd_fused_mode: 1 the widest it has, 2 AVX2), or -1: staged. */
+static int gd_fused_instance(void)
+{
+    if (gd_fused_mode == 0) return -1;
+#if GD_HAVE_CLONES
+    __builtin_cpu_init();
+    if (gd_fused_mode == 1 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return 1;
+    return __builtin_cpu_supports("avx2") ? 0 : -1;
+#else
+    return 0;
+#endif
+}
+
+const char *gd_lowp_set_fused(int mode)
+{
+    gd_fused_mode = mode >= 0 && mode <= 2 ? mode : 1;
+#if GD_HAVE_CLONES
+    static const char *const names[] = {"staged", "avx2", "avx512"};
+#else
+    static const char *const names[] = {"staged", "build"};
+#endif
+    return names[gd_fused_instance() + 1];
+}
 
 /* Tensor k's layout index in fused.inc's table, or -1 when it is staged: float32 or bfloat16
  * parameter, gradient and state (every state buffer one format), a bfloat16 parameter copy. */
@@ -287,8 +317,8 @@ static void gd_step_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[
         const int64_t lo = begin > offset ? begin - offset : 0;
         const int64_t hi = end - offset < t->size[k] ? end - offset : t->size[k];
         if (hi > lo && t->lowp) { /* a policy: fused or staged (its arithmetic is float32) */
-            const int layout = step->fused && gd_fused_enabled ? gd_fused_layout(t, k) : -1;
-            const gd_segment_fn fused = layout >= 0 ? step->fused->segment[layout] : NULL;
+            const int layout = step->fused ? gd_fused_layout(t, k) : -1;
+            const gd_segment_fn fused = layout >= 0 ? step->fused[layout] : NULL;
             if (fused)
                 gd_fused_segment(t, k, lo, hi - lo, step->h, fused);
             else
@@ -334,11 +364,9 @@ static void gd_run_fused(const gd_tensors *t, const gd_hyper *h, gd_segment_fn s
     if (t->lowp) align = GD_SPAN_ALIGN / gd_gcd(GD_SPAN_ALIGN, t->lowp->block_size) * t->lowp->block_size;
     int64_t total = 0;
     for (int64_t k = 0; k < t->count; k++) total += gd_padded(t->size[k], align);
-#if GD_HAVE_CLONES
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2")) fused = NULL; /* GD_FUSED_TARGET: staged */
-#endif
-    const gd_step_work step = {t, h, segment_f32, segment_f64, align, fused};
+    const int instance = fused ? gd_fused_instance() : -1;
+    const gd_step_work step = {t, h, segment_f32, segment_f64, align,
+                               instance >= 0 ? fused->segment[instance] : NULL};
     const int team = gd_team_size(total);
     if (team <= 1) { /* the common small step: straight to the segments */
         int64_t cursor[2] = {0, 0};

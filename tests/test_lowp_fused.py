@@ -1,16 +1,24 @@
 """The fused low-precision span loops (src_c/fused.inc) against the staged path
-(src_c/kernels.c, gd_staged_segment) on the same input, bit for bit: parameters, state and
-parameter copies, every layout the fused loops cover (float32/bfloat16 parameter, gradient and
-state, master weights, parameter copies, nearest and stochastic rounding), sizes across SIMD
-vectors, staging blocks and thread chunks, 1, 2 and 3 threads.  The staged path is itself
-checked against SPEC L.6 literally and against the reference (test_lowp_policy.py)."""
+(src_c/kernels.c, gd_staged_segment) and SPEC L.6 on the same input, bit for bit: parameters,
+state and parameter copies, every element-wise rule with each of its loops (RMSprop centered
+and with momentum, RAdam's rectified and unrectified steps, ASGD's copy and average, AMSGrad's
+and Nadam's variants...), every layout the fused loops cover (float32/bfloat16 parameter,
+gradient and state, master weights, parameter copies, nearest and stochastic rounding), sizes
+across SIMD vectors, staging blocks and thread chunks, 1, 2 and 3 threads, and both compiled
+instances of the loops (AVX-512 where the CPU has it, and AVX2).  Besides: the staged path is
+SPEC L.6 applied literally around the rule's float32 kernel, and that kernel the NumPy
+reference where it takes the reference's arithmetic (test_lowp_policy.py, test_equivalence.py);
+here the fused loops are checked against both directly."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from rules_table import uses_step_size_form
+from test_lowp_policy import literal_class
 
 import gdfast
+import gdfast.reference as reference
 from gdfast import _kernels
 from gdfast.catalogue import CATALOGUE
 
@@ -22,85 +30,126 @@ SIZES = (1, 7, 16, 33, 2047, 2049, 70001)
 RULES = [rule for rule in CATALOGUE if rule.state_names and rule.elementwise] + [
     rule for rule in CATALOGUE if rule.rule == "SGD"
 ]
+STEPS = 6  # RAdam rectifies from step 6 (ρ_t > 5 with β2 = 0.999)
 
-# name: (parameter dtype, gradient dtype, policy keywords, with a bfloat16 parameter copy)
-LAYOUTS = {
-    "bf16 state": (F32, F32, {"state_dtype": "bfloat16"}, False),
-    "bf16 state, bf16 grads, stochastic": (
-        F32,
-        BF16,
-        {"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 5},
-        False,
-    ),
-    "bf16 grads only": (F32, BF16, {"rounding": "stochastic"}, False),
-    "master": (BF16, BF16, {"master_weights": True}, False),
-    "master, bf16 state, stochastic": (
-        BF16,
-        BF16,
-        {"master_weights": True, "state_dtype": "bfloat16", "rounding": "stochastic", "seed": 9},
-        False,
-    ),
-    "master, fp32 grads, bf16 state": (
+# name: (parameter dtype, gradient dtype, policy keywords, with a bfloat16 parameter copy), one
+# for each (P, G, S) of fused.inc's compiled layouts (its index P G S), then two that stage
+# (bfloat16 gradients with float32 state, bfloat16 parameters with float32 state); each with
+# nearest and with stochastic rounding (LAYOUTS).
+STORAGE = {
+    "fp32 params, bf16 state (0 0 1)": (F32, F32, {"state_dtype": "bfloat16"}, False),
+    "fp32 params, bf16 grads and state (0 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, False),
+    "copy-out (1 0 0)": (F32, F32, {}, True),
+    "master, fp32 grads, bf16 state (1 0 1)": (
         BF16,
         F32,
         {"master_weights": True, "state_dtype": "bfloat16"},
         False,
     ),
-    "copy-out, bf16 grads, bf16 state": (F32, BF16, {"state_dtype": "bfloat16"}, True),
-    "copy-out stochastic": (F32, F32, {"rounding": "stochastic", "seed": 2}, True),
-    "bf16 params nearest": (BF16, BF16, {}, False),
-    "bf16 params, bf16 state, stochastic": (
+    "master (1 1 0)": (BF16, BF16, {"master_weights": True}, False),
+    "copy-out, bf16 grads and state (1 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, True),
+    "master, bf16 state (1 1 1)": (
         BF16,
         BF16,
-        {"state_dtype": "bfloat16", "rounding": "stochastic", "seed": 4},
+        {"master_weights": True, "state_dtype": "bfloat16"},
         False,
     ),
+    "bf16 params, grads and state (2 1 1)": (BF16, BF16, {"state_dtype": "bfloat16"}, False),
+    "staged: bf16 grads only": (F32, BF16, {}, False),
+    "staged: bf16 params, fp32 state": (BF16, BF16, {}, False),
+}
+LAYOUTS = {
+    f"{name}, {rounding}": (dtype, grad_dtype, policy | {"rounding": rounding, "seed": seed}, copy)
+    for seed, (name, (dtype, grad_dtype, policy, copy)) in enumerate(STORAGE.items())
+    for rounding in ("nearest", "stochastic")
 }
 
+# Each rule's variants that take another span loop or other scalars in it (beyond the defaults
+# and weight decay with maximize, which every rule gets: hypers()).
+VARIANTS = {
+    "RMSprop": [{"centered": True}, {"momentum": 0.9}, {"centered": True, "momentum": 0.9}],
+    "AMSGrad": [
+        {"bias_correction": False},
+        {"bias_correction": True},
+        {"bias_correction": True, "max_of_v_hat": True},
+        {"bias_correction": True, "eps_hat": True},
+    ],
+    "Nadam": [{"momentum_schedule": True}],
+    "AdaMax": [{"eps_inside_max": True}],
+    "ASGD": [{"t0": 0.0}],  # averaging from step 3 (μ_t < 1), a copy before
+}
 
-def run(cls, layout, fused, threads, hyper):
+# The fused instances this CPU runs (_kernels._set_fused's modes: 1 the widest, 2 AVX2).
+INSTANCES = {_kernels._set_fused(mode): mode for mode in (1, 2)}
+_kernels._set_fused(1)
+
+
+def run(cls, layout, mode, threads, hyper):
     dtype, grad_dtype, policy, copy = LAYOUTS[layout]
     rng = np.random.default_rng(0)
     params = [rng.standard_normal(n).astype(np.float32).astype(dtype) for n in SIZES]
     copies = [np.zeros(n, dtype=BF16) for n in SIZES] if copy else None
     optimizer = cls(params, **hyper, param_copy=copies, **policy)
-    _kernels._set_fused(fused)
+    _kernels._set_fused(mode)
     try:
         with gdfast.threads(threads):
-            for step in range(3):
+            for step in range(STEPS):
                 grng = np.random.default_rng(100 + step)
                 grads = [
                     grng.standard_normal(n).astype(np.float32).astype(grad_dtype) for n in SIZES
                 ]
                 optimizer.step(grads)
     finally:
-        _kernels._set_fused(True)
+        _kernels._set_fused(1)
     out = [p.view(np.uint8).tobytes() for p in optimizer.params]
     out += [
-        b.view(np.uint8).tobytes()
+        np.atleast_1d(b).view(np.uint8).tobytes()  # Nadam's μ product is 0-d
         for name in sorted(optimizer.state)
         for b in optimizer.state[name]
     ]
-    return out + [c.view(np.uint8).tobytes() for c in copies or ()]
+    return optimizer, out + [c.view(np.uint8).tobytes() for c in copies or ()]
 
 
 def hypers(cls):
-    """The defaults, and weight decay (L2, or decoupled where the rule has the choice) with
-    maximize where the rule takes them: both sides of GD_ELEMENTS_OF_LAYOUT's branch."""
+    """The defaults, weight decay (L2, or decoupled where the rule has the choice) with
+    maximize where the rule takes them (both sides of GD_ELEMENTS_OF_LAYOUT's branch), and the
+    rule's VARIANTS."""
     lr = {"lr": 0.01} if "lr" in cls.hyperparameter_names and cls.rule != "Adadelta" else {}
     other = dict(lr)
     if "weight_decay" in cls.hyperparameter_names:
         other["weight_decay"] = 0.1
     if "maximize" in cls.hyperparameter_names:
         other["maximize"] = True
-    return [lr, other]
+    return [lr, other] + [lr | variant for variant in VARIANTS.get(cls.rule, [])]
+
+
+def test_the_instances_this_cpu_runs():
+    """Where the kernels were multiversioned, an AVX2 CPU runs the AVX2 instance and an AVX-512
+    one (F, BW, VL) the AVX-512 instance, mode 2 the AVX2 one; 0 stages."""
+    isa = gdfast.kernel_isa()
+    assert _kernels._set_fused(0) == "staged"
+    _kernels._set_fused(1)
+    if isa == "default":  # no multiversioning, or a CPU without AVX2 (which stages)
+        assert set(INSTANCES) <= {"build", "staged"}
+    else:
+        assert INSTANCES["avx2"] == 2
+        assert set(INSTANCES) <= {"avx2", "avx512"}
+        if "avx512" in INSTANCES:
+            assert isa == "avx512f" and INSTANCES["avx512"] == 1
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS))
 @pytest.mark.parametrize("rule", RULES, ids=[r.rule for r in RULES])
-def test_fused_is_the_staged_path_bitwise(rule, layout):
+def test_fused_is_the_staged_path_and_spec_l6_bitwise(rule, layout):
     cls = getattr(gdfast, rule.__name__)
     for hyper in hypers(cls):
-        staged = run(cls, layout, False, 1, hyper)
-        for threads in (1, 2, 3):
-            assert run(cls, layout, True, threads, hyper) == staged, (hyper, threads)
+        optimizer, staged = run(cls, layout, 0, 1, hyper)
+        for instance, mode in INSTANCES.items():
+            for threads in (1, 2, 3):
+                _, fused = run(cls, layout, mode, threads, hyper)
+                assert fused == staged, (hyper, instance, threads)
+        _, literal = run(literal_class(rule), layout, 0, 1, hyper)
+        assert literal == staged, hyper
+        if not uses_step_size_form(optimizer):
+            _, slow = run(getattr(reference, rule.__name__), layout, 0, 1, hyper)
+            assert slow == staged, (hyper, "reference")
