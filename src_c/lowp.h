@@ -17,7 +17,8 @@
  * A rule's span loop loads and stores through the macros:
  *     const float p = GD_LOAD_BF16(param, i);                 // bf16 -> float, exact
  *     GD_STORE_BF16(param, i, p_new);                          // nearest even
- *     GD_STORE_BF16_SR(param, i, p_new, key, lo + i);          // stochastic, element lo + i
+ *     GD_STORE_BF16_SR(param, i, p_new, key, (uint32_t)lo + (uint32_t)i); // stochastic,
+ *                                                          // element lo + i (its index mod 2^32)
  * with `key = gd_random_key(seed, step, tensor, stream, (lo + i) >> 32)` computed once per span
  * (gd_span_within_key() says how far one key reaches).
  */
