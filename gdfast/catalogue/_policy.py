@@ -28,7 +28,9 @@ MAX_BLOCK_SIZE = 4096
 # Elements converted at a time when an optimizer makes its state in a 16-bit or 8-bit format
 # (a whole number of 8-bit blocks): building the state then needs the storage and one piece's
 # temporaries, not a float32 copy of every entry plus the conversion's (~25 bytes/parameter).
-PIECE = 1 << 16
+# Not above torch's grain size (32768): a piece's initial values in gdfast.torch are then made
+# without waking torch's thread pool once per piece.
+PIECE = 1 << 15
 # Format names, as gdfast._kernels.FORMATS knows them.
 NATIVE, BF16, F16, Q8_SIGNED, Q8_UNSIGNED = (
     "native",
