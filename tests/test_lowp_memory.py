@@ -1,8 +1,8 @@
 """Optimizer state bytes per parameter under the dtype policy (issue 12's memory target),
 counted on the state arrays themselves: Adam keeps 8 bytes per parameter in float32 state,
 4 in bfloat16, 2 + 8/block_size (<= 2.05) in 8-bit state, plus 4 for fp32 master weights;
-the NumPy classes and gdfast.torch alike; and building that state costs no more than its own
-bytes (tracemalloc).  bench/lowp_memory.py also measures RSS."""
+the NumPy classes and gdfast.torch alike; building that state costs no more than its own
+bytes (tracemalloc), and making it piece by piece gives the bits of the whole array stored.  bench/lowp_memory.py also measures RSS."""
 
 from __future__ import annotations
 
@@ -102,3 +102,56 @@ def test_torch_builds_state_without_numpy_temporaries(policy, dtype, expected):
         v.numel() * v.element_size() for k, v in optimizer.state[param].items() if "absmax" in k
     )
     assert peak <= scales + PIECE_ALLOWANCE
+
+
+# ---- ... with the bits of the whole array stored at once
+PIECES_N = 2 * PIECE + 37  # three pieces, the last short; block size 48 does not divide PIECE
+INITIAL = [  # rule, its arguments, {state entry: its initial value}, torch's names
+    ("Adagrad", {"lr": 0.1, "initial_accumulator_value": 0.3}, {"sum_sq": 0.3}, {"sum_sq": "sum"}),
+    ("Rprop", {"lr": 0.1}, {"prev": 0.0, "step_size": 0.1}, {}),
+]
+
+
+def whole_array_stored(policy, fmt, value):
+    return policy.store(fmt, np.full(PIECES_N, value, dtype=np.float32))
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+@pytest.mark.parametrize("rule, arguments, initial, torch_names", INITIAL)
+def test_state_made_in_pieces_is_the_whole_array_stored(
+    rule, arguments, initial, torch_names, state_dtype
+):
+    param = np.random.default_rng(0).standard_normal(PIECES_N).astype(np.float32)
+    optimizer = getattr(gdfast, rule)([param], state_dtype=state_dtype, block_size=48, **arguments)
+    for name, value in initial.items():
+        codes, scales = whole_array_stored(optimizer.policy, optimizer._state_formats[name], value)
+        np.testing.assert_array_equal(optimizer.state[name][0], codes)
+        if scales is not None:
+            np.testing.assert_array_equal(optimizer.state[f"{name}_absmax"][0], scales)
+
+    torch = pytest.importorskip("torch")
+    import gdfast.torch as gt
+
+    tensor = torch.from_numpy(param.copy())
+    optimizer = getattr(gt, rule)([tensor], state_dtype=state_dtype, block_size=48, **arguments)
+    group = optimizer.param_groups[0]
+    state = optimizer._create_state(group, tensor)
+    for name, value in initial.items():
+        name = torch_names.get(name, name)
+        fmt = optimizer._state_format(group, name)
+        codes, scales = whole_array_stored(optimizer.policy, fmt, value)
+        stored = state[name].view(torch.int16 if fmt == "bfloat16" else torch.uint8).numpy()
+        np.testing.assert_array_equal(stored.view(codes.dtype), codes)
+        if scales is not None:
+            np.testing.assert_array_equal(state[f"{name}_absmax"].numpy(), scales)
+
+
+def test_master_weights_are_the_parameter_widened_exactly():
+    """Every bfloat16 bit pattern, NaN payloads included, across pieces."""
+    bits = np.arange(PIECES_N, dtype=np.uint32).astype(np.uint16)
+    param = bits.view(ml_dtypes.bfloat16)
+    optimizer = gdfast.Adam([param], lr=1e-3, master_weights=True)
+    expected = (bits.astype(np.uint32) << np.uint32(16)).view(np.float32)
+    np.testing.assert_array_equal(
+        optimizer.state["master"][0].view(np.uint32), expected.view(np.uint32)
+    )
