@@ -1,20 +1,21 @@
 """Optimizer state bytes per parameter under the dtype policy (issue 12's memory target:
 8 for float32 state, 4 for bfloat16, <= 2.05 for 8-bit, plus 4 for a master copy), Adam,
-measured two ways: the state arrays' bytes (`nbytes` of every state entry: buffers, 8-bit
-scales, master weights) and the resident memory the optimizer adds (RSS after its second
-step minus RSS before it was built, in a fresh process per configuration), for the NumPy
-classes and gdfast.torch.
+measured three ways: the state arrays' bytes (`nbytes` of every state entry: buffers, 8-bit
+scales, master weights), the resident memory the optimizer adds (RSS after its second
+step minus RSS before it was built, in a fresh process per configuration), and the peak
+on the way (the process's largest RSS, ru_maxrss, minus RSS before it was built: building
+the state and two steps), for the NumPy classes and gdfast.torch.
 
     PYTHONPATH=$PWD python bench/lowp_memory.py [--n 10000000] [--only numpy|torch]
 
 Each process first builds and steps the same configuration on 4096 parameters: the first
 optimizer of a process pays one-time costs that are not per parameter (torch.optim's first
 optimizer imports torch._dynamo and ~800 modules, ~75 MB: torch.optim.Adam pays the same),
-and charged to n parameters they read as bytes per parameter (~7 at 1e7).  The last
-column runs the child with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_=131072):
-by default glibc raises the threshold after large frees and then keeps freed heap memory,
-here the temporaries of the constructor's float32-to-16-bit/8-bit conversion of the initial
-state (1-3 B/param with bfloat16 state); with a fixed threshold RSS added is the arrays.
+and charged to n parameters they read as bytes per parameter (~7 at 1e7).  The last two
+columns run the child with glibc's mmap threshold fixed (MALLOC_MMAP_THRESHOLD_=131072):
+by default glibc raises the threshold after large frees and then may keep freed heap memory
+(the temporaries of a step or of a conversion); with a fixed threshold RSS added is the
+arrays.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 
@@ -50,8 +52,13 @@ def rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-def state_bytes_numpy(config: str, n: int) -> tuple[int, int]:
-    """(bytes of the state arrays, RSS the optimizer added) of gdfast.Adam on n parameters."""
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def state_bytes_numpy(config: str, n: int) -> tuple[int, int, int]:
+    """(bytes of the state arrays, RSS the optimizer added, peak RSS added) of gdfast.Adam
+    on n parameters."""
     import ml_dtypes
     import numpy as np
 
@@ -69,11 +76,12 @@ def state_bytes_numpy(config: str, n: int) -> tuple[int, int]:
         optimizer.step([grad])
         added = rss_bytes() - before
     arrays = sum(np.asarray(a).nbytes for entry in optimizer.state.values() for a in entry)
-    return arrays, added
+    return arrays, added, peak_rss_bytes() - before
 
 
-def state_bytes_torch(config: str, n: int) -> tuple[int, int]:
-    """(bytes of the state tensors but `step`, RSS added) of gdfast.torch.Adam."""
+def state_bytes_torch(config: str, n: int) -> tuple[int, int, int]:
+    """(bytes of the state tensors but `step`, RSS added, peak RSS added) of
+    gdfast.torch.Adam."""
     import torch
 
     import gdfast.torch as gt
@@ -91,7 +99,7 @@ def state_bytes_torch(config: str, n: int) -> tuple[int, int]:
     arrays = sum(
         v.numel() * v.element_size() for k, v in optimizer.state[param].items() if k != "step"
     )
-    return arrays, added
+    return arrays, added, peak_rss_bytes() - before
 
 
 def main() -> None:
@@ -111,9 +119,10 @@ def main() -> None:
         label = "gdfast.torch.Adam" if backend == "torch" else "gdfast.Adam"
         print(f"\n{label}, {args.n:.0e} parameters (state bytes per parameter)")
         print(
-            "| configuration | state arrays | RSS added | RSS added, glibc mmap threshold fixed |"
+            "| configuration | state arrays | RSS added | RSS added, glibc mmap threshold "
+            "fixed | peak RSS added, threshold fixed |"
         )
-        print("|---|---|---|---|")
+        print("|---|---|---|---|---|")
         for config in CONFIGS:
             command = [sys.executable, __file__, "--n", str(args.n), "--one", config]
             command += ["--torch"] if backend == "torch" else []
@@ -126,10 +135,11 @@ def main() -> None:
                     text=True,
                     env={**os.environ, **env},
                 ).stdout
-                arrays, rss = json.loads(output.strip().splitlines()[-1])
+                arrays, rss, peak = json.loads(output.strip().splitlines()[-1])
                 added.append(rss / args.n)
             print(
-                f"| {config} | {arrays / args.n:.4f} | {added[0]:.3f} | {added[1]:.3f} |",
+                f"| {config} | {arrays / args.n:.4f} | {added[0]:.3f} | {added[1]:.3f} | "
+                f"{peak / args.n:.3f} |",
                 flush=True,
             )
 

@@ -13,7 +13,8 @@
  *   master     bfloat16 parameter + float32 master, bfloat16 state   fused
  *   mastersr   the same, stochastic rounding                         fused
  *   copy       float32 parameter + bfloat16 copy-out, bfloat16 state fused (the moonshot layout)
- *   bf16sr     bfloat16 parameter and state, stochastic, no master   fused
+ *   bf16       bfloat16 parameter and state, no master                fused
+ *   bf16sr     the same, stochastic                                  fused
  *   q8 | q8copy | f16state                                           staged
  * A name ending in "-staged" runs that configuration through the staged path (gd_lowp_set_fused(0)),
  * one ending in "-avx2" through the AVX2 instance of the fused loops on an AVX-512 CPU.
@@ -128,14 +129,15 @@ int main(int argc, char **argv)
         const unsigned char copy_format[1] = {GD_BF16};
         const int64_t tensor[1] = {0};
         int stochastic = strstr(name, "sr") != NULL, lowp = strncmp(name, "fp32", 4) != 0;
-        if (strstr(name, "bf16state") || strstr(name, "master") || strstr(name, "copy") ||
-            strstr(name, "bf16sr")) {
+        const int bf16_param = strstr(name, "bf16sr") || strncmp(name, "bf16-", 5) == 0 ||
+                               strcmp(name, "bf16") == 0;
+        if (strstr(name, "bf16state") || strstr(name, "master") || strstr(name, "copy") || bf16_param) {
             format[2] = format[3] = GD_BF16, data[2] = m16, data[3] = v16;
         }
         if (strstr(name, "f16state") == name) format[2] = format[3] = GD_F16, data[2] = m16, data[3] = v16;
         if (strstr(name, "q8")) format[2] = GD_Q8_SIGNED, format[3] = GD_Q8_UNSIGNED, data[2] = m8, data[3] = v8;
         if (strstr(name, "master")) format[0] = GD_BF16, data[0] = p16, master[0] = p32;
-        if (strstr(name, "bf16sr")) format[0] = GD_BF16, data[0] = p16;
+        if (bf16_param) format[0] = GD_BF16, data[0] = p16;
         if (strstr(name, "copy")) copy[0] = c16;
         if (lowp) format[1] = GD_BF16, data[1] = g16;
         const gd_lowp policy = {format, master[0] ? master : NULL, copy[0] ? copy : NULL,

@@ -482,21 +482,55 @@ class _KernelOptimizer(torch.optim.Optimizer):
         """A parameter's first state (torch's lazy state): the rule's initial values, in
         float32 for a 16-bit parameter, stored as the policy says (SPEC L.5: bfloat16
         rounded to nearest, 8-bit encoded with its scales), and the master weights (the
-        parameter widened, exactly)."""
-        if param.dtype in _SIXTEEN_BIT:
-            template = torch.empty_like(
-                param, dtype=torch.float32, memory_format=torch.preserve_format
-            )
+        parameter widened, exactly).  16-bit and 8-bit state is made in its storage piece by
+        piece (Policy.fill): building costs the state's own bytes."""
+        names = self._state_names(group)
+        low = [
+            name
+            for name in names
+            if self.policy.active and self._state_format(group, name) != NATIVE
+        ]
+        if low:
+            # the rule's scalar entries (its buffers, empty here, are made below)
+            state = self._new_state(group, torch.empty(0, dtype=torch.float32))
+            for name in low:
+                state.update(self._made(group, name, param))
         else:
-            template = param.detach()
-        state = self._new_state(group, template)
-        if not self.policy.active:
-            return state
-        for name in self._state_names(group):
-            state.update(self._stored(group, name, param, state[name]))
+            if param.dtype in _SIXTEEN_BIT:  # never written: no memory is touched
+                template = torch.empty_like(
+                    param, dtype=torch.float32, memory_format=torch.preserve_format
+                )
+            else:
+                template = param.detach()
+            state = self._new_state(group, template)
         if self.policy.master_weights:
             state["master"] = param.detach().to(torch.float32, memory_format=torch.preserve_format)
         return state
+
+    def _made(self, group: dict[str, Any], name: str, param: torch.Tensor) -> dict[str, Any]:
+        """State entry `name` of `param` (and its 8-bit scales) made in its 16-bit or 8-bit
+        storage, laid out as the parameter, from the rule's initial values of each piece of
+        the parameter's memory (a 16-bit parameter's: those of float32 zeros)."""
+        fmt = self._state_format(group, name)
+        tensor = torch.empty_like(param, dtype=_STORAGE[fmt], memory_format=torch.preserve_format)
+        stored = _memory(tensor).view(np.dtype(f"u{tensor.element_size()}")).reshape(-1)
+        entries = {name: tensor}
+        scales = None
+        if fmt in (Q8_SIGNED, Q8_UNSIGNED):
+            scales = np.empty(-(-param.numel() // self.policy.block_size), np.float32)
+            entries[f"{name}_absmax"] = torch.from_numpy(scales)
+        wide = None if param.dtype in _SIXTEEN_BIT else _memory(param).reshape(-1)
+
+        def values(begin: int, end: int) -> np.ndarray:
+            piece = (
+                torch.zeros(end - begin, dtype=torch.float32)
+                if wide is None
+                else torch.from_numpy(wide[begin:end])
+            )
+            return _memory(self._new_state(group, piece)[name])
+
+        self.policy.fill(fmt, stored, scales, values)
+        return entries
 
     def _stored(
         self, group: dict[str, Any], name: str, param: torch.Tensor, values: torch.Tensor

@@ -46,25 +46,30 @@ static inline int gd_lowp_team(int64_t chunks, int threads)
     } while (0)
 
 /* One span loop per conversion, all with one signature: `index` is that of element 0 in its
- * tensor and `key` the generator's key of the span (used by the stochastic ones only). */
+ * tensor and `key` the generator's key of the span (used by the stochastic ones only).  In the
+ * loop, `low` is element i's index mod 2^32 (a span stays within one key), counted in 32-bit
+ * lanes: (uint32_t)(index + i) would be counted in 64-bit lanes and narrowed. */
 #define GD_LOWP_SPAN(name, in_t, out_t, element)                                           \
     GD_LOWP_CLONES static void name(const void *in, void *to, int64_t n, uint32_t key,      \
                                     int64_t index)                                         \
     {                                                                                      \
         const in_t *restrict x = (const in_t *)in;                                         \
         out_t *restrict out = (out_t *)to;                                                 \
+        uint32_t low = (uint32_t)index;                                                    \
         (void)x;                                                                           \
         (void)key;                                                                         \
-        (void)index;                                                                       \
-        _Pragma("omp simd") for (int64_t i = 0; i < n; i++) element;                       \
+        _Pragma("omp simd linear(low : 1)") for (int64_t i = 0; i < n; i++) {              \
+            element;                                                                       \
+            low++;                                                                         \
+        }                                                                                  \
     }
 GD_LOWP_SPAN(gd_to_bf16_span, float, uint16_t, GD_STORE_BF16(out, i, x[i]))
-GD_LOWP_SPAN(gd_to_bf16_sr_span, float, uint16_t, GD_STORE_BF16_SR(out, i, x[i], key, index + i))
+GD_LOWP_SPAN(gd_to_bf16_sr_span, float, uint16_t, GD_STORE_BF16_SR(out, i, x[i], key, low))
 GD_LOWP_SPAN(gd_to_f16_span, float, uint16_t, GD_STORE_F16(out, i, x[i]))
-GD_LOWP_SPAN(gd_to_f16_sr_span, float, uint16_t, GD_STORE_F16_SR(out, i, x[i], key, index + i))
+GD_LOWP_SPAN(gd_to_f16_sr_span, float, uint16_t, GD_STORE_F16_SR(out, i, x[i], key, low))
 GD_LOWP_SPAN(gd_from_bf16_span, uint16_t, float, out[i] = GD_LOAD_BF16(x, i))
 GD_LOWP_SPAN(gd_from_f16_span, uint16_t, float, out[i] = GD_LOAD_F16(x, i))
-GD_LOWP_SPAN(gd_random_span, uint32_t, uint32_t, out[i] = gd_random_bits(key, index + i))
+GD_LOWP_SPAN(gd_random_span, uint32_t, uint32_t, out[i] = gd_random_bits(key, low))
 
 typedef void (*gd_lowp_span_fn)(const void *x, void *out, int64_t n, uint32_t key, int64_t index);
 

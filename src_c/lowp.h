@@ -17,7 +17,8 @@
  * A rule's span loop loads and stores through the macros:
  *     const float p = GD_LOAD_BF16(param, i);                 // bf16 -> float, exact
  *     GD_STORE_BF16(param, i, p_new);                          // nearest even
- *     GD_STORE_BF16_SR(param, i, p_new, key, lo + i);          // stochastic, element lo + i
+ *     GD_STORE_BF16_SR(param, i, p_new, key, (uint32_t)lo + (uint32_t)i); // stochastic,
+ *                                                          // element lo + i (its index mod 2^32)
  * with `key = gd_random_key(seed, step, tensor, stream, (lo + i) >> 32)` computed once per span
  * (gd_span_within_key() says how far one key reaches).
  */
@@ -92,10 +93,25 @@ static inline uint32_t gd_lowbias32(uint32_t x)
     return x;
 }
 
-/* The random word of element `index` (its key from gd_random_key(..., index >> 32)). */
-static inline uint32_t gd_random_bits(uint32_t key, int64_t index)
+/* lowbias32(index ^ key) up to its last xor-shift, which leaves the top 16 bits as they are:
+ * the word's top half, all a bfloat16 rounding uses (gd_f32_to_bf16_sr).  The first xor-shift
+ * is taken apart, (index ^ key) ^ (index ^ key) >> 16 = (index ^ index >> 16) ^ (key ^ key >>
+ * 16), so that in a span loop the key's half is hoisted out of the loop and the index's half is
+ * shared by every stream rounded at that element.  `index`: the element's index mod 2^32,
+ * `key` from gd_random_key(..., index >> 32). */
+static inline uint32_t gd_random_top16(uint32_t key, uint32_t index)
 {
-    return gd_lowbias32((uint32_t)index ^ key);
+    uint32_t x = (index ^ (index >> 16)) ^ (key ^ (key >> 16));
+    x *= UINT32_C(0x7FEB352D);
+    x ^= x >> 15;
+    return x * UINT32_C(0x846CA68B);
+}
+
+/* The random word of an element (SPEC L.2): lowbias32(index ^ key), every bit. */
+static inline uint32_t gd_random_bits(uint32_t key, uint32_t index)
+{
+    const uint32_t x = gd_random_top16(key, index);
+    return x ^ (x >> 16);
 }
 
 /* ---- L.1/L.3 bfloat16 ------------------------------------------------------------------ */
@@ -118,7 +134,8 @@ static inline uint16_t gd_f32_to_bf16(float x)
     return gd_bf16_finish(x, b + 0x7FFFu + ((b >> 16) & 1u));
 }
 
-/* Stochastic: the top 16 random bits added to the 16 dropped ones, then truncation. */
+/* Stochastic: the top 16 random bits added to the 16 dropped ones, then truncation (`random`:
+ * the element's word, or gd_random_top16's, which has the same top 16 bits). */
 static inline uint16_t gd_f32_to_bf16_sr(float x, uint32_t random)
 {
     return gd_bf16_finish(x, gd_f32_bits(x) + (random >> 16));
@@ -191,9 +208,10 @@ static inline uint16_t gd_f32_to_f16_sr(float x, uint32_t random)
 #define GD_LOAD_F16(p, i) gd_f16_to_f32((p)[i])
 #define GD_STORE_BF16(p, i, v) ((p)[i] = gd_f32_to_bf16(v))
 #define GD_STORE_F16(p, i, v) ((p)[i] = gd_f32_to_f16(v))
-/* `index`: the element's index in its tensor (lo + i in a segment), `key` that of its span. */
+/* `index`: the element's index in its tensor mod 2^32 (uint32_t: a span loop counts it in
+ * 32-bit lanes), `key` that of its span. */
 #define GD_STORE_BF16_SR(p, i, v, key, index) \
-    ((p)[i] = gd_f32_to_bf16_sr((v), gd_random_bits((key), (index))))
+    ((p)[i] = gd_f32_to_bf16_sr((v), gd_random_top16((key), (index))))
 #define GD_STORE_F16_SR(p, i, v, key, index) \
     ((p)[i] = gd_f32_to_f16_sr((v), gd_random_bits((key), (index))))
 

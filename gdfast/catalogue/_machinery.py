@@ -286,15 +286,6 @@ class Optimizer:
             setattr(self, name, preset[name] if value is None and name in preset else value)
         self._check_hyper(self._hyper)
         self.state_names = type(self).state_layout(self._hyper)
-        # 16-bit parameters: float32 state (then stored as the policy says)
-        templates = [
-            p if sixteen_bit_format(p.dtype) is None else np.zeros(p.shape, np.float32)
-            for p in self.params
-        ]
-        self.state = {
-            name: tuple(self._initial_state(name, p) for p in templates)
-            for name in self.state_names
-        }
         # Each state entry's storage (SPEC L.5): a format of gdfast.catalogue._policy, or
         # None for the scalar entries (float64 numbers, never converted).
         self._state_formats = {
@@ -303,8 +294,7 @@ class Optimizer:
             else self.policy.state_format(name, type(self).nonnegative_state)
             for name in self.state_names
         }
-        if self.policy.active:
-            self._store_state()
+        self._make_state()
         self._steps = np.zeros(len(self.params), dtype=np.int64)
         self._param_list = list(self.params)
         self._state_lists = tuple(list(self.state[name]) for name in self.state_names)
@@ -329,20 +319,41 @@ class Optimizer:
             )
         )
 
-    def _store_state(self) -> None:
-        """The float32 initial state in the policy's storage, plus the arrays a policy adds:
-        `<name>_absmax` (8-bit state's scales) and `master` (float32 master weights, the
-        parameters widened exactly)."""
+    def _make_state(self) -> None:
+        """The initial state (`_initial_state`'s values) in the policy's storage, plus the
+        arrays a policy adds: `<name>_absmax` (8-bit state's scales) and `master` (float32
+        master weights, the parameters widened exactly).  Made in its storage piece by piece
+        (Policy.fill): building costs the state's own bytes.  A 16-bit parameter's initial
+        values are those of a float32 one (the template: a zero-stride zero, no memory)."""
+        templates = [
+            p if sixteen_bit_format(p.dtype) is None else np.broadcast_to(np.float32(0), p.shape)
+            for p in self.params
+        ]
+        self.state = {}
+        scales = {}
         for name in self.state_names:
             fmt = self._state_formats[name]
             if fmt is None or fmt == NATIVE:
+                self.state[name] = tuple(self._initial_state(name, t) for t in templates)
                 continue
-            stored = [self.policy.store(fmt, values) for values in self.state[name]]
-            self.state[name] = tuple(codes for codes, _ in stored)
-            if stored and stored[0][1] is not None:
-                self.state[f"{name}_absmax"] = tuple(scales for _, scales in stored)
+            made = [self._stored_initial_state(name, fmt, t) for t in templates]
+            self.state[name] = tuple(stored for stored, _ in made)
+            if made and made[0][1] is not None:
+                scales[f"{name}_absmax"] = tuple(absmax for _, absmax in made)
+        self.state.update(scales)
         if self.policy.master_weights:
-            self.state["master"] = tuple(widen(p) for p in self.params)
+            self.state["master"] = tuple(self.policy.master_weights_of(p) for p in self.params)
+
+    def _stored_initial_state(
+        self, name: str, fmt: str, template: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """State entry `name` of a parameter (`template`) made in a 16-bit or 8-bit format."""
+        stored, scales = self.policy.empty_storage(fmt, template.size)
+        flat = template.reshape(-1)
+        self.policy.fill(
+            fmt, stored, scales, lambda begin, end: self._initial_state(name, flat[begin:end])
+        )
+        return stored.reshape(template.shape), scales
 
     def _policy_step(self, active: list[int], grads: list[Any]) -> None:
         """The step of the tensors `active` under the dtype policy (SPEC L.6): the C kernel

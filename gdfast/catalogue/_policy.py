@@ -16,7 +16,7 @@ pickle): `buffer.view(ml_dtypes.bfloat16)` reads it.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -25,6 +25,12 @@ from .. import formats
 STATE_DTYPES = ("float32", "bfloat16", "int8")
 # Largest block of 8-bit state: the kernels stage whole blocks in a fixed scratch buffer.
 MAX_BLOCK_SIZE = 4096
+# Elements converted at a time when an optimizer makes its state in a 16-bit or 8-bit format
+# (a whole number of 8-bit blocks): building the state then needs the storage and one piece's
+# temporaries, not a float32 copy of every entry plus the conversion's (~25 bytes/parameter).
+# Not above torch's grain size (32768): a piece's initial values in gdfast.torch are then made
+# without waking torch's thread pool once per piece.
+PIECE = 1 << 15
 # Format names, as gdfast._kernels.FORMATS knows them.
 NATIVE, BF16, F16, Q8_SIGNED, Q8_UNSIGNED = (
     "native",
@@ -288,6 +294,48 @@ class Policy:
         if fmt in (Q8_SIGNED, Q8_UNSIGNED):
             return formats.quantize_blockwise(values, self.code(fmt), self.block_size)
         return values, None
+
+    def pieces(self, size: int) -> Iterator[tuple[int, int]]:
+        """[begin, end) of the pieces of `size` flat elements, each a whole number of 8-bit
+        blocks (the last maybe shorter)."""
+        step = self.block_size * max(1, PIECE // self.block_size)
+        for begin in range(0, size, step):
+            yield begin, min(size, begin + step)
+
+    def empty_storage(self, fmt: str, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Uninitialized flat storage of `size` elements in a 16-bit or 8-bit state format:
+        (bit patterns or codes, the 8-bit scales or None)."""
+        if fmt in (Q8_SIGNED, Q8_UNSIGNED):
+            return np.empty(size, np.uint8), np.empty(-(-size // self.block_size), np.float32)
+        return np.empty(size, np.uint16), None
+
+    def fill(
+        self,
+        fmt: str,
+        out: np.ndarray,
+        scales: np.ndarray | None,
+        values: Callable[[int, int], np.ndarray],
+    ) -> None:
+        """Flat storage `out` (and the 8-bit `scales`) of a 16-bit or 8-bit state format
+        filled piece by piece with store() of values(begin, end), the float32 values of
+        elements [begin, end): the bits store() gives the whole array (a 16-bit rounding is
+        element by element, a piece holds whole 8-bit blocks), without its temporaries."""
+        for begin, end in self.pieces(out.size):
+            stored, piece_scales = self.store(fmt, values(begin, end))
+            out[begin:end] = stored
+            if piece_scales is not None:
+                assert scales is not None, "8-bit state comes with its scales"
+                first = begin // self.block_size
+                scales[first : first + piece_scales.size] = piece_scales
+
+    def master_weights_of(self, param: np.ndarray) -> np.ndarray:
+        """A 16-bit parameter widened exactly to float32 (the master weights), piece by
+        piece: the copy is the only array it makes."""
+        master = np.empty(param.shape, np.float32)
+        flat, source = master.reshape(-1), param.reshape(-1)
+        for begin, end in self.pieces(param.size):
+            flat[begin:end] = widen(source[begin:end])
+        return master
 
     @staticmethod
     def code(fmt: str) -> np.ndarray:
