@@ -131,14 +131,22 @@ GD_CLONES static void gd_narrow_span(uint16_t *restrict out, const float *restri
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) GD_STORE_BF16(out, i, in[i]);
     } else if (format == GD_BF16) {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) GD_STORE_BF16_SR(out, i, in[i], key, index + i);
+        uint32_t element = (uint32_t)index; /* mod 2^32: the span stays within one key */
+#pragma omp simd linear(element : 1)
+        for (int64_t i = 0; i < n; i++) {
+            GD_STORE_BF16_SR(out, i, in[i], key, element);
+            element++;
+        }
     } else if (!stochastic) {
 #pragma omp simd
         for (int64_t i = 0; i < n; i++) GD_STORE_F16(out, i, in[i]);
     } else {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) GD_STORE_F16_SR(out, i, in[i], key, index + i);
+        uint32_t element = (uint32_t)index;
+#pragma omp simd linear(element : 1)
+        for (int64_t i = 0; i < n; i++) {
+            GD_STORE_F16_SR(out, i, in[i], key, element);
+            element++;
+        }
     }
 }
 
