@@ -23,7 +23,8 @@ DTYPES = [np.float32, np.float64]
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_sums_are_the_reference_bits(shape, dtype):
     g = np.random.default_rng(len(shape)).standard_normal(shape).astype(dtype)
-    g[..., 0, :1] = 1e30 if dtype == np.float32 else 1e150  # a square beyond float32, summed in double
+    # a square beyond float32, summed in double
+    g[..., 0, :1] = 1e30 if dtype == np.float32 else 1e150
     row_sums = np.empty(shape[:-1] + (1,))
     col_sums = np.empty(shape[:-2] + (1, shape[-1]))
     _kernels.adafactor_sums(g, row_sums, col_sums)

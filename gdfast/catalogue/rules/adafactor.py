@@ -101,9 +101,7 @@ def adafactor(
         alpha = max(eps2, _rms(theta)) * rho if scale_parameter else rho
         if weight_decay != 0:
             theta *= 1 - lr * weight_decay
-        denominator = adafactor_moments(
-            g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1
-        )
+        denominator = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
         v_hat = full if denominator is None else row * col / denominator
         update = g * (1 / np.sqrt(np.maximum(v_hat, e1 * e1)))
         clip = max(1.0, _rms(update) / d)
@@ -257,6 +255,7 @@ class Adafactor(Rule):
     gallery_lr = {"beale": 0.1, "rosenbrock": 0.03, "saddle": 0.03, "ravine": 0.1}
     adaptive = True
     elementwise = False  # RMS(θ), RMS(U) and the factored moments reduce over the tensor
+    passes = 2  # the norms, then the update (src_c/two_pass.inc)
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:

@@ -191,6 +191,7 @@ class LAMB(Rule):
     gallery_lr = {"beale": 0.03, "rosenbrock": 0.01, "saddle": 0.01, "ravine": 0.1}
     adaptive = True
     elementwise = False  # τ reduces over the tensor
+    passes = 2  # the norms, then the update (src_c/two_pass.inc)
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:

@@ -50,6 +50,14 @@ def newton_schulz(matrix, coefficients=NS_COEFFICIENTS, steps=5, eps=1e-7):
     return x if wide else x.T
 
 
+def newton_schulz_flops(m, n, steps=5):
+    """Floating-point operations of `newton_schulz` on a wide m × n matrix (m <= n), counted
+    as the code computes them: the normalisation 3mn (‖X‖²: 2mn, X / ‖X‖: mn) and, per
+    iteration, X Xᵀ 2m²n, A A 2m³, b A + c A A 3m², (…) X 2m²n, a X + … 2mn."""
+    per_iteration = 2 * m * m * n + 2 * m**3 + 3 * m * m + 2 * m * m * n + 2 * m * n
+    return 3 * m * n + steps * per_iteration
+
+
 def muon_lr(lr, match_rms_adamw, shape):
     """η_adj of an A × B matrix: η √max(1, A/B) (Keller Jordan's, torch's "original"), or
     0.2 η √max(A, B) (Moonshot's, torch's "match_rms_adamw")."""
