@@ -231,7 +231,8 @@ class Muon(Rule):
     # any model: gdfast.torch.Muon is its adapter (tests/test_torch_muon.py)
     torch_equivalent = None
     # each step has norm about η on the gallery's 1-D surfaces (a single row: D / ‖D‖)
-    gallery_lr = {"beale": 0.01, "rosenbrock": 0.003, "saddle": 0.01, "ravine": 0.03}
+    # (the sweep's middle of the working range, scripts/make_guide.py checks it)
+    gallery_lr = {"beale": 0.003, "rosenbrock": 0.001, "saddle": 0.01, "ravine": 0.01}
     adaptive = False
     elementwise = False  # the Newton–Schulz iteration works on the whole matrix
 
