@@ -109,8 +109,9 @@ def adafactor(
 
 
 # The C kernel's hyper-parameters: the declaration's, with eps split into ε1 (or the dtype's
-# machine epsilon: eps1_machine) and ε2; beta2_decay stays with the NumPy moments.
+# machine epsilon: eps1_machine) and ε2; beta2_decay for V (R and C: the NumPy moments).
 _KERNEL_FIELDS = {
+    "beta2_decay": "beta2_decay",
     "lr": "lr",
     "d": "clip_threshold",
     "relative_step": "relative_step",
@@ -124,8 +125,9 @@ _KERNEL_FIELDS = {
 
 def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
     """The C backend's core: the sums of g² of each factored tensor (C, adafactor_sums),
-    the moments (NumPy, n + m numbers), then one two-pass kernel call over every tensor
-    (param, g, then V̂ = V, or V̂'s denominators, R and C: the kernel forms R C / them)."""
+    its moments R and C (NumPy, n + m numbers), then one two-pass kernel call over every
+    tensor (param, g, then V, which pass 1 updates, or V̂'s denominators, R and C: the
+    kernel forms R C / them)."""
     from ... import _kernels  # compiled: only the C backend asks for it
 
     def kernel_sums(g):
@@ -157,6 +159,13 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
                 if maximize or grad_scale != 1.0:  # (g · 1 is g: no copy of it)
                     g = np.asarray(scaled_gradient(g, maximize, grad_scale))
                 theta = params[i]
+                scaled.append(g)
+                rows.append(row_var[i])  # (size 0 where not factored: not read)
+                cols.append(col_var[i])
+                if theta.ndim < 2:  # V: updated by the kernel's pass 1
+                    seconds.append(variance[i])
+                    matrix.append((0, 0))
+                    continue
                 denominator = adafactor_moments(
                     g,
                     row_var[i],
@@ -167,17 +176,8 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
                     eps1=adafactor_eps1(eps, theta.dtype),
                     sums=kernel_sums,
                 )
-                scaled.append(g)
-                if denominator is None:
-                    seconds.append(variance[i])
-                    rows.append(row_var[i])  # size 0, not read
-                    cols.append(col_var[i])
-                    matrix.append((0, 0))
-                else:
-                    seconds.append(np.ascontiguousarray(denominator))
-                    rows.append(row_var[i])
-                    cols.append(col_var[i])
-                    matrix.append(theta.shape[-2:])
+                seconds.append(np.ascontiguousarray(denominator))
+                matrix.append(theta.shape[-2:])
         kernel(
             [params[i] for i in active],
             scaled,
@@ -186,6 +186,7 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
             cols,
             np.asarray(steps)[active],
             matrix=np.array(matrix, dtype=np.int64).reshape(-1, 2),
+            beta2_decay=beta2_decay,
             eps1=0.0 if eps[0] is None else eps[0],
             eps2=eps[1],
             eps1_machine=eps[0] is None,
