@@ -28,15 +28,9 @@ import time
 import numpy as np
 
 import gdfast
-from gdfast.catalogue.rules.muon import NS_COEFFICIENTS, newton_schulz
+from gdfast.catalogue.rules.muon import NS_COEFFICIENTS, newton_schulz, newton_schulz_flops
 
 STEPS = 5
-
-
-def ns_flops(m: int, n: int, steps: int = STEPS) -> int:
-    """Flops of NS_steps on a wide m × n matrix (m <= n), counted as the code computes."""
-    per_iteration = 2 * m * m * n + 2 * m**3 + 3 * m * m + 2 * m * m * n + 2 * m * n
-    return 3 * m * n + steps * per_iteration
 
 
 def cpu_seconds(run, rounds: int) -> list[float]:
@@ -85,7 +79,7 @@ def main() -> None:
 
             ns = cpu_seconds(lambda: newton_schulz(grad, NS_COEFFICIENTS, STEPS, 1e-7), args.rounds)
             mm = cpu_seconds(lambda: wide @ wide.T, args.rounds)
-            ns_rate = ns_flops(m, n) / statistics.median(ns) / 1e9
+            ns_rate = newton_schulz_flops(m, n, STEPS) / statistics.median(ns) / 1e9
             mm_rate = 2 * m * m * n / statistics.median(mm) / 1e9
             print(
                 f"{rows}x{cols}: NS {statistics.median(ns):.3f} s, {ns_rate:.1f} GFLOP/s; "

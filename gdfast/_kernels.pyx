@@ -788,15 +788,21 @@ def sum_of_squares(arrays):
 cdef extern from "two_pass.h" nogil:
     int gd_is_two_pass(const gd_rule *rule)
     int64_t gd_two_pass_scratch(const gd_tensors *tensors)
+    void adafactor_sums_f32(const float *grad, int64_t batches, int64_t rows, int64_t cols,
+                            double *row_sums, double *col_sums)
+    void adafactor_sums_f64(const double *grad, int64_t batches, int64_t rows, int64_t cols,
+                            double *row_sums, double *col_sums)
     void gd_step_two_pass(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper,
-                          double *scratch)
+                          const int64_t *matrix, double *scratch)
 
 
 cdef class TwoPassKernel(Kernel):
     """The kernel of a rule whose step needs per-tensor norms (gd_is_two_pass: LAMB,
     Adafactor) as a functional core, called as `Kernel`; no dtype policy (such a rule is not
     element-wise).  One call: pass 1 over fixed blocks of every tensor, the per-tensor
-    scalars, pass 2 (src_c/two_pass.inc), the GIL released throughout."""
+    scalars, pass 2 (src_c/two_pass.inc), the GIL released throughout.  `matrix` (keyword):
+    None, or an int64 array of 2 per tensor, the rows and columns of a factored tensor
+    (Adafactor: its state slots are then the denominators, R, C), 0 columns where not factored."""
 
     def __init__(self, str name, dict fields, layout, scalars=()):
         super().__init__(name, fields, layout, scalars)
@@ -805,10 +811,11 @@ cdef class TwoPassKernel(Kernel):
 
     stages = False
 
-    def __call__(self, list params, list grads, *states_and_steps, **hyper):
+    def __call__(self, list params, list grads, *states_and_steps, matrix=None, **hyper):
         cdef gd_hyper values = self.hyper(hyper)
         cdef Py_ssize_t count = len(params)
         cdef int slots = 1 + len(states_and_steps)
+        cdef const int64_t *shapes = NULL
         cdef gd_tensors tensors
         cdef int64_t scratch_size
         cdef void **data = NULL
@@ -834,17 +841,47 @@ cdef class TwoPassKernel(Kernel):
                 raise MemoryError()
             _describe(&tensors, params, grads, states, steps, None, data, size, is_double,
                       NULL, NULL)
+            if matrix is not None:
+                matrix = np.ascontiguousarray(matrix, dtype=np.int64)
+                if cnp.PyArray_SIZE(matrix) != 2 * count:
+                    raise ValueError("matrix: expected 2 int64 per parameter")
+                shapes = <const int64_t *>cnp.PyArray_DATA(<cnp.ndarray>matrix)
             scratch_size = gd_two_pass_scratch(&tensors)
             scratch = <double *>PyMem_Malloc((scratch_size + 1) * sizeof(double))
             if not scratch:
                 raise MemoryError()
             with nogil:
-                gd_step_two_pass(self.rule, &tensors, &values, scratch)
+                gd_step_two_pass(self.rule, &tensors, &values, shapes, scratch)
         finally:
             PyMem_Free(data)
             PyMem_Free(size)
             PyMem_Free(is_double)
             PyMem_Free(scratch)
+
+
+def adafactor_sums(cnp.ndarray grad, cnp.ndarray row_sums, cnp.ndarray col_sums):
+    """Adafactor's Σ_j g_ij² and Σ_i g_ij² (src_c/rules/adafactor.inc, the fixed order of
+    docs/spec.md 1.3) into row_sums (float64, shape [..., n, 1]) and col_sums (float64,
+    [..., 1, m]), for g float32/float64 C-contiguous of shape [..., n, m]."""
+    if grad.ndim < 2 or not cnp.PyArray_IS_C_CONTIGUOUS(grad):
+        raise ValueError("grad: expected a C-contiguous array of two or more dimensions")
+    cdef int64_t rows = grad.shape[grad.ndim - 2], cols = grad.shape[grad.ndim - 1]
+    cdef int64_t batches = cnp.PyArray_SIZE(grad) // (rows * cols) if rows * cols else 0
+    for out, size in ((row_sums, batches * rows), (col_sums, batches * cols)):
+        if (cnp.PyArray_TYPE(out) != cnp.NPY_DOUBLE or not cnp.PyArray_IS_C_CONTIGUOUS(out)
+                or cnp.PyArray_SIZE(out) != size):
+            raise ValueError(f"row_sums, col_sums: expected C-contiguous float64 of {size}")
+    cdef int kind = cnp.PyArray_TYPE(grad)
+    if kind not in (cnp.NPY_FLOAT, cnp.NPY_DOUBLE):
+        raise TypeError(f"grad: expected float32 or float64, got {grad.dtype}")
+    cdef void *g = cnp.PyArray_DATA(grad)
+    cdef double *r = <double *>cnp.PyArray_DATA(row_sums)
+    cdef double *c = <double *>cnp.PyArray_DATA(col_sums)
+    with nogil:
+        if kind == cnp.NPY_FLOAT:
+            adafactor_sums_f32(<const float *>g, batches, rows, cols, r, c)
+        else:
+            adafactor_sums_f64(<const double *>g, batches, rows, cols, r, c)
 
 
 # ---- muon: Muon's kernels (src_c/rules/muon.inc) ----

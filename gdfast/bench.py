@@ -17,6 +17,17 @@ the limit and the speed ratio of gdfast to each other backend.  The "model" case
 is a 200-tensor model (30 of 512×512, 20 of 320×320, 150 vectors of 100-1000
 elements, ~10M parameters) stepped as one list.
 
+A two-pass rule (LAMB, Adafactor: the norms of a tensor before its update) reads its data
+twice: its limit is two gd_roofline loops in a row, the one-pass loop and a second one over
+the parameter and the gradient (3 more streams: LAMB float32 40 B per element, Adafactor
+factored 24 B).  The rules whose step depends on a parameter's shape (Adafactor's factored
+moments, Muon's orthogonalisation) are benched on one matrix of `size` elements
+(matrix_shape: 1e7 is 3125 × 3200).  Muon's step is matrix products, not memory traffic:
+its rows have no limit; its Newton-Schulz iteration (`newton_schulz`) and NumPy's general
+product A X (m × m by m × n) on the same matrix are timed in the same rounds and reported in
+GFLOP/s (the BLAS pinned to the row's thread count with threadpoolctl when installed), with
+torch.optim.Muon as its torch column.
+
 Two-thread memory bandwidth on a shared machine moves between levels from minute
 to minute: every comparison here is interleaved round by round, so read ratios,
 not absolute figures, across runs.
@@ -25,7 +36,10 @@ not absolute figures, across runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import inspect
 import json
+import math
 import os
 import platform
 import statistics
@@ -38,6 +52,7 @@ import numpy as np
 from . import _kernels, get_num_threads, kernel_isa, openmp_enabled, optim, reference
 from . import set_num_threads
 from ._version import __version__
+from .catalogue.rules.muon import newton_schulz, newton_schulz_flops
 from .rule_names import parse_list as parse_rules, rule_names
 
 DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 10_000_000)
@@ -63,6 +78,30 @@ TORCH_EQUIVALENT = {
     for cls in optim.OPTIMIZERS
     if cls.torch_equivalent is not None
 }
+# torch.optim.Muon takes matrices only, so Muon's declaration names no counterpart (it cannot
+# stand in for gdfast.Muon on every shape); on the bench's matrix it can.
+TORCH_EQUIVALENT["Muon"] = ("Muon", {"lr": optim.Muon.hyperparameter("lr").default})
+
+# The rules whose step depends on the parameter's shape: benched on a matrix (matrix_shape).
+MATRIX_RULES = ("Adafactor", "Muon")
+# The rules whose step is matrix products (no memory limit): timed against NumPy's matmul.
+MATMUL_RULES = ("Muon",)
+
+
+def matrix_shape(size: int) -> tuple[int, int]:
+    """The most nearly square rows x columns of exactly `size` elements (rows <= columns):
+    1e7 is 3125 x 3200, a prime size 1 x size."""
+    rows = math.isqrt(size)
+    while size % rows:
+        rows -= 1
+    return rows, size // rows
+
+
+def case_shapes(rule: str, size: int | str) -> list[tuple[int, ...]]:
+    """The parameters of a case: the 200-tensor model, a matrix (MATRIX_RULES), a vector."""
+    if size == MODEL:
+        return model_shapes()
+    return [matrix_shape(int(size)) if rule in MATRIX_RULES else (int(size),)]
 
 
 def element_states(optimizer: Any) -> int:
@@ -79,9 +118,11 @@ def element_states(optimizer: Any) -> int:
 
 def bytes_per_element(rule_class: Any, dtype: np.dtype, optimizer: Any = None) -> int:
     """Bytes a step moves per element: reads param, grad, states; writes param, states (the
-    states of `optimizer`, else of the rule on a vector)."""
+    states of `optimizer`, else of the rule on a vector); a two-pass rule reads param and
+    grad and writes param once more (its second roofline loop)."""
     probe = optimizer if optimizer is not None else rule_class([np.zeros(8, dtype)])
-    return (3 + 2 * element_states(probe)) * np.dtype(dtype).itemsize
+    streams = 3 + 2 * element_states(probe) + (3 if rule_class.passes == 2 else 0)
+    return streams * np.dtype(dtype).itemsize
 
 
 def model_shapes(seed: int = 0) -> list[tuple[int, ...]]:
@@ -118,18 +159,43 @@ class Case:
         optimizer = rule_class(params)
         self.bytes = bytes_per_element(rule_class, self.dtype, optimizer) * self.elements
         self.steps["gdfast"] = lambda: optimizer.step(grads)
-
-        limit_params, limit_grads = _arrays(shapes, self.dtype, rng)
-        limit_states = tuple(
-            [np.zeros_like(p) for p in limit_params] for _ in range(element_states(optimizer))
-        )
-        self.steps["roofline"] = lambda: _kernels.roofline(limit_params, limit_grads, limit_states)
+        # floating-point operations of the backends that report GFLOP/s (MATMUL_RULES)
+        self.flops: dict[str, int] = {}
+        if rule in MATMUL_RULES:
+            if len(shapes) == 1:
+                self._matmul_steps(grads[0])
+        else:
+            self._roofline_step(shapes, optimizer, rule_class.passes, rng)
         if with_reference:
             ref_params, ref_grads = _arrays(shapes, self.dtype, rng)
             ref_optimizer = getattr(reference, rule)(ref_params)
             self.steps["reference"] = lambda: ref_optimizer.step(ref_grads)
         if with_torch:
             self.steps.update(_torch_steps(rule, shapes, self.dtype, rng))
+
+    def _roofline_step(self, shapes, optimizer: Any, passes: int, rng) -> None:
+        """The limit: gd_roofline with the rule's traffic (a second loop for two passes)."""
+        params, grads = _arrays(shapes, self.dtype, rng)
+        states = tuple([np.zeros_like(p) for p in params] for _ in range(element_states(optimizer)))
+
+        def limit() -> None:
+            _kernels.roofline(params, grads, states)
+            if passes == 2:
+                _kernels.roofline(params, grads, ())
+
+        self.steps["roofline"] = limit
+
+    def _matmul_steps(self, grad: np.ndarray) -> None:
+        """Muon's Newton-Schulz iteration and NumPy's general product A X (m × m by the
+        wide m × n matrix, one of the iteration's own products) on the step's matrix.  Not
+        X Xᵀ: NumPy computes that as a symmetric product (syrk), half the flops."""
+        rows, cols = grad.shape
+        m, n = min(rows, cols), max(rows, cols)
+        wide = np.ascontiguousarray(grad if rows <= cols else grad.T)
+        square = np.ascontiguousarray(wide[:, :m])
+        self.steps["newton-schulz"] = lambda: newton_schulz(grad)
+        self.steps["matmul"] = lambda: square @ wide
+        self.flops = {"newton-schulz": newton_schulz_flops(m, n), "matmul": 2 * m * m * n}
 
 
 def _torch_steps(rule: str, shapes, dtype: np.dtype, rng) -> dict[str, Callable[[], None]]:
@@ -141,8 +207,10 @@ def _torch_steps(rule: str, shapes, dtype: np.dtype, rng) -> dict[str, Callable[
     name, options = TORCH_EQUIVALENT[rule]
     optimizer_class = getattr(torch.optim, name)
     steps = {}
+    takes = inspect.signature(optimizer_class).parameters
     for backend, flags in (
-        ("torch-for-loop", {"foreach": False}),
+        # a class with one implementation (torch.optim.Muon) is its for-loop
+        ("torch-for-loop", {"foreach": False} if "foreach" in takes else {}),
         ("torch-foreach", {"foreach": True}),
         ("torch-fused", {"fused": True}),
     ):
@@ -277,31 +345,41 @@ def run(
                 import torch
 
                 torch.set_num_threads(n_threads)
-            shapes = model_shapes() if size == MODEL else [(int(size),)]
-            case = Case(rule, np.dtype(dtype), shapes, with_reference, with_torch)
-            medians = time_case(case, rounds, seconds_per_timing)
-            limit = medians["roofline"]
+            case = Case(rule, np.dtype(dtype), case_shapes(rule, size), with_reference, with_torch)
+            with _blas_threads(n_threads):
+                medians = time_case(case, rounds, seconds_per_timing)
+            limit = medians.get("roofline")  # none for MATMUL_RULES
             for backend, seconds in medians.items():
-                rows.append(
-                    {
-                        "rule": rule,
-                        "dtype": dtype,
-                        "size": size,
-                        "elements": case.elements,
-                        "threads": n_threads,
-                        "backend": backend,
-                        "median_s": seconds,
-                        "gbps": case.bytes / seconds / 1e9,
-                        "percent_of_limit": 100.0 * limit / seconds,
-                        "gdfast_speedup": seconds / medians["gdfast"],
-                    }
-                )
+                row = {
+                    "rule": rule,
+                    "dtype": dtype,
+                    "size": size,
+                    "elements": case.elements,
+                    "threads": n_threads,
+                    "backend": backend,
+                    "median_s": seconds,
+                    "gbps": case.bytes / seconds / 1e9,
+                    "percent_of_limit": None if limit is None else 100.0 * limit / seconds,
+                    "gdfast_speedup": seconds / medians["gdfast"],
+                }
+                if backend in case.flops:
+                    row["gflops"] = case.flops[backend] / seconds / 1e9
+                rows.append(row)
             del case
             bar.update(f"{rule} {dtype} {size} t={n_threads}")
     finally:
         bar.close()
         set_num_threads(default_threads)
     return {"header": header(with_torch), "rows": rows}
+
+
+def _blas_threads(n: int) -> Any:
+    """NumPy's BLAS on n threads inside the block (threadpoolctl, when installed)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 class _progress:
@@ -339,16 +417,22 @@ BACKEND_LABELS = {
     "torch-fused": "x fused",
 }
 
+# Muon's rows: GFLOP/s of its iteration and of NumPy's matmul (MATMUL_RULES)
+MATMUL_LABELS = {"newton-schulz": "NS GFLOP/s", "matmul": "matmul GFLOP/s"}
+
 EXPLANATION = """\
 columns:
   rule, dtype, size   the case; size is the number of parameters in one tensor, or "model":
-                      200 tensors (30 of 512x512, 20 of 320x320, 150 vectors), ~10M in all
+                      200 tensors (30 of 512x512, 20 of 320x320, 150 vectors), ~10M in all;
+                      Adafactor and Muon: one matrix of that size (1e7: 3125x3200)
   thr                 threads of the kernels (and of torch)
   step                median wall time of one gdfast step (Optimizer.step, Python path included)
   GB/s                the step's memory traffic / its time: (3 + 2 x state buffers) x bytes per
-                      element (Adam float32: 28 B per parameter)
+                      element (Adam float32: 28 B per parameter), 3 more for a two-pass rule
+                      (LAMB, Adafactor: its second pass reads param and grad, writes param)
   limit GB/s          the same traffic moved by gd_roofline, a C loop of gdfast's own with no
-                      arithmetic, timed in the same rounds on arrays of the same sizes
+                      arithmetic (two loops for a two-pass rule), timed in the same rounds on
+                      arrays of the same sizes; "-" for Muon (matrix products, not traffic)
   % limit             100 x roofline time / gdfast time. 100% = the step runs at the speed of
                       bare memory traffic. It can exceed 100%: at small sizes the two differ in
                       call path and cache state (the limit is measured, not a hard bound), and on
@@ -357,7 +441,12 @@ columns:
   x <backend>         gdfast's speed-up: that backend's median step time / gdfast's (>1: gdfast
                       is faster); reference = gdfast.reference (NumPy); torch loop / foreach /
                       fused = torch.optim with foreach=False / foreach=True / fused=True
-                      ("-": torch has no such implementation of the rule)"""
+                      ("-": torch has no such implementation of the rule; torch.optim.Muon has
+                      one, shown as its loop)
+  NS / matmul GFLOP/s Muon: its Newton-Schulz iteration (5 steps on the step's matrix, flops
+                      counted as the code computes them) and NumPy's general product A X (m x m
+                      by the m x n matrix, one of the iteration's own), timed in the same
+                      rounds (the BLAS's speed on that shape)"""
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -378,6 +467,7 @@ def format_table(result: dict[str, Any]) -> str:
         key = (row["rule"], row["dtype"], row["size"], row["threads"])
         by_case.setdefault(key, {})[row["backend"]] = row
     others = [b for b in BACKEND_LABELS if any(b in backends for backends in by_case.values())]
+    matmul = [b for b in MATMUL_LABELS if any(b in backends for backends in by_case.values())]
     titles = [
         "rule",
         "dtype",
@@ -388,10 +478,11 @@ def format_table(result: dict[str, Any]) -> str:
         "limit GB/s",
         "% limit",
         *(BACKEND_LABELS[b] for b in others),
+        *(MATMUL_LABELS[b] for b in matmul),
     ]
     table = []
     for (rule, dtype, size, threads), backends in by_case.items():
-        fast, limit = backends["gdfast"], backends["roofline"]
+        fast, limit = backends["gdfast"], backends.get("roofline")
         size_text = f"{size:,}" if size != MODEL else f"model {fast['elements'] / 1e6:.1f}M"
         table.append(
             [
@@ -400,10 +491,11 @@ def format_table(result: dict[str, Any]) -> str:
                 size_text,
                 str(threads),
                 _duration(fast["median_s"]),
-                f"{fast['gbps']:.1f}",
-                f"{limit['gbps']:.1f}",
-                f"{fast['percent_of_limit']:.0f}%",
+                f"{fast['gbps']:.1f}" if limit else "-",
+                f"{limit['gbps']:.1f}" if limit else "-",
+                f"{fast['percent_of_limit']:.0f}%" if limit else "-",
                 *(f"{backends[b]['gdfast_speedup']:.2f}" if b in backends else "-" for b in others),
+                *(f"{backends[b]['gflops']:.1f}" if b in backends else "-" for b in matmul),
             ]
         )
     widths = [max(len(cell) for cell in column) for column in zip(titles, *table)]

@@ -1628,10 +1628,25 @@ class _PerTensorRule(torch.optim.Optimizer):
     step is one call of the gdfast class's core (the two-pass kernel, per-tensor norms in a
     fixed order) on NumPy views of the CPU float32/float64 dense parameters that have a
     gradient; every check before any write.  Gradient clipping as the other gdfast.torch
-    classes (max_grad_norm, error_if_nonfinite, skip_if_nonfinite: see the module
-    docstring), the clip scale applied inside the kernel."""
+    classes (max_grad_norm, error_if_nonfinite, skip_if_nonfinite, keyword-only after the
+    library's own arguments: see the module docstring), the clip scale applied inside the
+    kernel.  The gradients are read in place (numpy views, a copy only of one that is not
+    contiguous); one that shares memory with what the step writes (a parameter, a state
+    tensor) is refused, as by the other classes."""
 
     rule: ClassVar[Any] = None
+
+    def __init__(
+        self,
+        *args: Any,
+        max_grad_norm: Optional[float] = None,
+        error_if_nonfinite: bool = False,
+        skip_if_nonfinite: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """The library's arguments, then gdfast.torch's clipping options (keyword-only)."""
+        self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
+        super().__init__(*args, **kwargs)
 
     _set_clipping = _KernelOptimizer._set_clipping
     _gradient_views = _KernelOptimizer._gradient_views
@@ -1681,8 +1696,31 @@ class _PerTensorRule(torch.optim.Optimizer):
             raise ValueError(f"{where}: the gradient must have the parameter's dtype and shape")
         if not param.is_contiguous():
             raise ValueError(f"{where}: the parameter must be contiguous")
-        values = grad.detach().contiguous().numpy().copy()  # a private copy: never aliased
-        return param.detach().numpy(), values
+        return param.detach().numpy(), grad.detach().contiguous().numpy()
+
+    def _check_not_aliased(self, checked: list) -> None:
+        """Refuse a gradient sharing memory with a parameter or a state tensor of any group
+        (the step writes those while the kernels read the gradients): checked before any
+        write, as `_KernelOptimizer._checked_grad` does."""
+        spans = []
+        for group, (active, arrays) in zip(self.param_groups, checked):
+            for p, (param, _) in zip(active, arrays):
+                spans.append((check.byte_span(param), "param"))
+                spans += [
+                    (check.byte_span(_memory(value)), "state")
+                    for value in self.state.get(p, {}).values()
+                    if isinstance(value, torch.Tensor)
+                    and value.device.type == "cpu"
+                    and value.layout is torch.strided
+                ]
+        owned = OwnedMemory(spans)
+        for index, (active, arrays) in enumerate(checked):
+            for _, grad in arrays:
+                if owned.overlapping(*check.byte_span(grad)) is not None:
+                    raise ValueError(
+                        f"{type(self).__name__}: param_groups[{index}]: a gradient shares "
+                        "memory with a parameter or a state tensor that the step writes"
+                    )
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
@@ -1695,6 +1733,7 @@ class _PerTensorRule(torch.optim.Optimizer):
         for index, group in enumerate(self.param_groups):  # every check first
             active = [p for p in group["params"] if p.grad is not None]
             checked.append((active, [self._checked(index, p) for p in active]))
+        self._check_not_aliased(checked)
         scale = self._clip(self._gradient_views(), in_kernel=True)
         if scale is None:  # skip_if_nonfinite: nothing written
             return loss
@@ -1803,7 +1842,8 @@ class LAMB(_PerTensorRule, _LambPytorchOptimizer):
         skip_if_nonfinite: bool = False,
         **kwargs: Any,
     ):
-        super().__init__(*args, **kwargs)
+        # max_grad_norm is pytorch-optimizer's own argument here (with pre_norm)
+        _LambPytorchOptimizer.__init__(self, *args, **kwargs)
         self._set_clipping(self._pre_norm_clip, error_if_nonfinite, skip_if_nonfinite)
 
     def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
@@ -1831,17 +1871,6 @@ class Adafactor(_PerTensorRule, torch.optim.Adafactor):
     norm in the step)."""
 
     rule = rules.Adafactor
-
-    def __init__(
-        self,
-        *args: Any,
-        max_grad_norm: Optional[float] = None,
-        error_if_nonfinite: bool = False,
-        skip_if_nonfinite: bool = False,
-        **kwargs: Any,
-    ):
-        self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
-        super().__init__(*args, **kwargs)
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         state: dict[str, Any] = {"step": torch.tensor(0.0)}
@@ -2190,19 +2219,6 @@ class Muon(_PerTensorRule, torch.optim.Muon):
     "original" is gdfast.Muon's match_rms_adamw=False, "match_rms_adamw" True."""
 
     rule = rules.Muon
-
-    def __init__(
-        self,
-        params: Any,
-        *args: Any,
-        max_grad_norm: Optional[float] = None,
-        error_if_nonfinite: bool = False,
-        skip_if_nonfinite: bool = False,
-        **kwargs: Any,
-    ) -> None:
-        """torch.optim.Muon's arguments, then gdfast.torch's clipping options (keyword-only)."""
-        self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
-        super().__init__(params, *args, **kwargs)
 
     def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
         """The group's hyper-parameters, each checked by gdfast.Muon's declaration (a

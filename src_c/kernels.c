@@ -450,10 +450,12 @@ static const gd_two_pass_rule *gd_find_two_pass(const gd_rule *rule)
 
 int gd_is_two_pass(const gd_rule *rule) { return gd_find_two_pass(rule) != NULL; }
 
-void gd_step_two_pass(const gd_rule *rule, const gd_tensors *t, const gd_hyper *h, double *scratch)
+void gd_step_two_pass(const gd_rule *rule, const gd_tensors *t, const gd_hyper *h,
+                      const int64_t *matrix, double *scratch)
 {
     const gd_two_pass_rule *two_pass = gd_find_two_pass(rule);
-    if (two_pass) gd_two_pass(two_pass, rule, t, h, scratch);
+    const gd_two_pass_hyper first = {*h, matrix};
+    if (two_pass) gd_two_pass(two_pass, rule, t, &first, scratch);
 }
 
 const int gd_rule_count = (int)(sizeof(gd_rules) / sizeof(gd_rules[0]));

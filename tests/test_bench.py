@@ -200,3 +200,46 @@ def test_bad_arguments(argv, message, capsys):
     with pytest.raises(SystemExit):
         main(["bench", *argv])
     assert message in capsys.readouterr().err
+
+
+def test_two_pass_rules_count_their_second_pass():
+    # LAMB: p, g, m, v in, p, m, v out (28 B), then p, g in, p out (12 B)
+    assert bench.bytes_per_element(gdfast.LAMB, np.float32) == 40
+    factored = gdfast.Adafactor([np.zeros((4, 5), np.float32)])
+    assert bench.bytes_per_element(gdfast.Adafactor, np.float32, factored) == 24  # no V
+
+
+@pytest.mark.parametrize(
+    "size, shape", [(10**7, (3125, 3200)), (12, (3, 4)), (13, (1, 13)), (16, (4, 4))]
+)
+def test_matrix_shape_is_exact_and_nearly_square(size, shape):
+    assert bench.matrix_shape(size) == shape
+    assert bench.case_shapes("Adafactor", size) == [shape]
+    assert bench.case_shapes("Adam", size) == [(size,)]
+
+
+def test_two_pass_limit_and_muon_gflops_rows():
+    result = bench.run(
+        ["LAMB", "Muon"],
+        ["float32"],
+        [4096],
+        [1],
+        rounds=1,
+        seconds_per_timing=0.001,
+        with_reference=False,
+        with_torch=False,
+        progress=False,
+    )
+    rows = {(r["rule"], r["backend"]): r for r in result["rows"]}
+    assert ("LAMB", "roofline") in rows and ("Muon", "roofline") not in rows
+    assert rows[("LAMB", "gdfast")]["gbps"] == pytest.approx(
+        40 * 4096 / rows[("LAMB", "gdfast")]["median_s"] / 1e9
+    )
+    muon = {backend: row for (rule, backend), row in rows.items() if rule == "Muon"}
+    assert set(muon) == {"gdfast", "newton-schulz", "matmul"}
+    assert muon["gdfast"]["percent_of_limit"] is None
+    # 64 x 64: A X is 2 · 64³ flops
+    assert muon["matmul"]["gflops"] == pytest.approx(2 * 64**3 / muon["matmul"]["median_s"] / 1e9)
+    table = bench.format_table(result)
+    muon_line = next(line for line in table.splitlines() if line.startswith("Muon"))
+    assert "NS GFLOP/s" in table and "%" not in muon_line

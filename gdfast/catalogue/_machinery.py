@@ -181,6 +181,9 @@ class Optimizer:
     # reduces over a tensor (a trust ratio, a factored moment, a matrix iteration) declares
     # False and refuses a policy.
     elementwise: ClassVar[bool] = True
+    # Passes over the data per step: 2 for a rule that needs a tensor's norms before its
+    # update (LAMB, Adafactor: src_c/two_pass.inc); the benchmark's limit reads it.
+    passes: ClassVar[int] = 1
     # The named options each convention selects (presets): {convention: {option: value}}.
     # An option passed as None takes the value of the chosen convention.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}

@@ -2,9 +2,11 @@
 Cost", Algorithm 4 with 5), as torch.optim.Adafactor (2.13).
 
 The rule's NumPy core (docs/spec.md section 1.3 in code, part of gdfast.reference) and its
-declaration (gdfast.catalogue).  The factored second moments (row and column means) are
-NumPy in both backends (`adafactor_moments`); the C kernel (src_c/rules/adafactor.inc, two
-passes) does the element arithmetic and the per-tensor RMS in a fixed order.
+declaration (gdfast.catalogue).  The row and column sums of g² are C
+in the C backend (adafactor_sums, in factored_sums's fixed order), the moments R and C (n + m
+numbers) NumPy in both (`adafactor_moments`); the C kernel (src_c/rules/adafactor.inc, two
+passes) forms V̂ block by block and does the element arithmetic and the per-tensor RMS in a
+fixed order.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from .._machinery import (
     two_pass_kernel,
 )
 from .._numpy_core import ieee_nonstop
-from .lamb import fixed_order_norm, scaled_gradient
+from .lamb import fixed_order_norm, fixed_order_sum, scaled_gradient
 
 
 def _rms(array):
@@ -32,18 +34,32 @@ def _rms(array):
     return fixed_order_norm(array) / math.sqrt(array.size)
 
 
-def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1):
-    """Spec 1.3's second moments: R and C (factored, two or more dimensions) or V updated in
-    place with g; returns V̂.  Shared by the reference and the kernel's core."""
+def factored_sums(g):
+    """Σ_j g_ij² (shape [..., n, 1]) and Σ_i g_ij² ([..., 1, m]) of g [..., n, m], each g
+    squared in float64: a row's sum in the fixed order (lamb.fixed_order_sum), a column's
+    from +0.0 adding the rows in order.  src_c/rules/adafactor.inc's adafactor_sums sums
+    in this order."""
+    squares = np.square(g.astype(np.float64))
+    row_sums = fixed_order_sum(squares)[..., np.newaxis]
+    col_sums = np.zeros(g.shape[:-2] + (1, g.shape[-1]))
+    for i in range(g.shape[-2]):
+        col_sums = col_sums + squares[..., i : i + 1, :]
+    return row_sums, col_sums
+
+
+def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1, sums=factored_sums):
+    """Spec 1.3's second moments updated in place with g: R and C (two or more dimensions;
+    `sums(g)`: their sums of g², factored_sums or the kernel's) or V.  Returns V̂'s
+    denominator max(mean(R), ε1) (factored: V̂ = R C / it), or None (V̂ = V).  Shared by
+    the reference and the kernel's core."""
     one_minus_beta2 = t**beta2_decay
     if g.ndim > 1:
-        row_mean = np.square(np.linalg.norm(g, axis=-1, keepdims=True)) / g.shape[-1]
-        row[...] = lerp(row, row_mean, one_minus_beta2)
-        col_mean = np.square(np.linalg.norm(g, axis=-2, keepdims=True)) / g.shape[-2]
-        col[...] = lerp(col, col_mean, one_minus_beta2)
-        return (row @ col) / np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+        row_sums, col_sums = sums(g)
+        row[...] = lerp(row, (row_sums / g.shape[-1]).astype(row.dtype), one_minus_beta2)
+        col[...] = lerp(col, (col_sums / g.shape[-2]).astype(col.dtype), one_minus_beta2)
+        return np.maximum(row.mean(axis=-2, keepdims=True), eps1)
     full[...] = lerp(full, g * g, one_minus_beta2)
-    return full  # V̂ = V, read only from here on
+    return None
 
 
 def adafactor_eps1(eps, dtype):
@@ -85,15 +101,17 @@ def adafactor(
         alpha = max(eps2, _rms(theta)) * rho if scale_parameter else rho
         if weight_decay != 0:
             theta *= 1 - lr * weight_decay
-        v_hat = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
+        denominator = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
+        v_hat = full if denominator is None else row * col / denominator
         update = g * (1 / np.sqrt(np.maximum(v_hat, e1 * e1)))
         clip = max(1.0, _rms(update) / d)
         theta -= alpha / clip * update
 
 
 # The C kernel's hyper-parameters: the declaration's, with eps split into ε1 (or the dtype's
-# machine epsilon: eps1_machine) and ε2; beta2_decay stays with the NumPy moments.
+# machine epsilon: eps1_machine) and ε2; beta2_decay for V (R and C: the NumPy moments).
 _KERNEL_FIELDS = {
+    "beta2_decay": "beta2_decay",
     "lr": "lr",
     "d": "clip_threshold",
     "relative_step": "relative_step",
@@ -106,8 +124,17 @@ _KERNEL_FIELDS = {
 
 
 def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
-    """The C backend's core: the moments and V̂ of each tensor with NumPy, then one two-pass
-    kernel call over every tensor (param, g, V̂)."""
+    """The C backend's core: the sums of g² of each factored tensor (C, adafactor_sums),
+    its moments R and C (NumPy, n + m numbers), then one two-pass kernel call over every
+    tensor (param, g, then V, which pass 1 updates, or V̂'s denominators, R and C: the
+    kernel forms R C / them)."""
+    from ... import _kernels  # compiled: only the C backend asks for it
+
+    def kernel_sums(g):
+        row_sums = np.empty(g.shape[:-1] + (1,))
+        col_sums = np.empty(g.shape[:-2] + (1, g.shape[-1]))
+        _kernels.adafactor_sums(np.ascontiguousarray(g), row_sums, col_sums)
+        return row_sums, col_sums
 
     def core(
         params,
@@ -124,31 +151,42 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
         **hyper,
     ):
         active = [i for i, theta in enumerate(params) if theta.size]  # size 0: nothing to do
-        scaled, v_hats = [], []
+        scaled, seconds, rows, cols, matrix = [], [], [], [], []
         with np.errstate(all="ignore"):
             for i in active:
                 # an array even for a 0-d parameter (g · c of a 0-d array is a scalar)
                 g = grads[i]
                 if maximize or grad_scale != 1.0:  # (g · 1 is g: no copy of it)
                     g = np.asarray(scaled_gradient(g, maximize, grad_scale))
-                e1 = adafactor_eps1(eps, params[i].dtype)
-                v_hats.append(
-                    adafactor_moments(
-                        g,
-                        row_var[i],
-                        col_var[i],
-                        variance[i],
-                        int(steps[i]),
-                        beta2_decay=beta2_decay,
-                        eps1=e1,
-                    )
-                )
+                theta = params[i]
                 scaled.append(g)
+                rows.append(row_var[i])  # (size 0 where not factored: not read)
+                cols.append(col_var[i])
+                if theta.ndim < 2:  # V: updated by the kernel's pass 1
+                    seconds.append(variance[i])
+                    matrix.append((0, 0))
+                    continue
+                denominator = adafactor_moments(
+                    g,
+                    row_var[i],
+                    col_var[i],
+                    variance[i],
+                    int(steps[i]),
+                    beta2_decay=beta2_decay,
+                    eps1=adafactor_eps1(eps, theta.dtype),
+                    sums=kernel_sums,
+                )
+                seconds.append(np.ascontiguousarray(denominator))
+                matrix.append(theta.shape[-2:])
         kernel(
             [params[i] for i in active],
             scaled,
-            v_hats,
+            seconds,
+            rows,
+            cols,
             np.asarray(steps)[active],
+            matrix=np.array(matrix, dtype=np.int64).reshape(-1, 2),
+            beta2_decay=beta2_decay,
             eps1=0.0 if eps[0] is None else eps[0],
             eps2=eps[1],
             eps1_machine=eps[0] is None,
@@ -165,14 +203,15 @@ class Adafactor(Rule):
     second moments, a relative step size, update clipping.
 
     For θ of two or more dimensions (factored over the last two: n rows, m columns):
-      1 − β̂ = t^c ;  R ← lerp(R, ‖g_row‖²/m, 1 − β̂) ;  C ← lerp(C, ‖g_col‖²/n, 1 − β̂)
+      1 − β̂ = t^c ;  R ← lerp(R, Σ_j g²/m, 1 − β̂) ;  C ← lerp(C, Σ_i g²/n, 1 − β̂)
       V̂ = R C / max(mean(R), ε1)
     else: V ← lerp(V, g², 1 − β̂), V̂ = V.  Then
       ρ_t = min(η, 1/√t) (relative_step; else η) ;  α = max(ε2, RMS(θ)) ρ_t (scale_parameter;
       else ρ_t) ;  θ ← θ (1 − η λ) ;  U = g / √max(V̂, ε1²) ;  θ ← θ − (α / max(1, RMS(U)/d)) U
 
-    Memory: n + m numbers for an n × m matrix.  RMS over the whole tensor, summed in double
-    in the fixed order of docs/spec-reductions.md.  Not element-wise: no dtype policy, float32/float64 only.
+    Memory: n + m numbers for an n × m matrix.  RMS over the whole tensor and the row sums
+    summed in double in the fixed order of docs/spec-reductions.md, the column sums in row
+    order (factored_sums).  Not element-wise: no dtype policy, float32/float64 only.
 
     Parameters
     ----------
@@ -214,9 +253,12 @@ class Adafactor(Rule):
     kernel = "adafactor"
     numpy_core = adafactor
     torch_equivalent = TorchEquivalent("Adafactor")
-    gallery_lr = {"beale": 0.1, "rosenbrock": 0.03, "saddle": 0.03, "ravine": 0.1}
+    # the sweep's middle of the working range (scripts/make_guide.py checks it); Rosenbrock:
+    # no rate of the grid converges within the budget, the lowest final loss
+    gallery_lr = {"beale": 0.001, "rosenbrock": 0.003, "saddle": 0.03, "ravine": 0.3}
     adaptive = True
     elementwise = False  # RMS(θ), RMS(U) and the factored moments reduce over the tensor
+    passes = 2  # the norms, then the update (src_c/two_pass.inc)
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:

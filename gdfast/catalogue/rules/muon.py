@@ -50,6 +50,14 @@ def newton_schulz(matrix, coefficients=NS_COEFFICIENTS, steps=5, eps=1e-7):
     return x if wide else x.T
 
 
+def newton_schulz_flops(m, n, steps=5):
+    """Floating-point operations of `newton_schulz` on a wide m × n matrix (m <= n), counted
+    as the code computes them: the normalisation 3mn (‖X‖²: 2mn, X / ‖X‖: mn) and, per
+    iteration, X Xᵀ 2m²n, A A 2m³, b A + c A A 3m², (…) X 2m²n, a X + … 2mn."""
+    per_iteration = 2 * m * m * n + 2 * m**3 + 3 * m * m + 2 * m * m * n + 2 * m * n
+    return 3 * m * n + steps * per_iteration
+
+
 def muon_lr(lr, match_rms_adamw, shape):
     """η_adj of an A × B matrix: η √max(1, A/B) (Keller Jordan's, torch's "original"), or
     0.2 η √max(A, B) (Moonshot's, torch's "match_rms_adamw")."""
@@ -223,7 +231,8 @@ class Muon(Rule):
     # any model: gdfast.torch.Muon is its adapter (tests/test_torch_muon.py)
     torch_equivalent = None
     # each step has norm about η on the gallery's 1-D surfaces (a single row: D / ‖D‖)
-    gallery_lr = {"beale": 0.01, "rosenbrock": 0.003, "saddle": 0.01, "ravine": 0.03}
+    # (the sweep's middle of the working range, scripts/make_guide.py checks it)
+    gallery_lr = {"beale": 0.003, "rosenbrock": 0.001, "saddle": 0.01, "ravine": 0.01}
     adaptive = False
     elementwise = False  # the Newton–Schulz iteration works on the whole matrix
 
