@@ -129,6 +129,18 @@ static inline double hw_loss(int loss, double z, double y, double *derivative)
     return slack > 0.0 ? slack : 0.0;
 }
 
+/* *x += v atomically (a compare-and-swap loop: C has no atomic add of doubles); returns
+ * the value before the addition. */
+static inline double hw_atomic_add_double(double *x, double v)
+{
+    double current, sum;
+    __atomic_load(x, &current, __ATOMIC_RELAXED);
+    do
+        sum = current + v;
+    while (!__atomic_compare_exchange(x, &current, &sum, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return current;
+}
+
 /* log(x) for a contraction x in [0, 1], and exp(d) for a sum of such logs d <= 0: the
  * flushes take them for every stepped replicated coordinate (thousands per flush), and most
  * contractions are close to 1 (rare features, small steps), where a few terms of the series
@@ -251,21 +263,13 @@ static void hw_lock_init(hw_lock *lock) { omp_init_lock(lock); }
 static void hw_lock_destroy(hw_lock *lock) { omp_destroy_lock(lock); }
 static inline void hw_lock_set(hw_lock *lock) { omp_set_lock(lock); }
 static inline void hw_lock_unset(hw_lock *lock) { omp_unset_lock(lock); }
-static inline int hw_lock_try(hw_lock *lock) { return omp_test_lock(lock); }
 #else
 typedef int hw_lock;
 static void hw_lock_init(hw_lock *lock) { *lock = 0; }
 static void hw_lock_destroy(hw_lock *lock) { (void)lock; }
 static inline void hw_lock_set(hw_lock *lock) { (void)lock; }
 static inline void hw_lock_unset(hw_lock *lock) { (void)lock; }
-static inline int hw_lock_try(hw_lock *lock) { return (void)lock, 1; }
 #endif
-
-/* The replicas' flush lock, alone in its 64-byte line (the threads try it every example
- * while a flush is due). */
-typedef struct {
-    _Alignas(64) hw_lock lock;
-} hw_flush_lock;
 
 #define HW_CAT2(a, b) a##b
 #define HW_CAT(a, b) HW_CAT2(a, b)
@@ -368,16 +372,17 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     return loss;
 }
 
-/* value += v for a shared replicated coordinate, the flush lock held (only flushes write
- * it while replicas are on; the threads' first reloads read it without the lock, hence the
- * relaxed atomic loads and stores: plain moves on x86); returns the sum. */
-static inline HW_REAL HW_FN(hw_flush_add)(HW_REAL *shared, double v)
+/* value += v atomically for a shared coordinate (other threads flush it too; nothing
+ * else writes it while replicas are on); returns the sum. */
+static inline HW_REAL HW_FN(hw_atomic_add)(HW_REAL *shared, double v)
 {
-    HW_REAL current;
+    HW_REAL current, sum;
     __atomic_load(shared, &current, __ATOMIC_RELAXED);
     if (v == 0.0) return current;
-    HW_REAL sum = (HW_REAL)((double)current + v);
-    __atomic_store(shared, &sum, __ATOMIC_RELAXED);
+    do
+        sum = (HW_REAL)((double)current + v);
+    while (!__atomic_compare_exchange(shared, &current, &sum, 1, __ATOMIC_RELAXED,
+                                      __ATOMIC_RELAXED));
     return sum;
 }
 
@@ -414,10 +419,7 @@ static HW_FN(hw_replica) HW_FN(hw_replica_open)(void *scratch, int thread, int64
 }
 
 /* A thread's flush of its replica into the shared coordinates `weights`/`sum_sq` (from the
- * first replicated one), then its reload from them; the caller holds the flush lock, so
- * flushes run one at a time and each adds with plain loads and stores (compare-and-swap
- * adds, three locked instructions per coordinate, made the flushes cost about twice as
- * much: docs/hogwild.md).
+ * first replicated one), then its reload from them.
  *
  * Adagrad's sums add the thread's whole increase: a sum of squares is the same sum in any
  * order.  A weight's move is different: two threads that step a coordinate from the same
@@ -430,7 +432,8 @@ static HW_FN(hw_replica) HW_FN(hw_replica_open)(void *scratch, int thread, int64
  * contraction, so runs A then B move it by (1 − ρ_A) e + (1 − ρ_B) ρ_A e = Δ_A + ρ_A Δ_B.
  * So each flush adds its move Δ times the contraction of the moves other threads flushed
  * since this thread's last reload (exp of the change in the shared sum of log-contractions,
- * which the flush's own log joins: of two flushes the later sees the earlier).  With small steps ρ ≈ 1 and the moves add up, as in plain
+ * which the flush's own log joins by an atomic add: of two simultaneous flushes exactly
+ * one sees the other).  With small steps ρ ≈ 1 and the moves add up, as in plain
  * Hogwild!; a thread that ran alone (the other descheduled) adds its whole move; with
  * large ones the later moves shrink as the serial order would have shrunk them.  This is
  * a diagonal, first-order correction: it ignores how coordinates interact through the
@@ -453,18 +456,16 @@ static void HW_FN(hw_sync)(HW_FN(hw_replica) *replica, HW_REAL *weights, HW_REAL
             continue;
         }
         const double own = hw_log_near_one(kept);
-        __atomic_load(&replica->shared_log[i], &before, __ATOMIC_RELAXED);
-        const double after = before + own;
-        __atomic_store(&replica->shared_log[i], &after, __ATOMIC_RELAXED);
+        before = hw_atomic_add_double(&replica->shared_log[i], own);
         const double others = hw_exp_near_zero(before - replica->seen_log[i]);
         double moved = others * ((double)replica->weights[i] - (double)replica->weights_flushed[i]);
-        HW_REAL now = HW_FN(hw_flush_add)(&weights[i], moved);
+        HW_REAL now = HW_FN(hw_atomic_add)(&weights[i], moved);
         replica->weights[i] = replica->weights_flushed[i] = now;
-        replica->seen_log[i] = after;
+        replica->seen_log[i] = before + own;
         replica->contraction[i] = 1.0;
         if (sum_sq != NULL) {
             double grown = (double)replica->sum_sq[i] - (double)replica->sum_sq_flushed[i];
-            HW_REAL sum = HW_FN(hw_flush_add)(&sum_sq[i], grown);
+            HW_REAL sum = HW_FN(hw_atomic_add)(&sum_sq[i], grown);
             replica->sum_sq[i] = replica->sum_sq_flushed[i] = sum;
         }
     }
@@ -510,13 +511,11 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
     const int64_t sync_every = options->sync_every;
     const int64_t chunk = hw_chunk_size(n_rows, n_threads);
     hw_dispatcher next = {0};
-    hw_flush_lock flush;
     double total = 0.0;
     double *const clocks = options->clocks;
     const double serial_start = clocks ? hw_seconds(CLOCK_THREAD_CPUTIME_ID) : 0.0;
     hw_lock lock;
     hw_lock_init(&lock);
-    hw_lock_init(&flush.lock);
     hw_fill_order(order, n_rows, options);
     if (replicated) {
         double *shared_log = (double *)hw_replica_base(replicas);
@@ -547,13 +546,10 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                         indptr, indices, data, y, row_weights, weights, n_features, sum_sq,
                         order, position, end, replica.weights, replica.sum_sq,
                         replica.contraction, options);
-                    /* a flush is due: if another thread is flushing, train on and try
-                     * again after the next example (no thread ever waits for one) */
-                    if (++since_flush >= sync_every && hw_lock_try(&flush.lock)) {
+                    if (++since_flush == sync_every) {
                         if (clocks) flush_start = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
                         HW_FN(hw_sync)(&replica, weights + hot_begin,
                                        sum_sq ? sum_sq + hot_begin : NULL, n_hot);
-                        hw_lock_unset(&flush.lock);
                         if (clocks)
                             flush_seconds += hw_seconds(CLOCK_THREAD_CPUTIME_ID) - flush_start;
                         since_flush = 0;
@@ -569,12 +565,9 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
             rows += end - begin;
         }
         if (clocks) flush_start = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
-        if (replicated) {
-            hw_lock_set(&flush.lock);
+        if (replicated)
             HW_FN(hw_sync)(&replica, weights + hot_begin, sum_sq ? sum_sq + hot_begin : NULL,
                            n_hot);
-            hw_lock_unset(&flush.lock);
-        }
         if (clocks) { /* each thread its own entries, written once */
             const double cpu_end = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
             double *mine = clocks + 2 + HW_CLOCK_FIELDS * hw_thread_number();
@@ -586,7 +579,6 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
         total += local;
     }
     hw_lock_destroy(&lock);
-    hw_lock_destroy(&flush.lock);
     if (clocks) {
         const double region_end = hw_seconds(CLOCK_MONOTONIC);
         clocks[1] = region_end - region_start;
