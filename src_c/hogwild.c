@@ -326,7 +326,13 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     HW_REAL *intercept = &weights[n_features];
     HW_REAL *intercept_sum_sq = sum_sq ? &sum_sq[n_features] : NULL;
     if (replica_weights != NULL) {
-        while (split > 0 && indices[split - 1] >= hot) --split;
+        int64_t low = 0; /* split := the first hot non-zero, by bisection (~7 steps a row
+                          * instead of a backward scan over its ~60 hot non-zeros) */
+        while (low < split) {
+            const int64_t middle = low + (split - low) / 2;
+            if (indices[middle] < hot) low = middle + 1;
+            else split = middle;
+        }
         intercept = &replica_weights[n_features - hot];
         intercept_sum_sq = sum_sq ? &replica_sum_sq[n_features - hot] : NULL;
     }
