@@ -150,6 +150,34 @@ def bad_second_group(make, shapes, spoil):
     return setup
 
 
+def foreign_load(source, target, shapes):
+    """A setup: `target` after one step; the call loads the state_dict of `source` (another
+    optimizer over parameters of the same shapes, after one step) and steps: the dict
+    must be refused (at the load, or at the step before anything is written)."""
+
+    def setup():
+        _, donor = trained(MAKERS[source], shapes)
+        params, optimizer = trained(MAKERS[target], shapes)
+        state_dict = donor.state_dict()
+
+        def call():
+            optimizer.load_state_dict(state_dict)
+            for p in params:
+                p.grad = ramp(p)
+            optimizer.step()
+
+        return call, [TorchWatch(optimizer)]
+
+    return setup
+
+
+def group_value(key, value):
+    def spoil(params, optimizer):
+        optimizer.param_groups[-1][key] = value
+
+    return spoil
+
+
 def set_state(entry, value_of):
     def edit(state_dict):
         state_dict["state"][0][entry] = value_of(state_dict["state"][0][entry])
@@ -192,6 +220,7 @@ MAKERS = {
     "Adam": lambda groups: gt.Adam(groups, lr=0.01),
     "RAdam": lambda groups: gt.RAdam(groups, lr=0.01),
     "ScheduleFreeAdamW": lambda groups: gt.ScheduleFreeAdamW(groups, lr=0.01),
+    "SGD": lambda groups: gt.SGD(groups, lr=0.01, momentum=0.9),
 }
 STATE_ENTRIES = {"LAMB": "exp_avg_sq", "Muon": "momentum_buffer", "Adam": "exp_avg_sq"}
 BIG = (1000, 8)  # large enough that a buffer overrun leaves the allocation
@@ -232,6 +261,8 @@ def _cases() -> list[Case]:
             )
         )
     for name, make in MAKERS.items():
+        if name == "SGD":
+            continue
         shapes = [(6, 4), (6, 4)]
         spoils = {
             "grad-float64": grad_of_dtype(torch.float64),
@@ -247,6 +278,27 @@ def _cases() -> list[Case]:
                     ("grad", "gradient", "state", "param_groups[1]", "group 1"),
                 )
             )
+    for source, target in (
+        ("Adam", "LAMB"),
+        ("Adam", "Adafactor"),
+        ("SGD", "Muon"),
+        ("LAMB", "Adam"),
+        ("Muon", "Adam"),
+    ):
+        cases.append(
+            Case(
+                f"{target}:load-from-{source}",
+                foreign_load(source, target, [(6, 4)]),
+                ("state_dict", "param_groups", source, target),
+            )
+        )
+    cases.append(
+        Case(
+            "Muon:adjust_lr_fn-unknown",
+            bad_second_group(MAKERS["Muon"], [(6, 4)], group_value("adjust_lr_fn", "bogus")),
+            ("adjust_lr_fn",),
+        )
+    )
     cases.append(
         Case(
             "Muon:add_param_group-1-D",
@@ -296,6 +348,28 @@ KNOWN = {
     "Adafactor:second-group-state-wrong-shape": (
         "gdfast.torch.Adafactor: a state buffer of the wrong shape: NumPy's broadcast error, "
         "after the first group was stepped"
+    ),
+    **{
+        f"{target}:load-from-{source}": (
+            "load_state_dict of another optimizer's dict: accepted, then the step ends in a "
+            "KeyError/TypeError (a missing group key: weight_decouple, beta2_decay, "
+            "adjust_lr_fn), or the load itself ends in KeyError 'step'; never a clear "
+            "ValueError naming state_dict (torch.optim does the same, gdfast's contract asks "
+            "for a clear refusal)"
+        )
+        for source, target in (
+            ("Adam", "LAMB"),
+            ("Adam", "Adafactor"),
+            ("SGD", "Muon"),
+            ("LAMB", "Adam"),
+            ("Muon", "Adam"),
+        )
+    },
+    "Muon:adjust_lr_fn-unknown": (
+        "gdfast.torch.Muon._kernel_arguments: a group's adjust_lr_fn other than None, "
+        "'original' or 'match_rms_adamw' (set after construction) is stepped as 'original' "
+        "(torch's _adjust_lr uses ratio 1.0 for it); Muon re-checks the other group values "
+        "at each step but not this one"
     ),
     "Muon:add_param_group-1-D": (
         "gdfast.torch.Muon: a 1-D parameter added by add_param_group is stepped (as one row); "
