@@ -251,7 +251,7 @@ def _cases() -> list[Case]:
             )
     for label, value_of, key in (
         ("too-small", lambda v: torch.zeros(1, 2), "col_var"),
-        ("wrong-dtype-for-row", lambda v: torch.zeros(1), "row_var"),
+        ("one-element", lambda v: torch.zeros(1), "row_var"),
     ):
         cases.append(
             Case(
@@ -327,7 +327,7 @@ KNOWN = {
             "gdfast.torch.Adafactor: a state buffer of the wrong shape ends in NumPy's "
             "broadcast error (naming nothing) after state['step'] was incremented"
         )
-        for key, label in (("col_var", "too-small"), ("row_var", "wrong-dtype-for-row"))
+        for key, label in (("col_var", "too-small"), ("row_var", "one-element"))
     },
     **{
         f"{name}:second-group-{label}": (
