@@ -100,8 +100,10 @@ typedef struct {
 
 /* ---- staging (SPEC L.6): low-precision slots through float32 scratch -------------------- */
 
-/* Elements a staged block aims at: a multiple of the 8-bit block size (at least one block). */
-#define GD_STAGE ((int64_t)2048)
+/* Elements a staged block aims at: a multiple of the 8-bit block size (at least one block).
+ * 512 keeps the float32 scratch of four slots (8 KiB) in L1: 1.2-1.3x faster 8-bit steps than
+ * 2048 (bench/lowp_step.c q8 and q8copy, 1e7, under load). */
+#define GD_STAGE ((int64_t)512)
 #define GD_STAGE_MAX (GD_STAGE > GD_LOWP_MAX_BLOCK ? GD_STAGE : GD_LOWP_MAX_BLOCK)
 
 static gd_q8_map gd_maps[2]; /* [0] unsigned, [1] signed */
@@ -168,22 +170,6 @@ static void gd_narrow(const gd_tensors *t, int64_t k, uint16_t *out, const float
     }
 }
 
-/* n 8-bit values (whole blocks of `block`, the last maybe shorter) <-> float32. */
-GD_CLONES static void gd_q8_load(const gd_q8_map *map, const uint8_t *restrict q,
-                                 const float *restrict absmax, int64_t n, int64_t block,
-                                 float *restrict out)
-{
-    for (int64_t b = 0; b < n; b += block)
-        gd_q8_dequantize_block(map, q + b, n - b < block ? n - b : block, absmax[b / block], out + b);
-}
-
-GD_CLONES static void gd_q8_store(const gd_q8_map *map, const float *restrict x, int64_t n,
-                                  int64_t block, uint8_t *restrict q, float *restrict absmax)
-{
-    for (int64_t b = 0; b < n; b += block)
-        absmax[b / block] = gd_q8_quantize_block(map, x + b, n - b < block ? n - b : block, q + b);
-}
-
 /* Elements [lo, lo + len) of tensor k (lo a multiple of the 8-bit block), staged: each block
  * of GD_STAGE-ish elements is widened into this thread's float32 scratch (a native slot and
  * the master weights are used in place), the rule's float32 segment runs on it, then what the
@@ -222,8 +208,9 @@ static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
                 gd_widen_span(scratch[s], (const uint16_t *)source[s] + at, n, format[s]);
                 data[s] = scratch[s];
             } else {
-                gd_q8_load(&gd_maps[format[s] == GD_Q8_SIGNED], (const uint8_t *)source[s] + at,
-                           absmax[s] + at / block, n, block, scratch[s]);
+                gd_q8_load_blocks(&gd_maps[format[s] == GD_Q8_SIGNED],
+                                  (const uint8_t *)source[s] + at, absmax[s] + at / block, n,
+                                  block, scratch[s]);
                 data[s] = scratch[s];
             }
         }
@@ -240,8 +227,8 @@ static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
                 gd_narrow(t, k, (uint16_t *)source[s] + at, scratch[s], n, format[s],
                           (uint32_t)(s - 1), at); /* stream 1 + j for state buffer j = s - 2 */
             } else {
-                gd_q8_store(&gd_maps[format[s] == GD_Q8_SIGNED], scratch[s], n, block,
-                            (uint8_t *)source[s] + at, absmax[s] + at / block);
+                gd_q8_store_blocks(&gd_maps[format[s] == GD_Q8_SIGNED], scratch[s], n, block,
+                                   (uint8_t *)source[s] + at, absmax[s] + at / block);
             }
         }
     }

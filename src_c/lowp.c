@@ -122,30 +122,18 @@ void gd_random_words(uint32_t *out, int64_t n, uint64_t seed, uint64_t step, uin
 
 int gd_q8_map_build(gd_q8_map *map, const float *code) { return gd_q8_map_init(map, code); }
 
-GD_LOWP_CLONES static float gd_q8_quantize_one(const gd_q8_map *map, const float *x, int64_t n,
-                                               uint8_t *q)
-{
-    return gd_q8_quantize_block(map, x, n, q);
-}
-
-GD_LOWP_CLONES static void gd_q8_dequantize_one(const gd_q8_map *map, const uint8_t *q, int64_t n,
-                                                float absmax, float *x)
-{
-    gd_q8_dequantize_block(map, q, n, absmax, x);
-}
-
 void gd_q8_quantize(const gd_q8_map *map, const float *x, int64_t n, int64_t block, uint8_t *q,
                     float *absmax, int threads)
 {
     GD_LOWP_FOR_PIECES(n, block, begin, end,
-                       absmax[begin / block] =
-                           gd_q8_quantize_one(map, x + begin, end - begin, q + begin));
+                       gd_q8_store_blocks(map, x + begin, end - begin, block, q + begin,
+                                          absmax + begin / block));
 }
 
 void gd_q8_dequantize(const gd_q8_map *map, const uint8_t *q, const float *absmax, int64_t n,
                       int64_t block, float *x, int threads)
 {
     GD_LOWP_FOR_PIECES(n, block, begin, end,
-                       gd_q8_dequantize_one(map, q + begin, end - begin, absmax[begin / block],
-                                            x + begin));
+                       gd_q8_load_blocks(map, q + begin, absmax + begin / block, end - begin, block,
+                                         x + begin));
 }

@@ -232,7 +232,18 @@ static inline uint16_t gd_f32_to_f16_sr(float x, uint32_t random)
 typedef struct {
     float code[256];
     float mid[256];               /* mid[j] = fl32(fl32(code[j] + code[j+1]) * 0.5); mid[255] = inf */
-    int32_t bucket[GD_Q8_BUCKETS]; /* lowest code index of each bucket */
+    uint8_t code_byte[4][256];    /* byte b of code[j] and of mid[j]: byte-table look-ups */
+    uint8_t mid_byte[4][256];     /* (q8_simd.h) */
+    /* The buckets again, each binade of |y| cut into just enough equal parts (at most 256)
+     * for one midpoint a part, all of them in 512 entries (q8_simd.h's byte-table encoder):
+     * binade e of side s starts at fine[binade[s][e] & 0xFFFF], its parts are
+     * (mantissa >> (binade[s][e] >> 16)); fine_ok = 0 when the map does not fit. */
+    uint8_t fine[512];
+    int32_t binade[2][32];
+    int fine_ok;
+    /* The lowest code of each bucket; 3 bytes of padding so that a vector gather of 32-bit
+     * words at byte offsets (q8_simd.h) stays inside the table. */
+    uint8_t bucket[GD_Q8_BUCKETS + 3];
 } gd_q8_map;
 
 static inline int gd_q8_bucket_of(float y)
@@ -256,6 +267,46 @@ static inline int gd_q8_count_below(const float *mid, float y)
     return lo;
 }
 
+/* The lowest code of part k of binade e (2^-24 · 2^e ... ; e = 24: 1 and above) cut into 2^bits
+ * parts on side `side` (1: negative y), and whether the part holds at most one midpoint. */
+static inline int gd_q8_part(const gd_q8_map *map, int side, int e, int bits, int k, int *fits)
+{
+    const uint32_t width = UINT32_C(1) << (23 - bits);
+    const uint32_t first = GD_Q8_MAG_LO + ((uint32_t)e << 23) + (uint32_t)k * width;
+    const float small = e == 0 && k == 0 ? 0.0f : gd_bits_f32(first);
+    const float large = e == 24 ? INFINITY : gd_bits_f32(first + width - 1);
+    const float a = side ? -large : small, b = side ? -small : large;
+    const int qa = gd_q8_count_below(map->mid, a), qb = gd_q8_count_below(map->mid, b);
+    *fits = qb - qa <= 1;
+    return qa;
+}
+
+static inline void gd_q8_fine_init(gd_q8_map *map)
+{
+    int used = 0, fits;
+    memset(map->binade, 0, sizeof map->binade);
+    for (int side = 0; side < 2; side++) {
+        for (int e = 0; e <= 24; e++) {
+            int bits = 0;
+            for (; bits <= 8; bits++) {
+                int all = 1;
+                for (int k = 0; k < (1 << bits) && all; k++)
+                    (void)gd_q8_part(map, side, e, bits, k, &all);
+                if (all) break;
+            }
+            if (bits > 8 || used + (1 << bits) > 512) {
+                map->fine_ok = 0;
+                return;
+            }
+            map->binade[side][e] = used | ((23 - bits) << 16);
+            for (int k = 0; k < (1 << bits); k++)
+                map->fine[used + k] = (uint8_t)gd_q8_part(map, side, e, bits, k, &fits);
+            used += 1 << bits;
+        }
+    }
+    map->fine_ok = 1;
+}
+
 /* Fills `map` from 256 strictly increasing finite values; returns 0, or -1 when a bucket
  * would hold two midpoints (a map too fine for GD_Q8_BUCKET_BITS). */
 static inline int gd_q8_map_init(gd_q8_map *map, const float *code)
@@ -263,6 +314,12 @@ static inline int gd_q8_map_init(gd_q8_map *map, const float *code)
     for (int j = 0; j < 256; j++) map->code[j] = code[j];
     for (int j = 0; j < 255; j++) map->mid[j] = (code[j] + code[j + 1]) * 0.5f;
     map->mid[255] = INFINITY;
+    for (int j = 0; j < 256; j++) {
+        for (int b = 0; b < 4; b++) {
+            map->code_byte[b][j] = (uint8_t)(gd_f32_bits(map->code[j]) >> (8 * b));
+            map->mid_byte[b][j] = (uint8_t)(gd_f32_bits(map->mid[j]) >> (8 * b));
+        }
+    }
     const uint32_t width = UINT32_C(1) << (23 - GD_Q8_BUCKET_BITS);
     for (int side = 0; side < 2; side++) {
         for (int k = 0; k < GD_Q8_SIDE; k++) {
@@ -273,9 +330,11 @@ static inline int gd_q8_map_init(gd_q8_map *map, const float *code)
             const float a = side ? -large : small, b = side ? -small : large;
             const int qa = gd_q8_count_below(map->mid, a), qb = gd_q8_count_below(map->mid, b);
             if (qb - qa > 1) return -1;
-            map->bucket[side * GD_Q8_SIDE + k] = qa;
+            map->bucket[side * GD_Q8_SIDE + k] = (uint8_t)qa;
         }
     }
+    memset(map->bucket + GD_Q8_BUCKETS, 0, 3);
+    gd_q8_fine_init(map);
     return 0;
 }
 
@@ -325,6 +384,10 @@ static inline void gd_q8_dequantize_block(const gd_q8_map *map, const uint8_t *r
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) x[i] = gd_q8_decode(map, q[i], absmax);
 }
+
+/* The same, vectorised by hand (AVX-512 / AVX2 gathers, runtime dispatch), over whole runs
+ * of blocks: gd_q8_load_blocks, gd_q8_store_blocks. */
+#include "q8_simd.h"
 
 /* ---- L.6 huge pages --------------------------------------------------------------------- */
 

@@ -1,0 +1,345 @@
+/*
+ * 8-bit blockwise encode and decode (SPEC L.4) over runs of whole blocks, with the gathers
+ * written out: gcc does not emit vector gathers for the `omp simd` loops of lowp.h under its
+ * generic tuning and extracts every lane instead, which made 8-bit state the slowest layout.
+ *
+ * Three versions of each, chosen at run time (gd_q8_simd_level): AVX-512 (F+BW+VL), AVX2,
+ * and lowp.h's portable block functions.  Every version computes the same integer and float32
+ * operations (one product per element, a compare, a table look-up), so the three give the
+ * same bits; tests/test_lowp_q8_simd.py runs each of them (GDFAST_Q8_SIMD=avx2|portable
+ * lowers the level, for those tests) against the NumPy reference.
+ * Included by lowp.h after the L.4 block functions.
+ */
+#ifndef GDFAST_Q8_SIMD_H
+#define GDFAST_Q8_SIMD_H
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(GD_NO_CLONES)
+#define GD_Q8_X86 1
+#include <immintrin.h>
+#else
+#define GD_Q8_X86 0
+#endif
+
+enum { GD_Q8_PORTABLE = 0, GD_Q8_AVX2 = 1, GD_Q8_AVX512 = 2, GD_Q8_AVX512_VBMI = 3 };
+
+/* The best level this CPU runs, lowered by the environment variable GDFAST_Q8_SIMD
+ * ("portable", "avx2", "avx512": without VBMI); decided once per process (per translation unit). */
+static inline int gd_q8_simd_level(void)
+{
+    static int level = -1;
+    int known = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (known >= 0) return known;
+    known = GD_Q8_PORTABLE;
+#if GD_Q8_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) known = GD_Q8_AVX2;
+    if (known == GD_Q8_AVX2 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        known = GD_Q8_AVX512;
+    if (known == GD_Q8_AVX512 && __builtin_cpu_supports("avx512vbmi")) known = GD_Q8_AVX512_VBMI;
+#endif
+    const char *wanted = getenv("GDFAST_Q8_SIMD");
+    if (wanted != NULL && strcmp(wanted, "portable") == 0) known = GD_Q8_PORTABLE;
+    if (wanted != NULL && strcmp(wanted, "avx2") == 0 && known > GD_Q8_AVX2) known = GD_Q8_AVX2;
+    if (wanted != NULL && strcmp(wanted, "avx512") == 0 && known > GD_Q8_AVX512)
+        known = GD_Q8_AVX512;
+    __atomic_store_n(&level, known, __ATOMIC_RELAXED);
+    return known;
+}
+
+#if GD_Q8_X86
+
+#define GD_Q8_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl"), unused))
+#define GD_Q8_TARGET_AVX2 __attribute__((target("avx2"), unused))
+
+/* ---- AVX-512: 16 elements a vector, the block's tail under a mask ---------------------- */
+
+GD_Q8_TARGET_AVX512 static float gd_q8_quantize_block_avx512(const gd_q8_map *map,
+                                                             const float *restrict x, int64_t n,
+                                                             uint8_t *restrict q)
+{
+    const float absmax = gd_q8_absmax(x, n);
+    const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32(GD_Q8_MAG_LO),
+                  hi = _mm512_set1_epi32(GD_Q8_MAG_HI), side = _mm512_set1_epi32(GD_Q8_SIDE),
+                  low_byte = _mm512_set1_epi32(0xFF), one = _mm512_set1_epi32(1);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(lanes, x + i), inverse);
+        y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y, y, _CMP_ORD_Q), y); /* NaN -> +0 */
+        const __m512i bits = _mm512_castps_si512(y);
+        __m512i mag = _mm512_and_si512(bits, abs_mask);
+        mag = _mm512_min_epi32(_mm512_max_epi32(mag, lo), hi);
+        const __m512i bucket = _mm512_add_epi32(
+            _mm512_srli_epi32(_mm512_sub_epi32(mag, lo), 23 - GD_Q8_BUCKET_BITS),
+            _mm512_and_si512(_mm512_srai_epi32(bits, 31), side));
+        const __m512i first = _mm512_i32gather_epi32(bucket, (const void *)map->bucket, 1);
+        __m512i code = _mm512_and_si512(first, low_byte);
+        const __m512 mid = _mm512_i32gather_ps(code, map->mid, 4);
+        code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(y, mid, _CMP_GT_OQ), code, one);
+        _mm512_mask_cvtepi32_storeu_epi8(q + i, lanes, code);
+    }
+    return absmax;
+}
+
+GD_Q8_TARGET_AVX512 static void gd_q8_dequantize_block_avx512(const gd_q8_map *map,
+                                                              const uint8_t *restrict q, int64_t n,
+                                                              float absmax, float *restrict x)
+{
+    const __m512 scale = _mm512_set1_ps(absmax);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512i code = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, q + i));
+        _mm512_mask_storeu_ps(x + i, lanes,
+                              _mm512_mul_ps(_mm512_i32gather_ps(code, map->code, 4), scale));
+    }
+}
+
+/* ---- AVX-512 VBMI: 64 elements a step, table look-ups by byte permutations ------------ */
+
+#define GD_Q8_TARGET_VBMI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi"), unused))
+
+/* Byte b of table[q] for 64 codes q at once: two 128-entry byte permutations (q's low 7 bits)
+ * and a blend on q's top bit. */
+GD_Q8_TARGET_VBMI static inline __m512i gd_q8_table_byte_vbmi(const uint8_t *table, __m512i q,
+                                                              __mmask64 top)
+{
+    const __m512i low = _mm512_permutex2var_epi8(_mm512_loadu_si512(table), q,
+                                                 _mm512_loadu_si512(table + 64));
+    const __m512i high = _mm512_permutex2var_epi8(_mm512_loadu_si512(table + 128), q,
+                                                  _mm512_loadu_si512(table + 192));
+    return _mm512_mask_blend_epi8(top, low, high);
+}
+
+/* out[g] = table[q[16g + r]], r = 0 ... 15: a 256-entry float32 table given as its four byte
+ * planes (gd_q8_map's code_byte, mid_byte), looked up without a gather. */
+GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[256], __m512i q,
+                                                       __m512 out[4])
+{
+    /* The planes become float32 through in-lane unpacks: unpack g gets bytes 4g ... 4g + 3 of
+     * each 128-bit lane l.  Permuting the codes first (byte 16l + 4g + r takes code
+     * 16g + 4l + r) makes unpack g hold codes 16g ... 16g + 15 in order. */
+    uint8_t order_bytes[64];
+    for (int l = 0; l < 4; l++)
+        for (int g = 0; g < 4; g++)
+            for (int r = 0; r < 4; r++)
+                order_bytes[l * 16 + 4 * g + r] = (uint8_t)(16 * g + 4 * l + r);
+    const __m512i codes = _mm512_permutexvar_epi8(_mm512_loadu_si512(order_bytes), q);
+    const __mmask64 top = _mm512_movepi8_mask(codes);
+    const __m512i b0 = gd_q8_table_byte_vbmi(planes[0], codes, top),
+                  b1 = gd_q8_table_byte_vbmi(planes[1], codes, top),
+                  b2 = gd_q8_table_byte_vbmi(planes[2], codes, top),
+                  b3 = gd_q8_table_byte_vbmi(planes[3], codes, top);
+    const __m512i low01 = _mm512_unpacklo_epi8(b0, b1), high01 = _mm512_unpackhi_epi8(b0, b1),
+                  low23 = _mm512_unpacklo_epi8(b2, b3), high23 = _mm512_unpackhi_epi8(b2, b3);
+    out[0] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(low01, low23));
+    out[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(low01, low23));
+    out[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(high01, high23));
+    out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(high01, high23));
+}
+
+GD_Q8_TARGET_VBMI static void gd_q8_dequantize_block_vbmi(const gd_q8_map *map,
+                                                          const uint8_t *restrict q, int64_t n,
+                                                          float absmax, float *restrict x)
+{
+    const __m512 scale = _mm512_set1_ps(absmax);
+    for (int64_t i = 0; i < n; i += 64) {
+        const __mmask64 lanes = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512 code[4];
+        gd_q8_lookup_vbmi(map->code_byte, _mm512_maskz_loadu_epi8(lanes, q + i), code);
+        for (int g = 0; g < 4; g++) {
+            const __mmask16 part = (__mmask16)(lanes >> (16 * g));
+            _mm512_mask_storeu_ps(x + i + 16 * g, part, _mm512_mul_ps(code[g], scale));
+        }
+    }
+}
+
+/* The encoder with no gather: the bucket from gd_q8_map's `fine` table (its binade's start
+ * and width by a dword permutation, the part's code by byte permutations), the midpoint
+ * above it from byte tables.  Same integer and float32 operations as lowp.h's encoder, so
+ * the same codes (tests/test_lowp_q8_simd.py). */
+GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
+                                                         const float *restrict x, int64_t n,
+                                                         uint8_t *restrict q)
+{
+    const float absmax = gd_q8_absmax(x, n);
+    const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32(GD_Q8_MAG_LO),
+                  hi = _mm512_set1_epi32(GD_Q8_MAG_HI), mantissa = _mm512_set1_epi32(0x7FFFFF),
+                  low_half = _mm512_set1_epi32(0xFFFF), ninth_bit = _mm512_set1_epi32(256);
+    const __m512i positive_lo = _mm512_loadu_si512(map->binade[0]),
+                  positive_hi = _mm512_loadu_si512(map->binade[0] + 16),
+                  negative_lo = _mm512_loadu_si512(map->binade[1]),
+                  negative_hi = _mm512_loadu_si512(map->binade[1] + 16);
+    __m512i fine[8];
+    for (int t = 0; t < 8; t++) fine[t] = _mm512_loadu_si512(map->fine + 64 * t);
+    for (int64_t i = 0; i < n; i += 64) {
+        const __mmask64 lanes = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
+        __m512 y[4], mid[4];
+        __m512i index_bytes = _mm512_setzero_si512();
+        __mmask16 high[4];
+        for (int g = 0; g < 4; g++) {
+            const __mmask16 part = (__mmask16)(lanes >> (16 * g));
+            y[g] = _mm512_mul_ps(_mm512_maskz_loadu_ps(part, x + i + 16 * g), inverse);
+            y[g] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y[g], y[g], _CMP_ORD_Q), y[g]);
+            const __m512i bits = _mm512_castps_si512(y[g]);
+            __m512i mag = _mm512_and_si512(bits, abs_mask);
+            mag = _mm512_min_epi32(_mm512_max_epi32(mag, lo), hi);
+            const __m512i binade = _mm512_srli_epi32(_mm512_sub_epi32(mag, lo), 23);
+            const __m512i start = _mm512_mask_blend_epi32(
+                _mm512_cmplt_epi32_mask(bits, _mm512_setzero_si512()),
+                _mm512_permutex2var_epi32(positive_lo, binade, positive_hi),
+                _mm512_permutex2var_epi32(negative_lo, binade, negative_hi));
+            const __m512i index = _mm512_add_epi32(
+                _mm512_and_si512(start, low_half),
+                _mm512_srlv_epi32(_mm512_and_si512(mag, mantissa), _mm512_srli_epi32(start, 16)));
+            high[g] = _mm512_test_epi32_mask(index, ninth_bit);
+            index_bytes = _mm512_inserti32x4(index_bytes, _mm512_cvtepi32_epi8(index), g);
+        }
+        const __mmask64 ninth = _mm512_kunpackd((__mmask64)_mm512_kunpackw(high[3], high[2]),
+                                                (__mmask64)_mm512_kunpackw(high[1], high[0]));
+        const __mmask64 eighth = _mm512_movepi8_mask(index_bytes);
+        const __m512i low = _mm512_mask_blend_epi8(
+            eighth, _mm512_permutex2var_epi8(fine[0], index_bytes, fine[1]),
+            _mm512_permutex2var_epi8(fine[2], index_bytes, fine[3]));
+        const __m512i upper = _mm512_mask_blend_epi8(
+            eighth, _mm512_permutex2var_epi8(fine[4], index_bytes, fine[5]),
+            _mm512_permutex2var_epi8(fine[6], index_bytes, fine[7]));
+        __m512i codes = _mm512_mask_blend_epi8(ninth, low, upper);
+        gd_q8_lookup_vbmi(map->mid_byte, codes, mid);
+        __mmask16 above[4];
+        for (int g = 0; g < 4; g++) above[g] = _mm512_cmp_ps_mask(y[g], mid[g], _CMP_GT_OQ);
+        const __mmask64 up = _mm512_kunpackd((__mmask64)_mm512_kunpackw(above[3], above[2]),
+                                             (__mmask64)_mm512_kunpackw(above[1], above[0]));
+        codes = _mm512_mask_add_epi8(codes, up, codes, _mm512_set1_epi8(1));
+        _mm512_mask_storeu_epi8(q + i, lanes, codes);
+    }
+    return absmax;
+}
+
+/* ---- AVX2: 8 elements a vector, the block's tail through lowp.h's scalar encode -------- */
+
+GD_Q8_TARGET_AVX2 static float gd_q8_quantize_block_avx2(const gd_q8_map *map,
+                                                         const float *restrict x, int64_t n,
+                                                         uint8_t *restrict q)
+{
+    const float absmax = gd_q8_absmax(x, n);
+    const float inverse_1 = 1.0f / absmax;
+    const __m256 inverse = _mm256_set1_ps(inverse_1);
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), lo = _mm256_set1_epi32(GD_Q8_MAG_LO),
+                  hi = _mm256_set1_epi32(GD_Q8_MAG_HI), side = _mm256_set1_epi32(GD_Q8_SIDE),
+                  low_byte = _mm256_set1_epi32(0xFF);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i), inverse);
+        y = _mm256_and_ps(y, _mm256_cmp_ps(y, y, _CMP_ORD_Q)); /* NaN -> +0 */
+        const __m256i bits = _mm256_castps_si256(y);
+        __m256i mag = _mm256_and_si256(bits, abs_mask);
+        mag = _mm256_min_epi32(_mm256_max_epi32(mag, lo), hi);
+        const __m256i bucket = _mm256_add_epi32(
+            _mm256_srli_epi32(_mm256_sub_epi32(mag, lo), 23 - GD_Q8_BUCKET_BITS),
+            _mm256_and_si256(_mm256_srai_epi32(bits, 31), side));
+        __m256i code = _mm256_and_si256(
+            _mm256_i32gather_epi32((const int *)(const void *)map->bucket, bucket, 1), low_byte);
+        const __m256 mid = _mm256_i32gather_ps(map->mid, code, 4);
+        /* y > mid: all ones (-1) in that lane, so subtracting it adds 1 */
+        code = _mm256_sub_epi32(code, _mm256_castps_si256(_mm256_cmp_ps(y, mid, _CMP_GT_OQ)));
+        const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(code),
+                                               _mm256_extracti128_si256(code, 1));
+        _mm_storel_epi64((__m128i *)(void *)(q + i), _mm_packus_epi16(words, words));
+    }
+    for (; i < n; i++) {
+        const float y = x[i] * inverse_1;
+        q[i] = gd_q8_encode(map, y == y ? y : 0.0f);
+    }
+    return absmax;
+}
+
+GD_Q8_TARGET_AVX2 static void gd_q8_dequantize_block_avx2(const gd_q8_map *map,
+                                                          const uint8_t *restrict q, int64_t n,
+                                                          float absmax, float *restrict x)
+{
+    const __m256 scale = _mm256_set1_ps(absmax);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i bytes = _mm_loadl_epi64((const __m128i *)(const void *)(q + i));
+        const __m256i code = _mm256_cvtepu8_epi32(bytes);
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_i32gather_ps(map->code, code, 4), scale));
+    }
+    for (; i < n; i++) x[i] = gd_q8_decode(map, q[i], absmax);
+}
+
+/* gd_q8_load_<isa> and gd_q8_store_<isa>: a run of whole blocks (the last may be shorter)
+ * through that instruction set's block functions. */
+#define GD_Q8_RUNS_OF_BLOCKS(isa, target)                                                      \
+    target static void gd_q8_load_##isa(const gd_q8_map *map, const uint8_t *restrict q,        \
+                                        const float *restrict absmax, int64_t n, int64_t block, \
+                                        float *restrict out)                                    \
+    {                                                                                            \
+        for (int64_t b = 0; b < n; b += block)                                                   \
+            gd_q8_dequantize_block_##isa(map, q + b, n - b < block ? n - b : block,              \
+                                         absmax[b / block], out + b);                            \
+    }                                                                                            \
+    target static void gd_q8_store_##isa(const gd_q8_map *map, const float *restrict x,         \
+                                         int64_t n, int64_t block, uint8_t *restrict q,          \
+                                         float *restrict absmax)                                 \
+    {                                                                                            \
+        for (int64_t b = 0; b < n; b += block)                                                   \
+            absmax[b / block] =                                                                  \
+                gd_q8_quantize_block_##isa(map, x + b, n - b < block ? n - b : block, q + b);    \
+    }
+GD_Q8_RUNS_OF_BLOCKS(avx512, GD_Q8_TARGET_AVX512)
+GD_Q8_RUNS_OF_BLOCKS(vbmi, GD_Q8_TARGET_VBMI)
+GD_Q8_RUNS_OF_BLOCKS(avx2, GD_Q8_TARGET_AVX2)
+
+#endif /* GD_Q8_X86 */
+
+/* ---- the entry points: n values in whole blocks of `block` (the last may be shorter) ---- */
+
+static inline void gd_q8_load_blocks(const gd_q8_map *map, const uint8_t *restrict q,
+                                     const float *restrict absmax, int64_t n, int64_t block,
+                                     float *restrict out)
+{
+#if GD_Q8_X86
+    const int level = gd_q8_simd_level();
+    if (level == GD_Q8_AVX512_VBMI) {
+        gd_q8_load_vbmi(map, q, absmax, n, block, out);
+        return;
+    }
+    if (level == GD_Q8_AVX512) {
+        gd_q8_load_avx512(map, q, absmax, n, block, out);
+        return;
+    }
+    if (level == GD_Q8_AVX2) {
+        gd_q8_load_avx2(map, q, absmax, n, block, out);
+        return;
+    }
+#endif
+    for (int64_t b = 0; b < n; b += block)
+        gd_q8_dequantize_block(map, q + b, n - b < block ? n - b : block, absmax[b / block],
+                               out + b);
+}
+
+static inline void gd_q8_store_blocks(const gd_q8_map *map, const float *restrict x, int64_t n,
+                                      int64_t block, uint8_t *restrict q, float *restrict absmax)
+{
+#if GD_Q8_X86
+    const int level = gd_q8_simd_level();
+    if (level == GD_Q8_AVX512_VBMI && map->fine_ok) {
+        gd_q8_store_vbmi(map, x, n, block, q, absmax);
+        return;
+    }
+    if (level >= GD_Q8_AVX512) {
+        gd_q8_store_avx512(map, x, n, block, q, absmax);
+        return;
+    }
+    if (level == GD_Q8_AVX2) {
+        gd_q8_store_avx2(map, x, n, block, q, absmax);
+        return;
+    }
+#endif
+    for (int64_t b = 0; b < n; b += block)
+        absmax[b / block] = gd_q8_quantize_block(map, x + b, n - b < block ? n - b : block, q + b);
+}
+
+#endif /* GDFAST_Q8_SIMD_H */
