@@ -216,16 +216,9 @@ EXTENSIONS = [
     Extension(
         "gdfast._kernels",
         sources=["gdfast/_kernels.pyx", "src_c/kernels.c", "src_c/reduce.c"],
-        depends=[
-            "src_c/gdfast.h",
-            "src_c/rules.inc",
-            RULE_LIST,
-            "src_c/threads.h",
-            "src_c/threads.inc",
-            "src_c/lowp.h",
-            "src_c/two_pass.h",
-            "src_c/two_pass.inc",
-        ]
+        # every header and included file of src_c (the rules, the fused layouts, q8_simd.h):
+        # an incremental build recompiles when any of them changes
+        depends=sorted({RULE_LIST, *glob.glob("src_c/*.h"), *glob.glob("src_c/*.inc")})
         + sorted(glob.glob("src_c/rules/*.inc")),
         extra_compile_args=list(BASE_FLAGS),
         extra_link_args=[],
@@ -242,7 +235,7 @@ EXTENSIONS = [
     Extension(
         "gdfast._formats",
         sources=["gdfast/_formats.pyx", "src_c/lowp.c"],
-        depends=["src_c/lowp.h", "src_c/lowp_bulk.h"],
+        depends=["src_c/lowp.h", "src_c/lowp_bulk.h", "src_c/q8_simd.h"],
         extra_compile_args=list(BASE_FLAGS),
         extra_link_args=[],
         **common,

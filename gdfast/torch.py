@@ -769,12 +769,36 @@ class _KernelOptimizer(torch.optim.Optimizer):
                 inspect.unwrap(self.torch_class.step)(self)
             return loss
         plans = [self._plan(index, group) for index, group in enumerate(self.param_groups)]
+        for index, group in enumerate(self.param_groups[1:], 1):
+            self._check_grads_kind(index, group)  # (group 0's fail before any write anyway)
         scale = self._clip(self._gradient_views(), in_kernel=True)
         if scale is None:
             return loss
         for index, group in enumerate(self.param_groups):
             self._step_group(index, group, plans[index], scale)
         return loss
+
+    def _check_grads_kind(self, index: int, group: dict[str, Any]) -> None:
+        """The checks of `_checked_grad` that need no copy (layout, device, dtype, shape), for
+        a group after the first: a later group's bad gradient is refused before the groups
+        before it are written."""
+        for position, param in enumerate(group["params"]):
+            grad = param.grad
+            if grad is None:
+                continue
+            where = f"{type(self).__name__}: gradient of {self._where(index, position, param)}"
+            if grad.is_sparse or grad.layout is not torch.strided:
+                raise TypeError(
+                    f"{where}: sparse gradients are not supported; use "
+                    f"torch.optim.{self.torch_class.__name__}"
+                )
+            if grad.device != param.device:
+                raise TypeError(f"{where}: the gradient is on {grad.device}")
+            self._check_grad_dtype(where, param, grad)
+            if grad.shape != param.shape:
+                raise ValueError(
+                    f"{where}: gradient shape {tuple(grad.shape)} differs from the parameter's"
+                )
 
     def _refuse_torch_step(self) -> None:
         """torch.optim's own step knows no dtype policy nor gradients of another dtype."""
@@ -1682,6 +1706,42 @@ class _PerTensorRule(torch.optim.Optimizer):
         """The state arrays the core takes for `param`, in the declaration's order."""
         raise NotImplementedError
 
+    def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
+        """The state tensors of `param` the kernel reads and writes, and their shapes (those
+        `_new_state` makes, in the parameter's dtype)."""
+        raise NotImplementedError
+
+    def _check_state(self, index: int, param: torch.Tensor) -> None:
+        """A parameter's state (from earlier steps or load_state_dict) checked before any
+        write: each tensor the kernel takes a dense CPU tensor of its shape and the
+        parameter's dtype (else a ValueError naming it); one of another memory layout (a
+        strided or transposed view, a broadcast) is replaced by a contiguous copy of its
+        values, as torch.optim would read them."""
+        state = self.state.get(param)
+        if not state:
+            return  # made at the step
+        for name, shape in self._state_shapes(param).items():
+            value = state.get(name)
+            if not (
+                isinstance(value, torch.Tensor)
+                and value.dtype == param.dtype
+                and tuple(value.shape) == tuple(shape)
+                and value.device.type == "cpu"
+                and value.layout is torch.strided
+            ):
+                found = (
+                    f"{tuple(value.shape)} {value.dtype} on {value.device}"
+                    if isinstance(value, torch.Tensor)
+                    else type(value).__name__
+                )
+                raise ValueError(
+                    f"{type(self).__name__}: param_groups[{index}]: state[{name!r}] must be a "
+                    f"dense CPU tensor of shape {tuple(shape)} and dtype {param.dtype} "
+                    f"(the parameter's), got {found}"
+                )
+            if not value.is_contiguous():
+                state[name] = value.contiguous()
+
     def _checked(self, index: int, param: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         grad = param.grad
         where = f"{type(self).__name__}: param_groups[{index}]"
@@ -1729,15 +1789,18 @@ class _PerTensorRule(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         core = rules.KERNELS[self.rule.rule]
-        checked = []
+        checked, arguments = [], []
         for index, group in enumerate(self.param_groups):  # every check first
             active = [p for p in group["params"] if p.grad is not None]
             checked.append((active, [self._checked(index, p) for p in active]))
+            for p in active:
+                self._check_state(index, p)
+            arguments.append(self._kernel_arguments(self.rule, group) if active else {})
         self._check_not_aliased(checked)
         scale = self._clip(self._gradient_views(), in_kernel=True)
         if scale is None:  # skip_if_nonfinite: nothing written
             return loss
-        for group, (active, arrays) in zip(self.param_groups, checked):
+        for group, (active, arrays), group_arguments in zip(self.param_groups, checked, arguments):
             if not active:
                 continue
             states = []
@@ -1752,7 +1815,7 @@ class _PerTensorRule(torch.optim.Optimizer):
                 [grad for _, grad in arrays],
                 *[list(column) for column in zip(*buffers)],
                 steps,
-                **self._kernel_arguments(self.rule, group),
+                **group_arguments,
                 grad_scale=scale,
             )
         return loss
@@ -1854,6 +1917,9 @@ class LAMB(_PerTensorRule, _LambPytorchOptimizer):
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         return {name: torch.zeros_like(param) for name in ("exp_avg", "exp_avg_sq")}
 
+    def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
+        return {"exp_avg": tuple(param.shape), "exp_avg_sq": tuple(param.shape)}
+
     def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
         group["step"] = group.get("step", 0) + 1
         return np.full(len(states), group["step"], dtype=np.int64)
@@ -1880,6 +1946,21 @@ class Adafactor(_PerTensorRule, torch.optim.Adafactor):
         else:
             state["variance"] = torch.zeros_like(param)
         return state
+
+    def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
+        shape = tuple(param.shape)
+        if param.dim() > 1:
+            return {"row_var": shape[:-1] + (1,), "col_var": shape[:-2] + (1, shape[-1])}
+        return {"variance": shape}
+
+    def _check_state(self, index: int, param: torch.Tensor) -> None:
+        super()._check_state(index, param)
+        step = self.state.get(param, {}).get("step")
+        if step is not None and not (isinstance(step, torch.Tensor) and step.numel() == 1):
+            raise ValueError(
+                f"Adafactor: param_groups[{index}]: state['step'] must be a one-element "
+                f"tensor (torch.optim.Adafactor's), got {type(step).__name__}"
+            )
 
     def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
         for state in states:
@@ -2224,6 +2305,11 @@ class Muon(_PerTensorRule, torch.optim.Muon):
         """The group's hyper-parameters, each checked by gdfast.Muon's declaration (a
         scheduler may have changed them) before the step writes anything."""
         arguments = _KernelOptimizer._kernel_arguments(self, rule, group)
+        if group["adjust_lr_fn"] not in (None, "original", "match_rms_adamw"):
+            raise ValueError(
+                f"adjust_lr_fn: expected None, 'original' or 'match_rms_adamw', got "
+                f"{group['adjust_lr_fn']!r}"
+            )
         arguments["match_rms_adamw"] = group["adjust_lr_fn"] == "match_rms_adamw"
         return {
             name: Rule.hyperparameter_of(rule, name).validate(name, value)
@@ -2238,6 +2324,17 @@ class Muon(_PerTensorRule, torch.optim.Muon):
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
         return {"momentum_buffer": torch.zeros_like(param)}
+
+    def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
+        return {"momentum_buffer": tuple(param.shape)}
+
+    def _checked(self, index: int, param: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        if param.dim() != 2:  # (a group added after construction: torch refuses it in step)
+            raise ValueError(
+                f"Muon: param_groups[{index}]: Muon only supports 2D parameters, got a "
+                f"{param.dim()}-D param of shape {tuple(param.shape)} (as torch.optim.Muon)"
+            )
+        return super()._checked(index, param)
 
     def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
         return np.zeros(len(states), dtype=np.int64)  # (Muon's update does not use t)

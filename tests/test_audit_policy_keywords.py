@@ -66,22 +66,10 @@ def test_a_policy_keyword_is_refused_by_name_or_round_trips(keyword, value, via)
     _check(keyword, value, via)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gdfast/catalogue/_policy.py Policy.build: `state_dtype not in STATE_DTYPES` "
-    "accepts np.array(['int8']) (== compares element-wise) and keeps the array; save_state "
-    "then writes policy/state_dtype of shape (1,), which load_state refuses",
-)
 def test_state_dtype_given_as_a_one_element_array():
     _check("state_dtype", np.array(["int8"]), "class")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gdfast/catalogue/_policy.py Policy.build: `rounding not in formats.ROUNDINGS` "
-    "(and `state_dtype not in STATE_DTYPES`) with an array of two strings raises NumPy's 'truth value of an array is ambiguous', "
-    "naming no keyword",
-)
 @pytest.mark.parametrize("keyword", ["rounding", "state_dtype"])
 def test_an_array_of_two_strings(keyword):
     _check(keyword, np.array(["nearest", "stochastic"]), "class")

@@ -315,41 +315,6 @@ LAYOUT_LABELS = ("-stride-0", "-strided", "-transposed")
 #: case id -> the defect it shows on this tree (see the audit's report for the details)
 KNOWN = {
     **{
-        f"LAMB:load-exp_avg_sq-{label}": (
-            "gdfast.torch.LAMB/_PerTensorRule: state buffers from load_state_dict are handed to "
-            "the C kernel unchecked (shape, strides): heap overrun or writes to the wrong "
-            "elements"
-        )
-        for label in ("too-small", "stride-0", "strided", "transposed", "too-large")
-    },
-    **{
-        f"Adafactor:load-{key}-{label}": (
-            "gdfast.torch.Adafactor: a state buffer of the wrong shape ends in NumPy's "
-            "broadcast error (naming nothing) after state['step'] was incremented"
-        )
-        for key, label in (("col_var", "too-small"), ("row_var", "one-element"))
-    },
-    **{
-        f"{name}:second-group-{label}": (
-            "step(): the second param group is checked only after the first was stepped "
-            "(_KernelOptimizer._step_group checks gradients per group; "
-            "_PerTensorRule.step / Muon._buffers check state per group)"
-        )
-        for name, label in [
-            (n, g)
-            for n in ("Adam", "RAdam", "ScheduleFreeAdamW")
-            for g in ("grad-float64", "grad-complex", "grad-sparse")
-        ]
-        + [("Muon", "state-wrong-shape")]
-    },
-    "LAMB:second-group-state-wrong-shape": (
-        "gdfast.torch.LAMB: a state buffer of the wrong shape reaches the C kernel unchecked"
-    ),
-    "Adafactor:second-group-state-wrong-shape": (
-        "gdfast.torch.Adafactor: a state buffer of the wrong shape: NumPy's broadcast error, "
-        "after the first group was stepped"
-    ),
-    **{
         f"{target}:load-from-{source}": (
             "load_state_dict of another optimizer's dict: accepted, then the step ends in a "
             "KeyError/TypeError (a missing group key: weight_decouple, beta2_decay, "
@@ -365,17 +330,6 @@ KNOWN = {
             ("Muon", "Adam"),
         )
     },
-    "Muon:adjust_lr_fn-unknown": (
-        "gdfast.torch.Muon._kernel_arguments: a group's adjust_lr_fn other than None, "
-        "'original' or 'match_rms_adamw' (set after construction) is stepped as 'original' "
-        "(torch's _adjust_lr uses ratio 1.0 for it); Muon re-checks the other group values "
-        "at each step but not this one"
-    ),
-    "Muon:add_param_group-1-D": (
-        "gdfast.torch.Muon: a 1-D parameter added by add_param_group is stepped (as one row); "
-        "torch.optim.Muon refuses it in step ('Param gradient must be a 2D matrix') and the "
-        "class's docstring says 2-D parameters only"
-    ),
 }
 
 

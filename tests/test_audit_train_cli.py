@@ -58,13 +58,6 @@ def test_good_policy_options_train(capsys, argv):
     assert status in (0, None) and "final:" in out, err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gdfast/cli/train.py: --seed is parsed as any int; a negative one reaches "
-    "np.random.default_rng (the data split, the model's parameters) and ends in NumPy's "
-    "traceback 'ValueError: expected non-negative integer' (exit 1), not a message naming "
-    "--seed (exit 2)",
-)
 @pytest.mark.parametrize("argv", [["--seed", "-1"], ["--rounding", "stochastic", "--seed", "-1"]])
 def test_a_negative_seed_is_refused_by_name(capsys, argv):
     status, _, err = run(capsys, *argv)

@@ -226,14 +226,7 @@ CASES = _cases()
 
 
 #: case id -> the defect it shows on this tree (strict xfails below)
-KNOWN = {
-    f"{kind}:policy/block_size:bad-4": (
-        "gdfast/state_file.py _read_state: a policy string that str.isdigit() accepts but "
-        "int() does not ('²') ends in int()'s bare ValueError, naming neither the file nor "
-        "the entry"
-    )
-    for kind in ("Adam-int8-master", "AdamW-bf16-state")
-}
+KNOWN: dict[str, str] = {}  # (none left: the isdigit case is fixed, state_file.py)
 
 
 @pytest.fixture(scope="module")

@@ -189,12 +189,21 @@ class Policy:
         state_dtype = arguments["state_dtype"]
         if isinstance(state_dtype, np.dtype) or isinstance(state_dtype, type):
             state_dtype = np.dtype(state_dtype).name
+        if not isinstance(state_dtype, str):  # (an array would compare element-wise)
+            raise TypeError(
+                f"state_dtype: expected one of {STATE_DTYPES} (a str or a numpy dtype), "
+                f"got {type(state_dtype).__name__}"
+            )
         if state_dtype not in STATE_DTYPES:
             raise ValueError(f"state_dtype: expected one of {STATE_DTYPES}, got {state_dtype!r}")
         master = arguments["master_weights"]
         if not isinstance(master, (bool, np.bool_)):
             raise TypeError(f"master_weights: expected a bool, got {type(master).__name__}")
         rounding = arguments["rounding"]
+        if not isinstance(rounding, str):
+            raise TypeError(
+                f"rounding: expected one of {formats.ROUNDINGS}, got {type(rounding).__name__}"
+            )
         if rounding not in formats.ROUNDINGS:
             raise ValueError(f"rounding: expected one of {formats.ROUNDINGS}, got {rounding!r}")
         seed = formats.check_counter(arguments["seed"], "seed")

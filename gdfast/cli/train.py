@@ -187,6 +187,17 @@ def _word_or_positive_int(text: str, words: dict[str, Any], expected: str) -> An
     return value
 
 
+def parse_seed(text: str) -> int:
+    """A non-negative int (numpy's generators take no negative seed)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
 def parse_batch_size(text: str) -> int | None:
     """'full' (batch gradient descent) or a positive int."""
     return _word_or_positive_int(text, {"full": None}, "a positive int or 'full'")
@@ -346,7 +357,7 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="elements per scale of int8 state (a multiple of 16, at most 4096; default 256)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=parse_seed, default=0)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     parser.add_argument(
         "--blas-threads",
