@@ -160,7 +160,11 @@ def _read_state(
                 raise ValueError(f"{where}: entry {name!r} has shape {value.shape}, expected ()")
             text = str(value)
             policy[rest] = (
-                bool(value) if value.dtype == bool else int(text) if text.isascii() and text.isdigit() else text
+                bool(value)
+                if value.dtype == bool
+                else int(text)
+                if text.isascii() and text.isdigit()
+                else text
             )
         elif name not in ("format", "rule", "steps"):
             raise ValueError(f"{where}: unexpected entry {name!r} (not read)")
