@@ -783,22 +783,27 @@ class _KernelOptimizer(torch.optim.Optimizer):
         a group after the first: a later group's bad gradient is refused before the groups
         before it are written."""
         for position, param in enumerate(group["params"]):
-            grad = param.grad
-            if grad is None:
-                continue
-            where = f"{type(self).__name__}: gradient of {self._where(index, position, param)}"
-            if grad.is_sparse or grad.layout is not torch.strided:
-                raise TypeError(
-                    f"{where}: sparse gradients are not supported; use "
-                    f"torch.optim.{self.torch_class.__name__}"
-                )
-            if grad.device != param.device:
-                raise TypeError(f"{where}: the gradient is on {grad.device}")
-            self._check_grad_dtype(where, param, grad)
-            if grad.shape != param.shape:
-                raise ValueError(
-                    f"{where}: gradient shape {tuple(grad.shape)} differs from the parameter's"
-                )
+            if param.grad is not None:
+                self._check_grad_kind(index, position, param, param.grad)
+
+    def _check_grad_kind(
+        self, group_index: int, position: int, param: torch.Tensor, grad: torch.Tensor
+    ) -> str:
+        """A gradient's layout, device, dtype and shape checked; returns where it is."""
+        where = f"{type(self).__name__}: gradient of {self._where(group_index, position, param)}"
+        if grad.is_sparse or grad.layout is not torch.strided:
+            raise TypeError(
+                f"{where}: sparse gradients are not supported; use "
+                f"torch.optim.{self.torch_class.__name__}"
+            )
+        if grad.device != param.device:
+            raise TypeError(f"{where}: the gradient is on {grad.device}")
+        self._check_grad_dtype(where, param, grad)
+        if grad.shape != param.shape:
+            raise ValueError(
+                f"{where}: gradient shape {tuple(grad.shape)} differs from the parameter's"
+            )
+        return where
 
     def _refuse_torch_step(self) -> None:
         """torch.optim's own step knows no dtype policy nor gradients of another dtype."""
@@ -927,19 +932,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         grad: torch.Tensor,
         owned: OwnedMemory,
     ) -> np.ndarray:
-        where = f"{type(self).__name__}: gradient of {self._where(group_index, position, param)}"
-        if grad.is_sparse or grad.layout is not torch.strided:
-            raise TypeError(
-                f"{where}: sparse gradients are not supported; use "
-                f"torch.optim.{self.torch_class.__name__}"
-            )
-        if grad.device != param.device:
-            raise TypeError(f"{where}: the gradient is on {grad.device}")
-        self._check_grad_dtype(where, param, grad)
-        if grad.shape != param.shape:
-            raise ValueError(
-                f"{where}: gradient shape {tuple(grad.shape)} differs from the parameter's"
-            )
+        where = self._check_grad_kind(group_index, position, param, grad)
         grad = grad.detach()
         if not (_dense(grad) and _same_layout(grad, param)):
             grad = torch.empty_like(param).copy_(grad)  # into the parameter's layout
