@@ -63,10 +63,20 @@ def test_sorted_rows_train_like_shuffled_rows(problem, rule, sort_by):
     order = np.argsort(key, kind="stable")
     X_sorted, y_sorted = X[order], y[order]
     for mode, n_threads in RUNS:
-        model = hogwild.fit_linear(
-            X_sorted, y_sorted, mode=mode, n_threads=n_threads, seed=0, **SETTINGS[rule]
-        )
-        accuracy, loss = accuracy_and_loss(model, X_sorted, y_sorted)
+        # two threads race (the order of their updates is the scheduler's): the median of
+        # three seeds, so that one run's tail (0.51% once under load, 0.19-0.33% typically
+        # for 2-thread SGD here) does not decide
+        runs = [
+            accuracy_and_loss(
+                hogwild.fit_linear(
+                    X_sorted, y_sorted, mode=mode, n_threads=n_threads, seed=seed, **SETTINGS[rule]
+                ),
+                X_sorted,
+                y_sorted,
+            )
+            for seed in ((0, 1, 2) if n_threads > 1 else (0,))
+        ]
+        accuracy, loss = np.median(runs, axis=0)
         assert accuracy == pytest.approx(expected_accuracy, rel=0.005), (mode, n_threads)
         assert loss == pytest.approx(expected_loss, rel=0.005), (mode, n_threads)
 
