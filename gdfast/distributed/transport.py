@@ -46,6 +46,9 @@ SPARSE_FETCH, SPARSE_PUSH = 10, 11
 
 SLEEP_SECONDS = 1e-4
 BACKOFF_SECONDS = 2e-4  # "backoff": yield this long, then sleep
+#: how long a failing rank waits between writing its error and aborting the job (mpiexec
+#: forwards its output asynchronously; the abort drops what it has not yet read)
+ABORT_DRAIN_SECONDS = 0.3
 
 
 class PeerSilentError(RuntimeError):
@@ -180,4 +183,7 @@ def abort_on_error(comm: Any) -> Iterator[None]:
             f"{type(error).__name__}: {error}; aborting the job\n" + traceback.format_exc()
         )
         sys.stderr.flush()
+        # mpiexec forwards a rank's output asynchronously and drops what it has not read when
+        # the abort kills the job (seen in CI under load: an empty stderr): give it a moment
+        time.sleep(ABORT_DRAIN_SECONDS)
         comm.Abort(1)
