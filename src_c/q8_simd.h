@@ -176,7 +176,8 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
     for (int64_t i = 0; i < n; i += 64) {
         const __mmask64 lanes = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
         __m512 y[4], mid[4];
-        __m512i index_bytes = _mm512_setzero_si512();
+        __m512i index_bytes;
+        __m128i group_bytes[4];
         __mmask16 high[4];
         for (int g = 0; g < 4; g++) {
             const __mmask16 part = (__mmask16)(lanes >> (16 * g));
@@ -194,8 +195,14 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
                 _mm512_and_si512(start, low_half),
                 _mm512_srlv_epi32(_mm512_and_si512(mag, mantissa), _mm512_srli_epi32(start, 16)));
             high[g] = _mm512_test_epi32_mask(index, ninth_bit);
-            index_bytes = _mm512_inserti32x4(index_bytes, _mm512_cvtepi32_epi8(index), g);
+            group_bytes[g] = _mm512_cvtepi32_epi8(index);
         }
+        /* (insert positions must be constants for clang) */
+        index_bytes = _mm512_inserti32x4(
+            _mm512_inserti32x4(
+                _mm512_inserti32x4(_mm512_castsi128_si512(group_bytes[0]), group_bytes[1], 1),
+                group_bytes[2], 2),
+            group_bytes[3], 3);
         const __mmask64 ninth = _mm512_kunpackd((__mmask64)_mm512_kunpackw(high[3], high[2]),
                                                 (__mmask64)_mm512_kunpackw(high[1], high[0]));
         const __mmask64 eighth = _mm512_movepi8_mask(index_bytes);
