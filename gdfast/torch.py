@@ -2333,17 +2333,4 @@ class Muon(_PerTensorRule, torch.optim.Muon):
         return np.zeros(len(states), dtype=np.int64)  # (Muon's update does not use t)
 
     def _buffers(self, group: dict[str, Any], param: torch.Tensor, state: dict) -> list:
-        buffer = state.get("momentum_buffer")
-        if not (
-            isinstance(buffer, torch.Tensor)
-            and buffer.dtype == param.dtype
-            and buffer.shape == param.shape
-            and buffer.device.type == "cpu"
-            and buffer.layout is torch.strided
-            and buffer.is_contiguous()
-        ):
-            raise ValueError(
-                "Muon: state['momentum_buffer']: expected a contiguous CPU tensor of the "
-                f"parameter's shape {tuple(param.shape)} and dtype {param.dtype}"
-            )
-        return [buffer.numpy()]
+        return [state["momentum_buffer"].numpy()]  # (checked by _check_state before the step)

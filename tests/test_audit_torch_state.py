@@ -226,6 +226,16 @@ STATE_ENTRIES = {"LAMB": "exp_avg_sq", "Muon": "momentum_buffer", "Adam": "exp_a
 BIG = (1000, 8)  # large enough that a buffer overrun leaves the allocation
 
 
+#: (source, target): a state_dict of source's loaded into target's optimizer
+FOREIGN_LOADS = (
+    ("Adam", "LAMB"),
+    ("Adam", "Adafactor"),
+    ("SGD", "Muon"),
+    ("LAMB", "Adam"),
+    ("Muon", "Adam"),
+)
+
+
 def _cases() -> list[Case]:
     cases = []
     for name, entry in STATE_ENTRIES.items():
@@ -278,13 +288,7 @@ def _cases() -> list[Case]:
                     ("grad", "gradient", "state", "param_groups[1]", "group 1"),
                 )
             )
-    for source, target in (
-        ("Adam", "LAMB"),
-        ("Adam", "Adafactor"),
-        ("SGD", "Muon"),
-        ("LAMB", "Adam"),
-        ("Muon", "Adam"),
-    ):
+    for source, target in FOREIGN_LOADS:
         cases.append(
             Case(
                 f"{target}:load-from-{source}",
@@ -322,13 +326,7 @@ KNOWN = {
             "ValueError naming state_dict (torch.optim does the same, gdfast's contract asks "
             "for a clear refusal)"
         )
-        for source, target in (
-            ("Adam", "LAMB"),
-            ("Adam", "Adafactor"),
-            ("SGD", "Muon"),
-            ("LAMB", "Adam"),
-            ("Muon", "Adam"),
-        )
+        for source, target in FOREIGN_LOADS
     },
 }
 
