@@ -57,6 +57,7 @@ from __future__ import annotations
 import inspect
 import math
 import operator
+from functools import partial
 from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
@@ -141,6 +142,117 @@ def _uses_tensor_hyperparameters(group: dict[str, Any]) -> bool:
     return isinstance(group["lr"], torch.Tensor) or any(
         isinstance(beta, torch.Tensor) for beta in group.get("betas", ())
     )
+
+
+def _group_values(group: dict[str, Any]) -> Optional[list]:
+    """A param group's values but `params`, to tell whether they changed since they were
+    checked; None when one is a tensor (changed in place unseen: checked every time)."""
+    values = [(key, value) for key, value in group.items() if key != "params"]
+    if any(isinstance(value, torch.Tensor) for _, value in values):
+        return None
+    return values
+
+
+def _unchanged(checked: Optional[list], group: dict[str, Any]) -> bool:
+    values = _group_values(group)
+    return (
+        checked is not None
+        and values is not None
+        and len(values) == len(checked)
+        and all(
+            a == c and (b is d or (type(b) is type(d) and b == d))
+            for (a, b), (c, d) in zip(values, checked)
+        )
+    )
+
+
+def _in_group(where: str, check_values: Callable[[], Any]) -> Any:
+    """`check_values()`, its TypeError/ValueError prefixed with `where` (the group)."""
+    try:
+        return check_values()
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{where}: {error}") from None
+
+
+def _is_flag(default: Any) -> bool:
+    """A param-group key whose default is True, False or None: a flag, which torch adds
+    over versions (foreach, maximize, capturable, ...) and fills in for a checkpoint that
+    lacks it (`__setstate__`); every other key is a hyper-parameter a checkpoint must hold."""
+    return default is None or isinstance(default, bool)
+
+
+def _saved_groups(optimizer: torch.optim.Optimizer, state_dict: Any) -> list[dict[str, Any]]:
+    """The param groups of a state dict that torch's load_state_dict would take, paired
+    with the optimizer's; [] when torch's own checks will refuse it (not a dict, other
+    numbers of groups or parameters): its errors then come as torch raises them."""
+    groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        return []
+    for saved, group in zip(groups, optimizer.param_groups):
+        if not (
+            isinstance(saved, dict)
+            and isinstance(saved.get("params"), list)
+            and len(saved["params"]) == len(group["params"])
+        ):
+            return []
+    return groups
+
+
+def _check_foreign_groups(optimizer: torch.optim.Optimizer, state_dict: Any) -> None:
+    """A state dict of another optimizer refused by its param groups before anything is
+    replaced: each must hold every hyper-parameter of this optimizer's defaults but the
+    flags (`_is_flag`).  torch.optim takes such a dict and fails at the next step (a
+    KeyError), or steps with another optimizer's values."""
+    name = type(optimizer).__name__
+    for index, saved in enumerate(_saved_groups(optimizer, state_dict)):
+        missing = [k for k, v in optimizer.defaults.items() if k not in saved and not _is_flag(v)]
+        if missing:
+            raise ValueError(
+                f"state_dict: param_groups[{index}] lacks {', '.join(map(repr, missing))}, "
+                f"hyper-parameters of {name}: the state dict of another optimizer? "
+                "(nothing was loaded)"
+            )
+
+
+def _check_foreign_state(
+    optimizer: torch.optim.Optimizer,
+    state_dict: Any,
+    state_keys: Callable[[dict[str, Any], torch.Tensor], frozenset],
+) -> None:
+    """Each parameter's saved state (when not empty) must hold exactly the entries the
+    optimizer keeps for that parameter under the saved group's options, `state_keys(group,
+    param)`: a missing one would fail the step, an unexpected one is another optimizer's
+    (or another configuration's) state.  Checked before anything is replaced."""
+    states = state_dict.get("state") if isinstance(state_dict, dict) else None
+    if not isinstance(states, dict):
+        return
+    name = type(optimizer).__name__
+    pairs = zip(_saved_groups(optimizer, state_dict), optimizer.param_groups)
+    for index, (saved, group) in enumerate(pairs):
+        options = {**optimizer.defaults, **saved}
+        for position, (saved_id, param) in enumerate(zip(saved["params"], group["params"])):
+            entry = states.get(saved_id)
+            if not isinstance(entry, dict) or not entry:
+                continue
+            expected = state_keys(options, param)
+            missing = [k for k in expected if k not in entry]
+            unexpected = [k for k in entry if k not in expected]
+            if missing or unexpected:
+                found = ", ".join(
+                    [f"missing {k!r}" for k in sorted(missing)]
+                    + [f"unexpected {k!r}" for k in unexpected]
+                )
+                raise ValueError(
+                    f"state_dict: state of param_groups[{index}]['params'][{position}] "
+                    f"(id {saved_id!r}): {found}; {name} keeps {sorted(expected)} there: the "
+                    "state dict of another optimizer or configuration? (nothing was loaded)"
+                )
+
+
+def _state_template(param: torch.Tensor) -> torch.Tensor:
+    """An empty float tensor with the parameter's number of dimensions: `_new_state` of it
+    names the state entries the parameter gets, allocating nothing."""
+    return torch.empty((0,) * param.dim(), dtype=torch.float32)
 
 
 def _dense(tensor: torch.Tensor) -> bool:
@@ -323,6 +435,8 @@ class _KernelOptimizer(torch.optim.Optimizer):
     _keeps_step: ClassVar[bool] = True
     #: whether `_run` needs the state dicts themselves (NAdam's mu_product)
     _needs_states: ClassVar[bool] = False
+    #: whether torch_class has a step of its own (a Tensor lr or betas runs it)
+    _has_torch_step: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -352,6 +466,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         """torch's constructor (arguments, defaults, checks), then gdfast's checks of every
         group; gdfast's own options are keyword-only (see the module docstring)."""
         self._plans: dict[int, _Plan] = {}
+        self._checked_groups: dict[int, Optional[list]] = {}
         self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
         self._policy_arguments: Optional[dict[str, Any]] = None  # (torch's constructor first)
         super().__init__(*args, **kwargs)
@@ -595,6 +710,11 @@ class _KernelOptimizer(torch.optim.Optimizer):
         for flag in ("foreach", "fused"):
             if group.get(flag) is not None:
                 group[flag] = check.flag(flag, group[flag])
+        if not self._has_torch_step and _uses_tensor_hyperparameters(group):
+            raise ValueError(
+                f"lr, betas: give floats; gdfast.torch.{type(self).__name__} has no "
+                "Tensor-lr step (the other classes run torch.optim's for one)"
+            )
         _at_least("lr", group["lr"])
         group["weight_decay"] = _at_least("weight_decay", group["weight_decay"])
         group["maximize"] = check.flag("maximize", group["maximize"])
@@ -618,6 +738,12 @@ class _KernelOptimizer(torch.optim.Optimizer):
         """The gdfast rule that runs this group (torch's flags may select another: SGD's
         momentum and nesterov, Adam's amsgrad)."""
         return self.rule
+
+    def _state_keys(self, group: dict[str, Any], param: torch.Tensor) -> frozenset:
+        """The entries of a parameter's state under `group`'s options (the dtype policy's
+        included)."""
+        keys = set(self._new_state(group, _state_template(param)))
+        return frozenset(keys | set(self._extra_names(group) if self.policy.active else ()))
 
     def _kernel_arguments(self, rule: type[Rule], group: dict[str, Any]) -> dict[str, Any]:
         """The rule's hyper-parameters for a group, from its declaration: the spec's
@@ -689,14 +815,15 @@ class _KernelOptimizer(torch.optim.Optimizer):
         return state_dict
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # the groups checked before torch replaces anything (on copies, with the keys an
-        # older checkpoint lacks taken from this optimizer's defaults as below)
-        groups = state_dict.get("param_groups") if isinstance(state_dict, dict) else None
-        if isinstance(groups, list):
-            for saved in groups:
-                if isinstance(saved, dict):
-                    self._check_group({**self.defaults, **saved})
+        # the groups and the state's entries checked before torch replaces anything (on
+        # copies, with the flags an older checkpoint lacks taken from this optimizer's
+        # defaults, as __setstate__ does)
+        _check_foreign_groups(self, state_dict)
+        for index, saved in enumerate(_saved_groups(self, state_dict)):
+            where = f"state_dict: param_groups[{index}]"
+            _in_group(where, partial(self._check_group, {**self.defaults, **saved}))
         self._check_loaded_policy(state_dict)
+        _check_foreign_state(self, state_dict, self._state_keys)
         super().load_state_dict(state_dict)
         if self.policy.active:
             self._restore_storage(state_dict)
@@ -754,6 +881,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             self._check_group(group)
         self._set_policy()
         self._plans = {}
+        self._checked_groups = {}
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
@@ -762,6 +890,8 @@ class _KernelOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        for index in range(len(self.param_groups)):
+            self._check_group_now(index)
         if any(map(_uses_tensor_hyperparameters, self.param_groups)):
             # torch's Tensor-lr arithmetic, on the same state (see the module docstring)
             self._refuse_torch_step()
@@ -777,6 +907,19 @@ class _KernelOptimizer(torch.optim.Optimizer):
         for index, group in enumerate(self.param_groups):
             self._step_group(index, group, plans[index], scale)
         return loss
+
+    def _check_group_now(self, index: int) -> None:
+        """Group `index`'s hyper-parameters checked again before a step writes anything
+        (torch checks them only in the constructor; a scheduler or a user may have set
+        lr = -1 or NaN since): `_check_group` on a copy, its normalized values written
+        back only when all are valid.  Skipped while the values are those last checked."""
+        group = self.param_groups[index]
+        if _unchanged(self._checked_groups.get(index), group):
+            return
+        copy = dict(group)
+        _in_group(f"{type(self).__name__}: param_groups[{index}]", partial(self._check_group, copy))
+        group.update(copy)
+        self._checked_groups[index] = _group_values(group)
 
     def _check_grads_kind(self, index: int, group: dict[str, Any]) -> None:
         """The checks of `_checked_grad` that need no copy (layout, device, dtype, shape), for
@@ -886,6 +1029,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
     def _step_parameter(self, index: int, position: int, scale: float) -> None:
         """Step one parameter, params[position] of group `index` (its gradient times
         `scale`), as `step` would step it."""
+        self._check_group_now(index)
         group = self.param_groups[index]
         if _uses_tensor_hyperparameters(group):
             raise ValueError(
@@ -1509,9 +1653,9 @@ class Lion(_AbsentKeys, _LionPytorch):
     _keeps_step = False
     _absent = {"maximize": False}
 
+    _has_torch_step = False
+
     def _check_options(self, group: dict[str, Any]) -> None:
-        if _uses_tensor_hyperparameters(group):  # (the other classes hand those to torch)
-            raise ValueError("lr, betas: give floats; gdfast.torch.Lion has no Tensor-lr step")
         group["betas"] = _betas(group["betas"])
 
     def _state_names(self, group: dict[str, Any]) -> tuple[str, ...]:
@@ -1686,10 +1830,43 @@ class _PerTensorRule(torch.optim.Optimizer):
         for name, default in self._clipping_defaults.items():
             self.__dict__.setdefault(name, default)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's, after the checks of a state dict of another optimizer and of every
+        group's values (as a step checks them): nothing is replaced when one fails.  The
+        flags (`_is_flag`) a group of an older checkpoint lacks are this optimizer's
+        defaults (torch.optim's __setstate__ fills its own flags so)."""
+        _check_foreign_groups(self, state_dict)
+        groups = _saved_groups(self, state_dict)
+        if groups:
+            flags = {
+                key: value
+                for key, value in self.defaults.items()
+                if _is_flag(value) and all(key in group for group in self.param_groups)
+            }
+            groups = [{**flags, **saved} for saved in groups]
+            state_dict = {**state_dict, "param_groups": groups}
+        for index, saved in enumerate(groups):
+            where = f"state_dict: param_groups[{index}]"
+            _in_group(where, partial(self._checked_arguments, {**self.defaults, **saved}))
+        _check_foreign_state(self, state_dict, self._state_keys)
+        super().load_state_dict(state_dict)
+
+    def _state_keys(self, group: dict[str, Any], param: torch.Tensor) -> frozenset:
+        return frozenset(self._new_state(group, _state_template(param)))
+
     def _rule(self, group: dict[str, Any]) -> Any:
         return self.rule
 
     _kernel_arguments = _KernelOptimizer._kernel_arguments
+
+    def _checked_arguments(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The kernel's hyper-parameters of `group`, each checked by the gdfast rule's
+        declaration: a step checks every group's values (a scheduler or a user may have
+        changed them since the constructor) before it writes anything."""
+        return {
+            name: Rule.hyperparameter_of(self.rule, name).validate(name, value)
+            for name, value in self._kernel_arguments(self.rule, group).items()
+        }
 
     def _steps(self, group: dict[str, Any], states: list[dict]) -> np.ndarray:
         """t of this step for each active parameter (counted as the library counts)."""
@@ -1747,9 +1924,23 @@ class _PerTensorRule(torch.optim.Optimizer):
                 )
         if grad.dtype != param.dtype or grad.shape != param.shape:
             raise ValueError(f"{where}: the gradient must have the parameter's dtype and shape")
-        if not param.is_contiguous():
-            raise ValueError(f"{where}: the parameter must be contiguous")
-        return param.detach().numpy(), grad.detach().contiguous().numpy()
+        if not _dense(param):
+            raise ValueError(
+                f"{where}: the parameter must be dense (no gaps, no overlaps), got shape "
+                f"{tuple(param.shape)} and strides {param.stride()}"
+            )
+        # a parameter laid out otherwise (a transpose, channels_last) is stepped as a
+        # contiguous copy of it, written back after the kernel (`_write_back`): the step
+        # of the same values laid out contiguously, as torch.optim's
+        values = param.detach() if param.is_contiguous() else param.detach().contiguous()
+        return values.numpy(), grad.detach().resolve_neg().contiguous().numpy()
+
+    @staticmethod
+    def _write_back(active: list[torch.Tensor], arrays: list) -> None:
+        """The stepped contiguous copies of non-contiguous parameters copied into them."""
+        for p, (param, _) in zip(active, arrays):
+            if not p.is_contiguous():
+                p.detach().copy_(torch.from_numpy(param).view(p.shape))
 
     def _check_not_aliased(self, checked: list) -> None:
         """Refuse a gradient sharing memory with a parameter or a state tensor of any group
@@ -1759,6 +1950,8 @@ class _PerTensorRule(torch.optim.Optimizer):
         for group, (active, arrays) in zip(self.param_groups, checked):
             for p, (param, _) in zip(active, arrays):
                 spans.append((check.byte_span(param), "param"))
+                if not p.is_contiguous():  # (stepped as a copy, written back)
+                    spans.append((check.byte_span(_memory(p)), "param"))
                 spans += [
                     (check.byte_span(_memory(value)), "state")
                     for value in self.state.get(p, {}).values()
@@ -1784,11 +1977,12 @@ class _PerTensorRule(torch.optim.Optimizer):
         core = rules.KERNELS[self.rule.rule]
         checked, arguments = [], []
         for index, group in enumerate(self.param_groups):  # every check first
+            where = f"{type(self).__name__}: param_groups[{index}]"
+            arguments.append(_in_group(where, partial(self._checked_arguments, group)))
             active = [p for p in group["params"] if p.grad is not None]
             checked.append((active, [self._checked(index, p) for p in active]))
             for p in active:
                 self._check_state(index, p)
-            arguments.append(self._kernel_arguments(self.rule, group) if active else {})
         self._check_not_aliased(checked)
         scale = self._clip(self._gradient_views(), in_kernel=True)
         if scale is None:  # skip_if_nonfinite: nothing written
@@ -1811,6 +2005,7 @@ class _PerTensorRule(torch.optim.Optimizer):
                 **group_arguments,
                 grad_scale=scale,
             )
+            self._write_back(active, arrays)
         return loss
 
 
@@ -1908,7 +2103,7 @@ class LAMB(_PerTensorRule, _LambPytorchOptimizer):
         return arguments
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
-        return {name: torch.zeros_like(param) for name in ("exp_avg", "exp_avg_sq")}
+        return {name: param.new_zeros(param.shape) for name in ("exp_avg", "exp_avg_sq")}
 
     def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
         return {"exp_avg": tuple(param.shape), "exp_avg_sq": tuple(param.shape)}
@@ -1937,7 +2132,7 @@ class Adafactor(_PerTensorRule, torch.optim.Adafactor):
             state["row_var"] = param.new_zeros(param.shape[:-1] + (1,))
             state["col_var"] = param.new_zeros(param.shape[:-2] + (1, param.shape[-1]))
         else:
-            state["variance"] = torch.zeros_like(param)
+            state["variance"] = param.new_zeros(param.shape)
         return state
 
     def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
@@ -2034,6 +2229,7 @@ class _ScheduleFree(_AbsentKeys):
     advance them (the package's step advances them anyway)."""
 
     _keeps_step = False
+    _has_torch_step = False
     _absent = {"maximize": False}
 
     def _beta1(self, group: dict[str, Any]) -> float:
@@ -2295,8 +2491,6 @@ class Muon(_PerTensorRule, torch.optim.Muon):
     rule = rules.Muon
 
     def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
-        """The group's hyper-parameters, each checked by gdfast.Muon's declaration (a
-        scheduler may have changed them) before the step writes anything."""
         arguments = _KernelOptimizer._kernel_arguments(self, rule, group)
         if group["adjust_lr_fn"] not in (None, "original", "match_rms_adamw"):
             raise ValueError(
@@ -2304,19 +2498,10 @@ class Muon(_PerTensorRule, torch.optim.Muon):
                 f"{group['adjust_lr_fn']!r}"
             )
         arguments["match_rms_adamw"] = group["adjust_lr_fn"] == "match_rms_adamw"
-        return {
-            name: Rule.hyperparameter_of(rule, name).validate(name, value)
-            for name, value in arguments.items()
-        }
-
-    @torch.no_grad()
-    def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
-        for group in self.param_groups:  # every group's values checked before any state
-            self._kernel_arguments(self.rule, group)
-        return super().step(closure)
+        return arguments
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
-        return {"momentum_buffer": torch.zeros_like(param)}
+        return {"momentum_buffer": param.new_zeros(param.shape)}
 
     def _state_shapes(self, param: torch.Tensor) -> dict[str, tuple[int, ...]]:
         return {"momentum_buffer": tuple(param.shape)}

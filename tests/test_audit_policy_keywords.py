@@ -97,3 +97,34 @@ def test_fit_refuses_policy_keywords_for_a_built_optimizer():
 def test_rules_without_a_policy_refuse_one_by_name(name, policy):
     with pytest.raises(ValueError, match="state_dtype"):
         make_optimizer(name, [np.ones((4, 4), np.float32)], **policy)
+
+
+@pytest.mark.parametrize(
+    "policy, keyword",
+    [
+        ({"block_size": 64}, "block_size"),
+        ({"state_dtype": "bfloat16", "block_size": 512}, "block_size"),
+        ({"rounding": "stochastic"}, "rounding"),
+        ({"state_dtype": "int8", "rounding": "stochastic"}, "rounding"),
+    ],
+)
+@pytest.mark.parametrize("via", ["class", "make_optimizer"])
+def test_a_keyword_with_nothing_to_act_on_is_refused(policy, keyword, via):
+    """block_size without 8-bit state, stochastic rounding with nothing stored in 16 bits
+    (float32 parameters and state, no param_copy; 8-bit codes are always nearest): refused
+    by name, never accepted and ignored."""
+    params = [np.linspace(-1, 1, 300, dtype=np.float32)]
+    with pytest.raises(ValueError, match=keyword):
+        if via == "class":
+            gdfast.Adam(params, lr=0.01, **policy)
+        else:
+            make_optimizer("adam", params, lr=0.01, **policy)
+
+
+def test_the_same_keywords_act_where_they_have_something_to_do():
+    params = [np.linspace(-1, 1, 300, dtype=np.float32)]
+    gdfast.Adam(params, lr=0.01, state_dtype="int8", block_size=64)
+    gdfast.Adam(params, lr=0.01, state_dtype="bfloat16", rounding="stochastic")
+    copy = [np.zeros(300, np.float16)]
+    gdfast.Adam(params, lr=0.01, param_copy=copy, rounding="stochastic")
+    gdfast.Adam([np.zeros(300, np.float16)], lr=0.01, rounding="stochastic")

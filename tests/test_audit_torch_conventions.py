@@ -33,12 +33,6 @@ def test_element_wise_classes_step_a_transposed_parameter_as_its_copy(name):
     assert torch.equal(_steps(cls, transposed), _steps(cls, copy))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gdfast/torch.py _PerTensorRule._checked: a non-contiguous parameter is refused "
-    "('the parameter must be contiguous'), where torch.optim and gdfast.torch's "
-    "element-wise classes step it",
-)
 @pytest.mark.parametrize("name", PER_TENSOR)
 def test_per_tensor_classes_step_a_transposed_parameter_as_its_copy(name):
     cls = getattr(gt, name)

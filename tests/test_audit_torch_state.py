@@ -8,8 +8,8 @@ ValueError naming what is wrong, the parameters, the state and the groups' value
 before, and never a crash.  The cases run in child interpreters (tests/fuzzing.py), so a
 segmentation fault or a sanitizer report is a failed case, not a dead test run.
 
-The cases that fail on this tree are listed in KNOWN with the defect each shows: they are
-strict xfails (a fix makes them pass, and the xfail must then go).
+A case that fails on a tree is listed in KNOWN with the defect it shows: a strict xfail (a
+fix makes it pass, and the xfail must then go).  None is left.
 """
 
 from __future__ import annotations
@@ -317,18 +317,7 @@ CASES = _cases()
 LAYOUT_LABELS = ("-stride-0", "-strided", "-transposed")
 
 #: case id -> the defect it shows on this tree (see the audit's report for the details)
-KNOWN = {
-    **{
-        f"{target}:load-from-{source}": (
-            "load_state_dict of another optimizer's dict: accepted, then the step ends in a "
-            "KeyError/TypeError (a missing group key: weight_decouple, beta2_decay, "
-            "adjust_lr_fn), or the load itself ends in KeyError 'step'; never a clear "
-            "ValueError naming state_dict (torch.optim does the same, gdfast's contract asks "
-            "for a clear refusal)"
-        )
-        for source, target in FOREIGN_LOADS
-    },
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

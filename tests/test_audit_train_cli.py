@@ -37,6 +37,11 @@ def run(capsys, *argv):
         (["--dtype", "float64", "--state-dtype", "bfloat16"], "--state-dtype"),
         (["--state-dtype", "int4"], "--state-dtype"),
         (["--rounding", "up"], "--rounding"),
+        # nothing to act on: no 8-bit blocks, nothing rounded to 16 bits
+        (["--block-size", "64"], "--block-size"),
+        (["--state-dtype", "bfloat16", "--block-size", "64"], "--block-size"),
+        (["--rounding", "stochastic"], "--rounding"),
+        (["--state-dtype", "int8", "--rounding", "stochastic"], "--rounding"),
     ],
 )
 def test_bad_policy_options_are_refused_by_name(capsys, argv, option):

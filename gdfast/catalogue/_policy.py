@@ -240,6 +240,24 @@ class Policy:
                 f"params: {wide[0]} is float64 and others are 16-bit; one optimizer's "
                 "low-precision policy needs float32 arithmetic for all its parameters"
             )
+        if block_size != DEFAULTS["block_size"] and state_dtype != "int8":
+            raise ValueError(
+                f"block_size: {block_size} sets the blocks of 8-bit state; with "
+                f"state_dtype={state_dtype!r} there are none (give state_dtype='int8', or "
+                "leave block_size at its default)"
+            )
+        rounded = (
+            state_dtype == "bfloat16"
+            or master
+            or any(f != NATIVE for f in param_formats)
+            or (copies is not None and any(c is not None for c in copies))
+        )
+        if rounding == "stochastic" and not rounded:
+            raise ValueError(
+                "rounding: 'stochastic' rounds bfloat16/float16 stores (16-bit parameters, "
+                "param_copy, bfloat16 state); this configuration has none (8-bit state always "
+                "encodes to the nearest code): give rounding='nearest'"
+            )
         return cls(state_dtype, bool(master), rounding, seed, block_size, param_formats, copies)
 
     @staticmethod
