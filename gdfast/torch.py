@@ -754,7 +754,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         for name in rule.hyperparameter_names:
             if names.get(name, name) in group:
                 arguments[name] = group[names.get(name, name)]
-        arguments["lr"] = float(group["lr"])
+        arguments["lr"] = _real("lr", group["lr"])
         return arguments
 
     def _scalar_state(self, states: list[dict]) -> list[list[np.ndarray]]:
