@@ -1784,6 +1784,11 @@ class SparseAdam(torch.optim.SparseAdam):
 __all__ += ["LAMB", "Adafactor"]
 
 
+class _UnsupportedDtype(TypeError, RuntimeError):
+    """A dtype a class does not take: gdfast's TypeError, and the RuntimeError torch.optim
+    raises for it (its test tables expect that)."""
+
+
 class _PerTensorRule(torch.optim.Optimizer):
     """Base of the adapters of the rules that are not element-wise (LAMB, Adafactor): each
     step is one call of the gdfast class's core (the two-pass kernel, per-tensor norms in a
@@ -1918,6 +1923,11 @@ class _PerTensorRule(torch.optim.Optimizer):
         for name, tensor in (("param", param), ("grad", grad)):
             if tensor.device.type != "cpu" or tensor.layout is not torch.strided:
                 raise TypeError(f"{where}: the {name} must be a dense CPU tensor")
+            if tensor.is_complex():  # (torch's words, torch's RuntimeError, and a TypeError)
+                raise _UnsupportedDtype(
+                    f"{where}: {type(self).__name__} does not support complex parameters "
+                    f"(as torch's); it takes float32/float64 tensors, got {tensor.dtype}"
+                )
             if tensor.dtype not in (torch.float32, torch.float64):
                 raise TypeError(
                     f"{where}: {self.rule.rule} takes float32/float64 tensors, got {tensor.dtype}"
