@@ -208,6 +208,21 @@ def spans_overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
+def disjoint(where: str, spans: list[tuple[tuple[int, int], str]]) -> None:
+    """Refuse two of the labelled [low, high) spans (of dense arrays: empty ones ignored)
+    that share memory: the kernels write them together, in parallel, and the aliasing
+    checks of the gradients take the written memory as disjoint ranges.  (Sorted by start,
+    two spans that overlap make some two neighbours overlap.)"""
+    ordered = sorted((span, label) for span, label in spans if span[1] > span[0])
+    for (first, label), (second, other) in zip(ordered, ordered[1:]):
+        if second[0] < first[1]:
+            raise ValueError(
+                f"{where}: {label} and {other} share memory; each parameter and state "
+                "tensor a step writes needs its own (torch.optim would step them one after "
+                "the other; gdfast's kernels step them together)"
+            )
+
+
 # ---- checks of the rules added in issue 15 (Lion, RAdam, Rprop, ASGD, ...) ----
 
 

@@ -367,6 +367,7 @@ class _Plan:
         extra_names: tuple[str, ...] = (),
         first: int = 0,
         copies: tuple[np.ndarray, ...] = (),
+        where: str = "param group",
     ):
         self.structure = structure
         self.pointers = [p.data_ptr() for p in params]
@@ -404,6 +405,19 @@ class _Plan:
             if b is not None
         ]
         spans += [(check.byte_span(c), "param_copy") for c in copies]
+        check.disjoint(
+            where,
+            [(check.byte_span(a), f"params[{i}]") for i, a in enumerate(self.param_np)]
+            + [
+                (check.byte_span(b), f"state[{name!r}] of params[{i}]")
+                for name, buffers in zip(
+                    [*names, *extra_names], [*self.buffers, *self.extra.values()]
+                )
+                for i, b in enumerate(buffers)
+                if b is not None
+            ]
+            + [(check.byte_span(c), f"param_copy {i}") for i, c in enumerate(copies)],
+        )
         self.owned = OwnedMemory(spans)
         self.dicts = [s if s else None for s in states]
         self.entries = self._entries(self.dicts)
@@ -1184,6 +1198,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             extra_names,
             first,
             tuple(c for c in copies[first : first + len(params)] if c is not None),
+            f"{type(self).__name__}: param group {index}",
         )
         self._plans[index] = plan
         return plan
@@ -1957,6 +1972,17 @@ class _PerTensorRule(torch.optim.Optimizer):
         (the step writes those while the kernels read the gradients): checked before any
         write, as `_KernelOptimizer._checked_grad` does."""
         spans = []
+        for index, (active, arrays) in enumerate(checked):
+            check.disjoint(
+                f"{type(self).__name__}: param_groups[{index}]",
+                [(check.byte_span(_memory(p)), f"params[{i}]") for i, p in enumerate(active)]
+                + [
+                    (check.byte_span(_memory(value)), f"state[{key!r}] of params[{i}]")
+                    for i, p in enumerate(active)
+                    for key, value in self.state.get(p, {}).items()
+                    if isinstance(value, torch.Tensor) and value.dim() > 0
+                ],
+            )
         for group, (active, arrays) in zip(self.param_groups, checked):
             for p, (param, _) in zip(active, arrays):
                 spans.append((check.byte_span(param), "param"))

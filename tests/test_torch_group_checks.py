@@ -249,3 +249,39 @@ def test_policy_keywords_with_nothing_to_act_on_are_refused(options, keyword):
         gt.Adam([p], lr=0.01, **options)
     gt.Adam([p.detach().bfloat16().requires_grad_()], lr=0.01, rounding="stochastic")
     gt.Adam([p], lr=0.01, state_dtype="int8", block_size=64)
+
+
+# ----------------------------------------------------------------- shared memory
+@pytest.mark.parametrize("name", CLASSES)
+def test_parameters_sharing_memory_are_refused_before_any_write(name):
+    """Two parameters over overlapping memory (a Parameter of a view of another's data):
+    gdfast's kernels step a group's tensors together, in parallel: refused by name."""
+    base = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    whole, rows = torch.nn.Parameter(base), torch.nn.Parameter(base[2:])
+    optimizer = getattr(gt, name)([whole, rows], lr=0.01)
+    if hasattr(optimizer, "train"):
+        optimizer.train()
+    whole.grad, rows.grad = torch.ones(4, 3), torch.ones(2, 3)
+    before = base.clone()
+    with pytest.raises(ValueError, match=r"params\[0\] and params\[1\] share memory"):
+        optimizer.step()
+    assert torch.equal(before, base)
+
+
+@pytest.mark.parametrize(
+    "name, entry",
+    [
+        ("Adam", "exp_avg"),
+        ("SGD", "momentum_buffer"),
+        ("LAMB", "exp_avg"),
+        ("Muon", "momentum_buffer"),
+    ],
+)
+def test_a_state_tensor_sharing_its_parameters_memory_is_refused(name, entry):
+    options = {"momentum": 0.9} if name == "SGD" else {}
+    params, optimizer = _stepped(name, **options)
+    optimizer.state[params[0]][entry] = params[0].detach()
+    before = _everything(params, optimizer)
+    with pytest.raises(ValueError, match="share memory"):
+        optimizer.step()
+    assert _same(before, _everything(params, optimizer))
