@@ -144,25 +144,24 @@ def _uses_tensor_hyperparameters(group: dict[str, Any]) -> bool:
     )
 
 
-def _group_values(group: dict[str, Any]) -> Optional[list]:
-    """A param group's values but `params`, to tell whether they changed since they were
-    checked; None when one is a tensor (changed in place unseen: checked every time)."""
-    values = [(key, value) for key, value in group.items() if key != "params"]
-    if any(isinstance(value, torch.Tensor) for _, value in values):
+def _snapshot(group: dict[str, Any]) -> Optional[tuple[dict[str, Any], list[type]]]:
+    """A param group's entries and their types, to tell whether they changed since they
+    were checked (`_unchanged`); None when a value is a tensor (it may change in place
+    unseen: checked every time).  The checked values are immutable (numbers, tuples, str)
+    but for `params`, which is not checked."""
+    if any(isinstance(value, torch.Tensor) for value in group.values()):
         return None
-    return values
+    return dict(group), list(map(type, group.values()))
 
 
-def _unchanged(checked: Optional[list], group: dict[str, Any]) -> bool:
-    values = _group_values(group)
+def _unchanged(snapshot: Optional[tuple[dict[str, Any], list[type]]], group: dict) -> bool:
+    """The group holds the values of `snapshot`: the same types (so no tensor, whose ==
+    is not a bool), then equal entries (one C comparison; the same objects compare equal
+    by identity)."""
     return (
-        checked is not None
-        and values is not None
-        and len(values) == len(checked)
-        and all(
-            a == c and (b is d or (type(b) is type(d) and b == d))
-            for (a, b), (c, d) in zip(values, checked)
-        )
+        snapshot is not None
+        and list(map(type, group.values())) == snapshot[1]
+        and group == snapshot[0]
     )
 
 
@@ -480,7 +479,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         """torch's constructor (arguments, defaults, checks), then gdfast's checks of every
         group; gdfast's own options are keyword-only (see the module docstring)."""
         self._plans: dict[int, _Plan] = {}
-        self._checked_groups: dict[int, Optional[list]] = {}
+        self._checked_groups: dict[int, Any] = {}  # (`_snapshot`s)
         self._set_clipping(max_grad_norm, error_if_nonfinite, skip_if_nonfinite)
         self._policy_arguments: Optional[dict[str, Any]] = None  # (torch's constructor first)
         super().__init__(*args, **kwargs)
@@ -933,7 +932,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
         copy = dict(group)
         _in_group(f"{type(self).__name__}: param_groups[{index}]", partial(self._check_group, copy))
         group.update(copy)
-        self._checked_groups[index] = _group_values(group)
+        self._checked_groups[index] = _snapshot(group)
 
     def _check_grads_kind(self, index: int, group: dict[str, Any]) -> None:
         """The checks of `_checked_grad` that need no copy (layout, device, dtype, shape), for

@@ -53,7 +53,9 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("name", CLASSES)
-@pytest.mark.parametrize("value", [-1.0, math.nan, math.inf, "0.1", None])
+@pytest.mark.parametrize(
+    "value", [-1.0, math.nan, math.inf, "0.1", None, torch.tensor([0.01, 0.02]), torch.tensor(-1.0)]
+)
 @pytest.mark.parametrize("group", [0, 1])
 def test_an_invalid_lr_set_after_construction_is_refused_before_any_write(name, value, group):
     params, optimizer = _stepped(name)
