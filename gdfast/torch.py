@@ -118,6 +118,15 @@ def _real(name: str, value: Any) -> float:
     return check.real_number(name, value)
 
 
+def _count(name: str, value: Any) -> int:
+    """A step count (or a number of steps): an int in [0, 2**62) (the kernels' int64
+    counts, with room to count on)."""
+    count = check.integer(name, value, 0)
+    if count >= 2**62:
+        raise ValueError(f"{name}: expected an int below 2**62, got {count}")
+    return count
+
+
 def _at_least(name: str, value: Any) -> float:
     """A finite number >= 0 (a one-element tensor allowed)."""
     return check.nonnegative(name, _real(name, value))
@@ -710,12 +719,12 @@ class _KernelOptimizer(torch.optim.Optimizer):
     def _check_group(self, group: dict[str, Any]) -> None:
         """Validate (and normalize) a param group: torch's flags, the hyper-parameters
         every rule has here, then the rule's own (`_check_options`)."""
-        if group.get("differentiable"):
+        if check.flag("differentiable", group.get("differentiable", False)):
             raise ValueError(
                 f"differentiable=True: {type(self).__name__}'s step runs in C "
                 "outside autograd; use torch.optim for a differentiable step"
             )
-        if group.get("capturable"):
+        if check.flag("capturable", group.get("capturable", False)):
             raise ValueError(
                 "capturable=True: CUDA graph capture; gdfast's kernels run on "
                 "the CPU (capturable=False changes nothing there)"
@@ -1629,7 +1638,10 @@ class ASGD(_KernelOptimizer, torch.optim.ASGD):
         super()._run(group, params, grads, buffers, steps, states, scaling)
         lr, lambd, alpha, t0 = (float(group[name]) for name in ("lr", "lambd", "alpha", "t0"))
         for state, t in zip(states, steps.tolist()):  # torch's values for step t + 1
-            state["eta"].fill_(lr / ((1 + lambd * lr * t) ** alpha))
+            with np.errstate(over="ignore"):  # (a huge alpha: eta 0, as torch's)
+                eta = lr / float(np.power(1 + lambd * lr * t, alpha))
+            # (copy_ rounds a value beyond float32 to inf, as torch's arithmetic; fill_ raises)
+            state["eta"].copy_(torch.tensor(eta, dtype=torch.float64))
             state["mu"].fill_(1 / max(1, t - t0))
 
 
@@ -2135,6 +2147,7 @@ class LAMB(_PerTensorRule, _LambPytorchOptimizer):
     def _kernel_arguments(self, rule: Any, group: dict[str, Any]) -> dict[str, Any]:
         arguments = _KernelOptimizer._kernel_arguments(self, rule, group)
         arguments["decoupled_weight_decay"] = group["weight_decouple"]
+        _count("step", group.get("step", 0))  # (the group's count, `_steps`)
         return arguments
 
     def _new_state(self, group: dict[str, Any], param: torch.Tensor) -> dict[str, Any]:
@@ -2271,11 +2284,11 @@ class _ScheduleFree(_AbsentKeys):
         raise NotImplementedError
 
     def _check_options(self, group: dict[str, Any]) -> None:
-        group["warmup_steps"] = check.integer("warmup_steps", group["warmup_steps"], 0)
+        group["warmup_steps"] = _count("warmup_steps", group["warmup_steps"])
         for name in ("r", "weight_lr_power"):
             group[name] = _at_least(name, group[name])
         group["train_mode"] = check.flag("train_mode", group["train_mode"])
-        group["k"] = check.integer("k", group["k"], 0)
+        group["k"] = _count("k", group["k"])
         for name in ("weight_sum", "lr_max"):
             group[name] = _real(name, group[name])
 
@@ -2316,6 +2329,8 @@ class _ScheduleFree(_AbsentKeys):
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable[[], Any]] = None) -> Any:
+        for index in range(len(self.param_groups)):  # (train_mode read checked)
+            self._check_group_now(index)
         if not self.param_groups[0]["train_mode"]:
             raise ValueError(
                 f"{type(self).__name__}.step: the optimizer is in eval mode (the parameters "
