@@ -242,6 +242,13 @@ def _check_foreign_state(
             entry = states.get(saved_id)
             if not isinstance(entry, dict) or not entry:
                 continue
+            for key, value in entry.items():
+                if isinstance(value, torch.Tensor) and value.is_meta:
+                    raise ValueError(
+                        f"state_dict: state[{key!r}] of param_groups[{index}]['params']"
+                        f"[{position}]: a tensor on the meta device holds no values "
+                        "(nothing was loaded)"
+                    )
             expected = state_keys(options, param)
             missing = [k for k in expected if k not in entry]
             unexpected = [k for k in entry if k not in expected]

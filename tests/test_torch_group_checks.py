@@ -172,6 +172,12 @@ def test_a_state_dict_of_the_same_state_is_taken_as_torch_takes_it(source, targe
         ("Adafactor", lambda sd: sd["state"][1].pop("col_var"), "missing 'col_var'"),
         ("Adam", lambda sd: sd["param_groups"][1].update(lr=-1.0), r"param_groups\[1\].*lr"),
         ("LAMB", lambda sd: sd["param_groups"][1].update(lr=math.nan), r"param_groups\[1\].*lr"),
+        ("Adam", lambda sd: sd["state"][1].update(step=torch.tensor(1.0, device="meta")), "meta"),
+        (
+            "Muon",
+            lambda sd: sd["state"][0].update(momentum_buffer=torch.zeros(3, 4, device="meta")),
+            "meta",
+        ),
     ],
 )
 def test_a_state_dict_that_cannot_step_is_refused_at_load(name, edit, message):
