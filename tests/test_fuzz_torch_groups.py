@@ -15,13 +15,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-import gdfast.torch as gt  # noqa: E402
-
-CLASSES = [
-    name
-    for name in gt.__all__
-    if name[0].isupper() and name not in ("StepInBackward", "SparseAdam")
-]
+from test_torch_group_checks import CLASSES, _stepped  # noqa: E402
 
 ODD = st.sampled_from(
     [
@@ -54,18 +48,6 @@ ODD = st.sampled_from(
         torch.tensor([0.1, 0.2]),
     ]
 )
-
-
-def _stepped(name):
-    generator = torch.Generator().manual_seed(0)
-    params = [torch.nn.Parameter(torch.randn(s, generator=generator)) for s in ((3, 4), (2, 5))]
-    optimizer = getattr(gt, name)([{"params": [p]} for p in params], lr=0.01)
-    if hasattr(optimizer, "train"):
-        optimizer.train()
-    for p in params:
-        p.grad = torch.linspace(-1, 1, p.numel()).reshape(p.shape)
-    optimizer.step()
-    return params, optimizer
 
 
 def _tensors(params, optimizer):
