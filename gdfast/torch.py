@@ -32,6 +32,17 @@ Decisions (docs/torch.md has the full table):
   step) are refused with a ValueError: the C kernels run on CPU memory outside autograd.
 - A Tensor `lr` or Tensor `betas`: the step is torch's own (torch rounds its step size in
   the tensor's dtype; this is the only way to give torch's numbers), on the same state.
+- Hyper-parameters are checked at construction (torch's checks) and again by every step,
+  before it writes anything, whenever a group's values changed (a scheduler, a user
+  setting lr = -1 or NaN): a ValueError/TypeError naming the group and the key.
+- load_state_dict refuses, before replacing anything, a state dict that cannot step here:
+  a group lacking a hyper-parameter of this class (flags an older checkpoint lacks take the
+  defaults, as torch's), a parameter's state missing an entry this class keeps or holding
+  one it never makes (another optimizer's, e.g. Adam's into LAMB or SGD's into Muon), a
+  meta tensor, or invalid values.  A dict of the same state (Adam's into RAdam) loads and
+  steps as torch's does.
+- Parameters or state tensors of one group that share memory are refused (the kernels
+  step a group's tensors together; torch.optim would step them one after the other).
 - Parameters: CPU, float32/float64, dense (strided) and non-overlapping in any dimension
   order (contiguous, channels_last, a transpose).  A gradient or loaded state tensor laid
   out differently from its parameter is copied into the parameter's layout.  Anything
@@ -1826,7 +1837,10 @@ class _PerTensorRule(torch.optim.Optimizer):
     """Base of the adapters of the rules that are not element-wise (LAMB, Adafactor): each
     step is one call of the gdfast class's core (the two-pass kernel, per-tensor norms in a
     fixed order) on NumPy views of the CPU float32/float64 dense parameters that have a
-    gradient; every check before any write.  Gradient clipping as the other gdfast.torch
+    gradient (a parameter laid out otherwise, a transpose or channels_last, is stepped as a
+    contiguous copy written back after the kernel: torch's results for its values); every
+    check before any write, the group's hyper-parameters included (the gdfast rule's
+    declarations check them at each step).  Gradient clipping as the other gdfast.torch
     classes (max_grad_norm, error_if_nonfinite, skip_if_nonfinite, keyword-only after the
     library's own arguments: see the module docstring), the clip scale applied inside the
     kernel.  The gradients are read in place (numpy views, a copy only of one that is not
