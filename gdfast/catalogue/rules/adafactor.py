@@ -107,7 +107,8 @@ def adafactor(
             update = g * (1 / np.sqrt(np.maximum(full, e1 * e1)))
         else:  # 1/√max(V̂, ε1²) for V̂ = R_i C_j / max(mean(R), ε1), factored
             row_factor, col_factor = factors
-            update = g * np.minimum(row_factor * col_factor, 1 / e1)
+            cap = 1 / e1 if e1 != 0 else math.inf  # 1/ε1 (ε1 = 0: none)
+            update = g * np.minimum(row_factor * col_factor, cap)
         clip = max(1.0, _rms(update) / d)
         theta -= alpha / clip * update
 
