@@ -5,7 +5,7 @@ The rule's NumPy core (docs/spec.md section 1.3 in code, part of gdfast.referenc
 declaration (gdfast.catalogue).  The row and column sums of g² are C
 in the C backend (adafactor_sums, in factored_sums's fixed order), the moments R and C (n + m
 numbers) NumPy in both (`adafactor_moments`); the C kernel (src_c/rules/adafactor.inc, two
-passes) forms V̂ block by block and does the element arithmetic and the per-tensor RMS in a
+passes) forms U's scales block by block and does the element arithmetic and the per-tensor RMS in a
 fixed order.
 """
 
