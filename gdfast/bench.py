@@ -20,9 +20,13 @@ elements, ~10M parameters) stepped as one list.
 A two-pass rule (LAMB, Adafactor: the norms of a tensor before its update) reads its data
 twice: its limit is two gd_roofline loops in a row, the one-pass loop and a second one over
 the parameter and the gradient (3 more streams: LAMB float32 40 B per element, Adafactor
-factored 24 B).  The rules whose step depends on a parameter's shape (Adafactor's factored
-moments, Muon's orthogonalisation) are benched on one matrix of `size` elements
-(matrix_shape: 1e7 is 3125 × 3200).  Muon's step is matrix products, not memory traffic:
+factored 24 B).  Adafactor cannot move them in two sweeps: the row and column sums of g²
+must be complete before any update direction U, and RMS(U) before any update, so it reads g
+three times; bare C loops of its three sweeps take about 1.3 times the two roofline loops
+(bench/adafactor_floor.c: 4.9-5.2 ms against 3.7-3.9 ms at 1e7 float32, one thread), so about
+75% of this limit is its floor.  The rules whose step depends on a parameter's shape
+(Adafactor's factored moments, Muon's orthogonalisation) are benched on one matrix of `size`
+elements (matrix_shape: 1e7 is 3125 × 3200).  Muon's step is matrix products, not memory traffic:
 its rows have no limit; its Newton-Schulz iteration (`newton_schulz`) and NumPy's general
 product A X (m × m by m × n) on the same matrix are timed in the same rounds and reported in
 GFLOP/s (the BLAS pinned to the row's thread count with threadpoolctl when installed), with

@@ -1,6 +1,7 @@
 """Adafactor's factored path in C (issue 15): the row and column sums of g² (adafactor_sums)
-and V̂ formed block by block in the two-pass kernel, bit for bit the reference's
-(factored_sums, V̂ = R C / max(mean(R), ε1)), for any thread count.
+and U's scales min(r_i c_j, 1/ε1) formed block by block in the two-pass kernel, bit for bit
+the reference's (factored_sums, the factors r_i = 1/√R_i, c_j = 1/√(C_j / max(mean(R), ε1))),
+for any thread count; the factored U is g / √max(V̂, ε1²) to a few units in the last place.
 
 Shapes cross the kernel's boundaries: rows longer than a 4096-element block (a row sum of
 several blocks), rows that straddle blocks, batched matrices (three dimensions), and a
@@ -73,3 +74,47 @@ def test_kernel_is_the_reference_bits_for_any_thread_count(dtype, hyper):
         for name in ("row_var", "col_var", "variance"):
             for mine, theirs in zip(fast.state[name], slow.state[name]):
                 np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("eps1", [None, 1e-3], ids=["machine", "1e-3"])
+def test_factored_scale_edges_are_the_reference_bits(dtype, eps1):
+    """Zero rows and columns (R_i = 0: the cap 1/ε1), huge and NaN gradients, in both
+    backends alike."""
+    rng = np.random.default_rng(3)
+    grads = []
+    for step in range(3):
+        g = rng.standard_normal((37, 45)).astype(dtype)
+        g[5] = 0  # a zero row (R_5 = 0 at step 1: r_5 = inf, capped)
+        g[:, 7] = 0  # a zero column
+        g[9, 9] = 1e18 if step == 1 else g[9, 9]
+        if step == 2:
+            g[11, 3] = np.nan
+        grads.append(g)
+    optimizers = [
+        cls([np.ones((37, 45), dtype)], eps=(eps1, 1e-3))
+        for cls in (reference.Adafactor, gdfast.Adafactor)
+    ]
+    for step, g in enumerate(grads):
+        with np.errstate(all="ignore"):
+            for optimizer in optimizers:
+                optimizer.step([g.copy()])
+        slow, fast = (optimizer.params[0] for optimizer in optimizers)
+        np.testing.assert_array_equal(fast, slow)
+        # finite until the NaN gradient, which RMS(U) then spreads over the whole tensor
+        assert np.isfinite(fast).all() == (step < 2)
+
+
+def test_factored_update_is_the_unfactored_formula_to_a_few_ulp():
+    """U = g min(r_i c_j, 1/ε1) against g / √max(R_i C_j / max(mean(R), ε1), ε1²) in float64
+    arithmetic on the same R, C (float32): the factored form differs by rounding only."""
+    rng = np.random.default_rng(5)
+    g = rng.standard_normal((64, 48)).astype(np.float32)
+    row = (rng.random((64, 1)) + 0.1).astype(np.float32)
+    col = (rng.random((1, 48)) + 0.1).astype(np.float32)
+    e1 = float(np.finfo(np.float32).eps)
+    denominator = np.maximum(row.mean(axis=-2, keepdims=True), e1)
+    factored = g * np.minimum((1 / np.sqrt(row)) * (1 / np.sqrt(col / denominator)), 1 / e1)
+    v_hat = row.astype(np.float64) * col.astype(np.float64) / float(denominator[0, 0])
+    exact = g.astype(np.float64) / np.sqrt(np.maximum(v_hat, e1 * e1))
+    np.testing.assert_allclose(factored, exact, rtol=4 * e1, atol=0)

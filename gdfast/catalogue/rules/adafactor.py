@@ -5,7 +5,7 @@ The rule's NumPy core (docs/spec.md section 1.3 in code, part of gdfast.referenc
 declaration (gdfast.catalogue).  The row and column sums of g² are C
 in the C backend (adafactor_sums, in factored_sums's fixed order), the moments R and C (n + m
 numbers) NumPy in both (`adafactor_moments`); the C kernel (src_c/rules/adafactor.inc, two
-passes) forms V̂ block by block and does the element arithmetic and the per-tensor RMS in a
+passes) forms U's scales block by block and does the element arithmetic and the per-tensor RMS in a
 fixed order.
 """
 
@@ -49,15 +49,16 @@ def factored_sums(g):
 
 def adafactor_moments(g, row, col, full, t, *, beta2_decay, eps1, sums=factored_sums):
     """Spec 1.3's second moments updated in place with g: R and C (two or more dimensions;
-    `sums(g)`: their sums of g², factored_sums or the kernel's) or V.  Returns V̂'s
-    denominator max(mean(R), ε1) (factored: V̂ = R C / it), or None (V̂ = V).  Shared by
-    the reference and the kernel's core."""
+    `sums(g)`: their sums of g², factored_sums or the kernel's) or V.  Returns, factored,
+    V̂'s factors (1/√R_i, 1/√(C_j / max(mean(R), ε1))) (U_ij = g_ij min(their product,
+    1/ε1)), or None (V̂ = V).  Shared by the reference and the kernel's core."""
     one_minus_beta2 = t**beta2_decay
     if g.ndim > 1:
         row_sums, col_sums = sums(g)
         row[...] = lerp(row, (row_sums / g.shape[-1]).astype(row.dtype), one_minus_beta2)
         col[...] = lerp(col, (col_sums / g.shape[-2]).astype(col.dtype), one_minus_beta2)
-        return np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+        denominator = np.maximum(row.mean(axis=-2, keepdims=True), eps1)
+        return 1 / np.sqrt(row), 1 / np.sqrt(col / denominator)
     full[...] = lerp(full, g * g, one_minus_beta2)
     return None
 
@@ -101,9 +102,13 @@ def adafactor(
         alpha = max(eps2, _rms(theta)) * rho if scale_parameter else rho
         if weight_decay != 0:
             theta *= 1 - lr * weight_decay
-        denominator = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
-        v_hat = full if denominator is None else row * col / denominator
-        update = g * (1 / np.sqrt(np.maximum(v_hat, e1 * e1)))
+        factors = adafactor_moments(g, row, col, full, t, beta2_decay=beta2_decay, eps1=e1)
+        if factors is None:  # 1/√max(V, ε1²)
+            update = g * (1 / np.sqrt(np.maximum(full, e1 * e1)))
+        else:  # 1/√max(V̂, ε1²) for V̂ = R_i C_j / max(mean(R), ε1), factored
+            row_factor, col_factor = factors
+            cap = 1 / e1 if e1 != 0 else math.inf  # 1/ε1 (ε1 = 0: none)
+            update = g * np.minimum(row_factor * col_factor, cap)
         clip = max(1.0, _rms(update) / d)
         theta -= alpha / clip * update
 
@@ -125,9 +130,10 @@ _KERNEL_FIELDS = {
 
 def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
     """The C backend's core: the sums of g² of each factored tensor (C, adafactor_sums),
-    its moments R and C (NumPy, n + m numbers), then one two-pass kernel call over every
-    tensor (param, g, then V, which pass 1 updates, or V̂'s denominators, R and C: the
-    kernel forms R C / them)."""
+    its moments R and C and V̂'s factors (NumPy, n + m numbers), then one two-pass kernel
+    call over every tensor (param, g, then V, which pass 1 updates, or, factored, an unused
+    empty V and the factors 1/√R_i and 1/√(C_j / max(mean(R), ε1)): the kernel forms
+    min(their product, 1/ε1))."""
     from ... import _kernels  # compiled: only the C backend asks for it
 
     def kernel_sums(g):
@@ -151,7 +157,7 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
         **hyper,
     ):
         active = [i for i, theta in enumerate(params) if theta.size]  # size 0: nothing to do
-        scaled, seconds, rows, cols, matrix = [], [], [], [], []
+        scaled, variances, rows, cols, matrix = [], [], [], [], []
         with np.errstate(all="ignore"):
             for i in active:
                 # an array even for a 0-d parameter (g · c of a 0-d array is a scalar)
@@ -160,13 +166,13 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
                     g = np.asarray(scaled_gradient(g, maximize, grad_scale))
                 theta = params[i]
                 scaled.append(g)
-                rows.append(row_var[i])  # (size 0 where not factored: not read)
-                cols.append(col_var[i])
+                variances.append(variance[i])  # (size 0 where factored: not read)
                 if theta.ndim < 2:  # V: updated by the kernel's pass 1
-                    seconds.append(variance[i])
+                    rows.append(row_var[i])  # (size 0: not read)
+                    cols.append(col_var[i])
                     matrix.append((0, 0))
                     continue
-                denominator = adafactor_moments(
+                row_factor, col_factor = adafactor_moments(
                     g,
                     row_var[i],
                     col_var[i],
@@ -176,12 +182,13 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
                     eps1=adafactor_eps1(eps, theta.dtype),
                     sums=kernel_sums,
                 )
-                seconds.append(np.ascontiguousarray(denominator))
+                rows.append(np.ascontiguousarray(row_factor))
+                cols.append(np.ascontiguousarray(col_factor))
                 matrix.append(theta.shape[-2:])
         kernel(
             [params[i] for i in active],
             scaled,
-            seconds,
+            variances,
             rows,
             cols,
             np.asarray(steps)[active],

@@ -97,11 +97,10 @@ def lamb(
         v[...] = beta2 * v + (1 - beta2) * g * g
         if weight_decay != 0 and decoupled_weight_decay:
             theta *= 1 - lr * weight_decay
-        if bias_correction:
-            m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
-        else:
-            m_hat, v_hat = m, v
-        u = m_hat / (np.sqrt(v_hat) + eps)
+        # m̂ / (√v̂ + ε) as (m a) / (√v b + ε), a = 1/(1 − β1^t), b = 1/√(1 − β2^t): Adam's
+        # form, one root and one division an element (a = b = 1 without bias correction)
+        a, b = (1 / (1 - beta1**t), 1 / math.sqrt(1 - beta2**t)) if bias_correction else (1.0, 1.0)
+        u = (m * a) / (np.sqrt(v) * b + eps)
         if weight_decay != 0 and not decoupled_weight_decay:
             u = u + weight_decay * theta
         weight_norm = min(fixed_order_norm(theta), trust_clip)
