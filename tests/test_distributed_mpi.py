@@ -355,8 +355,10 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
     assert f"resumed at {common}," in resumed.stdout, resumed.stdout
     assert re.search(rf"\b{budget} updates", resumed.stdout), resumed.stdout
     loss = final_loss(resumed.stdout)
-    print(f"{failure}: resumed at {common} of {budget}, final loss {loss:.6g} against "
-          f"{uninterrupted_loss:.6g} uninterrupted ({loss / uninterrupted_loss - 1:+.3%})")
+    print(
+        f"{failure}: resumed at {common} of {budget}, final loss {loss:.6g} against "
+        f"{uninterrupted_loss:.6g} uninterrupted ({loss / uninterrupted_loss - 1:+.3%})"
+    )
     assert abs(loss - uninterrupted_loss) <= 0.01 * uninterrupted_loss
 
 
