@@ -32,7 +32,12 @@
 
 #include "../src_c/adaptive_revision.h"
 
+/* src_c/adaptive_revision.c's instruction-set clones (gcc on x86-64 Linux only) */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CLONES
+#endif
 
 typedef struct {
     float x, gbar, sum_sq, root;
