@@ -10,7 +10,8 @@ fetch).  Each block of `pushes` operations is timed at the worker, wall clock; a
 ends with a (sparse) fetch, so every push has been applied when the clock stops.  The CPU
 time the server spends handling the block's messages of the operation's kind (receiving,
 applying the rule, answering; time.thread_time, so other processes on a loaded machine
-count for little, waiting between messages not) is reported per message.  Blocks of every
+count for little, waiting between messages not) is reported per message, and the part of
+a push's spent applying it (the server's rule, `apply_push`: costs.RULE) per push.  Blocks of every
 (server rule, operation) run in turn, `repeats` times, and the medians are printed:
 interleaved, so load changes hit all of them alike.  The AdaptiveRevision / Adagrad ratio
 of each block's server CPU time is printed last (median and range over the blocks).
@@ -39,7 +40,7 @@ import numpy as np
 from mpi4py import MPI
 
 from gdfast.distributed import transport as wire
-from gdfast.distributed.costs import ProbeClient, serve_timed
+from gdfast.distributed.costs import RULE, ProbeClient, serve_timed
 
 RULES = {"Adagrad": "downpour", "AdaptiveRevision": "adaptive_revision"}
 TAGS = {
@@ -71,7 +72,8 @@ def block(comm, algorithm: str, operation: str, size: int, index: np.ndarray, pu
     seconds = (time.perf_counter() - began) / pushes
     busy = client.done()
     tags = TAGS[operation] if kind == "step" else (TAGS[operation],)
-    return seconds, sent, sum(busy[tag][0] / busy[tag][1] for tag in tags)
+    rule = busy[RULE][0] / pushes if kind != "fetch" else 0.0
+    return seconds, sent, sum(busy[tag][0] / busy[tag][1] for tag in tags), rule
 
 
 def main() -> None:
@@ -96,15 +98,23 @@ def main() -> None:
         f"{args.size:,} float32 parameters, {args.touched:,} touched, {args.repeats} blocks of "
         f"{args.pushes}, load average {os.getloadavg()[0]:.1f}"
     )
-    print("| rule | operation | bytes | wall ms (median) | server CPU ms (median) |")
-    print("|---|---|---:|---:|---:|")
+    print(
+        "| rule | operation | bytes | wall ms (median) | server CPU ms (median) "
+        "| of which the rule (median) |"
+    )
+    print("|---|---|---:|---:|---:|---:|")
     for (rule, operation), values in results.items():
-        wall, sent, cpu = (np.median([v[i] for v in values]) for i in range(3))
-        print(f"| {rule} | {operation} | {sent:,.0f} | {wall * 1e3:.3f} | {cpu * 1e3:.3f} |")
+        wall, sent, cpu, applying = (np.median([v[i] for v in values]) for i in range(4))
+        print(
+            f"| {rule} | {operation} | {sent:,.0f} | {wall * 1e3:.3f} | {cpu * 1e3:.3f} "
+            f"| {applying * 1e3:.3f} |"
+        )
     print("\nAdaptiveRevision / Adagrad, per block (interleaved pairs): median [min, max]")
     for operation in operations:
         pairs = list(zip(results[("AdaptiveRevision", operation)], results[("Adagrad", operation)]))
-        for name, column in (("server CPU", 2), ("wall", 0)):
+        for name, column in (("server CPU", 2), ("wall", 0), ("rule", 3)):
+            if name == "rule" and operation.startswith("fetch"):
+                continue
             ratios = [revision[column] / adagrad[column] for revision, adagrad in pairs]
             print(
                 f"{operation:<13} {name:<10} {np.median(ratios):5.2f} "

@@ -354,7 +354,12 @@ def test_resume_after_a_failure_reaches_the_uninterrupted_loss(
     assert resumed.returncode == 0, resumed.stderr
     assert f"resumed at {common}," in resumed.stdout, resumed.stdout
     assert re.search(rf"\b{budget} updates", resumed.stdout), resumed.stdout
-    assert abs(final_loss(resumed.stdout) - uninterrupted_loss) <= 0.01 * uninterrupted_loss
+    loss = final_loss(resumed.stdout)
+    print(
+        f"{failure}: resumed at {common} of {budget}, final loss {loss:.6g} against "
+        f"{uninterrupted_loss:.6g} uninterrupted ({loss / uninterrupted_loss - 1:+.3%})"
+    )
+    assert abs(loss - uninterrupted_loss) <= 0.01 * uninterrupted_loss
 
 
 def test_resume_refuses_a_checkpoint_of_another_algorithm(tmp_path):

@@ -154,6 +154,7 @@ def test_sparse_and_dense_messages_give_the_same_model_bit_for_bit(tmp_path):
     assert run.returncode == 0, run.stderr
     for algorithm in ("downpour", "adaptive_revision"):
         line = next(line for line in run.stdout.splitlines() if line.startswith(algorithm + ":"))
+        print(line)
         found = dict(
             re.findall(
                 r"(same|close|moved|bytes|expected|dense per push|sparse per push) (\S+)", line

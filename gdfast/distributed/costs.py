@@ -125,20 +125,35 @@ def probe_compute(
     return gradient, local_step, rule
 
 
+# `busy`'s key for the rule's part of the pushes (MPI tags are never negative)
+RULE = -1
+
+
 class TimedServer(Server):
     """The engine's server, counting the CPU time it spends handling messages (receiving,
-    applying, answering), not waiting for them: `busy`, by message tag, [seconds, count]."""
+    applying, answering), not waiting for them: `busy`, by message tag, [seconds, count];
+    under RULE, the part of it spent applying pushes (the server's rule)."""
 
     busy: dict[int, list]
+
+    def _spent(self, key: int, began: float) -> None:
+        spent = self.busy.setdefault(key, [0.0, 0])
+        spent[0] += time.thread_time() - began
+        spent[1] += 1
 
     def answer(self, source: int, tag: int, status) -> bool:
         began = time.thread_time()
         try:
             return super().answer(source, tag, status)
         finally:
-            spent = self.busy.setdefault(tag, [0.0, 0])
-            spent[0] += time.thread_time() - began
-            spent[1] += 1
+            self._spent(tag, began)
+
+    def apply_push(self, rows, indices=None, worker=-1, reads=None) -> None:
+        began = time.thread_time()
+        try:
+            super().apply_push(rows, indices, worker, reads)
+        finally:
+            self._spent(RULE, began)
 
 
 def probe_config(algorithm: str, ranks: int = 2) -> Config:
