@@ -111,20 +111,23 @@ GD_Q8_TARGET_VBMI static inline __m512i gd_q8_table_byte_vbmi(const uint8_t *tab
     return _mm512_mask_blend_epi8(top, low, high);
 }
 
-/* out[g] = table[q[16g + r]], r = 0 ... 15: a 256-entry float32 table given as its four byte
- * planes (gd_q8_map's code_byte, mid_byte), looked up without a gather. */
-GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[256], __m512i q,
-                                                       __m512 out[4])
+/* The order the byte-plane look-up takes its 64 codes in: byte 16l + 4g + r holds code
+ * 16g + 4l + r (l, g, r = 0 ... 3).  The plane bytes become float32 through in-lane unpacks
+ * (unpack g gets bytes 4g ... 4g + 3 of each 128-bit lane l), so in this order unpack g holds
+ * codes 16g ... 16g + 15 in order.  The permutation is its own inverse; two unsigned packs of
+ * four dword vectors (16g + 4l + r: vector g, lane l, dword r) give bytes in this order too. */
+static const uint8_t gd_q8_lookup_order[64] __attribute__((aligned(64))) = {
+    0,  1,  2,  3,  16, 17, 18, 19, 32, 33, 34, 35, 48, 49, 50, 51,
+    4,  5,  6,  7,  20, 21, 22, 23, 36, 37, 38, 39, 52, 53, 54, 55,
+    8,  9,  10, 11, 24, 25, 26, 27, 40, 41, 42, 43, 56, 57, 58, 59,
+    12, 13, 14, 15, 28, 29, 30, 31, 44, 45, 46, 47, 60, 61, 62, 63};
+
+/* out[g] = table[code 16g + r], r = 0 ... 15, for 64 codes given in gd_q8_lookup_order: a
+ * 256-entry float32 table given as its four byte planes (gd_q8_map's code_byte, mid_byte),
+ * looked up without a gather. */
+GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_ordered_vbmi(const uint8_t (*planes)[256],
+                                                               __m512i codes, __m512 out[4])
 {
-    /* The planes become float32 through in-lane unpacks: unpack g gets bytes 4g ... 4g + 3 of
-     * each 128-bit lane l.  Permuting the codes first (byte 16l + 4g + r takes code
-     * 16g + 4l + r) makes unpack g hold codes 16g ... 16g + 15 in order. */
-    uint8_t order_bytes[64];
-    for (int l = 0; l < 4; l++)
-        for (int g = 0; g < 4; g++)
-            for (int r = 0; r < 4; r++)
-                order_bytes[l * 16 + 4 * g + r] = (uint8_t)(16 * g + 4 * l + r);
-    const __m512i codes = _mm512_permutexvar_epi8(_mm512_loadu_si512(order_bytes), q);
     const __mmask64 top = _mm512_movepi8_mask(codes);
     const __m512i b0 = gd_q8_table_byte_vbmi(planes[0], codes, top),
                   b1 = gd_q8_table_byte_vbmi(planes[1], codes, top),
@@ -136,6 +139,14 @@ GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[2
     out[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(low01, low23));
     out[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(high01, high23));
     out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(high01, high23));
+}
+
+/* The same for 64 codes in their own order. */
+GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[256], __m512i q,
+                                                       __m512 out[4])
+{
+    const __m512i order = _mm512_load_si512((const void *)gd_q8_lookup_order);
+    gd_q8_lookup_ordered_vbmi(planes, _mm512_permutexvar_epi8(order, q), out);
 }
 
 GD_Q8_TARGET_VBMI static void gd_q8_dequantize_block_vbmi(const gd_q8_map *map,
@@ -166,19 +177,19 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
     const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32(GD_Q8_MAG_LO),
                   hi = _mm512_set1_epi32(GD_Q8_MAG_HI), mantissa = _mm512_set1_epi32(0x7FFFFF),
-                  low_half = _mm512_set1_epi32(0xFFFF), ninth_bit = _mm512_set1_epi32(256);
+                  low_half = _mm512_set1_epi32(0xFFFF);
     const __m512i positive_lo = _mm512_loadu_si512(map->binade[0]),
                   positive_hi = _mm512_loadu_si512(map->binade[0] + 16),
                   negative_lo = _mm512_loadu_si512(map->binade[1]),
                   negative_hi = _mm512_loadu_si512(map->binade[1] + 16);
     __m512i fine[8];
     for (int t = 0; t < 8; t++) fine[t] = _mm512_loadu_si512(map->fine + 64 * t);
+    const __m512i order = _mm512_load_si512((const void *)gd_q8_lookup_order),
+                  low_byte_of_word = _mm512_set1_epi16(0xFF);
     for (int64_t i = 0; i < n; i += 64) {
         const __mmask64 lanes = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
         __m512 y[4], mid[4];
-        __m512i index_bytes;
-        __m128i group_bytes[4];
-        __mmask16 high[4];
+        __m512i index[4];
         for (int g = 0; g < 4; g++) {
             const __mmask16 part = (__mmask16)(lanes >> (16 * g));
             y[g] = _mm512_mul_ps(_mm512_maskz_loadu_ps(part, x + i + 16 * g), inverse);
@@ -191,20 +202,18 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
                 _mm512_cmplt_epi32_mask(bits, _mm512_setzero_si512()),
                 _mm512_permutex2var_epi32(positive_lo, binade, positive_hi),
                 _mm512_permutex2var_epi32(negative_lo, binade, negative_hi));
-            const __m512i index = _mm512_add_epi32(
+            index[g] = _mm512_add_epi32(
                 _mm512_and_si512(start, low_half),
                 _mm512_srlv_epi32(_mm512_and_si512(mag, mantissa), _mm512_srli_epi32(start, 16)));
-            high[g] = _mm512_test_epi32_mask(index, ninth_bit);
-            group_bytes[g] = _mm512_cvtepi32_epi8(index);
         }
-        /* (insert positions must be constants for clang) */
-        index_bytes = _mm512_inserti32x4(
-            _mm512_inserti32x4(
-                _mm512_inserti32x4(_mm512_castsi128_si512(group_bytes[0]), group_bytes[1], 1),
-                group_bytes[2], 2),
-            group_bytes[3], 3);
-        const __mmask64 ninth = _mm512_kunpackd((__mmask64)_mm512_kunpackw(high[3], high[2]),
-                                                (__mmask64)_mm512_kunpackw(high[1], high[0]));
+        /* The 9-bit indices as bytes in gd_q8_lookup_order (two unsigned packs; below 512, so
+         * the dword-to-word pack is exact): their low 8 bits, and the ninth bit as a mask. */
+        const __m512i words01 = _mm512_packus_epi32(index[0], index[1]),
+                      words23 = _mm512_packus_epi32(index[2], index[3]);
+        const __m512i index_bytes = _mm512_packus_epi16(_mm512_and_si512(words01, low_byte_of_word),
+                                                        _mm512_and_si512(words23, low_byte_of_word));
+        const __mmask64 ninth = _mm512_movepi8_mask(_mm512_packs_epi16(
+            _mm512_slli_epi16(words01, 7), _mm512_slli_epi16(words23, 7))); /* bit 8 -> sign */
         const __mmask64 eighth = _mm512_movepi8_mask(index_bytes);
         const __m512i low = _mm512_mask_blend_epi8(
             eighth, _mm512_permutex2var_epi8(fine[0], index_bytes, fine[1]),
@@ -212,14 +221,14 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
         const __m512i upper = _mm512_mask_blend_epi8(
             eighth, _mm512_permutex2var_epi8(fine[4], index_bytes, fine[5]),
             _mm512_permutex2var_epi8(fine[6], index_bytes, fine[7]));
-        __m512i codes = _mm512_mask_blend_epi8(ninth, low, upper);
-        gd_q8_lookup_vbmi(map->mid_byte, codes, mid);
+        const __m512i ordered = _mm512_mask_blend_epi8(ninth, low, upper);
+        gd_q8_lookup_ordered_vbmi(map->mid_byte, ordered, mid);
         __mmask16 above[4];
         for (int g = 0; g < 4; g++) above[g] = _mm512_cmp_ps_mask(y[g], mid[g], _CMP_GT_OQ);
         const __mmask64 up = _mm512_kunpackd((__mmask64)_mm512_kunpackw(above[3], above[2]),
                                              (__mmask64)_mm512_kunpackw(above[1], above[0]));
-        codes = _mm512_mask_add_epi8(codes, up, codes, _mm512_set1_epi8(1));
-        _mm512_mask_storeu_epi8(q + i, lanes, codes);
+        const __m512i codes = _mm512_permutexvar_epi8(order, ordered); /* back to element order */
+        _mm512_mask_storeu_epi8(q + i, lanes, _mm512_mask_add_epi8(codes, up, codes, _mm512_set1_epi8(1)));
     }
     return absmax;
 }
