@@ -18,8 +18,8 @@
  *   q8 | q8copy | f16state                                           staged
  * A name ending in "-staged" runs that configuration through the staged path (gd_lowp_set_fused(0)),
  * one ending in "-avx2" through the AVX2 instance of the fused loops on an AVX-512 CPU.
- * Prints per config: name, median CPU ms per step / threads, median wall ms, its bytes per
- * parameter, the median CPU ms of a plain C loop with exactly that traffic (same threads), and
+ * OMP_WAIT_POLICY is passive unless set (see main).  Prints per config: name, median CPU ms
+ * per step / threads, median wall ms, its bytes per parameter, the median CPU ms of a plain C loop with exactly that traffic (same threads), and
  * the step's CPU-time ratio to the last fp32 run and to that loop.  Build (the kernels' flags;
  * never -ffast-math) and maps:
  *   gcc -O3 -fno-math-errno -fno-trapping-math -ffp-contract=off -fopenmp -Isrc_c \
@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <omp.h>
 
@@ -81,6 +82,14 @@ TRAFFIC(traffic_p32_s8, float, uint16_t, uint8_t)
 int main(int argc, char **argv)
 {
     if (argc < 5) return 2;
+    /* libgomp's idle threads (the traffic loops' team) spin for a while after each loop by
+     * default, taking the cores gdfast's own helpers need in the step that follows (2 threads
+     * on 2 cores: q8 12.8 ms CPU / 15.3 ms wall per step, 6.1 / 6.7 ms with passive waiting).
+     * libgomp reads the setting at load time, so the program runs itself again with it. */
+    if (getenv("OMP_WAIT_POLICY") == NULL) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        execv("/proc/self/exe", argv);
+    }
     const int64_t n = (int64_t)atof(argv[1]);
     const int threads = atoi(argv[2]), steps = atoi(argv[3]);
     float maps[512];

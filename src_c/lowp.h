@@ -241,6 +241,11 @@ typedef struct {
     uint8_t fine[512];
     int32_t binade[2][32];
     int fine_ok;
+    /* The same per binade for the encoder on the top 16 bits of y (q8_simd.h): entry
+     * e + 32 * side = start | (shift - 16) << 9; fine16_ok when every shift is >= 16, so that
+     * the parts depend on those bits alone (the dynamic maps' finest binade has 128 parts). */
+    uint16_t binade16[64];
+    int fine16_ok;
     /* The lowest code of each bucket; 3 bytes of padding so that a vector gather of 32-bit
      * words at byte offsets (q8_simd.h) stays inside the table. */
     uint8_t bucket[GD_Q8_BUCKETS + 3];
@@ -295,7 +300,7 @@ static inline void gd_q8_fine_init(gd_q8_map *map)
                 if (all) break;
             }
             if (bits > 8 || used + (1 << bits) > 512) {
-                map->fine_ok = 0;
+                map->fine_ok = map->fine16_ok = 0;
                 return;
             }
             map->binade[side][e] = used | ((23 - bits) << 16);
@@ -305,6 +310,15 @@ static inline void gd_q8_fine_init(gd_q8_map *map)
         }
     }
     map->fine_ok = 1;
+    map->fine16_ok = 1;
+    memset(map->binade16, 0, sizeof map->binade16);
+    for (int side = 0; side < 2; side++) {
+        for (int e = 0; e <= 24; e++) {
+            const int shift = map->binade[side][e] >> 16, start = map->binade[side][e] & 0xFFFF;
+            if (shift < 16) map->fine16_ok = 0;
+            else map->binade16[32 * side + e] = (uint16_t)(start | (shift - 16) << 9);
+        }
+    }
 }
 
 /* Fills `map` from 256 strictly increasing finite values; returns 0, or -1 when a bucket

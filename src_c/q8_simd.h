@@ -111,20 +111,23 @@ GD_Q8_TARGET_VBMI static inline __m512i gd_q8_table_byte_vbmi(const uint8_t *tab
     return _mm512_mask_blend_epi8(top, low, high);
 }
 
-/* out[g] = table[q[16g + r]], r = 0 ... 15: a 256-entry float32 table given as its four byte
- * planes (gd_q8_map's code_byte, mid_byte), looked up without a gather. */
-GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[256], __m512i q,
-                                                       __m512 out[4])
+/* The order the byte-plane look-up takes its 64 codes in: byte 16l + 4g + r holds code
+ * 16g + 4l + r (l, g, r = 0 ... 3).  The plane bytes become float32 through in-lane unpacks
+ * (unpack g gets bytes 4g ... 4g + 3 of each 128-bit lane l), so in this order unpack g holds
+ * codes 16g ... 16g + 15 in order.  The permutation is its own inverse; two unsigned packs of
+ * four dword vectors (16g + 4l + r: vector g, lane l, dword r) give bytes in this order too. */
+static const uint8_t gd_q8_lookup_order[64] __attribute__((aligned(64))) = {
+    0,  1,  2,  3,  16, 17, 18, 19, 32, 33, 34, 35, 48, 49, 50, 51,
+    4,  5,  6,  7,  20, 21, 22, 23, 36, 37, 38, 39, 52, 53, 54, 55,
+    8,  9,  10, 11, 24, 25, 26, 27, 40, 41, 42, 43, 56, 57, 58, 59,
+    12, 13, 14, 15, 28, 29, 30, 31, 44, 45, 46, 47, 60, 61, 62, 63};
+
+/* out[g] = table[code 16g + r], r = 0 ... 15, for 64 codes given in gd_q8_lookup_order: a
+ * 256-entry float32 table given as its four byte planes (gd_q8_map's code_byte, mid_byte),
+ * looked up without a gather. */
+GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_ordered_vbmi(const uint8_t (*planes)[256],
+                                                               __m512i codes, __m512 out[4])
 {
-    /* The planes become float32 through in-lane unpacks: unpack g gets bytes 4g ... 4g + 3 of
-     * each 128-bit lane l.  Permuting the codes first (byte 16l + 4g + r takes code
-     * 16g + 4l + r) makes unpack g hold codes 16g ... 16g + 15 in order. */
-    uint8_t order_bytes[64];
-    for (int l = 0; l < 4; l++)
-        for (int g = 0; g < 4; g++)
-            for (int r = 0; r < 4; r++)
-                order_bytes[l * 16 + 4 * g + r] = (uint8_t)(16 * g + 4 * l + r);
-    const __m512i codes = _mm512_permutexvar_epi8(_mm512_loadu_si512(order_bytes), q);
     const __mmask64 top = _mm512_movepi8_mask(codes);
     const __m512i b0 = gd_q8_table_byte_vbmi(planes[0], codes, top),
                   b1 = gd_q8_table_byte_vbmi(planes[1], codes, top),
@@ -136,6 +139,14 @@ GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[2
     out[1] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(low01, low23));
     out[2] = _mm512_castsi512_ps(_mm512_unpacklo_epi16(high01, high23));
     out[3] = _mm512_castsi512_ps(_mm512_unpackhi_epi16(high01, high23));
+}
+
+/* The same for 64 codes in their own order. */
+GD_Q8_TARGET_VBMI static inline void gd_q8_lookup_vbmi(const uint8_t (*planes)[256], __m512i q,
+                                                       __m512 out[4])
+{
+    const __m512i order = _mm512_load_si512((const void *)gd_q8_lookup_order);
+    gd_q8_lookup_ordered_vbmi(planes, _mm512_permutexvar_epi8(order, q), out);
 }
 
 GD_Q8_TARGET_VBMI static void gd_q8_dequantize_block_vbmi(const gd_q8_map *map,
@@ -154,57 +165,74 @@ GD_Q8_TARGET_VBMI static void gd_q8_dequantize_block_vbmi(const gd_q8_map *map,
     }
 }
 
+/* The encoder's constant permutations: word 2j + 1 of two vectors (the top halves of their
+ * 32 floats, in order); bytes 2e and 2e + 1 of two vectors of 32 words for e =
+ * gd_q8_lookup_order[p] (word e's low and high byte, in the look-up order). */
+static const uint16_t gd_q8_top_halves[32] __attribute__((aligned(64))) = {
+      1,   3,   5,   7,   9,  11,  13,  15,  17,  19,  21,  23,  25,  27,  29,  31,
+     33,  35,  37,  39,  41,  43,  45,  47,  49,  51,  53,  55,  57,  59,  61,  63};
+static const uint8_t gd_q8_low_bytes_ordered[64] __attribute__((aligned(64))) = {
+      0,   2,   4,   6,  32,  34,  36,  38,  64,  66,  68,  70,  96,  98, 100, 102,
+      8,  10,  12,  14,  40,  42,  44,  46,  72,  74,  76,  78, 104, 106, 108, 110,
+     16,  18,  20,  22,  48,  50,  52,  54,  80,  82,  84,  86, 112, 114, 116, 118,
+     24,  26,  28,  30,  56,  58,  60,  62,  88,  90,  92,  94, 120, 122, 124, 126};
+static const uint8_t gd_q8_high_bytes_ordered[64] __attribute__((aligned(64))) = {
+      1,   3,   5,   7,  33,  35,  37,  39,  65,  67,  69,  71,  97,  99, 101, 103,
+      9,  11,  13,  15,  41,  43,  45,  47,  73,  75,  77,  79, 105, 107, 109, 111,
+     17,  19,  21,  23,  49,  51,  53,  55,  81,  83,  85,  87, 113, 115, 117, 119,
+     25,  27,  29,  31,  57,  59,  61,  63,  89,  91,  93,  95, 121, 123, 125, 127};
+
 /* The encoder with no gather: the bucket from gd_q8_map's `fine` table (its binade's start
- * and width by a dword permutation, the part's code by byte permutations), the midpoint
- * above it from byte tables.  Same integer and float32 operations as lowp.h's encoder, so
- * the same codes (tests/test_lowp_q8_simd.py). */
+ * and width by a word permutation, the part's code by byte permutations), the midpoint
+ * above it from byte tables.  The part is found from the top 16 bits of y alone, 32 lanes a
+ * vector (the maps it takes have fine16_ok: no binade cut finer than its top 7 mantissa
+ * bits; the clamps to [2^-24, 1] give the same parts on 16 bits as on 32).  Same integer and
+ * float32 operations as lowp.h's encoder, so the same codes (tests/test_lowp_q8_simd.py). */
 GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
                                                          const float *restrict x, int64_t n,
                                                          uint8_t *restrict q)
 {
     const float absmax = gd_q8_absmax(x, n);
     const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
-    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32(GD_Q8_MAG_LO),
-                  hi = _mm512_set1_epi32(GD_Q8_MAG_HI), mantissa = _mm512_set1_epi32(0x7FFFFF),
-                  low_half = _mm512_set1_epi32(0xFFFF), ninth_bit = _mm512_set1_epi32(256);
-    const __m512i positive_lo = _mm512_loadu_si512(map->binade[0]),
-                  positive_hi = _mm512_loadu_si512(map->binade[0] + 16),
-                  negative_lo = _mm512_loadu_si512(map->binade[1]),
-                  negative_hi = _mm512_loadu_si512(map->binade[1] + 16);
+    const __m512i abs_mask = _mm512_set1_epi16(0x7FFF),
+                  lo = _mm512_set1_epi16((short)(GD_Q8_MAG_LO >> 16)),
+                  hi = _mm512_set1_epi16((short)(GD_Q8_MAG_HI >> 16)),
+                  mantissa = _mm512_set1_epi16(0x7F), start_mask = _mm512_set1_epi16(0x1FF),
+                  side_bit = _mm512_set1_epi16(32);
+    const __m512i binade_lo = _mm512_loadu_si512(map->binade16),
+                  binade_hi = _mm512_loadu_si512(map->binade16 + 32);
     __m512i fine[8];
     for (int t = 0; t < 8; t++) fine[t] = _mm512_loadu_si512(map->fine + 64 * t);
+    const __m512i top_half = _mm512_load_si512((const void *)gd_q8_top_halves),
+                  low_of_word = _mm512_load_si512((const void *)gd_q8_low_bytes_ordered),
+                  high_of_word = _mm512_load_si512((const void *)gd_q8_high_bytes_ordered),
+                  order = _mm512_load_si512((const void *)gd_q8_lookup_order);
     for (int64_t i = 0; i < n; i += 64) {
         const __mmask64 lanes = n - i >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n - i)) - 1);
         __m512 y[4], mid[4];
-        __m512i index_bytes;
-        __m128i group_bytes[4];
-        __mmask16 high[4];
         for (int g = 0; g < 4; g++) {
             const __mmask16 part = (__mmask16)(lanes >> (16 * g));
             y[g] = _mm512_mul_ps(_mm512_maskz_loadu_ps(part, x + i + 16 * g), inverse);
-            y[g] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y[g], y[g], _CMP_ORD_Q), y[g]);
-            const __m512i bits = _mm512_castps_si512(y[g]);
-            __m512i mag = _mm512_and_si512(bits, abs_mask);
-            mag = _mm512_min_epi32(_mm512_max_epi32(mag, lo), hi);
-            const __m512i binade = _mm512_srli_epi32(_mm512_sub_epi32(mag, lo), 23);
-            const __m512i start = _mm512_mask_blend_epi32(
-                _mm512_cmplt_epi32_mask(bits, _mm512_setzero_si512()),
-                _mm512_permutex2var_epi32(positive_lo, binade, positive_hi),
-                _mm512_permutex2var_epi32(negative_lo, binade, negative_hi));
-            const __m512i index = _mm512_add_epi32(
-                _mm512_and_si512(start, low_half),
-                _mm512_srlv_epi32(_mm512_and_si512(mag, mantissa), _mm512_srli_epi32(start, 16)));
-            high[g] = _mm512_test_epi32_mask(index, ninth_bit);
-            group_bytes[g] = _mm512_cvtepi32_epi8(index);
+            y[g] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y[g], y[g], _CMP_ORD_Q), y[g]); /* NaN -> +0 */
         }
-        /* (insert positions must be constants for clang) */
-        index_bytes = _mm512_inserti32x4(
-            _mm512_inserti32x4(
-                _mm512_inserti32x4(_mm512_castsi128_si512(group_bytes[0]), group_bytes[1], 1),
-                group_bytes[2], 2),
-            group_bytes[3], 3);
-        const __mmask64 ninth = _mm512_kunpackd((__mmask64)_mm512_kunpackw(high[3], high[2]),
-                                                (__mmask64)_mm512_kunpackw(high[1], high[0]));
+        __m512i index[2]; /* elements 32h ... 32h + 31: the 9-bit index of their part */
+        for (int h = 0; h < 2; h++) {
+            const __m512i top = _mm512_permutex2var_epi16(_mm512_castps_si512(y[2 * h]), top_half,
+                                                          _mm512_castps_si512(y[2 * h + 1]));
+            __m512i mag = _mm512_and_si512(top, abs_mask);
+            mag = _mm512_min_epu16(_mm512_max_epu16(mag, lo), hi);
+            const __m512i binade = _mm512_srli_epi16(_mm512_sub_epi16(mag, lo), 7);
+            /* binade + 32 * sign: (top >> 10) & 32 | binade */
+            const __m512i entry = _mm512_ternarylogic_epi32(_mm512_srli_epi16(top, 10), side_bit,
+                                                            binade, 0xEA);
+            const __m512i start = _mm512_permutex2var_epi16(binade_lo, entry, binade_hi);
+            index[h] = _mm512_add_epi16(
+                _mm512_and_si512(start, start_mask),
+                _mm512_srlv_epi16(_mm512_and_si512(mag, mantissa), _mm512_srli_epi16(start, 9)));
+        }
+        const __m512i index_bytes = _mm512_permutex2var_epi8(index[0], low_of_word, index[1]);
+        const __m512i ninth_bytes = _mm512_permutex2var_epi8(index[0], high_of_word, index[1]);
+        const __mmask64 ninth = _mm512_test_epi8_mask(ninth_bytes, ninth_bytes);
         const __mmask64 eighth = _mm512_movepi8_mask(index_bytes);
         const __m512i low = _mm512_mask_blend_epi8(
             eighth, _mm512_permutex2var_epi8(fine[0], index_bytes, fine[1]),
@@ -212,14 +240,15 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
         const __m512i upper = _mm512_mask_blend_epi8(
             eighth, _mm512_permutex2var_epi8(fine[4], index_bytes, fine[5]),
             _mm512_permutex2var_epi8(fine[6], index_bytes, fine[7]));
-        __m512i codes = _mm512_mask_blend_epi8(ninth, low, upper);
-        gd_q8_lookup_vbmi(map->mid_byte, codes, mid);
+        const __m512i ordered = _mm512_mask_blend_epi8(ninth, low, upper);
+        gd_q8_lookup_ordered_vbmi(map->mid_byte, ordered, mid);
         __mmask16 above[4];
         for (int g = 0; g < 4; g++) above[g] = _mm512_cmp_ps_mask(y[g], mid[g], _CMP_GT_OQ);
         const __mmask64 up = _mm512_kunpackd((__mmask64)_mm512_kunpackw(above[3], above[2]),
                                              (__mmask64)_mm512_kunpackw(above[1], above[0]));
-        codes = _mm512_mask_add_epi8(codes, up, codes, _mm512_set1_epi8(1));
-        _mm512_mask_storeu_epi8(q + i, lanes, codes);
+        const __m512i codes = _mm512_permutexvar_epi8(order, ordered); /* back to element order */
+        _mm512_mask_storeu_epi8(q + i, lanes,
+                                _mm512_mask_add_epi8(codes, up, codes, _mm512_set1_epi8(1)));
     }
     return absmax;
 }
@@ -332,7 +361,7 @@ static inline void gd_q8_store_blocks(const gd_q8_map *map, const float *restric
 {
 #if GD_Q8_X86
     const int level = gd_q8_simd_level();
-    if (level == GD_Q8_AVX512_VBMI && map->fine_ok) {
+    if (level == GD_Q8_AVX512_VBMI && map->fine16_ok) {
         gd_q8_store_vbmi(map, x, n, block, q, absmax);
         return;
     }

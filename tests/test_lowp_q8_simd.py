@@ -6,8 +6,9 @@ the environment variable GDFAST_Q8_SIMD lowers it, so each level runs in a subpr
 own.  A level the CPU lacks runs the best one it has (the test then repeats that one).
 Checked: quantize/dequantize over sizes crossing the 16- and 64-element steps, several block
 sizes, 1 and 2 threads, both maps, NaN/inf/zero blocks, every midpoint and its float32
-neighbours (ties go to the lower code); and Adam steps with 8-bit state, the kernels' staged
-path against SPEC L.6 applied literally around the same float32 kernel, 1 and 2 threads.
+neighbours (ties go to the lower code); and steps with 8-bit state of every element-wise rule
+with state, the kernels' staged path against SPEC L.6 applied literally around the same
+float32 kernel, 1 and 2 threads.
 """
 
 from __future__ import annotations
@@ -29,15 +30,16 @@ CHECK = textwrap.dedent(
     from gdfast import optim
     from gdfast.catalogue import CATALOGUE, bind_backend
 
-    # SPEC L.6 applied literally (in Python, through gdfast.formats) around Adam's float32 C
+    # SPEC L.6 applied literally (in Python, through gdfast.formats) around a rule's float32 C
     # kernel: what the kernels' staged path must give (as tests/test_lowp_policy.py does).
-    ADAM = next(rule for rule in CATALOGUE if rule.rule == "Adam")
-    kernel = optim.KERNELS["Adam"]
+    def literal(rule):
+        kernel = optim.KERNELS[rule.rule]
 
-    def core(*args, **kwargs):
-        kernel(*args, **kwargs)
+        def core(*args, **kwargs):
+            kernel(*args, **kwargs)
 
-    Literal = bind_backend(ADAM, core, "literal", kernel.rows)
+        return bind_backend(rule, core, "literal", kernel.rows if rule.rows else None)
+
 
     def bits(x):
         return np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
@@ -76,25 +78,36 @@ CHECK = textwrap.dedent(
                     back_c = fast.dequantize_blockwise(q, absmax, code, block, threads=threads)
                     assert np.array_equal(bits(back_c), bits(back)), (name, x.size, block)
 
-    sizes = (1, 15, 64, 65, 1000, 2049, 70001)
-    for block in (48, 256):
-        for threads in (1, 2):
-            rng = np.random.default_rng(block)
-            start = [rng.standard_normal(n).astype(np.float32) for n in sizes]
-            fast_opt = gdfast.Adam([p.copy() for p in start], lr=0.01, state_dtype="int8",
-                                   block_size=block)
-            ref_opt = Literal([p.copy() for p in start], lr=0.01, state_dtype="int8",
-                              block_size=block)
-            for step in range(3):
-                grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
-                with gdfast.threads(threads):
-                    fast_opt.step([g.copy() for g in grads])
-                ref_opt.step([g.copy() for g in grads])
-            for a, b in zip(fast_opt.params, ref_opt.params):
-                assert np.array_equal(bits(a), bits(b)), (block, threads)
-            for key in ref_opt.state:
-                for a, b in zip(fast_opt.state[key], ref_opt.state[key]):
-                    assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), key
+    # Steps with 8-bit state of every element-wise rule with state (signed and unsigned maps,
+    # one to three buffers): Adam over many sizes and two blocks, the others at a block that
+    # is not a power of two; 1 and 2 threads.
+    for rule in CATALOGUE:
+        if not rule.state_names or not rule.elementwise:
+            continue
+        adam = rule.rule == "Adam"
+        sizes = (1, 15, 64, 65, 1000, 2049, 70001) if adam else (1, 65, 2049, 70001)
+        extra = {"lr": 0.01} if "lr" in rule.hyperparameter_names and rule.rule != "Adadelta" else {}
+        for block in (48, 256) if adam else (80,):
+            for threads in (1, 2):
+                rng = np.random.default_rng(block)
+                start = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+                fast_opt = getattr(gdfast, rule.__name__)(
+                    [p.copy() for p in start], **extra, state_dtype="int8", block_size=block
+                )
+                ref_opt = literal(rule)(
+                    [p.copy() for p in start], **extra, state_dtype="int8", block_size=block
+                )
+                for step in range(3):
+                    grads = [rng.standard_normal(n).astype(np.float32) for n in sizes]
+                    with gdfast.threads(threads):
+                        fast_opt.step([g.copy() for g in grads])
+                    ref_opt.step([g.copy() for g in grads])
+                for a, b in zip(fast_opt.params, ref_opt.params):
+                    assert np.array_equal(bits(a), bits(b)), (rule.rule, block, threads)
+                assert sorted(fast_opt.state) == sorted(ref_opt.state), rule.rule
+                for key in ref_opt.state:
+                    for a, b in zip(fast_opt.state[key], ref_opt.state[key]):
+                        assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), (rule.rule, key)
     print("ok")
     """
 )
