@@ -181,12 +181,14 @@ static inline uint16_t gd_f32_to_f16(float x)
     const uint32_t mag = b & 0x7FFFFFFFu;
     const uint32_t shifted = mag - (112u << 23);
     const uint32_t normal = (shifted + 0xFFFu + ((shifted >> 13) & 1u)) >> 13;
-    GD_F16_SUBNORMAL_PARTS(mag, significand, drop);
-    const uint64_t kept = significand >> drop;
-    const uint64_t rest = significand & ((UINT64_C(1) << drop) - 1);
-    const uint64_t half = UINT64_C(1) << (drop - 1);
-    const uint64_t up = (rest > half) | ((rest == half) & (kept & 1));
-    return gd_f16_finish(b, normal, (uint32_t)(kept + up));
+    /* |x| < 2^-14: |x| + 0.5 is rounded by the float addition (nearest even, the default
+     * mode) to a multiple of 2^-24, float16's subnormal step, so its low bits are the rounded
+     * result (1024 when it rounds up to 2^-14, the smallest normal: the right pattern).  Exact
+     * where it matters even under DAZ/FTZ (a float32 subnormal rounds to 0 either way), and in
+     * 32-bit lanes, so it vectorizes (tests/test_lowp_f16_exhaustive.c: the same bits as
+     * the integer formula and as F16C's VCVTPS2PH for all 2^32 inputs). */
+    const uint32_t subnormal = gd_f32_bits(gd_bits_f32(mag) + 0.5f) - 0x3F000000u;
+    return gd_f16_finish(b, normal, subnormal);
 }
 
 /* Stochastic: the top s random bits added to the s dropped ones (s = 13 for normal results,
