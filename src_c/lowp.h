@@ -165,16 +165,6 @@ static inline uint16_t gd_f16_finish(uint32_t b, uint32_t normal, uint32_t subno
     return (uint16_t)(out | ((b >> 16) & 0x8000u));
 }
 
-/* The significand in units of 2^-24, for results below 2^-14, and how many bits it drops. */
-#define GD_F16_SUBNORMAL_PARTS(mag, significand, drop)                                 \
-    const uint32_t exponent_ = (mag) >> 23;                                           \
-    const uint64_t significand = exponent_ > 0 ? (((mag) & 0x7FFFFFu) | 0x800000u)    \
-                                               : ((mag) & 0x7FFFFFu);                 \
-    const uint32_t drop_ = 126u - (exponent_ > 0 ? exponent_ : 1u);                   \
-    /* 1..63: results of 2^-14 and up (drop_ 0, or wrapped) take the normal path, and a  \
-     * shift by drop - 1 must stay defined for them too */                             \
-    const uint32_t drop = drop_ - 1u < 62u ? drop_ : 63u
-
 static inline uint16_t gd_f32_to_f16(float x)
 {
     const uint32_t b = gd_f32_bits(x);
@@ -185,24 +175,32 @@ static inline uint16_t gd_f32_to_f16(float x)
      * mode) to a multiple of 2^-24, float16's subnormal step, so its low bits are the rounded
      * result (1024 when it rounds up to 2^-14, the smallest normal: the right pattern).  Exact
      * where it matters even under DAZ/FTZ (a float32 subnormal rounds to 0 either way), and in
-     * 32-bit lanes, so it vectorizes (tests/test_lowp_f16_exhaustive.c: the same bits as
-     * the integer formula and as F16C's VCVTPS2PH for all 2^32 inputs). */
+     * 32-bit lanes, so it vectorizes (tests/lowp_f16_exhaustive.c: the same bits as the
+     * integer formula and as F16C's VCVTPS2PH for all 2^32 inputs). */
     const uint32_t subnormal = gd_f32_bits(gd_bits_f32(mag) + 0.5f) - 0x3F000000u;
     return gd_f16_finish(b, normal, subnormal);
 }
 
 /* Stochastic: the top s random bits added to the s dropped ones (s = 13 for normal results,
- * more for subnormal ones; a result that would drop more than 32 bits is 0). */
+ * more for subnormal ones; a result that would drop more than 32 bits is 0).  In 32-bit lanes,
+ * so it vectorizes: (M + added) >> d as ((M >> 1) + (added >> 1) + (M & added & 1)) >> (d - 1),
+ * which cannot overflow (tests/lowp_f16_exhaustive.c: the same bits as SPEC L.3's 64-bit
+ * formula). */
 static inline uint16_t gd_f32_to_f16_sr(float x, uint32_t random)
 {
     const uint32_t b = gd_f32_bits(x);
     const uint32_t mag = b & 0x7FFFFFFFu;
     const uint32_t normal = ((mag - (112u << 23)) + (random >> 19)) >> 13;
-    GD_F16_SUBNORMAL_PARTS(mag, significand, drop);
-    const uint32_t used = drop < 32u ? drop : 32u;
-    const uint64_t added = (uint64_t)random >> (32u - used);
-    const uint64_t subnormal = drop > 32u ? 0 : (significand + added) >> drop;
-    return gd_f16_finish(b, normal, (uint32_t)subnormal);
+    /* the significand M in units of 2^-24 and the d bits it drops, for results below 2^-14
+     * (14 <= d; other lanes' d is clamped into 1..32 only to keep the shifts defined) */
+    const uint32_t exponent = mag >> 23;
+    const uint32_t significand = exponent > 0 ? ((mag & 0x7FFFFFu) | 0x800000u) : (mag & 0x7FFFFFu);
+    const uint32_t drop = 126u - (exponent > 0 ? exponent : 1u); /* wraps for normal results */
+    const uint32_t d = drop - 1u < 32u ? drop : 32u;
+    const uint32_t added = random >> (32u - d);
+    const uint32_t sum_half = (significand >> 1) + (added >> 1) + (significand & added & 1u);
+    const uint32_t subnormal = drop > 32u ? 0u : sum_half >> (d - 1u);
+    return gd_f16_finish(b, normal, subnormal);
 }
 
 /* ---- span-loop macros ------------------------------------------------------------------ */

@@ -1,5 +1,6 @@
-/* Every float32 bit pattern through lowp.h's float16 conversions, against the integer formula
- * of SPEC L.3 written out literally (round half to even on the dropped bits, in 64 bits) and,
+/* Every float32 bit pattern through lowp.h's float16 conversions, against the integer formulas
+ * of SPEC L.3 written out literally (nearest: round half to even on the dropped bits, in 64
+ * bits; stochastic: four random words per input, in 64 bits) and,
  * where the CPU has F16C, against VCVTPS2PH / VCVTPH2PS (round to nearest even by the
  * instruction's immediate, not MXCSR).  Prints the mismatch counts; exit status 1 on any.
  * Run by tests/test_lowp_f16_exhaustive.py. */
@@ -31,6 +32,26 @@ static uint16_t spec_f32_to_f16(uint32_t b)
     return (uint16_t)(sign | pattern);
 }
 
+/* SPEC L.3, float32 -> float16 stochastic, in 64 bits: the top s random bits added to the s
+ * dropped ones, then truncation (s = 13 for normal results; d for subnormal ones, all 32 and
+ * zeros below when d > 32, a result 0 when d > 32). */
+static uint16_t spec_f32_to_f16_sr(uint32_t b, uint32_t random)
+{
+    const uint32_t sign = (b >> 16) & 0x8000u, mag = b & 0x7FFFFFFFu;
+    if (mag > 0x7F800000u) return (uint16_t)(sign | 0x7E00u | ((mag & 0x7FFFFFu) >> 13));
+    if (mag >= 0x47800000u) return (uint16_t)(sign | 0x7C00u);
+    if (mag >= 0x38800000u) {
+        const uint32_t h = ((mag - (112u << 23)) + (random >> 19)) >> 13;
+        return (uint16_t)(sign | h);
+    }
+    const uint32_t exponent = mag >> 23;
+    const uint64_t significand = exponent ? ((mag & 0x7FFFFFu) | 0x800000u) : (mag & 0x7FFFFFu);
+    const uint32_t drop = 126u - (exponent ? exponent : 1u);
+    if (drop > 32) return (uint16_t)sign;
+    const uint64_t added = (uint64_t)random >> (32 - drop);
+    return (uint16_t)(sign | (uint32_t)((significand + added) >> drop));
+}
+
 __attribute__((target("f16c"))) static uint16_t f16c_f32_to_f16(float x)
 {
     return (uint16_t)_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT);
@@ -42,7 +63,7 @@ int main(void)
 {
     __builtin_cpu_init();
     const int f16c = __builtin_cpu_supports("avx2"); /* every AVX2 CPU has F16C */
-    uint64_t spec = 0, hardware = 0, widen = 0, widen_hw = 0;
+    uint64_t spec = 0, hardware = 0, widen = 0, widen_hw = 0, stochastic = 0;
     for (uint64_t u = 0; u <= UINT32_MAX; u++) {
         const uint32_t b = (uint32_t)u;
         const float x = gd_bits_f32(b);
@@ -51,6 +72,12 @@ int main(void)
             printf("spec %08" PRIx32 ": %04x vs %04x\n", b, h, spec_f32_to_f16(b));
         if (f16c && h != f16c_f32_to_f16(x) && hardware++ < 5)
             printf("f16c %08" PRIx32 ": %04x vs %04x\n", b, h, f16c_f32_to_f16(x));
+        /* stochastic: four random words per input, the extremes and two hashed ones */
+        const uint32_t words[4] = {0, UINT32_MAX, gd_lowbias32(b), ~gd_lowbias32(b ^ 0x9E3779B9u)};
+        for (int w = 0; w < 4; w++)
+            if (gd_f32_to_f16_sr(x, words[w]) != spec_f32_to_f16_sr(b, words[w]) && stochastic++ < 5)
+                printf("sr %08" PRIx32 " %08" PRIx32 ": %04x vs %04x\n", b, words[w],
+                       gd_f32_to_f16_sr(x, words[w]), spec_f32_to_f16_sr(b, words[w]));
     }
     for (uint32_t h = 0; h <= 0xFFFFu; h++) {
         const uint32_t back = gd_f32_bits(gd_f16_to_f32((uint16_t)h));
@@ -69,5 +96,6 @@ int main(void)
            f16c ? "checked" : "no F16C");
     printf("widen: %" PRIu64 " do not come back, %" PRIu64 " differ from F16C beyond the quiet bit\n",
            widen, widen_hw);
-    return spec || hardware || widen || widen_hw;
+    printf("stochastic: %" PRIu64 " differ from SPEC L.3\n", stochastic);
+    return spec || hardware || widen || widen_hw || stochastic;
 }
