@@ -158,10 +158,15 @@ static inline float gd_f16_to_f32(uint16_t h)
 /* The cases every float16 rounding shares: subnormal results are computed by the caller. */
 static inline uint16_t gd_f16_finish(uint32_t b, uint32_t normal, uint32_t subnormal)
 {
+    /* the choices as masks on 32-bit lanes (as gd_bf16_finish: gcc otherwise narrows some
+     * candidates to 16 bits and then cannot vectorize the stochastic rounding's loop) */
     const uint32_t mag = b & 0x7FFFFFFFu;
-    uint32_t out = mag < 0x38800000u ? subnormal : normal;
-    out = mag >= 0x47800000u ? 0x7C00u : out;                         /* |x| >= 2^16: inf */
-    out = mag > 0x7F800000u ? 0x7E00u | ((mag & 0x7FFFFFu) >> 13) : out; /* NaN: quiet */
+    const uint32_t small = (uint32_t)0 - (mag < 0x38800000u);
+    const uint32_t inf = (uint32_t)0 - (mag >= 0x47800000u);   /* |x| >= 2^16: inf */
+    const uint32_t nan = (uint32_t)0 - (mag > 0x7F800000u);    /* NaN: quiet */
+    uint32_t out = (subnormal & small) | (normal & ~small);
+    out = (0x7C00u & inf) | (out & ~inf);
+    out = ((0x7E00u | ((mag & 0x7FFFFFu) >> 13)) & nan) | (out & ~nan);
     return (uint16_t)(out | ((b >> 16) & 0x8000u));
 }
 
@@ -199,7 +204,9 @@ static inline uint16_t gd_f32_to_f16_sr(float x, uint32_t random)
     const uint32_t d = drop - 1u < 32u ? drop : 32u;
     const uint32_t added = random >> (32u - d);
     const uint32_t sum_half = (significand >> 1) + (added >> 1) + (significand & added & 1u);
-    const uint32_t subnormal = drop > 32u ? 0u : sum_half >> (d - 1u);
+    /* a mask, not a choice: gcc leaves `drop > 32 ? 0 : ...` a branch, which stops the
+     * loop vectorizing */
+    const uint32_t subnormal = (sum_half >> (d - 1u)) & ((uint32_t)0 - (drop <= 32u));
     return gd_f16_finish(b, normal, subnormal);
 }
 

@@ -21,7 +21,14 @@ def test_float16_conversions_every_pattern(tmp_path):
     binary = tmp_path / "lowp_f16_exhaustive"
     flags = ["-O2", "-fno-math-errno", "-fno-trapping-math", "-ffp-contract=off"]
     subprocess.run(
-        [compiler, *flags, f"-I{HERE.parent / 'src_c'}", str(HERE / "lowp_f16_exhaustive.c"), "-o", str(binary)],
+        [
+            compiler,
+            *flags,
+            f"-I{HERE.parent / 'src_c'}",
+            str(HERE / "lowp_f16_exhaustive.c"),
+            "-o",
+            str(binary),
+        ],
         check=True,
     )
     run = subprocess.run([str(binary)], capture_output=True, text=True)
