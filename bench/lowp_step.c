@@ -16,6 +16,11 @@
  *   bf16       bfloat16 parameter and state, no master                fused
  *   bf16sr     the same, stochastic                                  fused
  *   q8 | q8copy | f16state                                           staged
+ * float16 (helper f16; float32 state):
+ *   f16-master float16 parameter + float32 master, float16 gradient  fused (torch AMP's)
+ *   f16-copy   float32 parameter and gradient + float16 copy-out     fused
+ *   f16-grad   float32 parameter, float16 gradient                   fused
+ *   (each with "sr" for stochastic rounding: f16-mastersr, f16-copysr)
  * A name ending in "-staged" runs that configuration through the staged path (gd_lowp_set_fused(0)),
  * one ending in "-avx2" through the AVX2 instance of the fused loops on an AVX-512 CPU.
  * OMP_WAIT_POLICY is passive unless set (see main).  Prints per config: name, median CPU ms
@@ -78,6 +83,7 @@ TRAFFIC(traffic_f32, float, float, float)
 TRAFFIC(traffic_p32_s16, float, uint16_t, uint16_t)
 TRAFFIC(traffic_p16_s16, uint16_t, uint16_t, uint16_t)
 TRAFFIC(traffic_p32_s8, float, uint16_t, uint8_t)
+TRAFFIC(traffic_p32_g16_s32, float, uint16_t, float)
 
 int main(int argc, char **argv)
 {
@@ -103,6 +109,7 @@ int main(int argc, char **argv)
     uint16_t *p16 = gd_alloc_state(2 * n, 1), *g16 = gd_alloc_state(2 * n, 1);
     uint16_t *m16 = gd_alloc_state(2 * n, 1), *v16 = gd_alloc_state(2 * n, 1);
     uint16_t *c16 = gd_alloc_state(2 * n, 1);
+    uint16_t *p16h = gd_alloc_state(2 * n, 1), *g16h = gd_alloc_state(2 * n, 1); /* float16 */
     uint8_t *m8 = gd_alloc_state(n, 1), *v8 = gd_alloc_state(n, 1);
     const int64_t block = 256;
     float *am = gd_alloc_state(4 * (n / block + 1), 1), *av = gd_alloc_state(4 * (n / block + 1), 1);
@@ -112,6 +119,8 @@ int main(int argc, char **argv)
         g32[i] = 1e-3f * ((float)rand() / RAND_MAX - 0.5f);
         p16[i] = gd_f32_to_bf16(p32[i]);
         g16[i] = gd_f32_to_bf16(g32[i]);
+        p16h[i] = gd_f32_to_f16(p32[i]);
+        g16h[i] = gd_f32_to_f16(g32[i]);
     }
     gd_hyper h = {0};
     h.lr = 1e-3, h.beta1 = 0.9, h.beta2 = 0.999, h.eps = 1e-8, h.grad_scale = 1;
@@ -135,7 +144,7 @@ int main(int argc, char **argv)
         void *data[4] = {p32, g32, m32, v32};
         void *master[1] = {NULL}, *copy[1] = {NULL};
         float *absmax[4] = {NULL, NULL, am, av};
-        const unsigned char copy_format[1] = {GD_BF16};
+        unsigned char copy_format[1] = {GD_BF16};
         const int64_t tensor[1] = {0};
         int stochastic = strstr(name, "sr") != NULL, lowp = strncmp(name, "fp32", 4) != 0;
         const int bf16_param = strstr(name, "bf16sr") || strncmp(name, "bf16-", 5) == 0 ||
@@ -149,6 +158,13 @@ int main(int argc, char **argv)
         if (bf16_param) format[0] = GD_BF16, data[0] = p16;
         if (strstr(name, "copy")) copy[0] = c16;
         if (lowp) format[1] = GD_BF16, data[1] = g16;
+        if (strncmp(name, "f16-", 4) == 0) { /* the float16 cases: float32 state */
+            format[2] = format[3] = GD_NATIVE, data[2] = m32, data[3] = v32;
+            format[1] = strstr(name, "copy") ? GD_NATIVE : GD_F16;
+            data[1] = strstr(name, "copy") ? (void *)g32 : (void *)g16h;
+            if (master[0]) format[0] = GD_F16, data[0] = p16h;
+            copy_format[0] = GD_F16;
+        }
         const gd_lowp policy = {format, master[0] ? master : NULL, copy[0] ? copy : NULL,
                                 copy_format, absmax, tensor, block, 7, stochastic};
         int64_t step = 100;
@@ -160,7 +176,7 @@ int main(int argc, char **argv)
          * 16-bit rounding as the copy), bfloat16 gradient, the state's bytes */
         const int q8 = format[2] == GD_Q8_SIGNED, param16 = format[0] != GD_NATIVE && !master[0];
         const int copies = master[0] || copy[0];
-        const double bytes = (param16 ? 4 : 8) + (lowp ? 2 : 4) + (q8 ? 4 : format[2] != GD_NATIVE ? 8 : 16) +
+        const double bytes = (param16 ? 4 : 8) + (format[1] != GD_NATIVE ? 2 : 4) + (q8 ? 4 : format[2] != GD_NATIVE ? 8 : 16) +
                              (copies ? 2 : 0);
         omp_set_num_threads(threads);
         gd_step(adam, &t, &h);
@@ -170,7 +186,9 @@ int main(int argc, char **argv)
             gd_step(adam, &t, &h);
             wall[s] = now() - w0, cpu[s] = cpu_now() - c0;
             c0 = cpu_now();
-            if (!lowp) traffic_f32(p32, g32, m32, v32, NULL, n);
+            if (!lowp || (format[1] == GD_NATIVE && format[2] == GD_NATIVE))
+                traffic_f32(p32, g32, m32, v32, copies ? c16 : NULL, n);
+            else if (format[2] == GD_NATIVE) traffic_p32_g16_s32(p32, g16h, m32, v32, copies ? c16 : NULL, n);
             else if (q8) traffic_p32_s8(p32, g16, m8, v8, copies ? c16 : NULL, n);
             else if (param16) traffic_p16_s16(p16, g16, m16, v16, NULL, n);
             else traffic_p32_s16(p32, g16, m16, v16, copies ? c16 : NULL, n);

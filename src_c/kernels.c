@@ -82,7 +82,7 @@ static inline int64_t gd_padded(int64_t n, int64_t align)
 
 /* A rule's fused low-precision segments (fused.inc), by instance (0 AVX2, 1 AVX-512) and
  * layout index (gd_fused_layout). */
-#define GD_FUSED_LAYOUTS 24
+#define GD_FUSED_LAYOUTS 48
 typedef struct {
     gd_segment_fn segment_f32; /* the rule's gd_rules[] entry */
     gd_segment_fn segment[GD_FUSED_INSTANCES][GD_FUSED_LAYOUTS];
@@ -264,24 +264,34 @@ const char *gd_lowp_set_fused(int mode)
     return names[gd_fused_instance() + 1];
 }
 
-/* Tensor k's layout index in fused.inc's table, or -1 when it is staged: float32 or bfloat16
- * parameter, gradient and state (every state buffer one format), a bfloat16 parameter copy. */
+/* Tensor k's layout index in fused.inc's table, or -1 when it is staged: float32 or 16-bit
+ * parameter and gradient (their 16-bit ones and a parameter copy all bfloat16 or all float16),
+ * float32 or bfloat16 state (every state buffer one format). */
 static int gd_fused_layout(const gd_tensors *t, int64_t k)
 {
     const gd_lowp *p = t->lowp;
     const unsigned char *format = p->format + k * t->slots;
+    int half = GD_NATIVE; /* the 16-bit format of the parameter, gradient and copy */
+    int mixed = 0;
+#define GD_HALF_OF(f) (mixed |= (f) != GD_NATIVE && half != GD_NATIVE && (f) != half, \
+                       half = (f) != GD_NATIVE ? (f) : half)
+    const int copy = !(p->master && p->master[k]) && p->param_copy && p->param_copy[k];
+    GD_HALF_OF(format[GD_SLOT_PARAM]);
+    GD_HALF_OF(format[GD_SLOT_GRAD]);
+    if (copy) GD_HALF_OF(p->copy_format[k]);
+#undef GD_HALF_OF
     int param;
-    if (p->master && p->master[k]) param = format[GD_SLOT_PARAM] == GD_BF16 ? 1 : -1;
-    else if (p->param_copy && p->param_copy[k])
-        param = format[GD_SLOT_PARAM] == GD_NATIVE && p->copy_format[k] == GD_BF16 ? 1 : -1;
-    else param = format[GD_SLOT_PARAM] == GD_NATIVE ? 0 : format[GD_SLOT_PARAM] == GD_BF16 ? 2 : -1;
-    const int grad = format[GD_SLOT_GRAD] == GD_NATIVE ? 0 : format[GD_SLOT_GRAD] == GD_BF16 ? 1 : -1;
+    if (p->master && p->master[k]) param = format[GD_SLOT_PARAM] != GD_NATIVE ? 1 : -1;
+    else if (copy) param = format[GD_SLOT_PARAM] == GD_NATIVE ? 1 : -1;
+    else param = format[GD_SLOT_PARAM] == GD_NATIVE ? 0 : 2;
+    const int grad = format[GD_SLOT_GRAD] != GD_NATIVE;
     int state = t->slots > GD_SLOT_STATE ? format[GD_SLOT_STATE] : GD_NATIVE;
     for (int s = GD_SLOT_STATE; s < t->slots; s++)
         if (format[s] != state) state = -1;
     state = state == GD_NATIVE ? 0 : state == GD_BF16 ? 1 : -1;
-    if (param < 0 || grad < 0 || state < 0 || t->is_double[k]) return -1;
-    return param * 8 + grad * 4 + state * 2 + (p->stochastic != 0);
+    if (half != GD_NATIVE && half != GD_BF16 && half != GD_F16) return -1;
+    if (mixed || param < 0 || state < 0 || t->is_double[k]) return -1;
+    return (half == GD_F16) * 24 + param * 8 + grad * 4 + state * 2 + (p->stochastic != 0);
 }
 
 /* Elements [lo, lo + len) of tensor k through its fused segment, cut where the generator's

@@ -158,22 +158,17 @@ static inline float gd_f16_to_f32(uint16_t h)
 /* The cases every float16 rounding shares: subnormal results are computed by the caller. */
 static inline uint16_t gd_f16_finish(uint32_t b, uint32_t normal, uint32_t subnormal)
 {
+    /* the choices as masks on 32-bit lanes (as gd_bf16_finish: gcc otherwise narrows some
+     * candidates to 16 bits and then cannot vectorize the stochastic rounding's loop) */
     const uint32_t mag = b & 0x7FFFFFFFu;
-    uint32_t out = mag < 0x38800000u ? subnormal : normal;
-    out = mag >= 0x47800000u ? 0x7C00u : out;                         /* |x| >= 2^16: inf */
-    out = mag > 0x7F800000u ? 0x7E00u | ((mag & 0x7FFFFFu) >> 13) : out; /* NaN: quiet */
+    const uint32_t small = (uint32_t)0 - (mag < 0x38800000u);
+    const uint32_t inf = (uint32_t)0 - (mag >= 0x47800000u);   /* |x| >= 2^16: inf */
+    const uint32_t nan = (uint32_t)0 - (mag > 0x7F800000u);    /* NaN: quiet */
+    uint32_t out = (subnormal & small) | (normal & ~small);
+    out = (0x7C00u & inf) | (out & ~inf);
+    out = ((0x7E00u | ((mag & 0x7FFFFFu) >> 13)) & nan) | (out & ~nan);
     return (uint16_t)(out | ((b >> 16) & 0x8000u));
 }
-
-/* The significand in units of 2^-24, for results below 2^-14, and how many bits it drops. */
-#define GD_F16_SUBNORMAL_PARTS(mag, significand, drop)                                 \
-    const uint32_t exponent_ = (mag) >> 23;                                           \
-    const uint64_t significand = exponent_ > 0 ? (((mag) & 0x7FFFFFu) | 0x800000u)    \
-                                               : ((mag) & 0x7FFFFFu);                 \
-    const uint32_t drop_ = 126u - (exponent_ > 0 ? exponent_ : 1u);                   \
-    /* 1..63: results of 2^-14 and up (drop_ 0, or wrapped) take the normal path, and a  \
-     * shift by drop - 1 must stay defined for them too */                             \
-    const uint32_t drop = drop_ - 1u < 62u ? drop_ : 63u
 
 static inline uint16_t gd_f32_to_f16(float x)
 {
@@ -181,26 +176,38 @@ static inline uint16_t gd_f32_to_f16(float x)
     const uint32_t mag = b & 0x7FFFFFFFu;
     const uint32_t shifted = mag - (112u << 23);
     const uint32_t normal = (shifted + 0xFFFu + ((shifted >> 13) & 1u)) >> 13;
-    GD_F16_SUBNORMAL_PARTS(mag, significand, drop);
-    const uint64_t kept = significand >> drop;
-    const uint64_t rest = significand & ((UINT64_C(1) << drop) - 1);
-    const uint64_t half = UINT64_C(1) << (drop - 1);
-    const uint64_t up = (rest > half) | ((rest == half) & (kept & 1));
-    return gd_f16_finish(b, normal, (uint32_t)(kept + up));
+    /* |x| < 2^-14: |x| + 0.5 is rounded by the float addition (nearest even, the default
+     * mode) to a multiple of 2^-24, float16's subnormal step, so its low bits are the rounded
+     * result (1024 when it rounds up to 2^-14, the smallest normal: the right pattern).  Exact
+     * where it matters even under DAZ/FTZ (a float32 subnormal rounds to 0 either way), and in
+     * 32-bit lanes, so it vectorizes (tests/lowp_f16_exhaustive.c: the same bits as the
+     * integer formula and as F16C's VCVTPS2PH for all 2^32 inputs). */
+    const uint32_t subnormal = gd_f32_bits(gd_bits_f32(mag) + 0.5f) - 0x3F000000u;
+    return gd_f16_finish(b, normal, subnormal);
 }
 
 /* Stochastic: the top s random bits added to the s dropped ones (s = 13 for normal results,
- * more for subnormal ones; a result that would drop more than 32 bits is 0). */
+ * more for subnormal ones; a result that would drop more than 32 bits is 0).  In 32-bit lanes,
+ * so it vectorizes: (M + added) >> d as ((M >> 1) + (added >> 1) + (M & added & 1)) >> (d - 1),
+ * which cannot overflow (tests/lowp_f16_exhaustive.c: the same bits as SPEC L.3's 64-bit
+ * formula). */
 static inline uint16_t gd_f32_to_f16_sr(float x, uint32_t random)
 {
     const uint32_t b = gd_f32_bits(x);
     const uint32_t mag = b & 0x7FFFFFFFu;
     const uint32_t normal = ((mag - (112u << 23)) + (random >> 19)) >> 13;
-    GD_F16_SUBNORMAL_PARTS(mag, significand, drop);
-    const uint32_t used = drop < 32u ? drop : 32u;
-    const uint64_t added = (uint64_t)random >> (32u - used);
-    const uint64_t subnormal = drop > 32u ? 0 : (significand + added) >> drop;
-    return gd_f16_finish(b, normal, (uint32_t)subnormal);
+    /* the significand M in units of 2^-24 and the d bits it drops, for results below 2^-14
+     * (14 <= d; other lanes' d is clamped into 1..32 only to keep the shifts defined) */
+    const uint32_t exponent = mag >> 23;
+    const uint32_t significand = exponent > 0 ? ((mag & 0x7FFFFFu) | 0x800000u) : (mag & 0x7FFFFFu);
+    const uint32_t drop = 126u - (exponent > 0 ? exponent : 1u); /* wraps for normal results */
+    const uint32_t d = drop - 1u < 32u ? drop : 32u;
+    const uint32_t added = random >> (32u - d);
+    const uint32_t sum_half = (significand >> 1) + (added >> 1) + (significand & added & 1u);
+    /* a mask, not a choice: gcc leaves `drop > 32 ? 0 : ...` a branch, which stops the
+     * loop vectorizing */
+    const uint32_t subnormal = (sum_half >> (d - 1u)) & ((uint32_t)0 - (drop <= 32u));
+    return gd_f16_finish(b, normal, subnormal);
 }
 
 /* ---- span-loop macros ------------------------------------------------------------------ */

@@ -3,7 +3,8 @@
 state and parameter copies, every element-wise rule with each of its loops (RMSprop centered
 and with momentum, RAdam's rectified and unrectified steps, ASGD's copy and average, AMSGrad's
 and Nadam's variants...), every layout the fused loops cover (float32/bfloat16 parameter,
-gradient and state, master weights, parameter copies, nearest and stochastic rounding), sizes
+gradient and state, float16 parameters and gradients with master weights, bfloat16 and
+float16 parameter copies, nearest and stochastic rounding), sizes
 across SIMD vectors, staging blocks and thread chunks, 1, 2 and 3 threads, and both compiled
 instances of the loops (AVX-512 where the CPU has it, and AVX2).  Besides: the staged path is
 SPEC L.6 applied literally around the rule's float32 kernel, and that kernel the NumPy
@@ -25,6 +26,7 @@ from gdfast.catalogue import CATALOGUE
 ml_dtypes = pytest.importorskip("ml_dtypes")
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F32 = np.dtype(np.float32)
+F16 = np.dtype(np.float16)
 
 SIZES = (1, 7, 16, 33, 2047, 2049, 70001)
 RULES = [rule for rule in CATALOGUE if rule.state_names and rule.elementwise] + [
@@ -32,31 +34,48 @@ RULES = [rule for rule in CATALOGUE if rule.state_names and rule.elementwise] + 
 ]
 STEPS = 6  # RAdam rectifies from step 6 (ρ_t > 5 with β2 = 0.999)
 
-# name: (parameter dtype, gradient dtype, policy keywords, with a bfloat16 parameter copy), one
-# for each (P, G, S) of fused.inc's compiled layouts (its index P G S), then two that stage
-# (bfloat16 gradients with float32 state, bfloat16 parameters with float32 state); each with
-# nearest and with stochastic rounding (LAYOUTS).
+# name: (parameter dtype, gradient dtype, policy keywords, the parameter copy's dtype or None),
+# one for each (H, P, G, S) of fused.inc's compiled layouts (its index: H 1 for float16), then
+# some that stage (bfloat16 gradients with float32 state, bfloat16 parameters with float32
+# state, float16 master weights with bfloat16 state); each with nearest and with stochastic
+# rounding (LAYOUTS).
 STORAGE = {
-    "fp32 params, bf16 state (0 0 1)": (F32, F32, {"state_dtype": "bfloat16"}, False),
-    "fp32 params, bf16 grads and state (0 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, False),
-    "copy-out (1 0 0)": (F32, F32, {}, True),
+    "fp32 params, bf16 state (0 0 1)": (F32, F32, {"state_dtype": "bfloat16"}, None),
+    "fp32 params, bf16 grads and state (0 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, None),
+    "copy-out (1 0 0)": (F32, F32, {}, BF16),
     "master, fp32 grads, bf16 state (1 0 1)": (
         BF16,
         F32,
         {"master_weights": True, "state_dtype": "bfloat16"},
-        False,
+        None,
     ),
-    "master (1 1 0)": (BF16, BF16, {"master_weights": True}, False),
-    "copy-out, bf16 grads and state (1 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, True),
+    "master (1 1 0)": (BF16, BF16, {"master_weights": True}, None),
+    "copy-out, bf16 grads and state (1 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, BF16),
     "master, bf16 state (1 1 1)": (
         BF16,
         BF16,
         {"master_weights": True, "state_dtype": "bfloat16"},
-        False,
+        None,
     ),
-    "bf16 params, grads and state (2 1 1)": (BF16, BF16, {"state_dtype": "bfloat16"}, False),
-    "staged: bf16 grads only": (F32, BF16, {}, False),
-    "staged: bf16 params, fp32 state": (BF16, BF16, {}, False),
+    "bf16 params, grads and state (2 1 1)": (BF16, BF16, {"state_dtype": "bfloat16"}, None),
+    "fp32 params, fp16 grads (f16 0 1 0)": (F32, F16, {}, None),
+    "fp16 copy-out (f16 1 0 0)": (F32, F32, {}, F16),
+    "fp16 master, fp32 grads (f16 1 0 0)": (F16, F32, {"master_weights": True}, None),
+    "fp16 master, fp16 grads: torch AMP (f16 1 1 0)": (
+        F16,
+        F16,
+        {"master_weights": True},
+        None,
+    ),
+    "fp16 copy-out, fp16 grads (f16 1 1 0)": (F32, F16, {}, F16),
+    "staged: bf16 grads only": (F32, BF16, {}, None),
+    "staged: bf16 params, fp32 state": (BF16, BF16, {}, None),
+    "staged: fp16 master, bf16 state": (
+        F16,
+        F16,
+        {"master_weights": True, "state_dtype": "bfloat16"},
+        None,
+    ),
 }
 LAYOUTS = {
     f"{name}, {rounding}": (dtype, grad_dtype, policy | {"rounding": rounding, "seed": seed}, copy)
@@ -88,7 +107,7 @@ def run(cls, layout, mode, threads, hyper):
     dtype, grad_dtype, policy, copy = LAYOUTS[layout]
     rng = np.random.default_rng(0)
     params = [rng.standard_normal(n).astype(np.float32).astype(dtype) for n in SIZES]
-    copies = [np.zeros(n, dtype=BF16) for n in SIZES] if copy else None
+    copies = [np.zeros(n, dtype=copy) for n in SIZES] if copy is not None else None
     optimizer = cls(params, **hyper, param_copy=copies, **policy)
     _kernels._set_fused(mode)
     try:
