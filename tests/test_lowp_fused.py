@@ -77,10 +77,19 @@ STORAGE = {
         None,
     ),
 }
+
+
+def rounds_a_16_bit_store(dtype, policy, copy):
+    """Whether a layout writes a bfloat16/float16 value (parameter, copy or state): only
+    then does stochastic rounding apply (elsewhere it is refused: SPEC L.5)."""
+    return dtype != F32 or copy is not None or policy.get("state_dtype") == "bfloat16"
+
+
 LAYOUTS = {
     f"{name}, {rounding}": (dtype, grad_dtype, policy | {"rounding": rounding, "seed": seed}, copy)
     for seed, (name, (dtype, grad_dtype, policy, copy)) in enumerate(STORAGE.items())
     for rounding in ("nearest", "stochastic")
+    if rounding == "nearest" or rounds_a_16_bit_store(dtype, policy, copy)
 }
 
 # Each rule's variants that take another span loop or other scalars in it (beyond the defaults
