@@ -251,14 +251,12 @@ static void hw_lock_init(hw_lock *lock) { omp_init_lock(lock); }
 static void hw_lock_destroy(hw_lock *lock) { omp_destroy_lock(lock); }
 static inline void hw_lock_set(hw_lock *lock) { omp_set_lock(lock); }
 static inline void hw_lock_unset(hw_lock *lock) { omp_unset_lock(lock); }
-static inline int hw_lock_try(hw_lock *lock) { return omp_test_lock(lock); }
 #else
 typedef int hw_lock;
 static void hw_lock_init(hw_lock *lock) { *lock = 0; }
 static void hw_lock_destroy(hw_lock *lock) { (void)lock; }
 static inline void hw_lock_set(hw_lock *lock) { (void)lock; }
 static inline void hw_lock_unset(hw_lock *lock) { (void)lock; }
-static inline int hw_lock_try(hw_lock *lock) { (void)lock; return 1; }
 #endif
 
 #define HW_CAT2(a, b) a##b
@@ -524,9 +522,11 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                         indptr, indices, data, y, row_weights, weights, n_features, sum_sq,
                         order, position, end, replica.weights, replica.sum_sq,
                         replica.contraction, options);
-                    /* due: flush when no other thread is flushing, else try again
-                     * after the next row (a descheduled flusher never stalls this one) */
-                    if (++since_flush >= sync_every && hw_lock_try(&lock)) {
+                    /* due: flush, waiting for a flush of another thread to end (only
+                     * trying the lock and flushing later when it is taken spread the
+                     * losses under load: see docs/hogwild.md) */
+                    if (++since_flush == sync_every) {
+                        hw_lock_set(&lock);
                         if (clocks) flush_start = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
                         HW_FN(hw_sync)(&replica, weights + hot_begin,
                                        sum_sq ? sum_sq + hot_begin : NULL, n_hot);
