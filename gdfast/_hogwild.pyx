@@ -24,6 +24,7 @@ cdef extern from "hogwild.h" nogil:
         int64_t epoch
         int64_t sync_every
         int64_t hot_begin
+        int64_t tracked_begin
         double *clocks
 
     enum: HW_CLOCK_FIELDS
@@ -81,7 +82,8 @@ def stream_draws(uint64_t seed, int64_t epoch, int thread, Py_ssize_t count) -> 
 
 cdef hw_options make_options(int loss, int rule, int mode, int n_threads, bint fit_intercept,
                              bint shuffle, double lr, double l2, double eps, uint64_t seed,
-                             int64_t epoch, int64_t sync_every=0, int64_t hot_begin=0):
+                             int64_t epoch, int64_t sync_every=0, int64_t hot_begin=0,
+                             int64_t tracked_begin=0):
     cdef hw_options options
     options.loss = loss
     options.rule = rule
@@ -96,6 +98,7 @@ cdef hw_options make_options(int loss, int rule, int mode, int n_threads, bint f
     options.epoch = epoch
     options.sync_every = sync_every
     options.hot_begin = hot_begin
+    options.tracked_begin = tracked_begin
     options.clocks = NULL
     return options
 
@@ -109,7 +112,8 @@ def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
                  int64_t[::1] order, floating[::1] replicas, *,
                  int loss, int rule, int mode, int n_threads, bint fit_intercept, bint shuffle,
                  double lr, double l2, double eps, uint64_t seed, int64_t epoch,
-                 int64_t sync_every, int64_t hot_begin, double[::1] clocks=None) -> float:
+                 int64_t sync_every, int64_t hot_begin, int64_t tracked_begin,
+                 double[::1] clocks=None) -> float:
     """One epoch of the linear model in place; returns the progressive loss sum.
 
     `row_weights` is None when every row weighs 1, `sum_sq` None for SGD.  `weights` has
@@ -120,17 +124,25 @@ def linear_epoch(const int64_t[::1] indptr, const int32_t[::1] indices,
     """
     cdef hw_options options = make_options(loss, rule, mode, n_threads, fit_intercept,
                                            shuffle, lr, l2, eps, seed, epoch, sync_every,
-                                           hot_begin)
+                                           hot_begin, tracked_begin)
     if clocks is not None:
         if clocks.shape[0] < 2 + HW_CLOCK_FIELDS * max(n_threads, 1):
             raise ValueError(f"clocks: expected at least {2 + HW_CLOCK_FIELDS * max(n_threads, 1)} "
                              f"entries for {n_threads} threads, got {clocks.shape[0]}")
         options.clocks = &clocks[0]
+    cdef int64_t n_features = weights.shape[0] - 1
+    if sync_every > 0 and replicas is not None:
+        # the C loop indexes the replicas by these: check them here, it trusts them
+        if not 0 <= hot_begin <= tracked_begin <= n_features:
+            raise ValueError(f"hot_begin, tracked_begin: expected 0 <= {hot_begin} <= "
+                             f"{tracked_begin} <= n_features = {n_features}")
+        if replicas.shape[0] < hw_replica_size(n_features + 1 - hot_begin, sizeof(floating),
+                                               max(n_threads, 1)):
+            raise ValueError("replicas: smaller than replica_size(...) entries")
     cdef floating *replica_block = &replicas[0] if replicas is not None else NULL
     cdef const double *row_weight = (
         &row_weights[0] if row_weights is not None and row_weights.shape[0] else NULL)
     cdef int64_t n_rows = indptr.shape[0] - 1
-    cdef int64_t n_features = weights.shape[0] - 1
     cdef floating *accumulator = &sum_sq[0] if sum_sq is not None else NULL
     cdef double total
     with nogil:

@@ -163,6 +163,19 @@ static char *hw_replica_base(void *scratch)
     return (char *)((address + 63) & ~(uintptr_t)63);
 }
 
+/* The first position in [begin, end) of the ascending indices[] whose value is >= bound
+ * (end if none), by bisection. */
+static inline int64_t hw_first_at_least(const int32_t *indices, int64_t begin, int64_t end,
+                                        int64_t bound)
+{
+    while (begin < end) {
+        const int64_t middle = begin + (end - begin) / 2;
+        if (indices[middle] < bound) begin = middle + 1;
+        else end = middle;
+    }
+    return begin;
+}
+
 /* The loss's second derivative in the margin, from its first (hw_loss's `derivative`):
  * logistic σ(yz)(1 − σ(yz)) = |d|(1 − |d|) for labels ±1; squared 1; hinge 0. */
 static inline double hw_curvature(int loss, double derivative)
@@ -300,27 +313,25 @@ static inline double HW_FN(hw_step)(HW_REAL *param, HW_REAL *sum_sq, double grad
  * them, the coordinates from hot_begin on (the intercept last) are this thread's replicas
  * replica_weights/replica_sum_sq[j - hot_begin]; the row's indices ascend (the caller sorts
  * them), so its hot non-zeros are its last ones, from `split` on, and each loop runs
- * without a test per non-zero.  Each replicated coordinate's step also multiplies its
- * contraction by 1 − rate · (x_j² · loss'' + λ), floored at 0: how much this step shrank
- * the coordinate's distance to its optimum along it (see hw_flush).  Always inlined: the
- * path without replicas has no trace of them. */
+ * without a test per non-zero.  Each step of a tracked coordinate (from tracked_begin on,
+ * the hottest features and the intercept: their non-zeros are the row's last, from
+ * `tracked` on) also multiplies its contraction by 1 − rate · (x_j² · loss'' + λ), floored
+ * at 0: how much this step shrank the coordinate's distance to its optimum along it (see
+ * hw_sync).  Always inlined: the path without replicas has no trace of them. */
 static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
     const int32_t *indices, const HW_REAL *values, int64_t nnz, double y, double row_weight,
     HW_REAL *weights, int64_t n_features, HW_REAL *sum_sq, HW_REAL *replica_weights,
     HW_REAL *replica_sum_sq, double *contraction, const hw_options *options)
 {
     const int64_t hot = options->hot_begin;
-    int64_t split = nnz;
+    int64_t split = nnz, tracked = nnz;
     HW_REAL *intercept = &weights[n_features];
     HW_REAL *intercept_sum_sq = sum_sq ? &sum_sq[n_features] : NULL;
     if (replica_weights != NULL) {
-        int64_t low = 0; /* split := the first hot non-zero, by bisection (~7 steps a row
-                          * instead of a backward scan over its ~60 hot non-zeros) */
-        while (low < split) {
-            const int64_t middle = low + (split - low) / 2;
-            if (indices[middle] < hot) low = middle + 1;
-            else split = middle;
-        }
+        /* split := the first hot non-zero, tracked := the first tracked one, by bisection
+         * (~7 steps each a row instead of a backward scan over its ~60 hot non-zeros) */
+        split = hw_first_at_least(indices, 0, nnz, hot);
+        tracked = hw_first_at_least(indices, split, nnz, options->tracked_begin);
         intercept = &replica_weights[n_features - hot];
         intercept_sum_sq = sum_sq ? &replica_sum_sq[n_features - hot] : NULL;
     }
@@ -341,7 +352,12 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
         double grad = derivative * (double)values[k] + l2 * (double)weights[j];
         HW_FN(hw_step)(&weights[j], sum_sq ? &sum_sq[j] : NULL, grad, lr, eps);
     }
-    for (int64_t k = split; k < nnz; ++k) {
+    for (int64_t k = split; k < tracked; ++k) {
+        int64_t j = indices[k] - hot;
+        double grad = derivative * (double)values[k] + l2 * (double)replica_weights[j];
+        HW_FN(hw_step)(&replica_weights[j], sum_sq ? &replica_sum_sq[j] : NULL, grad, lr, eps);
+    }
+    for (int64_t k = tracked; k < nnz; ++k) {
         int64_t j = indices[k] - hot;
         double x = (double)values[k];
         double grad = derivative * x + l2 * (double)replica_weights[j];
@@ -416,9 +432,19 @@ static HW_FN(hw_replica) HW_FN(hw_replica_open)(void *scratch, int thread, int64
  * compare-and-swap per coordinate and array (a locked instruction each, on lines the other
  * thread's flushes wrote) made the flushes 16% of the threads' time on the rcv1 profile. */
 static void HW_FN(hw_sync)(HW_FN(hw_replica) *replica, HW_REAL *weights, HW_REAL *sum_sq,
-                           int64_t n_hot)
+                           int64_t n_untracked, int64_t n_hot)
 {
-    for (int64_t i = 0; i < n_hot; ++i) {
+    for (int64_t i = 0; i < n_untracked; ++i) { /* moves added whole */
+        const double moved = (double)replica->weights[i] - (double)replica->weights_flushed[i];
+        if (moved != 0.0) weights[i] = (HW_REAL)((double)weights[i] + moved);
+        replica->weights[i] = replica->weights_flushed[i] = weights[i];
+        if (sum_sq != NULL) {
+            const double grown = (double)replica->sum_sq[i] - (double)replica->sum_sq_flushed[i];
+            if (grown != 0.0) sum_sq[i] = (HW_REAL)((double)sum_sq[i] + grown);
+            replica->sum_sq[i] = replica->sum_sq_flushed[i] = sum_sq[i];
+        }
+    }
+    for (int64_t i = n_untracked; i < n_hot; ++i) {
         const double kept = replica->contraction[i];
         const double before = replica->shared_log[i];
         if (kept == 1.0) { /* not stepped since the last flush: reload only */
@@ -481,6 +507,7 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
     const int replicated = options->mode == HW_MODE_HOGWILD && n_threads > 1 &&
                            options->sync_every > 0 && replicas != NULL;
     const int64_t hot_begin = options->hot_begin, n_hot = n_features + 1 - hot_begin;
+    const int64_t n_untracked = options->tracked_begin - hot_begin;
     const int64_t sync_every = options->sync_every;
     const int64_t chunk = hw_chunk_size(n_rows, n_threads);
     hw_dispatcher next = {0};
@@ -529,7 +556,7 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
                         hw_lock_set(&lock);
                         if (clocks) flush_start = hw_seconds(CLOCK_THREAD_CPUTIME_ID);
                         HW_FN(hw_sync)(&replica, weights + hot_begin,
-                                       sum_sq ? sum_sq + hot_begin : NULL, n_hot);
+                                       sum_sq ? sum_sq + hot_begin : NULL, n_untracked, n_hot);
                         hw_lock_unset(&lock);
                         if (clocks)
                             flush_seconds += hw_seconds(CLOCK_THREAD_CPUTIME_ID) - flush_start;
@@ -549,7 +576,7 @@ double HW_FN(hw_linear_epoch)(const int64_t *indptr, const int32_t *indices,
         if (replicated) {
             hw_lock_set(&lock);
             HW_FN(hw_sync)(&replica, weights + hot_begin, sum_sq ? sum_sq + hot_begin : NULL,
-                           n_hot);
+                           n_untracked, n_hot);
             hw_lock_unset(&lock);
         }
         if (clocks) { /* each thread its own entries, written once */

@@ -69,6 +69,9 @@ typedef struct {
     int64_t sync_every; /* linear model, hogwild mode: examples between a thread's flushes of
                            its replicas; 0: no replicas (every coordinate shared) */
     int64_t hot_begin;  /* the first replicated coordinate (<= n_features, the intercept) */
+    int64_t tracked_begin; /* with replicas: the first coordinate whose contraction is tracked
+                              (hot_begin <= tracked_begin <= n_features); the replicated ones
+                              before it add their moves whole at a flush */
     double *clocks;     /* linear model: NULL, or HW_CLOCKS(n_threads) entries the epoch fills
                            with where its time went (below) */
 } hw_options;

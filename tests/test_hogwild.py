@@ -279,6 +279,42 @@ def test_replicas_converge_to_serial(
     assert_like_serial(replicated, runs, low - (high - low))
 
 
+def test_tracked_replicas_follow_the_contraction_bound():
+    """SGD tracks the contraction of the replicated features whose steps in one flush
+    interval can contract them by 10% or more (lr (c x² + l2) summed over the interval's
+    rows), from the first such one in the replicas' order on; Adagrad tracks all."""
+    sgd = _checks._settings("sgd", 1.0, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 100, 5)
+    shrink = np.array([0.5, 1.2, 0.1, 0.9, 2.0])  # 1000 rows, interval 100: x 0.1 at lr 1
+    assert sgd.tracked_count(shrink, 1.0, 1000) == 4  # 0.12 >= 0.1 first at position 1
+    assert sgd.tracked_count(shrink, 0.6, 1000) == 1  # 0.12 at position 4 only
+    assert sgd.tracked_count(shrink, 0.1, 1000) == 0
+    assert sgd.tracked_count(shrink[:0], 1.0, 1000) == 0
+    adagrad = _checks._settings("adagrad", 1.0, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 100, 5)
+    assert adagrad.tracked_count(shrink, 0.1, 1000) == 5
+    serial = _checks._settings("sgd", 1.0, 1.0, 0.0, 1e-8, 1, "serial", 1, True, 0, 100, 5)
+    assert serial.tracked_count(shrink, 1.0, 1000) == 0
+
+
+def test_untracked_replicas_converge_to_serial(larger_problem):
+    """SGD on small values (X / 5 at lr 2): the rarer replicated features go untracked (their
+    moves add whole, skipping the per-step contraction), the frequent ones stay tracked;
+    the result is within the serial runs' noise on both sides."""
+    X, y = larger_problem
+    X = X * 0.2
+    settings = dict(rule="sgd", lr=2.0, **CONVERGENCE)
+    data = _sparse.csr("X", X)
+    counts = np.bincount(data.indices, minlength=data.n_features)
+    shrink = _training._shrink_bound(data, "logistic", CONVERGENCE["l2"], None)
+    hot = _checks._settings("sgd", 2.0, 0.8, 1e-3, 1e-8, 15, "hogwild", 2, True, 7, 1024, 4096)
+    tracked = hot.tracked_count(shrink[np.argsort(counts, kind="stable")], 2.0, data.n_rows)
+    assert 0 < tracked < data.n_features  # both kinds are exercised
+    runs = [hogwild.fit_linear(X, y, mode="serial", seed=seed, **settings) for seed in range(3, 7)]
+    threaded = hogwild.fit_linear(X, y, n_threads=2, seed=7, **settings)
+    low = min(run.history[-1]["objective"] for run in runs)
+    high = max(run.history[-1]["objective"] for run in runs)
+    assert_like_serial(threaded, runs, low - (high - low))
+
+
 def test_replicas_leave_one_thread_and_other_modes_alone():
     X, y = problem()
     settings = dict(rule="adagrad", lr=0.3, epochs=2, seed=1)
@@ -558,7 +594,7 @@ def test_epoch_clocks_too_short():
     weights = np.zeros(11)
     kwargs = dict(
         loss=0, rule=0, mode=2, n_threads=2, fit_intercept=True, shuffle=True, lr=0.1,
-        l2=0.0, eps=1e-8, seed=0, epoch=0, sync_every=0, hot_begin=11,
+        l2=0.0, eps=1e-8, seed=0, epoch=0, sync_every=0, hot_begin=11, tracked_begin=11,
     )  # fmt: skip
     with pytest.raises(ValueError, match="clocks"):
         _hogwild.linear_epoch(

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .. import _validation as check
-from ._checks import DEFAULTS, LOSSES, _choice, _Settings, _settings, _targets
+from ._checks import CURVATURE_BOUND, DEFAULTS, LOSSES, _choice, _Settings, _settings, _targets
 from ._sparse import _CSR, _private_copy, check_index_range, csr, index_copy, model_array
 from ._native import _c_linear_epoch, _c_mf_epoch, _margins
 from ._results import LinearModel, MFModel
@@ -80,6 +80,16 @@ def _pack_frequent_features(data: _CSR, counts: np.ndarray) -> tuple[_CSR, np.nd
     new_number = np.empty(data.n_features, dtype=np.int32)
     new_number[order_by_count] = np.arange(data.n_features, dtype=np.int32)
     return _CSR(data.indptr, new_number[data.indices], data.data, data.n_features), order_by_count
+
+
+def _shrink_bound(data: _CSR, loss: str, l2: float, row_weights: np.ndarray | None) -> np.ndarray:
+    """Per feature, the sum over the rows that contain it of c x² + l2 (c the loss's largest
+    curvature, CURVATURE_BOUND), times the row's weight: lr times it bounds how much SGD's
+    steps on it in those rows contract it (Settings.tracked_count)."""
+    per_value = CURVATURE_BOUND[loss] * data.data.astype(np.float64) ** 2 + l2
+    if row_weights is not None:
+        per_value *= np.repeat(row_weights, np.diff(data.indptr))
+    return np.bincount(data.indices, weights=per_value, minlength=data.n_features)
 
 
 def _sort_rows(data: _CSR) -> _CSR:
@@ -189,10 +199,18 @@ def _train_linear(
     row_share = counts / max(data.n_rows, 1)
     n_hot = settings.hot_count(counts, data.n_rows)
     order_by_count = None
+    n_tracked = 0 if settings.rule == "sgd" else n_hot  # (replicas of a one-feature model)
     if settings.n_threads > 1 and data.n_features > 1:
+        shrink = _shrink_bound(data, loss, settings.l2, row_weights) if n_hot else None
         data, order_by_count = _pack_frequent_features(data, counts)
         if settings.replicated:
             data = _sort_rows(data)
+        if shrink is not None:
+            hot_shrink = shrink[order_by_count][data.n_features - n_hot :]
+            # the run's largest step size: its first (decay <= 1)
+            n_tracked = settings.tracked_count(
+                hot_shrink, settings.epoch_lr(first_epoch), data.n_rows
+            )
         row_share = row_share[order_by_count]
         weights = _pack_vector(weights, order_by_count)
         sum_sq = _pack_vector(sum_sq, order_by_count) if sum_sq is not None else None
@@ -207,6 +225,7 @@ def _train_linear(
                 row_weights,
                 n_hot,
                 data.n_rows,
+                n_tracked,
             )
             start, start_cpu = time.perf_counter(), time.process_time()
             clocks: dict = {}
