@@ -280,19 +280,30 @@ def test_replicas_converge_to_serial(
 
 
 def test_tracked_replicas_follow_the_contraction_bound():
-    """SGD tracks the contraction of the replicated features whose steps in one flush
-    interval can contract them by 10% or more (lr (c x² + l2) summed over the interval's
-    rows), from the first such one in the replicas' order on; Adagrad tracks all."""
+    """The replicated features whose steps in one flush interval can contract them by 10% or
+    more (rate (c x² + l2) summed over the interval's rows, rate the largest step size in
+    the epoch: one for SGD, one per feature for Adagrad) are tracked, from the first such
+    one in the replicas' order on."""
     sgd = _checks._settings("sgd", 1.0, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 100, 5)
-    shrink = np.array([0.5, 1.2, 0.1, 0.9, 2.0])  # 1000 rows, interval 100: x 0.1 at lr 1
+    shrink = np.array([0.5, 1.2, 0.1, 0.9, 2.0])  # 1000 rows, interval 100: x 0.1 at rate 1
     assert sgd.tracked_count(shrink, 1.0, 1000) == 4  # 0.12 >= 0.1 first at position 1
     assert sgd.tracked_count(shrink, 0.6, 1000) == 1  # 0.12 at position 4 only
     assert sgd.tracked_count(shrink, 0.1, 1000) == 0
     assert sgd.tracked_count(shrink[:0], 1.0, 1000) == 0
-    adagrad = _checks._settings("adagrad", 1.0, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 100, 5)
-    assert adagrad.tracked_count(shrink, 0.1, 1000) == 5
+    rates = np.array([3.0, 0.1, 0.1, 0.1, 0.1])  # Adagrad: a rarely stepped feature first
+    assert sgd.tracked_count(shrink, rates, 1000) == 5
     serial = _checks._settings("sgd", 1.0, 1.0, 0.0, 1e-8, 1, "serial", 1, True, 0, 100, 5)
     assert serial.tracked_count(shrink, 1.0, 1000) == 0
+    sums = np.array([0.0, 4.0, 1e4, 9.0])  # 3 coefficients, the last 2 hot; then the intercept
+    np.testing.assert_allclose(
+        _training._largest_rates(
+            _checks._settings("adagrad", 0.5, 1.0, 0.0, 1e-8, 1, "hogwild", 2, True, 0, 100, 2),
+            0,
+            sums,
+            2,
+        ),
+        [0.5 / np.sqrt(4.0 + 1e-8), 0.5 / np.sqrt(1e4 + 1e-8)],
+    )
 
 
 def test_untracked_replicas_converge_to_serial(larger_problem):

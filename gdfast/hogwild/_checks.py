@@ -45,11 +45,12 @@ AUTO_HOT_STEPS = 2.0
 
 # With replicas, a flush scales a coordinate's move by the contraction of the moves the other
 # threads flushed meanwhile (src_c/hogwild.c, hw_sync), which each step of it tracks at a cost
-# (a third of a replicated row's arithmetic).  SGD's step on feature j contracts it by at most
-# lr (c x² + l2), c the loss's largest curvature; a feature whose steps in one flush interval
-# add up to less than TRACKED_CONTRACTION (10%) by that bound is not tracked: its moves add
-# whole, as plain Hogwild!'s do.  Adagrad's rate lr / √G is large for rarely stepped features
-# (small G): every replicated coordinate is tracked.  The intercept always is.
+# (a third of a replicated row's arithmetic).  A step on feature j contracts it by at most
+# rate (c x² + l2), c the loss's largest curvature and rate the step size: the epoch's lr for
+# SGD, for Adagrad at most lr / √(G + ε) with G the feature's sum of squares at the epoch's
+# start (it only grows).  A feature whose steps in one flush interval can add up to less than
+# TRACKED_CONTRACTION (10%) by that bound is not tracked that epoch: its moves add whole, as
+# plain Hogwild!'s do.  The intercept always is.
 TRACKED_CONTRACTION = 0.1
 CURVATURE_BOUND = {"logistic": 0.25, "squared": 1.0, "hinge": 0.0}
 
@@ -117,17 +118,16 @@ class _Settings:
         threshold = AUTO_HOT_STEPS * n_rows / self.sync_interval(n_rows)
         return int(np.count_nonzero(counts >= threshold))
 
-    def tracked_count(self, shrink: np.ndarray, lr: float, n_rows: int) -> int:
-        """How many of the replicated features have their contraction tracked.  `shrink`:
-        for each of them, in the replicas' order (the most frequent last), the sum over the
-        rows that contain it of c x² + l2 (c: CURVATURE_BOUND; times the row's weight);
-        `lr` the largest step size of the run.  The tracked ones are the last: from the
-        first whose bound reaches TRACKED_CONTRACTION on."""
+    def tracked_count(self, shrink: np.ndarray, rate: np.ndarray | float, n_rows: int) -> int:
+        """How many of the replicated features have their contraction tracked in an epoch.
+        `shrink`: for each of them, in the replicas' order (the most frequent last), the sum
+        over the rows that contain it of c x² + l2 (c: CURVATURE_BOUND; times the row's
+        weight); `rate`: the largest step size each (or all) can take in the epoch.  The
+        tracked ones are the last: from the first whose bound reaches TRACKED_CONTRACTION
+        on."""
         if not self.replicated or shrink.shape[0] == 0:
             return 0
-        if self.rule == "adagrad":
-            return int(shrink.shape[0])
-        per_interval = shrink * (lr * self.sync_interval(n_rows) / n_rows)
+        per_interval = shrink * rate * (self.sync_interval(n_rows) / n_rows)
         reaches = np.flatnonzero(per_interval >= TRACKED_CONTRACTION)
         return int(shrink.shape[0] - reaches[0]) if reaches.shape[0] else 0
 

@@ -92,6 +92,19 @@ def _shrink_bound(data: _CSR, loss: str, l2: float, row_weights: np.ndarray | No
     return np.bincount(data.indices, weights=per_value, minlength=data.n_features)
 
 
+def _largest_rates(
+    settings: _Settings, epoch: int, sum_sq: np.ndarray | None, n_hot: int
+) -> np.ndarray | float:
+    """The largest step size a step of each of the n_hot replicated features (the last of
+    the coefficients) can take in `epoch`: its lr for SGD, lr / √(G + ε) for Adagrad with G
+    the sums of squares now (they only grow)."""
+    lr = settings.epoch_lr(epoch)
+    if sum_sq is None or n_hot == 0:
+        return lr
+    hot_sums = sum_sq[sum_sq.shape[0] - 1 - n_hot : sum_sq.shape[0] - 1].astype(np.float64)
+    return lr / np.sqrt(hot_sums + settings.eps)
+
+
 def _sort_rows(data: _CSR) -> _CSR:
     """Each row's non-zeros by increasing (new) feature number: with replicas, the C loop
     finds a row's hot features at its end.  This changes the order of each row's sums, so
@@ -199,7 +212,7 @@ def _train_linear(
     row_share = counts / max(data.n_rows, 1)
     n_hot = settings.hot_count(counts, data.n_rows)
     order_by_count = None
-    n_tracked = 0 if settings.rule == "sgd" else n_hot  # (replicas of a one-feature model)
+    hot_shrink = np.zeros(n_hot)  # (replicas of a one-feature model: only the intercept tracked)
     if settings.n_threads > 1 and data.n_features > 1:
         shrink = _shrink_bound(data, loss, settings.l2, row_weights) if n_hot else None
         data, order_by_count = _pack_frequent_features(data, counts)
@@ -207,16 +220,15 @@ def _train_linear(
             data = _sort_rows(data)
         if shrink is not None:
             hot_shrink = shrink[order_by_count][data.n_features - n_hot :]
-            # the run's largest step size: its first (decay <= 1)
-            n_tracked = settings.tracked_count(
-                hot_shrink, settings.epoch_lr(first_epoch), data.n_rows
-            )
         row_share = row_share[order_by_count]
         weights = _pack_vector(weights, order_by_count)
         sum_sq = _pack_vector(sum_sq, order_by_count) if sum_sq is not None else None
     bar = _Progress(progress, settings.epochs, "hogwild fit_linear")
     try:
         for epoch in range(first_epoch, first_epoch + settings.epochs):
+            n_tracked = settings.tracked_count(
+                hot_shrink, _largest_rates(settings, epoch, sum_sq, n_hot), data.n_rows
+            )
             kwargs = settings.linear_kwargs(
                 epoch,
                 loss_code,
