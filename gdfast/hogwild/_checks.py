@@ -125,7 +125,7 @@ class _Settings:
         weight); `rate`: the largest step size each (or all) can take in the epoch.  The
         tracked ones are the last: from the first whose bound reaches TRACKED_CONTRACTION
         on."""
-        if not self.replicated or shrink.shape[0] == 0:
+        if not self.replicated or shrink.shape[0] == 0 or n_rows == 0:
             return 0
         per_interval = shrink * rate * (self.sync_interval(n_rows) / n_rows)
         reaches = np.flatnonzero(per_interval >= TRACKED_CONTRACTION)
