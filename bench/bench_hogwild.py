@@ -57,6 +57,9 @@ import scipy.sparse as sp  # noqa: E402
 
 import gdfast  # noqa: E402
 from gdfast import hogwild  # noqa: E402
+from gdfast.hogwild._checks import DEFAULTS  # noqa: E402
+
+DEFAULT_REPLICAS = f"{DEFAULTS['sync_every']}:{DEFAULTS['hot_features']}"
 
 
 def hot_features(
@@ -363,7 +366,8 @@ def main(argv: list[str] | None = None) -> None:
         action="append",
         metavar="K:H",
         help="hogwild T=2 with replicas of the intercept and H features (an int or auto) "
-        "flushed every K examples; repeat for a sweep (default 1024:auto, fit_linear's)",
+        "flushed every K examples; repeat for a sweep (default: fit_linear's, "
+        f"{DEFAULT_REPLICAS})",
     )
     parser.add_argument(
         "--only-gdfast", action="store_true", help="skip scikit-learn and Vowpal Wabbit"
@@ -401,7 +405,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sweep = [
         (int(k), h if h == "auto" else int(h))
-        for k, h in (item.split(":") for item in args.replicas or ["1024:auto"])
+        for k, h in (item.split(":") for item in args.replicas or [DEFAULT_REPLICAS])
     ]
     configs = []
     for rule in args.rules.split(","):
