@@ -618,20 +618,25 @@ typedef struct {
     const gd_hyper *h;
     gd_segment_fn segment;
     const int64_t *sorted;
+    int64_t rows_per_chunk; /* the smallest chunk gd_parallel_for is given */
 } gd_row_step;
 
 /* Groups ahead whose rows are prefetched. */
 #define GD_ROWS_AHEAD 4
 
 /* Rows [begin, end) by one thread; the summed gradient row of each in turn goes to row
- * `begin` of r->summed (this chunk's own, so it stays in the thread's cache). */
+ * begin / rows_per_chunk of r->summed: this chunk's own (chunks start at least
+ * rows_per_chunk apart), so it stays in the thread's cache, and the chunks' rows are the
+ * first few of r->summed (row `begin` itself spread one touched row over every chunk's
+ * stretch of the n_indices-row scratch: a fresh page, often a 2 MB huge page zeroed by the
+ * kernel, per chunk and step). */
 static void gd_row_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2])
 {
     const gd_row_step *step = (const gd_row_step *)ctx;
     const gd_rows *r = step->r;
     (void)cursor;
     const size_t width = r->is_double ? sizeof(double) : sizeof(float);
-    void *summed = (char *)r->summed + (size_t)(begin * r->dim) * width;
+    void *summed = (char *)r->summed + (size_t)(begin / step->rows_per_chunk * r->dim) * width;
     for (int64_t j = begin; j < end && j < begin + GD_ROWS_AHEAD; j++)
         gd_row_prefetch(r, step->sorted, j);
     for (int64_t j = begin; j < end; j++) {
@@ -657,11 +662,11 @@ static int64_t gd_run_rows(const gd_rows *r, const gd_hyper *h, gd_segment_fn se
     for (int64_t i = 0; i < n; i++)
         if (i == 0 || sorted[2 * i] != sorted[2 * i - 2]) r->group_start[groups++] = i;
     r->group_start[groups] = n;
-    const gd_row_step step = {r, h, segment, sorted};
     const int team = gd_team_size(groups * r->dim);
     int64_t rows_per_chunk = gd_chunk_size(groups * r->dim, team) / (r->dim > 0 ? r->dim : 1);
-    gd_parallel_for(groups, rows_per_chunk > 0 ? rows_per_chunk : 1, team, gd_row_chunk,
-                    (void *)&step);
+    if (rows_per_chunk < 1) rows_per_chunk = 1;
+    const gd_row_step step = {r, h, segment, sorted, rows_per_chunk};
+    gd_parallel_for(groups, rows_per_chunk, team, gd_row_chunk, (void *)&step);
     return groups;
 }
 
