@@ -430,43 +430,39 @@ static HW_FN(hw_replica) HW_FN(hw_replica_open)(void *scratch, int thread, int64
  * Flushes take turns under one lock (the caller holds it): only flushes touch the shared
  * replicated coordinates, so a flush is a plain loop of loads and stores, where one atomic
  * compare-and-swap per coordinate and array (a locked instruction each, on lines the other
- * thread's flushes wrote) made the flushes 16% of the threads' time on the rcv1 profile. */
+ * thread's flushes wrote) made the flushes 16% of the threads' time on the rcv1 profile.
+ * The first n_untracked coordinates (before hw_options.tracked_begin) keep no contraction:
+ * their moves add whole. */
+/* shared += delta (in double, rounded once to the stored dtype; nothing written for 0), then
+ * the replica's value and its last flushed copy := the shared value (the reload). */
+static inline void HW_FN(hw_flush_value)(HW_REAL *shared, HW_REAL *value, HW_REAL *flushed,
+                                         double delta)
+{
+    if (delta != 0.0) *shared = (HW_REAL)((double)*shared + delta);
+    *value = *flushed = *shared;
+}
+
 static void HW_FN(hw_sync)(HW_FN(hw_replica) *replica, HW_REAL *weights, HW_REAL *sum_sq,
                            int64_t n_untracked, int64_t n_hot)
 {
-    for (int64_t i = 0; i < n_untracked; ++i) { /* moves added whole */
-        const double moved = (double)replica->weights[i] - (double)replica->weights_flushed[i];
-        if (moved != 0.0) weights[i] = (HW_REAL)((double)weights[i] + moved);
-        replica->weights[i] = replica->weights_flushed[i] = weights[i];
-        if (sum_sq != NULL) {
-            const double grown = (double)replica->sum_sq[i] - (double)replica->sum_sq_flushed[i];
-            if (grown != 0.0) sum_sq[i] = (HW_REAL)((double)sum_sq[i] + grown);
-            replica->sum_sq[i] = replica->sum_sq_flushed[i] = sum_sq[i];
+    for (int64_t i = 0; i < n_hot; ++i) {
+        double scale = 1.0; /* untracked, or not stepped since the last flush: the move whole */
+        if (i >= n_untracked) {
+            const double kept = replica->contraction[i];
+            if (kept != 1.0) {
+                const double before = replica->shared_log[i];
+                replica->shared_log[i] = before + hw_log_near_one(kept);
+                scale = hw_exp_near_zero(before - replica->seen_log[i]);
+                replica->contraction[i] = 1.0;
+            }
+            replica->seen_log[i] = replica->shared_log[i];
         }
-    }
-    for (int64_t i = n_untracked; i < n_hot; ++i) {
-        const double kept = replica->contraction[i];
-        const double before = replica->shared_log[i];
-        if (kept == 1.0) { /* not stepped since the last flush: reload only */
-            replica->weights[i] = replica->weights_flushed[i] = weights[i];
-            replica->seen_log[i] = before;
-            if (sum_sq != NULL) replica->sum_sq[i] = replica->sum_sq_flushed[i] = sum_sq[i];
-            continue;
-        }
-        const double own = hw_log_near_one(kept);
-        replica->shared_log[i] = before + own;
-        const double others = hw_exp_near_zero(before - replica->seen_log[i]);
-        const double moved =
-            others * ((double)replica->weights[i] - (double)replica->weights_flushed[i]);
-        const HW_REAL now = (HW_REAL)((double)weights[i] + moved);
-        weights[i] = replica->weights[i] = replica->weights_flushed[i] = now;
-        replica->seen_log[i] = before + own;
-        replica->contraction[i] = 1.0;
-        if (sum_sq != NULL) {
-            const double grown = (double)replica->sum_sq[i] - (double)replica->sum_sq_flushed[i];
-            const HW_REAL sum = (HW_REAL)((double)sum_sq[i] + grown);
-            sum_sq[i] = replica->sum_sq[i] = replica->sum_sq_flushed[i] = sum;
-        }
+        HW_FN(hw_flush_value)(&weights[i], &replica->weights[i], &replica->weights_flushed[i],
+                              scale * ((double)replica->weights[i] -
+                                       (double)replica->weights_flushed[i]));
+        if (sum_sq != NULL) /* sums of squares add whole */
+            HW_FN(hw_flush_value)(&sum_sq[i], &replica->sum_sq[i], &replica->sum_sq_flushed[i],
+                                  (double)replica->sum_sq[i] - (double)replica->sum_sq_flushed[i]);
     }
 }
 

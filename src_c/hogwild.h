@@ -28,7 +28,8 @@
  * cores.  Each thread then keeps a private replica of them: its updates read
  * and step the replica, and every sync_every examples (and at the end) it adds
  * what its replica moved since the last flush to the shared coordinates
- * (the flushes take turns under a lock) and reloads them (DimmWitted's per-core replicas, HOGWILD!++).
+ * (the flushes take turns under a lock) and reloads them (DimmWitted's
+ * per-core replicas, HOGWILD!++).
  * Adagrad's sums of those coordinates are replicated the same way and add up;
  * a weight's move is scaled by the contraction of the moves other threads
  * flushed meanwhile, as if their rows had come first (hw_sync in hogwild.c).  The other

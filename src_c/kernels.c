@@ -572,7 +572,9 @@ static int64_t *gd_sort_entries(int64_t *entries, int64_t *spare, int64_t n, int
  * (-O1 and up) finds it pure and deletes every call, which left the row-sparse steps
  * without any prefetch (Adam, 20 000 rows of 64 floats: 5.3 ms, the floor without
  * prefetching 5.1-5.7 ms, with it 1.5-1.8 ms: bench/rows_roofline.c). */
-static inline __attribute__((always_inline)) void gd_row_prefetch(const gd_rows *r, const int64_t *sorted, int64_t j)
+static inline __attribute__((always_inline)) void gd_row_prefetch(const gd_rows *r,
+                                                                 const int64_t *sorted,
+                                                                 int64_t j)
 {
     const int64_t first = r->group_start[j], row = sorted[2 * first];
     const size_t width = r->is_double ? sizeof(double) : sizeof(float);

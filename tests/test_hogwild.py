@@ -598,6 +598,31 @@ def test_epoch_clocks(mode, n_threads, replicas):
         assert sum(entry["thread_cpu_seconds"]) <= entry["cpu_seconds"] + 0.01
 
 
+@pytest.mark.parametrize(
+    "hot_begin, tracked_begin, replica_entries",
+    [(-1, 5, None), (6, 5, None), (5, 11, None), (5, 5, 3)],
+)
+def test_epoch_replica_bounds_checked(hot_begin, tracked_begin, replica_entries):
+    """The C loop indexes the replicas by hot_begin and tracked_begin and trusts the scratch's
+    size: out of order or out of range, or too little scratch, is refused before it runs."""
+    X, y = problem(n_rows=50, n_features=10)
+    data = _sparse.csr("X", X)
+    weights = np.zeros(11)
+    size = _hogwild.replica_size(11 - max(hot_begin, 0), 8, 2)
+    replicas = np.zeros(replica_entries if replica_entries is not None else size)
+    kwargs = dict(
+        loss=0, rule=0, mode=2, n_threads=2, fit_intercept=True, shuffle=True, lr=0.1,
+        l2=0.0, eps=1e-8, seed=0, epoch=0, sync_every=4, hot_begin=hot_begin,
+        tracked_begin=tracked_begin,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="hot_begin|replicas"):
+        _hogwild.linear_epoch(
+            data.indptr, data.indices, data.data, y, None, weights, None,
+            np.empty(50, dtype=np.int64), replicas, **kwargs,
+        )  # fmt: skip
+    assert not weights.any()
+
+
 def test_epoch_clocks_too_short():
     """A clocks array too short for the team is refused before the epoch runs."""
     X, y = problem(n_rows=50, n_features=10)
