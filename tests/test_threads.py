@@ -67,6 +67,48 @@ def test_same_bits_for_1_2_3_7_threads_over_a_list_of_odd_sizes(rule, dtype):
         assert steps_with(rule, dtype, threads) == one, f"{threads} threads"
 
 
+def _at_offset(values: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of `values` that starts `offset` elements past a 64-byte boundary."""
+    room = np.empty(values.size + offset + 64 // values.itemsize, dtype=values.dtype)
+    first = (-room.ctypes.data % 64) // values.itemsize
+    out = room[first + offset : first + offset + values.size]
+    out[...] = values
+    assert (out.ctypes.data - offset * values.itemsize) % 64 == 0
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("rule", RULE_NAMES)
+def test_same_bits_wherever_the_arrays_start(rule, dtype):
+    """The kernels cut a segment where the parameter reaches a cache line, so that the vector
+    loop loads whole lines: the bits must not depend on where the arrays start (every offset
+    of a line, parameter and gradient apart or together), nor on the thread count."""
+    rng = np.random.default_rng([11, RULE_NAMES.index(rule)])
+    sizes = [3 * MIN + 17, 5000, 64]
+    start = [rng.standard_normal(size).astype(dtype) for size in sizes]
+    grads = [[rng.standard_normal(size).astype(dtype) for size in sizes] for _ in range(3)]
+
+    def run(param_offset, grad_offset, threads):
+        with gdfast.threads(threads):
+            optimizer = getattr(gdfast.optim, rule)([_at_offset(p, param_offset) for p in start])
+            for grad in grads:
+                optimizer.step([_at_offset(g, grad_offset) for g in grad])
+        return [p.tobytes() for p in optimizer.params] + [
+            buffer.tobytes() for buffers in optimizer.state.values() for buffer in buffers
+        ]
+
+    aligned = run(0, 0, 1)
+    lanes = 64 // np.dtype(dtype).itemsize
+    for param_offset, grad_offset, threads in [
+        (1, 1, 1),
+        (lanes - 1, lanes - 1, 2),
+        (lanes // 4, lanes // 4, 1),
+        (3, 0, 2),
+        (0, 5, 1),
+    ]:
+        assert run(param_offset, grad_offset, threads) == aligned, (param_offset, grad_offset)
+
+
 def test_mixed_dtypes_in_one_step_same_bits_for_any_thread_count():
     rng = np.random.default_rng(3)
 
