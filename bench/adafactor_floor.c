@@ -7,9 +7,10 @@
  *   B  read θ, g:       Σ θ², Σ g² in double (pass 1, U = g without its scale)
  *   C  read θ, g, write θ:  θ ← k θ − s g (pass 2)
  *   roofline  read θ, g, write θ: θ += g (gdfast's limit loop, 3 streams)
- * A + B + C is what 6 streams cost when split into these three sweeps; the bench's limit is
- * two roofline loops (6 streams too, in two sweeps of 3).  Measures and prints medians of
- * interleaved rounds; asserts nothing.
+ * A + B + C is what 6 streams cost when split into these three sweeps, beside two roofline
+ * loops (6 streams too, in two sweeps of 3: the bench's limit for Adafactor until it measured
+ * each rule's own sweeps, gdfast/bench.py).  Measures and prints medians of interleaved
+ * rounds; asserts nothing.
  *
  *   cc -O3 -march=x86-64-v3 -fopenmp-simd -ffp-contract=off -fno-math-errno bench/adafactor_floor.c \
  *      -o /tmp/adafactor_floor && /tmp/adafactor_floor 15

@@ -511,18 +511,30 @@ cdef class Kernel:
         return distinct
 
 
-def roofline(list params, list grads, tuple states):
-    """Add each gradient to its parameter and to each of its state buffers, in one pass.
+def roofline(list params, list grads, tuple states, int written=-1):
+    """A step's memory traffic with next to no arithmetic, with the kernels' thread split:
+    the limit against which the benchmarks measure the rules.
 
-    The memory traffic of a rule with len(states) state buffers (0 to 3) and no
-    arithmetic to speak of, with the kernels' thread split: the limit against which
-    the benchmarks measure the rules.  Same contract as the rule kernels: the
-    caller passes valid, equally sized arrays of one dtype per tensor.
+    The slots of each tensor are its parameter (0), its gradient (1) and its state buffers
+    (2, ...; at most 3).  Every slot is read; `written` (bit s: slot s) says which are also
+    written, each with the sum of the others added (at most four written, one to three
+    read only; none written: the read ones are summed, a reduction sweep).  The default,
+    the parameter and the state buffers written and the gradient read, is the traffic of
+    an element-wise rule with len(states) state buffers.  Same contract as the rule
+    kernels: the caller passes valid, equally sized arrays of one dtype per tensor.
     """
     if len(states) > 3:
         raise ValueError(f"states: expected at most 3 lists of state buffers, got {len(states)}")
+    cdef int slots = 2 + len(states)
+    if written == -1:
+        written = ((1 << slots) - 1) & ~2
+    writes = bin(written).count("1")
+    if written < 0 or written >> slots or writes > 4 or not 1 <= slots - writes <= 3:
+        raise ValueError(f"written: expected a mask of at most 4 of the {slots} slots, leaving "
+                         f"1 to 3 read only, got {written}")
     cdef gd_hyper hyper
     memset(&hyper, 0, sizeof(gd_hyper))
+    (<int *>(<char *>&hyper + <size_t>HYPER_FIELDS["roofline_written"][0]))[0] = written
     _run(NULL, params, grads, states, np.zeros(len(params), dtype=np.int64), &hyper)
 
 

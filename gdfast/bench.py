@@ -17,14 +17,14 @@ the limit and the speed ratio of gdfast to each other backend.  The "model" case
 is a 200-tensor model (30 of 512×512, 20 of 320×320, 150 vectors of 100-1000
 elements, ~10M parameters) stepped as one list.
 
-A two-pass rule (LAMB, Adafactor: the norms of a tensor before its update) reads its data
-twice: its limit is two gd_roofline loops in a row, the one-pass loop and a second one over
-the parameter and the gradient (3 more streams: LAMB float32 40 B per element, Adafactor
-factored 24 B).  Adafactor cannot move them in two sweeps: the row and column sums of g²
-must be complete before any update direction U, and RMS(U) before any update, so it reads g
-three times; bare C loops of its three sweeps take about 1.3 times the two roofline loops
-(bench/adafactor_floor.c: 4.9-5.2 ms against 3.7-3.9 ms at 1e7 float32, one thread), so about
-75% of this limit is its floor.  The rules whose step depends on a parameter's shape
+The limit moves the rule's own streams: its kernel's sweeps over the data
+(Optimizer.sweeps), each a gd_roofline loop that reads the buffers the sweep reads and
+writes those it writes.  A two-pass rule (LAMB, Adafactor: a tensor's norms before its
+update) has two or three: LAMB reads θ, g, m, v and writes m, v, then reads θ, m, v and
+writes θ (40 B per float32 element); factored Adafactor reads g (the sums of g²), then θ and
+g (the norms), then reads θ, g and writes θ (24 B).  Three read streams and one written cost
+more than two and one at the same byte count: LAMB's own sweeps take ~1.12x the two
+element-wise roofline loops of the same bytes (one thread, 1e7 float32).  The rules whose step depends on a parameter's shape
 (Adafactor's factored moments, Muon's orthogonalisation) are benched on one matrix of `size`
 elements (matrix_shape: 1e7 is 3125 × 3200).  Muon's step is matrix products, not memory traffic:
 its rows have no limit; its Newton-Schulz iteration (`newton_schulz`) and NumPy's general
@@ -54,7 +54,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from . import _kernels, get_num_threads, kernel_isa, openmp_enabled, optim, reference
-from . import set_num_threads
+from . import threads as kernel_threads
 from ._version import __version__
 from .catalogue.rules.muon import newton_schulz, newton_schulz_flops
 from .rule_names import parse_list as parse_rules, rule_names
@@ -108,25 +108,18 @@ def case_shapes(rule: str, size: int | str) -> list[tuple[int, ...]]:
     return [matrix_shape(int(size)) if rule in MATRIX_RULES else (int(size),)]
 
 
-def element_states(optimizer: Any) -> int:
-    """How many of `optimizer`'s state entries hold one number per parameter element (not a
-    per-tensor scalar such as Schedule-Free's weight sums, not a factored moment)."""
-    return sum(
-        all(
-            buffer.size == param.size
-            for buffer, param in zip(optimizer.state[name], optimizer.params)
-        )
-        for name in optimizer.state_names
-    )
+def sweep_bytes(sweeps: Sequence[tuple[tuple[str, ...], tuple[str, ...]]], itemsize: int) -> int:
+    """Bytes per element of a parameter's sweeps (Optimizer.sweeps): each buffer read once
+    per sweep, and written once more where the sweep writes it."""
+    return sum(len(read) + 2 * len(written) for read, written in sweeps) * itemsize
 
 
 def bytes_per_element(rule_class: Any, dtype: np.dtype, optimizer: Any = None) -> int:
-    """Bytes a step moves per element: reads param, grad, states; writes param, states (the
-    states of `optimizer`, else of the rule on a vector); a two-pass rule reads param and
-    grad and writes param once more (its second roofline loop)."""
+    """Bytes a step moves per element of the first parameter of `optimizer` (else of the rule
+    on a vector): its kernel's sweeps, an element-wise rule with s state buffers reading
+    param, grad and the states and writing param and the states, 3 + 2s streams."""
     probe = optimizer if optimizer is not None else rule_class([np.zeros(8, dtype)])
-    streams = 3 + 2 * element_states(probe) + (3 if rule_class.passes == 2 else 0)
-    return streams * np.dtype(dtype).itemsize
+    return sweep_bytes(probe.sweeps(0), np.dtype(dtype).itemsize)
 
 
 def model_shapes(seed: int = 0) -> list[tuple[int, ...]]:
@@ -161,7 +154,10 @@ class Case:
 
         params, grads = _arrays(shapes, self.dtype, rng)
         optimizer = rule_class(params)
-        self.bytes = bytes_per_element(rule_class, self.dtype, optimizer) * self.elements
+        self.bytes = sum(
+            sweep_bytes(optimizer.sweeps(k), self.dtype.itemsize) * param.size
+            for k, param in enumerate(optimizer.params)
+        )
         self.steps["gdfast"] = lambda: optimizer.step(grads)
         # floating-point operations of the backends that report GFLOP/s (MATMUL_RULES)
         self.flops: dict[str, int] = {}
@@ -169,7 +165,7 @@ class Case:
             if len(shapes) == 1:
                 self._matmul_steps(grads[0])
         else:
-            self._roofline_step(shapes, optimizer, rule_class.passes, rng)
+            self._roofline_step(optimizer, rng)
         if with_reference:
             ref_params, ref_grads = _arrays(shapes, self.dtype, rng)
             ref_optimizer = getattr(reference, rule)(ref_params)
@@ -177,15 +173,31 @@ class Case:
         if with_torch:
             self.steps.update(_torch_steps(rule, shapes, self.dtype, rng))
 
-    def _roofline_step(self, shapes, optimizer: Any, passes: int, rng) -> None:
-        """The limit: gd_roofline with the rule's traffic (a second loop for two passes)."""
-        params, grads = _arrays(shapes, self.dtype, rng)
-        states = tuple([np.zeros_like(p) for p in params] for _ in range(element_states(optimizer)))
+    def _roofline_step(self, optimizer: Any, rng) -> None:
+        """The limit: gd_roofline over arrays of the parameters' shapes, sweep by sweep as the
+        rule's kernel moves them (Optimizer.sweeps), the parameters with the same sweeps in
+        one call per sweep."""
+        groups: dict[Any, list[tuple[int, ...]]] = {}
+        for k, param in enumerate(optimizer.params):
+            groups.setdefault(optimizer.sweeps(k), []).append(param.shape)
+        calls = []
+        for sweeps, shapes in groups.items():
+            names = {name for read, written in sweeps for name in (*read, *written)}
+            arrays = {
+                name: [(rng.standard_normal(shape) * 1e-3).astype(self.dtype) for shape in shapes]
+                for name in sorted(names)
+            }
+            for read, written in sweeps:
+                # the written buffers first (the mask's low bits), then the read ones; a
+                # sweep of one buffer (a sum) names it twice: the second read is a cached one
+                slots = [arrays[name] for name in (*written, *read)]
+                if len(slots) == 1:
+                    slots.append(slots[0])
+                calls.append((slots[0], slots[1], tuple(slots[2:]), (1 << len(written)) - 1))
 
         def limit() -> None:
-            _kernels.roofline(params, grads, states)
-            if passes == 2:
-                _kernels.roofline(params, grads, ())
+            for params, grads, states, written in calls:
+                _kernels.roofline(params, grads, states, written)
 
         self.steps["roofline"] = limit
 
@@ -340,17 +352,15 @@ def run(
             flush=True,
         )
     rows = []
-    default_threads = get_num_threads()
     bar = _progress(len(cases), progress)
+    # torch's thread count is process-wide (and its OpenMP runtime may be gdfast's): restored
+    torch_threads = _torch_module().get_num_threads() if with_torch else None
     try:
         for rule, dtype, size, n_threads in cases:
-            set_num_threads(n_threads)
             if with_torch:
-                import torch
-
-                torch.set_num_threads(n_threads)
+                _torch_module().set_num_threads(n_threads)
             case = Case(rule, np.dtype(dtype), case_shapes(rule, size), with_reference, with_torch)
-            with _blas_threads(n_threads):
+            with kernel_threads(n_threads), _blas_threads(n_threads):
                 medians = time_case(case, rounds, seconds_per_timing)
             limit = medians.get("roofline")  # none for MATMUL_RULES
             for backend, seconds in medians.items():
@@ -373,8 +383,15 @@ def run(
             bar.update(f"{rule} {dtype} {size} t={n_threads}")
     finally:
         bar.close()
-        set_num_threads(default_threads)
+        if torch_threads is not None:
+            _torch_module().set_num_threads(torch_threads)
     return {"header": header(with_torch), "rows": rows}
+
+
+def _torch_module() -> Any:
+    import torch
+
+    return torch
 
 
 def _blas_threads(n: int) -> Any:

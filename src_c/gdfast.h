@@ -112,6 +112,8 @@ typedef struct {
     /* Not a hyper-parameter: a two-pass step's per-tensor scalars (LAMB's τ, Adafactor's step
      * size), set by gd_step_two_pass for its pass 2 (src_c/two_pass.h); NULL otherwise. */
     const double *per_tensor;
+    /* Not a hyper-parameter either: gd_roofline's streams, bit s set where slot s is written. */
+    int roofline_written;
     /* Each rule's own fields: the GD_HYPER(type, name) lines of its file, src_c/rules/<rule>.inc,
      * which setup.py gathers into rules_list.inc (kernels.c's gd_hyper_fields[] names them). */
 #define GD_HYPER(type, name) type name;
@@ -144,9 +146,11 @@ const gd_rule *gd_find_rule(const char *name);
 /* One step of `rule` over a list of tensors (the only way a dense step runs). */
 void gd_step(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper);
 
-/* The memory limit of a step, for benchmarks: adds grad to param and to each
- * state buffer (slots - 2 of them, at most 3) in one pass with the same thread
- * split: the traffic of a rule with that many state buffers, next to no math. */
+/* The memory limit of a step, for benchmarks: a rule's streams with next to no math, with
+ * the same thread split.  Every slot is read; those of hyper->roofline_written (bit s: slot
+ * s, at most four) are written too, each with the sum of the read-only ones (one to three)
+ * added; none written: the read ones are summed (a reduction sweep).  A rule with s state
+ * buffers: param and the states written, the gradient read. */
 void gd_roofline(const gd_tensors *tensors, const gd_hyper *hyper);
 
 /* gd_hyper's fields by name, for the Python binding: {name, offset, is_int}, ending with

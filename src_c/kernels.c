@@ -534,6 +534,7 @@ const gd_hyper_field gd_hyper_fields[] = {
     GD_FIELD(max_of_v_hat, 1),
     GD_FIELD(centered, 1),
     GD_FIELD(momentum_schedule, 1),
+    GD_FIELD(roofline_written, 1),
     /* each rule's own fields (their GD_HYPER lines, gathered in rules_list.inc) */
 #define GD_IS_INT_int 1
 #define GD_IS_INT_double 0

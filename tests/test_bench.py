@@ -44,6 +44,47 @@ def test_roofline_kernel_adds_the_gradient_everywhere():
     np.testing.assert_array_equal(states[1][1], 2.0)
 
 
+def test_roofline_streams_write_only_the_masked_slots():
+    p, g, m, v = (np.full(70_001, value, np.float32) for value in (1.0, 0.5, 2.0, 4.0))
+    gdfast._kernels.roofline([p], [g], ([m], [v]), written=0b1100)  # LAMB's pass 1
+    np.testing.assert_array_equal(p, 1.0)
+    np.testing.assert_array_equal(g, 0.5)
+    np.testing.assert_array_equal(m, 3.5)  # + p + g
+    np.testing.assert_array_equal(v, 5.5)
+    gdfast._kernels.roofline([p], [m], ([v],), written=0b1)  # its pass 2
+    np.testing.assert_array_equal(p, 10.0)  # 1 + 3.5 + 5.5
+    np.testing.assert_array_equal(m, 3.5)
+    before = [a.copy() for a in (p, g)]
+    gdfast._kernels.roofline([p], [g], (), written=0)  # a sum: reads only
+    for a, b in zip((p, g), before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "states, written", [((), 0b100), ((), 0b11), (([np.zeros(3)],) * 3, 0b11111), ((), -2)]
+)
+def test_roofline_refuses_masks_it_cannot_run(states, written):
+    with pytest.raises(ValueError, match="written"):
+        gdfast._kernels.roofline([np.zeros(3)], [np.zeros(3)], states, written)
+
+
+def test_sweeps_follow_each_kernels_traffic():
+    lamb = gdfast.LAMB([np.zeros(8, np.float32)])
+    assert lamb.sweeps(0) == (
+        (("param", "grad"), ("exp_avg", "exp_avg_sq")),
+        (("exp_avg", "exp_avg_sq"), ("param",)),
+    )
+    decaying = gdfast.LAMB([np.zeros(8)], weight_decay=0.1, decoupled_weight_decay=True)
+    assert decaying.sweeps(0)[0] == (("grad",), ("param", "exp_avg", "exp_avg_sq"))
+    adafactor = gdfast.Adafactor([np.zeros((4, 5)), np.zeros(5)])
+    assert [len(adafactor.sweeps(k)) for k in (0, 1)] == [3, 2]
+    assert bench.sweep_bytes(adafactor.sweeps(1), 4) == 28  # θ, g, V in, V out; θ, g in, θ out
+    # Schedule-Free's per-tensor weight sums are not a stream
+    assert gdfast.ScheduleFreeAdamW([np.zeros(8)]).sweeps(0) == (
+        (("grad",), ("param", "z", "exp_avg_sq")),
+    )
+
+
 def tiny_run(rules):
     """One round of `rules`, float32, at 1e3 and the 200-tensor model, 1 thread, no torch."""
     return bench.run(

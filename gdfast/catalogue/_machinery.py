@@ -56,6 +56,10 @@ from ._policy import (
 ArrayOrArrays = Union[np.ndarray, Sequence[np.ndarray]]
 GradOrGrads = Union[np.ndarray, RowGrad, None, Sequence[Union[np.ndarray, RowGrad, None]]]
 
+# One sweep of a kernel over a parameter's elements (Optimizer.sweeps): (the buffers it only
+# reads, the buffers it reads and writes), by name.
+Sweep = tuple[tuple[str, ...], tuple[str, ...]]
+
 # The largest step count: a step that would count past it is refused (int64 in C).
 MAX_STEPS = np.iinfo(np.int64).max
 
@@ -181,9 +185,6 @@ class Optimizer:
     # reduces over a tensor (a trust ratio, a factored moment, a matrix iteration) declares
     # False and refuses a policy.
     elementwise: ClassVar[bool] = True
-    # Passes over the data per step: 2 for a rule that needs a tensor's norms before its
-    # update (LAMB, Adafactor: src_c/two_pass.inc); the benchmark's limit reads it.
-    passes: ClassVar[int] = 1
     # The named options each convention selects (presets): {convention: {option: value}}.
     # An option passed as None takes the value of the chosen convention.
     conventions: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -449,6 +450,18 @@ class Optimizer:
     def state_layout(cls, hyper: dict[str, Any]) -> tuple[str, ...]:
         """The state entries an optimizer with these hyper-parameters keeps."""
         return cls.state_names
+
+    def sweeps(self, index: int) -> tuple[Sweep, ...]:
+        """The memory traffic of a step on parameter `index`, for the benchmark's limit
+        (gdfast.bench): the kernel's sweeps over its elements, in order, each as (the buffers
+        only read, the buffers read and written), by name: "param", "grad" and state entries
+        with one element per parameter element.  An element-wise rule: one sweep that reads
+        the gradient and updates the parameter and those state entries."""
+        param = self.params[index]
+        states = tuple(
+            name for name in self.state_names if self.state[name][index].size == param.size
+        )
+        return ((("grad",), ("param", *states)),)
 
     def _initial_state(self, name: str, param: np.ndarray) -> np.ndarray:
         """State entry `name` of `param` before the first step (zeros unless a rule says)."""

@@ -22,6 +22,7 @@ from .._machinery import (
     PARAMS_DOC,
     Hyperparameter,
     Rule,
+    Sweep,
     TorchEquivalent,
     two_pass_kernel,
 )
@@ -265,7 +266,13 @@ class Adafactor(Rule):
     gallery_lr = {"beale": 0.001, "rosenbrock": 0.003, "saddle": 0.03, "ravine": 0.3}
     adaptive = True
     elementwise = False  # RMS(θ), RMS(U) and the factored moments reduce over the tensor
-    passes = 2  # the norms, then the update (src_c/two_pass.inc)
+
+    def sweeps(self, index: int) -> tuple[Sweep, ...]:
+        # factored: the row and column sums of g² (adafactor_sums), then Σθ² and ΣU² (pass 1),
+        # then the update (pass 2); unfactored: V updated in pass 1 (src_c/rules/adafactor.inc)
+        if self.params[index].ndim > 1:
+            return ((("grad",), ()), (("param", "grad"), ()), (("grad",), ("param",)))
+        return ((("param", "grad"), ("variance",)), (("grad",), ("param",)))
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:

@@ -18,6 +18,7 @@ from .._machinery import (
     PARAMS_DOC,
     Hyperparameter,
     Rule,
+    Sweep,
     two_pass_kernel,
 )
 from .._numpy_core import gradient_transform, ieee_nonstop
@@ -192,7 +193,14 @@ class LAMB(Rule):
     gallery_lr = {"beale": 0.0003, "rosenbrock": 0.003, "saddle": 0.01, "ravine": 0.03}
     adaptive = True
     elementwise = False  # τ reduces over the tensor
-    passes = 2  # the norms, then the update (src_c/two_pass.inc)
+
+    def sweeps(self, index: int) -> tuple[Sweep, ...]:
+        # pass 1 updates m and v and sums θ², u² (θ written only by the decoupled decay);
+        # pass 2 forms u again from m and v and updates θ (src_c/rules/lamb.inc)
+        decays = self._hyper["weight_decay"] != 0 and self._hyper["decoupled_weight_decay"]
+        moments = ("exp_avg", "exp_avg_sq")
+        first = (("grad",), ("param", *moments)) if decays else (("param", "grad"), moments)
+        return (first, (moments, ("param",)))
 
     @classmethod
     def bind_core(cls, core: Callable[..., None]) -> Callable[..., None]:
