@@ -311,6 +311,15 @@ static void gd_fused_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_t
 #define GD_LOAD_ALIGN ((uintptr_t)64)
 #define GD_ALIGN_MIN ((int64_t)2048)
 
+/* Elements of `item` bytes from `start` before the address reaches a multiple of
+ * GD_LOAD_ALIGN; 0 when `len` < `min_len` or `start` is not a multiple of `item`. */
+static inline int64_t gd_line_head(const void *start, uintptr_t item, int64_t len, int64_t min_len)
+{
+    const uintptr_t at = (uintptr_t)start;
+    const int64_t head = (int64_t)((GD_LOAD_ALIGN - at % GD_LOAD_ALIGN) % GD_LOAD_ALIGN / item);
+    return len >= min_len && at % item == 0 ? head : 0;
+}
+
 /* Elements [lo, lo + len) of native tensor k through `segment`, cut once where the
  * parameter's address reaches a multiple of GD_LOAD_ALIGN: the vector loop of the second
  * part then loads and stores whole cache lines (the parameter, and every other buffer that
@@ -324,13 +333,10 @@ static void gd_native_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
                               const gd_hyper *h, gd_segment_fn segment)
 {
     const uintptr_t item = t->is_double[k] ? 8 : 4;
-    const uintptr_t at = (uintptr_t)t->data[k * t->slots] + (uintptr_t)lo * item;
-    const int64_t head = (int64_t)((GD_LOAD_ALIGN - at % GD_LOAD_ALIGN) % GD_LOAD_ALIGN / item);
-    if (len >= GD_ALIGN_MIN && head > 0 && at % item == 0) {
-        segment(t, k, lo, head, h);
-        segment(t, k, lo + head, len - head, h);
-    } else
-        segment(t, k, lo, len, h);
+    const int64_t head =
+        gd_line_head((const char *)t->data[k * t->slots] + lo * item, item, len, GD_ALIGN_MIN);
+    if (head > 0) segment(t, k, lo, head, h);
+    segment(t, k, lo + head, len - head, h);
 }
 
 /* Runs the step's segments over elements [begin, end) of the padded index space (the

@@ -118,3 +118,33 @@ def test_factored_update_is_the_unfactored_formula_to_a_few_ulp():
     v_hat = row.astype(np.float64) * col.astype(np.float64) / float(denominator[0, 0])
     exact = g.astype(np.float64) / np.sqrt(np.maximum(v_hat, e1 * e1))
     np.testing.assert_allclose(factored, exact, rtol=4 * e1, atol=0)
+
+
+def _at_offset(values: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of `values` that starts `offset` elements past a 64-byte boundary."""
+    room = np.empty(values.size + offset + 64 // values.itemsize, dtype=values.dtype)
+    first = (-room.ctypes.data % 64) // values.itemsize
+    out = room[first + offset : first + offset + values.size].reshape(values.shape)
+    out[...] = values
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_same_bits_wherever_the_matrix_starts(dtype):
+    """Pass 2 cuts each row where θ reaches a cache line and reads the column factors from a
+    copy at θ's offset: the bits must not depend on where θ and g start (rows a whole number
+    of lines long, and rows that drift across the line)."""
+    rng = np.random.default_rng(5)
+    shapes = [(64, 320), (33, 2101)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
+
+    def run(offset, grad_offset):
+        optimizer = gdfast.Adafactor([_at_offset(p, offset) for p in start])
+        for grad in grads:
+            optimizer.step([_at_offset(g, grad_offset) for g in grad])
+        return [p.tobytes() for p in optimizer.params]
+
+    aligned = run(0, 0)
+    for offset, grad_offset in [(1, 1), (5, 5), (12, 12), (3, 0)]:
+        assert run(offset, grad_offset) == aligned, (offset, grad_offset)

@@ -129,6 +129,20 @@ _KERNEL_FIELDS = {
 }
 
 
+def _aligned_like(values: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of `values` whose address is `like`'s modulo a 64-byte line: the
+    kernel reads a row's column factors beside the row of θ, in a vector loop that starts
+    where θ reaches a line (src_c/rules/adafactor.inc), so the factors are read by whole lines
+    too (the matrix's rows are a whole number of lines apart when its columns are)."""
+    values = np.asarray(values)
+    lanes = 64 // values.itemsize
+    room = np.empty(values.size + lanes, values.dtype)
+    shift = (like.ctypes.data - room.ctypes.data) % 64 // values.itemsize
+    out = room[shift : shift + values.size].reshape(values.shape)
+    out[...] = values
+    return out
+
+
 def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
     """The C backend's core: the sums of g² of each factored tensor (C, adafactor_sums),
     its moments R and C and V̂'s factors (NumPy, n + m numbers), then one two-pass kernel
@@ -184,7 +198,7 @@ def adafactor_kernel_core(kernel: Callable[..., None]) -> Callable[..., None]:
                     sums=kernel_sums,
                 )
                 rows.append(np.ascontiguousarray(row_factor))
-                cols.append(np.ascontiguousarray(col_factor))
+                cols.append(_aligned_like(col_factor, theta))
                 matrix.append(theta.shape[-2:])
         kernel(
             [params[i] for i in active],
