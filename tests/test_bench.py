@@ -85,6 +85,29 @@ def test_sweeps_follow_each_kernels_traffic():
     )
 
 
+def test_run_restores_gdfast_and_torch_thread_counts():
+    """torch.set_num_threads is process-wide (and sets OpenMP's count, which gdfast's default
+    follows): a run on one thread must leave both as it found them."""
+    torch = pytest.importorskip("torch")
+    gdfast.set_num_threads(None)
+    default, torch_before = gdfast.get_num_threads(), torch.get_num_threads()
+    bench.run(
+        ["SGD"],
+        ["float32"],
+        [1000],
+        [1],
+        rounds=1,
+        seconds_per_timing=0.001,
+        with_reference=False,
+        with_torch=True,
+        progress=False,
+    )
+    assert torch.get_num_threads() == torch_before
+    assert gdfast.get_num_threads() == default
+    with gdfast.threads(None):
+        assert gdfast.get_num_threads() == default
+
+
 def tiny_run(rules):
     """One round of `rules`, float32, at 1e3 and the 200-tensor model, 1 thread, no torch."""
     return bench.run(
