@@ -534,6 +534,7 @@ def roofline(list params, list grads, tuple states, int written=-1):
                          f"1 to 3 read only, got {written}")
     cdef gd_hyper hyper
     memset(&hyper, 0, sizeof(gd_hyper))
+    # a mask, not a flag: written by its offset (_set_field stores an int field as 0 or 1)
     (<int *>(<char *>&hyper + <size_t>HYPER_FIELDS["roofline_written"][0]))[0] = written
     _run(NULL, params, grads, states, np.zeros(len(params), dtype=np.int64), &hyper)
 

@@ -503,6 +503,17 @@ def bad_hyperparameters() -> list[tuple[str, Hyper, type, str]]:
     return [(row.name, *error) for row in _ROWS for error in row.errors]
 
 
+def at_line_offset(values: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of `values` whose first element lies `offset` elements past a 64-byte boundary
+    (the kernels cut their loops where the parameter reaches a cache line)."""
+    room = np.empty(values.size + offset + 64 // values.itemsize, dtype=values.dtype)
+    first = (-room.ctypes.data % 64) // values.itemsize
+    out = room[first + offset : first + offset + values.size].reshape(values.shape)
+    out[...] = values
+    assert (out.ctypes.data - offset * values.itemsize) % 64 == 0
+    return out
+
+
 def relative_error(actual: np.ndarray, expected: np.ndarray, also_scale=None) -> float:
     """max |a - b| / max(|b|, tiny): SPEC.md's measure.  NaN and Inf must sit at the same
     places with the same values; they are compared exactly, the finite rest numerically.

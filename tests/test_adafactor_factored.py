@@ -15,6 +15,7 @@ import pytest
 import gdfast
 from gdfast import _kernels, reference
 from gdfast.catalogue.rules.adafactor import factored_sums
+from rules_table import at_line_offset
 
 SHAPES = [(3, 2), (70, 70), (3, 5000), (2, 9000), (4, 3, 37), (2, 64, 129), (1, 1)]
 DTYPES = [np.float32, np.float64]
@@ -120,15 +121,6 @@ def test_factored_update_is_the_unfactored_formula_to_a_few_ulp():
     np.testing.assert_allclose(factored, exact, rtol=4 * e1, atol=0)
 
 
-def _at_offset(values: np.ndarray, offset: int) -> np.ndarray:
-    """A copy of `values` that starts `offset` elements past a 64-byte boundary."""
-    room = np.empty(values.size + offset + 64 // values.itemsize, dtype=values.dtype)
-    first = (-room.ctypes.data % 64) // values.itemsize
-    out = room[first + offset : first + offset + values.size].reshape(values.shape)
-    out[...] = values
-    return out
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_same_bits_wherever_the_matrix_starts(dtype):
     """Pass 2 cuts each row where θ reaches a cache line and reads the column factors from a
@@ -140,9 +132,9 @@ def test_same_bits_wherever_the_matrix_starts(dtype):
     grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(3)]
 
     def run(offset, grad_offset):
-        optimizer = gdfast.Adafactor([_at_offset(p, offset) for p in start])
+        optimizer = gdfast.Adafactor([at_line_offset(p, offset) for p in start])
         for grad in grads:
-            optimizer.step([_at_offset(g, grad_offset) for g in grad])
+            optimizer.step([at_line_offset(g, grad_offset) for g in grad])
         return [p.tobytes() for p in optimizer.params]
 
     aligned = run(0, 0)

@@ -85,41 +85,33 @@ def test_sweeps_follow_each_kernels_traffic():
     )
 
 
+def tiny_run(rules, sizes=(1000, bench.MODEL), **options):
+    """One round of `rules`, float32, at `sizes` (1e3 and the 200-tensor model), 1 thread, no
+    torch unless `options` say (bench.run's keywords)."""
+    options = {"with_torch": False, **options}
+    return bench.run(
+        rules,
+        ["float32"],
+        list(sizes),
+        [1],
+        rounds=1,
+        seconds_per_timing=0.001,
+        progress=False,
+        **options,
+    )
+
+
 def test_run_restores_gdfast_and_torch_thread_counts():
     """torch.set_num_threads is process-wide (and sets OpenMP's count, which gdfast's default
     follows): a run on one thread must leave both as it found them."""
     torch = pytest.importorskip("torch")
     gdfast.set_num_threads(None)
     default, torch_before = gdfast.get_num_threads(), torch.get_num_threads()
-    bench.run(
-        ["SGD"],
-        ["float32"],
-        [1000],
-        [1],
-        rounds=1,
-        seconds_per_timing=0.001,
-        with_reference=False,
-        with_torch=True,
-        progress=False,
-    )
+    tiny_run(["SGD"], [1000], with_reference=False, with_torch=True)
     assert torch.get_num_threads() == torch_before
     assert gdfast.get_num_threads() == default
     with gdfast.threads(None):
         assert gdfast.get_num_threads() == default
-
-
-def tiny_run(rules):
-    """One round of `rules`, float32, at 1e3 and the 200-tensor model, 1 thread, no torch."""
-    return bench.run(
-        rules,
-        ["float32"],
-        [1000, bench.MODEL],
-        [1],
-        rounds=1,
-        seconds_per_timing=0.001,
-        with_torch=False,
-        progress=False,
-    )
 
 
 def test_run_reports_every_backend_with_consistent_figures():
@@ -283,17 +275,7 @@ def test_matrix_shape_is_exact_and_nearly_square(size, shape):
 
 
 def test_two_pass_limit_and_muon_gflops_rows():
-    result = bench.run(
-        ["LAMB", "Muon"],
-        ["float32"],
-        [4096],
-        [1],
-        rounds=1,
-        seconds_per_timing=0.001,
-        with_reference=False,
-        with_torch=False,
-        progress=False,
-    )
+    result = tiny_run(["LAMB", "Muon"], [4096], with_reference=False)
     rows = {(r["rule"], r["backend"]): r for r in result["rows"]}
     assert ("LAMB", "roofline") in rows and ("Muon", "roofline") not in rows
     assert rows[("LAMB", "gdfast")]["gbps"] == pytest.approx(

@@ -16,7 +16,7 @@ import gdfast
 from gdfast import _threads
 from gdfast.rows import RowGrad
 
-from rules_table import DTYPES, RULE_NAMES
+from rules_table import DTYPES, RULE_NAMES, at_line_offset
 
 MIN = gdfast._kernels.min_elements_per_thread()
 # Tensors whose boundaries fall anywhere in the chunks: tiny, odd, just past a cache line,
@@ -67,16 +67,6 @@ def test_same_bits_for_1_2_3_7_threads_over_a_list_of_odd_sizes(rule, dtype):
         assert steps_with(rule, dtype, threads) == one, f"{threads} threads"
 
 
-def _at_offset(values: np.ndarray, offset: int) -> np.ndarray:
-    """A copy of `values` that starts `offset` elements past a 64-byte boundary."""
-    room = np.empty(values.size + offset + 64 // values.itemsize, dtype=values.dtype)
-    first = (-room.ctypes.data % 64) // values.itemsize
-    out = room[first + offset : first + offset + values.size]
-    out[...] = values
-    assert (out.ctypes.data - offset * values.itemsize) % 64 == 0
-    return out
-
-
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("rule", RULE_NAMES)
 def test_same_bits_wherever_the_arrays_start(rule, dtype):
@@ -90,9 +80,11 @@ def test_same_bits_wherever_the_arrays_start(rule, dtype):
 
     def run(param_offset, grad_offset, threads):
         with gdfast.threads(threads):
-            optimizer = getattr(gdfast.optim, rule)([_at_offset(p, param_offset) for p in start])
+            optimizer = getattr(gdfast.optim, rule)(
+                [at_line_offset(p, param_offset) for p in start]
+            )
             for grad in grads:
-                optimizer.step([_at_offset(g, grad_offset) for g in grad])
+                optimizer.step([at_line_offset(g, grad_offset) for g in grad])
         return [p.tobytes() for p in optimizer.params] + [
             buffer.tobytes() for buffers in optimizer.state.values() for buffer in buffers
         ]
