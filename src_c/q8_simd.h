@@ -52,13 +52,60 @@ static inline int gd_q8_simd_level(void)
 #define GD_Q8_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl"), unused))
 #define GD_Q8_TARGET_AVX2 __attribute__((target("avx2"), unused))
 
+/* gd_q8_absmax (lowp.h) written out: the unsigned maximum of the patterns without sign, in
+ * four accumulators.  gcc leaves lowp.h's `omp simd` reduction scalar when it is inlined into
+ * the runs-of-blocks functions below. */
+GD_Q8_TARGET_AVX512 static float gd_q8_absmax_avx512(const float *x, int64_t n)
+{
+    const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+    __m512i largest[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(),
+                          _mm512_setzero_si512()};
+    int64_t i = 0;
+    for (; i + 64 <= n; i += 64)
+        for (int a = 0; a < 4; a++)
+            largest[a] = _mm512_max_epu32(
+                largest[a], _mm512_and_si512(_mm512_loadu_si512(x + i + 16 * a), abs_mask));
+    for (; i < n; i += 16) {
+        const __mmask16 lanes = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        largest[0] = _mm512_max_epu32(
+            largest[0], _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, x + i), abs_mask));
+    }
+    const uint32_t top = _mm512_reduce_max_epu32(_mm512_max_epu32(
+        _mm512_max_epu32(largest[0], largest[1]), _mm512_max_epu32(largest[2], largest[3])));
+    return top > 0x7F800000u ? gd_bits_f32(0x7FC00000u) : gd_bits_f32(top);
+}
+
+GD_Q8_TARGET_AVX2 static float gd_q8_absmax_avx2(const float *x, int64_t n)
+{
+    const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF);
+    __m256i largest[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256()};
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32)
+        for (int a = 0; a < 4; a++)
+            largest[a] = _mm256_max_epu32(
+                largest[a],
+                _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i + 8 * a)),
+                                 abs_mask));
+    __m256i all = _mm256_max_epu32(_mm256_max_epu32(largest[0], largest[1]),
+                                   _mm256_max_epu32(largest[2], largest[3]));
+    __m128i half = _mm_max_epu32(_mm256_castsi256_si128(all), _mm256_extracti128_si256(all, 1));
+    half = _mm_max_epu32(half, _mm_shuffle_epi32(half, 0x4E));
+    half = _mm_max_epu32(half, _mm_shuffle_epi32(half, 0xB1));
+    uint32_t top = (uint32_t)_mm_cvtsi128_si32(half);
+    for (; i < n; i++) {
+        const uint32_t a = gd_f32_bits(x[i]) & 0x7FFFFFFFu;
+        top = a > top ? a : top;
+    }
+    return top > 0x7F800000u ? gd_bits_f32(0x7FC00000u) : gd_bits_f32(top);
+}
+
 /* ---- AVX-512: 16 elements a vector, the block's tail under a mask ---------------------- */
 
-GD_Q8_TARGET_AVX512 static float gd_q8_quantize_block_avx512(const gd_q8_map *map,
+GD_Q8_TARGET_AVX512 static void gd_q8_encode_block_avx512(const gd_q8_map *map,
                                                              const float *restrict x, int64_t n,
-                                                             uint8_t *restrict q)
+                                                             float absmax, uint8_t *restrict q)
 {
-    const float absmax = gd_q8_absmax(x, n);
     const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32(GD_Q8_MAG_LO),
                   hi = _mm512_set1_epi32(GD_Q8_MAG_HI), side = _mm512_set1_epi32(GD_Q8_SIDE),
@@ -79,7 +126,6 @@ GD_Q8_TARGET_AVX512 static float gd_q8_quantize_block_avx512(const gd_q8_map *ma
         code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(y, mid, _CMP_GT_OQ), code, one);
         _mm512_mask_cvtepi32_storeu_epi8(q + i, lanes, code);
     }
-    return absmax;
 }
 
 GD_Q8_TARGET_AVX512 static void gd_q8_dequantize_block_avx512(const gd_q8_map *map,
@@ -188,12 +234,18 @@ static const uint8_t gd_q8_high_bytes_ordered[64] __attribute__((aligned(64))) =
  * vector (the maps it takes have fine16_ok: no binade cut finer than its top 7 mantissa
  * bits; the clamps to [2^-24, 1] give the same parts on 16 bits as on 32).  Same integer and
  * float32 operations as lowp.h's encoder, so the same codes (tests/test_lowp_q8_simd.py). */
-GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
+GD_Q8_TARGET_VBMI static void gd_q8_encode_block_vbmi(const gd_q8_map *map,
                                                          const float *restrict x, int64_t n,
-                                                         uint8_t *restrict q)
+                                                         float absmax, uint8_t *restrict q)
 {
-    const float absmax = gd_q8_absmax(x, n);
-    const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
+    const float inverse_1 = 1.0f / absmax;
+    const __m512 inverse = _mm512_set1_ps(inverse_1);
+    /* y = x / absmax is NaN only where x is, or with a zero, infinite or NaN absmax, or one
+     * whose inverse is infinite (0 · ∞): otherwise the NaN test is skipped */
+    const int clean = isfinite(absmax) && isfinite(inverse_1);
+    /* y = x / absmax is NaN only where x is, or with a zero, infinite or NaN absmax, or one
+     * whose inverse is infinite (0 · ∞): otherwise the NaN test is skipped */
+
     const __m512i abs_mask = _mm512_set1_epi16(0x7FFF),
                   lo = _mm512_set1_epi16((short)(GD_Q8_MAG_LO >> 16)),
                   hi = _mm512_set1_epi16((short)(GD_Q8_MAG_HI >> 16)),
@@ -213,7 +265,8 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
         for (int g = 0; g < 4; g++) {
             const __mmask16 part = (__mmask16)(lanes >> (16 * g));
             y[g] = _mm512_mul_ps(_mm512_maskz_loadu_ps(part, x + i + 16 * g), inverse);
-            y[g] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y[g], y[g], _CMP_ORD_Q), y[g]); /* NaN -> +0 */
+            if (!clean) /* NaN -> +0 */
+                y[g] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(y[g], y[g], _CMP_ORD_Q), y[g]);
         }
         __m512i index[2]; /* elements 32h ... 32h + 31: the 9-bit index of their part */
         for (int h = 0; h < 2; h++) {
@@ -250,17 +303,15 @@ GD_Q8_TARGET_VBMI static float gd_q8_quantize_block_vbmi(const gd_q8_map *map,
         _mm512_mask_storeu_epi8(q + i, lanes,
                                 _mm512_mask_add_epi8(codes, up, codes, _mm512_set1_epi8(1)));
     }
-    return absmax;
 }
 
 /* ---- AVX2: 8 elements a vector, the block's tail through lowp.h's scalar encode -------- */
 
-GD_Q8_TARGET_AVX2 static float gd_q8_quantize_block_avx2(const gd_q8_map *map,
+GD_Q8_TARGET_AVX2 static void gd_q8_encode_block_avx2(const gd_q8_map *map,
                                                          const float *restrict x, int64_t n,
-                                                         uint8_t *restrict q)
+                                                         float absmax, uint8_t *restrict q)
 {
-    const float absmax = gd_q8_absmax(x, n);
-    const float inverse_1 = 1.0f / absmax;
+        const float inverse_1 = 1.0f / absmax;
     const __m256 inverse = _mm256_set1_ps(inverse_1);
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), lo = _mm256_set1_epi32(GD_Q8_MAG_LO),
                   hi = _mm256_set1_epi32(GD_Q8_MAG_HI), side = _mm256_set1_epi32(GD_Q8_SIDE),
@@ -288,7 +339,6 @@ GD_Q8_TARGET_AVX2 static float gd_q8_quantize_block_avx2(const gd_q8_map *map,
         const float y = x[i] * inverse_1;
         q[i] = gd_q8_encode(map, y == y ? y : 0.0f);
     }
-    return absmax;
 }
 
 GD_Q8_TARGET_AVX2 static void gd_q8_dequantize_block_avx2(const gd_q8_map *map,
@@ -307,7 +357,7 @@ GD_Q8_TARGET_AVX2 static void gd_q8_dequantize_block_avx2(const gd_q8_map *map,
 
 /* gd_q8_load_<isa> and gd_q8_store_<isa>: a run of whole blocks (the last may be shorter)
  * through that instruction set's block functions. */
-#define GD_Q8_RUNS_OF_BLOCKS(isa, target)                                                      \
+#define GD_Q8_RUNS_OF_BLOCKS(isa, absmax_isa, target)                                                      \
     target static void gd_q8_load_##isa(const gd_q8_map *map, const uint8_t *restrict q,        \
                                         const float *restrict absmax, int64_t n, int64_t block, \
                                         float *restrict out)                                    \
@@ -320,13 +370,16 @@ GD_Q8_TARGET_AVX2 static void gd_q8_dequantize_block_avx2(const gd_q8_map *map,
                                          int64_t n, int64_t block, uint8_t *restrict q,          \
                                          float *restrict absmax)                                 \
     {                                                                                            \
+        /* every block's scale first: no block's codes then wait for its own maximum */         \
         for (int64_t b = 0; b < n; b += block)                                                   \
-            absmax[b / block] =                                                                  \
-                gd_q8_quantize_block_##isa(map, x + b, n - b < block ? n - b : block, q + b);    \
+            absmax[b / block] = gd_q8_absmax_##absmax_isa(x + b, n - b < block ? n - b : block); \
+        for (int64_t b = 0; b < n; b += block)                                                   \
+            gd_q8_encode_block_##isa(map, x + b, n - b < block ? n - b : block,                  \
+                                     absmax[b / block], q + b);                                  \
     }
-GD_Q8_RUNS_OF_BLOCKS(avx512, GD_Q8_TARGET_AVX512)
-GD_Q8_RUNS_OF_BLOCKS(vbmi, GD_Q8_TARGET_VBMI)
-GD_Q8_RUNS_OF_BLOCKS(avx2, GD_Q8_TARGET_AVX2)
+GD_Q8_RUNS_OF_BLOCKS(avx512, avx512, GD_Q8_TARGET_AVX512)
+GD_Q8_RUNS_OF_BLOCKS(vbmi, avx512, GD_Q8_TARGET_VBMI)
+GD_Q8_RUNS_OF_BLOCKS(avx2, avx2, GD_Q8_TARGET_AVX2)
 
 #endif /* GD_Q8_X86 */
 

@@ -63,6 +63,13 @@ CHECK = textwrap.dedent(
                 x[190] = -np.inf
                 x[-3:] = np.float32(-0.0)
             yield x
+        # blocks whose scale's inverse overflows (subnormal absmax: 0 · inf would be NaN) or
+        # underflows (absmax near the largest float32), beside an ordinary one
+        x = rng.standard_normal(288).astype(np.float32)
+        x[:96] = (rng.standard_normal(96) * 1e-40).astype(np.float32)
+        x[::7] = 0.0
+        x[96:192] = (rng.uniform(-1, 1, 96) * 3.4e38).astype(np.float32)
+        yield x
 
     rng = np.random.default_rng(7)
     for name in ("DYNAMIC_SIGNED", "DYNAMIC_UNSIGNED"):
