@@ -175,8 +175,12 @@ static void gd_narrow(const gd_tensors *t, int64_t k, uint16_t *out, const float
  * this one: with 8-bit state its compute (decode, the rule, absmax, encode) is long enough
  * to hide them, which the hardware's prefetcher does not manage on its own: Adam, 1e7
  * parameters, 8-bit state, one thread, 10.8 -> 8.7 ms (bench/lowp_step.c q8, interleaved);
- * a stage further ahead was no faster, and layouts without 8-bit state gained nothing. */
-static void gd_stage_prefetch(const gd_tensors *t, int64_t k, int64_t at, int64_t n)
+ * a stage further ahead was no faster, and layouts without 8-bit state gained nothing.
+ * Always inlined, as gd_row_prefetch (below) and for the same reason: gcc deletes the calls
+ * of a function that only reads memory and prefetches. */
+static inline __attribute__((always_inline)) void gd_stage_prefetch(const gd_tensors *t,
+                                                                   int64_t k, int64_t at,
+                                                                   int64_t n)
 {
     const gd_lowp *p = t->lowp;
     const unsigned char *format = p->format + k * t->slots;
