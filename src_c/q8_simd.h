@@ -311,11 +311,10 @@ GD_Q8_TARGET_AVX2 static void gd_q8_encode_block_avx2(const gd_q8_map *map,
                                                          const float *restrict x, int64_t n,
                                                          float absmax, uint8_t *restrict q)
 {
-        const float inverse_1 = 1.0f / absmax;
+    const float inverse_1 = 1.0f / absmax;
     const __m256 inverse = _mm256_set1_ps(inverse_1);
     const __m256i abs_mask = _mm256_set1_epi32(0x7FFFFFFF), lo = _mm256_set1_epi32(GD_Q8_MAG_LO),
-                  hi = _mm256_set1_epi32(GD_Q8_MAG_HI), side = _mm256_set1_epi32(GD_Q8_SIDE),
-                  low_byte = _mm256_set1_epi32(0xFF);
+                  hi = _mm256_set1_epi32(GD_Q8_MAG_HI), side = _mm256_set1_epi32(GD_Q8_SIDE);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 y = _mm256_mul_ps(_mm256_loadu_ps(x + i), inverse);
@@ -326,9 +325,19 @@ GD_Q8_TARGET_AVX2 static void gd_q8_encode_block_avx2(const gd_q8_map *map,
         const __m256i bucket = _mm256_add_epi32(
             _mm256_srli_epi32(_mm256_sub_epi32(mag, lo), 23 - GD_Q8_BUCKET_BITS),
             _mm256_and_si256(_mm256_srai_epi32(bits, 31), side));
-        __m256i code = _mm256_and_si256(
-            _mm256_i32gather_epi32((const int *)(const void *)map->bucket, bucket, 1), low_byte);
-        const __m256 mid = _mm256_i32gather_ps(map->mid, code, 4);
+        /* each value's (code, midpoint) pair, elements 0-3 and 4-7, then the codes (low
+         * words) and midpoints (high words) apart and back in element order */
+        const long long *pairs = (const long long *)(const void *)map->bucket_mid;
+        const __m256 first = _mm256_castsi256_ps(
+                         _mm256_i32gather_epi64(pairs, _mm256_castsi256_si128(bucket), 8)),
+                     last = _mm256_castsi256_ps(
+                         _mm256_i32gather_epi64(pairs, _mm256_extracti128_si256(bucket, 1), 8));
+        __m256i code = _mm256_permute4x64_epi64(
+            _mm256_castps_si256(_mm256_shuffle_ps(first, last, _MM_SHUFFLE(2, 0, 2, 0))),
+            _MM_SHUFFLE(3, 1, 2, 0));
+        const __m256 mid = _mm256_castsi256_ps(_mm256_permute4x64_epi64(
+            _mm256_castps_si256(_mm256_shuffle_ps(first, last, _MM_SHUFFLE(3, 1, 3, 1))),
+            _MM_SHUFFLE(3, 1, 2, 0)));
         /* y > mid: all ones (-1) in that lane, so subtracting it adds 1 */
         code = _mm256_sub_epi32(code, _mm256_castps_si256(_mm256_cmp_ps(y, mid, _CMP_GT_OQ)));
         const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(code),
