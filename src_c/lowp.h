@@ -257,9 +257,8 @@ typedef struct {
      * words at byte offsets (q8_simd.h) stays inside the table. */
     uint8_t bucket[GD_Q8_BUCKETS + 3];
     /* The same codes j with the bits of mid[j] above them (j | mid_bits << 32): the AVX2
-     * encoder's one 64-bit gather a value where a code and then its midpoint took two
-     * dependent 32-bit ones (gathers are slow on AMD's cores: two of four 64-bit words take
-     * 2.1 ns here, one of eight 32-bit words 2.9). */
+     * encoder's one 64-bit load a value where a code and then its midpoint took two
+     * dependent 32-bit gathers. */
     uint64_t bucket_mid[GD_Q8_BUCKETS];
 } gd_q8_map;
 
