@@ -198,7 +198,9 @@ class BuildWithOptionalOpenMP(build_ext):
         # (Adam, 1e7, 8-bit state, one thread: 9.6 against 8.2 ms, bench/lowp_step.c built
         # with and without it); it would also hide signed overflow from UBSan.  Nothing here
         # relies on wrapping (the UBSan build checks).
-        self.compiler.compiler_so = [flag for flag in self.compiler.compiler_so if flag != "-fwrapv"]
+        self.compiler.compiler_so = [
+            flag for flag in self.compiler.compiler_so if flag != "-fwrapv"
+        ]
         for ext in self.extensions:
             ext.extra_compile_args.extend(extra)
             ext.extra_link_args.extend(extra)
