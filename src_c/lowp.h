@@ -381,6 +381,11 @@ static inline float gd_q8_decode(const gd_q8_map *map, uint8_t q, float absmax)
  * their sign, non-NaN floats order as their patterns do and every NaN's pattern is above
  * infinity's, so one unsigned maximum finds both (a float max needs a separate NaN test,
  * and its longer latency made the absmax half of an 8-bit encode's time). */
+static inline float gd_q8_absmax_of_bits(uint32_t largest)
+{
+    return largest > 0x7F800000u ? gd_bits_f32(0x7FC00000u) : gd_bits_f32(largest);
+}
+
 static inline float gd_q8_absmax(const float *x, int64_t n)
 {
     uint32_t largest = 0;
@@ -389,7 +394,7 @@ static inline float gd_q8_absmax(const float *x, int64_t n)
         const uint32_t a = gd_f32_bits(x[i]) & 0x7FFFFFFFu;
         largest = a > largest ? a : largest;
     }
-    return largest > 0x7F800000u ? gd_bits_f32(0x7FC00000u) : gd_bits_f32(largest);
+    return gd_q8_absmax_of_bits(largest);
 }
 
 /* One block: q[i] = encode(x[i] * fl32(1 / absmax)), NaN products encoded as 0. */

@@ -71,9 +71,8 @@ GD_Q8_TARGET_AVX512 static float gd_q8_absmax_avx512(const float *x, int64_t n)
         largest[0] = _mm512_max_epu32(
             largest[0], _mm512_and_si512(_mm512_maskz_loadu_epi32(lanes, x + i), abs_mask));
     }
-    const uint32_t top = _mm512_reduce_max_epu32(_mm512_max_epu32(
-        _mm512_max_epu32(largest[0], largest[1]), _mm512_max_epu32(largest[2], largest[3])));
-    return top > 0x7F800000u ? gd_bits_f32(0x7FC00000u) : gd_bits_f32(top);
+    return gd_q8_absmax_of_bits(_mm512_reduce_max_epu32(_mm512_max_epu32(
+        _mm512_max_epu32(largest[0], largest[1]), _mm512_max_epu32(largest[2], largest[3]))));
 }
 
 GD_Q8_TARGET_AVX2 static float gd_q8_absmax_avx2(const float *x, int64_t n)
@@ -98,14 +97,14 @@ GD_Q8_TARGET_AVX2 static float gd_q8_absmax_avx2(const float *x, int64_t n)
         const uint32_t a = gd_f32_bits(x[i]) & 0x7FFFFFFFu;
         top = a > top ? a : top;
     }
-    return top > 0x7F800000u ? gd_bits_f32(0x7FC00000u) : gd_bits_f32(top);
+    return gd_q8_absmax_of_bits(top);
 }
 
 /* ---- AVX-512: 16 elements a vector, the block's tail under a mask ---------------------- */
 
 GD_Q8_TARGET_AVX512 static void gd_q8_encode_block_avx512(const gd_q8_map *map,
-                                                             const float *restrict x, int64_t n,
-                                                             float absmax, uint8_t *restrict q)
+                                                          const float *restrict x, int64_t n,
+                                                          float absmax, uint8_t *restrict q)
 {
     const __m512 inverse = _mm512_set1_ps(1.0f / absmax);
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF), lo = _mm512_set1_epi32(GD_Q8_MAG_LO),
@@ -236,17 +235,14 @@ static const uint8_t gd_q8_high_bytes_ordered[64] __attribute__((aligned(64))) =
  * bits; the clamps to [2^-24, 1] give the same parts on 16 bits as on 32).  Same integer and
  * float32 operations as lowp.h's encoder, so the same codes (tests/test_lowp_q8_simd.py). */
 GD_Q8_TARGET_VBMI static void gd_q8_encode_block_vbmi(const gd_q8_map *map,
-                                                         const float *restrict x, int64_t n,
-                                                         float absmax, uint8_t *restrict q)
+                                                      const float *restrict x, int64_t n,
+                                                      float absmax, uint8_t *restrict q)
 {
     const float inverse_1 = 1.0f / absmax;
     const __m512 inverse = _mm512_set1_ps(inverse_1);
     /* y = x / absmax is NaN only where x is, or with a zero, infinite or NaN absmax, or one
      * whose inverse is infinite (0 · ∞): otherwise the NaN test is skipped */
     const int clean = isfinite(absmax) && isfinite(inverse_1);
-    /* y = x / absmax is NaN only where x is, or with a zero, infinite or NaN absmax, or one
-     * whose inverse is infinite (0 · ∞): otherwise the NaN test is skipped */
-
     const __m512i abs_mask = _mm512_set1_epi16(0x7FFF),
                   lo = _mm512_set1_epi16((short)(GD_Q8_MAG_LO >> 16)),
                   hi = _mm512_set1_epi16((short)(GD_Q8_MAG_HI >> 16)),
@@ -315,8 +311,8 @@ GD_Q8_TARGET_VBMI static void gd_q8_encode_block_vbmi(const gd_q8_map *map,
  * faster; there the loads may cost a little.) */
 
 GD_Q8_TARGET_AVX2 static void gd_q8_encode_block_avx2(const gd_q8_map *map,
-                                                         const float *restrict x, int64_t n,
-                                                         float absmax, uint8_t *restrict q)
+                                                      const float *restrict x, int64_t n,
+                                                      float absmax, uint8_t *restrict q)
 {
     const float inverse_1 = 1.0f / absmax;
     const __m256 inverse = _mm256_set1_ps(inverse_1);
@@ -366,9 +362,9 @@ GD_Q8_TARGET_AVX2 static void gd_q8_dequantize_block_avx2(const gd_q8_map *map,
                                                           float absmax, float *restrict x)
 {
     const __m256 scale = _mm256_set1_ps(absmax);
+    const float *code = map->code; /* eight loads: faster than a gather here (above) */
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        const float *code = map->code; /* eight loads: faster than a gather here (above) */
         const __m256 value = _mm256_setr_ps(code[q[i]], code[q[i + 1]], code[q[i + 2]],
                                             code[q[i + 3]], code[q[i + 4]], code[q[i + 5]],
                                             code[q[i + 6]], code[q[i + 7]]);
@@ -379,20 +375,20 @@ GD_Q8_TARGET_AVX2 static void gd_q8_dequantize_block_avx2(const gd_q8_map *map,
 
 /* gd_q8_load_<isa> and gd_q8_store_<isa>: a run of whole blocks (the last may be shorter)
  * through that instruction set's block functions. */
-#define GD_Q8_RUNS_OF_BLOCKS(isa, absmax_isa, target)                                                      \
-    target static void gd_q8_load_##isa(const gd_q8_map *map, const uint8_t *restrict q,        \
-                                        const float *restrict absmax, int64_t n, int64_t block, \
-                                        float *restrict out)                                    \
+#define GD_Q8_RUNS_OF_BLOCKS(isa, absmax_isa, target)                                            \
+    target static void gd_q8_load_##isa(const gd_q8_map *map, const uint8_t *restrict q,         \
+                                        const float *restrict absmax, int64_t n, int64_t block,  \
+                                        float *restrict out)                                     \
     {                                                                                            \
         for (int64_t b = 0; b < n; b += block)                                                   \
             gd_q8_dequantize_block_##isa(map, q + b, n - b < block ? n - b : block,              \
                                          absmax[b / block], out + b);                            \
     }                                                                                            \
-    target static void gd_q8_store_##isa(const gd_q8_map *map, const float *restrict x,         \
+    target static void gd_q8_store_##isa(const gd_q8_map *map, const float *restrict x,          \
                                          int64_t n, int64_t block, uint8_t *restrict q,          \
                                          float *restrict absmax)                                 \
     {                                                                                            \
-        /* every block's scale first: no block's codes then wait for its own maximum */         \
+        /* every block's scale first: no block's codes then wait for its own maximum */          \
         for (int64_t b = 0; b < n; b += block)                                                   \
             absmax[b / block] = gd_q8_absmax_##absmax_isa(x + b, n - b < block ? n - b : block); \
         for (int64_t b = 0; b < n; b += block)                                                   \
