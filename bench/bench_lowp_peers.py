@@ -12,7 +12,8 @@ the load average at the time.  A configuration whose warm-up step takes over a s
 (bitsandbytes' 8-bit Adam at 1e8: ~5 s) is timed in only --slow-rounds of the rounds.
 
 Configurations: gdfast fp32; gdfast bf16 params + fp32 master + bf16 grads + bf16 state
-(the bf16 parameter is the copy-out); gdfast fp32 params + 8-bit state; torch
+(the bf16 parameter is the copy-out); gdfast fp32 params + 8-bit state; gdfast bf16 params
+and grads with fp32 state and no master (DeepSpeed's bf16 layout); torch
 Adam(fused=True) fp32 and bf16 (params, grads, state); DeepSpeed CPUAdam (fp32, and bf16
 params); bitsandbytes Adam8bit (CPU, fp32 params).  Peers that do not import or build are
 listed and skipped.  Figures only: nothing is asserted.  The machine may be shared: say
@@ -42,6 +43,12 @@ def gdfast_bf16_master(n):
     p = torch.zeros(n, dtype=torch.bfloat16)
     p.grad = torch.full((n,), 1e-3, dtype=torch.bfloat16)
     return gt.Adam([p], lr=1e-3, master_weights=True, state_dtype="bfloat16")
+
+
+def gdfast_bf16(n):
+    p = torch.zeros(n, dtype=torch.bfloat16)
+    p.grad = torch.full((n,), 1e-3, dtype=torch.bfloat16)
+    return gt.Adam([p], lr=1e-3)
 
 
 def gdfast_int8(n):
@@ -83,9 +90,10 @@ CONFIGS = {
     "gdfast fp32 (28 B)": gdfast_fp32,
     "gdfast bf16 params+master, bf16 grads+state (20 B)": gdfast_bf16_master,
     "gdfast fp32 params, 8-bit state (16 B)": gdfast_int8,
+    "gdfast bf16 params+grads, fp32 state (22 B)": gdfast_bf16,
     "torch fused bf16 (14 B)": torch_fused(torch.bfloat16),
-    "DeepSpeed CPUAdam fp32": deepspeed_cpuadam(torch.float32),
-    "DeepSpeed CPUAdam bf16 params": deepspeed_cpuadam(torch.bfloat16),
+    "DeepSpeed CPUAdam fp32 (28 B)": deepspeed_cpuadam(torch.float32),
+    "DeepSpeed CPUAdam bf16 params+grads, fp32 state (22 B)": deepspeed_cpuadam(torch.bfloat16),
     "bitsandbytes Adam8bit (CPU)": bnb_adam8bit,
 }
 REFERENCE = "torch fused fp32 (28 B)"

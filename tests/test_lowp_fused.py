@@ -36,10 +36,10 @@ STEPS = 6  # RAdam rectifies from step 6 (ρ_t > 5 with β2 = 0.999)
 
 # name: (parameter dtype, gradient dtype, policy keywords, the parameter copy's dtype or None),
 # one for each (H, P, G, S) of fused.inc's compiled layouts (its index: H 1 for float16), then
-# some that stage (bfloat16 gradients with float32 state, bfloat16 parameters with float32
-# state, float16 master weights with bfloat16 state); each with nearest and with stochastic
-# rounding (LAYOUTS).
+# one that stages (float16 master weights with bfloat16 state); each with nearest and with
+# stochastic rounding (LAYOUTS).
 STORAGE = {
+    "fp32 params, bf16 grads (0 1 0)": (F32, BF16, {}, None),
     "fp32 params, bf16 state (0 0 1)": (F32, F32, {"state_dtype": "bfloat16"}, None),
     "fp32 params, bf16 grads and state (0 1 1)": (F32, BF16, {"state_dtype": "bfloat16"}, None),
     "copy-out (1 0 0)": (F32, F32, {}, BF16),
@@ -57,6 +57,7 @@ STORAGE = {
         {"master_weights": True, "state_dtype": "bfloat16"},
         None,
     ),
+    "bf16 params and grads, fp32 state: DeepSpeed's (2 1 0)": (BF16, BF16, {}, None),
     "bf16 params, grads and state (2 1 1)": (BF16, BF16, {"state_dtype": "bfloat16"}, None),
     "fp32 params, fp16 grads (f16 0 1 0)": (F32, F16, {}, None),
     "fp16 copy-out (f16 1 0 0)": (F32, F32, {}, F16),
@@ -68,8 +69,6 @@ STORAGE = {
         None,
     ),
     "fp16 copy-out, fp16 grads (f16 1 1 0)": (F32, F16, {}, F16),
-    "staged: bf16 grads only": (F32, BF16, {}, None),
-    "staged: bf16 params, fp32 state": (BF16, BF16, {}, None),
     "staged: fp16 master, bf16 state": (
         F16,
         F16,
