@@ -49,6 +49,7 @@ cdef extern from "gdfast.h" nogil:
         void **mu_product
         const unsigned char *mu_product_is_double
         const gd_lowp *lowp
+        void *scalars
 
     ctypedef struct gd_lowp:
         const unsigned char *format
@@ -216,6 +217,7 @@ cdef int _describe(gd_tensors *tensors, list params, list grads, tuple states, o
     tensors.mu_product = mu if mu_product is not None else NULL
     tensors.mu_product_is_double = mu_double if mu_product is not None else NULL
     tensors.lowp = NULL
+    tensors.scalars = NULL
     return 0
 
 

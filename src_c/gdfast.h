@@ -41,6 +41,14 @@ const char *gd_kernel_isa(void);
  */
 enum { GD_SLOT_PARAM = 0, GD_SLOT_GRAD = 1, GD_SLOT_STATE = 2, GD_MAX_SLOTS = 5 };
 
+/* A rule's per-call scalars (Adam's bias-corrected step size), computed by the first segment
+ * of a call and reused by the segments after it that share them: the rows of one chunk of a
+ * row-sparse step (gd_row_chunk: the same hyper-parameters and t).  filled: 0 until then. */
+typedef struct {
+    int filled;
+    double value[4];
+} gd_call_scalars;
+
 typedef struct {
     int64_t count;              /* tensors in the list */
     int slots;                  /* pointers per tensor: param, grad, then the state buffers */
@@ -55,6 +63,9 @@ typedef struct {
     const unsigned char *mu_product_is_double;
     /* The dtype policy (SPEC L.5/L.6), or NULL: every slot float32/float64 as is_double says. */
     const struct gd_lowp *lowp;
+    /* Scalars shared by every segment of this list, or NULL: each segment computes its own
+     * (a dense step's tensors each have their own t). */
+    gd_call_scalars *scalars;
 } gd_tensors;
 
 /* ---- Low precision (docs/spec-low-precision.md, SPEC L.5/L.6) ------------------------------

@@ -654,11 +654,11 @@ static inline __attribute__((always_inline)) void gd_row_prefetch(const gd_rows 
 }
 
 /* Distinct row j: its summed gradient (in `summed`, one row of scratch), then the rule's
- * segment on that row alone.  The rule's per-call scalars are computed per row, but the
- * rules that need pow() for them (Adam) remember its last results per thread
- * (gd_pow_memo, pow_memo.h): every row of a step has the same t. */
-static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment,
-                          const int64_t *sorted, int64_t j, void *summed)
+ * segment on that row alone, with the chunk's `scalars`: the rule's per-call scalars (Adam's
+ * pow()s, square root and divisions) are computed for the chunk's first row only. */
+static inline void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn segment,
+                                 const int64_t *sorted, int64_t j, void *summed,
+                                 gd_call_scalars *scalars)
 {
     const int64_t first = r->group_start[j], last = r->group_start[j + 1];
     const int64_t row = sorted[2 * first], dim = r->dim;
@@ -673,8 +673,8 @@ static void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment_fn seg
     for (int s = 0; s < r->n_state; s++)
         data[GD_SLOT_STATE + s] = (char *)r->state[s] + (size_t)(row * dim) * width;
     const unsigned char is_double = (unsigned char)r->is_double;
-    const gd_tensors one = {1, GD_SLOT_STATE + r->n_state, data, &r->dim, &r->step, &is_double,
-                            NULL, NULL};
+    const gd_tensors one = {1,    GD_SLOT_STATE + r->n_state, data, &r->dim, &r->step,
+                            &is_double, NULL, NULL, NULL, scalars};
     segment(&one, 0, 0, dim, h);
 }
 #undef GD_SUM_ROWS
@@ -704,11 +704,12 @@ static void gd_row_chunk(void *ctx, int64_t begin, int64_t end, int64_t cursor[2
     (void)cursor;
     const size_t width = r->is_double ? sizeof(double) : sizeof(float);
     void *summed = (char *)r->summed + (size_t)(begin / step->rows_per_chunk * r->dim) * width;
+    gd_call_scalars scalars = {0};
     for (int64_t j = begin; j < end && j < begin + GD_ROWS_AHEAD; j++)
         gd_row_prefetch(r, step->sorted, j);
     for (int64_t j = begin; j < end; j++) {
         if (j + GD_ROWS_AHEAD < end) gd_row_prefetch(r, step->sorted, j + GD_ROWS_AHEAD);
-        gd_row_update(r, step->h, step->segment, step->sorted, j, summed);
+        gd_row_update(r, step->h, step->segment, step->sorted, j, summed, &scalars);
     }
 }
 #undef GD_ROWS_AHEAD

@@ -1,10 +1,10 @@
 /*
  * gd_pow_memo(base, exponent): pow(base, exponent), bit for bit, remembered per thread.
  *
- * A rule's per-call scalars (Adam's bias corrections 1 − β^t) are computed by its segment
- * function, once per tensor of a dense step but once per distinct row of a row-sparse step
- * (kernels.c, gd_row_update): 20 000 rows of one step asked pow() for the same two values
- * 40 000 times.  The thread's last four (base, exponent) pairs and their results are kept;
+ * LAMB's pass 1 asks for its bias corrections 1 − β^t once per block of 4096 elements
+ * (rules/lamb.inc): the same two values many times a step.  (Row-sparse steps keep their
+ * rule's per-call scalars for a chunk's rows instead: gdfast.h, gd_call_scalars.)  The
+ * thread's last four (base, exponent) pairs and their results are kept;
  * a pair seen again (the same bits) returns the result computed then, so every caller gets
  * exactly what pow() returns.  Thread-local: no locks, no sharing between threads.
  */
