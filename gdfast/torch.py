@@ -1081,7 +1081,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
     # ---------------------------------------------------------------- checks
     def _where(self, group_index: int, position: int, tensor: torch.Tensor) -> str:
         return (
-            f"param group {group_index}, params[{position}] (shape "
+            f"param_groups[{group_index}]['params'][{position}] (shape "
             f"{tuple(tensor.shape)}, {tensor.dtype}, {tensor.device})"
         )
 
@@ -1224,7 +1224,7 @@ class _KernelOptimizer(torch.optim.Optimizer):
             extra_names,
             first,
             tuple(c for c in copies[first : first + len(params)] if c is not None),
-            f"{type(self).__name__}: param group {index}",
+            f"{type(self).__name__}: param_groups[{index}]",
         )
         self._plans[index] = plan
         return plan
@@ -1783,7 +1783,7 @@ class SparseAdam(torch.optim.SparseAdam):
             for b in buffers
         ):
             raise ValueError(
-                f"SparseAdam: state of param group {group}, params[{position}]: expected an int "
+                f"SparseAdam: state of param_groups[{group}]['params'][{position}]: expected an int "
                 "step and exp_avg, exp_avg_sq contiguous tensors of the parameter's shape, dtype "
                 "and device"
             )
@@ -1792,7 +1792,7 @@ class SparseAdam(torch.optim.SparseAdam):
         """(int64 row indices, C-contiguous values (nnz, row size), the parameter's shape as
         rows) of a sparse gradient, checked against its parameter."""
         where = (
-            f"SparseAdam: param group {group}, params[{position}] (shape "
+            f"SparseAdam: param_groups[{group}]['params'][{position}] (shape "
             f"{tuple(param.shape)}, {param.dtype}, {param.device})"
         )
         if not grad.is_sparse:

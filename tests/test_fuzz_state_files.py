@@ -225,10 +225,6 @@ def _cases() -> list[Case]:
 CASES = _cases()
 
 
-#: case id -> the defect it shows on this tree (strict xfails below)
-KNOWN: dict[str, str] = {}  # (none left: the isdigit case is fixed, state_file.py)
-
-
 @pytest.fixture(scope="module")
 def results():
     return {case.id: r for case, r in zip(CASES, run_cases("test_fuzz_state_files", len(CASES)))}
@@ -242,7 +238,7 @@ def test_no_damaged_file_crashes_or_is_loaded_half_way(results):
     bad = {
         case_id: f"{r['outcome']}: {r['detail']}"
         for case_id, r in results.items()
-        if r["outcome"] in ("crash", "sanitizer", "modified", "unclear") and case_id not in KNOWN
+        if r["outcome"] in ("crash", "sanitizer", "modified", "unclear")
     }
     assert not bad, "\n".join(f"{k}: {v}" for k, v in sorted(bad.items()))
 
@@ -254,14 +250,6 @@ def test_a_damaged_state_buffer_is_never_loaded(results):
         if case_id.split(":")[1].startswith("state/") and r["outcome"] == "silent"
     }
     assert not accepted, accepted
-
-
-@pytest.mark.parametrize(
-    "case_id",
-    [pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=v)) for k, v in KNOWN.items()],
-)
-def test_known_defects(results, case_id):
-    assert results[case_id]["outcome"] == "clear", results[case_id]["detail"]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -55,7 +55,7 @@ BAD_PARAMS = {  # (bfloat16 and float16 are supported: tests/test_torch_lowp.py)
     "int16": (
         lambda: torch.zeros(3, dtype=torch.int16),
         TypeError,
-        r"params\[1\] \(shape \(3,\), torch.int16, cpu\): dtype torch.int16 is not",
+        r"\['params'\]\[1\] \(shape \(3,\), torch.int16, cpu\): dtype torch.int16 is not",
     ),
     "complex": (
         lambda: torch.zeros(3, dtype=torch.complex64),
@@ -70,7 +70,7 @@ BAD_PARAMS = {  # (bfloat16 and float16 are supported: tests/test_torch_lowp.py)
     "with gaps": (
         lambda: torch.zeros(4, 6)[:, ::2],
         ValueError,
-        r"params\[1\] \(shape \(4, 3\).*expected a dense tensor",
+        r"\['params'\]\[1\] \(shape \(4, 3\).*expected a dense tensor",
     ),
 }
 
@@ -97,7 +97,7 @@ def test_sparse_gradient_raises_and_writes_nothing(cls):
     }
     params[0].grad = torch.full_like(params[0], 0.5)
     params[1].grad = torch.ones(5).to_sparse()
-    with pytest.raises(TypeError, match=r"gradient of param group 0, params\[1\].*sparse"):
+    with pytest.raises(TypeError, match=r"gradient of param_groups\[0\]\['params'\]\[1\].*sparse"):
         optimizer.step()
     for p, b in zip(params, before):
         assert torch.equal(p.detach(), b)
