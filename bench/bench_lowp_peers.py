@@ -3,7 +3,7 @@
 time, all threads), and each as a ratio to torch `Adam(fused=True)` fp32 of the same round.
 
     PYTHONPATH=$PWD python bench/bench_lowp_peers.py [--sizes 1e6 1e7 1e8] [--threads 1 2]
-        [--rounds 7] [--slow-rounds 3]
+        [--rounds 7] [--slow-rounds 3] [--only torchao "8-bit" ...]
 
 prints, for each size and thread count, a table with wall and CPU times, and at the end one
 README-ready table: each configuration's bytes moved and state bytes per parameter, and its
@@ -89,8 +89,10 @@ def bnb_adam8bit(n):
 def torchao_adamw8bit(n):
     from torchao.optim import AdamW8bit  # torch.compile's C++ code: the first step compiles
 
-    p = torch.nn.Parameter(torch.zeros(n))
-    p.grad = torch.full((n,), 1e-3)
+    # torchao quantizes the state only of a parameter whose size is a multiple of its block
+    # (256), else it keeps float32 state silently (1e6 and 1e7 are not): rounded up
+    p = torch.nn.Parameter(torch.zeros(-(-n // 256) * 256))
+    p.grad = torch.full(p.shape, 1e-3)
     return AdamW8bit([p], lr=1e-3, weight_decay=0.0)  # weight decay 0: Adam's update
 
 
@@ -137,8 +139,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--slow-rounds", type=int, default=3)
+    parser.add_argument(
+        "--only", nargs="+", default=[], help="the configurations whose names contain one of these"
+    )
     args = parser.parse_args()
-    summary: dict[str, dict[tuple[int, int], str]] = {name: {} for name in CONFIGS}
+    configs = {
+        name: make
+        for name, make in CONFIGS.items()
+        if name == REFERENCE or not args.only or any(word in name for word in args.only)
+    }
+    summary: dict[str, dict[tuple[int, int], str]] = {name: {} for name in configs}
     state: dict[str, float] = {}
     loads = []
     for threads in args.threads:
@@ -147,7 +157,7 @@ def main() -> None:
         for size in args.sizes:
             n = int(size)
             optimizers, missing, rounds = {}, {}, {}
-            for name, make in CONFIGS.items():
+            for name, make in configs.items():
                 try:
                     optimizers[name] = make(n)
                     optimizers[name].step()  # warm-up (state allocated, kernels built or compiled)
@@ -208,7 +218,7 @@ def main() -> None:
         + " |"
     )
     print("|---|---|" + "---|" * len(columns))
-    for name in CONFIGS:
+    for name in configs:
         cells = [summary[name].get(column, "-") for column in columns]
         bytes_ = f"{state[name]:.2f}" if name in state else "-"
         print(f"| {name} | {bytes_} | " + " | ".join(cells) + " |")
