@@ -15,7 +15,7 @@ float32/float64 matching per tensor, C-contiguous, writeable, equal sizes, no al
 The kernels check nothing again and cannot fail.
 """
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
-from libc.stdint cimport INT64_MAX, int64_t
+from libc.stdint cimport INT64_MAX, int64_t, uint64_t
 from libc.string cimport memset
 
 import numpy as np
@@ -71,6 +71,7 @@ cdef extern from "gdfast.h" nogil:
         GD_LOWP_MAX_BLOCK
     int gd_lowp_set_maps(const float *signed_code, const float *unsigned_code)
     const char *gd_lowp_set_fused(int mode)
+    uint64_t gd_lowp_fused_layouts(const gd_rule *rule)
 
     # Filled through gd_hyper_fields (by name and offset): no field list here.
     ctypedef struct gd_hyper:
@@ -311,6 +312,16 @@ def _set_fused(int mode) -> str:
     compare the paths bit for bit.  Returns the instance that now runs ("avx512", "avx2",
     "build" or "staged")."""
     return gd_lowp_set_fused(mode).decode()
+
+def _fused_layouts(str rule) -> set:
+    """The layout indices (src_c/fused.inc: H * 24 + P * 8 + G * 4 + S * 2 + R) that `rule`
+    (a kernel name: "adam") runs fused with the instance `_set_fused` chose: for the tests."""
+    cdef const gd_rule *found = gd_find_rule(rule.encode())
+    if found == NULL:
+        raise ValueError(f"rule: no kernel named {rule!r}")
+    cdef uint64_t bits = gd_lowp_fused_layouts(found)
+    return {layout for layout in range(64) if bits >> layout & 1}
+
 
 # A slot's storage, by name (gdfast.catalogue's policy): src_c/gdfast.h's GD_NATIVE ...
 FORMATS = {"native": GD_NATIVE, "bfloat16": GD_BF16, "float16": GD_F16,

@@ -182,6 +182,11 @@ extern const gd_hyper_field gd_hyper_fields[];
  * against a running step. */
 const char *gd_lowp_set_fused(int mode);
 
+/* The layout indices (fused.inc: H * 24 + P * 8 + G * 4 + S * 2 + R) that `rule` runs fused
+ * with the instance gd_lowp_set_fused chose, as bits of the result; 0 when it stages them all
+ * (for the tests: the layouts the documents call fused must be). */
+uint64_t gd_lowp_fused_layouts(const gd_rule *rule);
+
 /* ---- Row-sparse steps ----------------------------------------------------
  * One 2-D parameter (n_rows x dim, C order) and its state buffers, updated on the
  * rows a gradient names: `values` row i is the gradient of row indices[i].

@@ -536,6 +536,16 @@ static const gd_fused_rule *gd_find_fused(const gd_rule *rule)
     return NULL;
 }
 
+uint64_t gd_lowp_fused_layouts(const gd_rule *rule)
+{
+    const gd_fused_rule *fused = gd_find_fused(rule);
+    const int instance = fused ? gd_fused_instance() : -1;
+    uint64_t layouts = 0;
+    for (int layout = 0; instance >= 0 && layout < GD_FUSED_LAYOUTS; layout++)
+        if (fused->segment[instance][layout]) layouts |= (uint64_t)1 << layout;
+    return layouts;
+}
+
 void gd_step(const gd_rule *rule, const gd_tensors *tensors, const gd_hyper *hyper)
 {
     if (rule->prepare) rule->prepare(tensors, hyper);
