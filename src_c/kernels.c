@@ -683,7 +683,7 @@ static inline void gd_row_update(const gd_rows *r, const gd_hyper *h, gd_segment
     for (int s = 0; s < r->n_state; s++)
         data[GD_SLOT_STATE + s] = (char *)r->state[s] + (size_t)(row * dim) * width;
     const unsigned char is_double = (unsigned char)r->is_double;
-    const gd_tensors one = {1,    GD_SLOT_STATE + r->n_state, data, &r->dim, &r->step,
+    const gd_tensors one = {1, GD_SLOT_STATE + r->n_state, data, &r->dim, &r->step,
                             &is_double, NULL, NULL, NULL, scalars};
     segment(&one, 0, 0, dim, h);
 }
