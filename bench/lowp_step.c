@@ -15,6 +15,8 @@
  *   copy       float32 parameter + bfloat16 copy-out, bfloat16 state fused (the moonshot layout)
  *   bf16       bfloat16 parameter and state, no master                fused
  *   bf16sr     the same, stochastic                                  fused
+ *   bf16params bfloat16 parameter, float32 state, no master (DeepSpeed's bfloat16 layout,
+ *              gdfast.torch's default for bfloat16 parameters)             fused
  *   q8 | q8copy | f16state                                           staged
  * float16 (helper f16; float32 state):
  *   f16-master float16 parameter + float32 master, float16 gradient  fused (torch AMP's)
@@ -84,6 +86,7 @@ TRAFFIC(traffic_p32_s16, float, uint16_t, uint16_t)
 TRAFFIC(traffic_p16_s16, uint16_t, uint16_t, uint16_t)
 TRAFFIC(traffic_p32_s8, float, uint16_t, uint8_t)
 TRAFFIC(traffic_p32_g16_s32, float, uint16_t, float)
+TRAFFIC(traffic_p16_g16_s32, uint16_t, uint16_t, float)
 
 int main(int argc, char **argv)
 {
@@ -156,6 +159,7 @@ int main(int argc, char **argv)
         if (strstr(name, "q8")) format[2] = GD_Q8_SIGNED, format[3] = GD_Q8_UNSIGNED, data[2] = m8, data[3] = v8;
         if (strstr(name, "master")) format[0] = GD_BF16, data[0] = p16, master[0] = p32;
         if (bf16_param) format[0] = GD_BF16, data[0] = p16;
+        if (strncmp(name, "bf16params", 10) == 0) format[0] = GD_BF16, data[0] = p16;
         if (strstr(name, "copy")) copy[0] = c16;
         if (lowp) format[1] = GD_BF16, data[1] = g16;
         if (strncmp(name, "f16-", 4) == 0) { /* the float16 cases: float32 state */
@@ -188,6 +192,7 @@ int main(int argc, char **argv)
             c0 = cpu_now();
             if (!lowp || (format[1] == GD_NATIVE && format[2] == GD_NATIVE))
                 traffic_f32(p32, g32, m32, v32, copies ? c16 : NULL, n);
+            else if (format[2] == GD_NATIVE && param16) traffic_p16_g16_s32(p16, g16, m32, v32, NULL, n);
             else if (format[2] == GD_NATIVE) traffic_p32_g16_s32(p32, g16h, m32, v32, copies ? c16 : NULL, n);
             else if (q8) traffic_p32_s8(p32, g16, m8, v8, copies ? c16 : NULL, n);
             else if (param16) traffic_p16_s16(p16, g16, m16, v16, NULL, n);
