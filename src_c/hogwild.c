@@ -331,9 +331,7 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_example)(
         /* split := the first hot non-zero, tracked := the first tracked one, by bisection
          * (~7 steps each a row instead of a backward scan over its ~60 hot non-zeros) */
         split = hw_first_at_least(indices, 0, nnz, hot);
-        tracked = options->tracked_begin >= n_features /* the intercept alone */
-                      ? nnz
-                      : hw_first_at_least(indices, split, nnz, options->tracked_begin);
+        tracked = hw_first_at_least(indices, split, nnz, options->tracked_begin);
         intercept = &replica_weights[n_features - hot];
         intercept_sum_sq = sum_sq ? &replica_sum_sq[n_features - hot] : NULL;
     }
