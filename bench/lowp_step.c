@@ -15,8 +15,8 @@
  *   copy       float32 parameter + bfloat16 copy-out, bfloat16 state fused (the moonshot layout)
  *   bf16       bfloat16 parameter and state, no master                fused
  *   bf16sr     the same, stochastic                                  fused
- *   bf16params bfloat16 parameter, float32 state, no master (DeepSpeed's bfloat16 layout,
- *              gdfast.torch's default for bfloat16 parameters)             fused
+ *   bf16params bfloat16 parameter, float32 state, no master           fused
+ *              (DeepSpeed's bfloat16 layout, gdfast.torch's default for bfloat16 parameters)
  *   q8 | q8copy | f16state                                           staged
  * float16 (helper f16; float32 state):
  *   f16-master float16 parameter + float32 master, float16 gradient  fused (torch AMP's)
@@ -158,8 +158,7 @@ int main(int argc, char **argv)
         if (strstr(name, "f16state") == name) format[2] = format[3] = GD_F16, data[2] = m16, data[3] = v16;
         if (strstr(name, "q8")) format[2] = GD_Q8_SIGNED, format[3] = GD_Q8_UNSIGNED, data[2] = m8, data[3] = v8;
         if (strstr(name, "master")) format[0] = GD_BF16, data[0] = p16, master[0] = p32;
-        if (bf16_param) format[0] = GD_BF16, data[0] = p16;
-        if (strncmp(name, "bf16params", 10) == 0) format[0] = GD_BF16, data[0] = p16;
+        if (bf16_param || strncmp(name, "bf16params", 10) == 0) format[0] = GD_BF16, data[0] = p16;
         if (strstr(name, "copy")) copy[0] = c16;
         if (lowp) format[1] = GD_BF16, data[1] = g16;
         if (strncmp(name, "f16-", 4) == 0) { /* the float16 cases: float32 state */
