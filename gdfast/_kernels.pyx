@@ -313,7 +313,7 @@ def _set_fused(int mode) -> str:
     "build" or "staged")."""
     return gd_lowp_set_fused(mode).decode()
 
-def _fused_layouts(str rule) -> set:
+def _fused_layouts(str rule not None) -> set:
     """The layout indices (src_c/fused.inc: H * 24 + P * 8 + G * 4 + S * 2 + R) that `rule`
     (a kernel name: "adam") runs fused with the instance `_set_fused` chose: for the tests."""
     cdef const gd_rule *found = gd_find_rule(rule.encode())
