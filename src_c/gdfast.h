@@ -42,8 +42,9 @@ const char *gd_kernel_isa(void);
 enum { GD_SLOT_PARAM = 0, GD_SLOT_GRAD = 1, GD_SLOT_STATE = 2, GD_MAX_SLOTS = 5 };
 
 /* A rule's per-call scalars (Adam's bias-corrected step size), computed by the first segment
- * of a call and reused by the segments after it that share them: the rows of one chunk of a
- * row-sparse step (gd_row_chunk: the same hyper-parameters and t).  filled: 0 until then. */
+ * of a call and reused by the segments after it that share them (the same hyper-parameters
+ * and t): the rows of one chunk of a row-sparse step (gd_row_chunk), the stages of one
+ * tensor's staged segment (gd_staged_segment).  filled: 0 until then. */
 typedef struct {
     int filled;
     double value[4];

@@ -216,6 +216,7 @@ static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
     float *master = p->master ? (float *)p->master[k] : NULL;
     uint16_t *copy = p->param_copy ? (uint16_t *)p->param_copy[k] : NULL;
     void *data[GD_MAX_SLOTS];
+    gd_call_scalars scalars = {0}; /* the rule's per-call scalars, once for all the stages */
     const gd_tensors one = {1,
                             slots,
                             data,
@@ -224,7 +225,8 @@ static void gd_staged_segment(const gd_tensors *t, int64_t k, int64_t lo, int64_
                             t->is_double + k,
                             t->mu_product ? t->mu_product + k : NULL,
                             t->mu_product_is_double ? t->mu_product_is_double + k : NULL,
-                            NULL};
+                            NULL,
+                            &scalars};
     for (int64_t at = lo; at < lo + len; at += stage) {
         const int64_t n = lo + len - at < stage ? lo + len - at : stage;
         if (absmax && at + n < lo + len) /* 8-bit state: the next stage's bytes, meanwhile */
