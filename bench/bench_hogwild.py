@@ -46,11 +46,12 @@ import sys
 import tempfile
 import time
 
-# Before OpenMP and BLAS start: idle threads sleep instead of spinning, so that a serial run
-# does not share its core with this process's own idle threads (the machine's scheduler
-# shares CPU between sessions, not threads).  Override by setting them yourself.
+# Before OpenMP starts: idle threads sleep instead of spinning, so that a serial run does not
+# share its core with this process's own idle threads (the machine's scheduler shares CPU
+# between sessions, not threads).  Override by setting it yourself.  The BLAS keeps its
+# default threads, as a user's process has them: training calls no BLAS function (with one,
+# OpenBLAS's threads spun between epochs on the second thread's core: 2026-12-04).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402

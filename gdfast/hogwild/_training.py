@@ -262,8 +262,10 @@ def _train_linear(
                 mean_loss = float(np.mean(pointwise)) if data.n_rows else 0.0
                 coef = weights[:-1].astype(np.float64)
                 entry["loss"] = mean_loss
+                # a sum, not np.dot: a long dot product wakes the BLAS's threads, which then
+                # spin for a while on the core the next epoch's second thread needs
                 entry["objective"] = mean_loss + 0.5 * settings.l2 * float(
-                    np.dot(row_share, coef * coef)
+                    np.sum(row_share * coef * coef)
                 )
             history.append(entry)
             bar.update(entry, "loss")
