@@ -4,6 +4,7 @@
     python bench/bench_torch_adapter.py --clip [--sizes 10000000]
     python bench/bench_torch_adapter.py --step-in-backward [--width 4096]
     python bench/bench_torch_adapter.py --clip-lag
+    python bench/bench_torch_adapter.py --training-loop [--width 1024] [--rounds 3]
 
 --clip: Adam's step alone against the same step with max_grad_norm clipping every step
 (the norm pass, the scale inside the kernel), and torch's clip_grad_norm_ + Adam (foreach)
@@ -14,6 +15,14 @@ gdfast.torch.step_in_backward, each in its own process (alternating, 3 rounds): 
 resident memory above the iteration's start (VmHWM reset through /proc/self/clear_refs,
 malloc's mmap threshold fixed so that freed tensors leave the process), and the median
 time per iteration.
+
+--training-loop: the step where it runs in training, right after torch's own forward and
+backward at torch's default thread count: an MLP of three width x width layers (batch 64,
+Adam, lr 1e-3), gdfast.torch.Adam on 1 and 2 threads against torch's Adam (fused, foreach),
+each in its own process (alternating, `rounds` rounds), once as Python starts by default and
+once with OMP_WAIT_POLICY=PASSIVE (torch's OpenMP threads sleep as soon as an op ends instead
+of spinning on the cores for a while): median ms of the step, of forward+backward and of the
+iteration.
 
 For each rule, each torch implementation it has on the CPU (fused, foreach, for-loop)
 and gdfast.torch run interleaved, `repeats` rounds of a few steps each, on the same
@@ -261,11 +270,85 @@ def measure_clip_lag(iterations: int = 300, max_grad_norm: float = 0.02) -> None
         )
 
 
+LOOP_CHILD = r"""
+import statistics, sys, time, torch, gdfast, gdfast.torch as gt
+name, width, iterations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(0)
+model = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(),
+                            torch.nn.Linear(width, width), torch.nn.ReLU(),
+                            torch.nn.Linear(width, width))
+x, y = torch.randn(64, width), torch.randn(64, width)
+if name.startswith("gdfast"):
+    gdfast.set_num_threads(int(name[-1]))
+    optimizer = gt.Adam(model.parameters(), lr=1e-3)
+else:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, **{name: True})
+steps, passes = [], []
+for i in range(iterations):
+    began = time.perf_counter()
+    optimizer.zero_grad()
+    torch.nn.functional.mse_loss(model(x), y).backward()
+    middle = time.perf_counter()
+    optimizer.step()
+    ended = time.perf_counter()
+    if i >= 10:
+        steps.append(ended - middle)
+        passes.append(middle - began)
+print(sum(p.numel() for p in model.parameters()), torch.get_num_threads(),
+      statistics.median(steps), statistics.median(passes),
+      statistics.median(s + p for s, p in zip(steps, passes)))
+"""
+
+
+def measure_training_loop(width: int, rounds: int, iterations: int = 110) -> None:
+    import os
+    import subprocess
+    import sys
+
+    names = {
+        "gdfast.torch Adam, 1 thread": "gdfast1",
+        "gdfast.torch Adam, 2 threads": "gdfast2",
+        "torch Adam(fused=True)": "fused",
+        "torch Adam(foreach=True)": "foreach",
+    }
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    for policy in ("default", "PASSIVE"):
+        env = base if policy == "default" else dict(base, OMP_WAIT_POLICY=policy)
+        results: dict[str, list[list[float]]] = {label: [] for label in names}
+        for _ in range(rounds):
+            for label, name in names.items():
+                out = subprocess.run(
+                    [sys.executable, "-c", LOOP_CHILD, name, str(width), str(iterations)],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout.split()
+                params, torch_threads = int(out[0]), int(out[1])
+                results[label].append([float(v) * 1e3 for v in out[2:]])
+        print(
+            f"MLP 3 x {width}x{width} ({params:,} parameters), batch 64, torch threads "
+            f"{torch_threads}, OMP_WAIT_POLICY {policy}; medians over {rounds} processes x "
+            f"{iterations - 10} iterations, load {os.getloadavg()[0]:.1f}"
+        )
+        for label, values in results.items():
+            step, passes, whole = (statistics.median(v[i] for v in values) for i in range(3))
+            print(
+                f"  {label:30s} step {step:7.3f} ms   forward+backward {passes:7.3f} ms   "
+                f"iteration {whole:7.3f} ms   (steps per process: "
+                + ", ".join(f"{v[0]:.2f}" for v in values)
+                + ")",
+                flush=True,
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", action="store_true")
     parser.add_argument("--step-in-backward", action="store_true")
     parser.add_argument("--clip-lag", action="store_true")
+    parser.add_argument("--training-loop", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--width", type=int, default=4096)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rules", nargs="+", default=RULES)
@@ -274,6 +357,9 @@ def main() -> None:
         "--gradients", choices=["kept", "fresh"], nargs="+", default=["kept", "fresh"]
     )
     args = parser.parse_args()
+    if args.training_loop:  # before torch.set_num_threads: the children keep torch's default
+        measure_training_loop(args.width if args.width != 4096 else 1024, args.rounds)
+        return
     torch.set_num_threads(1)
     gdfast.set_num_threads(1)
     if args.step_in_backward:
