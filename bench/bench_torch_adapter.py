@@ -181,10 +181,19 @@ print(params, statistics.median(peaks), statistics.median(times), losses[-1])
 """
 
 
-def measure_step_in_backward(width: int, rounds: int = 3, iterations: int = 5) -> None:
-    import os
+def run_child(code: str, args: list, env: dict) -> list[str]:
+    """`code` run by a fresh Python with `args` and `env`: the words it printed."""
     import subprocess
     import sys
+
+    command = [sys.executable, "-c", code, *map(str, args)]
+    return subprocess.run(
+        command, env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
+
+
+def measure_step_in_backward(width: int, rounds: int = 3, iterations: int = 5) -> None:
+    import os
 
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
     results: dict[str, list[tuple[float, float]]] = {
@@ -193,13 +202,7 @@ def measure_step_in_backward(width: int, rounds: int = 3, iterations: int = 5) -
     }
     for _ in range(rounds):
         for mode in results:
-            out = subprocess.run(
-                [sys.executable, "-c", BACKWARD_CHILD, mode, str(width), str(iterations)],
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout.split()
+            out = run_child(BACKWARD_CHILD, [mode, width, iterations], env)
             params = int(out[0])
             results[mode].append((float(out[1]), float(out[2])))
     print(
@@ -302,8 +305,6 @@ print(sum(p.numel() for p in model.parameters()), torch.get_num_threads(),
 
 def measure_training_loop(width: int, rounds: int, iterations: int = 110) -> None:
     import os
-    import subprocess
-    import sys
 
     names = {
         "gdfast.torch Adam, 1 thread": "gdfast1",
@@ -317,13 +318,7 @@ def measure_training_loop(width: int, rounds: int, iterations: int = 110) -> Non
         results: dict[str, list[list[float]]] = {label: [] for label in names}
         for _ in range(rounds):
             for label, name in names.items():
-                out = subprocess.run(
-                    [sys.executable, "-c", LOOP_CHILD, name, str(width), str(iterations)],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout.split()
+                out = run_child(LOOP_CHILD, [name, width, iterations], env)
                 params, torch_threads = int(out[0]), int(out[1])
                 results[label].append([float(v) * 1e3 for v in out[2:]])
         print(
