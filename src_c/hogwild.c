@@ -480,6 +480,8 @@ static inline __attribute__((always_inline)) double HW_FN(hw_linear_position)(
     if (position + 2 < end) __builtin_prefetch(&indptr[order[position + 2]]);
     if (position + 1 < end) {
         int64_t following = order[position + 1];
+        __builtin_prefetch(&y[following]); /* its target: a random place in 8 bytes a row */
+        if (row_weights) __builtin_prefetch(&row_weights[following]);
         for (int64_t k = indptr[following]; k < indptr[following + 1]; k += 16) {
             __builtin_prefetch(&indices[k]);
             __builtin_prefetch(&data[k]);
