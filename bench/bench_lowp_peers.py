@@ -170,14 +170,14 @@ def main() -> None:
     if args.as_avx2_host:
         os.environ["ATEN_CPU_CAPABILITY"] = "avx2"  # read at torch's first kernel dispatch
         os.environ["GDFAST_Q8_SIMD"] = "avx2"  # read at gdfast's first 8-bit step
-        _kernels._set_fused(2)
+        instance = _kernels._set_fused(2)
         try:
             build_deepspeed_as_on_avx2_host()
         except ImportError:
             pass  # DeepSpeed's rows then say that it does not import
         print(
             f"as on an AVX2 host: torch {torch.backends.cpu.get_cpu_capability()}, "
-            f"gdfast fused instance {_kernels._set_fused(2)}"
+            f"gdfast fused instance {instance}"
         )
     configs = {
         name: make

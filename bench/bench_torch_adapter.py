@@ -344,7 +344,11 @@ def main() -> None:
     parser.add_argument("--clip-lag", action="store_true")
     parser.add_argument("--training-loop", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--width", type=int, default=4096)
+    parser.add_argument(
+        "--width",
+        type=int,
+        help="layer width (default 4096 with --step-in-backward, 1024 with --training-loop)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--rules", nargs="+", default=RULES)
     parser.add_argument("--repeats", type=int, default=15)
@@ -353,12 +357,12 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.training_loop:  # before torch.set_num_threads: the children keep torch's default
-        measure_training_loop(args.width if args.width != 4096 else 1024, args.rounds)
+        measure_training_loop(args.width or 1024, args.rounds)
         return
     torch.set_num_threads(1)
     gdfast.set_num_threads(1)
     if args.step_in_backward:
-        measure_step_in_backward(args.width)
+        measure_step_in_backward(args.width or 4096)
         return
     if args.clip_lag:
         measure_clip_lag()
